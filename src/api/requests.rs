@@ -1,0 +1,106 @@
+//! `POST /requests`, `GET /requests/{id}`, `GET /requests?status=&since=&limit=`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::ApiState;
+use crate::api::error::ApiError;
+use crate::bus::publish::{Outgoing, publish_all};
+use crate::envelope::{ENVELOPE_VERSION, Envelope, RequestId};
+use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::request::parse_request;
+use crate::status::Status;
+use crate::store::requests::{self, ListFilter};
+
+/// Validates like intake does (so a client hears of a mistake at once), then publishes the
+/// request to `wingman.requests.submitted` and answers 202 with its id.
+pub async fn submit(State(state): State<ApiState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request = match parse_request(&body, RequestId::generate) {
+        Ok(request) => request,
+        Err(invalid) => {
+            crate::metrics::api_request("submit", 400);
+            audit_invalid(&state, invalid.request_id, invalid.code, &invalid.to_string()).await;
+            return Err(ApiError::Invalid { field: invalid.field.clone(), code: invalid.code, message: invalid.to_string() });
+        }
+    };
+    let outgoing = Outgoing::json(state.bus.subjects.submitted(), request.request_id.to_string(), &request.to_public_json());
+    publish_all(&state.bus.js, &[outgoing]).await.map_err(|error| ApiError::Unavailable(format!("{error:#}")))?;
+    crate::metrics::api_request("submit", 202);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "request_id": request.request_id,
+            "status": "SUBMITTED",
+            "status_subject": state.bus.subjects.status(request.request_id),
+            "status_url": format!("/requests/{}", request.request_id),
+        })),
+    ))
+}
+
+/// The stored request, or (before the recorder has it, or when intake refused it) the last
+/// status event published for it.
+pub async fn get(State(state): State<ApiState>, Path(request_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
+        field: Some("request_id".into()),
+        code: "invalid_value",
+        message: format!("`{request_id}` is not a UUID"),
+    })?;
+    crate::metrics::api_request("get", 200);
+    if let Some(row) = requests::get(&state.pool, request_id.as_uuid()).await? {
+        return Ok(Json(serde_json::to_value(row).map_err(anyhow::Error::from)?));
+    }
+    match crate::cli::watch::last_status(&state.bus, request_id).await.map_err(ApiError::Internal)? {
+        Some(event) => Ok(Json(serde_json::to_value(event).map_err(anyhow::Error::from)?)),
+        None => Err(ApiError::NotFound(format!("no request {request_id}"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list(State(state): State<ApiState>, Query(query): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let invalid = |field: &str, message: String| ApiError::Invalid { field: Some(field.into()), code: "invalid_value", message };
+    let status = match &query.status {
+        None => None,
+        Some(text) => Some(text.parse::<Status>().map_err(|error| invalid("status", error.to_string()))?),
+    };
+    let since = match &query.since {
+        None => None,
+        Some(text) => Some(crate::cli::parse_since(text).map_err(|error| invalid("since", format!("{error:#}")))?),
+    };
+    let filter = ListFilter { status, since, limit: query.limit.unwrap_or(50) };
+    let rows = requests::list(&state.pool, &filter).await?;
+    crate::metrics::api_request("list", 200);
+    Ok(Json(json!({ "requests": rows, "count": rows.len() })))
+}
+
+/// Bad input is audited too (best effort: the client gets its answer either way).
+async fn audit_invalid(state: &ApiState, request_id: Option<RequestId>, code: &str, reason: &str) {
+    // Each refusal is its own event, so its id is drawn, not derived.
+    let envelope = Envelope {
+        version: ENVELOPE_VERSION,
+        event_id: uuid::Uuid::now_v7(),
+        request_id: request_id.unwrap_or(RequestId::from_uuid(uuid::Uuid::nil())),
+        at: crate::envelope::now(),
+        body: AuditRecord {
+            kind: AuditKind::MessageRejected,
+            stage: Stage::Api,
+            status: None,
+            actor: state.actor.clone(),
+            data: json!({ "code": code, "reason": reason, "source": "api" }),
+        },
+    };
+    let outgoing = Outgoing::json(state.bus.subjects.audit(AuditKind::MessageRejected), envelope.event_id.to_string(), &envelope);
+    if let Err(error) = publish_all(&state.bus.js, &[outgoing]).await {
+        tracing::warn!(error = %format!("{error:#}"), "could not audit an invalid API request");
+    }
+}

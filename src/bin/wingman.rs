@@ -1,0 +1,181 @@
+//! `wingman`: submit requests and follow them, list them, and run the database migrations.
+
+use std::io::Read;
+use std::process::ExitCode as ProcessExit;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use wingman::bus::Bus;
+use wingman::cli::{self, ExitCode, parse_since, submit::Submission};
+use wingman::config::Settings;
+use wingman::envelope::RequestId;
+use wingman::status::Status;
+use wingman::store::requests::ListFilter;
+
+#[derive(Parser)]
+#[command(name = "wingman", version, about = "Approval-gated execution of destructive infrastructure commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Submit a request and follow it until it settles: wingman request --env prd --title … --description … -- docker stop api
+    Request {
+        /// Environment the command runs in: dev, test or prd.
+        #[arg(long = "env", value_name = "ENV")]
+        environment: String,
+        #[arg(long)]
+        title: String,
+        /// Why, what it touches, how to roll back, how to verify. `-` reads it from stdin.
+        #[arg(long)]
+        description: String,
+        /// Who asks (default: $WINGMAN_REQUESTER, else $USER).
+        #[arg(long, env = "WINGMAN_REQUESTER")]
+        requester: Option<String>,
+        /// low, medium or high.
+        #[arg(long)]
+        risk_level: Option<String>,
+        /// Idempotency key: the same id submitted again is the same request.
+        #[arg(long = "id")]
+        request_id: Option<RequestId>,
+        /// Return once submitted instead of following the request.
+        #[arg(long)]
+        no_wait: bool,
+        /// Print JSON (the final status event) instead of progress lines.
+        #[arg(long)]
+        json: bool,
+        /// Stop waiting after this long (e.g. 90s, 30m, 2h); the request goes on.
+        #[arg(long, default_value = "1h")]
+        timeout: String,
+        /// The command to run once approved, after `--` (omit for an instruction approval).
+        #[arg(last = true, value_name = "DOCKER COMMAND")]
+        command: Vec<String>,
+    },
+    /// Show the latest status of a request (from its status subject).
+    Status {
+        request_id: RequestId,
+        /// Follow it until it settles.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "1h")]
+        timeout: String,
+    },
+    /// List recent requests (reads Postgres: DATABASE_URL).
+    List {
+        /// RECEIVED, PENDING, APPROVED, …
+        #[arg(long)]
+        status: Option<Status>,
+        /// Only requests newer than this (e.g. 24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the database migrations (the recorder also does at start).
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ProcessExit {
+    wingman::telemetry::init("wingman-cli");
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(code) => ProcessExit::from(code as u8),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ProcessExit::from(ExitCode::Error as u8)
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_env()?;
+    match command {
+        Command::Request {
+            environment,
+            title,
+            description,
+            requester,
+            risk_level,
+            request_id,
+            no_wait,
+            json,
+            timeout,
+            command,
+        } => {
+            let description = if description == "-" {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).context("read the description from stdin")?;
+                text
+            } else {
+                description
+            };
+            let requester = requester
+                .or_else(|| wingman::config::var("USER"))
+                .unwrap_or_else(|| "unknown".to_string());
+            let command_line = if command.is_empty() {
+                None
+            } else {
+                Some(shlex::try_join(command.iter().map(String::as_str)).context("quote the command")?)
+            };
+            let request = cli::submit::request_json(
+                &requester,
+                &environment,
+                &title,
+                &description,
+                risk_level.as_deref(),
+                request_id,
+                command_line.as_deref(),
+            );
+            let timeout = wait_timeout(&timeout)?;
+            let bus = connect(&settings).await?;
+            cli::submit::run(&bus, Submission { request, wait: !no_wait, json, timeout }).await
+        }
+        Command::Status { request_id, wait, json, timeout } => {
+            let bus = connect(&settings).await?;
+            let Some(event) = cli::watch::last_status(&bus, request_id).await? else {
+                anyhow::bail!("no status for {request_id} yet (is it submitted? is intake running?)");
+            };
+            if wait {
+                let has_command = event.details.contains_key("command");
+                return cli::submit::wait_for(&bus, request_id, has_command, wait_timeout(&timeout)?, json).await;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&event)?);
+            } else {
+                println!("{}", cli::submit::describe(&event));
+            }
+            Ok(ExitCode::Ok)
+        }
+        Command::List { status, since, limit, json } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let pool = settings.database.pool()?;
+            cli::list::run(&pool, ListFilter { status, since, limit }, json).await?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Migrate => {
+            let pool = settings.database.pool()?;
+            wingman::store::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Bus> {
+    let mut nats = settings.nats.clone();
+    nats.connect_attempts = nats.connect_attempts.min(3);
+    Bus::connect(&nats, "wingman-cli").await
+}
+
+fn wait_timeout(text: &str) -> anyhow::Result<Duration> {
+    let duration = cli::parse_duration(text).context("--timeout")?;
+    duration.to_std().context("--timeout must be positive")
+}

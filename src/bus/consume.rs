@@ -1,0 +1,427 @@
+//! The one consume loop: every stage hands its `handle` to [`run`].
+//!
+//! Per message: decode (the stage does it, through [`Delivery`]), handle, publish what the
+//! stage produced with ids and await the acks, and only then ack. Transient errors nak with a
+//! growing, jittered delay; permanent ones (and transient ones past `max_deliver`) go to
+//! `wingman.dlq.<stage>` with the reason, are audited, and are termed so the stream keeps
+//! flowing. A handler that panics is treated as a transient error. This is the only module
+//! that acks.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{FutureExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+use crate::bus::publish::{Outgoing, publish_all};
+use crate::envelope::{ENVELOPE_VERSION, Envelope, RequestId};
+use crate::events::{AuditKind, AuditRecord, DeadLetter, INVALID, Stage, StatusEvent};
+use crate::metrics;
+
+/// What a stage decided to do with a message.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Publish these (the next event, audit, status) and then ack.
+    Forward(Vec<Outgoing>),
+    /// Nothing to publish (the effect was a database write, or a duplicate); ack.
+    Done,
+}
+
+/// Why a stage could not handle a message.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// May succeed later (a database or NATS hiccup): nak and retry with backoff.
+    #[error("transient: {0:#}")]
+    Transient(#[source] anyhow::Error),
+    /// Will never succeed: dead-letter, audit, term.
+    #[error("{0}")]
+    Permanent(Rejection),
+}
+
+/// A permanent refusal: a short fixed `code` (a metric label) and a sentence for humans.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Rejection {
+    pub code: &'static str,
+    pub reason: String,
+    pub request_id: Option<RequestId>,
+}
+
+impl StageError {
+    pub fn permanent(code: &'static str, reason: impl Into<String>, request_id: Option<RequestId>) -> Self {
+        StageError::Permanent(Rejection { code, reason: reason.into(), request_id })
+    }
+}
+
+impl From<sqlx::Error> for StageError {
+    fn from(error: sqlx::Error) -> Self {
+        StageError::Transient(error.into())
+    }
+}
+
+/// A message as a stage sees it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub subject: String,
+    pub payload: Bytes,
+    pub stream_sequence: u64,
+    /// How many times this message has been delivered (1 on the first try).
+    pub delivered: u64,
+    /// When JetStream stored the message: the origin time of derived event ids.
+    pub published: DateTime<Utc>,
+}
+
+impl Delivery {
+    /// Decodes an internal event, refusing other envelope versions.
+    pub fn envelope<T: DeserializeOwned>(&self) -> Result<Envelope<T>, StageError> {
+        let envelope: Envelope<T> = serde_json::from_slice(&self.payload).map_err(|error| {
+            StageError::permanent("undecodable", format!("cannot decode the event: {error}"), None)
+        })?;
+        if envelope.version != ENVELOPE_VERSION {
+            return Err(StageError::permanent(
+                "unknown_version",
+                format!("unsupported envelope version {} (this worker reads {ENVELOPE_VERSION})", envelope.version),
+                Some(envelope.request_id),
+            ));
+        }
+        Ok(envelope)
+    }
+}
+
+/// A pipeline stage. `handle` decides and performs the effect; it does not ack or publish.
+pub trait Handler: Send + Sync + 'static {
+    const STAGE: Stage;
+
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Result<Outcome, StageError>> + Send;
+
+    /// Handles a batch of messages that arrived together. Stages that gain from batching
+    /// (the recorder commits one transaction) override it; results are in input order.
+    fn handle_batch(
+        &self,
+        deliveries: &[Delivery],
+    ) -> impl Future<Output = Vec<Result<Outcome, StageError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                results.push(self.handle(delivery).await);
+            }
+            results
+        }
+    }
+}
+
+/// How the loop treats one stage's messages.
+#[derive(Debug, Clone)]
+pub struct LoopOptions {
+    /// At most this many messages are handed to `handle_batch` at once.
+    pub batch: usize,
+    /// Wait for the server to confirm each ack (the gateway: a lost ack is expensive).
+    pub double_ack: bool,
+    /// Who is doing the work, recorded in audit events (`intake@host:pid`).
+    pub actor: String,
+}
+
+/// Consumes until `shutdown` is cancelled. Cancellation is checked between batches only: the
+/// batch in flight is settled first.
+pub async fn run<H: Handler>(
+    handler: Arc<H>,
+    bus: Bus,
+    consumer: PullConsumer,
+    options: LoopOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let max_deliver = u64::try_from(consumer.cached_info().config.max_deliver).unwrap_or(u64::MAX);
+    let mut messages = open_messages(&consumer, options.batch).await?;
+    tracing::info!(stage = H::STAGE.as_str(), actor = %options.actor, "consuming");
+    let mut stream_errors = 0u32;
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            next = messages.next() => next,
+        };
+        let first = match next {
+            Some(Ok(message)) => {
+                stream_errors = 0;
+                message
+            }
+            Some(Err(error)) => {
+                stream_errors += 1;
+                tracing::warn!(%error, stage = H::STAGE.as_str(), "message stream error");
+                if stream_errors >= 3 {
+                    tokio::time::sleep(retry_delay(stream_errors)).await;
+                    messages = open_messages(&consumer, options.batch).await?;
+                }
+                continue;
+            }
+            None => {
+                tracing::warn!(stage = H::STAGE.as_str(), "message stream ended; reopening");
+                messages = open_messages(&consumer, options.batch).await?;
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < options.batch {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(message),
+                _ => break,
+            }
+        }
+        settle_batch(&handler, &bus, &options, max_deliver, batch).await;
+    }
+    tracing::info!(stage = H::STAGE.as_str(), "stopped consuming");
+    Ok(())
+}
+
+async fn open_messages(consumer: &PullConsumer, batch: usize) -> anyhow::Result<jetstream::consumer::pull::Stream> {
+    consumer
+        .stream()
+        .max_messages_per_batch(batch.max(1))
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .context("open the consumer's message stream")
+}
+
+async fn settle_batch<H: Handler>(
+    handler: &Arc<H>,
+    bus: &Bus,
+    options: &LoopOptions,
+    max_deliver: u64,
+    batch: Vec<jetstream::Message>,
+) {
+    let deliveries: Vec<Delivery> = batch.iter().map(to_delivery).collect();
+    let started = Instant::now();
+    let results = handle_guarded(handler, deliveries.clone()).await;
+    metrics::batch_handled(H::STAGE, started.elapsed(), deliveries.len());
+    let settles = batch
+        .iter()
+        .zip(&deliveries)
+        .zip(results)
+        .map(|((message, delivery), result)| settle(bus, options, max_deliver, H::STAGE, message, delivery, result));
+    futures::future::join_all(settles).await;
+}
+
+/// Runs the handler on its own task so a panic cannot take the worker down. After a panic
+/// in a batch, each message is retried alone so only the culprit is blamed.
+async fn handle_guarded<H: Handler>(handler: &Arc<H>, deliveries: Vec<Delivery>) -> Vec<Result<Outcome, StageError>> {
+    let count = deliveries.len();
+    let task_handler = Arc::clone(handler);
+    let task_deliveries = deliveries.clone();
+    match tokio::spawn(async move { task_handler.handle_batch(&task_deliveries).await }).await {
+        Ok(results) if results.len() == count => results,
+        Ok(_) => (0..count)
+            .map(|_| Err(StageError::Transient(anyhow::anyhow!("handler returned a wrong number of results"))))
+            .collect(),
+        Err(_) if count > 1 => {
+            let mut results = Vec::with_capacity(count);
+            for delivery in deliveries {
+                let single_handler = Arc::clone(handler);
+                let result = tokio::spawn(async move { single_handler.handle(&delivery).await })
+                    .await
+                    .unwrap_or_else(|_| Err(panicked()));
+                results.push(result);
+            }
+            results
+        }
+        Err(_) => vec![Err(panicked())],
+    }
+}
+
+fn panicked() -> StageError {
+    StageError::Transient(anyhow::anyhow!("the handler panicked"))
+}
+
+fn to_delivery(message: &jetstream::Message) -> Delivery {
+    let (stream_sequence, delivered, published) = match message.info() {
+        Ok(info) => (info.stream_sequence, u64::try_from(info.delivered).unwrap_or(1), info.published),
+        Err(_) => (0, 1, Utc::now()),
+    };
+    Delivery {
+        subject: message.subject.to_string(),
+        payload: message.payload.clone(),
+        stream_sequence,
+        delivered,
+        published,
+    }
+}
+
+async fn settle(
+    bus: &Bus,
+    options: &LoopOptions,
+    max_deliver: u64,
+    stage: Stage,
+    message: &jetstream::Message,
+    delivery: &Delivery,
+    result: Result<Outcome, StageError>,
+) {
+    let outcome = match result {
+        Ok(Outcome::Done) => ack(message, options.double_ack).await.map(|()| "done"),
+        Ok(Outcome::Forward(outgoing)) => match publish_all(&bus.js, &outgoing).await {
+            Ok(()) => ack(message, options.double_ack).await.map(|()| "forwarded"),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), stage = stage.as_str(), "publish failed; will retry");
+                nak(message, delivery.delivered).await.map(|()| "retried")
+            }
+        },
+        Err(StageError::Transient(error)) if delivery.delivered < max_deliver => {
+            tracing::warn!(error = %format!("{error:#}"), stage = stage.as_str(), delivered = delivery.delivered, "transient failure; will retry");
+            nak(message, delivery.delivered).await.map(|()| "retried")
+        }
+        Err(StageError::Transient(error)) => {
+            let rejection = Rejection {
+                code: "retries_exhausted",
+                reason: format!("gave up after {} deliveries: {error:#}", delivery.delivered),
+                request_id: None,
+            };
+            dead_letter(bus, options, stage, message, delivery, rejection).await
+        }
+        Err(StageError::Permanent(rejection)) => dead_letter(bus, options, stage, message, delivery, rejection).await,
+    };
+    match outcome {
+        Ok(outcome) => metrics::message_settled(stage, outcome),
+        Err(error) => {
+            // The message stays unacked and comes back after ack_wait; its effects are keyed.
+            tracing::warn!(error = %format!("{error:#}"), stage = stage.as_str(), "could not settle a message");
+            metrics::message_settled(stage, "unsettled");
+        }
+    }
+}
+
+async fn dead_letter(
+    bus: &Bus,
+    options: &LoopOptions,
+    stage: Stage,
+    message: &jetstream::Message,
+    delivery: &Delivery,
+    rejection: Rejection,
+) -> anyhow::Result<&'static str> {
+    tracing::warn!(stage = stage.as_str(), code = rejection.code, reason = %rejection.reason, seq = delivery.stream_sequence, "dead-lettering a message");
+    let outgoing = dead_letter_messages(bus, options, stage, delivery, &rejection);
+    match publish_all(&bus.js, &outgoing).await {
+        Ok(()) => {
+            message
+                .ack_with(AckKind::Term)
+                .await
+                .map_err(|error| anyhow::anyhow!("term: {error}"))?;
+            metrics::dead_lettered(stage, rejection.code);
+            Ok("dead_lettered")
+        }
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "could not dead-letter; will retry");
+            nak(message, delivery.delivered).await.map(|()| "retried")
+        }
+    }
+}
+
+/// The DLQ entry, the audit event and (when the request is known) the status event of a
+/// refused message. All ids derive from the message's stream position.
+pub fn dead_letter_messages(
+    bus: &Bus,
+    options: &LoopOptions,
+    stage: Stage,
+    delivery: &Delivery,
+    rejection: &Rejection,
+) -> Vec<Outgoing> {
+    let key = format!("{}:dlq:{}:{}", stage.as_str(), delivery.subject, delivery.stream_sequence);
+    let request_id = rejection.request_id.unwrap_or(RequestId::from_uuid(uuid::Uuid::nil()));
+    let payload_text = String::from_utf8_lossy(&delivery.payload);
+    let excerpt: String = payload_text.chars().take(8 * 1024).collect();
+    let letter = DeadLetter {
+        event_id: crate::envelope::derive_uuid_v7(delivery.published, &key),
+        stage,
+        code: rejection.code.to_string(),
+        reason: rejection.reason.clone(),
+        subject: delivery.subject.clone(),
+        stream_sequence: delivery.stream_sequence,
+        delivered: delivery.delivered,
+        request_id: rejection.request_id,
+        at: crate::envelope::now(),
+        payload: excerpt,
+    };
+    let audit = Envelope::derived(
+        request_id,
+        delivery.published,
+        &format!("{key}:audit"),
+        AuditRecord {
+            kind: AuditKind::MessageRejected,
+            stage,
+            status: None,
+            actor: options.actor.clone(),
+            data: json!({
+                "code": rejection.code,
+                "reason": rejection.reason,
+                "subject": delivery.subject,
+                "stream_sequence": delivery.stream_sequence,
+                "delivered": delivery.delivered,
+            }),
+        },
+    );
+    let mut outgoing = vec![
+        Outgoing::json(bus.subjects.dlq(stage), letter.event_id.to_string(), &letter),
+        Outgoing::json(bus.subjects.audit(AuditKind::MessageRejected), audit.event_id.to_string(), &audit),
+    ];
+    if let Some(request_id) = rejection.request_id {
+        let mut details = serde_json::Map::new();
+        details.insert("error".into(), json!(rejection.reason));
+        details.insert("code".into(), json!(rejection.code));
+        let status = StatusEvent {
+            event_id: crate::envelope::derive_uuid_v7(delivery.published, &format!("{key}:status")),
+            request_id,
+            status: INVALID.to_string(),
+            at: crate::envelope::now(),
+            stage,
+            details,
+        };
+        outgoing.push(Outgoing::json(bus.subjects.status(request_id), status.event_id.to_string(), &status));
+    }
+    outgoing
+}
+
+async fn ack(message: &jetstream::Message, double: bool) -> anyhow::Result<()> {
+    let result = if double { message.double_ack().await } else { message.ack().await };
+    result.map_err(|error| anyhow::anyhow!("ack: {error}"))
+}
+
+async fn nak(message: &jetstream::Message, delivered: u64) -> anyhow::Result<()> {
+    message
+        .ack_with(AckKind::Nak(Some(retry_delay(u32::try_from(delivered).unwrap_or(u32::MAX)))))
+        .await
+        .map_err(|error| anyhow::anyhow!("nak: {error}"))
+}
+
+/// The delay before the `attempt`-th retry: exponential from 200 ms to 30 s, with jitter.
+pub fn retry_delay(attempt: u32) -> Duration {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(30))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(attempt.saturating_sub(1) as usize)
+        .unwrap_or(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_stay_bounded() {
+        let first = retry_delay(1);
+        assert!(first >= Duration::from_millis(200) && first < Duration::from_millis(500), "{first:?}");
+        assert!(retry_delay(4) >= Duration::from_millis(1600));
+        assert!(retry_delay(100) <= Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,271 @@
+//! The streams, consumers and KV buckets declared as data in `nats/`, and their creation.
+//!
+//! The JSON files are NATS's own config formats, compiled into every binary so a worker needs
+//! no files at run time. Every worker calls [`Topology::ensure`] at start: it creates what is
+//! missing and updates what changed, and is safe when N copies start at once.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer::pull, kv, stream};
+use backon::{ExponentialBuilder, Retryable};
+use serde::Deserialize;
+
+use crate::bus::subjects::Subjects;
+
+const STREAMS: &[(&str, &str)] = &[
+    ("requests", include_str!("../../nats/streams/requests.json")),
+    ("approvals", include_str!("../../nats/streams/approvals.json")),
+    ("exec", include_str!("../../nats/streams/exec.json")),
+    ("audit", include_str!("../../nats/streams/audit.json")),
+    ("status", include_str!("../../nats/streams/status.json")),
+    ("dlq", include_str!("../../nats/streams/dlq.json")),
+];
+
+const CONSUMERS: &[(&str, &str)] = &[
+    ("intake", include_str!("../../nats/consumers/intake.json")),
+    ("recorder", include_str!("../../nats/consumers/recorder.json")),
+];
+
+const BUCKETS: &[(&str, &str)] = &[("claims", include_str!("../../nats/kv/claims.json"))];
+
+/// A durable pull consumer declared in `nats/consumers/<name>.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerDef {
+    pub stream: String,
+    pub config: pull::Config,
+}
+
+/// A KV bucket declared in `nats/kv/<name>.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BucketDef {
+    pub bucket: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "one")]
+    pub history: i64,
+    /// Seconds a key lives; 0 keeps it forever.
+    #[serde(default)]
+    pub max_age_secs: u64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// Knobs an operator (or a test) may turn without editing `nats/`.
+#[derive(Debug, Clone, Default)]
+pub struct TopologyOverrides {
+    /// Replaces every consumer's `ack_wait` (env `WINGMAN_ACK_WAIT_SECS`).
+    pub ack_wait: Option<Duration>,
+    /// Replaces every stream's replica count (env `WINGMAN_STREAM_REPLICAS`; 3 on a cluster).
+    pub replicas: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub streams: Vec<stream::Config>,
+    pub consumers: Vec<ConsumerDef>,
+    pub buckets: Vec<BucketDef>,
+}
+
+impl Topology {
+    /// The declared topology, renamed for `subjects`' prefix.
+    ///
+    /// # Panics
+    /// When a file in `nats/` does not parse; they are compiled in and covered by tests.
+    pub fn declared(subjects: &Subjects, overrides: &TopologyOverrides) -> Self {
+        let streams = STREAMS
+            .iter()
+            .map(|(name, text)| {
+                let mut config: stream::Config = serde_json::from_str(text)
+                    .unwrap_or_else(|error| panic!("nats/streams/{name}.json: {error}"));
+                config.name = subjects.localize_name(&config.name);
+                config.subjects = config.subjects.iter().map(|s| subjects.localize(s)).collect();
+                if let Some(replicas) = overrides.replicas {
+                    config.num_replicas = replicas;
+                }
+                config
+            })
+            .collect();
+        let consumers = CONSUMERS
+            .iter()
+            .map(|(name, text)| {
+                let mut def: ConsumerDef = serde_json::from_str(text)
+                    .unwrap_or_else(|error| panic!("nats/consumers/{name}.json: {error}"));
+                def.stream = subjects.localize_name(&def.stream);
+                def.config.filter_subject = subjects.localize(&def.config.filter_subject);
+                if let Some(ack_wait) = overrides.ack_wait {
+                    def.config.ack_wait = ack_wait;
+                }
+                def
+            })
+            .collect();
+        let buckets = BUCKETS
+            .iter()
+            .map(|(name, text)| {
+                let mut def: BucketDef = serde_json::from_str(text)
+                    .unwrap_or_else(|error| panic!("nats/kv/{name}.json: {error}"));
+                def.bucket = subjects.localize_name(&def.bucket);
+                def
+            })
+            .collect();
+        Self { streams, consumers, buckets }
+    }
+
+    pub fn consumer(&self, durable: &str) -> anyhow::Result<&ConsumerDef> {
+        self.consumers
+            .iter()
+            .find(|def| def.config.durable_name.as_deref() == Some(durable))
+            .with_context(|| format!("no consumer `{durable}` is declared in nats/consumers"))
+    }
+
+    pub fn bucket(&self, declared: &str, subjects: &Subjects) -> anyhow::Result<&BucketDef> {
+        let name = subjects.localize_name(declared);
+        self.buckets
+            .iter()
+            .find(|def| def.bucket == name)
+            .with_context(|| format!("no bucket `{declared}` is declared in nats/kv"))
+    }
+
+    /// Creates or updates every stream, consumer and bucket.
+    pub async fn ensure(&self, js: &jetstream::Context) -> anyhow::Result<()> {
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
+            .with_max_times(8)
+            .with_jitter();
+        for config in &self.streams {
+            (|| async { ensure_stream(js, config.clone()).await })
+                .retry(policy)
+                .notify(|error, delay| tracing::warn!(%error, ?delay, stream = %config.name, "retrying stream setup"))
+                .await
+                .with_context(|| format!("create or update stream {}", config.name))?;
+        }
+        for def in &self.consumers {
+            (|| async { ensure_consumer(js, def).await })
+                .retry(policy)
+                .await
+                .with_context(|| format!("create or update consumer {:?} on {}", def.config.durable_name, def.stream))?;
+        }
+        for def in &self.buckets {
+            (|| async { ensure_bucket(js, def).await })
+                .retry(policy)
+                .await
+                .with_context(|| format!("create KV bucket {}", def.bucket))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every stream of this topology (tests clean up with it).
+    pub async fn delete_all(&self, js: &jetstream::Context) {
+        for config in &self.streams {
+            let _ = js.delete_stream(&config.name).await;
+        }
+        for def in &self.buckets {
+            let _ = js.delete_stream(format!("KV_{}", def.bucket)).await;
+        }
+    }
+}
+
+async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> anyhow::Result<()> {
+    match js.get_stream(&config.name).await {
+        Ok(mut existing) => {
+            let info = existing.info().await?;
+            if !same_stream_config(&info.config, &config) {
+                js.update_stream(config).await?;
+            }
+            Ok(())
+        }
+        Err(_) => {
+            js.create_stream(config).await?;
+            Ok(())
+        }
+    }
+}
+
+/// The fields we declare; the server fills in others we must not fight over.
+fn same_stream_config(current: &stream::Config, wanted: &stream::Config) -> bool {
+    current.subjects == wanted.subjects
+        && current.max_age == wanted.max_age
+        && current.max_messages_per_subject == wanted.max_messages_per_subject
+        && current.duplicate_window == wanted.duplicate_window
+        && current.max_message_size == wanted.max_message_size
+        && current.description == wanted.description
+}
+
+async fn ensure_consumer(js: &jetstream::Context, def: &ConsumerDef) -> anyhow::Result<()> {
+    let stream = js.get_stream(&def.stream).await?;
+    // Creating with an identical config is a no-op on the server; a changed config updates
+    // the editable fields.
+    stream.create_consumer(def.config.clone()).await?;
+    Ok(())
+}
+
+/// Creates a KV bucket's backing stream directly: async-nats 0.51's `create_key_value`
+/// calls an account-info API whose reply nats-server 2.9 shapes differently.
+async fn ensure_bucket(js: &jetstream::Context, def: &BucketDef) -> anyhow::Result<()> {
+    let name = format!("KV_{}", def.bucket);
+    if js.get_stream(&name).await.is_ok() {
+        return Ok(());
+    }
+    let config = stream::Config {
+        name,
+        description: Some(def.description.clone()),
+        subjects: vec![format!("$KV.{}.>", def.bucket)],
+        max_messages_per_subject: def.history,
+        max_age: Duration::from_secs(def.max_age_secs),
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        max_bytes: -1,
+        max_messages: -1,
+        max_consumers: -1,
+        ..Default::default()
+    };
+    js.create_stream(config).await?;
+    Ok(())
+}
+
+/// Opens a bucket created by [`Topology::ensure`].
+pub async fn open_bucket(js: &jetstream::Context, bucket: &str) -> anyhow::Result<kv::Store> {
+    js.get_key_value(bucket).await.with_context(|| format!("open KV bucket {bucket}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_file_parses_and_each_consumer_reads_a_declared_stream() {
+        let subjects = Subjects::new("wingman").unwrap();
+        let topology = Topology::declared(&subjects, &TopologyOverrides::default());
+        assert_eq!(topology.streams.len(), STREAMS.len());
+        for def in &topology.consumers {
+            let stream = topology
+                .streams
+                .iter()
+                .find(|s| s.name == def.stream)
+                .expect("consumer on a declared stream");
+            let prefix = def.config.filter_subject.trim_end_matches('>');
+            assert!(stream.subjects.iter().any(|s| prefix.starts_with(s.trim_end_matches('>'))));
+            assert_eq!(def.config.ack_policy, jetstream::consumer::AckPolicy::Explicit);
+            assert!(def.config.max_deliver > 1);
+        }
+    }
+
+    #[test]
+    fn overrides_replace_ack_wait_and_replicas() {
+        let subjects = Subjects::new("wt_x").unwrap();
+        let overrides = TopologyOverrides {
+            ack_wait: Some(Duration::from_secs(2)),
+            replicas: Some(3),
+        };
+        let topology = Topology::declared(&subjects, &overrides);
+        assert!(topology.consumers.iter().all(|c| c.config.ack_wait == Duration::from_secs(2)));
+        assert!(topology.streams.iter().all(|s| s.num_replicas == 3 && s.name.starts_with("WT_X_")));
+    }
+}

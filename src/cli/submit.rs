@@ -1,0 +1,175 @@
+//! `wingman request`: submit a request, then show it moving through its stages.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{Map, Value, json};
+
+use crate::bus::Bus;
+use crate::bus::publish::{Outgoing, publish_all};
+use crate::cli::ExitCode;
+use crate::cli::watch::{self, follow};
+use crate::envelope::RequestId;
+use crate::events::{INVALID, StatusEvent};
+use crate::request::parse_request;
+use crate::status::Status;
+
+/// What `wingman request` was asked to submit.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The public request JSON (validated before it is sent).
+    pub request: Value,
+    pub wait: bool,
+    pub json: bool,
+    pub timeout: Duration,
+}
+
+/// Builds the public request JSON from command-line pieces.
+pub fn request_json(
+    requester: &str,
+    environment: &str,
+    title: &str,
+    description: &str,
+    risk_level: Option<&str>,
+    request_id: Option<RequestId>,
+    command: Option<&str>,
+) -> Value {
+    let mut object = Map::new();
+    if let Some(request_id) = request_id {
+        object.insert("request_id".into(), json!(request_id));
+    }
+    object.insert("requester".into(), json!(requester));
+    object.insert("environment".into(), json!(environment));
+    if let Some(command) = command {
+        object.insert("command".into(), json!(command));
+    }
+    object.insert("title".into(), json!(title));
+    object.insert("description".into(), json!(description));
+    if let Some(risk_level) = risk_level {
+        object.insert("risk_level".into(), json!(risk_level));
+    }
+    Value::Object(object)
+}
+
+pub async fn run(bus: &Bus, submission: Submission) -> anyhow::Result<ExitCode> {
+    let request = parse_request(submission.request.to_string().as_bytes(), RequestId::generate)
+        .map_err(|invalid| anyhow::anyhow!("invalid request: {invalid}"))?;
+    let request_id = request.request_id;
+    let has_command = request.command.is_some();
+    let outgoing = Outgoing::json(bus.subjects.submitted(), request_id.to_string(), &request.to_public_json());
+    publish_all(&bus.js, &[outgoing]).await.context("submit the request")?;
+    if !submission.wait {
+        if submission.json {
+            println!("{}", json!({ "request_id": request_id, "status": "SUBMITTED" }));
+        } else {
+            println!("submitted {request_id}");
+            println!("follow it with: wingman status {request_id} --wait");
+        }
+        return Ok(ExitCode::Ok);
+    }
+    if !submission.json {
+        eprintln!("submitted {request_id}; waiting for its stages (ctrl-c stops waiting, not the request)");
+    }
+    wait_for(bus, request_id, has_command, submission.timeout, submission.json).await
+}
+
+/// Follows a request until it settles, printing each stage; the exit code tells the end.
+pub async fn wait_for(
+    bus: &Bus,
+    request_id: RequestId,
+    has_command: bool,
+    timeout: Duration,
+    json_output: bool,
+) -> anyhow::Result<ExitCode> {
+    let interactive = std::io::stderr().is_terminal();
+    let last_status = std::cell::RefCell::new(String::from("SUBMITTED"));
+    let tick = if interactive { Duration::from_secs(5) } else { Duration::from_secs(30) };
+    let last = follow(
+        bus,
+        request_id,
+        has_command,
+        timeout,
+        tick,
+        |event| {
+            *last_status.borrow_mut() = event.status.clone();
+            if !json_output {
+                println!("{}", describe(event));
+            }
+        },
+        |elapsed| {
+            if !json_output {
+                let status = last_status.borrow();
+                eprintln!("  … still {status} after {}s ({})", elapsed.as_secs(), waiting_for(&status));
+            }
+        },
+    )
+    .await?;
+    let Some(event) = last else {
+        let latest = watch::last_status(bus, request_id).await.ok().flatten();
+        if json_output {
+            println!("{}", json!({ "request_id": request_id, "status": latest.map(|e| e.status), "timed_out": true }));
+        } else {
+            eprintln!("gave up waiting after {}s; the request goes on: wingman status {request_id}", timeout.as_secs());
+        }
+        return Ok(ExitCode::TimedOut);
+    };
+    if json_output {
+        println!("{}", serde_json::to_string(&event)?);
+    }
+    Ok(exit_code(&event))
+}
+
+pub fn exit_code(event: &StatusEvent) -> ExitCode {
+    if event.status == INVALID {
+        return ExitCode::Denied;
+    }
+    match event.status.parse::<Status>() {
+        Ok(Status::Rejected | Status::AutoRejected | Status::Expired) => ExitCode::Denied,
+        Ok(Status::Failed | Status::Indeterminate) => ExitCode::Failed,
+        _ => ExitCode::Ok,
+    }
+}
+
+fn waiting_for(status: &str) -> &'static str {
+    match status {
+        "SUBMITTED" => "waiting for intake",
+        "RECEIVED" => "waiting for validation",
+        "PENDING" => "waiting for an approver",
+        "APPROVED" | "AUTO_APPROVED" => "waiting for the authority and the gateway",
+        "EXECUTING" => "the gateway is running it",
+        _ => "waiting",
+    }
+}
+
+/// One line per stage: time, status, stage, and what the step adds.
+pub fn describe(event: &StatusEvent) -> String {
+    let detail = |key: &str| event.details.get(key).and_then(Value::as_str).map(str::to_string);
+    let number = |key: &str| event.details.get(key).and_then(Value::as_i64);
+    let mut summary = Vec::new();
+    if let Some(environment) = detail("environment") {
+        summary.push(environment);
+    }
+    if event.status == "RECEIVED" {
+        summary.push(detail("command").unwrap_or_else(|| "instruction approval (no command)".into()));
+    }
+    if let Some(score) = number("composite_score") {
+        let profile = detail("profile").unwrap_or_default();
+        summary.push(format!("score {score} {profile}").trim().to_string());
+    }
+    for key in ["decided_by", "reason", "note", "error", "result"] {
+        if let Some(value) = detail(key) {
+            summary.push(format!("{}: {value}", key.replace('_', " ")));
+        }
+    }
+    if let Some(expires_at) = detail("expires_at") {
+        summary.push(format!("expires {expires_at}"));
+    }
+    format!(
+        "{}  {:<14} {:<10} {}",
+        event.at.format("%H:%M:%S"),
+        event.status,
+        event.stage.as_str(),
+        summary.join(" · ")
+    )
+}

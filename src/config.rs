@@ -1,0 +1,128 @@
+//! Typed settings, read once from the environment (the names of DESIGN.md and the seed).
+//!
+//! Secrets (database URL, NATS password) are wrapped so that they never print.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::bus::subjects::DEFAULT_PREFIX;
+use crate::bus::topology::TopologyOverrides;
+
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/wingman";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub nats: NatsSettings,
+    pub database: DatabaseSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    pub url: String,
+    /// Subject prefix (`WINGMAN_SUBJECT_PREFIX`, default `wingman`); tests isolate with it.
+    pub prefix: String,
+    pub overrides: TopologyOverrides,
+    pub credentials: Option<NatsCredentials>,
+    /// How many times to try the first connection before giving up.
+    pub connect_attempts: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsCredentials {
+    pub user: String,
+    password: SecretString,
+}
+
+impl NatsCredentials {
+    pub fn new(user: String, password: String) -> Self {
+        Self { user, password: SecretString::from(password) }
+    }
+
+    pub fn password(&self) -> &str {
+        self.password.expose_secret()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    url: SecretString,
+    pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: SecretString::from(url.into()), max_connections: 8 }
+    }
+
+    /// A lazily connecting pool: a worker starts even while Postgres is still coming up.
+    pub fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
+        let options: sqlx::postgres::PgConnectOptions = self
+            .url
+            .expose_secret()
+            .parse()
+            .context("DATABASE_URL is not a valid postgres:// URL")?;
+        Ok(sqlx::postgres::PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options))
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+impl Settings {
+    /// Reads every setting from the environment, with local defaults.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let nats = NatsSettings {
+            url: var("NATS_URL").unwrap_or_else(|| DEFAULT_NATS_URL.to_string()),
+            prefix: var("WINGMAN_SUBJECT_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
+            overrides: TopologyOverrides {
+                ack_wait: parse_var::<u64>("WINGMAN_ACK_WAIT_SECS")?.map(Duration::from_secs),
+                replicas: parse_var::<usize>("WINGMAN_STREAM_REPLICAS")?,
+            },
+            credentials: match var("NATS_USER") {
+                None => None,
+                Some(user) => Some(NatsCredentials::new(user, secret_var("NATS_PASSWORD")?.unwrap_or_default())),
+            },
+            connect_attempts: parse_var::<usize>("WINGMAN_NATS_CONNECT_ATTEMPTS")?.unwrap_or(10),
+        };
+        let database = DatabaseSettings::new(
+            secret_var("DATABASE_URL")?.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+        );
+        Ok(Self { nats, database })
+    }
+}
+
+/// A non-empty environment variable.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|value| value.trim().to_string()).filter(|value| !value.is_empty())
+}
+
+/// A variable parsed as `T`, with an error naming the variable and the value.
+pub fn parse_var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    match var(name) {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<T>()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{name}: `{text}` is not a valid {}", std::any::type_name::<T>())),
+    }
+}
+
+/// A secret from `NAME`, or from the file named by `NAME_FILE` (Docker secrets).
+pub fn secret_var(name: &str) -> anyhow::Result<Option<String>> {
+    if let Some(value) = var(name) {
+        return Ok(Some(value));
+    }
+    match var(&format!("{name}_FILE")) {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(&path)
+            .map(|text| Some(text.trim().to_string()))
+            .with_context(|| format!("{name}_FILE: cannot read {path}")),
+    }
+}

@@ -1,0 +1,250 @@
+//! Parses `docker compose [global options] <down|stop|start|restart|ps> [options] [service...]`.
+//!
+//! The gateway has no compose files; it finds a project's containers by the
+//! `com.docker.compose.project` label. So `-p` is required, and `-f`, `--env-file`,
+//! `--project-directory` and `--profile` are only recorded. Global options must come
+//! before the action, as with compose itself.
+
+use crate::docker::error::{CommandError, NameKind};
+use crate::docker::flags::{FlagSpec, Mode, read_flags};
+use crate::docker::operation::{ComposeAction, ComposeOp, ComposeOptions};
+use crate::docker::values;
+
+/// Parses the arguments after `docker compose` (or after a legacy `docker-compose`).
+pub(crate) fn parse(args: &[String]) -> Result<ComposeOp, CommandError> {
+    let global = read_flags(args, GLOBAL_FLAGS, "compose", Mode::StopAtFirstPositional)?;
+    let Some((action_word, action_args)) = global.positionals.split_first() else {
+        return Err(CommandError::MissingSubcommand {
+            context: "docker compose".to_string(),
+        });
+    };
+    let label = format!("compose {action_word}");
+    let action = action(action_word).ok_or_else(|| CommandError::Unsupported {
+        subcommand: label.clone(),
+    })?;
+
+    let mut project = None;
+    let mut files = Vec::new();
+    let mut env_file = None;
+    let mut options = ComposeOptions::default();
+    for flag in &global.flags {
+        let (spelled, text) = (flag.spelled.as_str(), flag.text.as_str());
+        match flag.flag {
+            Flag::File => files.push(values::text(spelled, text)?),
+            Flag::Project => project = Some(values::name(NameKind::Project, text)?),
+            Flag::EnvFile => env_file = Some(values::text(spelled, text)?),
+            Flag::ProjectDirectory => {
+                options.project_directory = Some(values::text(spelled, text)?)
+            }
+            Flag::Profile => options
+                .profiles
+                .push(values::name(NameKind::Profile, text)?),
+            _ => {}
+        }
+    }
+    options.profiles.sort();
+    options.profiles.dedup();
+
+    let parsed = read_flags(
+        action_args,
+        action_specs(action),
+        &label,
+        Mode::Interspersed,
+    )?;
+    for flag in &parsed.flags {
+        let (spelled, text) = (flag.spelled.as_str(), flag.text.as_str());
+        match flag.flag {
+            Flag::Timeout => options.timeout_secs = Some(values::seconds(spelled, text)?),
+            Flag::RemoveOrphans => options.remove_orphans = flag.on,
+            Flag::Volumes => options.volumes = flag.on,
+            Flag::All => options.all = flag.on,
+            Flag::Quiet => options.quiet = flag.on,
+            Flag::Format => options.format = Some(values::text(spelled, text)?),
+            Flag::Services => options.services_only = flag.on,
+            _ => {}
+        }
+    }
+    let services = values::names(NameKind::Service, &parsed.positionals)?;
+    let project = project.ok_or(CommandError::ComposeProjectRequired)?;
+    Ok(ComposeOp {
+        action,
+        project,
+        services,
+        files,
+        env_file,
+        options,
+    })
+}
+
+fn action(word: &str) -> Option<ComposeAction> {
+    Some(match word {
+        "down" => ComposeAction::Down,
+        "stop" => ComposeAction::Stop,
+        "start" => ComposeAction::Start,
+        "restart" => ComposeAction::Restart,
+        "ps" => ComposeAction::Ps,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flag {
+    File,
+    Project,
+    EnvFile,
+    ProjectDirectory,
+    Profile,
+    Timeout,
+    RemoveOrphans,
+    Volumes,
+    Rmi,
+    All,
+    Quiet,
+    Format,
+    Services,
+}
+
+const GLOBAL_FLAGS: &[FlagSpec<Flag>] = &[
+    FlagSpec::value(Flag::File, Some('f'), &["file"]).repeatable(),
+    FlagSpec::value(Flag::Project, Some('p'), &["project-name"]),
+    FlagSpec::value(Flag::EnvFile, None, &["env-file"]),
+    FlagSpec::value(Flag::ProjectDirectory, None, &["project-directory"]),
+    FlagSpec::value(Flag::Profile, None, &["profile"]).repeatable(),
+];
+const DOWN_FLAGS: &[FlagSpec<Flag>] = &[
+    FlagSpec::switch(Flag::RemoveOrphans, None, &["remove-orphans"]),
+    FlagSpec::switch(Flag::Volumes, Some('v'), &["volumes"]),
+    FlagSpec::value(Flag::Timeout, Some('t'), &["timeout"]),
+    FlagSpec::value(Flag::Rmi, None, &["rmi"])
+        .refused("removing images is outside the gateway's allowlist"),
+];
+const STOP_FLAGS: &[FlagSpec<Flag>] = &[FlagSpec::value(Flag::Timeout, Some('t'), &["timeout"])];
+const PS_FLAGS: &[FlagSpec<Flag>] = &[
+    FlagSpec::switch(Flag::All, Some('a'), &["all"]),
+    FlagSpec::switch(Flag::Quiet, Some('q'), &["quiet"]),
+    FlagSpec::value(Flag::Format, None, &["format"]),
+    FlagSpec::switch(Flag::Services, None, &["services"]),
+];
+
+fn action_specs(action: ComposeAction) -> &'static [FlagSpec<Flag>] {
+    match action {
+        ComposeAction::Down => DOWN_FLAGS,
+        ComposeAction::Stop | ComposeAction::Restart => STOP_FLAGS,
+        ComposeAction::Ps => PS_FLAGS,
+        ComposeAction::Start => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &str) -> Result<ComposeOp, CommandError> {
+        let args: Vec<String> = words.split_whitespace().map(str::to_string).collect();
+        parse(&args)
+    }
+
+    #[test]
+    fn the_seed_runbook_down_parses_to_the_expected_operation() {
+        let op = parse_words("-f docker-compose.prd.yml -p wingman-prd --env-file .env.prd down")
+            .expect("parses");
+        assert_eq!(
+            op,
+            ComposeOp {
+                action: ComposeAction::Down,
+                project: "wingman-prd".into(),
+                services: vec![],
+                files: vec!["docker-compose.prd.yml".into()],
+                env_file: Some(".env.prd".into()),
+                options: ComposeOptions::default(),
+            }
+        );
+    }
+
+    #[test]
+    fn down_reads_its_options() {
+        let op = parse_words("-p wingman-prd down --remove-orphans -v -t 30").expect("parses");
+        assert!(op.options.remove_orphans && op.options.volumes);
+        assert_eq!(op.options.timeout_secs, Some(30));
+    }
+
+    #[test]
+    fn down_refuses_to_remove_images() {
+        let error = parse_words("-p wingman-prd down --rmi all").unwrap_err();
+        assert_eq!(error.code(), "unsupported");
+        assert!(error.to_string().contains("`--rmi`"), "{error}");
+    }
+
+    #[test]
+    fn files_keep_their_order_and_profiles_are_sorted() {
+        let op = parse_words("-f b.yml --file=a.yml --profile web --profile api -p p stop")
+            .expect("parses");
+        assert_eq!(op.files, vec!["b.yml", "a.yml"]);
+        assert_eq!(op.options.profiles, vec!["api", "web"]);
+    }
+
+    #[test]
+    fn services_may_follow_the_action() {
+        let op = parse_words("--project-name=wingman-prd restart -t 5 api worker").expect("parses");
+        assert_eq!(op.action, ComposeAction::Restart);
+        assert_eq!(op.services, vec!["api", "worker"]);
+    }
+
+    #[test]
+    fn ps_reads_its_options() {
+        let op = parse_words("-p p ps -aq --format json --services").expect("parses");
+        assert!(op.options.all && op.options.quiet && op.options.services_only);
+        assert_eq!(op.options.format.as_deref(), Some("json"));
+    }
+
+    #[test]
+    fn a_project_is_required() {
+        let error = parse_words("-f docker-compose.prd.yml down").unwrap_err();
+        assert_eq!(error, CommandError::ComposeProjectRequired);
+        assert_eq!(error.code(), "compose_project_required");
+    }
+
+    #[test]
+    fn project_names_must_be_lowercase() {
+        let error = parse_words("-p Wingman down").unwrap_err();
+        assert_eq!(
+            error,
+            CommandError::InvalidName {
+                kind: NameKind::Project,
+                name: "Wingman".into()
+            }
+        );
+    }
+
+    #[test]
+    fn global_options_after_the_action_are_unknown() {
+        let error = parse_words("down -p wingman-prd").unwrap_err();
+        assert_eq!(
+            error,
+            CommandError::UnknownFlag {
+                flag: "-p".into(),
+                subcommand: "compose down".into()
+            }
+        );
+    }
+
+    #[test]
+    fn other_compose_actions_are_unsupported() {
+        let error = parse_words("-p wingman-prd up -d --build").unwrap_err();
+        assert_eq!(
+            error,
+            CommandError::Unsupported {
+                subcommand: "compose up".into()
+            }
+        );
+    }
+
+    #[test]
+    fn compose_without_an_action_is_refused() {
+        let error = parse_words("-p wingman-prd").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`docker compose` needs a subcommand: send one docker command"
+        );
+    }
+}

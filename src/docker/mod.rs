@@ -1,0 +1,42 @@
+//! Docker command lines as typed operations.
+//!
+//! Publishers describe what they want done as a docker command line. Intake and the
+//! validator turn it into a [`DockerOperation`] with [`parse_command_line`] (or
+//! [`parse_argv`]); the authority binds a capability token to
+//! [`DockerOperation::argv_hash`]; the gateway performs the operation through the Docker
+//! Engine API, never through a shell. Anything that cannot be expressed as a typed
+//! operation is refused here with a [`CommandError`].
+//!
+//! [`classify`] serves a different caller: the `docker` wrapper on a user's PATH, which
+//! only needs to know whether a command is read-only (pass through) or mutating (send
+//! it through the pipeline).
+//!
+//! Layout:
+//! - `line`: command line to argv, refusing shell syntax
+//! - `command`: argv to operation, the top-level dispatch
+//! - `operation`: the typed operation
+//! - `canonical`: its canonical argv, hash and display
+//! - `container` and `compose`: the per-family argument parsers
+//! - `flags` and `values`: the shared flag reader and value checks
+//! - `error`: [`CommandError`]
+//! - `classify`: read-only versus mutating, for the wrapper
+
+mod canonical;
+mod classify;
+mod command;
+mod compose;
+mod container;
+mod error;
+mod flags;
+mod line;
+mod operation;
+mod values;
+
+pub use classify::{Classification, classify};
+pub use command::{MAX_LINE_BYTES, parse_argv};
+pub use error::{CommandError, NameKind};
+pub use line::parse_command_line;
+pub use operation::{
+    ComposeAction, ComposeOp, ComposeOptions, ContainerAction, ContainerOp, ContainerOptions,
+    DockerOperation,
+};

@@ -1,0 +1,295 @@
+//! The typed docker operation the gateway performs.
+//!
+//! An operation is what the gateway performs through the Docker Engine API. Every
+//! spelling of one operation (`-t 5` or `--time=5`, `docker container stop` or
+//! `docker stop`, `docker-compose` or `docker compose`) parses to the same value; its
+//! canonical argv and hash live in `canonical`.
+//!
+//! Three tiers describe what an operation does, each containing the next:
+//! - mutating ([`DockerOperation::is_mutating`]): changes state; everything but inspect,
+//!   logs and compose ps
+//! - destructive ([`DockerOperation::is_destructive`]): loses state that a later `start`
+//!   cannot bring back: rm, kill (in-flight work dies without a graceful stop) and
+//!   compose down (removes containers, networks and, with `-v`, volumes). Stop, start and
+//!   restart are mutating but not destructive.
+//! - read-only ([`DockerOperation::is_read_only`]) is the complement of mutating.
+
+use serde::{Deserialize, Serialize};
+
+/// One docker operation the gateway knows how to perform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DockerOperation {
+    Container(ContainerOp),
+    Compose(ComposeOp),
+}
+
+/// `docker <action> [options] <container...>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerOp {
+    pub action: ContainerAction,
+    /// Container names or ids, each checked against docker's name rule, without repeats.
+    pub targets: Vec<String>,
+    pub options: ContainerOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerAction {
+    Stop,
+    Start,
+    Restart,
+    Kill,
+    Rm,
+    Inspect,
+    Logs,
+}
+
+/// The flags of a container operation; only those valid for its action are ever set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerOptions {
+    /// stop, restart: seconds to wait before killing.
+    pub timeout_secs: Option<u32>,
+    /// stop, restart, kill: normalised to `SIGNAME` or a number.
+    pub signal: Option<String>,
+    /// rm: remove a running container.
+    pub force: bool,
+    /// rm: also remove the container's anonymous volumes.
+    pub volumes: bool,
+    /// logs: number of lines from the end; `None` means all.
+    pub tail: Option<u32>,
+    /// logs: only lines since this timestamp or duration.
+    pub since: Option<String>,
+    /// logs: prefix lines with timestamps.
+    pub timestamps: bool,
+    /// inspect: Go template the output is rendered with.
+    pub format: Option<String>,
+    /// inspect: include size information.
+    pub size: bool,
+}
+
+/// `docker compose -p <project> [global options] <action> [options] [service...]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeOp {
+    pub action: ComposeAction,
+    /// The `com.docker.compose.project` label the gateway selects containers by.
+    pub project: String,
+    /// Empty means every service of the project.
+    pub services: Vec<String>,
+    /// `-f` files in the order given, since later files override earlier ones.
+    pub files: Vec<String>,
+    pub env_file: Option<String>,
+    pub options: ComposeOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComposeAction {
+    Down,
+    Stop,
+    Start,
+    Restart,
+    Ps,
+}
+
+/// The flags of a compose operation; only those valid for its action are ever set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComposeOptions {
+    /// Global `--project-directory`.
+    pub project_directory: Option<String>,
+    /// Global `--profile`, sorted and without repeats since their order does not matter.
+    pub profiles: Vec<String>,
+    /// down, stop, restart: seconds to wait before killing.
+    pub timeout_secs: Option<u32>,
+    /// down: also remove containers of services no longer in the compose files.
+    pub remove_orphans: bool,
+    /// down: also remove named and anonymous volumes.
+    pub volumes: bool,
+    /// ps: include stopped containers.
+    pub all: bool,
+    /// ps: print ids only.
+    pub quiet: bool,
+    /// ps: output format.
+    pub format: Option<String>,
+    /// ps: print service names only (`--services`).
+    pub services_only: bool,
+}
+
+impl DockerOperation {
+    /// A small fixed label such as `container_stop` or `compose_down`, for metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DockerOperation::Container(op) => match op.action {
+                ContainerAction::Stop => "container_stop",
+                ContainerAction::Start => "container_start",
+                ContainerAction::Restart => "container_restart",
+                ContainerAction::Kill => "container_kill",
+                ContainerAction::Rm => "container_rm",
+                ContainerAction::Inspect => "container_inspect",
+                ContainerAction::Logs => "container_logs",
+            },
+            DockerOperation::Compose(op) => match op.action {
+                ComposeAction::Down => "compose_down",
+                ComposeAction::Stop => "compose_stop",
+                ComposeAction::Start => "compose_start",
+                ComposeAction::Restart => "compose_restart",
+                ComposeAction::Ps => "compose_ps",
+            },
+        }
+    }
+
+    /// Only reads state: inspect, logs, compose ps.
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            DockerOperation::Container(op) => {
+                matches!(op.action, ContainerAction::Inspect | ContainerAction::Logs)
+            }
+            DockerOperation::Compose(op) => op.action == ComposeAction::Ps,
+        }
+    }
+
+    /// Changes state: everything that is not read-only.
+    pub fn is_mutating(&self) -> bool {
+        !self.is_read_only()
+    }
+
+    /// Loses state a later `start` cannot restore: rm, kill and compose down.
+    pub fn is_destructive(&self) -> bool {
+        match self {
+            DockerOperation::Container(op) => {
+                matches!(op.action, ContainerAction::Rm | ContainerAction::Kill)
+            }
+            DockerOperation::Compose(op) => op.action == ComposeAction::Down,
+        }
+    }
+
+    /// What the operation acts on, for humans: `containers api, worker` or
+    /// `compose project wingman-prd (all services)`.
+    pub fn targets_summary(&self) -> String {
+        match self {
+            DockerOperation::Container(op) => {
+                let noun = if op.targets.len() == 1 {
+                    "container"
+                } else {
+                    "containers"
+                };
+                format!("{noun} {}", op.targets.join(", "))
+            }
+            DockerOperation::Compose(op) => match op.services.as_slice() {
+                [] => format!("compose project {} (all services)", op.project),
+                [service] => format!("compose project {} (service {service})", op.project),
+                services => format!(
+                    "compose project {} (services {})",
+                    op.project,
+                    services.join(", ")
+                ),
+            },
+        }
+    }
+}
+
+impl ContainerAction {
+    /// The docker subcommand, e.g. `stop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerAction::Stop => "stop",
+            ContainerAction::Start => "start",
+            ContainerAction::Restart => "restart",
+            ContainerAction::Kill => "kill",
+            ContainerAction::Rm => "rm",
+            ContainerAction::Inspect => "inspect",
+            ContainerAction::Logs => "logs",
+        }
+    }
+}
+
+impl ComposeAction {
+    /// The docker compose subcommand, e.g. `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComposeAction::Down => "down",
+            ComposeAction::Stop => "stop",
+            ComposeAction::Start => "start",
+            ComposeAction::Restart => "restart",
+            ComposeAction::Ps => "ps",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::docker::{DockerOperation, parse_command_line};
+
+    fn parse(line: &str) -> DockerOperation {
+        parse_command_line(line).expect(line)
+    }
+
+    #[test]
+    fn names_are_small_fixed_labels() {
+        let cases = [
+            ("docker stop api", "container_stop"),
+            ("docker start api", "container_start"),
+            ("docker restart api", "container_restart"),
+            ("docker kill api", "container_kill"),
+            ("docker rm api", "container_rm"),
+            ("docker inspect api", "container_inspect"),
+            ("docker logs api", "container_logs"),
+            ("docker compose -p p down", "compose_down"),
+            ("docker compose -p p stop", "compose_stop"),
+            ("docker compose -p p start", "compose_start"),
+            ("docker compose -p p restart", "compose_restart"),
+            ("docker compose -p p ps", "compose_ps"),
+        ];
+        for (line, name) in cases {
+            assert_eq!(parse(line).name(), name, "{line}");
+        }
+    }
+
+    #[test]
+    fn read_only_mutating_and_destructive_are_nested_tiers() {
+        // (line, read-only, destructive)
+        let cases = [
+            ("docker inspect api", true, false),
+            ("docker logs api", true, false),
+            ("docker compose -p p ps", true, false),
+            ("docker stop api", false, false),
+            ("docker start api", false, false),
+            ("docker restart api", false, false),
+            ("docker compose -p p stop", false, false),
+            ("docker rm api", false, true),
+            ("docker kill api", false, true),
+            ("docker compose -p p down", false, true),
+        ];
+        for (line, read_only, destructive) in cases {
+            let op = parse(line);
+            assert_eq!(op.is_read_only(), read_only, "{line}");
+            assert_eq!(op.is_mutating(), !read_only, "{line}");
+            assert_eq!(op.is_destructive(), destructive, "{line}");
+        }
+    }
+
+    #[test]
+    fn summaries_name_the_targets_for_humans() {
+        let cases = [
+            ("docker stop api", "container api"),
+            ("docker stop api worker", "containers api, worker"),
+            (
+                "docker compose -p wingman-prd down",
+                "compose project wingman-prd (all services)",
+            ),
+            (
+                "docker compose -p wingman-prd stop api",
+                "compose project wingman-prd (service api)",
+            ),
+            (
+                "docker compose -p wingman-prd restart api worker",
+                "compose project wingman-prd (services api, worker)",
+            ),
+        ];
+        for (line, summary) in cases {
+            assert_eq!(parse(line).targets_summary(), summary, "{line}");
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The typed events on the bus, one per subject family.
+//!
+//! | subject | payload |
+//! | --- | --- |
+//! | `wingman.requests.submitted` | the public request JSON ([`crate::request`]), no envelope |
+//! | `wingman.requests.accepted` | `Envelope<Accepted>` |
+//! | `wingman.audit.<kind>` | `Envelope<AuditRecord>` |
+//! | `wingman.status.<request_id>` | [`StatusEvent`] (flat, for publishers) |
+//! | `wingman.dlq.<stage>` | [`DeadLetter`] |
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::envelope::RequestId;
+use crate::request::Request;
+use crate::status::Status;
+
+/// The stages of the pipeline; each word is used for its module, worker, consumer and label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Intake,
+    Validator,
+    Approvals,
+    Authority,
+    Gateway,
+    Recorder,
+    Watcher,
+    Api,
+    Cli,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Intake => "intake",
+            Stage::Validator => "validator",
+            Stage::Approvals => "approvals",
+            Stage::Authority => "authority",
+            Stage::Gateway => "gateway",
+            Stage::Recorder => "recorder",
+            Stage::Watcher => "watcher",
+            Stage::Api => "api",
+            Stage::Cli => "cli",
+        }
+    }
+}
+
+/// `wingman.requests.accepted`: intake found the request valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub request: Request,
+}
+
+/// What an audit event records. The set is small and fixed: it is a metric label too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// A valid request entered the pipeline (`data.request` holds it).
+    RequestReceived,
+    /// A message was refused as invalid or unprocessable and dead-lettered.
+    MessageRejected,
+    RequestValidated,
+    ApprovalDecided,
+    DecisionRefused,
+    RequestExpired,
+    TokenMinted,
+    TokenRefused,
+    ExecutionStarted,
+    ExecutionFinished,
+    RolloutChanged,
+    AccessDenied,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::RequestReceived => "request_received",
+            AuditKind::MessageRejected => "message_rejected",
+            AuditKind::RequestValidated => "request_validated",
+            AuditKind::ApprovalDecided => "approval_decided",
+            AuditKind::DecisionRefused => "decision_refused",
+            AuditKind::RequestExpired => "request_expired",
+            AuditKind::TokenMinted => "token_minted",
+            AuditKind::TokenRefused => "token_refused",
+            AuditKind::ExecutionStarted => "execution_started",
+            AuditKind::ExecutionFinished => "execution_finished",
+            AuditKind::RolloutChanged => "rollout_changed",
+            AuditKind::AccessDenied => "access_denied",
+        }
+    }
+}
+
+/// `wingman.audit.<kind>`: one step of one request's story, persisted by the recorder.
+/// Audit events about no particular request (a message without a readable id) carry the
+/// nil request id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub kind: AuditKind,
+    pub stage: Stage,
+    /// The request's status after this step, when the step moves it.
+    pub status: Option<Status>,
+    /// Which worker process did it (`intake@host:pid`), for forensics.
+    pub actor: String,
+    pub data: Value,
+}
+
+/// `wingman.status.<request_id>`: what a publisher waits on. `details` are flattened into
+/// the object (scores, approver, token expiry, result, error).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub event_id: Uuid,
+    pub request_id: RequestId,
+    /// A [`Status`] word, or `INVALID` for a message intake refused.
+    pub status: String,
+    pub at: DateTime<Utc>,
+    pub stage: Stage,
+    #[serde(flatten)]
+    pub details: Map<String, Value>,
+}
+
+/// The status word of a request that never entered the pipeline (intake refused it). It is
+/// only ever published on the status subject, never stored as a row status.
+pub const INVALID: &str = "INVALID";
+
+/// `wingman.dlq.<stage>`: a message a stage refused for good, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub event_id: Uuid,
+    pub stage: Stage,
+    pub code: String,
+    pub reason: String,
+    pub subject: String,
+    pub stream_sequence: u64,
+    pub delivered: u64,
+    pub request_id: Option<RequestId>,
+    pub at: DateTime<Utc>,
+    /// The message as received (lossy UTF-8, cut at 8 KiB).
+    pub payload: String,
+}

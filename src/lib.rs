@@ -1,0 +1,30 @@
+//! Wingman: an approval-gated execution pipeline for destructive infrastructure commands.
+//!
+//! Layout (see ARCHITECTURE.md for the journey of a request and the invariants):
+//! - [`request`]: the public request contract and its validation.
+//! - [`envelope`], [`events`], [`status`]: ids, the event types, the state machine.
+//! - [`bus`]: NATS subjects, the topology declared in `nats/`, publishing, the consume loop.
+//! - [`stages`]: one module per pipeline stage (intake, recorder, …).
+//! - [`store`]: Postgres tables (written by the recorder only).
+//! - [`api`]: the HTTP API.
+//! - [`docker`]: the docker command line → typed operation parser.
+//! - [`cli`]: the `wingman` command's subcommands.
+//! - [`config`], [`telemetry`], [`metrics`], [`shutdown`], [`worker`], [`failpoint`]:
+//!   cross-cutting plumbing.
+
+pub mod api;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod docker;
+pub mod envelope;
+pub mod events;
+pub mod failpoint;
+pub mod metrics;
+pub mod request;
+pub mod shutdown;
+pub mod stages;
+pub mod status;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,58 @@
+//! The pipeline stages, one module each, all with the same shape: `<Name>Deps`, `handle`
+//! (decide and perform the effect) and `run` (hand `handle` to the shared consume loop).
+
+pub mod intake;
+pub mod recorder;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::bus::publish::Outgoing;
+use crate::bus::subjects::Subjects;
+use crate::envelope::{Envelope, RequestId, derive_uuid_v7};
+use crate::events::{AuditKind, AuditRecord, Stage, StatusEvent};
+use crate::status::Status;
+
+/// The messages one step of one request produces, with ids derived from the request, the
+/// stage and the name of the output, so a redelivery produces the very same messages.
+pub struct Step<'a> {
+    pub subjects: &'a Subjects,
+    pub stage: Stage,
+    pub actor: &'a str,
+    pub request_id: RequestId,
+    /// Publish time of the message being handled: the timestamp of derived ids.
+    pub origin: DateTime<Utc>,
+}
+
+impl Step<'_> {
+    fn key(&self, name: &str) -> String {
+        format!("{}:{}:{name}", self.request_id, self.stage.as_str())
+    }
+
+    /// The next event of the pipeline, on `subject`.
+    pub fn event<T: Serialize>(&self, subject: String, name: &str, body: T) -> Outgoing {
+        let envelope = Envelope::derived(self.request_id, self.origin, &self.key(name), body);
+        Outgoing::json(subject, envelope.event_id.to_string(), &envelope)
+    }
+
+    /// The audit event of this step; `data` carries what the recorder projects.
+    pub fn audit(&self, kind: AuditKind, status: Option<Status>, data: Value) -> Outgoing {
+        let record = AuditRecord { kind, stage: self.stage, status, actor: self.actor.to_string(), data };
+        let envelope = Envelope::derived(self.request_id, self.origin, &self.key(kind.as_str()), record);
+        Outgoing::json(self.subjects.audit(kind), envelope.event_id.to_string(), &envelope)
+    }
+
+    /// The status event publishers wait on.
+    pub fn status(&self, status: &str, details: Map<String, Value>) -> Outgoing {
+        let event = StatusEvent {
+            event_id: derive_uuid_v7(self.origin, &self.key(&format!("status:{status}"))),
+            request_id: self.request_id,
+            status: status.to_string(),
+            at: crate::envelope::now(),
+            stage: self.stage,
+            details,
+        };
+        Outgoing::json(self.subjects.status(self.request_id), event.event_id.to_string(), &event)
+    }
+}

@@ -1,0 +1,122 @@
+//! Recorder: the only writer to Postgres.
+//!
+//! 1. Appends every audit event to the hash-chained `audit_events` and projects it into
+//!    `approval_requests` (and `executions`).
+//! 2. Consumes `wingman.audit.>`; publishes nothing.
+//! 3. Its effect is a committed transaction per batch, idempotent on `event_id`: a
+//!    redelivered event is recorded once.
+//! 4. It never moves a request against the state machine, and never updates or deletes an
+//!    audit row.
+
+use std::sync::Arc;
+
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::envelope::Envelope;
+use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::metrics;
+use crate::request::Request;
+use crate::store::{audit, requests};
+
+pub struct RecorderDeps {
+    /// The database the recorder alone writes.
+    pub pool: PgPool,
+}
+
+impl Handler for RecorderDeps {
+    const STAGE: Stage = Stage::Recorder;
+
+    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
+        let event = delivery.envelope::<AuditRecord>()?;
+        record_one(&self.pool, &event).await
+    }
+
+    /// One transaction for the whole batch; if it fails, each event is retried alone so one
+    /// early event (or a poison one) does not hold back the others.
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Result<Outcome, StageError>> {
+        let decoded: Vec<Result<Envelope<AuditRecord>, StageError>> =
+            deliveries.iter().map(Delivery::envelope::<AuditRecord>).collect();
+        let events: Vec<Envelope<AuditRecord>> = decoded.iter().filter_map(|event| event.as_ref().ok().cloned()).collect();
+        if events.len() > 1 && record_batch(&self.pool, &events).await.is_ok() {
+            return decoded.into_iter().map(|event| event.map(|_| Outcome::Done)).collect();
+        }
+        let mut results = Vec::with_capacity(decoded.len());
+        for event in decoded {
+            results.push(match event {
+                Ok(event) => record_one(&self.pool, &event).await,
+                Err(error) => Err(error),
+            });
+        }
+        results
+    }
+}
+
+pub async fn run(deps: RecorderDeps, bus: Bus, options: LoopOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let consumer = bus.consumer("recorder").await?;
+    consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
+}
+
+async fn record_batch(pool: &PgPool, events: &[Envelope<AuditRecord>]) -> Result<(), StageError> {
+    let mut transaction = pool.begin().await?;
+    let fresh = record(&mut transaction, events).await?;
+    transaction.commit().await?;
+    count(events, &fresh);
+    Ok(())
+}
+
+async fn record_one(pool: &PgPool, event: &Envelope<AuditRecord>) -> Result<Outcome, StageError> {
+    let events = std::slice::from_ref(event);
+    let mut transaction = pool.begin().await?;
+    let fresh = record(&mut transaction, events).await?;
+    transaction.commit().await?;
+    count(events, &fresh);
+    Ok(Outcome::Done)
+}
+
+fn count(events: &[Envelope<AuditRecord>], fresh: &[bool]) {
+    for (event, is_new) in events.iter().zip(fresh) {
+        if *is_new {
+            metrics::audit_recorded(event.body.kind);
+        }
+    }
+}
+
+async fn record(connection: &mut PgConnection, events: &[Envelope<AuditRecord>]) -> Result<Vec<bool>, StageError> {
+    let fresh = audit::append(connection, events).await?;
+    for (event, is_new) in events.iter().zip(&fresh) {
+        if *is_new {
+            project(connection, event).await?;
+        }
+    }
+    Ok(fresh)
+}
+
+/// Applies one audit event to the request tables.
+async fn project(connection: &mut PgConnection, event: &Envelope<AuditRecord>) -> Result<(), StageError> {
+    let record = &event.body;
+    if record.kind == AuditKind::RequestReceived {
+        let request: Request = serde_json::from_value(record.data["request"].clone()).map_err(|error| {
+            StageError::permanent("undecodable", format!("request_received without a valid request: {error}"), Some(event.request_id))
+        })?;
+        requests::insert_received(connection, &request, event.at).await?;
+        return Ok(());
+    }
+    let Some(status) = record.status else {
+        return Ok(());
+    };
+    let fields = requests::StatusFields::from_data(&record.data);
+    match requests::move_status(connection, event.request_id.as_uuid(), status, event.at, &fields).await? {
+        requests::Moved::Applied => Ok(()),
+        requests::Moved::Refused { current } => {
+            tracing::warn!(request_id = %event.request_id, %current, wanted = %status, "status move refused by the state machine; audited only");
+            Ok(())
+        }
+        requests::Moved::Missing => Err(StageError::Transient(anyhow::anyhow!(
+            "request {} is not recorded yet; its received event will come first",
+            event.request_id
+        ))),
+    }
+}

@@ -1,0 +1,139 @@
+//! The state machine of a request (column `approval_requests.status`).
+//!
+//! The words are the seed's, so its monitoring SQL runs unchanged:
+//! `RECEIVED → AUTO_APPROVED | AUTO_REJECTED | PENDING`,
+//! `PENDING → APPROVED | REJECTED | EXPIRED`, `AUTO_REJECTED → APPROVED` (override),
+//! `APPROVED | AUTO_APPROVED → EXECUTING → SUCCEEDED | FAILED | INDETERMINATE`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Received,
+    AutoApproved,
+    AutoRejected,
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+    Executing,
+    Succeeded,
+    Failed,
+    Indeterminate,
+}
+
+impl Status {
+    pub const ALL: [Status; 11] = [
+        Status::Received,
+        Status::AutoApproved,
+        Status::AutoRejected,
+        Status::Pending,
+        Status::Approved,
+        Status::Rejected,
+        Status::Expired,
+        Status::Executing,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Indeterminate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Received => "RECEIVED",
+            Status::AutoApproved => "AUTO_APPROVED",
+            Status::AutoRejected => "AUTO_REJECTED",
+            Status::Pending => "PENDING",
+            Status::Approved => "APPROVED",
+            Status::Rejected => "REJECTED",
+            Status::Expired => "EXPIRED",
+            Status::Executing => "EXECUTING",
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::Indeterminate => "INDETERMINATE",
+        }
+    }
+
+    /// The statuses a request may be in for a move to `self` to be allowed.
+    pub fn predecessors(self) -> &'static [Status] {
+        match self {
+            Status::Received => &[],
+            Status::AutoApproved | Status::AutoRejected | Status::Pending => &[Status::Received],
+            Status::Approved => &[Status::Pending, Status::AutoRejected],
+            Status::Rejected | Status::Expired => &[Status::Pending],
+            Status::Executing => &[Status::Approved, Status::AutoApproved],
+            Status::Succeeded | Status::Failed | Status::Indeterminate => &[Status::Executing],
+        }
+    }
+
+    pub fn can_follow(self, previous: Status) -> bool {
+        self.predecessors().contains(&previous)
+    }
+
+    /// True when nothing more will happen to the request without a human starting it again.
+    pub fn is_final(self, has_command: bool) -> bool {
+        match self {
+            Status::Rejected
+            | Status::Expired
+            | Status::Succeeded
+            | Status::Failed
+            | Status::Indeterminate => true,
+            Status::Approved | Status::AutoApproved => !has_command,
+            Status::Received | Status::Pending | Status::AutoRejected | Status::Executing => false,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown status `{0}` (expected one of RECEIVED, AUTO_APPROVED, AUTO_REJECTED, PENDING, APPROVED, REJECTED, EXPIRED, EXECUTING, SUCCEEDED, FAILED, INDETERMINATE)")]
+pub struct UnknownStatus(String);
+
+impl FromStr for Status {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let wanted = text.trim().to_ascii_uppercase();
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == wanted)
+            .ok_or_else(|| UnknownStatus(text.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_may_approve_an_auto_rejected_request() {
+        assert!(Status::Approved.can_follow(Status::AutoRejected));
+        assert!(!Status::Executing.can_follow(Status::AutoRejected));
+    }
+
+    #[test]
+    fn nothing_executes_without_an_approval() {
+        for status in Status::ALL {
+            let allowed = Status::Executing.can_follow(status);
+            assert_eq!(allowed, matches!(status, Status::Approved | Status::AutoApproved));
+        }
+    }
+
+    #[test]
+    fn status_words_round_trip_through_text_and_json() {
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>().unwrap(), status);
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{status}\""));
+        }
+        assert!("DONE".parse::<Status>().is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! Logging (tracing) and the small ops HTTP server every worker runs (`/health`, `/metrics`).
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Initializes logging for `service`: JSON lines when `WINGMAN_LOG_FORMAT=json` (production),
+/// compact text otherwise. `RUST_LOG` filters (default `info`). Safe to call twice.
+pub fn init(service: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = crate::config::var("WINGMAN_LOG_FORMAT").as_deref() == Some("json");
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if json {
+        registry.with(fmt::layer().json().with_current_span(false).with_writer(std::io::stderr)).try_init()
+    } else {
+        registry.with(fmt::layer().compact().with_writer(std::io::stderr)).try_init()
+    };
+    if result.is_ok() {
+        tracing::debug!(service, "logging initialized");
+    }
+}
+
+/// Serves `/metrics` and `/health` on `address` until `shutdown`.
+pub async fn serve_ops(
+    address: SocketAddr,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("bind the metrics port {address}"))?;
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics and /health");
+    axum::serve(listener, ops_router(metrics))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("ops server")
+}
+
+pub fn ops_router(metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .route("/health", get(|| async { (StatusCode::OK, "ok\n") }))
+        .with_state(metrics)
+}
+
+async fn render_metrics(State(metrics): State<PrometheusHandle>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(&metrics),
+    )
+}

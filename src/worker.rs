@@ -1,0 +1,74 @@
+//! What every worker binary does around its stage: settings, logging, metrics, the bus, the
+//! ops port, and a clean stop on SIGTERM.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::bus::Bus;
+use crate::bus::consume::LoopOptions;
+use crate::config::{Settings, parse_var};
+use crate::events::Stage;
+use crate::shutdown::Shutdown;
+
+/// How long a stopping worker waits for its tasks (below compose's 30 s grace period).
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct Worker {
+    pub stage: Stage,
+    pub settings: Settings,
+    pub bus: Bus,
+    pub shutdown: Shutdown,
+    pub metrics: PrometheusHandle,
+    pub actor: String,
+}
+
+impl Worker {
+    /// Connects to NATS, ensures the declared topology and serves `/metrics` on
+    /// `METRICS_PORT` (default `default_port`; 0 picks a free one).
+    pub async fn start(stage: Stage, default_port: u16) -> anyhow::Result<Self> {
+        let settings = Settings::from_env()?;
+        crate::telemetry::init(&format!("wingman-{}", stage.as_str()));
+        let metrics = crate::metrics::install()?;
+        let shutdown = Shutdown::with_signals();
+        let bus = Bus::connect(&settings.nats, &format!("wingman-{}", stage.as_str())).await?;
+        bus.ensure_topology().await?;
+        let port = parse_var::<u16>("METRICS_PORT")?.unwrap_or(default_port);
+        let host = crate::config::var("METRICS_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
+        let address: SocketAddr = format!("{host}:{port}").parse().context("METRICS_HOST/METRICS_PORT")?;
+        let ops_metrics = metrics.clone();
+        let ops_token = shutdown.token();
+        shutdown.tracker().spawn(async move {
+            if let Err(error) = crate::telemetry::serve_ops(address, ops_metrics, ops_token).await {
+                tracing::error!(error = %format!("{error:#}"), "ops server stopped");
+            }
+        });
+        Ok(Self { stage, actor: actor(stage), settings, bus, shutdown, metrics })
+    }
+
+    pub fn loop_options(&self, batch: usize) -> LoopOptions {
+        LoopOptions { batch, double_ack: false, actor: self.actor.clone() }
+    }
+
+    /// Runs the stage until it ends or a signal stops it, then waits for the other tasks.
+    pub async fn run(self, stage: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+        let result = stage.await;
+        self.shutdown.cancel();
+        self.shutdown.wait(STOP_DEADLINE).await;
+        if let Err(error) = self.bus.client.drain().await {
+            tracing::warn!(%error, "could not drain the NATS connection");
+        }
+        result
+    }
+}
+
+/// `stage@host:pid`, unique enough to tell worker copies apart in the audit trail.
+pub fn actor(stage: Stage) -> String {
+    let host = crate::config::var("HOSTNAME")
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|text| text.trim().to_string()))
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{}@{host}:{}", stage.as_str(), std::process::id())
+}

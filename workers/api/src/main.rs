@@ -1,0 +1,32 @@
+//! `wingman-api`: the HTTP API (see `wingman::api`). Listens on `API_PORT` (default 8080).
+
+use anyhow::Context as _;
+use wingman::api::{self, ApiState};
+use wingman::events::Stage;
+use wingman::worker::Worker;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let worker = Worker::start(Stage::Api, 9108).await?;
+    let state = ApiState {
+        bus: worker.bus.clone(),
+        pool: worker.settings.database.pool()?,
+        metrics: worker.metrics.clone(),
+        actor: worker.actor.clone(),
+    };
+    let port = wingman::config::parse_var::<u16>("API_PORT")?.unwrap_or(8080);
+    let host = wingman::config::var("API_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("bind the API on {host}:{port}"))?;
+    tracing::info!(address = %listener.local_addr()?, "API listening");
+    let token = worker.shutdown.token();
+    worker
+        .run(async move {
+            axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+                .context("serve the API")
+        })
+        .await
+}

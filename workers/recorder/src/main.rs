@@ -1,0 +1,18 @@
+//! `wingman-recorder`: persists audit events to Postgres (see `wingman::stages::recorder`).
+
+use wingman::events::Stage;
+use wingman::stages::recorder::{self, RecorderDeps};
+use wingman::worker::Worker;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let worker = Worker::start(Stage::Recorder, 9106).await?;
+    let pool = worker.settings.database.pool()?;
+    if wingman::config::var("WINGMAN_MIGRATE").as_deref() != Some("0") {
+        wingman::store::migrate(&pool).await?;
+    }
+    let deps = RecorderDeps { pool };
+    let options = worker.loop_options(256);
+    let (bus, token) = (worker.bus.clone(), worker.shutdown.token());
+    worker.run(recorder::run(deps, bus, options, token)).await
+}
