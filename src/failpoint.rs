@@ -1,6 +1,7 @@
 //! Fault injection for the crash tests: `WINGMAN_FAILPOINT=<name>:<action>` makes a worker
 //! stop at a named point, so a test can kill it exactly there.
 //!
+//! Names: `before_ack` (the effect is durable, the message not yet acked).
 //! Actions: `pause` (print `failpoint <name> reached` on stderr, then hang until killed) and
 //! `abort` (end the process at once). Unset in production; read once.
 

@@ -49,8 +49,10 @@ impl Worker {
         Ok(Self { stage, actor: actor(stage), settings, bus, shutdown, metrics })
     }
 
-    pub fn loop_options(&self, batch: usize) -> LoopOptions {
-        LoopOptions { batch, double_ack: false, actor: self.actor.clone() }
+    /// Loop options with `batch` messages at a time (`WINGMAN_CONSUME_BATCH` overrides).
+    pub fn loop_options(&self, batch: usize) -> anyhow::Result<LoopOptions> {
+        let batch = parse_var::<usize>("WINGMAN_CONSUME_BATCH")?.unwrap_or(batch).max(1);
+        Ok(LoopOptions { batch, double_ack: false, actor: self.actor.clone() })
     }
 
     /// Runs the stage until it ends or a signal stops it, then waits for the other tasks.

@@ -389,6 +389,7 @@ pub fn dead_letter_messages(
 }
 
 async fn ack(message: &jetstream::Message, double: bool) -> anyhow::Result<()> {
+    crate::failpoint::hit("before_ack").await;
     let result = if double { message.double_ack().await } else { message.ack().await };
     result.map_err(|error| anyhow::anyhow!("ack: {error}"))
 }

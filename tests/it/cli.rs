@@ -1,0 +1,130 @@
+//! The `wingman` CLI as a user runs it, against the pipeline running in-process.
+
+use std::process::Output;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{TestEnv, request_json};
+
+async fn wingman(env: &TestEnv, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
+        .envs(env.child_env())
+        .args(args)
+        .output()
+        .await
+        .expect("run wingman")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn wingman_request_no_wait_then_status_and_list_show_the_request() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder();
+    let output = wingman(
+        &env,
+        &[
+            "request", "--env", "test", "--title", "Restart api", "--description",
+            "Reload config. Rollback: start it. Verify: health.", "--requester", "ops-anna", "--no-wait", "--json",
+            "--", "docker", "restart", "api",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let submitted: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let request_id = submitted["request_id"].as_str().unwrap().to_string();
+    env.settle_all().await;
+
+    let status = wingman(&env, &["status", &request_id]).await;
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let line = text(&status.stdout);
+    assert!(line.contains("RECEIVED") && line.contains("docker restart api"), "{line}");
+
+    let list = wingman(&env, &["list", "--status", "RECEIVED", "--json"]).await;
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let rows: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(rows[0]["request_id"], request_id);
+    assert_eq!(rows[0]["requester"], "ops-anna");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_request_is_refused_by_the_cli_in_one_line_naming_the_field() {
+    let env = TestEnv::start().await;
+    let output = wingman(
+        &env,
+        &["request", "--env", "staging", "--title", "x", "--description", "y", "--no-wait", "--", "docker", "stop", "a"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: invalid request: field `environment`: unknown environment `staging` (expected dev, test or prd)"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn waiting_on_a_refused_request_ends_with_the_reason_and_a_denied_exit_code() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    let request_id = Uuid::new_v4();
+    let mut payload = request_json(request_id, None);
+    payload["environment"] = Value::String("moon".into());
+    env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload.to_string()).await;
+    let output = wingman(&env, &["status", &request_id.to_string(), "--wait", "--timeout", "20s"]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("INVALID"));
+    assert!(text(&output.stdout).contains("unknown environment `moon`"));
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn the_seeds_monitoring_queries_run_unchanged() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder();
+    for _ in 0..4 {
+        env.publish_raw(&format!("{}.requests.submitted", env.prefix), request_json(Uuid::new_v4(), None).to_string())
+            .await;
+    }
+    env.settle_all().await;
+    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 4).await;
+    for status in ["AUTO_REJECTED", "AUTO_APPROVED", "PENDING"] {
+        let query = match status {
+            "AUTO_REJECTED" => {
+                "SELECT COUNT(*) FILTER (WHERE status = 'AUTO_REJECTED') * 100.0 / COUNT(*)
+   FROM approval_requests
+   WHERE created_at > NOW() - INTERVAL '24 hours';"
+            }
+            "AUTO_APPROVED" => {
+                "SELECT COUNT(*) FILTER (WHERE status = 'AUTO_APPROVED') * 100.0 / COUNT(*)
+   FROM approval_requests
+   WHERE created_at > NOW() - INTERVAL '24 hours';"
+            }
+            _ => {
+                "SELECT COUNT(*) FILTER (WHERE status = 'PENDING') * 100.0 / COUNT(*)
+   FROM approval_requests
+   WHERE created_at > NOW() - INTERVAL '24 hours';"
+            }
+        };
+        let rate: sqlx::types::BigDecimal = sqlx::query_scalar(query).fetch_one(&env.pool).await.unwrap();
+        assert_eq!(rate.to_string().parse::<f64>().unwrap(), 0.0, "{status}");
+    }
+    let scores: Vec<Option<Value>> = sqlx::query_scalar(
+        "SELECT validator_scores
+   FROM approval_requests
+   WHERE status = 'AUTO_REJECTED'
+     AND created_at > NOW() - INTERVAL '24 hours';",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(scores.is_empty());
+    env.stop().await;
+}

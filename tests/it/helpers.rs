@@ -1,0 +1,240 @@
+//! `TestEnv`: a private corner of the real NATS and Postgres for one test (a unique subject
+//! prefix and a fresh database), with the real stages running in-process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use wingman::bus::Bus;
+use wingman::bus::consume::LoopOptions;
+use wingman::bus::topology::{TopologyOverrides, open_bucket};
+use wingman::config::{DatabaseSettings, NatsSettings, Settings};
+use wingman::stages;
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// The server that hosts test databases (`WINGMAN_TEST_POSTGRES`, without a database name).
+pub fn postgres_base() -> String {
+    std::env::var("WINGMAN_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub struct TestEnv {
+    pub prefix: String,
+    pub bus: Bus,
+    pub pool: PgPool,
+    pub shutdown: CancellationToken,
+    database: String,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestEnv {
+    /// A fresh prefix, database and topology. Consumers get a short `ack_wait` so crash
+    /// tests see redeliveries quickly.
+    pub async fn start() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let prefix = format!("wt_{}", &id[..12]);
+        let database = prefix.clone();
+        let admin = PgPool::connect(&format!("{}/postgres", postgres_base()))
+            .await
+            .expect("Postgres must be running on 127.0.0.1:5432 (scripts/test starts it)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&admin)
+            .await
+            .expect("create the test database");
+        admin.close().await;
+        let settings = Settings {
+            nats: NatsSettings {
+                url: nats_url(),
+                prefix: prefix.clone(),
+                overrides: TopologyOverrides { ack_wait: Some(Duration::from_secs(2)), replicas: None },
+                credentials: None,
+                connect_attempts: 3,
+            },
+            database: DatabaseSettings::new(format!("{}/{database}", postgres_base())),
+        };
+        let bus = Bus::connect(&settings.nats, "wingman-test")
+            .await
+            .expect("NATS with JetStream must be running on 127.0.0.1:4222 (scripts/test starts it)");
+        bus.ensure_topology().await.expect("create the test topology");
+        let pool = settings.database.pool().expect("pool");
+        wingman::store::migrate(&pool).await.expect("migrate the test database");
+        Self { prefix, bus, pool, shutdown: CancellationToken::new(), database, tasks: Vec::new() }
+    }
+
+    pub fn options(&self, stage: &str) -> LoopOptions {
+        LoopOptions { batch: 32, double_ack: false, actor: format!("{stage}@test") }
+    }
+
+    pub async fn spawn_intake(&mut self) {
+        let claims = open_bucket(&self.bus.js, &self.bus.subjects.localize_name("wingman_claims")).await.unwrap();
+        let deps = stages::intake::IntakeDeps { bus: self.bus.clone(), claims, actor: "intake@test".into() };
+        let task = tokio::spawn(stages::intake::run(deps, self.options("intake"), self.shutdown.clone()));
+        self.tasks.push(task);
+    }
+
+    pub fn spawn_recorder(&mut self) {
+        let deps = stages::recorder::RecorderDeps { pool: self.pool.clone() };
+        let task = tokio::spawn(stages::recorder::run(deps, self.bus.clone(), self.options("recorder"), self.shutdown.clone()));
+        self.tasks.push(task);
+    }
+
+    /// Serves the API on a free loopback port.
+    pub async fn spawn_api(&mut self) -> SocketAddr {
+        let state = wingman::api::ApiState {
+            bus: self.bus.clone(),
+            pool: self.pool.clone(),
+            metrics: wingman::metrics::install().unwrap(),
+            actor: "api@test".into(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let token = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            axum::serve(listener, wingman::api::router(state))
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await?;
+            Ok(())
+        }));
+        address
+    }
+
+    /// Publishes raw bytes with a plain core-NATS publish, as any client could.
+    pub async fn publish_raw(&self, subject: &str, payload: impl Into<bytes::Bytes>) {
+        self.bus.client.publish(subject.to_string(), payload.into()).await.unwrap();
+        self.bus.client.flush().await.unwrap();
+    }
+
+    /// Waits until every consumer of the topology has nothing pending or unacked (twice in
+    /// a row, so a message forwarded between two polls is not missed).
+    pub async fn settle_all(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut quiet_rounds = 0;
+        while quiet_rounds < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "the pipeline did not settle within 60 s");
+            let mut busy = false;
+            for def in &self.bus.topology.consumers {
+                let stream = self.bus.js.get_stream(&def.stream).await.unwrap();
+                let name = def.config.durable_name.as_deref().unwrap();
+                let mut consumer: jetstream::consumer::PullConsumer = stream.get_consumer(name).await.unwrap();
+                let info = consumer.info().await.unwrap();
+                if info.num_pending > 0 || info.num_ack_pending > 0 {
+                    busy = true;
+                }
+            }
+            quiet_rounds = if busy { 0 } else { quiet_rounds + 1 };
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Polls until `query` (one row, one i64 column) returns `expected`.
+    pub async fn wait_for_count(&self, query: &'static str, bind: Option<Uuid>, expected: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut statement = sqlx::query_scalar::<_, i64>(query);
+            if let Some(value) = bind {
+                statement = statement.bind(value);
+            }
+            let count = statement.fetch_one(&self.pool).await.unwrap();
+            if count == expected {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{query}: {count}, expected {expected}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn status_of(&self, request_id: Uuid) -> Option<String> {
+        sqlx::query_scalar("SELECT status FROM approval_requests WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Every message on the subjects of a declared stream, oldest first.
+    pub async fn stream_messages(&self, declared: &str, filter: &str) -> Vec<Value> {
+        let stream = self.bus.stream(declared).await.unwrap();
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subject: filter.to_string(),
+                deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let info = stream.get_info().await.unwrap();
+        let mut values = Vec::new();
+        if info.state.messages == 0 {
+            return values;
+        }
+        let mut messages = consumer.messages().await.unwrap();
+        use futures::StreamExt;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_millis(500), messages.next()).await {
+            values.push(serde_json::from_slice(&message.payload).unwrap_or(Value::Null));
+        }
+        values
+    }
+
+    /// Environment for a worker or CLI child process pointed at this test's corner.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("NATS_URL".into(), nats_url()),
+            ("WINGMAN_SUBJECT_PREFIX".into(), self.prefix.clone()),
+            ("DATABASE_URL".into(), format!("{}/{}", postgres_base(), self.database)),
+            ("WINGMAN_ACK_WAIT_SECS".into(), "2".into()),
+            ("METRICS_PORT".into(), "0".into()),
+            ("RUST_LOG".into(), "warn".into()),
+        ]
+    }
+
+    /// Stops the in-process stages, deletes the streams and drops the database.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        self.bus.topology.delete_all(&self.bus.js).await;
+        self.pool.close().await;
+        if let Ok(admin) = PgPool::connect(&format!("{}/postgres", postgres_base())).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)))
+                .execute(&admin)
+                .await;
+        }
+    }
+}
+
+/// A request in the public JSON form.
+pub fn request_json(request_id: Uuid, command: Option<&str>) -> Value {
+    let mut value = serde_json::json!({
+        "request_id": request_id,
+        "requester": "agent-test",
+        "environment": "test",
+        "title": "Restart the api container after a config change",
+        "description": "The api container must reload its config. Rollback: start it again. Verify: GET /health.",
+    });
+    if let Some(command) = command {
+        value["command"] = Value::String(command.to_string());
+    }
+    value
+}
+
+/// A worker binary built next to this test binary (scripts/test builds them first).
+pub fn worker_binary(name: &str) -> PathBuf {
+    let test_exe = std::env::current_exe().unwrap();
+    let directory = test_exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    let path = directory.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workers first with `cargo build --workspace --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}

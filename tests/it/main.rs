@@ -1,0 +1,9 @@
+//! The one integration-test binary: real NATS, real Postgres, the real stages in-process
+//! (and real worker processes where a test kills one).
+
+mod api;
+mod cli;
+mod helpers;
+mod intake;
+mod processes;
+mod recorder;
