@@ -38,7 +38,10 @@ pub struct NatsCredentials {
 
 impl NatsCredentials {
     pub fn new(user: String, password: String) -> Self {
-        Self { user, password: SecretString::from(password) }
+        Self {
+            user,
+            password: SecretString::from(password),
+        }
     }
 
     pub fn password(&self) -> &str {
@@ -54,7 +57,10 @@ pub struct DatabaseSettings {
 
 impl DatabaseSettings {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: SecretString::from(url.into()), max_connections: 8 }
+        Self {
+            url: SecretString::from(url.into()),
+            max_connections: 8,
+        }
     }
 
     /// A lazily connecting pool: a worker starts even while Postgres is still coming up.
@@ -87,7 +93,10 @@ impl Settings {
             },
             credentials: match var("NATS_USER") {
                 None => None,
-                Some(user) => Some(NatsCredentials::new(user, secret_var("NATS_PASSWORD")?.unwrap_or_default())),
+                Some(user) => Some(NatsCredentials::new(
+                    user,
+                    secret_var("NATS_PASSWORD")?.unwrap_or_default(),
+                )),
             },
             connect_attempts: parse_var::<usize>("WINGMAN_NATS_CONNECT_ATTEMPTS")?.unwrap_or(10),
         };
@@ -100,17 +109,22 @@ impl Settings {
 
 /// A non-empty environment variable.
 pub fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|value| value.trim().to_string()).filter(|value| !value.is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|value| value.trim().to_string())
+        .filter(|value| !value.is_empty())
 }
 
 /// A variable parsed as `T`, with an error naming the variable and the value.
 pub fn parse_var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
     match var(name) {
         None => Ok(None),
-        Some(text) => text
-            .parse::<T>()
-            .map(Some)
-            .map_err(|_| anyhow::anyhow!("{name}: `{text}` is not a valid {}", std::any::type_name::<T>())),
+        Some(text) => text.parse::<T>().map(Some).map_err(|_| {
+            anyhow::anyhow!(
+                "{name}: `{text}` is not a valid {}",
+                std::any::type_name::<T>()
+            )
+        }),
     }
 }
 

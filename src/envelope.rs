@@ -113,8 +113,14 @@ mod tests {
     #[test]
     fn the_same_cause_derives_the_same_event_id() {
         let at = Utc::now();
-        assert_eq!(derive_uuid_v7(at, "a:intake"), derive_uuid_v7(at, "a:intake"));
-        assert_ne!(derive_uuid_v7(at, "a:intake"), derive_uuid_v7(at, "b:intake"));
+        assert_eq!(
+            derive_uuid_v7(at, "a:intake"),
+            derive_uuid_v7(at, "a:intake")
+        );
+        assert_ne!(
+            derive_uuid_v7(at, "a:intake"),
+            derive_uuid_v7(at, "b:intake")
+        );
         assert_eq!(derive_uuid_v7(at, "a").get_version_num(), 7);
     }
 

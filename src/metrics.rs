@@ -20,8 +20,8 @@ pub const AUDIT_RECORDED: &str = "audit_events_recorded_total";
 pub const API_REQUESTS: &str = "api_requests_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
-    3600.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0, 900.0, 3600.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -110,14 +110,23 @@ impl Request {
     /// The public JSON form of this request (what a publisher would send to submit it).
     pub fn to_public_json(&self) -> Value {
         let mut object = Map::new();
-        object.insert("request_id".into(), Value::String(self.request_id.to_string()));
+        object.insert(
+            "request_id".into(),
+            Value::String(self.request_id.to_string()),
+        );
         object.insert("requester".into(), Value::String(self.requester.clone()));
-        object.insert("environment".into(), Value::String(self.environment.to_string()));
+        object.insert(
+            "environment".into(),
+            Value::String(self.environment.to_string()),
+        );
         if let Some(command) = &self.command {
             object.insert("command".into(), Value::String(command.line.clone()));
         }
         object.insert("title".into(), Value::String(self.title.clone()));
-        object.insert("description".into(), Value::String(self.description.clone()));
+        object.insert(
+            "description".into(),
+            Value::String(self.description.clone()),
+        );
         if let Some(risk) = self.risk_level {
             object.insert("risk_level".into(), Value::String(risk.as_str().into()));
         }
@@ -165,7 +174,10 @@ pub fn parse_request(
         return Err(InvalidRequest::new(
             None,
             "too_large",
-            format!("message is {} bytes, at most {MAX_MESSAGE_BYTES}", payload.len()),
+            format!(
+                "message is {} bytes, at most {MAX_MESSAGE_BYTES}",
+                payload.len()
+            ),
         ));
     }
     let value: Value = serde_json::from_slice(payload).map_err(|error| {
@@ -197,7 +209,10 @@ pub fn parse_request(
     })
 }
 
-fn validate_fields(object: &Map<String, Value>, request_id: RequestId) -> Result<Request, InvalidRequest> {
+fn validate_fields(
+    object: &Map<String, Value>,
+    request_id: RequestId,
+) -> Result<Request, InvalidRequest> {
     if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
         return Err(InvalidRequest::new(
             Some(truncate_for_message(unknown).as_str()),
@@ -231,7 +246,10 @@ fn validate_fields(object: &Map<String, Value>, request_id: RequestId) -> Result
                 return Err(InvalidRequest::new(
                     Some("risk_level"),
                     "invalid_value",
-                    format!("unknown risk level `{}` (expected low, medium or high)", truncate_for_message(other)),
+                    format!(
+                        "unknown risk level `{}` (expected low, medium or high)",
+                        truncate_for_message(other)
+                    ),
                 ));
             }
         }),
@@ -275,7 +293,11 @@ fn optional_text(
         Some(other) => return Err(wrong_type(field, "a string", other)),
     };
     if text.is_empty() {
-        return Err(InvalidRequest::new(Some(field), "empty", "must not be empty"));
+        return Err(InvalidRequest::new(
+            Some(field),
+            "empty",
+            "must not be empty",
+        ));
     }
     let (length, unit) = match size {
         Size::Chars => (text.chars().count(), "characters"),
@@ -289,7 +311,11 @@ fn optional_text(
         ));
     }
     if text.chars().any(|character| character == '\0') {
-        return Err(InvalidRequest::new(Some(field), "invalid_value", "contains a NUL character"));
+        return Err(InvalidRequest::new(
+            Some(field),
+            "invalid_value",
+            "contains a NUL character",
+        ));
     }
     Ok(Some(text.to_string()))
 }
@@ -303,7 +329,11 @@ fn wrong_type(field: &str, expected: &str, found: &Value) -> InvalidRequest {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     };
-    InvalidRequest::new(Some(field), "wrong_type", format!("expected {expected}, found {found}"))
+    InvalidRequest::new(
+        Some(field),
+        "wrong_type",
+        format!("expected {expected}, found {found}"),
+    )
 }
 
 fn truncate_for_message(text: &str) -> String {

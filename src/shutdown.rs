@@ -40,8 +40,14 @@ impl Shutdown {
     /// Waits for every tracked task, at most `deadline`; says so when tasks remain.
     pub async fn wait(&self, deadline: Duration) {
         self.tracker.close();
-        if tokio::time::timeout(deadline, self.tracker.wait()).await.is_err() {
-            tracing::warn!(remaining = self.tracker.len(), "shutdown deadline passed; exiting with tasks still running");
+        if tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = self.tracker.len(),
+                "shutdown deadline passed; exiting with tasks still running"
+            );
         }
     }
 }

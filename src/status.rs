@@ -94,7 +94,9 @@ impl fmt::Display for Status {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown status `{0}` (expected one of RECEIVED, AUTO_APPROVED, AUTO_REJECTED, PENDING, APPROVED, REJECTED, EXPIRED, EXECUTING, SUCCEEDED, FAILED, INDETERMINATE)")]
+#[error(
+    "unknown status `{0}` (expected one of RECEIVED, AUTO_APPROVED, AUTO_REJECTED, PENDING, APPROVED, REJECTED, EXPIRED, EXECUTING, SUCCEEDED, FAILED, INDETERMINATE)"
+)]
 pub struct UnknownStatus(String);
 
 impl FromStr for Status {
@@ -123,7 +125,10 @@ mod tests {
     fn nothing_executes_without_an_approval() {
         for status in Status::ALL {
             let allowed = Status::Executing.can_follow(status);
-            assert_eq!(allowed, matches!(status, Status::Approved | Status::AutoApproved));
+            assert_eq!(
+                allowed,
+                matches!(status, Status::Approved | Status::AutoApproved)
+            );
         }
     }
 

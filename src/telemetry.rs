@@ -9,15 +9,25 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Initializes logging for `service`: JSON lines when `WINGMAN_LOG_FORMAT=json` (production),
-/// compact text otherwise. `RUST_LOG` filters (default `info`). Safe to call twice.
-pub fn init(service: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// compact text otherwise. `RUST_LOG` filters (default `default_filter`, e.g. `info`; the CLI
+/// uses `warn` so its output stays its own). Safe to call twice.
+pub fn init(service: &str, default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = crate::config::var("WINGMAN_LOG_FORMAT").as_deref() == Some("json");
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
-        registry.with(fmt::layer().json().with_current_span(false).with_writer(std::io::stderr)).try_init()
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
     } else {
-        registry.with(fmt::layer().compact().with_writer(std::io::stderr)).try_init()
+        registry
+            .with(fmt::layer().compact().with_writer(std::io::stderr))
+            .try_init()
     };
     if result.is_ok() {
         tracing::debug!(service, "logging initialized");
@@ -49,7 +59,10 @@ pub fn ops_router(metrics: PrometheusHandle) -> Router {
 
 async fn render_metrics(State(metrics): State<PrometheusHandle>) -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         crate::metrics::render(&metrics),
     )
 }

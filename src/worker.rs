@@ -31,14 +31,16 @@ impl Worker {
     /// `METRICS_PORT` (default `default_port`; 0 picks a free one).
     pub async fn start(stage: Stage, default_port: u16) -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
-        crate::telemetry::init(&format!("wingman-{}", stage.as_str()));
+        crate::telemetry::init(&format!("wingman-{}", stage.as_str()), "info");
         let metrics = crate::metrics::install()?;
         let shutdown = Shutdown::with_signals();
         let bus = Bus::connect(&settings.nats, &format!("wingman-{}", stage.as_str())).await?;
         bus.ensure_topology().await?;
         let port = parse_var::<u16>("METRICS_PORT")?.unwrap_or(default_port);
         let host = crate::config::var("METRICS_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
-        let address: SocketAddr = format!("{host}:{port}").parse().context("METRICS_HOST/METRICS_PORT")?;
+        let address: SocketAddr = format!("{host}:{port}")
+            .parse()
+            .context("METRICS_HOST/METRICS_PORT")?;
         let ops_metrics = metrics.clone();
         let ops_token = shutdown.token();
         shutdown.tracker().spawn(async move {
@@ -46,13 +48,26 @@ impl Worker {
                 tracing::error!(error = %format!("{error:#}"), "ops server stopped");
             }
         });
-        Ok(Self { stage, actor: actor(stage), settings, bus, shutdown, metrics })
+        Ok(Self {
+            stage,
+            actor: actor(stage),
+            settings,
+            bus,
+            shutdown,
+            metrics,
+        })
     }
 
     /// Loop options with `batch` messages at a time (`WINGMAN_CONSUME_BATCH` overrides).
     pub fn loop_options(&self, batch: usize) -> anyhow::Result<LoopOptions> {
-        let batch = parse_var::<usize>("WINGMAN_CONSUME_BATCH")?.unwrap_or(batch).max(1);
-        Ok(LoopOptions { batch, double_ack: false, actor: self.actor.clone() })
+        let batch = parse_var::<usize>("WINGMAN_CONSUME_BATCH")?
+            .unwrap_or(batch)
+            .max(1);
+        Ok(LoopOptions {
+            batch,
+            double_ack: false,
+            actor: self.actor.clone(),
+        })
     }
 
     /// Runs the stage until it ends or a signal stops it, then waits for the other tasks.
@@ -70,7 +85,11 @@ impl Worker {
 /// `stage@host:pid`, unique enough to tell worker copies apart in the audit trail.
 pub fn actor(stage: Stage) -> String {
     let host = crate::config::var("HOSTNAME")
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|text| text.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|text| text.trim().to_string())
+        })
         .unwrap_or_else(|| "localhost".to_string());
     format!("{}@{host}:{}", stage.as_str(), std::process::id())
 }

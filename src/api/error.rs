@@ -9,7 +9,11 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    Invalid { field: Option<String>, code: &'static str, message: String },
+    Invalid {
+        field: Option<String>,
+        code: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("service unavailable: {0}")]
@@ -39,7 +43,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = match &self {
-            ApiError::Invalid { field, code, message } => json!({ "error": message, "field": field, "code": code }),
+            ApiError::Invalid {
+                field,
+                code,
+                message,
+            } => json!({ "error": message, "field": field, "code": code }),
             ApiError::NotFound(message) => json!({ "error": message, "code": "not_found" }),
             ApiError::Unavailable(message) => json!({ "error": message, "code": "unavailable" }),
             ApiError::Internal(error) => {

@@ -10,15 +10,30 @@ use crate::api::ApiState;
 
 pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
     let nats = state.bus.client.connection_state() == async_nats::connection::State::Connected;
-    let postgres = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool).await.is_ok();
-    let status = if nats && postgres { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let postgres = sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&state.pool)
+        .await
+        .is_ok();
+    let status = if nats && postgres {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
-    (status, Json(json!({ "status": word(nats && postgres), "nats": word(nats), "postgres": word(postgres) })))
+    (
+        status,
+        Json(
+            json!({ "status": word(nats && postgres), "nats": word(nats), "postgres": word(postgres) }),
+        ),
+    )
 }
 
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         crate::metrics::render(&state.metrics),
     )
 }

@@ -18,17 +18,36 @@ use crate::store::requests::{self, ListFilter};
 
 /// Validates like intake does (so a client hears of a mistake at once), then publishes the
 /// request to `wingman.requests.submitted` and answers 202 with its id.
-pub async fn submit(State(state): State<ApiState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn submit(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request = match parse_request(&body, RequestId::generate) {
         Ok(request) => request,
         Err(invalid) => {
             crate::metrics::api_request("submit", 400);
-            audit_invalid(&state, invalid.request_id, invalid.code, &invalid.to_string()).await;
-            return Err(ApiError::Invalid { field: invalid.field.clone(), code: invalid.code, message: invalid.to_string() });
+            audit_invalid(
+                &state,
+                invalid.request_id,
+                invalid.code,
+                &invalid.to_string(),
+            )
+            .await;
+            return Err(ApiError::Invalid {
+                field: invalid.field.clone(),
+                code: invalid.code,
+                message: invalid.to_string(),
+            });
         }
     };
-    let outgoing = Outgoing::json(state.bus.subjects.submitted(), request.request_id.to_string(), &request.to_public_json());
-    publish_all(&state.bus.js, &[outgoing]).await.map_err(|error| ApiError::Unavailable(format!("{error:#}")))?;
+    let outgoing = Outgoing::json(
+        state.bus.subjects.submitted(),
+        request.request_id.to_string(),
+        &request.to_public_json(),
+    );
+    publish_all(&state.bus.js, &[outgoing])
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("{error:#}")))?;
     crate::metrics::api_request("submit", 202);
     Ok((
         StatusCode::ACCEPTED,
@@ -43,7 +62,10 @@ pub async fn submit(State(state): State<ApiState>, body: Bytes) -> Result<(Statu
 
 /// The stored request, or (before the recorder has it, or when intake refused it) the last
 /// status event published for it.
-pub async fn get(State(state): State<ApiState>, Path(request_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(request_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
         field: Some("request_id".into()),
         code: "invalid_value",
@@ -51,10 +73,17 @@ pub async fn get(State(state): State<ApiState>, Path(request_id): Path<String>) 
     })?;
     crate::metrics::api_request("get", 200);
     if let Some(row) = requests::get(&state.pool, request_id.as_uuid()).await? {
-        return Ok(Json(serde_json::to_value(row).map_err(anyhow::Error::from)?));
+        return Ok(Json(
+            serde_json::to_value(row).map_err(anyhow::Error::from)?,
+        ));
     }
-    match crate::cli::watch::last_status(&state.bus, request_id).await.map_err(ApiError::Internal)? {
-        Some(event) => Ok(Json(serde_json::to_value(event).map_err(anyhow::Error::from)?)),
+    match crate::cli::watch::last_status(&state.bus, request_id)
+        .await
+        .map_err(ApiError::Internal)?
+    {
+        Some(event) => Ok(Json(
+            serde_json::to_value(event).map_err(anyhow::Error::from)?,
+        )),
         None => Err(ApiError::NotFound(format!("no request {request_id}"))),
     }
 }
@@ -67,17 +96,34 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-pub async fn list(State(state): State<ApiState>, Query(query): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
-    let invalid = |field: &str, message: String| ApiError::Invalid { field: Some(field.into()), code: "invalid_value", message };
+pub async fn list(
+    State(state): State<ApiState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let invalid = |field: &str, message: String| ApiError::Invalid {
+        field: Some(field.into()),
+        code: "invalid_value",
+        message,
+    };
     let status = match &query.status {
         None => None,
-        Some(text) => Some(text.parse::<Status>().map_err(|error| invalid("status", error.to_string()))?),
+        Some(text) => Some(
+            text.parse::<Status>()
+                .map_err(|error| invalid("status", error.to_string()))?,
+        ),
     };
     let since = match &query.since {
         None => None,
-        Some(text) => Some(crate::cli::parse_since(text).map_err(|error| invalid("since", format!("{error:#}")))?),
+        Some(text) => Some(
+            crate::cli::parse_since(text)
+                .map_err(|error| invalid("since", format!("{error:#}")))?,
+        ),
     };
-    let filter = ListFilter { status, since, limit: query.limit.unwrap_or(50) };
+    let filter = ListFilter {
+        status,
+        since,
+        limit: query.limit.unwrap_or(50),
+    };
     let rows = requests::list(&state.pool, &filter).await?;
     crate::metrics::api_request("list", 200);
     Ok(Json(json!({ "requests": rows, "count": rows.len() })))
@@ -99,7 +145,11 @@ async fn audit_invalid(state: &ApiState, request_id: Option<RequestId>, code: &s
             data: json!({ "code": code, "reason": reason, "source": "api" }),
         },
     };
-    let outgoing = Outgoing::json(state.bus.subjects.audit(AuditKind::MessageRejected), envelope.event_id.to_string(), &envelope);
+    let outgoing = Outgoing::json(
+        state.bus.subjects.audit(AuditKind::MessageRejected),
+        envelope.event_id.to_string(),
+        &envelope,
+    );
     if let Err(error) = publish_all(&state.bus.js, &[outgoing]).await {
         tracing::warn!(error = %format!("{error:#}"), "could not audit an invalid API request");
     }

@@ -14,7 +14,11 @@ use wingman::status::Status;
 use wingman::store::requests::ListFilter;
 
 #[derive(Parser)]
-#[command(name = "wingman", version, about = "Approval-gated execution of destructive infrastructure commands")]
+#[command(
+    name = "wingman",
+    version,
+    about = "Approval-gated execution of destructive infrastructure commands"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,7 +88,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ProcessExit {
-    wingman::telemetry::init("wingman-cli");
+    wingman::telemetry::init("wingman-cli", "warn");
     let cli = Cli::parse();
     match run(cli.command).await {
         Ok(code) => ProcessExit::from(code as u8),
@@ -112,7 +116,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let description = if description == "-" {
                 let mut text = String::new();
-                std::io::stdin().read_to_string(&mut text).context("read the description from stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("read the description from stdin")?;
                 text
             } else {
                 description
@@ -123,7 +129,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let command_line = if command.is_empty() {
                 None
             } else {
-                Some(shlex::try_join(command.iter().map(String::as_str)).context("quote the command")?)
+                Some(
+                    shlex::try_join(command.iter().map(String::as_str))
+                        .context("quote the command")?,
+                )
             };
             let request = cli::submit::request_json(
                 &requester,
@@ -136,16 +145,39 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             let timeout = wait_timeout(&timeout)?;
             let bus = connect(&settings).await?;
-            cli::submit::run(&bus, Submission { request, wait: !no_wait, json, timeout }).await
+            cli::submit::run(
+                &bus,
+                Submission {
+                    request,
+                    wait: !no_wait,
+                    json,
+                    timeout,
+                },
+            )
+            .await
         }
-        Command::Status { request_id, wait, json, timeout } => {
+        Command::Status {
+            request_id,
+            wait,
+            json,
+            timeout,
+        } => {
             let bus = connect(&settings).await?;
             let Some(event) = cli::watch::last_status(&bus, request_id).await? else {
-                anyhow::bail!("no status for {request_id} yet (is it submitted? is intake running?)");
+                anyhow::bail!(
+                    "no status for {request_id} yet (is it submitted? is intake running?)"
+                );
             };
             if wait {
                 let has_command = event.details.contains_key("command");
-                return cli::submit::wait_for(&bus, request_id, has_command, wait_timeout(&timeout)?, json).await;
+                return cli::submit::wait_for(
+                    &bus,
+                    request_id,
+                    has_command,
+                    wait_timeout(&timeout)?,
+                    json,
+                )
+                .await;
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&event)?);
@@ -154,10 +186,24 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
-        Command::List { status, since, limit, json } => {
+        Command::List {
+            status,
+            since,
+            limit,
+            json,
+        } => {
             let since = since.as_deref().map(parse_since).transpose()?;
             let pool = settings.database.pool()?;
-            cli::list::run(&pool, ListFilter { status, since, limit }, json).await?;
+            cli::list::run(
+                &pool,
+                ListFilter {
+                    status,
+                    since,
+                    limit,
+                },
+                json,
+            )
+            .await?;
             Ok(ExitCode::Ok)
         }
         Command::Migrate => {

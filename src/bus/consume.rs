@@ -57,8 +57,16 @@ pub struct Rejection {
 }
 
 impl StageError {
-    pub fn permanent(code: &'static str, reason: impl Into<String>, request_id: Option<RequestId>) -> Self {
-        StageError::Permanent(Rejection { code, reason: reason.into(), request_id })
+    pub fn permanent(
+        code: &'static str,
+        reason: impl Into<String>,
+        request_id: Option<RequestId>,
+    ) -> Self {
+        StageError::Permanent(Rejection {
+            code,
+            reason: reason.into(),
+            request_id,
+        })
     }
 }
 
@@ -84,12 +92,19 @@ impl Delivery {
     /// Decodes an internal event, refusing other envelope versions.
     pub fn envelope<T: DeserializeOwned>(&self) -> Result<Envelope<T>, StageError> {
         let envelope: Envelope<T> = serde_json::from_slice(&self.payload).map_err(|error| {
-            StageError::permanent("undecodable", format!("cannot decode the event: {error}"), None)
+            StageError::permanent(
+                "undecodable",
+                format!("cannot decode the event: {error}"),
+                None,
+            )
         })?;
         if envelope.version != ENVELOPE_VERSION {
             return Err(StageError::permanent(
                 "unknown_version",
-                format!("unsupported envelope version {} (this worker reads {ENVELOPE_VERSION})", envelope.version),
+                format!(
+                    "unsupported envelope version {} (this worker reads {ENVELOPE_VERSION})",
+                    envelope.version
+                ),
                 Some(envelope.request_id),
             ));
         }
@@ -101,7 +116,10 @@ impl Delivery {
 pub trait Handler: Send + Sync + 'static {
     const STAGE: Stage;
 
-    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Result<Outcome, StageError>> + Send;
+    fn handle(
+        &self,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<Outcome, StageError>> + Send;
 
     /// Handles a batch of messages that arrived together. Stages that gain from batching
     /// (the recorder commits one transaction) override it; results are in input order.
@@ -182,7 +200,10 @@ pub async fn run<H: Handler>(
     Ok(())
 }
 
-async fn open_messages(consumer: &PullConsumer, batch: usize) -> anyhow::Result<jetstream::consumer::pull::Stream> {
+async fn open_messages(
+    consumer: &PullConsumer,
+    batch: usize,
+) -> anyhow::Result<jetstream::consumer::pull::Stream> {
     consumer
         .stream()
         .max_messages_per_batch(batch.max(1))
@@ -204,24 +225,42 @@ async fn settle_batch<H: Handler>(
     let started = Instant::now();
     let results = handle_guarded(handler, deliveries.clone()).await;
     metrics::batch_handled(H::STAGE, started.elapsed(), deliveries.len());
-    let settles = batch
-        .iter()
-        .zip(&deliveries)
-        .zip(results)
-        .map(|((message, delivery), result)| settle(bus, options, max_deliver, H::STAGE, message, delivery, result));
+    let settles =
+        batch
+            .iter()
+            .zip(&deliveries)
+            .zip(results)
+            .map(|((message, delivery), result)| {
+                settle(
+                    bus,
+                    options,
+                    max_deliver,
+                    H::STAGE,
+                    message,
+                    delivery,
+                    result,
+                )
+            });
     futures::future::join_all(settles).await;
 }
 
 /// Runs the handler on its own task so a panic cannot take the worker down. After a panic
 /// in a batch, each message is retried alone so only the culprit is blamed.
-async fn handle_guarded<H: Handler>(handler: &Arc<H>, deliveries: Vec<Delivery>) -> Vec<Result<Outcome, StageError>> {
+async fn handle_guarded<H: Handler>(
+    handler: &Arc<H>,
+    deliveries: Vec<Delivery>,
+) -> Vec<Result<Outcome, StageError>> {
     let count = deliveries.len();
     let task_handler = Arc::clone(handler);
     let task_deliveries = deliveries.clone();
     match tokio::spawn(async move { task_handler.handle_batch(&task_deliveries).await }).await {
         Ok(results) if results.len() == count => results,
         Ok(_) => (0..count)
-            .map(|_| Err(StageError::Transient(anyhow::anyhow!("handler returned a wrong number of results"))))
+            .map(|_| {
+                Err(StageError::Transient(anyhow::anyhow!(
+                    "handler returned a wrong number of results"
+                )))
+            })
             .collect(),
         Err(_) if count > 1 => {
             let mut results = Vec::with_capacity(count);
@@ -244,7 +283,11 @@ fn panicked() -> StageError {
 
 fn to_delivery(message: &jetstream::Message) -> Delivery {
     let (stream_sequence, delivered, published) = match message.info() {
-        Ok(info) => (info.stream_sequence, u64::try_from(info.delivered).unwrap_or(1), info.published),
+        Ok(info) => (
+            info.stream_sequence,
+            u64::try_from(info.delivered).unwrap_or(1),
+            info.published,
+        ),
         Err(_) => (0, 1, Utc::now()),
     };
     Delivery {
@@ -286,7 +329,9 @@ async fn settle(
             };
             dead_letter(bus, options, stage, message, delivery, rejection).await
         }
-        Err(StageError::Permanent(rejection)) => dead_letter(bus, options, stage, message, delivery, rejection).await,
+        Err(StageError::Permanent(rejection)) => {
+            dead_letter(bus, options, stage, message, delivery, rejection).await
+        }
     };
     match outcome {
         Ok(outcome) => metrics::message_settled(stage, outcome),
@@ -333,8 +378,15 @@ pub fn dead_letter_messages(
     delivery: &Delivery,
     rejection: &Rejection,
 ) -> Vec<Outgoing> {
-    let key = format!("{}:dlq:{}:{}", stage.as_str(), delivery.subject, delivery.stream_sequence);
-    let request_id = rejection.request_id.unwrap_or(RequestId::from_uuid(uuid::Uuid::nil()));
+    let key = format!(
+        "{}:dlq:{}:{}",
+        stage.as_str(),
+        delivery.subject,
+        delivery.stream_sequence
+    );
+    let request_id = rejection
+        .request_id
+        .unwrap_or(RequestId::from_uuid(uuid::Uuid::nil()));
     let payload_text = String::from_utf8_lossy(&delivery.payload);
     let excerpt: String = payload_text.chars().take(8 * 1024).collect();
     let letter = DeadLetter {
@@ -368,8 +420,16 @@ pub fn dead_letter_messages(
         },
     );
     let mut outgoing = vec![
-        Outgoing::json(bus.subjects.dlq(stage), letter.event_id.to_string(), &letter),
-        Outgoing::json(bus.subjects.audit(AuditKind::MessageRejected), audit.event_id.to_string(), &audit),
+        Outgoing::json(
+            bus.subjects.dlq(stage),
+            letter.event_id.to_string(),
+            &letter,
+        ),
+        Outgoing::json(
+            bus.subjects.audit(AuditKind::MessageRejected),
+            audit.event_id.to_string(),
+            &audit,
+        ),
     ];
     if let Some(request_id) = rejection.request_id {
         let mut details = serde_json::Map::new();
@@ -383,20 +443,30 @@ pub fn dead_letter_messages(
             stage,
             details,
         };
-        outgoing.push(Outgoing::json(bus.subjects.status(request_id), status.event_id.to_string(), &status));
+        outgoing.push(Outgoing::json(
+            bus.subjects.status(request_id),
+            status.event_id.to_string(),
+            &status,
+        ));
     }
     outgoing
 }
 
 async fn ack(message: &jetstream::Message, double: bool) -> anyhow::Result<()> {
     crate::failpoint::hit("before_ack").await;
-    let result = if double { message.double_ack().await } else { message.ack().await };
+    let result = if double {
+        message.double_ack().await
+    } else {
+        message.ack().await
+    };
     result.map_err(|error| anyhow::anyhow!("ack: {error}"))
 }
 
 async fn nak(message: &jetstream::Message, delivered: u64) -> anyhow::Result<()> {
     message
-        .ack_with(AckKind::Nak(Some(retry_delay(u32::try_from(delivered).unwrap_or(u32::MAX)))))
+        .ack_with(AckKind::Nak(Some(retry_delay(
+            u32::try_from(delivered).unwrap_or(u32::MAX),
+        ))))
         .await
         .map_err(|error| anyhow::anyhow!("nak: {error}"))
 }
@@ -421,7 +491,10 @@ mod tests {
     #[test]
     fn retries_back_off_and_stay_bounded() {
         let first = retry_delay(1);
-        assert!(first >= Duration::from_millis(200) && first < Duration::from_millis(500), "{first:?}");
+        assert!(
+            first >= Duration::from_millis(200) && first < Duration::from_millis(500),
+            "{first:?}"
+        );
         assert!(retry_delay(4) >= Duration::from_millis(1600));
         assert!(retry_delay(100) <= Duration::from_secs(60));
     }

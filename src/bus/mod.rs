@@ -32,9 +32,12 @@ impl Bus {
         let connect = || async {
             let mut options = async_nats::ConnectOptions::new()
                 .name(name)
-                .reconnect_delay_callback(|attempts| reconnect_delay(attempts));
+                .reconnect_delay_callback(reconnect_delay);
             if let Some(credentials) = &settings.credentials {
-                options = options.user_and_password(credentials.user.clone(), credentials.password().to_string());
+                options = options.user_and_password(
+                    credentials.user.clone(),
+                    credentials.password().to_string(),
+                );
             }
             options.connect(settings.url.as_str()).await
         };
@@ -46,11 +49,18 @@ impl Bus {
                     .with_max_times(settings.connect_attempts)
                     .with_jitter(),
             )
-            .notify(|error, delay| tracing::warn!(%error, ?delay, "NATS not reachable yet; retrying"))
+            .notify(
+                |error, delay| tracing::warn!(%error, ?delay, "NATS not reachable yet; retrying"),
+            )
             .await
             .with_context(|| format!("connect to NATS at {}", settings.url))?;
         let js = jetstream::new(client.clone());
-        Ok(Self { client, js, subjects, topology })
+        Ok(Self {
+            client,
+            js,
+            subjects,
+            topology,
+        })
     }
 
     /// Creates or updates the declared streams, consumers and buckets.
@@ -75,7 +85,10 @@ impl Bus {
     /// The stream holding `subject`'s messages, by its declared short name (`status`, …).
     pub async fn stream(&self, declared: &str) -> anyhow::Result<jetstream::stream::Stream> {
         let name = self.subjects.localize_name(declared);
-        self.js.get_stream(&name).await.with_context(|| format!("open stream {name}"))
+        self.js
+            .get_stream(&name)
+            .await
+            .with_context(|| format!("open stream {name}"))
     }
 }
 

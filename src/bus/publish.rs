@@ -20,7 +20,11 @@ impl Outgoing {
     /// Never for our event types: they serialize infallibly (no maps with non-string keys).
     pub fn json<T: Serialize>(subject: String, msg_id: impl Into<String>, value: &T) -> Self {
         let payload = serde_json::to_vec(value).expect("events serialize to JSON");
-        Self { subject, msg_id: msg_id.into(), payload: Bytes::from(payload) }
+        Self {
+            subject,
+            msg_id: msg_id.into(),
+            payload: Bytes::from(payload),
+        }
     }
 }
 
@@ -38,7 +42,8 @@ pub async fn publish_all(js: &jetstream::Context, messages: &[Outgoing]) -> anyh
             .await
             .with_context(|| format!("publish to {}", message.subject))?;
         pending.push(async move {
-            ack.await.with_context(|| format!("await the JetStream ack for {}", message.subject))
+            ack.await
+                .with_context(|| format!("await the JetStream ack for {}", message.subject))
         });
     }
     try_join_all(pending).await?;

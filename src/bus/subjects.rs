@@ -29,7 +29,9 @@ impl Subjects {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         anyhow::ensure!(valid, "subject prefix `{prefix}` must match [a-z0-9_]+");
-        Ok(Self { prefix: prefix.to_string() })
+        Ok(Self {
+            prefix: prefix.to_string(),
+        })
     }
 
     pub fn prefix(&self) -> &str {
@@ -94,15 +96,24 @@ mod tests {
     fn production_subjects_are_the_designed_ones() {
         let subjects = Subjects::new(DEFAULT_PREFIX).unwrap();
         assert_eq!(subjects.submitted(), "wingman.requests.submitted");
-        assert_eq!(subjects.audit(AuditKind::RequestReceived), "wingman.audit.request_received");
+        assert_eq!(
+            subjects.audit(AuditKind::RequestReceived),
+            "wingman.audit.request_received"
+        );
         assert_eq!(subjects.dlq(Stage::Intake), "wingman.dlq.intake");
-        assert_eq!(subjects.localize_name("WINGMAN_REQUESTS"), "WINGMAN_REQUESTS");
+        assert_eq!(
+            subjects.localize_name("WINGMAN_REQUESTS"),
+            "WINGMAN_REQUESTS"
+        );
     }
 
     #[test]
     fn a_test_prefix_rewrites_every_declared_name() {
         let subjects = Subjects::new("wt_1a2b").unwrap();
-        assert_eq!(subjects.localize("wingman.requests.>"), "wt_1a2b.requests.>");
+        assert_eq!(
+            subjects.localize("wingman.requests.>"),
+            "wt_1a2b.requests.>"
+        );
         assert_eq!(subjects.localize_name("WINGMAN_AUDIT"), "WT_1A2B_AUDIT");
         assert_eq!(subjects.localize_name("wingman_claims"), "wt_1a2b_claims");
         assert!(Subjects::new("Bad.Prefix").is_err());

@@ -15,7 +15,10 @@ use crate::bus::subjects::Subjects;
 
 const STREAMS: &[(&str, &str)] = &[
     ("requests", include_str!("../../nats/streams/requests.json")),
-    ("approvals", include_str!("../../nats/streams/approvals.json")),
+    (
+        "approvals",
+        include_str!("../../nats/streams/approvals.json"),
+    ),
     ("exec", include_str!("../../nats/streams/exec.json")),
     ("audit", include_str!("../../nats/streams/audit.json")),
     ("status", include_str!("../../nats/streams/status.json")),
@@ -24,7 +27,10 @@ const STREAMS: &[(&str, &str)] = &[
 
 const CONSUMERS: &[(&str, &str)] = &[
     ("intake", include_str!("../../nats/consumers/intake.json")),
-    ("recorder", include_str!("../../nats/consumers/recorder.json")),
+    (
+        "recorder",
+        include_str!("../../nats/consumers/recorder.json"),
+    ),
 ];
 
 const BUCKETS: &[(&str, &str)] = &[("claims", include_str!("../../nats/kv/claims.json"))];
@@ -81,7 +87,11 @@ impl Topology {
                 let mut config: stream::Config = serde_json::from_str(text)
                     .unwrap_or_else(|error| panic!("nats/streams/{name}.json: {error}"));
                 config.name = subjects.localize_name(&config.name);
-                config.subjects = config.subjects.iter().map(|s| subjects.localize(s)).collect();
+                config.subjects = config
+                    .subjects
+                    .iter()
+                    .map(|s| subjects.localize(s))
+                    .collect();
                 if let Some(replicas) = overrides.replicas {
                     config.num_replicas = replicas;
                 }
@@ -110,7 +120,11 @@ impl Topology {
                 def
             })
             .collect();
-        Self { streams, consumers, buckets }
+        Self {
+            streams,
+            consumers,
+            buckets,
+        }
     }
 
     pub fn consumer(&self, durable: &str) -> anyhow::Result<&ConsumerDef> {
@@ -146,7 +160,12 @@ impl Topology {
             (|| async { ensure_consumer(js, def).await })
                 .retry(policy)
                 .await
-                .with_context(|| format!("create or update consumer {:?} on {}", def.config.durable_name, def.stream))?;
+                .with_context(|| {
+                    format!(
+                        "create or update consumer {:?} on {}",
+                        def.config.durable_name, def.stream
+                    )
+                })?;
         }
         for def in &self.buckets {
             (|| async { ensure_bucket(js, def).await })
@@ -232,7 +251,9 @@ async fn ensure_bucket(js: &jetstream::Context, def: &BucketDef) -> anyhow::Resu
 
 /// Opens a bucket created by [`Topology::ensure`].
 pub async fn open_bucket(js: &jetstream::Context, bucket: &str) -> anyhow::Result<kv::Store> {
-    js.get_key_value(bucket).await.with_context(|| format!("open KV bucket {bucket}"))
+    js.get_key_value(bucket)
+        .await
+        .with_context(|| format!("open KV bucket {bucket}"))
 }
 
 #[cfg(test)]
@@ -251,8 +272,16 @@ mod tests {
                 .find(|s| s.name == def.stream)
                 .expect("consumer on a declared stream");
             let prefix = def.config.filter_subject.trim_end_matches('>');
-            assert!(stream.subjects.iter().any(|s| prefix.starts_with(s.trim_end_matches('>'))));
-            assert_eq!(def.config.ack_policy, jetstream::consumer::AckPolicy::Explicit);
+            assert!(
+                stream
+                    .subjects
+                    .iter()
+                    .any(|s| prefix.starts_with(s.trim_end_matches('>')))
+            );
+            assert_eq!(
+                def.config.ack_policy,
+                jetstream::consumer::AckPolicy::Explicit
+            );
             assert!(def.config.max_deliver > 1);
         }
     }
@@ -265,7 +294,17 @@ mod tests {
             replicas: Some(3),
         };
         let topology = Topology::declared(&subjects, &overrides);
-        assert!(topology.consumers.iter().all(|c| c.config.ack_wait == Duration::from_secs(2)));
-        assert!(topology.streams.iter().all(|s| s.num_replicas == 3 && s.name.starts_with("WT_X_")));
+        assert!(
+            topology
+                .consumers
+                .iter()
+                .all(|c| c.config.ack_wait == Duration::from_secs(2))
+        );
+        assert!(
+            topology
+                .streams
+                .iter()
+                .all(|s| s.num_replicas == 3 && s.name.starts_with("WT_X_"))
+        );
     }
 }

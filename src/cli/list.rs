@@ -12,7 +12,10 @@ pub async fn run(pool: &sqlx::PgPool, filter: ListFilter, json: bool) -> anyhow:
         println!("no requests match");
         return Ok(());
     }
-    println!("{:<36}  {:<14} {:<4} {:<19}  TITLE", "REQUEST", "STATUS", "ENV", "CREATED (UTC)");
+    println!(
+        "{:<36}  {:<14} {:<4} {:<19}  TITLE",
+        "REQUEST", "STATUS", "ENV", "CREATED (UTC)"
+    );
     for row in &rows {
         println!("{}", line(row));
     }

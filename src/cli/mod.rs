@@ -35,7 +35,9 @@ pub fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
 /// Parses `90s`, `30m`, `24h`, `7d`.
 pub fn parse_duration(text: &str) -> anyhow::Result<ChronoDuration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: i64 = number
         .parse()
@@ -59,6 +61,11 @@ mod tests {
         assert_eq!(parse_duration("24h").unwrap(), ChronoDuration::hours(24));
         assert_eq!(parse_duration("7d").unwrap(), ChronoDuration::days(7));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5w").unwrap_err().to_string().contains("unknown unit"));
+        assert!(
+            parse_duration("5w")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
     }
 }

@@ -53,15 +53,27 @@ pub fn request_json(
 }
 
 pub async fn run(bus: &Bus, submission: Submission) -> anyhow::Result<ExitCode> {
-    let request = parse_request(submission.request.to_string().as_bytes(), RequestId::generate)
-        .map_err(|invalid| anyhow::anyhow!("invalid request: {invalid}"))?;
+    let request = parse_request(
+        submission.request.to_string().as_bytes(),
+        RequestId::generate,
+    )
+    .map_err(|invalid| anyhow::anyhow!("invalid request: {invalid}"))?;
     let request_id = request.request_id;
     let has_command = request.command.is_some();
-    let outgoing = Outgoing::json(bus.subjects.submitted(), request_id.to_string(), &request.to_public_json());
-    publish_all(&bus.js, &[outgoing]).await.context("submit the request")?;
+    let outgoing = Outgoing::json(
+        bus.subjects.submitted(),
+        request_id.to_string(),
+        &request.to_public_json(),
+    );
+    publish_all(&bus.js, &[outgoing])
+        .await
+        .context("submit the request")?;
     if !submission.wait {
         if submission.json {
-            println!("{}", json!({ "request_id": request_id, "status": "SUBMITTED" }));
+            println!(
+                "{}",
+                json!({ "request_id": request_id, "status": "SUBMITTED" })
+            );
         } else {
             println!("submitted {request_id}");
             println!("follow it with: wingman status {request_id} --wait");
@@ -69,9 +81,18 @@ pub async fn run(bus: &Bus, submission: Submission) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::Ok);
     }
     if !submission.json {
-        eprintln!("submitted {request_id}; waiting for its stages (ctrl-c stops waiting, not the request)");
+        eprintln!(
+            "submitted {request_id}; waiting for its stages (ctrl-c stops waiting, not the request)"
+        );
     }
-    wait_for(bus, request_id, has_command, submission.timeout, submission.json).await
+    wait_for(
+        bus,
+        request_id,
+        has_command,
+        submission.timeout,
+        submission.json,
+    )
+    .await
 }
 
 /// Follows a request until it settles, printing each stage; the exit code tells the end.
@@ -84,7 +105,11 @@ pub async fn wait_for(
 ) -> anyhow::Result<ExitCode> {
     let interactive = std::io::stderr().is_terminal();
     let last_status = std::cell::RefCell::new(String::from("SUBMITTED"));
-    let tick = if interactive { Duration::from_secs(5) } else { Duration::from_secs(30) };
+    let tick = if interactive {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(30)
+    };
     let last = follow(
         bus,
         request_id,
@@ -100,7 +125,11 @@ pub async fn wait_for(
         |elapsed| {
             if !json_output {
                 let status = last_status.borrow();
-                eprintln!("  … still {status} after {}s ({})", elapsed.as_secs(), waiting_for(&status));
+                eprintln!(
+                    "  … still {status} after {}s ({})",
+                    elapsed.as_secs(),
+                    waiting_for(&status)
+                );
             }
         },
     )
@@ -108,9 +137,15 @@ pub async fn wait_for(
     let Some(event) = last else {
         let latest = watch::last_status(bus, request_id).await.ok().flatten();
         if json_output {
-            println!("{}", json!({ "request_id": request_id, "status": latest.map(|e| e.status), "timed_out": true }));
+            println!(
+                "{}",
+                json!({ "request_id": request_id, "status": latest.map(|e| e.status), "timed_out": true })
+            );
         } else {
-            eprintln!("gave up waiting after {}s; the request goes on: wingman status {request_id}", timeout.as_secs());
+            eprintln!(
+                "gave up waiting after {}s; the request goes on: wingman status {request_id}",
+                timeout.as_secs()
+            );
         }
         return Ok(ExitCode::TimedOut);
     };
@@ -144,14 +179,21 @@ fn waiting_for(status: &str) -> &'static str {
 
 /// One line per stage: time, status, stage, and what the step adds.
 pub fn describe(event: &StatusEvent) -> String {
-    let detail = |key: &str| event.details.get(key).and_then(Value::as_str).map(str::to_string);
+    let detail = |key: &str| {
+        event
+            .details
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let number = |key: &str| event.details.get(key).and_then(Value::as_i64);
     let mut summary = Vec::new();
     if let Some(environment) = detail("environment") {
         summary.push(environment);
     }
     if event.status == "RECEIVED" {
-        summary.push(detail("command").unwrap_or_else(|| "instruction approval (no command)".into()));
+        summary
+            .push(detail("command").unwrap_or_else(|| "instruction approval (no command)".into()));
     }
     if let Some(score) = number("composite_score") {
         let profile = detail("profile").unwrap_or_default();

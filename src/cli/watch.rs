@@ -15,13 +15,24 @@ use crate::status::Status;
 /// The newest status event of a request, if any.
 pub async fn last_status(bus: &Bus, request_id: RequestId) -> anyhow::Result<Option<StatusEvent>> {
     let stream = bus.stream("WINGMAN_STATUS").await?;
-    match stream.get_last_raw_message_by_subject(&bus.subjects.status(request_id)).await {
+    match stream
+        .get_last_raw_message_by_subject(&bus.subjects.status(request_id))
+        .await
+    {
         Ok(message) => {
-            let event = serde_json::from_slice(&message.payload).context("decode a status event")?;
+            let event =
+                serde_json::from_slice(&message.payload).context("decode a status event")?;
             Ok(Some(event))
         }
-        Err(error) if error.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(error) => Err(anyhow::anyhow!("read the last status of {request_id}: {error}")),
+        Err(error)
+            if error.kind()
+                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(anyhow::anyhow!(
+            "read the last status of {request_id}: {error}"
+        )),
     }
 }
 
@@ -57,7 +68,10 @@ pub async fn follow(
         })
         .await
         .context("watch the status subject")?;
-    let mut messages = consumer.messages().await.context("watch the status subject")?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .context("watch the status subject")?;
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
     loop {
@@ -75,7 +89,8 @@ pub async fn follow(
         let Some(message) = next else {
             anyhow::bail!("the status stream closed");
         };
-        let message = message.map_err(|error| anyhow::anyhow!("watch the status subject: {error}"))?;
+        let message =
+            message.map_err(|error| anyhow::anyhow!("watch the status subject: {error}"))?;
         let Ok(event) = serde_json::from_slice::<StatusEvent>(&message.payload) else {
             continue;
         };

@@ -64,14 +64,26 @@ fn each_required_field_is_named_when_missing() {
 fn an_unknown_field_is_named() {
     let error = parse(with("priority", json!("urgent"))).unwrap_err();
     assert_eq!(error.code, "unknown_field");
-    assert!(error.to_string().starts_with("field `priority`: unknown field"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("field `priority`: unknown field"),
+        "{error}"
+    );
 }
 
 #[test]
 fn oversized_fields_say_how_long_they_are() {
     let error = parse(with("title", json!("x".repeat(201)))).unwrap_err();
-    assert_eq!(error.to_string(), "field `title`: too long (201 characters, at most 200)");
-    let error = parse(with("description", json!("y".repeat(MAX_DESCRIPTION_BYTES + 1)))).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "field `title`: too long (201 characters, at most 200)"
+    );
+    let error = parse(with(
+        "description",
+        json!("y".repeat(MAX_DESCRIPTION_BYTES + 1)),
+    ))
+    .unwrap_err();
     assert_eq!(error.code, "too_long");
     assert_eq!(error.field.as_deref(), Some("description"));
 }
@@ -79,7 +91,10 @@ fn oversized_fields_say_how_long_they_are() {
 #[test]
 fn wrong_types_empty_text_and_bad_values_are_explained() {
     let error = parse(with("title", json!(42))).unwrap_err();
-    assert_eq!(error.to_string(), "field `title`: expected a string, found a number");
+    assert_eq!(
+        error.to_string(),
+        "field `title`: expected a string, found a number"
+    );
     let error = parse(with("requester", json!("   "))).unwrap_err();
     assert_eq!(error.to_string(), "field `requester`: must not be empty");
     let error = parse(with("environment", json!("staging"))).unwrap_err();
@@ -90,7 +105,10 @@ fn wrong_types_empty_text_and_bad_values_are_explained() {
     let error = parse(with("risk_level", json!("extreme"))).unwrap_err();
     assert_eq!(error.field.as_deref(), Some("risk_level"));
     let error = parse(with("request_id", json!("not-a-uuid"))).unwrap_err();
-    assert_eq!(error.to_string(), "field `request_id`: `not-a-uuid` is not a UUID");
+    assert_eq!(
+        error.to_string(),
+        "field `request_id`: `not-a-uuid` is not a UUID"
+    );
 }
 
 #[test]
@@ -118,7 +136,10 @@ fn non_objects_and_broken_json_are_refused() {
     let error = parse_request(b"[1,2]", RequestId::generate).unwrap_err();
     assert_eq!(error.code, "not_an_object");
     let huge = vec![b' '; MAX_MESSAGE_BYTES + 1];
-    assert_eq!(parse_request(&huge, RequestId::generate).unwrap_err().code, "too_large");
+    assert_eq!(
+        parse_request(&huge, RequestId::generate).unwrap_err().code,
+        "too_large"
+    );
 }
 
 #[test]

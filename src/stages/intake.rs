@@ -43,7 +43,11 @@ impl Handler for IntakeDeps {
     }
 }
 
-pub async fn run(deps: IntakeDeps, options: LoopOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    deps: IntakeDeps,
+    options: LoopOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let consumer = deps.bus.consumer("intake").await?;
     let bus = deps.bus.clone();
     consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
@@ -51,12 +55,21 @@ pub async fn run(deps: IntakeDeps, options: LoopOptions, shutdown: CancellationT
 
 #[tracing::instrument(skip_all, fields(stage = "intake", seq = delivery.stream_sequence, delivered = delivery.delivered))]
 pub async fn handle(deps: &IntakeDeps, delivery: &Delivery) -> Result<Outcome, StageError> {
-    let fallback_id = || RequestId::derive(delivery.published, &format!("{}:{}", delivery.subject, delivery.stream_sequence));
+    let fallback_id = || {
+        RequestId::derive(
+            delivery.published,
+            &format!("{}:{}", delivery.subject, delivery.stream_sequence),
+        )
+    };
     let request = match parse_request(&delivery.payload, fallback_id) {
         Ok(request) => request,
         Err(invalid) => {
             metrics::request_invalid(invalid.code);
-            return Err(StageError::permanent(invalid.code, invalid.to_string(), invalid.request_id));
+            return Err(StageError::permanent(
+                invalid.code,
+                invalid.to_string(),
+                invalid.request_id,
+            ));
         }
     };
     tracing::Span::current().record("request_id", tracing::field::display(request.request_id));
@@ -69,7 +82,10 @@ pub async fn handle(deps: &IntakeDeps, delivery: &Delivery) -> Result<Outcome, S
         Claim::Conflict => {
             return Err(StageError::permanent(
                 "request_id_conflict",
-                format!("field `request_id`: {} was already submitted with different content", request.request_id),
+                format!(
+                    "field `request_id`: {} was already submitted with different content",
+                    request.request_id
+                ),
                 None,
             ));
         }
@@ -78,7 +94,11 @@ pub async fn handle(deps: &IntakeDeps, delivery: &Delivery) -> Result<Outcome, S
     Ok(Outcome::Forward(accept(deps, &request, delivery)))
 }
 
-fn accept(deps: &IntakeDeps, request: &Request, delivery: &Delivery) -> Vec<crate::bus::publish::Outgoing> {
+fn accept(
+    deps: &IntakeDeps,
+    request: &Request,
+    delivery: &Delivery,
+) -> Vec<crate::bus::publish::Outgoing> {
     let step = Step {
         subjects: &deps.bus.subjects,
         stage: Stage::Intake,
@@ -95,8 +115,18 @@ fn accept(deps: &IntakeDeps, request: &Request, delivery: &Delivery) -> Vec<crat
         details.insert("operation".into(), json!(command.operation.name()));
     }
     vec![
-        step.event(deps.bus.subjects.accepted(), "accepted", Accepted { request: request.clone() }),
-        step.audit(AuditKind::RequestReceived, Some(Status::Received), json!({ "request": request })),
+        step.event(
+            deps.bus.subjects.accepted(),
+            "accepted",
+            Accepted {
+                request: request.clone(),
+            },
+        ),
+        step.audit(
+            AuditKind::RequestReceived,
+            Some(Status::Received),
+            json!({ "request": request }),
+        ),
         step.status(Status::Received.as_str(), details),
     ]
 }
@@ -110,14 +140,24 @@ enum Claim {
     Conflict,
 }
 
-async fn claim(deps: &IntakeDeps, request: &Request, delivery: &Delivery) -> Result<Claim, StageError> {
+async fn claim(
+    deps: &IntakeDeps,
+    request: &Request,
+    delivery: &Delivery,
+) -> Result<Claim, StageError> {
     let key = format!("intake.{}", request.request_id);
-    let fingerprint = hex::encode(Sha256::digest(request.to_public_json().to_string().as_bytes()));
+    let fingerprint = hex::encode(Sha256::digest(
+        request.to_public_json().to_string().as_bytes(),
+    ));
     let value = json!({ "stream_sequence": delivery.stream_sequence, "fingerprint": fingerprint });
     match deps.claims.create(&key, value.to_string().into()).await {
         Ok(_) => return Ok(Claim::Ours),
         Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
-        Err(error) => return Err(StageError::Transient(anyhow::anyhow!("claim {key}: {error}"))),
+        Err(error) => {
+            return Err(StageError::Transient(anyhow::anyhow!(
+                "claim {key}: {error}"
+            )));
+        }
     }
     let stored = deps
         .claims

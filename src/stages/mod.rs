@@ -38,9 +38,24 @@ impl Step<'_> {
 
     /// The audit event of this step; `data` carries what the recorder projects.
     pub fn audit(&self, kind: AuditKind, status: Option<Status>, data: Value) -> Outgoing {
-        let record = AuditRecord { kind, stage: self.stage, status, actor: self.actor.to_string(), data };
-        let envelope = Envelope::derived(self.request_id, self.origin, &self.key(kind.as_str()), record);
-        Outgoing::json(self.subjects.audit(kind), envelope.event_id.to_string(), &envelope)
+        let record = AuditRecord {
+            kind,
+            stage: self.stage,
+            status,
+            actor: self.actor.to_string(),
+            data,
+        };
+        let envelope = Envelope::derived(
+            self.request_id,
+            self.origin,
+            &self.key(kind.as_str()),
+            record,
+        );
+        Outgoing::json(
+            self.subjects.audit(kind),
+            envelope.event_id.to_string(),
+            &envelope,
+        )
     }
 
     /// The status event publishers wait on.
@@ -53,6 +68,10 @@ impl Step<'_> {
             stage: self.stage,
             details,
         };
-        Outgoing::json(self.subjects.status(self.request_id), event.event_id.to_string(), &event)
+        Outgoing::json(
+            self.subjects.status(self.request_id),
+            event.event_id.to_string(),
+            &event,
+        )
     }
 }

@@ -37,11 +37,19 @@ impl Handler for RecorderDeps {
     /// One transaction for the whole batch; if it fails, each event is retried alone so one
     /// early event (or a poison one) does not hold back the others.
     async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Result<Outcome, StageError>> {
-        let decoded: Vec<Result<Envelope<AuditRecord>, StageError>> =
-            deliveries.iter().map(Delivery::envelope::<AuditRecord>).collect();
-        let events: Vec<Envelope<AuditRecord>> = decoded.iter().filter_map(|event| event.as_ref().ok().cloned()).collect();
+        let decoded: Vec<Result<Envelope<AuditRecord>, StageError>> = deliveries
+            .iter()
+            .map(Delivery::envelope::<AuditRecord>)
+            .collect();
+        let events: Vec<Envelope<AuditRecord>> = decoded
+            .iter()
+            .filter_map(|event| event.as_ref().ok().cloned())
+            .collect();
         if events.len() > 1 && record_batch(&self.pool, &events).await.is_ok() {
-            return decoded.into_iter().map(|event| event.map(|_| Outcome::Done)).collect();
+            return decoded
+                .into_iter()
+                .map(|event| event.map(|_| Outcome::Done))
+                .collect();
         }
         let mut results = Vec::with_capacity(decoded.len());
         for event in decoded {
@@ -54,7 +62,12 @@ impl Handler for RecorderDeps {
     }
 }
 
-pub async fn run(deps: RecorderDeps, bus: Bus, options: LoopOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    deps: RecorderDeps,
+    bus: Bus,
+    options: LoopOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let consumer = bus.consumer("recorder").await?;
     consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
 }
@@ -84,7 +97,10 @@ fn count(events: &[Envelope<AuditRecord>], fresh: &[bool]) {
     }
 }
 
-async fn record(connection: &mut PgConnection, events: &[Envelope<AuditRecord>]) -> Result<Vec<bool>, StageError> {
+async fn record(
+    connection: &mut PgConnection,
+    events: &[Envelope<AuditRecord>],
+) -> Result<Vec<bool>, StageError> {
     let fresh = audit::append(connection, events).await?;
     for (event, is_new) in events.iter().zip(&fresh) {
         if *is_new {
@@ -95,12 +111,20 @@ async fn record(connection: &mut PgConnection, events: &[Envelope<AuditRecord>])
 }
 
 /// Applies one audit event to the request tables.
-async fn project(connection: &mut PgConnection, event: &Envelope<AuditRecord>) -> Result<(), StageError> {
+async fn project(
+    connection: &mut PgConnection,
+    event: &Envelope<AuditRecord>,
+) -> Result<(), StageError> {
     let record = &event.body;
     if record.kind == AuditKind::RequestReceived {
-        let request: Request = serde_json::from_value(record.data["request"].clone()).map_err(|error| {
-            StageError::permanent("undecodable", format!("request_received without a valid request: {error}"), Some(event.request_id))
-        })?;
+        let request: Request =
+            serde_json::from_value(record.data["request"].clone()).map_err(|error| {
+                StageError::permanent(
+                    "undecodable",
+                    format!("request_received without a valid request: {error}"),
+                    Some(event.request_id),
+                )
+            })?;
         requests::insert_received(connection, &request, event.at).await?;
         return Ok(());
     }
@@ -108,7 +132,15 @@ async fn project(connection: &mut PgConnection, event: &Envelope<AuditRecord>) -
         return Ok(());
     };
     let fields = requests::StatusFields::from_data(&record.data);
-    match requests::move_status(connection, event.request_id.as_uuid(), status, event.at, &fields).await? {
+    match requests::move_status(
+        connection,
+        event.request_id.as_uuid(),
+        status,
+        event.at,
+        &fields,
+    )
+    .await?
+    {
         requests::Moved::Applied => Ok(()),
         requests::Moved::Refused { current } => {
             tracing::warn!(request_id = %event.request_id, %current, wanted = %status, "status move refused by the state machine; audited only");

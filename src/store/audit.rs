@@ -43,17 +43,25 @@ impl AuditRow {
 }
 
 /// Appends the events not yet recorded, in order; returns which of them were new.
-pub async fn append(connection: &mut PgConnection, events: &[Envelope<AuditRecord>]) -> sqlx::Result<Vec<bool>> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *connection).await?;
+pub async fn append(
+    connection: &mut PgConnection,
+    events: &[Envelope<AuditRecord>],
+) -> sqlx::Result<Vec<bool>> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHAIN_LOCK)
+        .execute(&mut *connection)
+        .await?;
     let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
-    let existing: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM audit_events WHERE event_id = ANY($1)")
-        .bind(&ids)
-        .fetch_all(&mut *connection)
-        .await?;
+    let existing: Vec<Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM audit_events WHERE event_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *connection)
+            .await?;
     let mut seen: HashSet<Uuid> = existing.into_iter().collect();
-    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *connection)
-        .await?;
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *connection)
+            .await?;
     let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
     let mut rows = Vec::new();
     let mut fresh = Vec::with_capacity(events.len());
@@ -156,11 +164,24 @@ pub fn canonical_json(value: &Value) -> String {
             keys.sort();
             let fields: Vec<String> = keys
                 .into_iter()
-                .map(|key| format!("{}:{}", Value::String(key.clone()), canonical_json(&map[key])))
+                .map(|key| {
+                    format!(
+                        "{}:{}",
+                        Value::String(key.clone()),
+                        canonical_json(&map[key])
+                    )
+                })
                 .collect();
             format!("{{{}}}", fields.join(","))
         }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(canonical_json)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -171,9 +192,14 @@ mod tests {
 
     #[test]
     fn canonical_json_ignores_key_order() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"q":2,"p":1}],"x":"s"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":{"x":"s","y":[1,{"p":1,"q":2}]},"b":1}"#).unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"q":2,"p":1}],"x":"s"}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"x":"s","y":[1,{"p":1,"q":2}]},"b":1}"#).unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
-        assert_eq!(canonical_json(&a), r#"{"a":{"x":"s","y":[1,{"p":1,"q":2}]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":"s","y":[1,{"p":1,"q":2}]},"b":1}"#
+        );
     }
 }

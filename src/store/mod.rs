@@ -7,5 +7,8 @@ use anyhow::Context as _;
 
 /// Applies the migrations in `migrations/` (idempotent; sqlx serializes concurrent runs).
 pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    sqlx::migrate!("./migrations").run(pool).await.context("run database migrations")
+    sqlx::migrate!("./migrations")
+        .run(pool)
+        .await
+        .context("run database migrations")
 }

@@ -67,9 +67,15 @@ impl StatusFields {
         Self {
             validator_scores: data.get("validator_scores").cloned(),
             profile: text("profile"),
-            composite_score: data.get("composite_score").and_then(Value::as_i64).and_then(|v| i32::try_from(v).ok()),
+            composite_score: data
+                .get("composite_score")
+                .and_then(Value::as_i64)
+                .and_then(|v| i32::try_from(v).ok()),
             validation_applied: data.get("validation_applied").and_then(Value::as_bool),
-            rollout_bucket: data.get("rollout_bucket").and_then(Value::as_i64).and_then(|v| i16::try_from(v).ok()),
+            rollout_bucket: data
+                .get("rollout_bucket")
+                .and_then(Value::as_i64)
+                .and_then(|v| i16::try_from(v).ok()),
             decided_by: text("decided_by"),
             decided_at: time("decided_at"),
             decision_note: text("note"),
@@ -84,13 +90,19 @@ impl StatusFields {
 pub enum Moved {
     Applied,
     /// The row is elsewhere in the state machine (a late or repeated event); left unchanged.
-    Refused { current: Status },
+    Refused {
+        current: Status,
+    },
     /// No row yet: the event overtook the request's `request_received`.
     Missing,
 }
 
 /// Inserts a newly received request (a no-op if it is already there).
-pub async fn insert_received(connection: &mut PgConnection, request: &Request, at: DateTime<Utc>) -> sqlx::Result<bool> {
+pub async fn insert_received(
+    connection: &mut PgConnection,
+    request: &Request,
+    at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
     let operation = request
         .command
         .as_ref()
@@ -105,7 +117,12 @@ pub async fn insert_received(connection: &mut PgConnection, request: &Request, a
     .bind(request.request_id.as_uuid())
     .bind(&request.requester)
     .bind(request.environment.as_str())
-    .bind(request.command.as_ref().map(|command| command.line.as_str()))
+    .bind(
+        request
+            .command
+            .as_ref()
+            .map(|command| command.line.as_str()),
+    )
     .bind(operation)
     .bind(&request.title)
     .bind(&request.description)
@@ -124,7 +141,11 @@ pub async fn move_status(
     at: DateTime<Utc>,
     fields: &StatusFields,
 ) -> sqlx::Result<Moved> {
-    let predecessors: Vec<&str> = status.predecessors().iter().map(|status| status.as_str()).collect();
+    let predecessors: Vec<&str> = status
+        .predecessors()
+        .iter()
+        .map(|status| status.as_str())
+        .collect();
     let updated = sqlx::query(
         "UPDATE approval_requests SET
             status = $2, updated_at = $3,
@@ -159,10 +180,11 @@ pub async fn move_status(
     if updated.rows_affected() == 1 {
         return Ok(Moved::Applied);
     }
-    let current: Option<String> = sqlx::query_scalar("SELECT status FROM approval_requests WHERE request_id = $1")
-        .bind(request_id)
-        .fetch_optional(connection)
-        .await?;
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT status FROM approval_requests WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(connection)
+            .await?;
     Ok(match current.and_then(|text| text.parse::<Status>().ok()) {
         Some(current) => Moved::Refused { current },
         None => Moved::Missing,
@@ -170,10 +192,12 @@ pub async fn move_status(
 }
 
 pub async fn get(pool: &PgPool, request_id: Uuid) -> sqlx::Result<Option<RequestRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM approval_requests WHERE request_id = $1")))
-        .bind(request_id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approval_requests WHERE request_id = $1"
+    )))
+    .bind(request_id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Filters of `GET /requests` and `wingman list`.

@@ -28,9 +28,21 @@ async fn wingman_request_no_wait_then_status_and_list_show_the_request() {
     let output = wingman(
         &env,
         &[
-            "request", "--env", "test", "--title", "Restart api", "--description",
-            "Reload config. Rollback: start it. Verify: health.", "--requester", "ops-anna", "--no-wait", "--json",
-            "--", "docker", "restart", "api",
+            "request",
+            "--env",
+            "test",
+            "--title",
+            "Restart api",
+            "--description",
+            "Reload config. Rollback: start it. Verify: health.",
+            "--requester",
+            "ops-anna",
+            "--no-wait",
+            "--json",
+            "--",
+            "docker",
+            "restart",
+            "api",
         ],
     )
     .await;
@@ -42,7 +54,10 @@ async fn wingman_request_no_wait_then_status_and_list_show_the_request() {
     let status = wingman(&env, &["status", &request_id]).await;
     assert!(status.status.success(), "{}", text(&status.stderr));
     let line = text(&status.stdout);
-    assert!(line.contains("RECEIVED") && line.contains("docker restart api"), "{line}");
+    assert!(
+        line.contains("RECEIVED") && line.contains("docker restart api"),
+        "{line}"
+    );
 
     let list = wingman(&env, &["list", "--status", "RECEIVED", "--json"]).await;
     assert!(list.status.success(), "{}", text(&list.stderr));
@@ -57,7 +72,20 @@ async fn an_invalid_request_is_refused_by_the_cli_in_one_line_naming_the_field()
     let env = TestEnv::start().await;
     let output = wingman(
         &env,
-        &["request", "--env", "staging", "--title", "x", "--description", "y", "--no-wait", "--", "docker", "stop", "a"],
+        &[
+            "request",
+            "--env",
+            "staging",
+            "--title",
+            "x",
+            "--description",
+            "y",
+            "--no-wait",
+            "--",
+            "docker",
+            "stop",
+            "a",
+        ],
     )
     .await;
     assert_eq!(output.status.code(), Some(1));
@@ -76,8 +104,22 @@ async fn waiting_on_a_refused_request_ends_with_the_reason_and_a_denied_exit_cod
     let request_id = Uuid::new_v4();
     let mut payload = request_json(request_id, None);
     payload["environment"] = Value::String("moon".into());
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload.to_string()).await;
-    let output = wingman(&env, &["status", &request_id.to_string(), "--wait", "--timeout", "20s"]).await;
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    let output = wingman(
+        &env,
+        &[
+            "status",
+            &request_id.to_string(),
+            "--wait",
+            "--timeout",
+            "20s",
+        ],
+    )
+    .await;
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("INVALID"));
     assert!(text(&output.stdout).contains("unknown environment `moon`"));
@@ -90,11 +132,15 @@ async fn the_seeds_monitoring_queries_run_unchanged() {
     env.spawn_intake().await;
     env.spawn_recorder();
     for _ in 0..4 {
-        env.publish_raw(&format!("{}.requests.submitted", env.prefix), request_json(Uuid::new_v4(), None).to_string())
-            .await;
+        env.publish_raw(
+            &format!("{}.requests.submitted", env.prefix),
+            request_json(Uuid::new_v4(), None).to_string(),
+        )
+        .await;
     }
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 4).await;
+    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 4)
+        .await;
     for status in ["AUTO_REJECTED", "AUTO_APPROVED", "PENDING"] {
         let query = match status {
             "AUTO_REJECTED" => {
@@ -113,7 +159,10 @@ async fn the_seeds_monitoring_queries_run_unchanged() {
    WHERE created_at > NOW() - INTERVAL '24 hours';"
             }
         };
-        let rate: sqlx::types::BigDecimal = sqlx::query_scalar(query).fetch_one(&env.pool).await.unwrap();
+        let rate: sqlx::types::BigDecimal = sqlx::query_scalar(query)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
         assert_eq!(rate.to_string().parse::<f64>().unwrap(), 0.0, "{status}");
     }
     let scores: Vec<Option<Value>> = sqlx::query_scalar(

@@ -23,7 +23,8 @@ pub fn nats_url() -> String {
 
 /// The server that hosts test databases (`WINGMAN_TEST_POSTGRES`, without a database name).
 pub fn postgres_base() -> String {
-    std::env::var("WINGMAN_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("WINGMAN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub struct TestEnv {
@@ -54,35 +55,73 @@ impl TestEnv {
             nats: NatsSettings {
                 url: nats_url(),
                 prefix: prefix.clone(),
-                overrides: TopologyOverrides { ack_wait: Some(Duration::from_secs(2)), replicas: None },
+                overrides: TopologyOverrides {
+                    ack_wait: Some(Duration::from_secs(2)),
+                    replicas: None,
+                },
                 credentials: None,
                 connect_attempts: 3,
             },
             database: DatabaseSettings::new(format!("{}/{database}", postgres_base())),
         };
-        let bus = Bus::connect(&settings.nats, "wingman-test")
+        let bus = Bus::connect(&settings.nats, "wingman-test").await.expect(
+            "NATS with JetStream must be running on 127.0.0.1:4222 (scripts/test starts it)",
+        );
+        bus.ensure_topology()
             .await
-            .expect("NATS with JetStream must be running on 127.0.0.1:4222 (scripts/test starts it)");
-        bus.ensure_topology().await.expect("create the test topology");
+            .expect("create the test topology");
         let pool = settings.database.pool().expect("pool");
-        wingman::store::migrate(&pool).await.expect("migrate the test database");
-        Self { prefix, bus, pool, shutdown: CancellationToken::new(), database, tasks: Vec::new() }
+        wingman::store::migrate(&pool)
+            .await
+            .expect("migrate the test database");
+        Self {
+            prefix,
+            bus,
+            pool,
+            shutdown: CancellationToken::new(),
+            database,
+            tasks: Vec::new(),
+        }
     }
 
     pub fn options(&self, stage: &str) -> LoopOptions {
-        LoopOptions { batch: 32, double_ack: false, actor: format!("{stage}@test") }
+        LoopOptions {
+            batch: 32,
+            double_ack: false,
+            actor: format!("{stage}@test"),
+        }
     }
 
     pub async fn spawn_intake(&mut self) {
-        let claims = open_bucket(&self.bus.js, &self.bus.subjects.localize_name("wingman_claims")).await.unwrap();
-        let deps = stages::intake::IntakeDeps { bus: self.bus.clone(), claims, actor: "intake@test".into() };
-        let task = tokio::spawn(stages::intake::run(deps, self.options("intake"), self.shutdown.clone()));
+        let claims = open_bucket(
+            &self.bus.js,
+            &self.bus.subjects.localize_name("wingman_claims"),
+        )
+        .await
+        .unwrap();
+        let deps = stages::intake::IntakeDeps {
+            bus: self.bus.clone(),
+            claims,
+            actor: "intake@test".into(),
+        };
+        let task = tokio::spawn(stages::intake::run(
+            deps,
+            self.options("intake"),
+            self.shutdown.clone(),
+        ));
         self.tasks.push(task);
     }
 
     pub fn spawn_recorder(&mut self) {
-        let deps = stages::recorder::RecorderDeps { pool: self.pool.clone() };
-        let task = tokio::spawn(stages::recorder::run(deps, self.bus.clone(), self.options("recorder"), self.shutdown.clone()));
+        let deps = stages::recorder::RecorderDeps {
+            pool: self.pool.clone(),
+        };
+        let task = tokio::spawn(stages::recorder::run(
+            deps,
+            self.bus.clone(),
+            self.options("recorder"),
+            self.shutdown.clone(),
+        ));
         self.tasks.push(task);
     }
 
@@ -108,7 +147,11 @@ impl TestEnv {
 
     /// Publishes raw bytes with a plain core-NATS publish, as any client could.
     pub async fn publish_raw(&self, subject: &str, payload: impl Into<bytes::Bytes>) {
-        self.bus.client.publish(subject.to_string(), payload.into()).await.unwrap();
+        self.bus
+            .client
+            .publish(subject.to_string(), payload.into())
+            .await
+            .unwrap();
         self.bus.client.flush().await.unwrap();
     }
 
@@ -118,12 +161,16 @@ impl TestEnv {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut quiet_rounds = 0;
         while quiet_rounds < 2 {
-            assert!(tokio::time::Instant::now() < deadline, "the pipeline did not settle within 60 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the pipeline did not settle within 60 s"
+            );
             let mut busy = false;
             for def in &self.bus.topology.consumers {
                 let stream = self.bus.js.get_stream(&def.stream).await.unwrap();
                 let name = def.config.durable_name.as_deref().unwrap();
-                let mut consumer: jetstream::consumer::PullConsumer = stream.get_consumer(name).await.unwrap();
+                let mut consumer: jetstream::consumer::PullConsumer =
+                    stream.get_consumer(name).await.unwrap();
                 let info = consumer.info().await.unwrap();
                 if info.num_pending > 0 || info.num_ack_pending > 0 {
                     busy = true;
@@ -146,7 +193,10 @@ impl TestEnv {
             if count == expected {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{query}: {count}, expected {expected}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{query}: {count}, expected {expected}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -177,7 +227,9 @@ impl TestEnv {
         }
         let mut messages = consumer.messages().await.unwrap();
         use futures::StreamExt;
-        while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_millis(500), messages.next()).await {
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+        {
             values.push(serde_json::from_slice(&message.payload).unwrap_or(Value::Null));
         }
         values
@@ -188,7 +240,10 @@ impl TestEnv {
         vec![
             ("NATS_URL".into(), nats_url()),
             ("WINGMAN_SUBJECT_PREFIX".into(), self.prefix.clone()),
-            ("DATABASE_URL".into(), format!("{}/{}", postgres_base(), self.database)),
+            (
+                "DATABASE_URL".into(),
+                format!("{}/{}", postgres_base(), self.database),
+            ),
             ("WINGMAN_ACK_WAIT_SECS".into(), "2".into()),
             ("METRICS_PORT".into(), "0".into()),
             ("RUST_LOG".into(), "warn".into()),
@@ -204,9 +259,12 @@ impl TestEnv {
         self.bus.topology.delete_all(&self.bus.js).await;
         self.pool.close().await;
         if let Ok(admin) = PgPool::connect(&format!("{}/postgres", postgres_base())).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)))
-                .execute(&admin)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            )))
+            .execute(&admin)
+            .await;
         }
     }
 }
@@ -229,7 +287,11 @@ pub fn request_json(request_id: Uuid, command: Option<&str>) -> Value {
 /// A worker binary built next to this test binary (scripts/test builds them first).
 pub fn worker_binary(name: &str) -> PathBuf {
     let test_exe = std::env::current_exe().unwrap();
-    let directory = test_exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    let directory = test_exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
     let path = directory.join(name);
     assert!(
         path.exists(),

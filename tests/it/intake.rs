@@ -14,14 +14,23 @@ async fn a_raw_json_request_is_recorded_as_received_and_announced_on_its_status_
     env.spawn_intake().await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
-    let mut status = env.bus.client.subscribe(format!("{}.status.{request_id}", env.prefix)).await.unwrap();
+    let mut status = env
+        .bus
+        .client
+        .subscribe(format!("{}.status.{request_id}", env.prefix))
+        .await
+        .unwrap();
 
     let raw = format!(
         r#"{{"request_id":"{request_id}","requester":"ci-job-42","environment":"prd","command":"docker compose -f docker-compose.prd.yml -p wingman-prd down","title":"Stop PRD for the gateway deploy","description":"Stage A. Rollback: up -d. Verify: health."}}"#
     );
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), raw).await;
+    env.publish_raw(&format!("{}.requests.submitted", env.prefix), raw)
+        .await;
 
-    let message = tokio::time::timeout(Duration::from_secs(10), status.next()).await.unwrap().unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), status.next())
+        .await
+        .unwrap()
+        .unwrap();
     let event: Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(event["status"], "RECEIVED");
     assert_eq!(event["request_id"], request_id.to_string());
@@ -29,12 +38,13 @@ async fn a_raw_json_request_is_recorded_as_received_and_announced_on_its_status_
     assert!(event["at"].is_string());
     env.settle_all().await;
     assert_eq!(env.status_of(request_id).await.as_deref(), Some("RECEIVED"));
-    let (requester, command, operation): (String, String, Value) =
-        sqlx::query_as("SELECT requester, command, operation FROM approval_requests WHERE request_id = $1")
-            .bind(request_id)
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (requester, command, operation): (String, String, Value) = sqlx::query_as(
+        "SELECT requester, command, operation FROM approval_requests WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert_eq!(requester, "ci-job-42");
     assert!(command.contains("-p wingman-prd down"));
     assert_eq!(operation["kind"], "compose");
@@ -49,12 +59,27 @@ async fn the_same_request_published_three_times_is_one_request_with_one_audit_tr
     let request_id = Uuid::new_v4();
     let payload = request_json(request_id, Some("docker restart api")).to_string();
     for _ in 0..3 {
-        env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload.clone()).await;
+        env.publish_raw(
+            &format!("{}.requests.submitted", env.prefix),
+            payload.clone(),
+        )
+        .await;
     }
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 1).await;
-    env.wait_for_count("SELECT count(*) FROM audit_events WHERE request_id = $1", Some(request_id), 1).await;
-    let accepted = env.stream_messages("WINGMAN_REQUESTS", &format!("{}.requests.accepted", env.prefix)).await;
+    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 1)
+        .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        1,
+    )
+    .await;
+    let accepted = env
+        .stream_messages(
+            "WINGMAN_REQUESTS",
+            &format!("{}.requests.accepted", env.prefix),
+        )
+        .await;
     assert_eq!(accepted.len(), 1, "one accepted event for the validator");
     env.stop().await;
 }
@@ -66,24 +91,36 @@ async fn a_reused_request_id_with_other_content_is_refused_without_touching_the_
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
     let subject = format!("{}.requests.submitted", env.prefix);
-    env.publish_raw(&subject, request_json(request_id, Some("docker restart api")).to_string()).await;
+    env.publish_raw(
+        &subject,
+        request_json(request_id, Some("docker restart api")).to_string(),
+    )
+    .await;
     env.settle_all().await;
-    env.publish_raw(&subject, request_json(request_id, Some("docker rm -f db")).to_string()).await;
+    env.publish_raw(
+        &subject,
+        request_json(request_id, Some("docker rm -f db")).to_string(),
+    )
+    .await;
     env.settle_all().await;
-    let dead = env.stream_messages("WINGMAN_DLQ", &format!("{}.dlq.intake", env.prefix)).await;
+    let dead = env
+        .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.intake", env.prefix))
+        .await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["code"], "request_id_conflict");
-    let command: String = sqlx::query_scalar("SELECT command FROM approval_requests WHERE request_id = $1")
-        .bind(request_id)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let command: String =
+        sqlx::query_scalar("SELECT command FROM approval_requests WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
     assert_eq!(command, "docker restart api");
     env.stop().await;
 }
 
 #[tokio::test]
-async fn malformed_messages_are_dead_lettered_with_the_reason_audited_and_the_stream_keeps_flowing() {
+async fn malformed_messages_are_dead_lettered_with_the_reason_audited_and_the_stream_keeps_flowing()
+{
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
     env.spawn_recorder();
@@ -95,32 +132,63 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_audited_and_the_st
     let mut oversized = request_json(Uuid::new_v4(), None);
     oversized["title"] = json!("t".repeat(500));
     let bad: Vec<(String, &str, &str)> = vec![
-        ("{\"requester\": \"x\", ".to_string(), "invalid_json", "invalid JSON"),
-        (unknown.to_string(), "unknown_field", "field `priority`: unknown field"),
-        (missing.to_string(), "missing_field", "field `description`: is required"),
-        (oversized.to_string(), "too_long", "field `title`: too long (500 characters, at most 200)"),
+        (
+            "{\"requester\": \"x\", ".to_string(),
+            "invalid_json",
+            "invalid JSON",
+        ),
+        (
+            unknown.to_string(),
+            "unknown_field",
+            "field `priority`: unknown field",
+        ),
+        (
+            missing.to_string(),
+            "missing_field",
+            "field `description`: is required",
+        ),
+        (
+            oversized.to_string(),
+            "too_long",
+            "field `title`: too long (500 characters, at most 200)",
+        ),
     ];
     for (payload, _, _) in &bad {
         env.publish_raw(&subject, payload.clone()).await;
     }
     let good_id = Uuid::new_v4();
-    env.publish_raw(&subject, request_json(good_id, None).to_string()).await;
+    env.publish_raw(&subject, request_json(good_id, None).to_string())
+        .await;
     env.settle_all().await;
 
-    assert_eq!(env.status_of(good_id).await.as_deref(), Some("RECEIVED"), "the good message after the bad ones");
-    let dead = env.stream_messages("WINGMAN_DLQ", &format!("{}.dlq.intake", env.prefix)).await;
+    assert_eq!(
+        env.status_of(good_id).await.as_deref(),
+        Some("RECEIVED"),
+        "the good message after the bad ones"
+    );
+    let dead = env
+        .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.intake", env.prefix))
+        .await;
     assert_eq!(dead.len(), bad.len());
     for ((_, code, reason), letter) in bad.iter().zip(&dead) {
         assert_eq!(letter["code"], *code);
-        assert!(letter["reason"].as_str().unwrap().starts_with(reason), "{letter}");
+        assert!(
+            letter["reason"].as_str().unwrap().starts_with(reason),
+            "{letter}"
+        );
     }
-    env.wait_for_count("SELECT count(*) FROM audit_events WHERE kind = 'message_rejected'", None, bad.len() as i64)
-        .await;
-    let reasons: Vec<String> =
-        sqlx::query_scalar("SELECT data->>'reason' FROM audit_events WHERE kind = 'message_rejected' ORDER BY seq")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE kind = 'message_rejected'",
+        None,
+        bad.len() as i64,
+    )
+    .await;
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT data->>'reason' FROM audit_events WHERE kind = 'message_rejected' ORDER BY seq",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
     assert!(reasons.iter().any(|reason| reason.contains("`priority`")));
     env.stop().await;
 }
@@ -131,15 +199,34 @@ async fn a_command_the_gateway_cannot_run_is_refused_on_the_requests_status_subj
     env.spawn_intake().await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
-    let mut status = env.bus.client.subscribe(format!("{}.status.{request_id}", env.prefix)).await.unwrap();
+    let mut status = env
+        .bus
+        .client
+        .subscribe(format!("{}.status.{request_id}", env.prefix))
+        .await
+        .unwrap();
     let payload = request_json(request_id, Some("docker stop api && docker rm api")).to_string();
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload).await;
-    let message = tokio::time::timeout(Duration::from_secs(10), status.next()).await.unwrap().unwrap();
+    env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload)
+        .await;
+    let message = tokio::time::timeout(Duration::from_secs(10), status.next())
+        .await
+        .unwrap()
+        .unwrap();
     let event: Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(event["status"], "INVALID");
     assert_eq!(event["code"], "invalid_command");
-    assert!(event["error"].as_str().unwrap().starts_with("field `command`: shell syntax is not allowed"), "{event}");
+    assert!(
+        event["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("field `command`: shell syntax is not allowed"),
+        "{event}"
+    );
     env.settle_all().await;
-    assert_eq!(env.status_of(request_id).await, None, "never a row for a refused request");
+    assert_eq!(
+        env.status_of(request_id).await,
+        None,
+        "never a row for a refused request"
+    );
     env.stop().await;
 }

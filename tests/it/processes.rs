@@ -11,7 +11,11 @@ use crate::helpers::{TestEnv, request_json, worker_binary};
 
 fn spawn_worker(env: &TestEnv, name: &str, extra: &[(&str, &str)]) -> Child {
     let mut command = Command::new(worker_binary(name));
-    command.envs(env.child_env()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+    command
+        .envs(env.child_env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     for (key, value) in extra {
         command.env(key, value);
     }
@@ -38,19 +42,41 @@ async fn wait_for_stderr(child: &mut Child, needle: &str) {
 async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_once() {
     let mut env = TestEnv::start().await;
     env.spawn_recorder();
-    let mut doomed = spawn_worker(&env, "wingman-intake", &[("WINGMAN_FAILPOINT", "before_ack:pause")]);
+    let mut doomed = spawn_worker(
+        &env,
+        "wingman-intake",
+        &[("WINGMAN_FAILPOINT", "before_ack:pause")],
+    );
     let request_id = Uuid::new_v4();
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), request_json(request_id, Some("docker stop api")).to_string())
-        .await;
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        request_json(request_id, Some("docker stop api")).to_string(),
+    )
+    .await;
     wait_for_stderr(&mut doomed, "failpoint before_ack reached").await;
     doomed.kill().await.unwrap(); // SIGKILL: the message was handled and published, never acked
 
     let _survivor = spawn_worker(&env, "wingman-intake", &[]);
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 1).await;
-    env.wait_for_count("SELECT count(*) FROM audit_events WHERE request_id = $1", Some(request_id), 1).await;
-    let accepted = env.stream_messages("WINGMAN_REQUESTS", &format!("{}.requests.accepted", env.prefix)).await;
-    assert_eq!(accepted.len(), 1, "the republished accepted event was dropped as a duplicate");
+    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 1)
+        .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        1,
+    )
+    .await;
+    let accepted = env
+        .stream_messages(
+            "WINGMAN_REQUESTS",
+            &format!("{}.requests.accepted", env.prefix),
+        )
+        .await;
+    assert_eq!(
+        accepted.len(),
+        1,
+        "the republished accepted event was dropped as a duplicate"
+    );
     env.stop().await;
 }
 
@@ -69,24 +95,38 @@ async fn two_intake_workers_share_the_work_and_no_request_is_processed_twice() {
         if consumer.info().await.unwrap().num_waiting >= 2 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the two workers never both pulled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the two workers never both pulled"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let count = 60;
     for _ in 0..count {
         let payload = request_json(Uuid::new_v4(), Some("docker restart api")).to_string();
-        env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload).await;
+        env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload)
+            .await;
     }
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM approval_requests", None, count).await;
-    env.wait_for_count("SELECT count(*) FROM audit_events WHERE kind = 'request_received'", None, count).await;
+    env.wait_for_count("SELECT count(*) FROM approval_requests", None, count)
+        .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE kind = 'request_received'",
+        None,
+        count,
+    )
+    .await;
     let actors: Vec<(String, i64)> = sqlx::query_as(
         "SELECT actor, count(*) FROM audit_events WHERE kind = 'request_received' GROUP BY actor",
     )
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    assert_eq!(actors.len(), 2, "both workers did some of the work: {actors:?}");
+    assert_eq!(
+        actors.len(),
+        2,
+        "both workers did some of the work: {actors:?}"
+    );
     assert!(actors.iter().all(|(_, done)| *done > 0));
     env.stop().await;
 }

@@ -9,12 +9,23 @@ use wingman::status::Status;
 
 use crate::helpers::{TestEnv, request_json};
 
-fn audit(request_id: RequestId, kind: AuditKind, status: Option<Status>, data: serde_json::Value) -> Envelope<AuditRecord> {
+fn audit(
+    request_id: RequestId,
+    kind: AuditKind,
+    status: Option<Status>,
+    data: serde_json::Value,
+) -> Envelope<AuditRecord> {
     Envelope::derived(
         request_id,
         chrono::Utc::now(),
         &format!("{request_id}:test:{}", kind.as_str()),
-        AuditRecord { kind, stage: Stage::Validator, status, actor: "test".into(), data },
+        AuditRecord {
+            kind,
+            stage: Stage::Validator,
+            status,
+            actor: "test".into(),
+            data,
+        },
     )
 }
 
@@ -24,53 +35,113 @@ async fn a_redelivered_audit_event_is_recorded_once() {
     env.spawn_intake().await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), request_json(request_id, None).to_string()).await;
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        request_json(request_id, None).to_string(),
+    )
+    .await;
     env.settle_all().await;
 
-    let event = audit(RequestId::from_uuid(request_id), AuditKind::RequestValidated, Some(Status::Pending), json!({"profile": "operational"}));
+    let event = audit(
+        RequestId::from_uuid(request_id),
+        AuditKind::RequestValidated,
+        Some(Status::Pending),
+        json!({"profile": "operational"}),
+    );
     let subject = env.bus.subjects.audit(AuditKind::RequestValidated);
     // Two publishes with different message ids get past JetStream's dedup: the database must hold.
     for attempt in 0..2 {
-        let outgoing = Outgoing::json(subject.clone(), format!("{}-{attempt}", event.event_id), &event);
+        let outgoing = Outgoing::json(
+            subject.clone(),
+            format!("{}-{attempt}", event.event_id),
+            &event,
+        );
         publish_all(&env.bus.js, &[outgoing]).await.unwrap();
     }
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM audit_events WHERE request_id = $1", Some(request_id), 2).await;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        2,
+    )
+    .await;
     assert_eq!(env.status_of(request_id).await.as_deref(), Some("PENDING"));
-    let profile: Option<String> = sqlx::query_scalar("SELECT profile FROM approval_requests WHERE request_id = $1")
-        .bind(request_id)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let profile: Option<String> =
+        sqlx::query_scalar("SELECT profile FROM approval_requests WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
     assert_eq!(profile.as_deref(), Some("operational"));
     env.stop().await;
 }
 
 #[tokio::test]
-async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the_state_machine_is_only_audited() {
+async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the_state_machine_is_only_audited()
+ {
     let mut env = TestEnv::start().await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
     let id = RequestId::from_uuid(request_id);
-    let early = audit(id, AuditKind::RequestValidated, Some(Status::AutoApproved), json!({}));
+    let early = audit(
+        id,
+        AuditKind::RequestValidated,
+        Some(Status::AutoApproved),
+        json!({}),
+    );
     let subject = env.bus.subjects.audit(AuditKind::RequestValidated);
-    publish_all(&env.bus.js, &[Outgoing::json(subject, early.event_id.to_string(), &early)]).await.unwrap();
+    publish_all(
+        &env.bus.js,
+        &[Outgoing::json(subject, early.event_id.to_string(), &early)],
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(env.status_of(request_id).await, None);
 
     env.spawn_intake().await;
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), request_json(request_id, None).to_string()).await;
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        request_json(request_id, None).to_string(),
+    )
+    .await;
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM audit_events WHERE request_id = $1", Some(request_id), 2).await;
-    assert_eq!(env.status_of(request_id).await.as_deref(), Some("AUTO_APPROVED"));
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        2,
+    )
+    .await;
+    assert_eq!(
+        env.status_of(request_id).await.as_deref(),
+        Some("AUTO_APPROVED")
+    );
 
     // EXPIRED may only follow PENDING: recorded in the audit log, the row stays.
-    let late = audit(id, AuditKind::RequestExpired, Some(Status::Expired), json!({}));
+    let late = audit(
+        id,
+        AuditKind::RequestExpired,
+        Some(Status::Expired),
+        json!({}),
+    );
     let subject = env.bus.subjects.audit(AuditKind::RequestExpired);
-    publish_all(&env.bus.js, &[Outgoing::json(subject, late.event_id.to_string(), &late)]).await.unwrap();
+    publish_all(
+        &env.bus.js,
+        &[Outgoing::json(subject, late.event_id.to_string(), &late)],
+    )
+    .await
+    .unwrap();
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM audit_events WHERE request_id = $1", Some(request_id), 3).await;
-    assert_eq!(env.status_of(request_id).await.as_deref(), Some("AUTO_APPROVED"));
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        3,
+    )
+    .await;
+    assert_eq!(
+        env.status_of(request_id).await.as_deref(),
+        Some("AUTO_APPROVED")
+    );
     env.stop().await;
 }
 
@@ -80,12 +151,21 @@ async fn the_audit_log_refuses_updates_and_deletes() {
     env.spawn_intake().await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), request_json(request_id, None).to_string()).await;
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        request_json(request_id, None).to_string(),
+    )
+    .await;
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM audit_events", None, 1).await;
-    let update = sqlx::query("UPDATE audit_events SET actor = 'mallory'").execute(&env.pool).await;
+    env.wait_for_count("SELECT count(*) FROM audit_events", None, 1)
+        .await;
+    let update = sqlx::query("UPDATE audit_events SET actor = 'mallory'")
+        .execute(&env.pool)
+        .await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
-    let delete = sqlx::query("DELETE FROM audit_events").execute(&env.pool).await;
+    let delete = sqlx::query("DELETE FROM audit_events")
+        .execute(&env.pool)
+        .await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
     env.stop().await;
 }

@@ -1,0 +1,67 @@
+# Shared by scripts/dev, scripts/test and .ci/run: start the local services Wingman needs
+# when they are not answering. Everything listens on loopback only.
+
+: "${CARGO_TARGET_DIR:=/var/tmp/wingman-target}"
+export CARGO_TARGET_DIR
+: "${NATS_URL:=nats://127.0.0.1:4222}"
+export NATS_URL
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_for_port() { # host port what
+  for _ in $(seq 1 100); do
+    port_open "$1" "$2" && return 0
+    sleep 0.2
+  done
+  echo "error: $3 did not start on $1:$2" >&2
+  return 1
+}
+
+apt_install() {
+  if [ -z "${WINGMAN_APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null
+    export WINGMAN_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_nats() {
+  port_open 127.0.0.1 4222 && return 0
+  say "starting NATS with JetStream on 127.0.0.1:4222"
+  command -v nats-server >/dev/null || apt_install nats-server
+  mkdir -p /var/lib/nats-server
+  start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+  wait_for_port 127.0.0.1 4222 "nats-server"
+}
+
+ensure_postgres() {
+  pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && return 0
+  say "starting PostgreSQL on 127.0.0.1:5432"
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+  wait_for_port 127.0.0.1 5432 "postgres"
+}
+
+ensure_database() { # name
+  if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
+    say "creating database $1"
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $1"
+  fi
+}
+
+ensure_docker_engine() {
+  if [ -x scripts/docker-engine.sh ]; then
+    eval "$(scripts/docker-engine.sh | grep '^export ')"
+  fi
+}
+
+ensure_promtool() {
+  command -v promtool >/dev/null && return 0
+  say "installing promtool (Debian's prometheus package)"
+  apt_install prometheus
+}
