@@ -22,6 +22,7 @@ pub mod events;
 pub mod failpoint;
 pub mod metrics;
 pub mod request;
+pub mod rollout;
 pub mod shutdown;
 pub mod stages;
 pub mod status;

@@ -12,7 +12,8 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 /// compact text otherwise. `RUST_LOG` filters (default `default_filter`, e.g. `info`; the CLI
 /// uses `warn` so its output stays its own). Safe to call twice.
 pub fn init(service: &str, default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = crate::config::var("WINGMAN_LOG_FORMAT").as_deref() == Some("json");
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {

@@ -33,7 +33,10 @@ const CONSUMERS: &[(&str, &str)] = &[
     ),
 ];
 
-const BUCKETS: &[(&str, &str)] = &[("claims", include_str!("../../nats/kv/claims.json"))];
+const BUCKETS: &[(&str, &str)] = &[
+    ("claims", include_str!("../../nats/kv/claims.json")),
+    ("rollout", include_str!("../../nats/kv/rollout.json")),
+];
 
 /// A durable pull consumer declared in `nats/consumers/<name>.json`.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,0 +1,184 @@
+//! The validation rollout: `VALIDATION_ENABLED` and `VALIDATION_ROLLOUT_PERCENT`, live in the
+//! NATS KV bucket `rollout` (key `validation`), seeded from the environment on first start.
+//!
+//! A request is validated when validation is enabled and its bucket (a hash of its id, 0..100)
+//! is below the percent: the same request always lands in the same bucket, so raising the
+//! percent only adds requests to the cohort. Changes are compare-and-set, so two operators
+//! cannot silently overwrite each other.
+
+use anyhow::Context as _;
+use async_nats::jetstream::kv;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::RequestId;
+
+pub const BUCKET: &str = "wingman_rollout";
+const KEY: &str = "validation";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub enabled: bool,
+    /// 0..=100.
+    pub percent: u8,
+    pub updated_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Whether one request is in the validated cohort, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cohort {
+    pub applied: bool,
+    pub bucket: u8,
+}
+
+impl Rollout {
+    /// The seed's safe start: disabled, everything goes to a human.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let enabled = match crate::config::var("VALIDATION_ENABLED").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => anyhow::bail!("VALIDATION_ENABLED: `{other}` is not 0/1/true/false"),
+        };
+        let percent = crate::config::parse_var::<u8>("VALIDATION_ROLLOUT_PERCENT")?.unwrap_or(100);
+        anyhow::ensure!(
+            percent <= 100,
+            "VALIDATION_ROLLOUT_PERCENT: {percent} is above 100"
+        );
+        Ok(Self {
+            enabled,
+            percent,
+            updated_by: "environment".into(),
+            updated_at: crate::envelope::now(),
+        })
+    }
+
+    pub fn cohort(&self, request_id: RequestId) -> Cohort {
+        let bucket = request_id.rollout_bucket();
+        Cohort {
+            applied: self.enabled && bucket < self.percent,
+            bucket,
+        }
+    }
+
+    /// `enabled, 50 %` / `disabled (50 %)`.
+    pub fn describe(&self) -> String {
+        if self.enabled {
+            format!("enabled, {} %", self.percent)
+        } else {
+            format!("disabled ({} % when enabled)", self.percent)
+        }
+    }
+}
+
+/// The live flags in NATS KV.
+#[derive(Clone)]
+pub struct RolloutStore {
+    kv: kv::Store,
+}
+
+impl RolloutStore {
+    pub fn new(kv: kv::Store) -> Self {
+        Self { kv }
+    }
+
+    /// Writes `initial` unless the flags already exist (the first worker to start seeds them).
+    pub async fn seed(&self, initial: &Rollout) -> anyhow::Result<()> {
+        match self
+            .kv
+            .create(KEY, serde_json::to_vec(initial)?.into())
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(rollout = %initial.describe(), "seeded the rollout flags from the environment");
+                Ok(())
+            }
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
+            Err(error) => Err(anyhow::anyhow!("seed the rollout flags: {error}")),
+        }
+    }
+
+    /// The current flags and their revision (for compare-and-set).
+    pub async fn current(&self) -> anyhow::Result<(Rollout, u64)> {
+        let entry = self
+            .kv
+            .entry(KEY)
+            .await
+            .map_err(|error| anyhow::anyhow!("read the rollout flags: {error}"))?
+            .filter(|entry| entry.operation == kv::Operation::Put)
+            .context(
+                "the rollout flags are not set (start a validator, or run `wingman rollout set`)",
+            )?;
+        let rollout = serde_json::from_slice(&entry.value).context("decode the rollout flags")?;
+        Ok((rollout, entry.revision))
+    }
+
+    /// Applies `change` to the current flags, atomically; returns (old, new).
+    pub async fn change(
+        &self,
+        who: &str,
+        change: impl Fn(&Rollout) -> Rollout,
+    ) -> anyhow::Result<(Rollout, Rollout)> {
+        for _ in 0..5 {
+            let (old, revision) = self.current().await?;
+            let mut new = change(&old);
+            new.updated_by = who.to_string();
+            new.updated_at = crate::envelope::now();
+            match self
+                .kv
+                .update(KEY, serde_json::to_vec(&new)?.into(), revision)
+                .await
+            {
+                Ok(_) => return Ok((old, new)),
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(error) => return Err(anyhow::anyhow!("update the rollout flags: {error}")),
+            }
+        }
+        anyhow::bail!("the rollout flags kept changing under us; try again")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout(enabled: bool, percent: u8) -> Rollout {
+        Rollout {
+            enabled,
+            percent,
+            updated_by: "test".into(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_cohort_grows_with_the_percent_and_never_loses_a_request() {
+        let ids: Vec<RequestId> = (0..2000).map(|_| RequestId::generate()).collect();
+        let mut previous = 0;
+        for percent in [0u8, 10, 50, 100] {
+            let in_cohort: Vec<bool> = ids
+                .iter()
+                .map(|id| rollout(true, percent).cohort(*id).applied)
+                .collect();
+            let count = in_cohort.iter().filter(|applied| **applied).count();
+            assert!(count >= previous);
+            previous = count;
+            if percent == 0 {
+                assert_eq!(count, 0);
+            }
+            if percent == 100 {
+                assert_eq!(count, ids.len());
+            }
+            if percent == 50 {
+                assert!((800..1200).contains(&count), "{count} of 2000 at 50 %");
+            }
+        }
+    }
+
+    #[test]
+    fn disabled_validation_validates_nothing() {
+        let id = RequestId::generate();
+        assert!(!rollout(false, 100).cohort(id).applied);
+        assert_eq!(rollout(false, 100).cohort(id).bucket, id.rollout_bucket());
+    }
+}
