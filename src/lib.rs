@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod events;
 pub mod failpoint;
 pub mod metrics;
+pub mod report;
 pub mod request;
 pub mod rollout;
 pub mod shutdown;

@@ -33,11 +33,14 @@ pub struct RequestRow {
     pub decision_note: Option<String>,
     pub false_positive: bool,
     pub expires_at: Option<DateTime<Utc>>,
+    pub validation_decision: Option<String>,
+    pub validation_error: bool,
 }
 
 const COLUMNS: &str = "request_id, status, requester, environment, command, operation, title, description, \
     risk_level, created_at, updated_at, validator_scores, profile, composite_score, validation_applied, \
-    rollout_bucket, decided_by, decided_at, decision_note, false_positive, expires_at";
+    rollout_bucket, decided_by, decided_at, decision_note, false_positive, expires_at, validation_decision, \
+    validation_error";
 
 /// The fields a status move may set, taken from the audit event's data (absent = unchanged).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -52,6 +55,8 @@ pub struct StatusFields {
     pub decision_note: Option<String>,
     pub false_positive: Option<bool>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub validation_decision: Option<String>,
+    pub validation_error: Option<bool>,
 }
 
 impl StatusFields {
@@ -81,6 +86,8 @@ impl StatusFields {
             decision_note: text("note"),
             false_positive: data.get("false_positive").and_then(Value::as_bool),
             expires_at: time("expires_at"),
+            validation_decision: text("validation_decision"),
+            validation_error: data.get("validation_error").and_then(Value::as_bool),
         }
     }
 }
@@ -158,7 +165,9 @@ pub async fn move_status(
             decided_at = COALESCE($10, decided_at),
             decision_note = COALESCE($11, decision_note),
             false_positive = COALESCE($12, false_positive),
-            expires_at = COALESCE($13, expires_at)
+            expires_at = COALESCE($13, expires_at),
+            validation_decision = COALESCE($15, validation_decision),
+            validation_error = COALESCE($16, validation_error)
          WHERE request_id = $1 AND status = ANY($14)",
     )
     .bind(request_id)
@@ -175,6 +184,8 @@ pub async fn move_status(
     .bind(fields.false_positive)
     .bind(fields.expires_at)
     .bind(&predecessors)
+    .bind(&fields.validation_decision)
+    .bind(fields.validation_error)
     .execute(&mut *connection)
     .await?;
     if updated.rows_affected() == 1 {
