@@ -55,9 +55,9 @@ ensure_database() { # name
 }
 
 ensure_docker_engine() {
-  if [ -x scripts/docker-engine.sh ]; then
-    eval "$(scripts/docker-engine.sh | grep '^export ')"
-  fi
+  local exports
+  exports=$(scripts/docker-engine.sh) || { echo "error: could not start the Docker Engine" >&2; return 1; }
+  eval "$(grep '^export ' <<<"$exports")"
 }
 
 ensure_promtool() {

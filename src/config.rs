@@ -140,3 +140,18 @@ pub fn secret_var(name: &str) -> anyhow::Result<Option<String>> {
             .with_context(|| format!("{name}_FILE: cannot read {path}")),
     }
 }
+
+/// A duration variable: `90s`, `30m`, `1h`, `2d`, or a bare number of seconds.
+pub fn duration_var(name: &str) -> anyhow::Result<Option<Duration>> {
+    let Some(text) = var(name) else {
+        return Ok(None);
+    };
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Some(Duration::from_secs(seconds)));
+    }
+    let duration = crate::cli::parse_duration(&text).with_context(|| name.to_string())?;
+    duration
+        .to_std()
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("{name}: `{text}` must be positive"))
+}

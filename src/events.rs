@@ -4,6 +4,9 @@
 //! | --- | --- |
 //! | `wingman.requests.submitted` | the public request JSON ([`crate::request`]), no envelope |
 //! | `wingman.requests.accepted` | `Envelope<Accepted>` |
+//! | `wingman.requests.validated` | `Envelope<Validated>` |
+//! | `wingman.approvals.decided` | `Envelope<Decided>` |
+//! | `wingman.exec.jobs` | `Envelope<ExecJob>` |
 //! | `wingman.audit.<kind>` | `Envelope<AuditRecord>` |
 //! | `wingman.status.<request_id>` | [`StatusEvent`] (flat, for publishers) |
 //! | `wingman.dlq.<stage>` | [`DeadLetter`] |
@@ -52,6 +55,47 @@ impl Stage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Accepted {
     pub request: Request,
+}
+
+/// `wingman.requests.validated`: the validator's decision (or PENDING for a human when the
+/// request is outside the validated cohort or validation failed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validated {
+    pub request: Request,
+    /// AUTO_APPROVED, AUTO_REJECTED or PENDING.
+    pub status: Status,
+    pub validation_applied: bool,
+    pub rollout_bucket: u8,
+    /// Per-validator scores and findings (absent when validation was not applied or failed).
+    pub validator_scores: Option<Value>,
+    /// Why validation failed, when it did (the request then waits for a human).
+    pub validation_error: Option<String>,
+    /// When a PENDING request expires without a decision.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `wingman.approvals.decided`: a human decision (Telegram or the console approver).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decided {
+    pub request: Request,
+    /// APPROVED or REJECTED.
+    pub decision: Status,
+    /// Who decided (`telegram:<user id>`, `cli:<name>`); two for prd when so configured.
+    pub approvers: Vec<String>,
+    pub note: Option<String>,
+    /// An approval of an AUTO_REJECTED request: a false positive of the validators.
+    pub overrides_auto_reject: bool,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// `wingman.exec.jobs`: an approved request with its capability token, for the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecJob {
+    pub request: Request,
+    /// PASETO v4.public, minted by the authority for exactly this request and command.
+    pub token: String,
+    pub token_id: Uuid,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What an audit event records. The set is small and fixed: it is a metric label too.
@@ -124,6 +168,10 @@ pub struct StatusEvent {
 /// The status word of a request that never entered the pipeline (intake refused it). It is
 /// only ever published on the status subject, never stored as a row status.
 pub const INVALID: &str = "INVALID";
+
+/// The status word published when the gateway refuses a job (bad token, policy): the request
+/// keeps its row status; nothing ran.
+pub const REFUSED: &str = "REFUSED";
 
 /// `wingman.dlq.<stage>`: a message a stage refused for good, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

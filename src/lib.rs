@@ -8,6 +8,8 @@
 //! - [`store`]: Postgres tables (written by the recorder only).
 //! - [`api`]: the HTTP API.
 //! - [`docker`]: the docker command line → typed operation parser.
+//! - [`engine`]: performs typed operations on the Docker Engine API (the gateway's only tool).
+//! - [`token`]: capability tokens (PASETO v4.public): minted by the authority, verified by the gateway.
 //! - [`cli`]: the `wingman` command's subcommands.
 //! - [`config`], [`telemetry`], [`metrics`], [`shutdown`], [`worker`], [`failpoint`]:
 //!   cross-cutting plumbing.
@@ -17,10 +19,13 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod docker;
+pub mod engine;
 pub mod envelope;
 pub mod events;
 pub mod failpoint;
+pub mod gateway_http;
 pub mod metrics;
+pub mod policy;
 pub mod report;
 pub mod request;
 pub mod rollout;
@@ -29,4 +34,6 @@ pub mod stages;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod token;
+pub mod validation;
 pub mod worker;

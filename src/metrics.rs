@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::events::{AuditKind, Stage};
@@ -18,10 +18,174 @@ pub const REQUESTS_RECEIVED: &str = "requests_received_total";
 pub const REQUESTS_INVALID: &str = "requests_invalid_total";
 pub const AUDIT_RECORDED: &str = "audit_events_recorded_total";
 pub const API_REQUESTS: &str = "api_requests_total";
+pub const VALIDATION_OUTCOMES: &str = "validation_outcomes_total";
+pub const VALIDATION_ERRORS: &str = "validation_errors_total";
+pub const VALIDATOR_SCORE: &str = "validator_score";
+pub const ROLLOUT_PERCENT: &str = "validation_rollout_percent";
+pub const ROLLOUT_ENABLED: &str = "validation_enabled";
+
+pub const CONSUMER_PENDING: &str = "pipeline_consumer_pending";
+pub const FALSE_POSITIVES: &str = "false_positives_total";
+pub const APPROVAL_DECISIONS: &str = "approval_decisions_total";
+pub const APPROVAL_LATENCY: &str = "approval_latency_seconds";
+pub const REQUESTS_EXPIRED: &str = "requests_expired_total";
+pub const TOKENS_MINTED: &str = "tokens_minted_total";
+pub const TOKEN_REJECTIONS: &str = "token_rejections_total";
+pub const EXECUTIONS: &str = "executions_total";
+pub const EXECUTION_DURATION: &str = "execution_duration_seconds";
+pub const DOCKER_CALLS: &str = "gateway_docker_calls_total";
+pub const ROLLOUT_GUARD_ACTIONS: &str = "rollout_guard_actions_total";
+
+/// Every metric Wingman exports: name, type, labels, help. Dashboards and alert rules may
+/// only use these (a test checks it).
+pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
+    (
+        MESSAGES_TOTAL,
+        "counter",
+        &["stage", "outcome"],
+        "messages settled by the consume loop: forwarded, done, retried, dead_lettered, unsettled",
+    ),
+    (
+        HANDLE_DURATION,
+        "histogram",
+        &["stage"],
+        "time a stage spent handling one message",
+    ),
+    (
+        DLQ_TOTAL,
+        "counter",
+        &["stage", "reason"],
+        "messages dead-lettered, by reason code",
+    ),
+    (
+        CONSUMER_PENDING,
+        "gauge",
+        &["stage"],
+        "messages waiting for a stage's consumer (reported by the watcher)",
+    ),
+    (
+        REQUESTS_RECEIVED,
+        "counter",
+        &["environment"],
+        "valid requests accepted by intake",
+    ),
+    (
+        REQUESTS_INVALID,
+        "counter",
+        &["reason"],
+        "submitted messages intake refused",
+    ),
+    (
+        AUDIT_RECORDED,
+        "counter",
+        &["kind"],
+        "audit events persisted by the recorder",
+    ),
+    (
+        API_REQUESTS,
+        "counter",
+        &["route", "class"],
+        "HTTP API requests by route and status class",
+    ),
+    (
+        VALIDATION_OUTCOMES,
+        "counter",
+        &["profile", "decision", "applied"],
+        "validator decisions (applied=false: outside the rollout cohort)",
+    ),
+    (
+        VALIDATION_ERRORS,
+        "counter",
+        &["reason"],
+        "validations that errored or timed out (the request went to a human)",
+    ),
+    (
+        VALIDATOR_SCORE,
+        "histogram",
+        &["validator"],
+        "scores given by each validator (0-100)",
+    ),
+    (
+        ROLLOUT_PERCENT,
+        "gauge",
+        &[],
+        "VALIDATION_ROLLOUT_PERCENT as the validator applies it",
+    ),
+    (
+        ROLLOUT_ENABLED,
+        "gauge",
+        &[],
+        "VALIDATION_ENABLED as the validator applies it (0/1)",
+    ),
+    (
+        FALSE_POSITIVES,
+        "counter",
+        &["environment"],
+        "auto-rejected requests later approved by a human (override)",
+    ),
+    (
+        APPROVAL_DECISIONS,
+        "counter",
+        &["decision", "via"],
+        "human decisions: approved/rejected via telegram or cli",
+    ),
+    (
+        APPROVAL_LATENCY,
+        "histogram",
+        &["environment"],
+        "time from PENDING to a human decision",
+    ),
+    (
+        REQUESTS_EXPIRED,
+        "counter",
+        &["environment"],
+        "PENDING requests that expired without a decision",
+    ),
+    (
+        TOKENS_MINTED,
+        "counter",
+        &["environment"],
+        "capability tokens minted by the authority",
+    ),
+    (
+        TOKEN_REJECTIONS,
+        "counter",
+        &["reason"],
+        "capability tokens or executions the gateway refused, by reason",
+    ),
+    (
+        EXECUTIONS,
+        "counter",
+        &["operation", "environment", "result"],
+        "operations the gateway performed: succeeded, failed, indeterminate",
+    ),
+    (
+        EXECUTION_DURATION,
+        "histogram",
+        &["operation"],
+        "time the gateway spent performing an operation",
+    ),
+    (
+        DOCKER_CALLS,
+        "counter",
+        &["action", "result"],
+        "Docker Engine API calls made by the gateway",
+    ),
+    (
+        ROLLOUT_GUARD_ACTIONS,
+        "counter",
+        &["action"],
+        "rollout guard checks: lowered, insufficient_data, ok",
+    ),
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 300.0, 900.0, 3600.0,
+];
+
+const SCORE_BUCKETS: &[f64] = &[
+    10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 95.0, 100.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -33,6 +197,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     }
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(VALIDATOR_SCORE.into()), SCORE_BUCKETS)?
         .install_recorder()
         .or_else(|error| HANDLE.get().cloned().ok_or(error))?;
     Ok(HANDLE.get_or_init(|| handle).clone())
@@ -82,4 +247,50 @@ pub fn api_request(route: &'static str, status: u16) {
         _ => "5xx",
     };
     counter!(API_REQUESTS, "route" => route, "class" => class).increment(1);
+}
+
+/// A request left the validator: `decision` is AUTO_APPROVED, AUTO_REJECTED or PENDING;
+/// `profile` is operational, deployment, or `none` when validation was not applied.
+pub fn validation_outcome(profile: &'static str, decision: &'static str, applied: bool) {
+    let applied = if applied { "true" } else { "false" };
+    counter!(VALIDATION_OUTCOMES, "profile" => profile, "decision" => decision, "applied" => applied).increment(1);
+}
+
+/// A validator errored or timed out (the request went to a human).
+pub fn validation_error(reason: &'static str) {
+    counter!(VALIDATION_ERRORS, "reason" => reason).increment(1);
+}
+
+pub fn validator_score(validator: &'static str, score: f64) {
+    histogram!(VALIDATOR_SCORE, "validator" => validator).record(score);
+}
+
+/// The rollout flags the validator is applying.
+pub fn rollout(enabled: bool, percent: u8) {
+    gauge!(ROLLOUT_ENABLED).set(if enabled { 1.0 } else { 0.0 });
+    gauge!(ROLLOUT_PERCENT).set(f64::from(percent));
+}
+
+pub fn token_minted(environment: &'static str) {
+    counter!(TOKENS_MINTED, "environment" => environment).increment(1);
+}
+
+/// The gateway refused a job: `reason` is a token error code, `policy`, `command_mismatch`…
+pub fn token_rejected(reason: &'static str) {
+    counter!(TOKEN_REJECTIONS, "reason" => reason).increment(1);
+}
+
+/// The gateway performed an operation: `result` is succeeded, failed or indeterminate.
+pub fn execution(
+    operation: &'static str,
+    environment: &'static str,
+    result: &'static str,
+    elapsed: Duration,
+) {
+    counter!(EXECUTIONS, "operation" => operation, "environment" => environment, "result" => result).increment(1);
+    histogram!(EXECUTION_DURATION, "operation" => operation).record(elapsed.as_secs_f64());
+}
+
+pub fn docker_call(action: &'static str, result: &'static str) {
+    counter!(DOCKER_CALLS, "action" => action, "result" => result).increment(1);
 }

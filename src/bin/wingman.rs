@@ -7,11 +7,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use wingman::bus::Bus;
-use wingman::cli::{self, ExitCode, parse_since, submit::Submission};
+use wingman::cli::{self, ExitCode, parse_since, rollout::Change, submit::Submission};
 use wingman::config::Settings;
 use wingman::envelope::RequestId;
 use wingman::status::Status;
 use wingman::store::requests::ListFilter;
+use wingman::validation::{ValidationConfig, Validator};
 
 #[derive(Parser)]
 #[command(
@@ -82,8 +83,65 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the validators on a request without submitting it (reads FILE, or stdin).
+    Explain {
+        file: Option<std::path::PathBuf>,
+        /// Print {"decision", "validator_scores"} as JSON.
+        #[arg(long)]
+        json: bool,
+        /// A validation config file (default: $WINGMAN_VALIDATION_CONFIG, else the shipped one).
+        #[arg(long, env = "WINGMAN_VALIDATION_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Show or change the live validation rollout, or report on it.
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutAction,
+    },
+    /// Write a token key pair: <NAME>.key (signing, mode 0600, for the authority only) and
+    /// <NAME>.pub (verification, for the gateway).
+    Keygen {
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value = "wingman")]
+        name: String,
+    },
     /// Apply the database migrations (the recorder also does at start).
     Migrate,
+}
+
+#[derive(Subcommand)]
+enum RolloutAction {
+    /// The current flags.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate this percent of requests (0, 10, 50, 100 …).
+    Set {
+        percent: u8,
+        /// Who makes the change (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Turn validation on (at the current percent).
+    Enable {
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Turn validation off: every request goes to a human.
+    Disable {
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The seed's rates over the validated cohort and the go/no-go verdict.
+    Report {
+        /// The window (e.g. 24h, 72h, 7d).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -206,6 +264,40 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .await?;
             Ok(ExitCode::Ok)
         }
+        Command::Explain { file, json, config } => {
+            let payload = match file {
+                Some(path) => {
+                    std::fs::read(&path).with_context(|| format!("read {}", path.display()))?
+                }
+                None => {
+                    let mut bytes = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut bytes)
+                        .context("read the request from stdin")?;
+                    bytes
+                }
+            };
+            let config = match config {
+                Some(path) => ValidationConfig::load(&path)?,
+                None => ValidationConfig::default_config(),
+            };
+            let validator = Validator::new(config).context("validation config")?;
+            cli::explain::run(&validator, &payload, json)?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Rollout { action } => rollout(&settings, action).await,
+        Command::Keygen { dir, name } => {
+            let (secret, public) = wingman::token::write_keypair(&dir, &name)?;
+            println!(
+                "signing key (authority only, mode 0600): {}",
+                secret.display()
+            );
+            println!(
+                "verification key (gateway):              {}",
+                public.display()
+            );
+            Ok(ExitCode::Ok)
+        }
         Command::Migrate => {
             let pool = settings.database.pool()?;
             wingman::store::migrate(&pool).await?;
@@ -213,6 +305,37 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
     }
+}
+
+async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<ExitCode> {
+    let who = |by: Option<String>| {
+        by.or_else(|| wingman::config::var("USER"))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    match action {
+        RolloutAction::Show { json } => {
+            cli::rollout::show(&connect(settings).await?, json).await?;
+        }
+        RolloutAction::Set { percent, by } => {
+            cli::rollout::change(
+                &connect(settings).await?,
+                &who(by),
+                Change::Percent(percent),
+            )
+            .await?;
+        }
+        RolloutAction::Enable { by } => {
+            cli::rollout::change(&connect(settings).await?, &who(by), Change::Enable).await?;
+        }
+        RolloutAction::Disable { by } => {
+            cli::rollout::change(&connect(settings).await?, &who(by), Change::Disable).await?;
+        }
+        RolloutAction::Report { since, json } => {
+            let since = parse_since(&since)?;
+            cli::rollout::report(&settings.database.pool()?, since, json).await?;
+        }
+    }
+    Ok(ExitCode::Ok)
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Bus> {

@@ -14,6 +14,7 @@ const EXEC_JOBS: &str = "exec.jobs";
 const AUDIT: &str = "audit";
 const STATUS: &str = "status";
 const DLQ: &str = "dlq";
+const TOKEN_REQUESTS: &str = "authority.token";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subjects {
@@ -62,6 +63,11 @@ impl Subjects {
     }
     pub fn status(&self, request_id: RequestId) -> String {
         format!("{}.{STATUS}.{request_id}", self.prefix)
+    }
+    /// Core request-reply (not JetStream): the gateway asks the authority for the token of an
+    /// approved request.
+    pub fn token_requests(&self) -> String {
+        self.subject(TOKEN_REQUESTS)
     }
     pub fn dlq(&self, stage: Stage) -> String {
         format!("{}.{DLQ}.{}", self.prefix, stage.as_str())

@@ -31,6 +31,19 @@ const CONSUMERS: &[(&str, &str)] = &[
         "recorder",
         include_str!("../../nats/consumers/recorder.json"),
     ),
+    (
+        "validator",
+        include_str!("../../nats/consumers/validator.json"),
+    ),
+    (
+        "authority",
+        include_str!("../../nats/consumers/authority.json"),
+    ),
+    (
+        "authority-auto",
+        include_str!("../../nats/consumers/authority-auto.json"),
+    ),
+    ("gateway", include_str!("../../nats/consumers/gateway.json")),
 ];
 
 const BUCKETS: &[(&str, &str)] = &[

@@ -3,7 +3,9 @@
 //! Output is for people by default and one JSON document with `--json`. Errors are one line;
 //! the exit code says how it ended (see [`ExitCode`]).
 
+pub mod explain;
 pub mod list;
+pub mod rollout;
 pub mod submit;
 pub mod watch;
 

@@ -199,7 +199,21 @@ pub fn describe(event: &StatusEvent) -> String {
         let profile = detail("profile").unwrap_or_default();
         summary.push(format!("score {score} {profile}").trim().to_string());
     }
-    for key in ["decided_by", "reason", "note", "error", "result"] {
+    if let Some(expires) = detail("token_expires_at") {
+        let short = chrono::DateTime::parse_from_rfc3339(&expires)
+            .map_or(expires.clone(), |at| at.format("%H:%M:%S").to_string());
+        summary.push(format!("capability token minted (expires {short})"));
+    }
+    if let Some(first) = event
+        .details
+        .get("reasons")
+        .and_then(Value::as_array)
+        .and_then(|r| r.first())
+        .and_then(Value::as_str)
+    {
+        summary.push(first.to_string());
+    }
+    for key in ["decided_by", "note", "error", "result"] {
         if let Some(value) = detail(key) {
             summary.push(format!("{}: {value}", key.replace('_', " ")));
         }

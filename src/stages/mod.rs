@@ -1,8 +1,11 @@
 //! The pipeline stages, one module each, all with the same shape: `<Name>Deps`, `handle`
 //! (decide and perform the effect) and `run` (hand `handle` to the shared consume loop).
 
+pub mod authority;
+pub mod gateway;
 pub mod intake;
 pub mod recorder;
+pub mod validator;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -19,7 +19,7 @@ use crate::envelope::Envelope;
 use crate::events::{AuditKind, AuditRecord, Stage};
 use crate::metrics;
 use crate::request::Request;
-use crate::store::{audit, requests};
+use crate::store::{audit, executions, requests};
 
 pub struct RecorderDeps {
     /// The database the recorder alone writes.
@@ -141,7 +141,25 @@ async fn project(
     )
     .await?
     {
-        requests::Moved::Applied => Ok(()),
+        requests::Moved::Applied => {
+            match record.kind {
+                AuditKind::ExecutionStarted => {
+                    executions::started(
+                        connection,
+                        event.request_id.as_uuid(),
+                        &record.data,
+                        event.at,
+                    )
+                    .await?;
+                }
+                AuditKind::ExecutionFinished => {
+                    executions::finished(connection, status.as_str(), &record.data, event.at)
+                        .await?;
+                }
+                _ => {}
+            }
+            Ok(())
+        }
         requests::Moved::Refused { current } => {
             tracing::warn!(request_id = %event.request_id, %current, wanted = %status, "status move refused by the state machine; audited only");
             Ok(())

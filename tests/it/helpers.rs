@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -15,7 +16,14 @@ use wingman::bus::Bus;
 use wingman::bus::consume::LoopOptions;
 use wingman::bus::topology::{TopologyOverrides, open_bucket};
 use wingman::config::{DatabaseSettings, NatsSettings, Settings};
+use wingman::engine::Engine;
+use wingman::policy::Policy;
+use wingman::request::Environment;
+use wingman::rollout::{Rollout, RolloutStore};
 use wingman::stages;
+use wingman::stages::gateway::GatewayDeps;
+use wingman::token::{SigningKey, VerifyKey};
+use wingman::validation::Validator;
 
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
@@ -29,6 +37,10 @@ pub fn postgres_base() -> String {
 
 pub struct TestEnv {
     pub prefix: String,
+    /// The token key pair of this test's authority and gateway, also written to `keys_dir`.
+    pub signing_key: Arc<SigningKey>,
+    pub verify_key: VerifyKey,
+    pub keys_dir: tempfile::TempDir,
     pub bus: Bus,
     pub pool: PgPool,
     pub shutdown: CancellationToken,
@@ -74,8 +86,17 @@ impl TestEnv {
         wingman::store::migrate(&pool)
             .await
             .expect("migrate the test database");
+        let keys_dir = tempfile::tempdir().unwrap();
+        wingman::token::write_keypair(keys_dir.path(), "wingman").unwrap();
+        let signing_key = Arc::new(
+            wingman::token::read_signing_key(&keys_dir.path().join("wingman.key")).unwrap(),
+        );
+        let verify_key = signing_key.verify_key();
         Self {
             prefix,
+            signing_key,
+            verify_key,
+            keys_dir,
             bus,
             pool,
             shutdown: CancellationToken::new(),
@@ -125,6 +146,100 @@ impl TestEnv {
         self.tasks.push(task);
     }
 
+    /// The validator with the shipped config and the rollout at `percent` (enabled).
+    pub async fn spawn_validator(&mut self, percent: u8) {
+        let rollout = self.rollout().await;
+        rollout
+            .seed(&Rollout {
+                enabled: true,
+                percent,
+                updated_by: "test".into(),
+                updated_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        let deps = stages::validator::ValidatorDeps {
+            bus: self.bus.clone(),
+            validator: Arc::new(Validator::with_defaults()),
+            rollout,
+            actor: "validator@test".into(),
+            approval_ttl: Duration::from_secs(3600),
+            timeout: Duration::from_secs(5),
+        };
+        let task = tokio::spawn(stages::validator::run(
+            deps,
+            self.options("validator"),
+            self.shutdown.clone(),
+        ));
+        self.tasks.push(task);
+    }
+
+    pub async fn rollout(&self) -> RolloutStore {
+        RolloutStore::new(
+            open_bucket(
+                &self.bus.js,
+                &self.bus.subjects.localize_name(wingman::rollout::BUCKET),
+            )
+            .await
+            .unwrap(),
+        )
+    }
+
+    pub async fn claims(&self) -> async_nats::jetstream::kv::Store {
+        open_bucket(
+            &self.bus.js,
+            &self.bus.subjects.localize_name("wingman_claims"),
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn spawn_authority(&mut self) {
+        let deps = stages::authority::AuthorityDeps {
+            bus: self.bus.clone(),
+            claims: self.claims().await,
+            signing_key: Arc::clone(&self.signing_key),
+            token_ttl: Duration::from_secs(600),
+            actor: "authority@test".into(),
+        };
+        let task = tokio::spawn(stages::authority::run(
+            deps,
+            self.options("authority"),
+            self.shutdown.clone(),
+        ));
+        self.tasks.push(task);
+    }
+
+    /// The gateway against the real Docker Engine, allowed to act in `allowed`. Returns its
+    /// deps (for calling `execute` directly) and a token that stops just this gateway.
+    pub async fn spawn_gateway(
+        &mut self,
+        allowed: &[Environment],
+    ) -> (Arc<GatewayDeps>, CancellationToken) {
+        let deps = Arc::new(self.gateway_deps(allowed).await);
+        let stop = self.shutdown.child_token();
+        let task = tokio::spawn(stages::gateway::run(
+            Arc::clone(&deps),
+            self.options("gateway"),
+            stop.clone(),
+        ));
+        self.tasks.push(task);
+        (deps, stop)
+    }
+
+    pub async fn gateway_deps(&self, allowed: &[Environment]) -> GatewayDeps {
+        GatewayDeps {
+            bus: self.bus.clone(),
+            claims: self.claims().await,
+            verify_key: self.verify_key.clone(),
+            engine: docker_engine().await,
+            policy: Policy::default_policy(),
+            allowed_environments: allowed.to_vec(),
+            actor: "gateway@test".into(),
+            running_lease: Duration::from_secs(3),
+        }
+    }
+
     /// Serves the API on a free loopback port.
     pub async fn spawn_api(&mut self) -> SocketAddr {
         let state = wingman::api::ApiState {
@@ -155,28 +270,33 @@ impl TestEnv {
         self.bus.client.flush().await.unwrap();
     }
 
-    /// Waits until every consumer of the topology has nothing pending or unacked (twice in
-    /// a row, so a message forwarded between two polls is not missed).
+    /// Waits until every consumer that someone consumes (in-process stage or worker process)
+    /// has nothing pending or unacked, twice in a row, so a message forwarded between two
+    /// polls is not missed. Consumers of stages this test does not run are ignored.
     pub async fn settle_all(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut quiet_rounds = 0;
         while quiet_rounds < 2 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the pipeline did not settle within 60 s"
-            );
-            let mut busy = false;
+            let mut busy = Vec::new();
             for def in &self.bus.topology.consumers {
                 let stream = self.bus.js.get_stream(&def.stream).await.unwrap();
                 let name = def.config.durable_name.as_deref().unwrap();
                 let mut consumer: jetstream::consumer::PullConsumer =
                     stream.get_consumer(name).await.unwrap();
                 let info = consumer.info().await.unwrap();
-                if info.num_pending > 0 || info.num_ack_pending > 0 {
-                    busy = true;
+                let consumed = info.num_waiting > 0 || info.num_ack_pending > 0;
+                if consumed && (info.num_pending > 0 || info.num_ack_pending > 0) {
+                    busy.push(format!(
+                        "{name}: {} pending, {} unacked",
+                        info.num_pending, info.num_ack_pending
+                    ));
                 }
             }
-            quiet_rounds = if busy { 0 } else { quiet_rounds + 1 };
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the pipeline did not settle within 60 s: {busy:?}"
+            );
+            quiet_rounds = if busy.is_empty() { quiet_rounds + 1 } else { 0 };
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -247,6 +367,25 @@ impl TestEnv {
             ("WINGMAN_ACK_WAIT_SECS".into(), "2".into()),
             ("METRICS_PORT".into(), "0".into()),
             ("RUST_LOG".into(), "warn".into()),
+            ("DOCKER_HOST".into(), docker_host()),
+            (
+                "WINGMAN_VERIFY_KEY_FILE".into(),
+                self.keys_dir
+                    .path()
+                    .join("wingman.pub")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "WINGMAN_SIGNING_KEY_FILE".into(),
+                self.keys_dir
+                    .path()
+                    .join("wingman.key")
+                    .display()
+                    .to_string(),
+            ),
+            ("WINGMAN_GATEWAY_LEASE_SECS".into(), "3".into()),
+            ("GATEWAY_PORT".into(), "0".into()),
         ]
     }
 
@@ -267,6 +406,18 @@ impl TestEnv {
             .await;
         }
     }
+}
+
+/// The Docker Engine the tests use (the one scripts/docker-engine.sh starts).
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .unwrap_or_else(|_| "unix:///var/run/wingman-docker/docker.sock".into())
+}
+
+pub async fn docker_engine() -> Engine {
+    Engine::connect(Some(&docker_host()))
+        .await
+        .expect("no Docker Engine: start it with scripts/docker-engine.sh (scripts/test does)")
 }
 
 /// A request in the public JSON form.

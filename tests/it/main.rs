@@ -3,6 +3,8 @@
 
 mod api;
 mod cli;
+mod docker;
+mod execution;
 mod helpers;
 mod intake;
 mod processes;

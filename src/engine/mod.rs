@@ -1,0 +1,190 @@
+//! Performs a typed [`DockerOperation`] through the Docker Engine API.
+//!
+//! This is the gateway's hand on Docker: the only code that holds the socket. It takes an
+//! operation that intake parsed, the validator allowed and a human approved, and performs
+//! it with typed Engine API calls (bollard), never through a shell or the docker CLI. It
+//! decides nothing about whether the operation should run; that was settled upstream.
+//!
+//! Every target gets a [`TargetResult`]; a missing container or a refused removal is a
+//! failed target, not an [`EngineError`]. Targets are handled one at a time, in the order
+//! given for containers and sorted by name for compose projects, so results read the same
+//! on every run. A target already in the wanted state counts as done ("already stopped").
+//!
+//! Layout:
+//! - `container`: stop, start, restart, kill and rm of one container
+//! - `read`: inspect and logs
+//! - `compose`: compose projects, found by their `com.docker.compose.*` labels
+//! - `result`: [`ExecutionResult`], [`TargetResult`], [`Limits`] and bounded output
+//! - `since` and `template`: the client-side parts of `logs --since` and `inspect --format`
+//! - `error`: [`EngineError`]
+
+mod compose;
+mod container;
+mod error;
+mod read;
+mod result;
+mod since;
+mod template;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+
+use crate::docker::{ContainerAction, ContainerOp, DockerOperation};
+
+pub use error::EngineError;
+pub use result::{
+    CUT_MARKER, DEFAULT_STOP_TIMEOUT_SECS, ExecutionResult, Limits, TargetResult, bounded,
+};
+
+use container::Change;
+use result::Report;
+
+/// The socket used when no host is configured.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Seconds any single Engine API call may take, on top of a stop timeout it waits for.
+const CALL_TIMEOUT_SECS: u64 = 60;
+
+/// A connection to one Docker Engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    /// Where the engine listens, for error messages.
+    host: String,
+}
+
+impl Engine {
+    /// Connects to `docker_host` (`unix:///path/to/docker.sock` or a bare socket path;
+    /// [`DEFAULT_DOCKER_HOST`] when `None`) and negotiates the API version with it.
+    pub async fn connect(docker_host: Option<&str>) -> Result<Self, EngineError> {
+        let host = docker_host.unwrap_or(DEFAULT_DOCKER_HOST).to_string();
+        let is_unix = host
+            .strip_prefix("unix://")
+            .unwrap_or(&host)
+            .starts_with('/');
+        if !is_unix {
+            return Err(EngineError::UnsupportedHost { host });
+        }
+        let unreachable = |source| EngineError::Unreachable {
+            host: host.clone(),
+            source,
+        };
+        let docker =
+            Docker::connect_with_unix(&host, CALL_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                .map_err(unreachable)?
+                .negotiate_version()
+                .await
+                .map_err(unreachable)?;
+        let version = docker.client_version();
+        tracing::debug!(%host, api = %format!("{}.{}", version.major_version, version.minor_version), "connected to docker engine");
+        Ok(Engine { docker, host })
+    }
+
+    /// Checks that the engine answers.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|source| self.unreachable(source))
+    }
+
+    /// Performs `operation` within `limits`.
+    ///
+    /// Returns `Err` only when the operation could not be carried out as a whole (see
+    /// [`EngineError`]); per-target failures are in the result.
+    #[tracing::instrument(skip_all, fields(operation = operation.name()))]
+    pub async fn perform(
+        &self,
+        operation: &DockerOperation,
+        limits: &Limits,
+    ) -> Result<ExecutionResult, EngineError> {
+        match operation {
+            DockerOperation::Container(op) => self.perform_container(op, limits).await,
+            DockerOperation::Compose(op) => compose::perform(self, op, limits).await,
+        }
+    }
+
+    async fn perform_container(
+        &self,
+        op: &ContainerOp,
+        limits: &Limits,
+    ) -> Result<ExecutionResult, EngineError> {
+        let heading = format!(
+            "{} {}",
+            op.action.as_str(),
+            DockerOperation::Container(op.clone()).targets_summary()
+        );
+        let mut report = Report::new(heading, limits);
+        let options = &op.options;
+        let change = match op.action {
+            ContainerAction::Inspect => {
+                read::inspect(self, &op.targets, options, &mut report).await?;
+                return Ok(report.finish());
+            }
+            ContainerAction::Logs => {
+                read::logs(self, &op.targets, options, limits, &mut report).await?;
+                return Ok(report.finish());
+            }
+            ContainerAction::Stop => Change::Stop {
+                timeout_secs: limits.stop_timeout_secs(options.timeout_secs),
+                signal: options.signal.clone(),
+            },
+            ContainerAction::Start => Change::Start,
+            ContainerAction::Restart => Change::Restart {
+                timeout_secs: limits.stop_timeout_secs(options.timeout_secs),
+                signal: options.signal.clone(),
+            },
+            ContainerAction::Kill => Change::Kill {
+                signal: options.signal.clone(),
+            },
+            ContainerAction::Rm => Change::Remove {
+                force: options.force,
+                volumes: options.volumes,
+            },
+        };
+        self.check_supported(&change)?;
+        for target in &op.targets {
+            container::apply(self, target, &change, &mut report).await?;
+        }
+        Ok(report.finish())
+    }
+
+    /// Refuses options the negotiated API version would silently ignore.
+    fn check_supported(&self, change: &Change) -> Result<(), EngineError> {
+        let stop_signal = match change {
+            Change::Stop { signal, .. } | Change::Restart { signal, .. } => signal.as_deref(),
+            _ => None,
+        };
+        let version = self.docker.client_version();
+        let before_1_42 = (version.major_version, version.minor_version) < (1, 42);
+        match stop_signal {
+            Some(signal) if before_1_42 => Err(EngineError::Unsupported {
+                what: format!(
+                    "stop/restart --signal {signal} needs engine API 1.42, this engine speaks {}.{}",
+                    version.major_version, version.minor_version
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A client whose calls may take `wait_secs` longer than usual, for stop and restart.
+    fn docker_waiting(&self, wait_secs: u32) -> Docker {
+        self.docker.clone().with_timeout(Duration::from_secs(
+            CALL_TIMEOUT_SECS + u64::from(wait_secs),
+        ))
+    }
+
+    fn unreachable(&self, source: DockerError) -> EngineError {
+        EngineError::Unreachable {
+            host: self.host.clone(),
+            source,
+        }
+    }
+}

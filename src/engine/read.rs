@@ -1,0 +1,179 @@
+//! The read-only container operations: inspect and logs.
+//!
+//! Both write what they read into the report's bounded output. Logs are read as a stream
+//! and reading stops once the bound is reached, so a chatty container cannot make the
+//! gateway hold megabytes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
+use futures::StreamExt;
+use serde_json::{Map, Value};
+
+use crate::docker::ContainerOptions;
+use crate::engine::container::{Outcome, record};
+use crate::engine::result::Report;
+use crate::engine::template::Template;
+use crate::engine::{Engine, EngineError, Limits, since};
+
+/// The top-level inspect fields kept in the default excerpt.
+const EXCERPT_FIELDS: &[&str] = &[
+    "Id",
+    "Name",
+    "Created",
+    "Image",
+    "State",
+    "RestartCount",
+    "SizeRw",
+    "SizeRootFs",
+];
+
+/// Inspects each target: the rendered `--format` template, or a JSON excerpt of its
+/// identity, state and configuration.
+pub(crate) async fn inspect(
+    engine: &Engine,
+    targets: &[String],
+    options: &ContainerOptions,
+    report: &mut Report,
+) -> Result<(), EngineError> {
+    let template = options.format.as_deref().map(Template::parse).transpose()?;
+    let query = InspectContainerOptions { size: options.size };
+    for target in targets {
+        let inspected = engine
+            .docker
+            .inspect_container(target, Some(query.clone()))
+            .await;
+        let text = match &inspected {
+            Ok(response) => {
+                let value = serde_json::to_value(response).unwrap_or(Value::Null);
+                Some(match &template {
+                    Some(template) => template.render(&value),
+                    None => excerpt(&value),
+                })
+            }
+            Err(_) => None,
+        };
+        record(
+            engine,
+            report,
+            target,
+            inspected.map(|_| Outcome::done("inspected")),
+        )?;
+        if let Some(text) = text {
+            report.line(&text);
+        }
+    }
+    Ok(())
+}
+
+/// Reads each target's logs (stdout and stderr), `--tail` lines or the default number.
+pub(crate) async fn logs(
+    engine: &Engine,
+    targets: &[String],
+    options: &ContainerOptions,
+    limits: &Limits,
+    report: &mut Report,
+) -> Result<(), EngineError> {
+    let since = match options.since.as_deref() {
+        Some(value) => since::unix_seconds(value, now_unix_seconds())?,
+        None => 0,
+    };
+    let query = LogsOptions {
+        stdout: true,
+        stderr: true,
+        since,
+        timestamps: options.timestamps,
+        tail: options.tail.unwrap_or(limits.logs_tail_default).to_string(),
+        ..LogsOptions::default()
+    };
+    for target in targets {
+        if targets.len() > 1 {
+            report.line(&format!("==> {target} <=="));
+        }
+        let read = read_logs(engine, target, query.clone(), limits.max_output_bytes).await;
+        let text = read.as_ref().ok().map(|logs| logs.text.clone());
+        let attempt = read.map(|logs| {
+            let cut = if logs.cut { ", cut" } else { "" };
+            Outcome::done(format!("read {} lines{cut}", logs.lines))
+        });
+        record(engine, report, target, attempt)?;
+        if let Some(text) = text {
+            report.text(&text);
+        }
+    }
+    Ok(())
+}
+
+struct Logs {
+    text: String,
+    lines: usize,
+    /// Reading stopped at the bound before the stream ended.
+    cut: bool,
+}
+
+async fn read_logs(
+    engine: &Engine,
+    target: &str,
+    query: LogsOptions,
+    max_bytes: usize,
+) -> Result<Logs, bollard::errors::Error> {
+    let mut stream = engine.docker.logs(target, Some(query));
+    let mut logs = Logs {
+        text: String::new(),
+        lines: 0,
+        cut: false,
+    };
+    while let Some(chunk) = stream.next().await {
+        let message = match chunk? {
+            LogOutput::StdOut { message }
+            | LogOutput::StdErr { message }
+            | LogOutput::Console { message }
+            | LogOutput::StdIn { message } => message,
+        };
+        if logs.text.len() > max_bytes {
+            logs.cut = true;
+            break;
+        }
+        let text = String::from_utf8_lossy(&message);
+        logs.lines += text.matches('\n').count();
+        logs.text.push_str(&text);
+    }
+    Ok(logs)
+}
+
+/// A pretty JSON object with [`EXCERPT_FIELDS`], the config's image, command and labels,
+/// and the network mode and restart policy.
+fn excerpt(inspected: &Value) -> String {
+    let mut kept = Map::new();
+    for field in EXCERPT_FIELDS {
+        if let Some(value) = inspected.get(*field) {
+            kept.insert((*field).to_string(), value.clone());
+        }
+    }
+    let pick = |section: &str, fields: &[&str]| -> Value {
+        let mut picked = Map::new();
+        for field in fields {
+            if let Some(value) = inspected.get(section).and_then(|s| s.get(*field)) {
+                picked.insert((*field).to_string(), value.clone());
+            }
+        }
+        Value::Object(picked)
+    };
+    kept.insert(
+        "Config".to_string(),
+        pick("Config", &["Image", "Cmd", "Entrypoint", "Labels"]),
+    );
+    kept.insert(
+        "HostConfig".to_string(),
+        pick("HostConfig", &["NetworkMode", "RestartPolicy", "Init"]),
+    );
+    serde_json::to_string_pretty(&Value::Object(kept)).unwrap_or_default()
+}
+
+fn now_unix_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

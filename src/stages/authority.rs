@@ -1,0 +1,314 @@
+//! Authority: the only holder of the token signing key.
+//!
+//! 1. Mints one capability token per approved request with a command: on AUTO_APPROVED from
+//!    the validator, or APPROVED from a human (checked against the decision claim in KV, so a
+//!    forged decision message mints nothing). Instruction approvals need no token.
+//! 2. Consumes `wingman.requests.validated` (consumer `authority-auto`) and
+//!    `wingman.approvals.decided` (consumer `authority`); publishes `wingman.exec.jobs`, the
+//!    `token_minted` audit event and a status event with the token's expiry. Answers
+//!    `wingman.authority.token` requests (the gateway's `POST /gateway/token`).
+//! 3. Its effect is the token, stored once per request in the claims bucket
+//!    (`minted.<request_id>`): a redelivery republishes the same token, never a second one.
+//! 4. It never mints for a request that is not approved, and never publishes the key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bus::Bus;
+use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::envelope::RequestId;
+use crate::events::{AuditKind, Decided, ExecJob, Stage, Validated};
+use crate::metrics;
+use crate::request::Request;
+use crate::stages::Step;
+use crate::status::Status;
+use crate::token::{self, Claims, SigningKey};
+
+pub struct AuthorityDeps {
+    pub bus: Bus,
+    /// Once-only claims: `minted.<request_id>` (ours) and `decision.<request_id>` (approvals').
+    pub claims: kv::Store,
+    /// The signing key: it never leaves this process.
+    pub signing_key: Arc<SigningKey>,
+    /// How long a token is valid (`WINGMAN_TOKEN_TTL`, default 10 min).
+    pub token_ttl: Duration,
+    pub actor: String,
+}
+
+/// A minted token as stored in the claims bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Minted {
+    pub token: String,
+    pub token_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub approvers: Vec<String>,
+}
+
+/// The decision claim the approvals stage writes (`decision.<request_id>`): the first
+/// decision wins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionClaim {
+    pub decision: Status,
+    pub approvers: Vec<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Consumes the validator's decisions.
+pub struct FromValidator(pub Arc<AuthorityDeps>);
+/// Consumes human decisions.
+pub struct FromApprovals(pub Arc<AuthorityDeps>);
+
+impl Handler for FromValidator {
+    const STAGE: Stage = Stage::Authority;
+
+    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
+        let validated = delivery.envelope::<Validated>()?.body;
+        if validated.status != Status::AutoApproved {
+            return Ok(Outcome::Done);
+        }
+        authorize(
+            &self.0,
+            &validated.request,
+            Status::AutoApproved,
+            vec!["validator".into()],
+            delivery,
+        )
+        .await
+    }
+}
+
+impl Handler for FromApprovals {
+    const STAGE: Stage = Stage::Authority;
+
+    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
+        let decided = delivery.envelope::<Decided>()?.body;
+        if decided.decision != Status::Approved {
+            return Ok(Outcome::Done);
+        }
+        let request_id = decided.request.request_id;
+        let claim =
+            read_json::<DecisionClaim>(&self.0.claims, &format!("decision.{request_id}")).await?;
+        match claim {
+            Some(claim) if claim.decision == Status::Approved => {
+                authorize(
+                    &self.0,
+                    &decided.request,
+                    Status::Approved,
+                    claim.approvers,
+                    delivery,
+                )
+                .await
+            }
+            _ => Err(StageError::permanent(
+                "decision_not_claimed",
+                format!("approval of {request_id} has no matching decision claim; no token minted"),
+                Some(request_id),
+            )),
+        }
+    }
+}
+
+pub async fn run(
+    deps: AuthorityDeps,
+    options: LoopOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let deps = Arc::new(deps);
+    let bus = deps.bus.clone();
+    let auto = bus.consumer("authority-auto").await?;
+    let human = bus.consumer("authority").await?;
+    let (first, second, third) = tokio::join!(
+        consume::run(
+            Arc::new(FromValidator(Arc::clone(&deps))),
+            bus.clone(),
+            auto,
+            options.clone(),
+            shutdown.clone()
+        ),
+        consume::run(
+            Arc::new(FromApprovals(Arc::clone(&deps))),
+            bus.clone(),
+            human,
+            options,
+            shutdown.clone()
+        ),
+        serve_token_requests(Arc::clone(&deps), shutdown),
+    );
+    first.and(second).and(third)
+}
+
+async fn authorize(
+    deps: &AuthorityDeps,
+    request: &Request,
+    status: Status,
+    approvers: Vec<String>,
+    delivery: &Delivery,
+) -> Result<Outcome, StageError> {
+    let Some(command) = &request.command else {
+        return Ok(Outcome::Done);
+    };
+    let minted = mint_once(
+        deps,
+        request,
+        &command.operation.argv_hash(),
+        approvers,
+        delivery.published,
+    )
+    .await?;
+    let step = Step {
+        subjects: &deps.bus.subjects,
+        stage: Stage::Authority,
+        actor: &deps.actor,
+        request_id: request.request_id,
+        origin: delivery.published,
+    };
+    let job = ExecJob {
+        request: request.clone(),
+        token: minted.token.clone(),
+        token_id: minted.token_id,
+        expires_at: minted.expires_at,
+    };
+    let mut details = Map::new();
+    details.insert("token_expires_at".into(), json!(minted.expires_at));
+    details.insert("approvers".into(), json!(minted.approvers));
+    Ok(Outcome::Forward(vec![
+        step.event(deps.bus.subjects.exec_jobs(), "job", job),
+        step.audit(
+            AuditKind::TokenMinted,
+            None,
+            json!({
+                "token_id": minted.token_id,
+                "expires_at": minted.expires_at,
+                "approvers": minted.approvers,
+                "environment": request.environment,
+                "argv_hash": command.operation.argv_hash(),
+            }),
+        ),
+        step.status(status.as_str(), details),
+    ]))
+}
+
+/// Mints the request's token, or returns the one already minted for it.
+async fn mint_once(
+    deps: &AuthorityDeps,
+    request: &Request,
+    argv_hash: &str,
+    approvers: Vec<String>,
+    origin: DateTime<Utc>,
+) -> Result<Minted, StageError> {
+    let key = format!("minted.{}", request.request_id);
+    if let Some(minted) = read_json::<Minted>(&deps.claims, &key).await? {
+        return Ok(minted);
+    }
+    let issued_at = Utc::now();
+    let expires_at = issued_at
+        + chrono::Duration::from_std(deps.token_ttl).unwrap_or(chrono::Duration::minutes(10));
+    let claims = Claims {
+        token_id: crate::envelope::derive_uuid_v7(origin, &format!("{}:token", request.request_id)),
+        request_id: request.request_id,
+        environment: request.environment,
+        argv_hash: argv_hash.to_string(),
+        approvers: approvers.clone(),
+        requester: request.requester.clone(),
+        issued_at,
+        expires_at,
+    };
+    let token = token::mint(&deps.signing_key, &claims).map_err(|error| {
+        StageError::permanent("mint_failed", error.to_string(), Some(request.request_id))
+    })?;
+    let minted = Minted {
+        token,
+        token_id: claims.token_id,
+        expires_at,
+        approvers,
+    };
+    let value = serde_json::to_vec(&minted).map_err(|error| StageError::Transient(error.into()))?;
+    match deps.claims.create(&key, value.into()).await {
+        Ok(_) => {
+            metrics::token_minted(request.environment.as_str());
+            Ok(minted)
+        }
+        // Another copy minted first: use its token, drop ours.
+        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+            read_json::<Minted>(&deps.claims, &key)
+                .await?
+                .ok_or_else(|| StageError::Transient(anyhow::anyhow!("{key} vanished")))
+        }
+        Err(error) => Err(StageError::Transient(anyhow::anyhow!(
+            "store {key}: {error}"
+        ))),
+    }
+}
+
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    claims: &kv::Store,
+    key: &str,
+) -> Result<Option<T>, StageError> {
+    let bytes = claims
+        .get(key)
+        .await
+        .map_err(|error| StageError::Transient(anyhow::anyhow!("read {key}: {error}")))?;
+    match bytes {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| StageError::Transient(anyhow::anyhow!("decode {key}: {error}"))),
+    }
+}
+
+/// A request on `wingman.authority.token`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub request_id: RequestId,
+}
+
+/// Answers token requests with the token minted for an approved request, or why there is none.
+async fn serve_token_requests(
+    deps: Arc<AuthorityDeps>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut requests = deps
+        .bus
+        .client
+        .queue_subscribe(deps.bus.subjects.token_requests(), "authority".to_string())
+        .await
+        .map_err(|error| anyhow::anyhow!("subscribe to token requests: {error}"))?;
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            message = requests.next() => match message { Some(message) => message, None => return Ok(()) },
+        };
+        let Some(reply) = message.reply.clone() else {
+            continue;
+        };
+        let answer = match serde_json::from_slice::<TokenRequest>(&message.payload) {
+            Err(error) => json!({ "error": format!("invalid token request: {error}") }),
+            Ok(asked) => {
+                match read_json::<Minted>(&deps.claims, &format!("minted.{}", asked.request_id))
+                    .await
+                {
+                    Ok(Some(minted)) => {
+                        json!({ "token": minted.token, "token_id": minted.token_id, "expires_at": minted.expires_at })
+                    }
+                    Ok(None) => {
+                        json!({ "error": format!("no token for {}: it is not approved, or it has no command", asked.request_id) })
+                    }
+                    Err(error) => json!({ "error": format!("token store unavailable: {error}") }),
+                }
+            }
+        };
+        let _ = deps
+            .bus
+            .client
+            .publish(reply, answer.to_string().into())
+            .await;
+    }
+}

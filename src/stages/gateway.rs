@@ -1,0 +1,440 @@
+//! Gateway: the only holder of the Docker socket, and only of the verification key.
+//!
+//! 1. Performs an approved operation on the Docker Engine (through [`crate::engine`], never a
+//!    shell) when, and only when, the job's capability token verifies: signature, expiry,
+//!    environment (and `ALLOWED_ENVIRONMENTS`), request id and the hash of the operation it
+//!    parsed itself; the policy allows it; and the token id was never used.
+//! 2. Consumes `wingman.exec.jobs` (also called by `POST /gateway/execute`); publishes
+//!    `execution_started` / `execution_finished` or `token_refused` audit events and status
+//!    events (EXECUTING, SUCCEEDED, FAILED, INDETERMINATE, or REFUSED).
+//! 3. Its effect is the operation, at most once: the token id is claimed in KV
+//!    (`exec.<token_id>`) as `started` before Docker is called and `finished` after. A
+//!    redelivery after a crash between the two finds `started` and reports INDETERMINATE for
+//!    a human; it never runs the operation again.
+//! 4. It never trusts the job's parsed operation: it parses the command line itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bus::Bus;
+use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::bus::publish::{Outgoing, publish_all};
+use crate::docker::{DockerOperation, parse_command_line};
+use crate::engine::{Engine, ExecutionResult, Limits};
+use crate::events::{AuditKind, ExecJob, REFUSED, Stage};
+use crate::metrics;
+use crate::policy::Policy;
+use crate::request::Environment;
+use crate::stages::Step;
+use crate::status::Status;
+use crate::token::{self, Expected, VerifyKey};
+
+/// The default of [`GatewayDeps::running_lease`]: above the gateway consumer's ack wait.
+pub const RUNNING_LEASE: Duration = Duration::from_secs(150);
+
+pub struct GatewayDeps {
+    pub bus: Bus,
+    /// `exec.<token_id>`: the single-use claim of each token.
+    pub claims: kv::Store,
+    /// Verifies tokens; the gateway cannot mint.
+    pub verify_key: VerifyKey,
+    /// The Docker Engine (the socket only this process holds).
+    pub engine: Engine,
+    pub policy: Policy,
+    /// `ALLOWED_ENVIRONMENTS`: a token for any other environment is refused.
+    pub allowed_environments: Vec<Environment>,
+    pub actor: String,
+    /// A claim `started` more recently than this may still be running in another copy: retry
+    /// later instead of declaring it INDETERMINATE (`WINGMAN_GATEWAY_LEASE_SECS`).
+    pub running_lease: Duration,
+}
+
+/// The claim of one token, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecClaim {
+    pub state: ClaimState,
+    pub request_id: crate::envelope::RequestId,
+    /// Which job message claimed it: the same message redelivered may report its result.
+    pub job: String,
+    pub started_at: DateTime<Utc>,
+    pub result: Option<ExecutionResult>,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimState {
+    Started,
+    Finished,
+}
+
+impl Handler for GatewayDeps {
+    const STAGE: Stage = Stage::Gateway;
+
+    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
+        let envelope = delivery.envelope::<ExecJob>()?;
+        let outgoing = execute(
+            self,
+            &envelope.body,
+            &envelope.event_id.to_string(),
+            delivery.published,
+        )
+        .await?;
+        Ok(Outcome::Forward(outgoing))
+    }
+}
+
+pub async fn run(
+    deps: Arc<GatewayDeps>,
+    options: LoopOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let consumer = deps.bus.consumer("gateway").await?;
+    let bus = deps.bus.clone();
+    consume::run(
+        deps,
+        bus,
+        consumer,
+        LoopOptions {
+            double_ack: true,
+            batch: 1,
+            ..options
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Verifies, claims and performs one job; returns the events to publish. `job_id` identifies
+/// the delivery (the job's event id, or a fresh id per HTTP call).
+pub async fn execute(
+    deps: &GatewayDeps,
+    job: &ExecJob,
+    job_id: &str,
+    origin: DateTime<Utc>,
+) -> Result<Vec<Outgoing>, StageError> {
+    let request = &job.request;
+    let step = Step {
+        subjects: &deps.bus.subjects,
+        stage: Stage::Gateway,
+        actor: &deps.actor,
+        request_id: request.request_id,
+        origin,
+    };
+    let refuse =
+        |code: &'static str, reason: String| Ok(refusal(&step, code, &reason, job.token_id));
+    let Some(command) = &request.command else {
+        return refuse("no_command", "the request has no command to execute".into());
+    };
+    let operation = match parse_command_line(&command.line) {
+        Ok(operation) => operation,
+        Err(error) => {
+            return refuse(
+                "unparseable_command",
+                format!("the command does not parse: {error}"),
+            );
+        }
+    };
+    if operation != command.operation {
+        return refuse(
+            "command_mismatch",
+            "the job's operation is not the one its command line describes".into(),
+        );
+    }
+    let expected = Expected {
+        request_id: request.request_id,
+        environment: request.environment,
+        argv_hash: &operation.argv_hash(),
+        allowed_environments: &deps.allowed_environments,
+        now: Utc::now(),
+        max_clock_skew: chrono::Duration::seconds(30),
+    };
+    let claims = match token::verify(&deps.verify_key, &job.token, &expected) {
+        Ok(claims) => claims,
+        Err(error) => return refuse(error.code(), error.to_string()),
+    };
+    if let Err(refusal) = deps.policy.check(request.environment, &operation) {
+        return refuse("policy", refusal.to_string());
+    }
+    let key = format!("exec.{}", claims.token_id);
+    if let Some((claim, _)) = read_claim(&deps.claims, &key).await? {
+        return replay(
+            &step,
+            &claim,
+            job_id,
+            &operation,
+            request.environment,
+            claims.token_id,
+            deps.running_lease,
+        );
+    }
+    // Docker must be reachable before anything is claimed: if it is not, retry later.
+    deps.engine
+        .ping()
+        .await
+        .map_err(|error| StageError::Transient(anyhow::anyhow!("docker engine: {error}")))?;
+    // EXECUTING is durable before the claim and the Docker call (ids are derived: a
+    // redelivery republishes nothing new).
+    let started = [
+        step.audit(
+            AuditKind::ExecutionStarted,
+            Some(Status::Executing),
+            json!({
+                "token_id": claims.token_id,
+                "operation": operation.name(),
+                "argv": operation.canonical_argv(),
+                "environment": request.environment,
+                "approvers": claims.approvers,
+            }),
+        ),
+        step.status(
+            Status::Executing.as_str(),
+            details(&[("operation", json!(operation.to_string()))]),
+        ),
+    ];
+    publish_all(&deps.bus.js, &started)
+        .await
+        .map_err(StageError::Transient)?;
+    let claim = ExecClaim {
+        state: ClaimState::Started,
+        request_id: request.request_id,
+        job: job_id.to_string(),
+        started_at: Utc::now(),
+        result: None,
+        duration_ms: None,
+    };
+    let revision = match deps.claims.create(&key, to_bytes(&claim)?).await {
+        Ok(revision) => revision,
+        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+            let (claim, _) = read_claim(&deps.claims, &key)
+                .await?
+                .ok_or_else(|| StageError::Transient(anyhow::anyhow!("{key} vanished")))?;
+            return replay(
+                &step,
+                &claim,
+                job_id,
+                &operation,
+                request.environment,
+                claims.token_id,
+                deps.running_lease,
+            );
+        }
+        Err(error) => {
+            return Err(StageError::Transient(anyhow::anyhow!(
+                "claim {key}: {error}"
+            )));
+        }
+    };
+    crate::failpoint::hit("gateway_after_claim").await;
+    let limits = Limits {
+        max_stop_timeout_secs: deps.policy.max_stop_timeout(request.environment),
+        ..Limits::default()
+    };
+    let began = Instant::now();
+    let performed = deps.engine.perform(&operation, &limits).await;
+    let elapsed = began.elapsed();
+    let finished = match performed {
+        Ok(result) => {
+            metrics::docker_call(operation.name(), if result.ok { "ok" } else { "failed" });
+            ExecClaim {
+                state: ClaimState::Finished,
+                result: Some(result),
+                duration_ms: Some(elapsed.as_millis() as u64),
+                ..claim
+            }
+        }
+        Err(error) => {
+            // The engine may have done part of it: a human must look; never retry.
+            metrics::docker_call(operation.name(), "error");
+            tracing::error!(%error, request_id = %request.request_id, "docker engine failed mid-operation");
+            metrics::execution(
+                operation.name(),
+                request.environment.as_str(),
+                "indeterminate",
+                elapsed,
+            );
+            return Ok(indeterminate(
+                &step,
+                claims.token_id,
+                &format!("the docker engine failed during the operation: {error}"),
+            ));
+        }
+    };
+    if let Err(error) = deps
+        .claims
+        .update(&key, to_bytes(&finished)?, revision)
+        .await
+    {
+        tracing::error!(%error, %key, "could not record the finished claim");
+    }
+    Ok(finished_events(
+        &step,
+        &finished,
+        &operation,
+        request.environment,
+        claims.token_id,
+    ))
+}
+
+/// A claim exists: the same job redelivered gets its outcome again; any other use of the
+/// token is a replay.
+fn replay(
+    step: &Step<'_>,
+    claim: &ExecClaim,
+    job_id: &str,
+    operation: &DockerOperation,
+    environment: Environment,
+    token_id: Uuid,
+    running_lease: Duration,
+) -> Result<Vec<Outgoing>, StageError> {
+    if claim.job != job_id {
+        return Ok(refusal(
+            step,
+            "token_reused",
+            "this token was already used: a capability token runs once",
+            token_id,
+        ));
+    }
+    match claim.state {
+        ClaimState::Finished => Ok(finished_events(
+            step,
+            claim,
+            operation,
+            environment,
+            token_id,
+        )),
+        ClaimState::Started
+            if Utc::now() - claim.started_at
+                < chrono::Duration::from_std(running_lease).unwrap_or_default() =>
+        {
+            Err(StageError::Transient(anyhow::anyhow!(
+                "the operation may still be running in another gateway"
+            )))
+        }
+        ClaimState::Started => {
+            metrics::execution(
+                operation.name(),
+                environment.as_str(),
+                "indeterminate",
+                Duration::ZERO,
+            );
+            Ok(indeterminate(
+                step,
+                token_id,
+                "the gateway stopped between claiming the token and recording the result: check the containers by hand; it will not be run again",
+            ))
+        }
+    }
+}
+
+fn finished_events(
+    step: &Step<'_>,
+    claim: &ExecClaim,
+    operation: &DockerOperation,
+    environment: Environment,
+    token_id: Uuid,
+) -> Vec<Outgoing> {
+    let Some(result) = &claim.result else {
+        return indeterminate(step, token_id, "the claim is finished but holds no result");
+    };
+    let status = if result.ok {
+        Status::Succeeded
+    } else {
+        Status::Failed
+    };
+    let duration = Duration::from_millis(claim.duration_ms.unwrap_or(0));
+    metrics::execution(
+        operation.name(),
+        environment.as_str(),
+        if result.ok { "succeeded" } else { "failed" },
+        duration,
+    );
+    vec![
+        step.audit(
+            AuditKind::ExecutionFinished,
+            Some(status),
+            json!({
+                "token_id": token_id,
+                "operation": operation.name(),
+                "exit_code": result.exit_code,
+                "duration_ms": claim.duration_ms,
+                "summary": result.summary,
+                "output": result.output,
+                "targets": result.targets,
+            }),
+        ),
+        step.status(
+            status.as_str(),
+            details(&[
+                ("result", json!(result.summary)),
+                ("exit_code", json!(result.exit_code)),
+                ("duration_ms", json!(claim.duration_ms)),
+                ("output", json!(result.output)),
+            ]),
+        ),
+    ]
+}
+
+fn indeterminate(step: &Step<'_>, token_id: Uuid, reason: &str) -> Vec<Outgoing> {
+    vec![
+        step.audit(
+            AuditKind::ExecutionFinished,
+            Some(Status::Indeterminate),
+            json!({ "token_id": token_id, "error": reason }),
+        ),
+        step.status(
+            Status::Indeterminate.as_str(),
+            details(&[("error", json!(reason))]),
+        ),
+    ]
+}
+
+fn refusal(step: &Step<'_>, code: &'static str, reason: &str, token_id: Uuid) -> Vec<Outgoing> {
+    metrics::token_rejected(code);
+    tracing::warn!(code, reason, request_id = %step.request_id, "execution refused");
+    vec![
+        step.audit(
+            AuditKind::TokenRefused,
+            None,
+            json!({ "code": code, "reason": reason, "token_id": token_id }),
+        ),
+        step.status(
+            REFUSED,
+            details(&[("code", json!(code)), ("error", json!(reason))]),
+        ),
+    ]
+}
+
+fn details(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_string(), value.clone()))
+        .collect()
+}
+
+fn to_bytes(claim: &ExecClaim) -> Result<Bytes, StageError> {
+    serde_json::to_vec(claim)
+        .map(Bytes::from)
+        .map_err(|error| StageError::Transient(error.into()))
+}
+
+async fn read_claim(claims: &kv::Store, key: &str) -> Result<Option<(ExecClaim, u64)>, StageError> {
+    let entry = claims
+        .entry(key)
+        .await
+        .map_err(|error| StageError::Transient(anyhow::anyhow!("read {key}: {error}")))?;
+    match entry.filter(|entry| entry.operation == kv::Operation::Put) {
+        None => Ok(None),
+        Some(entry) => serde_json::from_slice(&entry.value)
+            .map(|claim| Some((claim, entry.revision)))
+            .map_err(|error| StageError::Transient(anyhow::anyhow!("decode {key}: {error}"))),
+    }
+}

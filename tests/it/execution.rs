@@ -1,0 +1,342 @@
+//! Authority and gateway through the whole pipeline, on the real Docker Engine; the attack
+//! matrix; at-most-once across a gateway crash.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+use uuid::Uuid;
+use wingman::bus::publish::{Outgoing, publish_all};
+use wingman::docker::parse_command_line;
+use wingman::envelope::{Envelope, RequestId};
+use wingman::events::ExecJob;
+use wingman::request::{Command, Environment, Request};
+use wingman::stages;
+use wingman::token::{self, Claims, SigningKey};
+
+use crate::docker;
+use crate::helpers::TestEnv;
+
+fn well_explained(request_id: Uuid, environment: &str, command: &str, target: &str) -> Value {
+    serde_json::json!({
+        "request_id": request_id,
+        "requester": "ops-anna",
+        "environment": environment,
+        "command": command,
+        "title": format!("Restart the container {target} to reload its config"),
+        "description": format!(
+            "The container {target} caches its config at start and we changed the log level, so it must restart. \
+             Only {target} is touched. Rollback: docker start {target} if it does not come back. \
+             Verify: docker inspect shows {target} running."
+        ),
+    })
+}
+
+async fn wait_for_status(env: &TestEnv, request_id: Uuid, wanted: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = env
+            .stream_messages(
+                "WINGMAN_STATUS",
+                &format!("{}.status.{request_id}", env.prefix),
+            )
+            .await;
+        if let Some(event) = events.iter().find(|event| event["status"] == wanted) {
+            return event.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {wanted} for {request_id}; saw {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_auto_approved_restart_restarts_the_real_container_once_and_is_recorded() {
+    let mut env = TestEnv::start().await;
+    let name = docker::unique("wt-api");
+    docker::start_container(&name, None).await;
+    let (_, started_before) = docker::state(&name).await.unwrap();
+    env.spawn_intake().await;
+    env.spawn_validator(100).await;
+    env.spawn_authority().await;
+    env.spawn_gateway(&[Environment::Dev, Environment::Test])
+        .await;
+    env.spawn_recorder();
+
+    let request_id = Uuid::new_v4();
+    let payload = well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    let done = wait_for_status(&env, request_id, "SUCCEEDED").await;
+    assert_eq!(done["exit_code"], 0);
+    env.settle_all().await;
+
+    let (running, started_after) = docker::state(&name).await.unwrap();
+    assert!(running);
+    assert_ne!(
+        started_before, started_after,
+        "the container was really restarted"
+    );
+    assert_eq!(
+        env.status_of(request_id).await.as_deref(),
+        Some("SUCCEEDED")
+    );
+    let (status, operation): (String, String) =
+        sqlx::query_as("SELECT status, operation FROM executions WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), operation.as_str()),
+        ("SUCCEEDED", "container_restart")
+    );
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM audit_events WHERE request_id = $1 ORDER BY seq")
+            .bind(request_id)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "request_received",
+            "request_validated",
+            "token_minted",
+            "execution_started",
+            "execution_finished"
+        ]
+    );
+    docker::remove(&name).await;
+    env.stop().await;
+}
+
+/// A job as someone with access to the bus could publish it.
+struct Forge {
+    bus: wingman::bus::Bus,
+    key: std::sync::Arc<SigningKey>,
+}
+
+impl Forge {
+    fn claims(&self, request_id: RequestId, environment: Environment, command: &str) -> Claims {
+        Claims {
+            token_id: Uuid::now_v7(),
+            request_id,
+            environment,
+            argv_hash: parse_command_line(command).unwrap().argv_hash(),
+            approvers: vec!["validator".into()],
+            requester: "mallory".into(),
+            issued_at: Utc::now(),
+            expires_at: Utc::now() + chrono::Duration::minutes(10),
+        }
+    }
+
+    /// Publishes a job whose request says `environment`/`command`, carrying `claims` signed by
+    /// this forge's key; returns the request id.
+    async fn publish(
+        &self,
+        claims: &Claims,
+        environment: Environment,
+        command: &str,
+        operation_of: &str,
+    ) -> Uuid {
+        let token = token::mint(&self.key, claims).unwrap();
+        let request = Request {
+            request_id: claims.request_id,
+            requester: "mallory".into(),
+            environment,
+            command: Some(Command {
+                line: command.into(),
+                operation: parse_command_line(operation_of).unwrap(),
+            }),
+            title: "t".into(),
+            description: "d".into(),
+            risk_level: None,
+        };
+        let job = ExecJob {
+            request,
+            token,
+            token_id: claims.token_id,
+            expires_at: claims.expires_at,
+        };
+        let envelope = Envelope::derived(
+            claims.request_id,
+            Utc::now(),
+            &Uuid::new_v4().to_string(),
+            job,
+        );
+        let outgoing = Outgoing::json(
+            self.bus.subjects.exec_jobs(),
+            envelope.event_id.to_string(),
+            &envelope,
+        );
+        publish_all(&self.bus.js, &[outgoing]).await.unwrap();
+        claims.request_id.as_uuid()
+    }
+
+    /// Publishes a copy of a real job as a new message.
+    async fn replay(&self, job: &ExecJob) {
+        let envelope = Envelope::derived(
+            job.request.request_id,
+            Utc::now(),
+            &Uuid::new_v4().to_string(),
+            job.clone(),
+        );
+        let outgoing = Outgoing::json(
+            self.bus.subjects.exec_jobs(),
+            envelope.event_id.to_string(),
+            &envelope,
+        );
+        publish_all(&self.bus.js, &[outgoing]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_every_forged_stale_or_mismatched_job_with_its_reason() {
+    let mut env = TestEnv::start().await;
+    let name = docker::unique("wt-victim");
+    env.spawn_intake().await;
+    env.spawn_validator(100).await;
+    env.spawn_authority().await;
+    docker::start_container(&name, None).await;
+    let (_, started_before) = docker::state(&name).await.unwrap();
+    env.spawn_recorder();
+    let (_, stop_gateway) = env
+        .spawn_gateway(&[Environment::Dev, Environment::Prd])
+        .await;
+    let (other_key, _) = token::generate_keypair();
+    let ours = Forge {
+        bus: env.bus.clone(),
+        key: std::sync::Arc::clone(&env.signing_key),
+    };
+    let theirs = Forge {
+        bus: env.bus.clone(),
+        key: std::sync::Arc::new(other_key),
+    };
+    let stop = format!("docker stop {name}");
+    let restart = format!("docker restart {name}");
+    let id = RequestId::generate;
+
+    let mut cases: Vec<(Uuid, &str)> = Vec::new();
+    let forged = theirs.claims(id(), Environment::Dev, &stop);
+    cases.push((
+        theirs
+            .publish(&forged, Environment::Dev, &stop, &stop)
+            .await,
+        "bad_signature",
+    ));
+    let mut expired = ours.claims(id(), Environment::Dev, &stop);
+    expired.issued_at = Utc::now() - chrono::Duration::minutes(20);
+    expired.expires_at = Utc::now() - chrono::Duration::minutes(10);
+    cases.push((
+        ours.publish(&expired, Environment::Dev, &stop, &stop).await,
+        "expired",
+    ));
+    let prd_token = ours.claims(id(), Environment::Prd, &stop);
+    cases.push((
+        ours.publish(&prd_token, Environment::Dev, &stop, &stop)
+            .await,
+        "wrong_environment",
+    ));
+    let test_env = ours.claims(id(), Environment::Test, &stop);
+    cases.push((
+        ours.publish(&test_env, Environment::Test, &stop, &stop)
+            .await,
+        "environment_not_allowed",
+    ));
+    let rm = format!("docker rm -f {name}");
+    let other_command = ours.claims(id(), Environment::Dev, &stop);
+    cases.push((
+        ours.publish(&other_command, Environment::Dev, &rm, &rm)
+            .await,
+        "command_mismatch",
+    ));
+    let chained = format!("docker stop {name}; docker rm -f {name}");
+    let shell = ours.claims(id(), Environment::Dev, &stop);
+    cases.push((
+        ours.publish(&shell, Environment::Dev, &chained, &stop)
+            .await,
+        "unparseable_command",
+    ));
+    let kill = format!("docker kill {name}");
+    let forbidden = ours.claims(id(), Environment::Prd, &kill);
+    cases.push((
+        ours.publish(&forbidden, Environment::Prd, &kill, &kill)
+            .await,
+        "policy",
+    ));
+
+    for (request_id, code) in &cases {
+        let refused = wait_for_status(&env, *request_id, "REFUSED").await;
+        assert_eq!(refused["code"], *code, "{refused}");
+    }
+    let (running, started_after) = docker::state(&name).await.unwrap();
+    assert!(
+        running && started_after == started_before,
+        "no refused job touched the container"
+    );
+
+    // A token the authority minted runs once; the same token in another job is a replay,
+    // also after the gateway restarts.
+    let request_id = Uuid::new_v4();
+    let payload = well_explained(request_id, "dev", &restart, &name);
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    wait_for_status(&env, request_id, "SUCCEEDED").await;
+    let (_, restarted_at) = docker::state(&name).await.unwrap();
+    assert_ne!(restarted_at, started_before);
+    let minted: stages::authority::Minted =
+        stages::authority::read_json(&env.claims().await, &format!("minted.{request_id}"))
+            .await
+            .unwrap()
+            .unwrap();
+    let request: Request = sqlx::query_scalar::<_, sqlx::types::Json<Value>>(
+        "SELECT data->'request' FROM audit_events WHERE request_id = $1 AND kind = 'request_received'",
+    )
+    .bind(request_id)
+    .fetch_one(&env.pool)
+    .await
+    .map(|json| serde_json::from_value(json.0).unwrap())
+    .unwrap();
+    let replay = ExecJob {
+        request,
+        token: minted.token.clone(),
+        token_id: minted.token_id,
+        expires_at: minted.expires_at,
+    };
+    ours.replay(&replay).await;
+    env.settle_all().await;
+    stop_gateway.cancel();
+    env.spawn_gateway(&[Environment::Dev]).await;
+    ours.replay(&replay).await;
+    env.settle_all().await;
+    let (_, after_replays) = docker::state(&name).await.unwrap();
+    assert_eq!(after_replays, restarted_at, "replays ran nothing");
+
+    let refusals: Vec<(Option<Uuid>, String)> =
+        sqlx::query_as("SELECT request_id, data->>'code' FROM audit_events WHERE kind = 'token_refused' ORDER BY seq")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    for (request_id, code) in &cases {
+        assert!(
+            refusals.contains(&(Some(*request_id), code.to_string())),
+            "{code} audited: {refusals:?}"
+        );
+    }
+    let replays = refusals
+        .iter()
+        .filter(|(rid, code)| *rid == Some(request_id) && code == "token_reused")
+        .count();
+    assert_eq!(replays, 2, "both replays refused and audited");
+    docker::remove(&name).await;
+    env.stop().await;
+}

@@ -1,0 +1,40 @@
+//! `wingman-validator`: scores requests and decides (see `wingman::stages::validator`).
+//! `WINGMAN_VALIDATION_CONFIG` names a validation config file (default: the shipped one);
+//! `VALIDATION_ENABLED` / `VALIDATION_ROLLOUT_PERCENT` seed the live rollout flags.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wingman::bus::topology::open_bucket;
+use wingman::config::{duration_var, var};
+use wingman::events::Stage;
+use wingman::rollout::{BUCKET, Rollout, RolloutStore};
+use wingman::stages::validator::{self, ValidatorDeps};
+use wingman::validation::{ValidationConfig, Validator};
+use wingman::worker::Worker;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = match var("WINGMAN_VALIDATION_CONFIG") {
+        Some(path) => ValidationConfig::load(path.as_ref())?,
+        None => ValidationConfig::default_config(),
+    };
+    let validator = Arc::new(Validator::new(config).context("validation config")?);
+    let worker = Worker::start(Stage::Validator, 9102).await?;
+    let rollout = RolloutStore::new(
+        open_bucket(&worker.bus.js, &worker.bus.subjects.localize_name(BUCKET)).await?,
+    );
+    rollout.seed(&Rollout::from_env()?).await?;
+    let deps = ValidatorDeps {
+        bus: worker.bus.clone(),
+        validator,
+        rollout,
+        actor: worker.actor.clone(),
+        approval_ttl: duration_var("WINGMAN_APPROVAL_TTL")?.unwrap_or(Duration::from_secs(3600)),
+        timeout: Duration::from_millis(2000),
+    };
+    let options = worker.loop_options(64)?;
+    let token = worker.shutdown.token();
+    worker.run(validator::run(deps, options, token)).await
+}
