@@ -15,6 +15,7 @@
 //!   cross-cutting plumbing.
 
 pub mod api;
+pub mod approval;
 pub mod bus;
 pub mod cli;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod shutdown;
 pub mod stages;
 pub mod status;
 pub mod store;
+pub mod telegram;
 pub mod telemetry;
 pub mod token;
 pub mod validation;

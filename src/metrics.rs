@@ -294,3 +294,29 @@ pub fn execution(
 pub fn docker_call(action: &'static str, result: &'static str) {
     counter!(DOCKER_CALLS, "action" => action, "result" => result).increment(1);
 }
+
+/// A human decision: `decision` APPROVED or REJECTED, `via` telegram or cli.
+pub fn approval_decided(decision: &'static str, via: &'static str) {
+    counter!(APPROVAL_DECISIONS, "decision" => decision, "via" => via).increment(1);
+}
+
+/// An auto-rejected request approved by a human: a false positive of the validators.
+pub fn false_positive(environment: &'static str) {
+    counter!(FALSE_POSITIVES, "environment" => environment).increment(1);
+}
+
+pub fn approval_latency(environment: &'static str, waited: Duration) {
+    histogram!(APPROVAL_LATENCY, "environment" => environment).record(waited.as_secs_f64());
+}
+
+pub fn request_expired(environment: &'static str) {
+    counter!(REQUESTS_EXPIRED, "environment" => environment).increment(1);
+}
+
+pub fn consumer_pending(stage: &str, pending: u64) {
+    gauge!(CONSUMER_PENDING, "stage" => stage.to_string()).set(pending as f64);
+}
+
+pub fn rollout_guard(action: &'static str) {
+    counter!(ROLLOUT_GUARD_ACTIONS, "action" => action).increment(1);
+}

@@ -15,6 +15,7 @@ use crate::envelope::RequestId;
 
 pub const BUCKET: &str = "wingman_rollout";
 const KEY: &str = "validation";
+const GUARD_KEY: &str = "guard";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollout {
@@ -135,6 +136,30 @@ impl RolloutStore {
             }
         }
         anyhow::bail!("the rollout flags kept changing under us; try again")
+    }
+}
+
+impl RolloutStore {
+    /// Keeps the rollout guard's last look (key `guard`).
+    pub async fn record_guard(
+        &self,
+        action: &crate::stages::watcher::GuardAction,
+    ) -> anyhow::Result<()> {
+        self.kv
+            .put(GUARD_KEY, serde_json::to_vec(action)?.into())
+            .await
+            .map_err(|error| anyhow::anyhow!("record the guard's action: {error}"))?;
+        Ok(())
+    }
+
+    /// The rollout guard's last look, if it ever looked.
+    pub async fn last_guard(&self) -> anyhow::Result<Option<crate::stages::watcher::GuardAction>> {
+        let value = self
+            .kv
+            .get(GUARD_KEY)
+            .await
+            .map_err(|error| anyhow::anyhow!("read the guard's action: {error}"))?;
+        Ok(value.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 }
 

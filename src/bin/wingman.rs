@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use wingman::approval::Verdict;
 use wingman::bus::Bus;
 use wingman::cli::{self, ExitCode, parse_since, rollout::Change, submit::Submission};
 use wingman::config::Settings;
@@ -82,6 +83,24 @@ enum Command {
         limit: i64,
         #[arg(long)]
         json: bool,
+    },
+    /// Requests waiting for a human decision (and recent auto-rejections a human may override).
+    Pending {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request as the console approver ($WINGMAN_APPROVER); overriding an
+    /// auto-rejection needs --note with the reason.
+    Approve {
+        request_id: RequestId,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Reject a request as the console approver; a reason is required.
+    Reject {
+        request_id: RequestId,
+        #[arg(long)]
+        reason: String,
     },
     /// Run the validators on a request without submitting it (reads FILE, or stdin).
     Explain {
@@ -286,6 +305,28 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Rollout { action } => rollout(&settings, action).await,
+        Command::Pending { json } => {
+            cli::approve::pending(&settings.database.pool()?, json).await?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Approve { request_id, note } => {
+            cli::approve::vote(
+                &connect(&settings).await?,
+                request_id,
+                Verdict::Approve,
+                note,
+            )
+            .await
+        }
+        Command::Reject { request_id, reason } => {
+            cli::approve::vote(
+                &connect(&settings).await?,
+                request_id,
+                Verdict::Reject,
+                Some(reason),
+            )
+            .await
+        }
         Command::Keygen { dir, name } => {
             let (secret, public) = wingman::token::write_keypair(&dir, &name)?;
             println!(
@@ -332,7 +373,8 @@ async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<E
         }
         RolloutAction::Report { since, json } => {
             let since = parse_since(&since)?;
-            cli::rollout::report(&settings.database.pool()?, since, json).await?;
+            let bus = connect(settings).await.ok();
+            cli::rollout::report(&settings.database.pool()?, bus.as_ref(), since, json).await?;
         }
     }
     Ok(ExitCode::Ok)

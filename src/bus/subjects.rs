@@ -15,6 +15,7 @@ const AUDIT: &str = "audit";
 const STATUS: &str = "status";
 const DLQ: &str = "dlq";
 const TOKEN_REQUESTS: &str = "authority.token";
+const CONSOLE_DECISIONS: &str = "console.decisions";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subjects {
@@ -68,6 +69,11 @@ impl Subjects {
     /// approved request.
     pub fn token_requests(&self) -> String {
         self.subject(TOKEN_REQUESTS)
+    }
+    /// Core request-reply: the console approver (`wingman approve`) asks the approvals worker
+    /// to decide; only that worker publishes decisions.
+    pub fn console_decisions(&self) -> String {
+        self.subject(CONSOLE_DECISIONS)
     }
     pub fn dlq(&self, stage: Stage) -> String {
         format!("{}.{DLQ}.{}", self.prefix, stage.as_str())

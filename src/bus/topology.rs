@@ -44,11 +44,20 @@ const CONSUMERS: &[(&str, &str)] = &[
         include_str!("../../nats/consumers/authority-auto.json"),
     ),
     ("gateway", include_str!("../../nats/consumers/gateway.json")),
+    (
+        "approvals",
+        include_str!("../../nats/consumers/approvals.json"),
+    ),
+    (
+        "approvals-updates",
+        include_str!("../../nats/consumers/approvals-updates.json"),
+    ),
 ];
 
 const BUCKETS: &[(&str, &str)] = &[
     ("claims", include_str!("../../nats/kv/claims.json")),
     ("rollout", include_str!("../../nats/kv/rollout.json")),
+    ("approvals", include_str!("../../nats/kv/approvals.json")),
 ];
 
 /// A durable pull consumer declared in `nats/consumers/<name>.json`.

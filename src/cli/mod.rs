@@ -3,6 +3,7 @@
 //! Output is for people by default and one JSON document with `--json`. Errors are one line;
 //! the exit code says how it ended (see [`ExitCode`]).
 
+pub mod approve;
 pub mod explain;
 pub mod list;
 pub mod rollout;

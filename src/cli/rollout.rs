@@ -90,12 +90,19 @@ async fn audit(bus: &Bus, who: &str, old: &Rollout, new: &Rollout) -> anyhow::Re
 
 pub async fn report(
     pool: &sqlx::PgPool,
+    bus: Option<&Bus>,
     since: chrono::DateTime<chrono::Utc>,
     json_output: bool,
 ) -> anyhow::Result<Verdict> {
     let report = report::report(pool, since, &Criteria::default()).await?;
+    let guard = match bus {
+        Some(bus) => store(bus).await?.last_guard().await?,
+        None => None,
+    };
     if json_output {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut value = serde_json::to_value(&report)?;
+        value["rollout_guard"] = serde_json::to_value(&guard)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(report.verdict);
     }
     let counts = &report.counts;
@@ -135,6 +142,14 @@ pub async fn report(
     println!("verdict: {word}");
     for reason in reasons {
         println!("  - {reason}");
+    }
+    if let Some(guard) = guard {
+        println!(
+            "rollout guard, last look at {}: {} — {}",
+            guard.at.format("%Y-%m-%d %H:%M UTC"),
+            guard.action,
+            guard.detail
+        );
     }
     Ok(report.verdict)
 }

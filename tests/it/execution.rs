@@ -1,8 +1,6 @@
 //! Authority and gateway through the whole pipeline, on the real Docker Engine; the attack
 //! matrix; at-most-once across a gateway crash.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use serde_json::Value;
 use uuid::Uuid;
@@ -15,42 +13,7 @@ use wingman::stages;
 use wingman::token::{self, Claims, SigningKey};
 
 use crate::docker;
-use crate::helpers::TestEnv;
-
-fn well_explained(request_id: Uuid, environment: &str, command: &str, target: &str) -> Value {
-    serde_json::json!({
-        "request_id": request_id,
-        "requester": "ops-anna",
-        "environment": environment,
-        "command": command,
-        "title": format!("Restart the container {target} to reload its config"),
-        "description": format!(
-            "The container {target} caches its config at start and we changed the log level, so it must restart. \
-             Only {target} is touched. Rollback: docker start {target} if it does not come back. \
-             Verify: docker inspect shows {target} running."
-        ),
-    })
-}
-
-async fn wait_for_status(env: &TestEnv, request_id: Uuid, wanted: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let events = env
-            .stream_messages(
-                "WINGMAN_STATUS",
-                &format!("{}.status.{request_id}", env.prefix),
-            )
-            .await;
-        if let Some(event) = events.iter().find(|event| event["status"] == wanted) {
-            return event.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {wanted} for {request_id}; saw {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use crate::helpers::{TestEnv, wait_for_status, well_explained};
 
 #[tokio::test]
 async fn an_auto_approved_restart_restarts_the_real_container_once_and_is_recorded() {

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use wingman::approval::{Desk, Rules};
 use wingman::bus::Bus;
 use wingman::bus::consume::LoopOptions;
 use wingman::bus::topology::{TopologyOverrides, open_bucket};
@@ -21,7 +22,15 @@ use wingman::policy::Policy;
 use wingman::request::Environment;
 use wingman::rollout::{Rollout, RolloutStore};
 use wingman::stages;
+use wingman::stages::approvals::ApprovalsDeps;
 use wingman::stages::gateway::GatewayDeps;
+use wingman::stages::watcher::{GuardSettings, WatcherDeps};
+use wingman::telegram::TelegramClient;
+
+use crate::fake_telegram::FakeTelegram;
+
+/// The approvers' chat on the fake Telegram.
+pub const APPROVER_CHAT: i64 = -100_777;
 use wingman::token::{SigningKey, VerifyKey};
 use wingman::validation::Validator;
 
@@ -148,6 +157,11 @@ impl TestEnv {
 
     /// The validator with the shipped config and the rollout at `percent` (enabled).
     pub async fn spawn_validator(&mut self, percent: u8) {
+        self.spawn_validator_with_ttl(percent, Duration::from_secs(3600))
+            .await;
+    }
+
+    pub async fn spawn_validator_with_ttl(&mut self, percent: u8, approval_ttl: Duration) {
         let rollout = self.rollout().await;
         rollout
             .seed(&Rollout {
@@ -163,7 +177,7 @@ impl TestEnv {
             validator: Arc::new(Validator::with_defaults()),
             rollout,
             actor: "validator@test".into(),
-            approval_ttl: Duration::from_secs(3600),
+            approval_ttl,
             timeout: Duration::from_secs(5),
         };
         let task = tokio::spawn(stages::validator::run(
@@ -238,6 +252,98 @@ impl TestEnv {
             actor: "gateway@test".into(),
             running_lease: Duration::from_secs(3),
         }
+    }
+
+    /// The approvals stage; with `telegram`, against the fake Bot API (chat `APPROVER_CHAT`).
+    pub async fn spawn_approvals(
+        &mut self,
+        telegram: Option<&FakeTelegram>,
+        approvers: &[&str],
+        prd_approvals: usize,
+    ) {
+        let deps = self
+            .approvals_deps(telegram, approvers, prd_approvals)
+            .await;
+        let task = tokio::spawn(stages::approvals::run(
+            deps,
+            self.options("approvals"),
+            self.shutdown.clone(),
+        ));
+        self.tasks.push(task);
+    }
+
+    /// Like `spawn_approvals`, but stoppable on its own (a bot restart).
+    pub async fn spawn_approvals_stoppable(
+        &mut self,
+        telegram: &FakeTelegram,
+        approvers: &[&str],
+    ) -> CancellationToken {
+        let deps = self.approvals_deps(Some(telegram), approvers, 1).await;
+        let stop = self.shutdown.child_token();
+        let task = tokio::spawn(stages::approvals::run(
+            deps,
+            self.options("approvals"),
+            stop.clone(),
+        ));
+        self.tasks.push(task);
+        stop
+    }
+
+    async fn approvals_deps(
+        &self,
+        telegram: Option<&FakeTelegram>,
+        approvers: &[&str],
+        prd_approvals: usize,
+    ) -> ApprovalsDeps {
+        let desk = Desk {
+            bus: self.bus.clone(),
+            claims: self.claims().await,
+            approvals: open_bucket(
+                &self.bus.js,
+                &self.bus.subjects.localize_name(wingman::approval::BUCKET),
+            )
+            .await
+            .unwrap(),
+            rules: Rules {
+                approvers: approvers.iter().map(|a| a.to_string()).collect(),
+                prd_approvals,
+            },
+            actor: "approvals@test".into(),
+        };
+        let telegram = telegram.map(|fake| {
+            TelegramClient::new(fake.token(), Some(&fake.api_url()), vec![APPROVER_CHAT]).unwrap()
+        });
+        ApprovalsDeps {
+            desk,
+            telegram,
+            pool: self.pool.clone(),
+        }
+    }
+
+    pub async fn watcher_deps(
+        &self,
+        telegram: Option<&FakeTelegram>,
+        guard: GuardSettings,
+    ) -> WatcherDeps {
+        WatcherDeps {
+            bus: self.bus.clone(),
+            pool: self.pool.clone(),
+            claims: self.claims().await,
+            rollout: self.rollout().await,
+            telegram: telegram.map(|fake| {
+                TelegramClient::new(fake.token(), Some(&fake.api_url()), vec![APPROVER_CHAT])
+                    .unwrap()
+            }),
+            guard,
+            interval: Duration::from_millis(200),
+            actor: "watcher@test".into(),
+        }
+    }
+
+    pub async fn spawn_watcher(&mut self, telegram: Option<&FakeTelegram>, guard: GuardSettings) {
+        let deps = self.watcher_deps(telegram, guard).await;
+        let task = tokio::spawn(stages::watcher::run(deps, self.shutdown.clone()));
+        self.tasks.push(task);
     }
 
     /// Serves the API on a free loopback port.
@@ -450,4 +556,41 @@ pub fn worker_binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Waits for a status event of `request_id` with status `wanted`; returns it.
+pub async fn wait_for_status(env: &TestEnv, request_id: Uuid, wanted: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = env
+            .stream_messages(
+                "WINGMAN_STATUS",
+                &format!("{}.status.{request_id}", env.prefix),
+            )
+            .await;
+        if let Some(event) = events.iter().find(|event| event["status"] == wanted) {
+            return event.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {wanted} for {request_id}; saw {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A request explained the way a careful operator would.
+pub fn well_explained(request_id: Uuid, environment: &str, command: &str, target: &str) -> Value {
+    serde_json::json!({
+        "request_id": request_id,
+        "requester": "ops-anna",
+        "environment": environment,
+        "command": command,
+        "title": format!("Restart the container {target} to reload its config"),
+        "description": format!(
+            "The container {target} caches its config at start and we changed the log level, so it must restart. \
+             Only {target} is touched. Rollback: docker start {target} if it does not come back. \
+             Verify: docker inspect shows {target} running."
+        ),
+    })
 }

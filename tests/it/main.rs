@@ -2,9 +2,11 @@
 //! (and real worker processes where a test kills one).
 
 mod api;
+mod approvals;
 mod cli;
 mod docker;
 mod execution;
+mod fake_telegram;
 mod helpers;
 mod intake;
 mod processes;

@@ -1,0 +1,124 @@
+//! The console approver: `wingman pending`, `wingman approve`, `wingman reject`. Votes go to
+//! the approvals worker (`wingman.console.decisions`), which applies the same rules as on
+//! Telegram: allow-list (`WINGMAN_CONSOLE_APPROVERS`), never the requester, first decision wins.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::approval::{Verdict, Vote};
+use crate::bus::Bus;
+use crate::cli::ExitCode;
+use crate::envelope::RequestId;
+use crate::status::Status;
+use crate::store::requests::{self, ListFilter};
+
+/// Who the console approver is: `WINGMAN_APPROVER`, else `$USER`.
+pub fn approver_name() -> anyhow::Result<String> {
+    crate::config::var("WINGMAN_APPROVER")
+        .or_else(|| crate::config::var("USER"))
+        .context("set WINGMAN_APPROVER to your approver name")
+}
+
+pub async fn vote(
+    bus: &Bus,
+    request_id: RequestId,
+    verdict: Verdict,
+    note: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let name = approver_name()?;
+    let vote = Vote {
+        request_id,
+        approver: format!("cli:{name}"),
+        display: name,
+        verdict,
+        note,
+    };
+    let payload = serde_json::to_vec(&vote)?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        bus.client
+            .request(bus.subjects.console_decisions(), payload.into()),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the approvals worker did not answer within 10 s (is wingman-approvals running?)"
+        )
+    })?
+    .map_err(|error| {
+        anyhow::anyhow!("ask the approvals worker: {error} (is wingman-approvals running?)")
+    })?;
+    let answer: Value =
+        serde_json::from_slice(&reply.payload).context("decode the approvals worker's answer")?;
+    if answer["ok"].as_bool() == Some(true) {
+        println!(
+            "{request_id}: {}",
+            answer["message"].as_str().unwrap_or("done")
+        );
+        Ok(ExitCode::Ok)
+    } else {
+        eprintln!(
+            "refused: {}",
+            answer["error"].as_str().unwrap_or("unknown error")
+        );
+        Ok(ExitCode::Denied)
+    }
+}
+
+/// Requests waiting for a human (and auto-rejections a human may override), newest first.
+pub async fn pending(pool: &sqlx::PgPool, json: bool) -> anyhow::Result<()> {
+    let mut rows = requests::list(
+        pool,
+        &ListFilter {
+            status: Some(Status::Pending),
+            since: None,
+            limit: 100,
+        },
+    )
+    .await?;
+    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    rows.extend(
+        requests::list(
+            pool,
+            &ListFilter {
+                status: Some(Status::AutoRejected),
+                since: Some(since),
+                limit: 100,
+            },
+        )
+        .await?,
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("nothing is waiting for a decision");
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<14} {:<4} {:>5}  {:<16}  TITLE",
+        "REQUEST", "STATUS", "ENV", "SCORE", "EXPIRES (UTC)"
+    );
+    for row in rows {
+        let expires = row
+            .expires_at
+            .map(|at| at.format("%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "-".into());
+        let score = row
+            .composite_score
+            .map(|score| score.to_string())
+            .unwrap_or_else(|| "-".into());
+        let title: String = row.title.chars().take(50).collect();
+        println!(
+            "{:<36}  {:<14} {:<4} {score:>5}  {expires:<16}  {title}",
+            row.request_id, row.status, row.environment
+        );
+        if let Some(command) = &row.command {
+            println!("{:<38}$ {command}", "");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! Approvals: puts PENDING (and AUTO_REJECTED) requests in front of humans.
+//!
+//! 1. Records each request waiting for a human in the `approvals` KV bucket with a single-use
+//!    nonce, sends the Telegram prompt (when a bot token is configured) and acks: it never
+//!    holds a JetStream message while a human thinks. Decisions come back as new events
+//!    (Telegram buttons and commands, or the console approver over `wingman.console.decisions`)
+//!    and go through [`crate::approval::Desk`].
+//! 2. Consumes `wingman.requests.validated` (consumer `approvals`) and `wingman.status.>`
+//!    (consumer `approvals-updates`, to edit prompts with the outcome); publishes
+//!    `wingman.approvals.decided` with its audit and status events.
+//! 3. Its effects are the record (a KV `create`: a redelivery or a restart never duplicates
+//!    it) and the prompt (sent only while the record has none).
+//! 4. It never decides for an unlisted user, nor for the requester.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::approval::{ApprovalRecord, Desk, Vote};
+use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::events::{Stage, StatusEvent, Validated};
+use crate::status::Status;
+use crate::telegram::TelegramClient;
+
+pub struct ApprovalsDeps {
+    pub desk: Desk,
+    /// None: no bot token configured; the console approver still works.
+    pub telegram: Option<TelegramClient>,
+    /// Read-only, for `/pending`, `/status` and `/stats`.
+    pub pool: sqlx::PgPool,
+}
+
+pub struct FromValidator(pub Arc<ApprovalsDeps>);
+pub struct StatusUpdates(pub Arc<ApprovalsDeps>);
+
+impl Handler for FromValidator {
+    const STAGE: Stage = Stage::Approvals;
+
+    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
+        let validated = delivery.envelope::<Validated>()?.body;
+        if !matches!(validated.status, Status::Pending | Status::AutoRejected) {
+            return Ok(Outcome::Done);
+        }
+        record_and_prompt(&self.0, validated, delivery)
+            .await
+            .map_err(StageError::Transient)?;
+        Ok(Outcome::Done)
+    }
+}
+
+impl Handler for StatusUpdates {
+    const STAGE: Stage = Stage::Approvals;
+
+    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
+        let Some(telegram) = &self.0.telegram else {
+            return Ok(Outcome::Done);
+        };
+        let event: StatusEvent = serde_json::from_slice(&delivery.payload).map_err(|error| {
+            StageError::permanent(
+                "undecodable",
+                format!("cannot decode a status event: {error}"),
+                None,
+            )
+        })?;
+        let Some(line) = outcome_line(&event) else {
+            return Ok(Outcome::Done);
+        };
+        let Some((mut record, revision)) = self
+            .0
+            .desk
+            .record(event.request_id)
+            .await
+            .map_err(StageError::Transient)?
+        else {
+            return Ok(Outcome::Done);
+        };
+        if !record.outcomes.contains(&line) {
+            record.outcomes.push(line);
+            // A concurrent update fails the compare-and-set: retried with the fresh record.
+            self.0
+                .desk
+                .approvals
+                .update(
+                    format!("request.{}", event.request_id),
+                    to_json(&record)?.into(),
+                    revision,
+                )
+                .await
+                .map_err(|error| {
+                    StageError::Transient(anyhow::anyhow!("record the outcome: {error}"))
+                })?;
+        }
+        telegram
+            .show_outcome(&record, &record.outcomes.join("\n"))
+            .await
+            .map_err(StageError::Transient)?;
+        Ok(Outcome::Done)
+    }
+}
+
+pub async fn run(
+    deps: ApprovalsDeps,
+    options: LoopOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let deps = Arc::new(deps);
+    let bus = deps.desk.bus.clone();
+    if deps.desk.rules.approvers.is_empty() {
+        tracing::error!(
+            "no approvers are configured (TELEGRAM_APPROVER_IDS, WINGMAN_CONSOLE_APPROVERS): nobody can approve"
+        );
+    }
+    let pending = bus.consumer("approvals").await?;
+    let updates = bus.consumer("approvals-updates").await?;
+    let bot = match &deps.telegram {
+        Some(telegram) => Some(crate::stages::approvals_bot::start(
+            telegram.bot.clone(),
+            Arc::clone(&deps),
+        )),
+        None => {
+            tracing::info!(
+                "no TELEGRAM_BOT_TOKEN: console approver only (wingman pending / approve / reject)"
+            );
+            None
+        }
+    };
+    let (first, second, third) = tokio::join!(
+        consume::run(
+            Arc::new(FromValidator(Arc::clone(&deps))),
+            bus.clone(),
+            pending,
+            options.clone(),
+            shutdown.clone()
+        ),
+        consume::run(
+            Arc::new(StatusUpdates(Arc::clone(&deps))),
+            bus.clone(),
+            updates,
+            options,
+            shutdown.clone()
+        ),
+        serve_console(Arc::clone(&deps), shutdown),
+    );
+    if let Some(bot) = bot {
+        bot.stop().await;
+    }
+    first.and(second).and(third)
+}
+
+async fn record_and_prompt(
+    deps: &ApprovalsDeps,
+    validated: Validated,
+    delivery: &Delivery,
+) -> anyhow::Result<()> {
+    let request_id = validated.request.request_id;
+    let key = format!("request.{request_id}");
+    let scores = validated.validator_scores.clone().unwrap_or(Value::Null);
+    let composite = &scores["composite"];
+    let record = ApprovalRecord {
+        status: validated.status,
+        composite_score: composite["score"].as_i64(),
+        profile: composite["profile"].as_str().map(str::to_string),
+        reasons: strings(&composite["reasons"]),
+        findings: top_findings(&scores),
+        expires_at: validated.expires_at,
+        pending_since: delivery.published,
+        nonce: crate::envelope::derive_uuid_v7(delivery.published, &format!("{request_id}:nonce"))
+            .simple()
+            .to_string(),
+        messages: Vec::new(),
+        votes: Vec::new(),
+        outcomes: Vec::new(),
+        request: validated.request,
+    };
+    match deps
+        .desk
+        .approvals
+        .create(&key, serde_json::to_vec(&record)?.into())
+        .await
+    {
+        Ok(_) => {}
+        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(error) => anyhow::bail!("record {key}: {error}"),
+    }
+    let _ = deps
+        .desk
+        .approvals
+        .create(
+            format!("nonce.{}", record.nonce),
+            request_id.to_string().into(),
+        )
+        .await;
+    let Some(telegram) = &deps.telegram else {
+        return Ok(());
+    };
+    // Send only while no prompt was recorded: a redelivery or a restart sends nothing twice.
+    let Some((current, revision)) = deps.desk.record(request_id).await? else {
+        return Ok(());
+    };
+    if !current.messages.is_empty() {
+        return Ok(());
+    }
+    let messages = telegram.send_prompt(&current).await?;
+    let updated = ApprovalRecord {
+        messages,
+        ..current
+    };
+    deps.desk
+        .approvals
+        .update(&key, serde_json::to_vec(&updated)?.into(), revision)
+        .await
+        .map_err(|error| anyhow::anyhow!("record the prompt of {request_id}: {error}"))?;
+    Ok(())
+}
+
+fn to_json(record: &ApprovalRecord) -> Result<Vec<u8>, StageError> {
+    serde_json::to_vec(record).map_err(|error| StageError::Transient(error.into()))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The most severe findings across validators, as `[severity] code: reason`.
+fn top_findings(scores: &Value) -> Vec<String> {
+    const ORDER: [&str; 5] = ["critical", "high", "medium", "low", "info"];
+    let mut findings: Vec<(usize, String)> = Vec::new();
+    for validator in [
+        "code_scanner",
+        "content_quality",
+        "dependency_analyzer",
+        "semantic_analyzer",
+    ] {
+        for finding in scores[validator]["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let severity = finding["severity"].as_str().unwrap_or("info");
+            let rank = ORDER.iter().position(|s| *s == severity).unwrap_or(4);
+            if rank <= 3 {
+                let text = format!(
+                    "[{severity}] {}: {}",
+                    finding["code"].as_str().unwrap_or("?"),
+                    finding["reason"].as_str().unwrap_or("")
+                );
+                findings.push((rank, text));
+            }
+        }
+    }
+    findings.sort_by_key(|(rank, _)| *rank);
+    findings.into_iter().map(|(_, text)| text).take(6).collect()
+}
+
+/// The line a status event adds to a prompt, for the statuses a human cares about there.
+pub fn outcome_line(event: &StatusEvent) -> Option<String> {
+    let detail = |key: &str| {
+        event
+            .details
+            .get(key)
+            .and_then(Value::as_str)
+            .map(crate::telegram::escape)
+    };
+    let at = event.at.format("%Y-%m-%d %H:%M:%S UTC");
+    let line = match event.status.as_str() {
+        "APPROVED" if event.stage == Stage::Approvals => {
+            let note = detail("note")
+                .map(|note| format!(" — {note}"))
+                .unwrap_or_default();
+            format!(
+                "✅ <b>APPROVED</b> by {} at {at}{note}",
+                detail("decided_by").unwrap_or_default()
+            )
+        }
+        "REJECTED" => format!(
+            "❌ <b>REJECTED</b> by {} at {at} — {}",
+            detail("decided_by").unwrap_or_default(),
+            detail("note").unwrap_or_default()
+        ),
+        "EXPIRED" => format!("⌛ <b>EXPIRED</b> at {at}: no decision in time (default deny)"),
+        "SUCCEEDED" | "FAILED" | "INDETERMINATE" | "REFUSED" => {
+            let result = detail("result")
+                .or_else(|| detail("error"))
+                .unwrap_or_default();
+            format!("⚙️ <b>{}</b> at {at}: {result}", event.status)
+        }
+        _ => return None,
+    };
+    Some(line)
+}
+
+/// Answers the console approver (`wingman approve` / `reject`).
+async fn serve_console(
+    deps: Arc<ApprovalsDeps>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bus = &deps.desk.bus;
+    let mut requests = bus
+        .client
+        .queue_subscribe(bus.subjects.console_decisions(), "approvals".to_string())
+        .await
+        .map_err(|error| anyhow::anyhow!("subscribe to console decisions: {error}"))?;
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            message = requests.next() => match message { Some(message) => message, None => return Ok(()) },
+        };
+        let Some(reply) = message.reply.clone() else {
+            continue;
+        };
+        let answer = match serde_json::from_slice::<Vote>(&message.payload) {
+            Err(error) => json!({ "ok": false, "error": format!("invalid vote: {error}") }),
+            Ok(vote) if !vote.approver.starts_with("cli:") => {
+                json!({ "ok": false, "error": "console votes must come from a cli: approver" })
+            }
+            Ok(vote) => match deps.desk.vote(&vote).await {
+                Ok(Ok(decision)) => json!({ "ok": true, "message": describe(&decision) }),
+                Ok(Err(refusal)) => {
+                    json!({ "ok": false, "code": refusal.code(), "error": refusal.to_string() })
+                }
+                Err(error) => json!({ "ok": false, "error": format!("{error:#}") }),
+            },
+        };
+        let _ = bus.client.publish(reply, answer.to_string().into()).await;
+    }
+}
+
+pub fn describe(decision: &crate::approval::Decision) -> String {
+    match decision {
+        crate::approval::Decision::Decided {
+            status,
+            approvers,
+            false_positive,
+        } => {
+            let fp = if *false_positive {
+                " (override: recorded as a false positive)"
+            } else {
+                ""
+            };
+            format!("{status} by {}{fp}", approvers.join(", "))
+        }
+        crate::approval::Decision::Counted { have, need } => {
+            format!("approval {have} of {need} recorded; another approver is needed")
+        }
+    }
+}

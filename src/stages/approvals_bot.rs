@@ -1,0 +1,283 @@
+//! The approvals bot's handlers (teloxide long polling): button clicks, reasons given by
+//! reply, and the commands `/pending`, `/status`, `/approve`, `/reject`, `/stats`, `/rollout`,
+//! `/help`, `/whoami`. Every decision goes through [`crate::approval::Desk::vote`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use teloxide::dispatching::{Dispatcher, ShutdownToken, UpdateFilterExt};
+use teloxide::dptree;
+use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
+use teloxide::prelude::{Bot, CallbackQuery, Message, Requester, Update};
+use teloxide::types::{ForceReply, ParseMode, ReplyMarkup, User};
+use tokio::task::JoinHandle;
+
+use crate::approval::{Verdict, Vote};
+use crate::envelope::RequestId;
+use crate::stages::approvals::{ApprovalsDeps, describe};
+use crate::status::Status;
+use crate::telegram::escape;
+
+type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Questions the bot asked ("reply with the reason"): (chat, question message) → what the
+/// reason is for. Lost on restart, which only means clicking the button again.
+type Awaiting = Arc<Mutex<HashMap<(i64, i32), (RequestId, Verdict)>>>;
+
+pub struct RunningBot {
+    shutdown: ShutdownToken,
+    task: JoinHandle<()>,
+}
+
+impl RunningBot {
+    pub async fn stop(self) {
+        if let Ok(stopped) = self.shutdown.shutdown() {
+            stopped.await;
+        }
+        let _ = self.task.await;
+    }
+}
+
+pub fn start(bot: Bot, deps: Arc<ApprovalsDeps>) -> RunningBot {
+    let handler = dptree::entry()
+        .branch(Update::filter_message().endpoint(on_message))
+        .branch(Update::filter_callback_query().endpoint(on_callback));
+    let awaiting = Awaiting::default();
+    let mut dispatcher = Dispatcher::builder(bot, handler)
+        .dependencies(dptree::deps![deps, awaiting])
+        .build();
+    let shutdown = dispatcher.shutdown_token();
+    let task = tokio::spawn(async move { dispatcher.dispatch().await });
+    RunningBot { shutdown, task }
+}
+
+fn approver_of(user: &User) -> (String, String) {
+    let id = format!("telegram:{}", user.id.0);
+    let name = user
+        .username
+        .as_ref()
+        .map_or(user.first_name.clone(), |username| format!("@{username}"));
+    (id.clone(), format!("{name} ({id})"))
+}
+
+async fn on_callback(
+    bot: Bot,
+    query: CallbackQuery,
+    deps: Arc<ApprovalsDeps>,
+    awaiting: Awaiting,
+) -> HandlerResult {
+    let data = query.data.clone().unwrap_or_default();
+    let (approver, display) = approver_of(&query.from);
+    let Some((kind, nonce)) = data.split_once(':') else {
+        bot.answer_callback_query(query.id.clone())
+            .text("unknown button")
+            .await?;
+        return Ok(());
+    };
+    let Some(request_id) = deps.desk.request_for_nonce(nonce).await? else {
+        bot.answer_callback_query(query.id.clone())
+            .text("this button is stale or unknown: nothing done")
+            .await?;
+        return Ok(());
+    };
+    let answer = match kind {
+        "a" => {
+            let vote = Vote {
+                request_id,
+                approver,
+                display,
+                verdict: Verdict::Approve,
+                note: None,
+            };
+            outcome_text(deps.desk.vote(&vote).await?)
+        }
+        "r" | "o" => {
+            let verdict = if kind == "r" {
+                Verdict::Reject
+            } else {
+                Verdict::Approve
+            };
+            if !deps.desk.rules.approvers.contains(&approver) {
+                // Let the desk refuse it, so the attempt is audited.
+                let vote = Vote {
+                    request_id,
+                    approver,
+                    display,
+                    verdict,
+                    note: Some("-".into()),
+                };
+                outcome_text(deps.desk.vote(&vote).await?)
+            } else if let Some(claim) = deps.desk.decision(request_id).await? {
+                format!(
+                    "already {} by {}",
+                    claim.decision,
+                    claim.approvers.join(", ")
+                )
+            } else if let Some(message) = query.regular_message() {
+                let what = if kind == "r" {
+                    "reject"
+                } else {
+                    "override the auto-rejection of"
+                };
+                let question = bot
+                    .send_message(
+                        message.chat.id,
+                        format!("Reply to this message with your reason to {what} {request_id}"),
+                    )
+                    .reply_markup(ReplyMarkup::ForceReply(ForceReply::new()))
+                    .await?;
+                awaiting
+                    .lock()
+                    .map_err(|_| "lock poisoned")?
+                    .insert((message.chat.id.0, question.id.0), (request_id, verdict));
+                "reply with your reason".to_string()
+            } else {
+                "use /reject <id> <reason>".to_string()
+            }
+        }
+        _ => "unknown button".to_string(),
+    };
+    bot.answer_callback_query(query.id.clone())
+        .text(answer)
+        .await?;
+    Ok(())
+}
+
+fn outcome_text(outcome: Result<crate::approval::Decision, crate::approval::Refusal>) -> String {
+    match outcome {
+        Ok(decision) => describe(&decision),
+        Err(refusal) => refusal.to_string(),
+    }
+}
+
+const HELP: &str = "Wingman approvals\n\
+/pending — requests waiting for a decision\n\
+/status &lt;id&gt; — where a request is\n\
+/approve &lt;id&gt; [note] — approve\n\
+/reject &lt;id&gt; &lt;reason&gt; — reject (a reason is required)\n\
+/stats [24h|7d] — the rollout's rates\n\
+/rollout — validation rollout state\n\
+/whoami — your Telegram user id and this chat's id (for the allow-list)";
+
+async fn on_message(
+    bot: Bot,
+    message: Message,
+    deps: Arc<ApprovalsDeps>,
+    awaiting: Awaiting,
+) -> HandlerResult {
+    let Some(user) = message.from.clone() else {
+        return Ok(());
+    };
+    let text = message.text().unwrap_or_default().trim().to_string();
+    let chat = message.chat.id;
+    let (approver, display) = approver_of(&user);
+    let reply = |text: String| bot.send_message(chat, text).parse_mode(ParseMode::Html);
+
+    if let Some(question) = message.reply_to_message() {
+        let waiting = awaiting
+            .lock()
+            .map_err(|_| "lock poisoned")?
+            .remove(&(chat.0, question.id.0));
+        if let Some((request_id, verdict)) = waiting {
+            let vote = Vote {
+                request_id,
+                approver,
+                display,
+                verdict,
+                note: Some(text),
+            };
+            reply(escape(&outcome_text(deps.desk.vote(&vote).await?))).await?;
+            return Ok(());
+        }
+    }
+    let Some(command) = text.strip_prefix('/') else {
+        return Ok(());
+    };
+    let mut words = command.splitn(3, char::is_whitespace);
+    let name = words
+        .next()
+        .unwrap_or_default()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    let first = words.next().unwrap_or_default().trim().to_string();
+    let rest = words.next().unwrap_or_default().trim().to_string();
+    let listed = deps.desk.rules.approvers.contains(&approver);
+    let answer = match name.as_str() {
+        "whoami" => format!("your user id: <code>{}</code>\nthis chat id: <code>{}</code>", user.id.0, chat.0),
+        "help" | "start" => HELP.to_string(),
+        "approve" | "reject" => {
+            let Ok(request_id) = first.parse::<RequestId>() else {
+                reply(format!("usage: /{name} &lt;request id&gt; {}", if name == "reject" { "&lt;reason&gt;" } else { "[note]" }))
+                    .await?;
+                return Ok(());
+            };
+            let verdict = if name == "approve" { Verdict::Approve } else { Verdict::Reject };
+            let note = Some(rest).filter(|note| !note.is_empty());
+            let vote = Vote { request_id, approver, display, verdict, note };
+            escape(&outcome_text(deps.desk.vote(&vote).await?))
+        }
+        _ if !listed => "not authorized: ask an operator to add your user id (see /whoami) to TELEGRAM_APPROVER_IDS".into(),
+        "pending" => pending(&deps).await?,
+        "status" => match first.parse::<RequestId>() {
+            Ok(request_id) => match crate::store::requests::get(&deps.pool, request_id.as_uuid()).await? {
+                Some(row) => format!("<code>{}</code>: <b>{}</b> — {}", row.request_id, row.status, escape(&row.title)),
+                None => format!("no request {request_id}"),
+            },
+            Err(_) => "usage: /status &lt;request id&gt;".into(),
+        },
+        "stats" => stats(&deps, if first.is_empty() { "24h" } else { &first }).await?,
+        "rollout" => {
+            let store = crate::cli::rollout::store(&deps.desk.bus).await?;
+            let (rollout, _) = store.current().await?;
+            format!("validation {} (set by {})", rollout.describe(), escape(&rollout.updated_by))
+        }
+        _ => format!("unknown command /{}; see /help", escape(&name)),
+    };
+    reply(answer).await?;
+    Ok(())
+}
+
+async fn pending(deps: &ApprovalsDeps) -> anyhow::Result<String> {
+    let filter = crate::store::requests::ListFilter {
+        status: Some(Status::Pending),
+        since: None,
+        limit: 20,
+    };
+    let rows = crate::store::requests::list(&deps.pool, &filter).await?;
+    if rows.is_empty() {
+        return Ok("nothing is waiting for a decision".into());
+    }
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            format!(
+                "• <code>{}</code> {} — {}",
+                row.request_id,
+                row.environment,
+                escape(&row.title)
+            )
+        })
+        .collect();
+    Ok(format!("{} waiting:\n{}", rows.len(), lines.join("\n")))
+}
+
+async fn stats(deps: &ApprovalsDeps, window: &str) -> anyhow::Result<String> {
+    let since = crate::cli::parse_since(window)?;
+    let report =
+        crate::report::report(&deps.pool, since, &crate::report::Criteria::default()).await?;
+    let rates = &report.rates;
+    Ok(format!(
+        "last {window}: {} requests, {} validated\nauto-reject {:.1} % · auto-approve {:.1} % · manual {:.1} % · false positives {:.1} %\nverdict: {}",
+        report.counts.total,
+        report.counts.validated,
+        rates.auto_reject,
+        rates.auto_approve,
+        rates.manual_review,
+        rates.false_positive,
+        serde_json::to_value(&report.verdict)?["verdict"]
+            .as_str()
+            .unwrap_or("?"),
+    ))
+}

@@ -1,0 +1,318 @@
+//! Watcher: the clock of the pipeline.
+//!
+//! 1. Expires PENDING requests past their `expires_at` (default deny), guards the validation
+//!    rollout, and reports each consumer's backlog as a gauge.
+//! 2. Reads Postgres (read-only) and the consumers' state; publishes `request_expired` and
+//!    `rollout_changed` audit events and EXPIRED status events.
+//! 3. An expiry claims `decision.<request_id>` like a human decision would (KV `create`): the
+//!    first of "expired" and "approved" wins, a late vote changes nothing.
+//! 4. It never approves anything, and it only ever lowers the rollout.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bus::Bus;
+use crate::bus::publish::{Outgoing, publish_all};
+use crate::envelope::{ENVELOPE_VERSION, Envelope, RequestId};
+use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::metrics;
+use crate::report;
+use crate::rollout::RolloutStore;
+use crate::stages::Step;
+use crate::stages::authority::DecisionClaim;
+use crate::status::Status;
+use crate::telegram::TelegramClient;
+
+pub struct WatcherDeps {
+    pub bus: Bus,
+    pub pool: PgPool,
+    /// `decision.<request_id>` claims, shared with the approvals stage.
+    pub claims: kv::Store,
+    pub rollout: RolloutStore,
+    /// Where the guard tells approvers it acted (optional).
+    pub telegram: Option<TelegramClient>,
+    pub guard: GuardSettings,
+    /// How often to look (`WINGMAN_WATCH_INTERVAL`, default 5 s).
+    pub interval: Duration,
+    pub actor: String,
+}
+
+/// The rollout guard (`WINGMAN_GUARD_*`).
+#[derive(Debug, Clone)]
+pub struct GuardSettings {
+    pub enabled: bool,
+    /// The window the false-positive rate is computed over (default 24 h).
+    pub window: Duration,
+    /// Auto-rejections needed before the rate is trusted (default 10).
+    pub min_auto_rejected: i64,
+    /// Above this false-positive rate (%) the rollout is lowered (default 10, the seed's critical).
+    pub critical_rate: f64,
+    /// How often the guard looks (default 60 s).
+    pub every: Duration,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: Duration::from_secs(24 * 3600),
+            min_auto_rejected: 10,
+            critical_rate: 10.0,
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The guard's last look, kept in the rollout bucket (key `guard`) for `wingman rollout report`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardAction {
+    pub at: DateTime<Utc>,
+    /// `lowered`, `insufficient_data` or `ok`.
+    pub action: String,
+    pub detail: String,
+}
+
+pub async fn run(deps: WatcherDeps, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut last_guard = tokio::time::Instant::now() - deps.guard.every;
+    loop {
+        if let Err(error) = expire_due(&deps).await {
+            tracing::warn!(error = %format!("{error:#}"), "expiry pass failed; will retry");
+        }
+        report_backlog(&deps).await;
+        if deps.guard.enabled && last_guard.elapsed() >= deps.guard.every {
+            last_guard = tokio::time::Instant::now();
+            if let Err(error) = guard(&deps).await {
+                tracing::warn!(error = %format!("{error:#}"), "rollout guard pass failed; will retry");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(deps.interval) => {}
+        }
+    }
+}
+
+/// Expires every PENDING request past its deadline; returns how many.
+pub async fn expire_due(deps: &WatcherDeps) -> anyhow::Result<usize> {
+    let due: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT request_id, environment, expires_at FROM approval_requests
+         WHERE status = 'PENDING' AND expires_at <= now() ORDER BY expires_at LIMIT 500",
+    )
+    .fetch_all(&deps.pool)
+    .await?;
+    let mut expired = 0;
+    for (request_id, environment, expires_at) in due {
+        let request_id = RequestId::from_uuid(request_id);
+        let claim = DecisionClaim {
+            decision: Status::Expired,
+            approvers: vec!["watcher".into()],
+            at: expires_at,
+        };
+        let key = format!("decision.{request_id}");
+        match deps
+            .claims
+            .create(&key, serde_json::to_vec(&claim)?.into())
+            .await
+        {
+            Ok(_) => {}
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                // Decided in time by a human (the recorder will catch up), or expired by us
+                // before a crash: only the latter is (re)announced.
+                let existing: Option<DecisionClaim> = deps
+                    .claims
+                    .get(&key)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                if existing.map(|claim| claim.decision) != Some(Status::Expired) {
+                    continue;
+                }
+            }
+            Err(error) => anyhow::bail!("claim {key}: {error}"),
+        }
+        let step = Step {
+            subjects: &deps.bus.subjects,
+            stage: Stage::Watcher,
+            actor: &deps.actor,
+            request_id,
+            origin: expires_at,
+        };
+        let mut details = Map::new();
+        details.insert(
+            "error".into(),
+            json!("no decision before the deadline: default deny"),
+        );
+        details.insert("expires_at".into(), json!(expires_at));
+        publish_all(
+            &deps.bus.js,
+            &[
+                step.audit(
+                    AuditKind::RequestExpired,
+                    Some(Status::Expired),
+                    json!({ "expires_at": expires_at }),
+                ),
+                step.status(Status::Expired.as_str(), details),
+            ],
+        )
+        .await?;
+        metrics::request_expired(match environment.as_str() {
+            "prd" => "prd",
+            "test" => "test",
+            _ => "dev",
+        });
+        expired += 1;
+    }
+    Ok(expired)
+}
+
+async fn report_backlog(deps: &WatcherDeps) {
+    for def in &deps.bus.topology.consumers {
+        let Some(name) = def.config.durable_name.as_deref() else {
+            continue;
+        };
+        let Ok(stream) = deps.bus.js.get_stream(&def.stream).await else {
+            continue;
+        };
+        let Ok(mut consumer) = stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(name)
+            .await
+        else {
+            continue;
+        };
+        if let Ok(info) = consumer.info().await {
+            metrics::consumer_pending(name, info.num_pending);
+        }
+    }
+}
+
+/// One look of the rollout guard: lowers the rollout one step when the false-positive rate is
+/// critical over enough samples; otherwise says why it did nothing.
+pub async fn guard(deps: &WatcherDeps) -> anyhow::Result<GuardAction> {
+    let window = chrono::Duration::from_std(deps.guard.window)?;
+    let counts = report::counts(&deps.pool, Utc::now() - window).await?;
+    let rates = report::rates(&counts);
+    let (rollout, _) = deps.rollout.current().await?;
+    let action = if counts.auto_rejected < deps.guard.min_auto_rejected {
+        metrics::rollout_guard("insufficient_data");
+        GuardAction {
+            at: crate::envelope::now(),
+            action: "insufficient_data".into(),
+            detail: format!(
+                "insufficient data: {} auto-rejection(s) in the window, {} needed to judge the false-positive rate",
+                counts.auto_rejected, deps.guard.min_auto_rejected
+            ),
+        }
+    } else if rates.false_positive > deps.guard.critical_rate
+        && rollout.enabled
+        && rollout.percent > 0
+    {
+        let lower = previous_step(rollout.percent);
+        let reason = format!(
+            "false positives {:.1} % > {:.0} % over {} auto-rejections: rollout lowered {} % → {} %",
+            rates.false_positive,
+            deps.guard.critical_rate,
+            counts.auto_rejected,
+            rollout.percent,
+            lower
+        );
+        let (old, new) = deps
+            .rollout
+            .change("watcher (rollout guard)", |current| {
+                crate::rollout::Rollout {
+                    percent: lower,
+                    ..current.clone()
+                }
+            })
+            .await?;
+        audit_rollout_change(deps, &old, &new, &reason).await?;
+        metrics::rollout_guard("lowered");
+        tracing::warn!(%reason, "rollout guard acted");
+        if let Some(telegram) = &deps.telegram {
+            for chat in &telegram.chats {
+                let _ = telegram
+                    .say(
+                        *chat,
+                        &format!(
+                            "⚠️ <b>Rollout guard</b>: {}",
+                            crate::telegram::escape(&reason)
+                        ),
+                    )
+                    .await;
+            }
+        }
+        GuardAction {
+            at: crate::envelope::now(),
+            action: "lowered".into(),
+            detail: reason,
+        }
+    } else {
+        metrics::rollout_guard("ok");
+        GuardAction {
+            at: crate::envelope::now(),
+            action: "ok".into(),
+            detail: format!(
+                "false positives {:.1} % over {} auto-rejections",
+                rates.false_positive, counts.auto_rejected
+            ),
+        }
+    };
+    deps.rollout.record_guard(&action).await?;
+    Ok(action)
+}
+
+/// 100 → 50 → 10 → 0.
+pub fn previous_step(percent: u8) -> u8 {
+    match percent {
+        51..=100 => 50,
+        11..=50 => 10,
+        _ => 0,
+    }
+}
+
+async fn audit_rollout_change(
+    deps: &WatcherDeps,
+    old: &crate::rollout::Rollout,
+    new: &crate::rollout::Rollout,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let envelope = Envelope {
+        version: ENVELOPE_VERSION,
+        event_id: Uuid::now_v7(),
+        request_id: RequestId::from_uuid(Uuid::nil()),
+        at: crate::envelope::now(),
+        body: AuditRecord {
+            kind: AuditKind::RolloutChanged,
+            stage: Stage::Watcher,
+            status: None,
+            actor: deps.actor.clone(),
+            data: json!({ "by": "watcher (rollout guard)", "old": old, "new": new, "reason": reason }),
+        },
+    };
+    let outgoing = Outgoing::json(
+        deps.bus.subjects.audit(AuditKind::RolloutChanged),
+        envelope.event_id.to_string(),
+        &envelope,
+    );
+    publish_all(&deps.bus.js, &[outgoing]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_steps_down_one_rollout_stage_at_a_time() {
+        assert_eq!(previous_step(100), 50);
+        assert_eq!(previous_step(50), 10);
+        assert_eq!(previous_step(10), 0);
+        assert_eq!(previous_step(30), 10);
+    }
+}
