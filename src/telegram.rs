@@ -227,10 +227,7 @@ mod tests {
             text.chars().count()
         );
         assert!(text.contains('…'));
-        assert!(
-            text.ends_with("</code>"),
-            "the request id survives the cut"
-        );
+        assert!(text.ends_with("</code>"), "the request id survives the cut");
     }
 
     #[test]

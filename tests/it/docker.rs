@@ -77,6 +77,24 @@ pub async fn state(name: &str) -> Option<(bool, String)> {
     }
 }
 
+/// Containers of a compose project (running or not).
+pub async fn project_containers(project: &str) -> usize {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("com.docker.compose.project={project}")],
+    )]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    client()
+        .await
+        .list_containers(Some(options))
+        .await
+        .unwrap()
+        .len()
+}
+
 pub async fn remove(name: &str) {
     let _ = client()
         .await

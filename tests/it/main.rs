@@ -4,6 +4,7 @@
 mod api;
 mod approvals;
 mod cli;
+mod console;
 mod docker;
 mod execution;
 mod fake_telegram;
@@ -11,3 +12,4 @@ mod helpers;
 mod intake;
 mod processes;
 mod recorder;
+mod rollout;

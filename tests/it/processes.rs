@@ -130,3 +130,64 @@ async fn two_intake_workers_share_the_work_and_no_request_is_processed_twice() {
     assert!(actors.iter().all(|(_, done)| *done > 0));
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterminate_and_never_reruns_it()
+ {
+    let mut env = TestEnv::start().await;
+    let name = crate::docker::unique("wt-crash");
+    crate::docker::start_container(&name, None).await;
+    let (_, started_before) = crate::docker::state(&name).await.unwrap();
+    env.spawn_intake().await;
+    env.spawn_validator(100).await;
+    env.spawn_authority().await;
+    env.spawn_recorder();
+    let gateway_env = [("ALLOWED_ENVIRONMENTS", "dev,test")];
+    let mut doomed = spawn_worker(
+        &env,
+        "wingman-gateway",
+        &[
+            gateway_env[0],
+            ("WINGMAN_FAILPOINT", "gateway_after_claim:pause"),
+        ],
+    );
+    let request_id = Uuid::new_v4();
+    let payload =
+        crate::helpers::well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    wait_for_stderr(&mut doomed, "failpoint gateway_after_claim reached").await;
+    doomed.kill().await.unwrap();
+
+    let _replacement = spawn_worker(&env, "wingman-gateway", &gateway_env);
+    let event = crate::helpers::wait_for_status(&env, request_id, "INDETERMINATE").await;
+    assert!(
+        event["error"]
+            .as_str()
+            .unwrap()
+            .contains("check the containers by hand"),
+        "{event}"
+    );
+    env.settle_all().await;
+    let (_, started_after) = crate::docker::state(&name).await.unwrap();
+    assert_eq!(
+        started_after, started_before,
+        "the operation was not run a second time"
+    );
+    assert_eq!(
+        env.status_of(request_id).await.as_deref(),
+        Some("INDETERMINATE")
+    );
+    let executions: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM executions WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(executions, ["INDETERMINATE"]);
+    crate::docker::remove(&name).await;
+    env.stop().await;
+}
