@@ -102,6 +102,11 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// The tamper-evident audit log: verify the chain, sign a checkpoint, show a request's story.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Run the validators on a request without submitting it (reads FILE, or stdin).
     Explain {
         file: Option<std::path::PathBuf>,
@@ -127,6 +132,30 @@ enum Command {
     },
     /// Apply the database migrations (the recorder also does at start).
     Migrate,
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Walk the hash chain and name the first broken or missing link.
+    Verify {
+        /// A checkpoint file from `wingman audit checkpoint`: also detects truncation after it.
+        #[arg(long)]
+        against: Option<std::path::PathBuf>,
+        /// The checkpoint verification key (from `wingman keygen --name audit`).
+        #[arg(long, env = "WINGMAN_AUDIT_VERIFY_KEY_FILE")]
+        key: Option<std::path::PathBuf>,
+    },
+    /// Print a signed checkpoint of the chain's head, to keep off this machine.
+    Checkpoint {
+        #[arg(long, env = "WINGMAN_AUDIT_KEY_FILE")]
+        key: std::path::PathBuf,
+    },
+    /// One request's whole story: submitted, validated, decided, token minted, executed.
+    Show {
+        request_id: RequestId,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -305,6 +334,27 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Rollout { action } => rollout(&settings, action).await,
+        Command::Audit { action } => {
+            let pool = settings.database.pool()?;
+            match action {
+                AuditAction::Verify { against, key } => {
+                    let pair = match (&against, &key) {
+                        (Some(checkpoint), Some(key)) => {
+                            Some((checkpoint.as_path(), key.as_path()))
+                        }
+                        (Some(_), None) => anyhow::bail!(
+                            "--against needs --key (or WINGMAN_AUDIT_VERIFY_KEY_FILE)"
+                        ),
+                        _ => None,
+                    };
+                    cli::audit::verify(&pool, pair).await
+                }
+                AuditAction::Checkpoint { key } => cli::audit::checkpoint(&pool, &key).await,
+                AuditAction::Show { request_id, json } => {
+                    cli::audit::show(&pool, request_id, json).await
+                }
+            }
+        }
         Command::Pending { json } => {
             cli::approve::pending(&settings.database.pool()?, json).await?;
             Ok(ExitCode::Ok)

@@ -1,6 +1,7 @@
 //! Postgres: one file per table group. Only the recorder writes; everyone else reads.
 
 pub mod audit;
+pub mod chain;
 pub mod executions;
 pub mod requests;
 

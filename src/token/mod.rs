@@ -18,6 +18,7 @@
 //! - `error`: [`TokenError`] (with a metrics `code()`) and [`KeyError`]
 
 mod claims;
+mod document;
 mod error;
 mod key_files;
 mod keys;
@@ -28,6 +29,7 @@ mod verify;
 mod tests;
 
 pub use claims::{AUDIENCE, Claims, ISSUER};
+pub use document::{open_document, sign_document};
 pub use error::{KeyError, TokenError};
 pub use key_files::{read_signing_key, read_verify_key, write_keypair};
 pub use keys::{SigningKey, VerifyKey, generate_keypair};

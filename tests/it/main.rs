@@ -3,6 +3,7 @@
 
 mod api;
 mod approvals;
+mod audit;
 mod cli;
 mod console;
 mod docker;

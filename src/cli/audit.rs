@@ -1,0 +1,123 @@
+//! `wingman audit verify | checkpoint | show`: the tamper-evident log, as an auditor uses it.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::cli::ExitCode;
+use crate::envelope::RequestId;
+use crate::store::{audit, chain};
+
+pub async fn verify(
+    pool: &sqlx::PgPool,
+    against: Option<(&Path, &Path)>,
+) -> anyhow::Result<ExitCode> {
+    let verification = chain::verify(pool).await?;
+    if let Some((seq, problem)) = &verification.broken {
+        println!("audit chain BROKEN at row {seq}: {problem}");
+        return Ok(ExitCode::Failed);
+    }
+    if let Some((checkpoint_file, key_file)) = against {
+        let key = crate::token::read_verify_key(key_file)?;
+        let document = std::fs::read_to_string(checkpoint_file).map_err(|error| {
+            anyhow::anyhow!("read the checkpoint {}: {error}", checkpoint_file.display())
+        })?;
+        let checkpoint = chain::open_checkpoint(&key, &document)?;
+        if let Some(problem) = chain::check_against(pool, &verification, &checkpoint).await? {
+            println!("audit chain BROKEN against the checkpoint: {problem}");
+            return Ok(ExitCode::Failed);
+        }
+        println!(
+            "checkpoint of {} (row {}) holds",
+            checkpoint.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            checkpoint.seq
+        );
+    }
+    match &verification.head {
+        Some(head) => println!(
+            "audit chain OK: {} rows, head row {} hash {}",
+            verification.rows, head.seq, head.hash
+        ),
+        None => println!("audit chain OK: empty"),
+    }
+    Ok(ExitCode::Ok)
+}
+
+pub async fn checkpoint(pool: &sqlx::PgPool, key_file: &Path) -> anyhow::Result<ExitCode> {
+    let key = crate::token::read_signing_key(key_file)?;
+    let verification = chain::verify(pool).await?;
+    if let Some((seq, problem)) = verification.broken {
+        anyhow::bail!("refusing to checkpoint a broken chain (row {seq}: {problem})");
+    }
+    let head = verification
+        .head
+        .ok_or_else(|| anyhow::anyhow!("the audit log is empty: nothing to checkpoint"))?;
+    println!("{}", chain::sign_checkpoint(&key, &head)?);
+    eprintln!(
+        "checkpoint of row {} — store it off this machine; check later with `wingman audit verify --against FILE`",
+        head.seq
+    );
+    Ok(ExitCode::Ok)
+}
+
+pub async fn show(
+    pool: &sqlx::PgPool,
+    request_id: RequestId,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let rows = audit::for_request(pool, request_id.as_uuid()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::Ok);
+    }
+    if rows.is_empty() {
+        println!("no audit events for {request_id}");
+        return Ok(ExitCode::Ok);
+    }
+    for row in rows {
+        println!(
+            "{:>6}  {}  {:<18} {:<10} {:<14} {}",
+            row.seq,
+            row.at.format("%Y-%m-%d %H:%M:%S"),
+            row.kind,
+            row.stage,
+            row.status.unwrap_or_default(),
+            summary(&row.data.0)
+        );
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// The most telling fields of an event, on one line.
+fn summary(data: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(request) = data.get("request") {
+        parts.push(format!(
+            "{} in {}",
+            request["requester"].as_str().unwrap_or("?"),
+            request["environment"].as_str().unwrap_or("?")
+        ));
+        if let Some(line) = request["command"]["line"].as_str() {
+            parts.push(line.to_string());
+        }
+    }
+    for key in [
+        "composite_score",
+        "profile",
+        "decided_by",
+        "note",
+        "code",
+        "reason",
+        "summary",
+        "error",
+        "token_id",
+        "by",
+    ] {
+        match data.get(key) {
+            Some(Value::String(text)) => parts.push(format!("{key}={text}")),
+            Some(Value::Number(number)) => parts.push(format!("{key}={number}")),
+            _ => {}
+        }
+    }
+    parts.join(" · ")
+}
