@@ -11,7 +11,7 @@ use crate::bus::publish::{Outgoing, publish_all};
 use crate::cli::ExitCode;
 use crate::cli::watch::{self, follow};
 use crate::envelope::RequestId;
-use crate::events::{INVALID, StatusEvent};
+use crate::events::{INVALID, REFUSED, StatusEvent};
 use crate::request::parse_request;
 use crate::status::Status;
 
@@ -103,37 +103,12 @@ pub async fn wait_for(
     timeout: Duration,
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
-    let interactive = std::io::stderr().is_terminal();
-    let last_status = std::cell::RefCell::new(String::from("SUBMITTED"));
-    let tick = if interactive {
-        Duration::from_secs(5)
+    let progress = if json_output {
+        Progress::Quiet
     } else {
-        Duration::from_secs(30)
+        Progress::Stdout
     };
-    let last = follow(
-        bus,
-        request_id,
-        has_command,
-        timeout,
-        tick,
-        |event| {
-            *last_status.borrow_mut() = event.status.clone();
-            if !json_output {
-                println!("{}", describe(event));
-            }
-        },
-        |elapsed| {
-            if !json_output {
-                let status = last_status.borrow();
-                eprintln!(
-                    "  … still {status} after {}s ({})",
-                    elapsed.as_secs(),
-                    waiting_for(&status)
-                );
-            }
-        },
-    )
-    .await?;
+    let last = follow_progress(bus, request_id, has_command, timeout, progress).await?;
     let Some(event) = last else {
         let latest = watch::last_status(bus, request_id).await.ok().flatten();
         if json_output {
@@ -155,8 +130,61 @@ pub async fn wait_for(
     Ok(exit_code(&event))
 }
 
+/// Where the stage lines go while waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Stdout,
+    /// For wrappers whose stdout is the command's own output.
+    Stderr,
+    Quiet,
+}
+
+/// Follows a request until it settles (or `timeout`), showing each stage and a line while
+/// nothing happens; returns the settling event.
+pub async fn follow_progress(
+    bus: &Bus,
+    request_id: RequestId,
+    has_command: bool,
+    timeout: Duration,
+    progress: Progress,
+) -> anyhow::Result<Option<StatusEvent>> {
+    let interactive = std::io::stderr().is_terminal();
+    let last_status = std::cell::RefCell::new(String::from("SUBMITTED"));
+    let tick = if interactive {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(30)
+    };
+    follow(
+        bus,
+        request_id,
+        has_command,
+        timeout,
+        tick,
+        |event| {
+            *last_status.borrow_mut() = event.status.clone();
+            match progress {
+                Progress::Stdout => println!("{}", describe(event)),
+                Progress::Stderr => eprintln!("{}", describe(event)),
+                Progress::Quiet => {}
+            }
+        },
+        |elapsed| {
+            if progress != Progress::Quiet {
+                let status = last_status.borrow();
+                eprintln!(
+                    "  … still {status} after {}s ({})",
+                    elapsed.as_secs(),
+                    waiting_for(&status)
+                );
+            }
+        },
+    )
+    .await
+}
+
 pub fn exit_code(event: &StatusEvent) -> ExitCode {
-    if event.status == INVALID {
+    if event.status == INVALID || event.status == REFUSED {
         return ExitCode::Denied;
     }
     match event.status.parse::<Status>() {

@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use crate::bus::Bus;
 use crate::envelope::RequestId;
-use crate::events::{INVALID, StatusEvent};
+use crate::events::{INVALID, REFUSED, StatusEvent};
 use crate::status::Status;
 
 /// The newest status event of a request, if any.
@@ -38,7 +38,7 @@ pub async fn last_status(bus: &Bus, request_id: RequestId) -> anyhow::Result<Opt
 
 /// True when a publisher has nothing more to wait for.
 pub fn is_settled(event: &StatusEvent, has_command: bool) -> bool {
-    if event.status == INVALID {
+    if event.status == INVALID || event.status == REFUSED {
         return true;
     }
     match event.status.parse::<Status>() {

@@ -14,3 +14,4 @@ mod intake;
 mod processes;
 mod recorder;
 mod rollout;
+mod wrapper;
