@@ -148,8 +148,8 @@ pub fn prompt_text(record: &ApprovalRecord) -> String {
     }
     let budget = MAX_PROMPT_CHARS
         .saturating_sub(head.chars().count() + tail.chars().count() + middle.chars().count() + 20);
-    let description = clip(&request.description, budget.min(1500));
-    format!("{head}{middle}<i>{}</i>\n{tail}", escape(&description))
+    let description = clip_escaped(&request.description, budget.min(1500));
+    format!("{head}{middle}<i>{description}</i>\n{tail}")
 }
 
 /// Escapes text for Telegram's HTML parse mode.
@@ -166,6 +166,28 @@ pub fn clip(text: &str, max: usize) -> String {
     }
     let kept: String = text.chars().take(max.saturating_sub(1)).collect();
     format!("{kept}…")
+}
+
+/// Escapes `text` and cuts it so the escaped form has at most `max` characters (an entity is
+/// never split).
+pub fn clip_escaped(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut length = 0;
+    for character in text.chars() {
+        let piece = match character {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            other => other.to_string(),
+        };
+        if length + piece.chars().count() > max.saturating_sub(1) {
+            out.push('…');
+            return out;
+        }
+        length += piece.chars().count();
+        out.push_str(&piece);
+    }
+    out
 }
 
 /// Last-resort cut of a finished HTML text; only used on texts whose parts were already
