@@ -47,6 +47,24 @@ impl NatsCredentials {
     pub fn password(&self) -> &str {
         self.password.expose_secret()
     }
+
+    /// The prefix of this user's reply subjects, `_INBOX_<user>`: each user gets its own, so
+    /// the server can let it subscribe to its replies only (a token the authority sends the
+    /// gateway is not readable by anyone else). `nats/server-prd.conf` grants the same.
+    pub fn inbox_prefix(&self) -> String {
+        let user: String = self
+            .user
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("_INBOX_{user}")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +156,16 @@ pub fn secret_var(name: &str) -> anyhow::Result<Option<String>> {
         Some(path) => std::fs::read_to_string(&path)
             .map(|text| Some(text.trim().to_string()))
             .with_context(|| format!("{name}_FILE: cannot read {path}")),
+    }
+}
+
+/// A yes/no variable: `1`/`true`/`yes` or `0`/`false`/`no`; `default` when unset.
+pub fn flag_var(name: &str, default: bool) -> anyhow::Result<bool> {
+    match var(name).map(|text| text.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some("0" | "false" | "no") => Ok(false),
+        Some(other) => anyhow::bail!("{name}: `{other}` is not 0 or 1"),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `wingman`: submit requests and follow them, list them, and run the database migrations.
+//! `wingman`: submit requests and follow them, list them, and run the database migrations;
+//! the deploy helpers (`setup-nats`, `apikey`, `health`).
 
 use std::io::Read;
 use std::process::ExitCode as ProcessExit;
@@ -106,8 +107,33 @@ enum Command {
         #[arg(long, default_value = "wingman")]
         name: String,
     },
-    /// Apply the database migrations (the recorder also does at start).
+    /// Apply the database migrations (the recorder also does at start, unless
+    /// WINGMAN_MIGRATE=0), then let the application roles log in with the passwords in
+    /// WINGMAN_DB_WRITER_PASSWORD(_FILE) and WINGMAN_DB_READER_PASSWORD(_FILE), when set.
     Migrate,
+    /// Create or update the NATS streams, consumers and KV buckets declared in nats/, and
+    /// seed the rollout flags from VALIDATION_ENABLED / VALIDATION_ROLLOUT_PERCENT (run once
+    /// per deploy as the NATS admin; workers then run with WINGMAN_ENSURE_TOPOLOGY=0).
+    SetupNats,
+    /// Make an API key: prints the key once on stdout, and its entry (a SHA-256 hash, not
+    /// the key) for the WINGMAN_API_KEYS_FILE, appended to --file when given.
+    Apikey {
+        /// Who or what uses the key (shown in audit events of refused calls).
+        #[arg(long)]
+        name: String,
+        /// submit, read or decide; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<wingman::access::Role>,
+        /// Append the entry to this key file (created mode 0600 when missing).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Exit 0 when GET <URL> answers 2xx within the timeout (the containers' health probe).
+    Health {
+        url: String,
+        #[arg(long, default_value = "5s")]
+        timeout: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -158,7 +184,8 @@ async fn main() -> ProcessExit {
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let settings = Settings::from_env()?;
+    // Read on first use, so the health probe depends on no other setting.
+    let settings = Settings::from_env;
     match command {
         Command::Request {
             environment,
@@ -202,7 +229,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 command_line.as_deref(),
             );
             let timeout = wait_timeout(&timeout)?;
-            let bus = connect(&settings).await?;
+            let bus = connect(&settings()?).await?;
             cli::submit::run(
                 &bus,
                 Submission {
@@ -220,7 +247,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             timeout,
         } => {
-            let bus = connect(&settings).await?;
+            let bus = connect(&settings()?).await?;
             let Some(event) = cli::watch::last_status(&bus, request_id).await? else {
                 anyhow::bail!(
                     "no status for {request_id} yet (is it submitted? is intake running?)"
@@ -251,7 +278,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let since = since.as_deref().map(parse_since).transpose()?;
-            let pool = settings.database.pool()?;
+            let pool = settings()?.database.pool()?;
             cli::list::run(
                 &pool,
                 ListFilter {
@@ -285,7 +312,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             cli::explain::run(&validator, &payload, json)?;
             Ok(ExitCode::Ok)
         }
-        Command::Rollout { action } => rollout(&settings, action).await,
+        Command::Rollout { action } => rollout(&settings()?, action).await,
         Command::Keygen { dir, name } => {
             let (secret, public) = wingman::token::write_keypair(&dir, &name)?;
             println!(
@@ -299,9 +326,41 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Migrate => {
-            let pool = settings.database.pool()?;
+            let pool = settings()?.database.pool()?;
             wingman::store::migrate(&pool).await?;
             println!("migrations applied");
+            for (role, variable) in [
+                (wingman::store::WRITER_ROLE, "WINGMAN_DB_WRITER_PASSWORD"),
+                (wingman::store::READER_ROLE, "WINGMAN_DB_READER_PASSWORD"),
+            ] {
+                if let Some(password) = wingman::config::secret_var(variable)? {
+                    wingman::store::set_role_password(&pool, role, &password).await?;
+                    println!("{role} may log in");
+                }
+            }
+            Ok(ExitCode::Ok)
+        }
+        Command::SetupNats => {
+            let bus = connect(&settings()?).await?;
+            cli::setup::run(&bus).await?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Apikey { name, roles, file } => {
+            let key = wingman::access::generate_key();
+            let entry = wingman::access::entry_toml(&name, &key, &roles);
+            match file {
+                Some(path) => {
+                    append_private(&path, &format!("\n{entry}"))?;
+                    eprintln!("entry for `{name}` appended to {}", path.display());
+                }
+                None => eprint!("{entry}"),
+            }
+            println!("{key}");
+            Ok(ExitCode::Ok)
+        }
+        Command::Health { url, timeout } => {
+            let code = cli::health::probe(&url, wait_timeout(&timeout)?).await?;
+            anyhow::ensure!((200..300).contains(&code), "{url} answered {code}");
             Ok(ExitCode::Ok)
         }
     }
@@ -342,6 +401,20 @@ async fn connect(settings: &Settings) -> anyhow::Result<Bus> {
     let mut nats = settings.nats.clone();
     nats.connect_attempts = nats.connect_attempts.min(3);
     Bus::connect(&nats, "wingman-cli").await
+}
+
+/// Appends to a file that only its owner may read (created mode 0600).
+fn append_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn wait_timeout(text: &str) -> anyhow::Result<Duration> {

@@ -34,10 +34,9 @@ impl Bus {
                 .name(name)
                 .reconnect_delay_callback(reconnect_delay);
             if let Some(credentials) = &settings.credentials {
-                options = options.user_and_password(
-                    credentials.user.clone(),
-                    credentials.password().to_string(),
-                );
+                options = options
+                    .user_and_password(credentials.user.clone(), credentials.password().to_string())
+                    .custom_inbox_prefix(credentials.inbox_prefix());
             }
             options.connect(settings.url.as_str()).await
         };

@@ -4,8 +4,10 @@
 //! the exit code says how it ended (see [`ExitCode`]).
 
 pub mod explain;
+pub mod health;
 pub mod list;
 pub mod rollout;
+pub mod setup;
 pub mod submit;
 pub mod watch;
 

@@ -7,5 +7,7 @@ mod docker;
 mod execution;
 mod helpers;
 mod intake;
+mod nats_permissions;
+mod nats_server;
 mod processes;
 mod recorder;
