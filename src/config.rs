@@ -70,6 +70,9 @@ impl NatsCredentials {
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     url: SecretString,
+    /// Replaces the URL's password (`DATABASE_PASSWORD` or `DATABASE_PASSWORD_FILE`), so the
+    /// URL, with its role, can be plain configuration and the password a Docker secret.
+    password: Option<SecretString>,
     pub max_connections: u32,
 }
 
@@ -77,8 +80,14 @@ impl DatabaseSettings {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: SecretString::from(url.into()),
+            password: None,
             max_connections: 8,
         }
+    }
+
+    pub fn with_password(mut self, password: Option<String>) -> Self {
+        self.password = password.map(SecretString::from);
+        self
     }
 
     /// A lazily connecting pool: a worker starts even while Postgres is still coming up.
@@ -88,6 +97,10 @@ impl DatabaseSettings {
             .expose_secret()
             .parse()
             .context("DATABASE_URL is not a valid postgres:// URL")?;
+        let options = match &self.password {
+            Some(password) => options.password(password.expose_secret()),
+            None => options,
+        };
         Ok(sqlx::postgres::PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -120,7 +133,8 @@ impl Settings {
         };
         let database = DatabaseSettings::new(
             secret_var("DATABASE_URL")?.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
-        );
+        )
+        .with_password(secret_var("DATABASE_PASSWORD")?);
         Ok(Self { nats, database })
     }
 }

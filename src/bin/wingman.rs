@@ -329,11 +329,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let pool = settings()?.database.pool()?;
             wingman::store::migrate(&pool).await?;
             println!("migrations applied");
-            for (role, variable) in [
-                (wingman::store::WRITER_ROLE, "WINGMAN_DB_WRITER_PASSWORD"),
-                (wingman::store::READER_ROLE, "WINGMAN_DB_READER_PASSWORD"),
-            ] {
-                if let Some(password) = wingman::config::secret_var(variable)? {
+            let passwords = [
+                (
+                    wingman::store::WRITER_ROLE,
+                    wingman::config::secret_var("WINGMAN_DB_WRITER_PASSWORD")?,
+                ),
+                (
+                    wingman::store::READER_ROLE,
+                    wingman::config::secret_var("WINGMAN_DB_READER_PASSWORD")?,
+                ),
+            ];
+            for (role, password) in passwords {
+                if let Some(password) = password {
                     wingman::store::set_role_password(&pool, role, &password).await?;
                     println!("{role} may log in");
                 }

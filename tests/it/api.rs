@@ -273,3 +273,196 @@ async fn the_right_key_works_for_each_role_and_health_needs_none() {
     assert!(denials(&env).await.is_empty());
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_gateway_endpoints_need_a_submit_key_and_refusals_are_audited() {
+    let mut env = TestEnv::start().await;
+    env.spawn_recorder();
+    let deps = std::sync::Arc::new(env.gateway_deps(&[]).await);
+    let router = wingman::gateway_http::router(wingman::gateway_http::GatewayHttp {
+        deps,
+        metrics: wingman::metrics::install().unwrap(),
+        guard: env.guard(wingman::events::Stage::Gateway),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shutdown = env.shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    });
+    let execute = format!("http://{address}/gateway/execute");
+    let body =
+        json!({"request_id": Uuid::new_v4(), "command": "docker stop api", "environment": "dev"});
+    let (status, error) = call_with_key("POST", &execute, Some(body.clone()), None).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("missing_api_key"))
+    );
+    let (status, error) = call_with_key("POST", &execute, Some(body.clone()), Some(READ_KEY)).await;
+    assert_eq!((status, error["code"].as_str()), (401, Some("wrong_role")));
+    let (status, error) = call_with_key(
+        "POST",
+        &format!("http://{address}/gateway/token"),
+        Some(json!({"request_id": Uuid::new_v4()})),
+        Some("wmk_guess"),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+    // The right key passes the edge; the capability token is still required behind it.
+    let (status, error) = call_with_key("POST", &execute, Some(body), Some(SUBMIT_KEY)).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("missing_token"))
+    );
+    let (status, _) = call_with_key("GET", &format!("http://{address}/health"), None, None).await;
+    assert_ne!(status, 401, "/health needs no key");
+
+    env.settle_all().await;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE kind = 'access_denied' AND stage = 'gateway'",
+        None,
+        3,
+    )
+    .await;
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT data->>'route' || ' ' || (data->>'reason') FROM audit_events \
+         WHERE kind = 'access_denied' ORDER BY seq",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        reasons,
+        [
+            "/gateway/execute missing_api_key",
+            "/gateway/execute wrong_role",
+            "/gateway/token invalid_api_key"
+        ]
+    );
+    env.stop().await;
+}
+
+/// Runs a worker binary to its end (it must end: it refuses to start) and returns stderr.
+async fn run_to_exit(
+    binary: &str,
+    env: &TestEnv,
+    extra: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
+    let mut command = tokio::process::Command::new(crate::helpers::worker_binary(binary));
+    command
+        .envs(env.child_env())
+        .env_remove("WINGMAN_API_KEYS_FILE")
+        .env("API_PORT", "0")
+        .env("ALLOWED_ENVIRONMENTS", "dev")
+        .kill_on_drop(true);
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), command.output())
+        .await
+        .expect("the worker kept running")
+        .unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_api_and_gateway_refuse_to_start_without_api_keys_and_dev_passes_a_generated_file() {
+    let env = TestEnv::start().await;
+    for binary in ["wingman-api", "wingman-gateway"] {
+        let (status, stderr) = run_to_exit(binary, &env, &[]).await;
+        assert!(!status.success(), "{binary} started without API keys");
+        assert!(
+            stderr.contains("WINGMAN_API_KEYS_FILE must name the API key file"),
+            "{binary}: {stderr}"
+        );
+    }
+    // An empty key file is no better than none.
+    let empty = env.keys_dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let (status, stderr) = run_to_exit(
+        "wingman-api",
+        &env,
+        &[("WINGMAN_API_KEYS_FILE", empty.to_str().unwrap())],
+    )
+    .await;
+    assert!(!status.success() && stderr.contains("no keys"), "{stderr}");
+
+    // What scripts/dev does: `wingman apikey` writes the file and prints the key once.
+    let keys_file = env.keys_dir.path().join("api-keys.toml");
+    let output = tokio::process::Command::new(crate::helpers::worker_binary("wingman"))
+        .args([
+            "apikey", "--name", "dev", "--role", "submit", "--role", "read", "--file",
+        ])
+        .arg(&keys_file)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let file = std::fs::read_to_string(&keys_file).unwrap();
+    assert!(!file.contains(&key), "the key file holds hashes, not keys");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&keys_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let mut api = tokio::process::Command::new(crate::helpers::worker_binary("wingman-api"))
+        .envs(env.child_env())
+        .env("WINGMAN_API_KEYS_FILE", &keys_file)
+        .env("API_PORT", "0")
+        .env("RUST_LOG", "info")
+        .env("WINGMAN_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let address = listening_address(&mut api).await;
+    let (status, _) = call_with_key(
+        "GET",
+        &format!("http://{address}/requests?limit=1"),
+        None,
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call_with_key(
+        "GET",
+        &format!("http://{address}/requests?limit=1"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    api.kill().await.unwrap();
+    env.stop().await;
+}
+
+/// The address the API logs (in JSON) once it listens.
+async fn listening_address(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncBufReadExt as _;
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if log["fields"]["message"] == "API listening" {
+                return log["fields"]["address"].as_str().unwrap().to_string();
+            }
+        }
+        panic!("the API ended without listening");
+    })
+    .await
+    .expect("the API did not listen within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    found
+}
