@@ -21,6 +21,7 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct NatsSettings {
+    /// The server, or the nodes of a cluster, comma-separated (`NATS_URL`).
     pub url: String,
     /// Subject prefix (`WINGMAN_SUBJECT_PREFIX`, default `wingman`); tests isolate with it.
     pub prefix: String,
