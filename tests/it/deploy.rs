@@ -30,13 +30,12 @@ fn repo_file(name: &str) -> String {
 fn compose() -> BTreeMap<String, Value> {
     let document: Value = serde_yaml_ng::from_str(&repo_file("docker-compose.prd.yml"))
         .expect("docker-compose.prd.yml is YAML");
-    let services = document["services"]
+    document["services"]
         .as_mapping()
         .expect("a services map")
         .iter()
         .map(|(name, service)| (name.as_str().unwrap().to_string(), service.clone()))
-        .collect();
-    services
+        .collect()
 }
 
 /// A service's `environment` map (this file always writes it as a map).
