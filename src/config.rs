@@ -21,6 +21,7 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct NatsSettings {
+    /// The server, or the nodes of a cluster, comma-separated (`NATS_URL`).
     pub url: String,
     /// Subject prefix (`WINGMAN_SUBJECT_PREFIX`, default `wingman`); tests isolate with it.
     pub prefix: String,
@@ -47,11 +48,32 @@ impl NatsCredentials {
     pub fn password(&self) -> &str {
         self.password.expose_secret()
     }
+
+    /// The prefix of this user's reply subjects, `_INBOX_<user>`: each user gets its own, so
+    /// the server can let it subscribe to its replies only (a token the authority sends the
+    /// gateway is not readable by anyone else). `nats/server-prd.conf` grants the same.
+    pub fn inbox_prefix(&self) -> String {
+        let user: String = self
+            .user
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("_INBOX_{user}")
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     url: SecretString,
+    /// Replaces the URL's password (`DATABASE_PASSWORD` or `DATABASE_PASSWORD_FILE`), so the
+    /// URL, with its role, can be plain configuration and the password a Docker secret.
+    password: Option<SecretString>,
     pub max_connections: u32,
 }
 
@@ -59,8 +81,14 @@ impl DatabaseSettings {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: SecretString::from(url.into()),
+            password: None,
             max_connections: 8,
         }
+    }
+
+    pub fn with_password(mut self, password: Option<String>) -> Self {
+        self.password = password.map(SecretString::from);
+        self
     }
 
     /// A lazily connecting pool: a worker starts even while Postgres is still coming up.
@@ -70,6 +98,10 @@ impl DatabaseSettings {
             .expose_secret()
             .parse()
             .context("DATABASE_URL is not a valid postgres:// URL")?;
+        let options = match &self.password {
+            Some(password) => options.password(password.expose_secret()),
+            None => options,
+        };
         Ok(sqlx::postgres::PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -102,7 +134,8 @@ impl Settings {
         };
         let database = DatabaseSettings::new(
             secret_var("DATABASE_URL")?.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
-        );
+        )
+        .with_password(secret_var("DATABASE_PASSWORD")?);
         Ok(Self { nats, database })
     }
 }
@@ -141,6 +174,16 @@ pub fn secret_var(name: &str) -> anyhow::Result<Option<String>> {
     }
 }
 
+/// A yes/no variable: `1`/`true`/`yes` or `0`/`false`/`no`; `default` when unset.
+pub fn flag_var(name: &str, default: bool) -> anyhow::Result<bool> {
+    match var(name).map(|text| text.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some("0" | "false" | "no") => Ok(false),
+        Some(other) => anyhow::bail!("{name}: `{other}` is not 0 or 1"),
+    }
+}
+
 /// A duration variable: `90s`, `30m`, `1h`, `2d`, or a bare number of seconds.
 pub fn duration_var(name: &str) -> anyhow::Result<Option<Duration>> {
     let Some(text) = var(name) else {
@@ -154,4 +197,25 @@ pub fn duration_var(name: &str) -> anyhow::Result<Option<Duration>> {
         .to_std()
         .map(Some)
         .map_err(|_| anyhow::anyhow!("{name}: `{text}` must be positive"))
+}
+
+/// The login name of whoever runs this process: `$USER`, `$LOGNAME`, else the passwd entry of
+/// the process's uid (shells started by services often set neither variable).
+pub fn login_name() -> Option<String> {
+    if let Some(name) = var("USER").or_else(|| var("LOGNAME")) {
+        return Some(name);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata("/proc/self").ok()?.uid();
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.len() > 2 && fields[2].parse::<u32>().ok() == Some(uid))
+                .then(|| fields[0].to_string())
+        })
+    }
+    #[cfg(not(unix))]
+    None
 }

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::Role;
+use crate::access::guard::{Guard, check};
 use crate::bus::consume::StageError;
 use crate::bus::publish::publish_all;
 use crate::docker::parse_command_line;
@@ -27,14 +30,24 @@ use crate::stages::gateway::{GatewayDeps, execute};
 pub struct GatewayHttp {
     pub deps: Arc<GatewayDeps>,
     pub metrics: PrometheusHandle,
+    /// The API keys and their roles; also audits refused calls.
+    pub guard: Guard,
 }
 
 pub fn router(state: GatewayHttp) -> Router {
+    let guard = state.guard.clone();
+    let needs = |role: Role| from_fn_with_state(guard.with(role), check);
     Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/gateway/token", post(token))
-        .route("/gateway/execute", post(execute_now))
+        .route("/metrics", get(metrics).route_layer(needs(Role::Read)))
+        .route(
+            "/gateway/token",
+            post(token).route_layer(needs(Role::Submit)),
+        )
+        .route(
+            "/gateway/execute",
+            post(execute_now).route_layer(needs(Role::Submit)),
+        )
         .with_state(state)
 }
 

@@ -6,7 +6,7 @@
 //! - [`bus`]: NATS subjects, the topology declared in `nats/`, publishing, the consume loop.
 //! - [`stages`]: one module per pipeline stage (intake, recorder, …).
 //! - [`store`]: Postgres tables (written by the recorder only).
-//! - [`api`]: the HTTP API.
+//! - [`api`]: the HTTP API; [`access`]: API keys by role at the HTTP edge (API and gateway).
 //! - [`docker`]: the docker command line → typed operation parser.
 //! - [`engine`]: performs typed operations on the Docker Engine API (the gateway's only tool).
 //! - [`token`]: capability tokens (PASETO v4.public): minted by the authority, verified by the gateway.
@@ -14,6 +14,7 @@
 //! - [`config`], [`telemetry`], [`metrics`], [`shutdown`], [`worker`], [`failpoint`]:
 //!   cross-cutting plumbing.
 
+pub mod access;
 pub mod api;
 pub mod approval;
 pub mod bus;

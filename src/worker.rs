@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::bus::Bus;
 use crate::bus::consume::LoopOptions;
-use crate::config::{Settings, parse_var};
+use crate::config::{Settings, flag_var, parse_var};
 use crate::events::Stage;
 use crate::shutdown::Shutdown;
 
@@ -24,10 +24,16 @@ pub struct Worker {
     pub shutdown: Shutdown,
     pub metrics: PrometheusHandle,
     pub actor: String,
+    /// Whether this worker created the topology itself (`WINGMAN_ENSURE_TOPOLOGY`, default
+    /// 1). In production it is 0: `wingman setup-nats` creates streams, consumers and buckets
+    /// (and seeds the rollout flags) as the NATS admin, and workers only open them, so no
+    /// worker needs the right to change a stream.
+    pub ensure_topology: bool,
 }
 
 impl Worker {
-    /// Connects to NATS, ensures the declared topology and serves `/metrics` on
+    /// Connects to NATS, ensures the declared topology (unless `WINGMAN_ENSURE_TOPOLOGY=0`)
+    /// and serves `/metrics` on
     /// `METRICS_PORT` (default `default_port`; 0 picks a free one).
     pub async fn start(stage: Stage, default_port: u16) -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
@@ -35,7 +41,14 @@ impl Worker {
         let metrics = crate::metrics::install()?;
         let shutdown = Shutdown::with_signals();
         let bus = Bus::connect(&settings.nats, &format!("wingman-{}", stage.as_str())).await?;
-        bus.ensure_topology().await?;
+        let ensure_topology = flag_var("WINGMAN_ENSURE_TOPOLOGY", true)?;
+        if ensure_topology {
+            bus.ensure_topology().await?;
+        } else {
+            tracing::info!(
+                "WINGMAN_ENSURE_TOPOLOGY=0: opening the topology `wingman setup-nats` created"
+            );
+        }
         let port = parse_var::<u16>("METRICS_PORT")?.unwrap_or(default_port);
         let host = crate::config::var("METRICS_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
         let address: SocketAddr = format!("{host}:{port}")
@@ -55,6 +68,7 @@ impl Worker {
             bus,
             shutdown,
             metrics,
+            ensure_topology,
         })
     }
 

@@ -1,5 +1,8 @@
 //! The HTTP API (axum): submit and read requests, health, metrics.
 //!
+//! Every route but `/health` needs an API key of its role (see [`crate::access`]):
+//! `POST /requests` submit; `GET /requests…` and `GET /metrics` read.
+//!
 //! It never holds the Docker socket and never writes Postgres: it publishes to NATS like any
 //! publisher and reads what the recorder wrote.
 
@@ -8,10 +11,13 @@ pub mod health;
 pub mod requests;
 
 use axum::Router;
-use axum::routing::get;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
+use crate::access::Role;
+use crate::access::guard::{Guard, check};
 use crate::bus::Bus;
 
 /// What every handler may use.
@@ -24,13 +30,28 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// Who we are in audit events.
     pub actor: String,
+    /// The API keys and their roles; also audits refused calls.
+    pub guard: Guard,
 }
 
 pub fn router(state: ApiState) -> Router {
+    let guard = state.guard.clone();
+    let needs = |role: Role| from_fn_with_state(guard.with(role), check);
     Router::new()
-        .route("/requests", get(requests::list).post(requests::submit))
-        .route("/requests/{request_id}", get(requests::get))
+        .route(
+            "/requests",
+            get(requests::list)
+                .route_layer(needs(Role::Read))
+                .merge(post(requests::submit).route_layer(needs(Role::Submit))),
+        )
+        .route(
+            "/requests/{request_id}",
+            get(requests::get).route_layer(needs(Role::Read)),
+        )
+        .route(
+            "/metrics",
+            get(health::metrics).route_layer(needs(Role::Read)),
+        )
         .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
         .with_state(state)
 }

@@ -64,7 +64,7 @@ async fn run(arguments: Vec<String>) -> anyhow::Result<u8> {
     let environment = var("WINGMAN_ENV")
         .context("set WINGMAN_ENV to the environment this docker acts on (dev, test or prd)")?;
     let requester = var("WINGMAN_REQUESTER")
-        .or_else(|| var("USER"))
+        .or_else(wingman::config::login_name)
         .unwrap_or_else(|| "docker-wrapper".into());
     let title: String = command_line.chars().take(200).collect();
     let json = request_json(

@@ -1,4 +1,5 @@
-//! `wingman`: submit requests and follow them, list them, and run the database migrations.
+//! `wingman`: submit requests and follow them, list them, and run the database migrations;
+//! the deploy helpers (`setup-nats`, `apikey`, `health`).
 
 use std::io::Read;
 use std::process::ExitCode as ProcessExit;
@@ -130,8 +131,33 @@ enum Command {
         #[arg(long, default_value = "wingman")]
         name: String,
     },
-    /// Apply the database migrations (the recorder also does at start).
+    /// Apply the database migrations (the recorder also does at start, unless
+    /// WINGMAN_MIGRATE=0), then let the application roles log in with the passwords in
+    /// WINGMAN_DB_WRITER_PASSWORD(_FILE) and WINGMAN_DB_READER_PASSWORD(_FILE), when set.
     Migrate,
+    /// Create or update the NATS streams, consumers and KV buckets declared in nats/, and
+    /// seed the rollout flags from VALIDATION_ENABLED / VALIDATION_ROLLOUT_PERCENT (run once
+    /// per deploy as the NATS admin; workers then run with WINGMAN_ENSURE_TOPOLOGY=0).
+    SetupNats,
+    /// Make an API key: prints the key once on stdout, and its entry (a SHA-256 hash, not
+    /// the key) for the WINGMAN_API_KEYS_FILE, appended to --file when given.
+    Apikey {
+        /// Who or what uses the key (shown in audit events of refused calls).
+        #[arg(long)]
+        name: String,
+        /// submit, read or decide; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<wingman::access::Role>,
+        /// Append the entry to this key file (created mode 0600 when missing).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Exit 0 when GET <URL> answers 2xx within the timeout (the containers' health probe).
+    Health {
+        url: String,
+        #[arg(long, default_value = "5s")]
+        timeout: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -206,7 +232,8 @@ async fn main() -> ProcessExit {
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let settings = Settings::from_env()?;
+    // Read on first use, so the health probe depends on no other setting.
+    let settings = Settings::from_env;
     match command {
         Command::Request {
             environment,
@@ -230,7 +257,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 description
             };
             let requester = requester
-                .or_else(|| wingman::config::var("USER"))
+                .or_else(wingman::config::login_name)
                 .unwrap_or_else(|| "unknown".to_string());
             let command_line = if command.is_empty() {
                 None
@@ -250,7 +277,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 command_line.as_deref(),
             );
             let timeout = wait_timeout(&timeout)?;
-            let bus = connect(&settings).await?;
+            let bus = connect(&settings()?).await?;
             cli::submit::run(
                 &bus,
                 Submission {
@@ -268,7 +295,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             timeout,
         } => {
-            let bus = connect(&settings).await?;
+            let bus = connect(&settings()?).await?;
             let Some(event) = cli::watch::last_status(&bus, request_id).await? else {
                 anyhow::bail!(
                     "no status for {request_id} yet (is it submitted? is intake running?)"
@@ -299,7 +326,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let since = since.as_deref().map(parse_since).transpose()?;
-            let pool = settings.database.pool()?;
+            let pool = settings()?.database.pool()?;
             cli::list::run(
                 &pool,
                 ListFilter {
@@ -333,9 +360,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             cli::explain::run(&validator, &payload, json)?;
             Ok(ExitCode::Ok)
         }
-        Command::Rollout { action } => rollout(&settings, action).await,
+        Command::Rollout { action } => rollout(&settings()?, action).await,
         Command::Audit { action } => {
-            let pool = settings.database.pool()?;
+            let pool = settings()?.database.pool()?;
             match action {
                 AuditAction::Verify { against, key } => {
                     let pair = match (&against, &key) {
@@ -356,12 +383,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Pending { json } => {
-            cli::approve::pending(&settings.database.pool()?, json).await?;
+            cli::approve::pending(&settings()?.database.pool()?, json).await?;
             Ok(ExitCode::Ok)
         }
         Command::Approve { request_id, note } => {
             cli::approve::vote(
-                &connect(&settings).await?,
+                &connect(&settings()?).await?,
                 request_id,
                 Verdict::Approve,
                 note,
@@ -370,7 +397,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Reject { request_id, reason } => {
             cli::approve::vote(
-                &connect(&settings).await?,
+                &connect(&settings()?).await?,
                 request_id,
                 Verdict::Reject,
                 Some(reason),
@@ -390,9 +417,48 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Migrate => {
-            let pool = settings.database.pool()?;
+            let pool = settings()?.database.pool()?;
             wingman::store::migrate(&pool).await?;
             println!("migrations applied");
+            let passwords = [
+                (
+                    wingman::store::WRITER_ROLE,
+                    wingman::config::secret_var("WINGMAN_DB_WRITER_PASSWORD")?,
+                ),
+                (
+                    wingman::store::READER_ROLE,
+                    wingman::config::secret_var("WINGMAN_DB_READER_PASSWORD")?,
+                ),
+            ];
+            for (role, password) in passwords {
+                if let Some(password) = password {
+                    wingman::store::set_role_password(&pool, role, &password).await?;
+                    println!("{role} may log in");
+                }
+            }
+            Ok(ExitCode::Ok)
+        }
+        Command::SetupNats => {
+            let bus = connect(&settings()?).await?;
+            cli::setup::run(&bus).await?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Apikey { name, roles, file } => {
+            let key = wingman::access::generate_key();
+            let entry = wingman::access::entry_toml(&name, &key, &roles);
+            match file {
+                Some(path) => {
+                    append_private(&path, &format!("\n{entry}"))?;
+                    eprintln!("entry for `{name}` appended to {}", path.display());
+                }
+                None => eprint!("{entry}"),
+            }
+            println!("{key}");
+            Ok(ExitCode::Ok)
+        }
+        Command::Health { url, timeout } => {
+            let code = cli::health::probe(&url, wait_timeout(&timeout)?).await?;
+            anyhow::ensure!((200..300).contains(&code), "{url} answered {code}");
             Ok(ExitCode::Ok)
         }
     }
@@ -400,7 +466,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<ExitCode> {
     let who = |by: Option<String>| {
-        by.or_else(|| wingman::config::var("USER"))
+        by.or_else(wingman::config::login_name)
             .unwrap_or_else(|| "unknown".into())
     };
     match action {
@@ -434,6 +500,20 @@ async fn connect(settings: &Settings) -> anyhow::Result<Bus> {
     let mut nats = settings.nats.clone();
     nats.connect_attempts = nats.connect_attempts.min(3);
     Bus::connect(&nats, "wingman-cli").await
+}
+
+/// Appends to a file that only its owner may read (created mode 0600).
+fn append_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn wait_timeout(text: &str) -> anyhow::Result<Duration> {

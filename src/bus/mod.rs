@@ -34,12 +34,13 @@ impl Bus {
                 .name(name)
                 .reconnect_delay_callback(reconnect_delay);
             if let Some(credentials) = &settings.credentials {
-                options = options.user_and_password(
-                    credentials.user.clone(),
-                    credentials.password().to_string(),
-                );
+                options = options
+                    .user_and_password(credentials.user.clone(), credentials.password().to_string())
+                    .custom_inbox_prefix(credentials.inbox_prefix());
             }
-            options.connect(settings.url.as_str()).await
+            // `NATS_URL` may list the nodes of a cluster, comma-separated.
+            let servers: Vec<&str> = settings.url.split(',').map(str::trim).collect();
+            options.connect(servers).await
         };
         let client = connect
             .retry(

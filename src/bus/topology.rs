@@ -78,6 +78,14 @@ pub struct BucketDef {
     /// Seconds a key lives; 0 keeps it forever.
     #[serde(default)]
     pub max_age_secs: u64,
+    /// Replicas of the bucket's stream (1; `WINGMAN_STREAM_REPLICAS` overrides it like the
+    /// streams', so a claim survives a node of a cluster).
+    #[serde(default = "one_replica")]
+    pub replicas: usize,
+}
+
+fn one_replica() -> usize {
+    1
 }
 
 fn one() -> i64 {
@@ -142,6 +150,9 @@ impl Topology {
                 let mut def: BucketDef = serde_json::from_str(text)
                     .unwrap_or_else(|error| panic!("nats/kv/{name}.json: {error}"));
                 def.bucket = subjects.localize_name(&def.bucket);
+                if let Some(replicas) = overrides.replicas {
+                    def.replicas = replicas;
+                }
                 def
             })
             .collect();
@@ -264,7 +275,7 @@ async fn ensure_bucket(js: &jetstream::Context, def: &BucketDef) -> anyhow::Resu
         deny_delete: true,
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
+        num_replicas: def.replicas,
         max_bytes: -1,
         max_messages: -1,
         max_consumers: -1,
@@ -331,5 +342,6 @@ mod tests {
                 .iter()
                 .all(|s| s.num_replicas == 3 && s.name.starts_with("WT_X_"))
         );
+        assert!(topology.buckets.iter().all(|b| b.replicas == 3));
     }
 }

@@ -17,7 +17,7 @@ use crate::store::requests::{self, ListFilter};
 /// Who the console approver is: `WINGMAN_APPROVER`, else `$USER`.
 pub fn approver_name() -> anyhow::Result<String> {
     crate::config::var("WINGMAN_APPROVER")
-        .or_else(|| crate::config::var("USER"))
+        .or_else(crate::config::login_name)
         .context("set WINGMAN_APPROVER to your approver name")
 }
 

@@ -6,8 +6,10 @@
 pub mod approve;
 pub mod audit;
 pub mod explain;
+pub mod health;
 pub mod list;
 pub mod rollout;
+pub mod setup;
 pub mod submit;
 pub mod watch;
 

@@ -1,6 +1,7 @@
 //! `TestEnv`: a private corner of the real NATS and Postgres for one test (a unique subject
 //! prefix and a fresh database), with the real stages running in-process.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,12 +13,15 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use wingman::access::guard::Guard;
+use wingman::access::{ApiKeys, Role};
 use wingman::approval::{Desk, Rules};
 use wingman::bus::Bus;
 use wingman::bus::consume::LoopOptions;
 use wingman::bus::topology::{TopologyOverrides, open_bucket};
-use wingman::config::{DatabaseSettings, NatsSettings, Settings};
+use wingman::config::{DatabaseSettings, NatsCredentials, NatsSettings, Settings};
 use wingman::engine::Engine;
+use wingman::events::Stage;
 use wingman::policy::Policy;
 use wingman::request::Environment;
 use wingman::rollout::{Rollout, RolloutStore};
@@ -44,8 +48,25 @@ pub fn postgres_base() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// Where a [`TestEnv`] connects, when not to the shared server on 127.0.0.1:4222.
+#[derive(Default, Clone)]
+pub struct BusOptions {
+    /// Server URL(s), comma-separated for a cluster.
+    pub url: Option<String>,
+    /// The subject prefix (default: a unique one; a test's own server may use `wingman`).
+    pub prefix: Option<String>,
+    /// The test's own user (the admin, on a server with `nats/auth.conf`).
+    pub credentials: Option<NatsCredentials>,
+    /// Stream and bucket replicas (3 on a cluster).
+    pub replicas: Option<usize>,
+}
+
 pub struct TestEnv {
     pub prefix: String,
+    /// How this test reaches NATS (stages connected as their own users reuse it).
+    pub nats: NatsSettings,
+    /// Connections of stages that run as their own NATS user (see `connect_stage_as`).
+    stage_buses: HashMap<String, Bus>,
     /// The token key pair of this test's authority and gateway, also written to `keys_dir`.
     pub signing_key: Arc<SigningKey>,
     pub verify_key: VerifyKey,
@@ -53,6 +74,9 @@ pub struct TestEnv {
     pub bus: Bus,
     pub pool: PgPool,
     pub shutdown: CancellationToken,
+    /// The keys the API and gateway HTTP servers this test spawns accept (default
+    /// [`test_api_keys`]); set before `spawn_api`.
+    pub api_keys: ApiKeys,
     database: String,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -61,9 +85,18 @@ impl TestEnv {
     /// A fresh prefix, database and topology. Consumers get a short `ack_wait` so crash
     /// tests see redeliveries quickly.
     pub async fn start() -> Self {
+        Self::start_with(BusOptions::default()).await
+    }
+
+    /// Like [`start`](Self::start), on the NATS server(s) `options` name: a test's own
+    /// `nats-server` with the production config, as its admin, with the production prefix.
+    pub async fn start_with(options: BusOptions) -> Self {
         let id = Uuid::new_v4().simple().to_string();
-        let prefix = format!("wt_{}", &id[..12]);
-        let database = prefix.clone();
+        let prefix = options
+            .prefix
+            .clone()
+            .unwrap_or_else(|| format!("wt_{}", &id[..12]));
+        let database = format!("wt_{}", &id[..12]);
         let admin = PgPool::connect(&format!("{}/postgres", postgres_base()))
             .await
             .expect("Postgres must be running on 127.0.0.1:5432 (scripts/test starts it)");
@@ -74,13 +107,13 @@ impl TestEnv {
         admin.close().await;
         let settings = Settings {
             nats: NatsSettings {
-                url: nats_url(),
+                url: options.url.clone().unwrap_or_else(nats_url),
                 prefix: prefix.clone(),
                 overrides: TopologyOverrides {
                     ack_wait: Some(Duration::from_secs(2)),
-                    replicas: None,
+                    replicas: options.replicas,
                 },
-                credentials: None,
+                credentials: options.credentials.clone(),
                 connect_attempts: 3,
             },
             database: DatabaseSettings::new(format!("{}/{database}", postgres_base())),
@@ -103,15 +136,36 @@ impl TestEnv {
         let verify_key = signing_key.verify_key();
         Self {
             prefix,
+            nats: settings.nats,
+            stage_buses: HashMap::new(),
             signing_key,
             verify_key,
             keys_dir,
             bus,
             pool,
             shutdown: CancellationToken::new(),
+            api_keys: test_api_keys(),
             database,
             tasks: Vec::new(),
         }
+    }
+
+    /// Makes the in-process `stage` connect as its own NATS user from now on.
+    pub async fn connect_stage_as(&mut self, stage: &str, credentials: NatsCredentials) {
+        let mut settings = self.nats.clone();
+        settings.credentials = Some(credentials);
+        let bus = Bus::connect(&settings, &format!("wingman-{stage}"))
+            .await
+            .unwrap_or_else(|error| panic!("connect {stage} to NATS: {error:#}"));
+        self.stage_buses.insert(stage.to_string(), bus);
+    }
+
+    /// The connection `stage` uses: its own user's, or the test's.
+    pub fn bus_for(&self, stage: &str) -> Bus {
+        self.stage_buses
+            .get(stage)
+            .cloned()
+            .unwrap_or_else(|| self.bus.clone())
     }
 
     pub fn options(&self, stage: &str) -> LoopOptions {
@@ -123,14 +177,12 @@ impl TestEnv {
     }
 
     pub async fn spawn_intake(&mut self) {
-        let claims = open_bucket(
-            &self.bus.js,
-            &self.bus.subjects.localize_name("wingman_claims"),
-        )
-        .await
-        .unwrap();
+        let bus = self.bus_for("intake");
+        let claims = open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
+            .await
+            .unwrap();
         let deps = stages::intake::IntakeDeps {
-            bus: self.bus.clone(),
+            bus,
             claims,
             actor: "intake@test".into(),
         };
@@ -148,7 +200,7 @@ impl TestEnv {
         };
         let task = tokio::spawn(stages::recorder::run(
             deps,
-            self.bus.clone(),
+            self.bus_for("recorder"),
             self.options("recorder"),
             self.shutdown.clone(),
         ));
@@ -172,8 +224,17 @@ impl TestEnv {
             })
             .await
             .unwrap();
+        let bus = self.bus_for("validator");
+        let rollout = RolloutStore::new(
+            open_bucket(
+                &bus.js,
+                &bus.subjects.localize_name(wingman::rollout::BUCKET),
+            )
+            .await
+            .unwrap(),
+        );
         let deps = stages::validator::ValidatorDeps {
-            bus: self.bus.clone(),
+            bus,
             validator: Arc::new(Validator::with_defaults()),
             rollout,
             actor: "validator@test".into(),
@@ -209,9 +270,13 @@ impl TestEnv {
     }
 
     pub async fn spawn_authority(&mut self) {
+        let bus = self.bus_for("authority");
+        let claims = open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
+            .await
+            .unwrap();
         let deps = stages::authority::AuthorityDeps {
-            bus: self.bus.clone(),
-            claims: self.claims().await,
+            bus,
+            claims,
             signing_key: Arc::clone(&self.signing_key),
             token_ttl: Duration::from_secs(600),
             actor: "authority@test".into(),
@@ -353,6 +418,7 @@ impl TestEnv {
             pool: self.pool.clone(),
             metrics: wingman::metrics::install().unwrap(),
             actor: "api@test".into(),
+            guard: self.guard(Stage::Api),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -364,6 +430,16 @@ impl TestEnv {
             Ok(())
         }));
         address
+    }
+
+    /// The API-key guard of an HTTP edge of this test.
+    pub fn guard(&self, stage: Stage) -> Guard {
+        Guard {
+            keys: self.api_keys.clone(),
+            bus: self.bus.clone(),
+            stage,
+            actor: format!("{}@test", stage.as_str()),
+        }
     }
 
     /// Publishes raw bytes with a plain core-NATS publish, as any client could.
@@ -463,8 +539,20 @@ impl TestEnv {
 
     /// Environment for a worker or CLI child process pointed at this test's corner.
     pub fn child_env(&self) -> Vec<(String, String)> {
+        let api_keys_file = self.keys_dir.path().join("api_keys.toml");
+        if !api_keys_file.exists() {
+            let entries: String = [
+                ("submitter", SUBMIT_KEY, &[Role::Submit][..]),
+                ("reader", READ_KEY, &[Role::Read][..]),
+                ("decider", DECIDE_KEY, &[Role::Decide][..]),
+            ]
+            .iter()
+            .map(|(name, key, roles)| wingman::access::entry_toml(name, key, roles))
+            .collect();
+            std::fs::write(&api_keys_file, entries).unwrap();
+        }
         vec![
-            ("NATS_URL".into(), nats_url()),
+            ("NATS_URL".into(), self.nats.url.clone()),
             ("WINGMAN_SUBJECT_PREFIX".into(), self.prefix.clone()),
             (
                 "DATABASE_URL".into(),
@@ -492,7 +580,20 @@ impl TestEnv {
             ),
             ("WINGMAN_GATEWAY_LEASE_SECS".into(), "3".into()),
             ("GATEWAY_PORT".into(), "0".into()),
+            (
+                "WINGMAN_API_KEYS_FILE".into(),
+                api_keys_file.display().to_string(),
+            ),
         ]
+    }
+
+    /// This test's database, connecting as `user` (an application role, say).
+    pub fn database_as(&self, user: &str, password: &str) -> sqlx::postgres::PgConnectOptions {
+        format!("{}/{}", postgres_base(), self.database)
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .unwrap()
+            .username(user)
+            .password(password)
     }
 
     /// Stops the in-process stages, deletes the streams and drops the database.
@@ -512,6 +613,21 @@ impl TestEnv {
             .await;
         }
     }
+}
+
+/// API keys of the tests, one per role, and one with submit and read.
+pub const SUBMIT_KEY: &str = "wmk_test_submit";
+pub const READ_KEY: &str = "wmk_test_read";
+pub const DECIDE_KEY: &str = "wmk_test_decide";
+pub const OPERATOR_KEY: &str = "wmk_test_operator";
+
+pub fn test_api_keys() -> ApiKeys {
+    ApiKeys::from_keys(&[
+        ("submitter", SUBMIT_KEY, &[Role::Submit]),
+        ("reader", READ_KEY, &[Role::Read]),
+        ("decider", DECIDE_KEY, &[Role::Decide]),
+        ("operator", OPERATOR_KEY, &[Role::Submit, Role::Read]),
+    ])
 }
 
 /// The Docker Engine the tests use (the one scripts/docker-engine.sh starts).

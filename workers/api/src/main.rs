@@ -1,14 +1,24 @@
 //! `wingman-api`: the HTTP API (see `wingman::api`). Listens on `API_PORT` (default 8080).
+//! Needs `WINGMAN_API_KEYS_FILE` (it refuses to start without API keys).
 
 use anyhow::Context as _;
+use wingman::access::ApiKeys;
+use wingman::access::guard::Guard;
 use wingman::api::{self, ApiState};
 use wingman::events::Stage;
 use wingman::worker::Worker;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let keys = ApiKeys::from_env()?;
     let worker = Worker::start(Stage::Api, 9108).await?;
     let state = ApiState {
+        guard: Guard {
+            keys,
+            bus: worker.bus.clone(),
+            stage: Stage::Api,
+            actor: worker.actor.clone(),
+        },
         bus: worker.bus.clone(),
         pool: worker.settings.database.pool()?,
         metrics: worker.metrics.clone(),

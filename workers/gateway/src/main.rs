@@ -1,10 +1,13 @@
 //! `wingman-gateway`: the only process with the Docker socket (see `wingman::stages::gateway`).
 //! Needs `WINGMAN_VERIFY_KEY_FILE` and `ALLOWED_ENVIRONMENTS`; `DOCKER_HOST` names the engine;
-//! `WINGMAN_POLICY_FILE` the policy (default: the shipped one); HTTP on `GATEWAY_PORT` (5001).
+//! `WINGMAN_POLICY_FILE` the policy (default: the shipped one); HTTP on `GATEWAY_PORT` (5001),
+//! with API keys from `WINGMAN_API_KEYS_FILE` (it refuses to start without them).
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use wingman::access::ApiKeys;
+use wingman::access::guard::Guard;
 use wingman::bus::topology::open_bucket;
 use wingman::config::{parse_var, var};
 use wingman::engine::Engine;
@@ -30,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|error| anyhow::anyhow!("ALLOWED_ENVIRONMENTS: {error}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = ApiKeys::from_env()?;
     let policy = match var("WINGMAN_POLICY_FILE") {
         Some(path) => Policy::load(path.as_ref())?,
         None => Policy::default_policy(),
@@ -63,6 +67,12 @@ async fn main() -> anyhow::Result<()> {
     let http = gateway_http::router(GatewayHttp {
         deps: Arc::clone(&deps),
         metrics: worker.metrics.clone(),
+        guard: Guard {
+            keys,
+            bus: worker.bus.clone(),
+            stage: Stage::Gateway,
+            actor: worker.actor.clone(),
+        },
     });
     let http_token = worker.shutdown.token();
     worker.shutdown.tracker().spawn(async move {

@@ -25,7 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let rollout = RolloutStore::new(
         open_bucket(&worker.bus.js, &worker.bus.subjects.localize_name(BUCKET)).await?,
     );
-    rollout.seed(&Rollout::from_env()?).await?;
+    // With WINGMAN_ENSURE_TOPOLOGY=0, `wingman setup-nats` seeded the flags and this worker
+    // may only read them (it has no right to write the rollout bucket).
+    if worker.ensure_topology {
+        rollout.seed(&Rollout::from_env()?).await?;
+    }
     let deps = ValidatorDeps {
         bus: worker.bus.clone(),
         validator,

@@ -1,0 +1,28 @@
+//! `wingman setup-nats`: creates (or updates) the declared streams, consumers and KV buckets,
+//! and seeds the rollout flags from `VALIDATION_ENABLED` / `VALIDATION_ROLLOUT_PERCENT` when
+//! they are not set yet.
+//!
+//! In production this is the only code that changes the topology. It runs once per deploy as
+//! the NATS `admin` user (the compose service `setup-nats`), and workers run with
+//! `WINGMAN_ENSURE_TOPOLOGY=0`: they open what this created and need no right to create,
+//! update or delete a stream (see `nats/server-prd.conf`).
+
+use crate::bus::Bus;
+use crate::rollout::{BUCKET, Rollout, RolloutStore};
+
+pub async fn run(bus: &Bus) -> anyhow::Result<()> {
+    bus.ensure_topology().await?;
+    let rollout = RolloutStore::new(
+        crate::bus::topology::open_bucket(&bus.js, &bus.subjects.localize_name(BUCKET)).await?,
+    );
+    rollout.seed(&Rollout::from_env()?).await?;
+    let (current, _) = rollout.current().await?;
+    println!(
+        "topology ready: {} streams, {} consumers, {} buckets; validation {}",
+        bus.topology.streams.len(),
+        bus.topology.consumers.len(),
+        bus.topology.buckets.len(),
+        current.describe()
+    );
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! A three-node NATS cluster from `nats/cluster.conf`, streams and buckets with three
+//! replicas: the pipeline keeps going when a node dies mid-run, and every request is still
+//! recorded exactly once.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use uuid::Uuid;
+use wingman::bus::publish::{Outgoing, publish_all};
+
+use crate::helpers::{BusOptions, TestEnv, request_json};
+use crate::nats_server::{NatsServer, credentials, password};
+
+const REQUESTS: usize = 30;
+
+/// Waits until the cluster can place a stream with three replicas (a metadata leader is
+/// elected and every node is in).
+async fn wait_for_jetstream(url: &str) {
+    let client =
+        async_nats::ConnectOptions::with_user_and_password("admin".into(), password("admin"))
+            .connect(url)
+            .await
+            .unwrap();
+    let js = jetstream::new(client);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let created = js
+            .create_stream(stream::Config {
+                name: "READY_PROBE".into(),
+                subjects: vec!["ready.probe".into()],
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await;
+        if created.is_ok() {
+            let _ = js.delete_stream("READY_PROBE").await;
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster never got ready: {created:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Publishes until JetStream acknowledges; the request id as message id makes a retry of a
+/// publish whose ack was lost a duplicate the stream drops.
+async fn submit(env: &TestEnv, request_id: Uuid) {
+    let outgoing = Outgoing::json(
+        "wingman.requests.submitted".into(),
+        request_id.to_string(),
+        &request_json(request_id, None),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(error) = publish_all(&env.bus.js, std::slice::from_ref(&outgoing)).await {
+        assert!(
+            Instant::now() < deadline,
+            "could not submit {request_id}: {error:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_one_of_three_nats_nodes_lost_mid_run_every_request_completes_exactly_once() {
+    let started = Instant::now();
+    let mut servers = NatsServer::cluster().await;
+    let urls: Vec<String> = servers.iter().map(NatsServer::url).collect();
+    wait_for_jetstream(&urls[0]).await;
+    let mut env = TestEnv::start_with(BusOptions {
+        url: Some(urls.join(",")),
+        prefix: Some("wingman".into()),
+        credentials: Some(credentials("admin")),
+        replicas: Some(3),
+    })
+    .await;
+    let mut requests_stream = env.bus.js.get_stream("WINGMAN_REQUESTS").await.unwrap();
+    let info = requests_stream.info().await.unwrap();
+    assert_eq!(info.config.num_replicas, 3);
+    let claims = env.bus.js.get_stream("KV_wingman_claims").await.unwrap();
+    assert_eq!(claims.cached_info().config.num_replicas, 3);
+    env.spawn_intake().await;
+    env.spawn_validator(100).await;
+    env.spawn_recorder();
+
+    let request_ids: Vec<Uuid> = (0..REQUESTS).map(|_| Uuid::new_v4()).collect();
+    let (before, after) = request_ids.split_at(REQUESTS / 2);
+    for request_id in before {
+        submit(&env, *request_id).await;
+    }
+    env.wait_for_count("SELECT least(count(*), 5) FROM approval_requests", None, 5)
+        .await;
+    // Lose the node that leads the requests stream: a new leader must take over.
+    let leader = requests_stream
+        .info()
+        .await
+        .unwrap()
+        .cluster
+        .as_ref()
+        .and_then(|cluster| cluster.leader.clone())
+        .expect("a clustered stream has a leader");
+    let index: usize = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+    servers[index].kill();
+    for request_id in after {
+        submit(&env, *request_id).await;
+    }
+
+    env.wait_for_count(
+        "SELECT count(*) FROM approval_requests",
+        None,
+        REQUESTS as i64,
+    )
+    .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM approval_requests WHERE status IN ('AUTO_APPROVED', 'AUTO_REJECTED', 'PENDING')",
+        None,
+        REQUESTS as i64,
+    )
+    .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE kind = 'request_received'",
+        None,
+        REQUESTS as i64,
+    )
+    .await;
+    let repeated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT request_id FROM audit_events \
+         WHERE kind IN ('request_received', 'request_validated') \
+         GROUP BY request_id, kind HAVING count(*) > 1) AS twice",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(repeated, 0, "a request was received or validated twice");
+    let recorded: Vec<Uuid> = sqlx::query_scalar("SELECT request_id FROM approval_requests")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    for request_id in &request_ids {
+        assert!(recorded.contains(request_id), "{request_id} is missing");
+    }
+    env.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}

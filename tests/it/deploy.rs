@@ -1,0 +1,425 @@
+//! The production deployment, read as data: `docker-compose.prd.yml` keeps the privilege
+//! separation the seed's runbook validates by hand, `.env.prd.example` documents every
+//! variable the code reads, and the database roles really are a writer and a reader.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_yaml_ng::Value;
+use uuid::Uuid;
+
+use crate::helpers::TestEnv;
+
+/// The long-running Wingman workers, by compose service name (= stage word).
+const WORKERS: &[&str] = &[
+    "intake",
+    "validator",
+    "approvals",
+    "authority",
+    "gateway",
+    "recorder",
+    "watcher",
+    "api",
+];
+
+fn repo_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+fn compose() -> BTreeMap<String, Value> {
+    let document: Value = serde_yaml_ng::from_str(&repo_file("docker-compose.prd.yml"))
+        .expect("docker-compose.prd.yml is YAML");
+    document["services"]
+        .as_mapping()
+        .expect("a services map")
+        .iter()
+        .map(|(name, service)| (name.as_str().unwrap().to_string(), service.clone()))
+        .collect()
+}
+
+/// A service's `environment` map (this file always writes it as a map).
+fn environment(service: &Value) -> BTreeMap<String, String> {
+    match &service["environment"] {
+        Value::Null => BTreeMap::new(),
+        Value::Mapping(map) => map
+            .iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    Value::String(text) => text.clone(),
+                    other => serde_yaml_ng::to_string(other).unwrap().trim().to_string(),
+                };
+                (key.as_str().unwrap().to_string(), value)
+            })
+            .collect(),
+        other => panic!("environment must be a map, not {other:?}"),
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_sequence()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| item.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Everything a service is given that could carry a secret or a mount, as text.
+fn grants(service: &Value) -> String {
+    let mut text = strings(&service["volumes"]).join(" ");
+    text.push(' ');
+    text.push_str(&strings(&service["secrets"]).join(" "));
+    for (key, value) in environment(service) {
+        text.push_str(&format!(" {key}={value}"));
+    }
+    text
+}
+
+fn with(services: &BTreeMap<String, Value>, needle: &str) -> BTreeSet<String> {
+    services
+        .iter()
+        .filter(|(_, service)| grants(service).contains(needle))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|name| name.to_string()).collect()
+}
+
+#[test]
+fn only_the_gateway_has_the_docker_socket_and_only_the_authority_the_signing_key() {
+    let services = compose();
+    for worker in WORKERS {
+        assert!(services.contains_key(*worker), "no `{worker}` service");
+    }
+    assert_eq!(with(&services, "docker.sock"), set(&["gateway"]));
+    assert_eq!(with(&services, "token_signing_key"), set(&["authority"]));
+    assert_eq!(
+        with(&services, "WINGMAN_SIGNING_KEY_FILE"),
+        set(&["authority"])
+    );
+    assert_eq!(with(&services, "token_verify_key"), set(&["gateway"]));
+    assert_eq!(
+        with(&services, "WINGMAN_VERIFY_KEY_FILE"),
+        set(&["gateway"])
+    );
+    for keyless in ["api", "approvals", "watcher"] {
+        let given = grants(&services[keyless]);
+        assert!(
+            !given.contains("token_"),
+            "{keyless} has a token key: {given}"
+        );
+        assert!(!given.contains("docker.sock"), "{keyless} has the socket");
+    }
+    // The gateway uses the socket as a member of its group, not as root.
+    let gateway = &services["gateway"];
+    assert!(gateway["user"].is_null() || gateway["user"].as_str() != Some("root"));
+    assert!(
+        strings(&gateway["group_add"])
+            .iter()
+            .any(|group| group.contains("DOCKER_SOCKET_GID")),
+        "the gateway joins the socket's group"
+    );
+    // The API keys go to the two HTTP edges only.
+    assert_eq!(with(&services, "api_keys"), set(&["api", "gateway"]));
+}
+
+#[test]
+fn the_recorder_connects_as_the_writer_role_and_every_other_service_as_the_reader() {
+    let services = compose();
+    for (name, service) in &services {
+        let Some(url) = environment(service).get("DATABASE_URL").cloned() else {
+            continue;
+        };
+        let user = url
+            .strip_prefix("postgres://")
+            .and_then(|rest| rest.split(['@', ':']).next())
+            .unwrap_or_default()
+            .to_string();
+        let expected = match name.as_str() {
+            "recorder" => "wingman_writer",
+            // The schema owner, for the one-shot migrations only.
+            "migrate" => "wingman",
+            _ => "wingman_reader",
+        };
+        assert_eq!(user, expected, "{name}: DATABASE_URL {url}");
+        assert!(
+            !url.contains(":@") && url.matches(':').count() == 2,
+            "{name}: no password in the URL"
+        );
+    }
+    assert_eq!(
+        with(&services, "db_writer_password"),
+        set(&["migrate", "recorder"])
+    );
+    assert_eq!(
+        with(&services, "db_owner_password"),
+        set(&["migrate", "postgres"])
+    );
+    assert_eq!(environment(&services["recorder"])["WINGMAN_MIGRATE"], "0");
+}
+
+#[test]
+fn every_service_is_on_the_network_and_every_worker_is_checked_and_on_its_own_nats_user() {
+    let services = compose();
+    let auth = repo_file("nats/auth.conf");
+    for (name, service) in &services {
+        assert!(
+            strings(&service["networks"]).contains(&"wingman-network-prd".to_string()),
+            "{name} is not on wingman-network-prd"
+        );
+        if service["restart"].as_str() == Some("unless-stopped") {
+            assert!(
+                !service["healthcheck"]["test"].is_null(),
+                "{name} runs for good but has no healthcheck"
+            );
+        }
+    }
+    for worker in WORKERS {
+        let service = &services[*worker];
+        let env = environment(service);
+        assert_eq!(
+            service["restart"].as_str(),
+            Some("unless-stopped"),
+            "{worker}"
+        );
+        assert_eq!(strings(&service["command"]), [format!("wingman-{worker}")]);
+        assert_eq!(service["env_file"].as_str(), Some(".env.prd"), "{worker}");
+        let probe = strings(&service["healthcheck"]["test"]).join(" ");
+        assert!(
+            probe.starts_with("CMD wingman health http://127.0.0.1:") && probe.ends_with("/health"),
+            "{worker}: healthcheck {probe}"
+        );
+        assert_eq!(env.get("NATS_USER").map(String::as_str), Some(*worker));
+        let secret = format!("nats_{worker}_password");
+        assert_eq!(
+            env["NATS_PASSWORD_FILE"],
+            format!("/run/secrets/{secret}"),
+            "{worker}"
+        );
+        assert_eq!(
+            with(&services, &secret),
+            set(&[worker]),
+            "only {worker} has its password"
+        );
+        assert!(
+            auth.contains(&format!("{{ user: {worker}, ")),
+            "nats/auth.conf lacks {worker}"
+        );
+        assert_eq!(
+            env["WINGMAN_ENSURE_TOPOLOGY"], "0",
+            "{worker} must only open the topology"
+        );
+    }
+    assert_eq!(with(&services, "nats_admin_password"), set(&["setup-nats"]));
+    // The ops ports of DESIGN.md, listening inside the container's network.
+    let ports = [
+        ("intake", "9101"),
+        ("validator", "9102"),
+        ("approvals", "9103"),
+        ("authority", "9104"),
+        ("gateway", "9105"),
+        ("recorder", "9106"),
+        ("watcher", "9107"),
+        ("api", "9108"),
+    ];
+    for (worker, port) in ports {
+        let env = environment(&services[worker]);
+        assert_eq!(
+            (env["METRICS_PORT"].as_str(), env["METRICS_HOST"].as_str()),
+            (port, "0.0.0.0")
+        );
+    }
+    assert_eq!(environment(&services["api"])["API_HOST"], "0.0.0.0");
+    assert_eq!(environment(&services["gateway"])["GATEWAY_HOST"], "0.0.0.0");
+}
+
+#[test]
+fn prometheus_mounts_the_rule_file_and_grafana_its_provisioning() {
+    let services = compose();
+    let prometheus = strings(&services["prometheus"]["volumes"]);
+    assert!(prometheus.contains(
+        &"./grafana/alerts/wingman.rules.yml:/etc/prometheus/rules/wingman.rules.yml:ro".into()
+    ));
+    assert!(
+        !prometheus
+            .iter()
+            .any(|volume| volume.starts_with("./grafana/alerts:")
+                || volume.starts_with("./grafana/alerts/:")),
+        "mount the rule file, not the folder with its test file"
+    );
+    let grafana = strings(&services["grafana"]["volumes"]).join(" ");
+    assert!(grafana.contains("./grafana/provisioning:/etc/grafana/provisioning"));
+    assert!(grafana.contains("./grafana/dashboards:/var/lib/grafana/dashboards"));
+    // Prometheus scrapes the ops ports, which need no API key.
+    let scrape = repo_file("grafana/prometheus.yml");
+    assert!(scrape.contains("gateway:9105") && !scrape.contains("gateway:5001"));
+}
+
+/// Every variable name the code reads: `var("X")`, `parse_var::<T>("X")`, `secret_var("X")`
+/// (and so `X_FILE`), `duration_var("X")`, `flag_var("X", …)`, `std::env::var("X")`, clap's
+/// `env = "X"`, and the `…_VAR: &str = "X"` constants.
+fn env_vars_read_by_the_code() -> BTreeSet<String> {
+    let call = regex::Regex::new(
+        r#"\b(var|parse_var(?:::<[^>]*>)?|secret_var|duration_var|flag_var|env::var(?:_os)?)\(\s*"([A-Z][A-Z0-9_]*)""#,
+    )
+    .unwrap();
+    let clap_env = regex::Regex::new(r#"\benv\s*=\s*"([A-Z][A-Z0-9_]*)""#).unwrap();
+    let constant = regex::Regex::new(r#"_VAR: &str = "([A-Z][A-Z0-9_]*)""#).unwrap();
+    let mut names = BTreeSet::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut folders = vec![root.join("src"), root.join("workers")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for found in call.captures_iter(&text) {
+                    names.insert(found[2].to_string());
+                    if &found[1] == "secret_var" {
+                        names.insert(format!("{}_FILE", &found[2]));
+                    }
+                }
+                for found in clap_env
+                    .captures_iter(&text)
+                    .chain(constant.captures_iter(&text))
+                {
+                    names.insert(found[1].to_string());
+                }
+            }
+        }
+    }
+    // tracing's EnvFilter reads it by itself.
+    names.insert("RUST_LOG".into());
+    names
+}
+
+#[test]
+fn every_env_var_the_code_reads_is_documented_in_env_prd_example() {
+    let names = env_vars_read_by_the_code();
+    for expected in [
+        "NATS_URL",
+        "DATABASE_URL",
+        "WINGMAN_API_KEYS_FILE",
+        "WINGMAN_ENSURE_TOPOLOGY",
+        "DATABASE_PASSWORD_FILE",
+    ] {
+        assert!(
+            names.contains(expected),
+            "the scan misses {expected}: {names:?}"
+        );
+    }
+    let example = repo_file(".env.prd.example");
+    let word = |name: &str| {
+        regex::Regex::new(&format!(r"(^|[^A-Z0-9_]){name}([^A-Z0-9_]|$)"))
+            .unwrap()
+            .is_match(&example)
+    };
+    let missing: Vec<&String> = names.iter().filter(|name| !word(name)).collect();
+    assert!(missing.is_empty(), "not in .env.prd.example: {missing:?}");
+    // And the seed's and DESIGN.md's names, whichever worker reads them.
+    for seed_name in [
+        "ALLOWED_ENVIRONMENTS",
+        "GATEWAY_PORT",
+        "AUDIT_STORAGE",
+        "GATEWAY_URL",
+        "VALIDATION_ENABLED",
+        "VALIDATION_ROLLOUT_PERCENT",
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_API_URL",
+        "TELEGRAM_CHAT_ID",
+        "TELEGRAM_APPROVER_IDS",
+        "WINGMAN_APPROVAL_TTL",
+        "WINGMAN_TOKEN_TTL",
+        "WINGMAN_PRD_APPROVALS",
+        "WINGMAN_SIGNING_KEY_FILE",
+        "WINGMAN_VERIFY_KEY_FILE",
+        "DOCKER_HOST",
+    ] {
+        assert!(word(seed_name), "{seed_name} is not in .env.prd.example");
+    }
+}
+
+const TEST_ROLE_PASSWORD: &str = "test-role-password-0123456789";
+
+#[tokio::test]
+async fn the_writer_role_records_and_the_reader_role_only_reads() {
+    let mut env = TestEnv::start().await;
+    for role in [wingman::store::WRITER_ROLE, wingman::store::READER_ROLE] {
+        wingman::store::set_role_password(&env.pool, role, TEST_ROLE_PASSWORD)
+            .await
+            .unwrap();
+    }
+    assert!(
+        wingman::store::set_role_password(&env.pool, "postgres", TEST_ROLE_PASSWORD)
+            .await
+            .is_err()
+    );
+    let writer = sqlx::PgPool::connect_with(env.database_as("wingman_writer", TEST_ROLE_PASSWORD))
+        .await
+        .unwrap();
+    let reader = sqlx::PgPool::connect_with(env.database_as("wingman_reader", TEST_ROLE_PASSWORD))
+        .await
+        .unwrap();
+    // The recorder, as the writer role, records a request.
+    let deps = wingman::stages::recorder::RecorderDeps {
+        pool: writer.clone(),
+    };
+    let recorder = tokio::spawn(wingman::stages::recorder::run(
+        deps,
+        env.bus.clone(),
+        env.options("recorder"),
+        env.shutdown.clone(),
+    ));
+    env.spawn_intake().await;
+    let request_id = Uuid::new_v4();
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        crate::helpers::request_json(request_id, None).to_string(),
+    )
+    .await;
+    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 1)
+        .await;
+    // The reader reads it and can change nothing.
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&reader)
+        .await
+        .unwrap();
+    assert!(seen >= 1);
+    for statement in [
+        "DELETE FROM approval_requests",
+        "UPDATE approval_requests SET status = 'APPROVED'",
+        "INSERT INTO executions (token_id, request_id, environment, operation, argv, status, started_at) \
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'dev', 'x', '[]', 'EXECUTING', now())",
+        "CREATE TABLE sneaky (id int)",
+    ] {
+        let error = sqlx::query(statement).execute(&reader).await.unwrap_err();
+        assert!(
+            error.to_string().contains("permission denied"),
+            "the reader ran `{statement}`: {error}"
+        );
+    }
+    // Even the writer cannot edit or delete the audit log.
+    for statement in [
+        "UPDATE audit_events SET actor = 'x'",
+        "DELETE FROM audit_events",
+    ] {
+        let error = sqlx::query(statement).execute(&writer).await.unwrap_err();
+        assert!(
+            error.to_string().contains("permission denied"),
+            "the writer ran `{statement}`: {error}"
+        );
+    }
+    env.shutdown.cancel();
+    let _ = recorder.await;
+    writer.close().await;
+    reader.close().await;
+    env.stop().await;
+}

@@ -1,0 +1,343 @@
+//! Least privilege on the bus: a test's own nats-server with the production users and
+//! permissions of `nats/auth.conf`. A publisher cannot forge a decision or an execution job,
+//! a worker cannot publish outside its subjects, and the pipeline still runs with every
+//! worker on its own user.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::helpers::{BusOptions, TestEnv, request_json, worker_binary};
+use crate::nats_server::{NatsServer, credentials, password};
+
+/// A raw connection as `user`, with the server's error messages (permission violations).
+struct Connection {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    server_errors: mpsc::UnboundedReceiver<String>,
+}
+
+async fn connect_as(server: &NatsServer, user: &str) -> Connection {
+    let (sender, server_errors) = mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::with_user_and_password(user.into(), password(user))
+        .custom_inbox_prefix(credentials(user).inbox_prefix())
+        .event_callback(move |event| {
+            let sender = sender.clone();
+            async move {
+                if let async_nats::Event::ServerError(error) = event {
+                    let _ = sender.send(error.to_string());
+                }
+            }
+        })
+        .connect(server.url())
+        .await
+        .unwrap_or_else(|error| panic!("connect as {user}: {error}"));
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(client.clone());
+    Connection {
+        client,
+        js,
+        server_errors,
+    }
+}
+
+impl Connection {
+    /// Publishes with a JetStream ack; `Ok` only when the stream stored it.
+    async fn publish(&self, subject: &str) -> Result<(), String> {
+        let payload = serde_json::json!({"forged": true}).to_string();
+        let ack = self
+            .js
+            .send_publish(
+                subject.to_string(),
+                PublishMessage::build()
+                    .payload(payload.into())
+                    .message_id(Uuid::new_v4().to_string()),
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+        ack.await.map(|_| ()).map_err(|error| error.to_string())
+    }
+
+    /// Asserts the publish is refused: no JetStream ack, and the server says why.
+    async fn assert_refused(&mut self, subject: &str) {
+        let result = self.publish(subject).await;
+        assert!(result.is_err(), "publishing to {subject} was accepted");
+        self.assert_violation(subject).await;
+    }
+
+    async fn assert_violation(&mut self, subject: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let error = tokio::time::timeout_at(deadline, self.server_errors.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no permissions violation reported for {subject}"))
+                .unwrap();
+            if error.contains("Permissions Violation") && error.contains(subject) {
+                return;
+            }
+        }
+    }
+}
+
+/// How many messages the stream holds on `subject` (asked as the admin).
+async fn count_on(env: &TestEnv, stream: &str, subject: &str) -> u64 {
+    let stream = env.bus.js.get_stream(stream).await.unwrap();
+    let info = stream
+        .info_with_subjects(subject)
+        .await
+        .unwrap()
+        .next()
+        .await;
+    match info {
+        Some(Ok((_, count))) => count as u64,
+        _ => 0,
+    }
+}
+
+async fn env_on(server: &NatsServer) -> TestEnv {
+    TestEnv::start_with(BusOptions {
+        url: Some(server.url()),
+        prefix: Some("wingman".into()),
+        credentials: Some(credentials("admin")),
+        replicas: None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_publisher_may_submit_and_read_status_but_never_forge_a_decision_or_a_job() {
+    let server = NatsServer::single().await;
+    let env = env_on(&server).await;
+    let mut publisher = connect_as(&server, "publisher").await;
+
+    publisher
+        .publish("wingman.requests.submitted")
+        .await
+        .expect("a publisher may submit");
+    for forged in [
+        "wingman.approvals.decided",
+        "wingman.requests.validated",
+        "wingman.exec.jobs",
+        "wingman.requests.accepted",
+        "wingman.audit.approval_decided",
+    ] {
+        publisher.assert_refused(forged).await;
+    }
+    assert_eq!(
+        count_on(&env, "WINGMAN_APPROVALS", "wingman.approvals.decided").await,
+        0
+    );
+    assert_eq!(count_on(&env, "WINGMAN_EXEC", "wingman.exec.jobs").await, 0);
+    assert_eq!(
+        count_on(&env, "WINGMAN_REQUESTS", "wingman.requests.validated").await,
+        0
+    );
+    // Nor may it read the jobs (they carry tokens), change the topology or the rollout.
+    assert!(publisher.js.get_stream("WINGMAN_EXEC").await.is_err());
+    publisher
+        .assert_violation("$JS.API.STREAM.INFO.WINGMAN_EXEC")
+        .await;
+    let _subscription = publisher.client.subscribe("wingman.exec.jobs").await;
+    publisher.assert_violation("wingman.exec.jobs").await;
+    assert!(
+        publisher
+            .js
+            .delete_stream("WINGMAN_REQUESTS")
+            .await
+            .is_err()
+    );
+    publisher
+        .assert_violation("$JS.API.STREAM.DELETE.WINGMAN_REQUESTS")
+        .await;
+    publisher
+        .assert_refused("$KV.wingman_rollout.validation")
+        .await;
+    // It may read its status: the last event, as `wingman status` does.
+    let status = publisher.js.get_stream("WINGMAN_STATUS").await;
+    assert!(status.is_ok(), "a publisher may read the status stream");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_may_publish_only_its_own_subjects_and_claims() {
+    let server = NatsServer::single().await;
+    let env = env_on(&server).await;
+
+    let mut intake = connect_as(&server, "intake").await;
+    for subject in [
+        "wingman.requests.validated",
+        "wingman.approvals.decided",
+        "wingman.exec.jobs",
+        "wingman.audit.token_minted",
+        "$KV.wingman_claims.minted.x",
+        "$KV.wingman_claims.decision.x",
+    ] {
+        intake.assert_refused(subject).await;
+    }
+    let mut validator = connect_as(&server, "validator").await;
+    for subject in [
+        "wingman.approvals.decided",
+        "wingman.exec.jobs",
+        "wingman.requests.accepted",
+        "$KV.wingman_rollout.validation",
+    ] {
+        validator.assert_refused(subject).await;
+    }
+    let mut recorder = connect_as(&server, "recorder").await;
+    for subject in [
+        "wingman.requests.submitted",
+        "wingman.requests.validated",
+        "wingman.exec.jobs",
+    ] {
+        recorder.assert_refused(subject).await;
+    }
+    let mut gateway = connect_as(&server, "gateway").await;
+    gateway.assert_refused("wingman.exec.jobs").await;
+    gateway.assert_refused("wingman.approvals.decided").await;
+    // The gateway cannot read the authority's minted tokens from the claims bucket.
+    let claims = gateway.js.get_key_value("wingman_claims").await.unwrap();
+    assert!(claims.get("minted.someone").await.is_err());
+    gateway
+        .assert_violation("$JS.API.DIRECT.GET.KV_wingman_claims.$KV.wingman_claims.minted.someone")
+        .await;
+    // No worker may change the topology (workers run with WINGMAN_ENSURE_TOPOLOGY=0).
+    assert!(intake.js.delete_stream("WINGMAN_EXEC").await.is_err());
+    intake
+        .assert_violation("$JS.API.STREAM.DELETE.WINGMAN_EXEC")
+        .await;
+    // Only the authority may publish jobs and only the approvals worker human decisions.
+    let authority = connect_as(&server, "authority").await;
+    authority
+        .publish("wingman.exec.jobs")
+        .await
+        .expect("the authority publishes jobs");
+    let approvals = connect_as(&server, "approvals").await;
+    approvals
+        .publish("wingman.approvals.decided")
+        .await
+        .expect("the approvals worker publishes decisions");
+    assert_eq!(count_on(&env, "WINGMAN_EXEC", "wingman.exec.jobs").await, 1);
+    env.stop().await;
+}
+
+/// A request the validator approves (as in tests/it/execution.rs).
+fn well_explained(request_id: Uuid) -> Value {
+    serde_json::json!({
+        "request_id": request_id,
+        "requester": "ops-anna",
+        "environment": "dev",
+        "command": "docker restart api",
+        "title": "Restart the container api to reload its config",
+        "description": "The container api caches its config at start and we changed the log level, \
+            so it must restart. Only api is touched. Rollback: docker start api if it does not \
+            come back. Verify: docker inspect shows api running.",
+    })
+}
+
+#[tokio::test]
+async fn the_pipeline_runs_with_every_worker_on_its_own_nats_user() {
+    let server = NatsServer::single().await;
+    let mut env = env_on(&server).await;
+    // Intake as a real worker process, configured like the compose file configures it.
+    let password_file = env.keys_dir.path().join("nats-intake-password");
+    std::fs::write(&password_file, password("intake")).unwrap();
+    let mut intake = tokio::process::Command::new(worker_binary("wingman-intake"))
+        .envs(env.child_env())
+        .env("NATS_USER", "intake")
+        .env("NATS_PASSWORD_FILE", &password_file)
+        .env("WINGMAN_ENSURE_TOPOLOGY", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start wingman-intake");
+    // The other stages in-process, each as its own user.
+    for stage in ["validator", "authority", "recorder"] {
+        env.connect_stage_as(stage, credentials(stage)).await;
+    }
+    env.spawn_validator(100).await;
+    env.spawn_authority().await;
+    env.spawn_recorder();
+
+    let publisher = connect_as(&server, "publisher").await;
+    let approved = Uuid::new_v4();
+    let other = Uuid::new_v4();
+    for payload in [well_explained(approved), request_json(other, None)] {
+        publisher
+            .js
+            .publish("wingman.requests.submitted", payload.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .expect("submitted");
+    }
+    env.wait_for_count(
+        "SELECT count(*) FROM approval_requests WHERE status IN ('AUTO_APPROVED', 'PENDING', 'AUTO_REJECTED')",
+        None,
+        2,
+    )
+    .await;
+    assert_eq!(
+        env.status_of(approved).await.as_deref(),
+        Some("AUTO_APPROVED")
+    );
+    // The authority (its own user) minted the token and published the job.
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE kind = 'token_minted' AND request_id = $1",
+        Some(approved),
+        1,
+    )
+    .await;
+    assert_eq!(count_on(&env, "WINGMAN_EXEC", "wingman.exec.jobs").await, 1);
+    // The gateway's user gets the token by request-reply; a publisher may not ask.
+    let gateway = connect_as(&server, "gateway").await;
+    let reply = gateway
+        .client
+        .request(
+            "wingman.authority.token",
+            serde_json::json!({"request_id": approved})
+                .to_string()
+                .into(),
+        )
+        .await
+        .expect("the authority answers the gateway");
+    let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert!(answer["token"].is_string(), "{answer}");
+    let mut publisher = publisher;
+    let asked = tokio::time::timeout(
+        Duration::from_secs(2),
+        publisher.client.request(
+            "wingman.authority.token",
+            serde_json::json!({"request_id": approved})
+                .to_string()
+                .into(),
+        ),
+    )
+    .await;
+    assert!(!matches!(asked, Ok(Ok(_))), "a publisher got a token");
+    publisher.assert_violation("wingman.authority.token").await;
+    // No worker was refused anything along the way (the server logs each violation with
+    // its user).
+    let log = server.log();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("Violation"))
+        .filter(|line| {
+            ["intake", "validator", "authority", "recorder"]
+                .iter()
+                .any(|user| line.contains(&format!("User \"{user}\"")))
+        })
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "a worker lacks a permission it needs: {refused:#?}"
+    );
+    intake.kill().await.unwrap();
+    env.stop().await;
+}
