@@ -200,7 +200,20 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(VALIDATOR_SCORE.into()), SCORE_BUCKETS)?
         .install_recorder()
         .or_else(|error| HANDLE.get().cloned().ok_or(error))?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    let handle = HANDLE.get_or_init(|| handle).clone();
+    describe_catalogue();
+    Ok(handle)
+}
+
+/// Gives every catalogued metric its type and help text in the exposition.
+fn describe_catalogue() {
+    for (name, kind, _, help) in CATALOGUE {
+        match *kind {
+            "counter" => metrics::describe_counter!(*name, *help),
+            "gauge" => metrics::describe_gauge!(*name, *help),
+            _ => metrics::describe_histogram!(*name, *help),
+        }
+    }
 }
 
 /// Renders the text exposition, running the exporter's upkeep first.

@@ -13,6 +13,7 @@ mod execution;
 mod fake_telegram;
 mod helpers;
 mod intake;
+mod metrics;
 mod nats_permissions;
 mod nats_server;
 mod processes;

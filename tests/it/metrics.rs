@@ -1,0 +1,103 @@
+//! A scrape of the metrics after a request went through every stage: valid Prometheus text
+//! (`promtool check metrics`), histograms with buckets, and no name outside the catalogue.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use uuid::Uuid;
+use wingman::request::Environment;
+
+use crate::docker;
+use crate::helpers::{READ_KEY, TestEnv, wait_for_status, well_explained};
+
+#[tokio::test]
+async fn every_stage_exports_valid_catalogued_metrics() {
+    let mut env = TestEnv::start().await;
+    let name = docker::unique("wt-metrics");
+    docker::start_container(&name, None).await;
+    env.spawn_intake().await;
+    env.spawn_validator(100).await;
+    env.spawn_approvals(None, &["cli:ops"], 1).await;
+    env.spawn_authority().await;
+    env.spawn_gateway(&[Environment::Dev]).await;
+    env.spawn_recorder();
+    let address = env.spawn_api().await;
+    let request_id = Uuid::new_v4();
+    let payload = well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    wait_for_status(&env, request_id, "SUCCEEDED").await;
+    env.settle_all().await;
+
+    let scrape = reqwest::Client::new()
+        .get(format!("http://{address}/metrics"))
+        .header("x-api-key", READ_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for stage in [
+        "intake",
+        "validator",
+        "authority",
+        "gateway",
+        "recorder",
+        "approvals",
+    ] {
+        assert!(
+            scrape.contains(&format!("pipeline_messages_total{{stage=\"{stage}\"")),
+            "{stage} missing:\n{scrape}"
+        );
+    }
+    assert!(scrape.contains("# TYPE pipeline_handle_duration_seconds histogram"));
+    assert!(scrape.contains("# TYPE validator_score histogram"));
+    assert!(scrape.contains("executions_total{operation=\"container_restart\",environment=\"dev\",result=\"succeeded\"} "));
+
+    let catalogue: BTreeSet<&str> = wingman::metrics::CATALOGUE
+        .iter()
+        .map(|(name, ..)| *name)
+        .collect();
+    let exported: BTreeSet<String> = scrape
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    let unknown: Vec<&String> = exported
+        .iter()
+        .filter(|name| !catalogue.contains(name.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "exported but not in the catalogue: {unknown:?}"
+    );
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: scripts/test installs it (apt-get install prometheus)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    docker::remove(&name).await;
+    env.stop().await;
+}
