@@ -121,19 +121,15 @@ pub trait Handler: Send + Sync + 'static {
         delivery: &Delivery,
     ) -> impl Future<Output = Result<Outcome, StageError>> + Send;
 
-    /// Handles a batch of messages that arrived together. Stages that gain from batching
-    /// (the recorder commits one transaction) override it; results are in input order.
+    /// Handles a batch of messages that arrived together, concurrently: messages are
+    /// independent, and what must happen once is claimed in KV, so two copies of one request
+    /// in a batch still act once. Stages that gain from batching otherwise (the recorder
+    /// commits one transaction) override it; results are in input order.
     fn handle_batch(
         &self,
         deliveries: &[Delivery],
     ) -> impl Future<Output = Vec<Result<Outcome, StageError>>> + Send {
-        async move {
-            let mut results = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                results.push(self.handle(delivery).await);
-            }
-            results
-        }
+        futures::future::join_all(deliveries.iter().map(|delivery| self.handle(delivery)))
     }
 }
 
