@@ -508,10 +508,10 @@ async fn reqwest_get(port: u16) -> anyhow::Result<String> {
 
 async fn wait_healthy(port: u16) -> anyhow::Result<()> {
     for _ in 0..300 {
-        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await {
-            if response.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
+            && response.status().is_success()
+        {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
