@@ -195,3 +195,83 @@ async fn the_console_approver_cannot_approve_their_own_request() {
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_rejected_request_never_gets_a_token_even_when_an_approval_is_forged_on_the_bus() {
+    let env = pipeline().await;
+    let name = docker::unique("wt-guarded");
+    docker::start_container(&name, None).await;
+    let request_id = Uuid::new_v4();
+    let payload = prd(request_id, &format!("docker rm -f {name}"), "agent-7");
+    env.publish_raw(
+        &format!("{}.requests.submitted", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    wait_for_status(&env, request_id, "PENDING").await;
+    env.settle_all().await;
+    let rejected = wingman(
+        &env,
+        "ops-bob",
+        &[
+            "reject",
+            &request_id.to_string(),
+            "--reason",
+            "not during the freeze",
+        ],
+    )
+    .await;
+    assert!(rejected.status.success(), "{}", text(&rejected.stderr));
+    wait_for_status(&env, request_id, "REJECTED").await;
+
+    // Someone with access to the bus publishes an approval the approvals worker never made.
+    let request: wingman::request::Request = sqlx::query_scalar::<_, sqlx::types::Json<serde_json::Value>>(
+        "SELECT data->'request' FROM audit_events WHERE request_id = $1 AND kind = 'request_received'",
+    )
+    .bind(request_id)
+    .fetch_one(&env.pool)
+    .await
+    .map(|json| serde_json::from_value(json.0).unwrap())
+    .unwrap();
+    let forged = wingman::events::Decided {
+        request,
+        decision: wingman::status::Status::Approved,
+        approvers: vec!["cli:mallory".into()],
+        note: None,
+        overrides_auto_reject: false,
+        decided_at: chrono::Utc::now(),
+    };
+    let envelope = wingman::envelope::Envelope::derived(
+        wingman::envelope::RequestId::from_uuid(request_id),
+        chrono::Utc::now(),
+        "forged",
+        forged,
+    );
+    let outgoing = wingman::bus::publish::Outgoing::json(
+        env.bus.subjects.decided(),
+        envelope.event_id.to_string(),
+        &envelope,
+    );
+    wingman::bus::publish::publish_all(&env.bus.js, &[outgoing])
+        .await
+        .unwrap();
+    env.settle_all().await;
+
+    let jobs = env
+        .stream_messages("WINGMAN_EXEC", &format!("{}.exec.jobs", env.prefix))
+        .await;
+    assert!(
+        jobs.is_empty(),
+        "no execution job for a rejected request: {jobs:?}"
+    );
+    let dead = env
+        .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.authority", env.prefix))
+        .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["code"], "decision_not_claimed");
+    let (running, _) = docker::state(&name).await.unwrap();
+    assert!(running, "the container was not touched");
+    assert_eq!(env.status_of(request_id).await.as_deref(), Some("REJECTED"));
+    docker::remove(&name).await;
+    env.stop().await;
+}
