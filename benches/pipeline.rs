@@ -10,6 +10,9 @@
 //!    → decision and submit → executed latency (p50/p99/max), the ratio to the raw floor, each
 //!    stage's handling latency (from the workers' histograms), and each worker's RSS.
 //!
+//! `-- --faults` runs the fault-injection suite instead (see `faults`): it stops the machine's
+//! PostgreSQL for 20 s, so it is a command to run on purpose, not part of CI.
+//!
 //! Needs what the tests need (scripts/test starts it): NATS on 127.0.0.1:4222, Postgres on
 //! 127.0.0.1:5432, and the private Docker Engine with the test image.
 
@@ -38,6 +41,9 @@ const WORKERS: [(&str, u16); 6] = [
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|arg| arg == "--quick");
+    if args.iter().any(|arg| arg == "--faults") {
+        return faults::run(quick).await;
+    }
     let requests: usize = value_of(&args, "--requests").unwrap_or(if quick { 300 } else { 5000 });
     let executions: usize = value_of(&args, "--executions").unwrap_or(if quick { 3 } else { 20 });
     println!(
@@ -51,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         floor.0, floor.1
     );
 
-    let run = Pipeline::start().await?;
+    let run = Pipeline::start(NATS).await?;
     let idle_rss = run.rss();
     let decided = run.decisions(requests).await?;
     let executed = run.executions(executions).await?;
@@ -183,15 +189,16 @@ fn percentiles(mut millis: Vec<f64>, elapsed: Duration) -> Latencies {
 struct Pipeline {
     prefix: String,
     database: String,
+    nats_url: String,
     client: async_nats::Client,
     js: jetstream::Context,
     pool: sqlx::PgPool,
     children: Vec<(String, Child, u16)>,
-    _keys: tempfile::TempDir,
+    keys: tempfile::TempDir,
 }
 
 impl Pipeline {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start(nats_url: &str) -> anyhow::Result<Self> {
         let id = Uuid::new_v4().simple().to_string();
         let prefix = format!("wb_{}", &id[..10]);
         let database = prefix.clone();
@@ -201,60 +208,98 @@ impl Pipeline {
             .await?;
         let keys = tempfile::tempdir()?;
         wingman::token::write_keypair(keys.path(), "wingman")?;
-        let bin = bin_dir();
-        let mut children = Vec::new();
-        for (index, (name, _)) in WORKERS.iter().enumerate() {
-            let port = 19_600 + index as u16;
-            let mut command = Command::new(bin.join(format!("wingman-{name}")));
-            command
-                .env("NATS_URL", NATS)
-                .env("WINGMAN_SUBJECT_PREFIX", &prefix)
-                .env("DATABASE_URL", format!("{POSTGRES}/{database}"))
-                .env("METRICS_PORT", port.to_string())
-                .env("RUST_LOG", "warn")
-                .env("VALIDATION_ENABLED", "1")
-                .env("VALIDATION_ROLLOUT_PERCENT", "100")
-                .env("WINGMAN_CONSOLE_APPROVERS", "bench")
-                .env("ALLOWED_ENVIRONMENTS", "dev")
-                .env("GATEWAY_PORT", "0")
-                .env(
-                    "DOCKER_HOST",
-                    std::env::var("DOCKER_HOST")
-                        .unwrap_or_else(|_| "unix:///var/run/wingman-docker/docker.sock".into()),
-                )
-                .env("WINGMAN_SIGNING_KEY_FILE", keys.path().join("wingman.key"))
-                .env("WINGMAN_VERIFY_KEY_FILE", keys.path().join("wingman.pub"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit());
-            if *name == "gateway" {
-                let file = keys.path().join("api_keys.toml");
-                std::fs::write(
-                    &file,
-                    wingman::access::entry_toml(
-                        "bench",
-                        "wmk_bench",
-                        &[wingman::access::Role::Submit],
-                    ),
-                )?;
-                command.env("WINGMAN_API_KEYS_FILE", file);
-            }
-            children.push((name.to_string(), command.spawn()?, port));
-        }
-        let client = async_nats::connect(NATS).await?;
+        let api_keys = keys.path().join("api_keys.toml");
+        std::fs::write(
+            &api_keys,
+            wingman::access::entry_toml("bench", "wmk_bench", &[wingman::access::Role::Submit]),
+        )?;
+        let client = async_nats::connect(nats_url).await?;
         let js = jetstream::new(client.clone());
-        for (_, _, port) in &children {
-            wait_healthy(*port).await?;
-        }
-        let pool = sqlx::PgPool::connect(&format!("{POSTGRES}/{database}")).await?;
-        Ok(Self {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_lazy(&format!("{POSTGRES}/{database}"))?;
+        let mut pipeline = Self {
             prefix,
             database,
+            nats_url: nats_url.to_string(),
             client,
             js,
             pool,
-            children,
-            _keys: keys,
-        })
+            children: Vec::new(),
+            keys,
+        };
+        for (index, (name, _)) in WORKERS.iter().enumerate() {
+            let port = 19_600 + index as u16;
+            let child = pipeline.spawn_worker(name, port)?;
+            pipeline.children.push((name.to_string(), child, port));
+        }
+        for (_, _, port) in &pipeline.children {
+            wait_healthy(*port).await?;
+        }
+        Ok(pipeline)
+    }
+
+    fn spawn_worker(&self, name: &str, port: u16) -> anyhow::Result<Child> {
+        let docker_host = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/wingman-docker/docker.sock".into());
+        let child = Command::new(bin_dir().join(format!("wingman-{name}")))
+            .env("NATS_URL", &self.nats_url)
+            .env("WINGMAN_SUBJECT_PREFIX", &self.prefix)
+            .env("DATABASE_URL", format!("{POSTGRES}/{}", self.database))
+            .env("METRICS_PORT", port.to_string())
+            .env("RUST_LOG", "error")
+            .env("VALIDATION_ENABLED", "1")
+            .env("VALIDATION_ROLLOUT_PERCENT", "100")
+            .env("WINGMAN_CONSOLE_APPROVERS", "bench")
+            .env("ALLOWED_ENVIRONMENTS", "dev")
+            .env("GATEWAY_PORT", "0")
+            .env("WINGMAN_ACK_WAIT_SECS", "5")
+            .env("WINGMAN_GATEWAY_LEASE_SECS", "10")
+            .env("WINGMAN_NATS_CONNECT_ATTEMPTS", "60")
+            .env("DOCKER_HOST", docker_host)
+            .env(
+                "WINGMAN_SIGNING_KEY_FILE",
+                self.keys.path().join("wingman.key"),
+            )
+            .env(
+                "WINGMAN_VERIFY_KEY_FILE",
+                self.keys.path().join("wingman.pub"),
+            )
+            .env(
+                "WINGMAN_API_KEYS_FILE",
+                self.keys.path().join("api_keys.toml"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(child)
+    }
+
+    /// Restarts every worker that exited (what `restart: unless-stopped` does in production).
+    fn revive(&mut self) -> anyhow::Result<usize> {
+        let mut revived = 0;
+        for index in 0..self.children.len() {
+            if self.children[index].1.try_wait()?.is_some() {
+                let (name, port) = (self.children[index].0.clone(), self.children[index].2);
+                self.children[index].1 = self.spawn_worker(&name, port)?;
+                revived += 1;
+            }
+        }
+        Ok(revived)
+    }
+
+    /// SIGKILLs one worker and starts it again.
+    fn kill_and_restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let index = self
+            .children
+            .iter()
+            .position(|(n, ..)| n == name)
+            .expect("a worker");
+        self.children[index].1.kill()?;
+        self.children[index].1.wait()?;
+        let port = self.children[index].2;
+        self.children[index].1 = self.spawn_worker(name, port)?;
+        Ok(())
     }
 
     fn rss(&self) -> HashMap<&'static str, f64> {
@@ -532,4 +577,239 @@ fn bin_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The fault-injection suite: under a steady load, SIGKILL each worker in turn (and restart
+/// it), restart nats-server, stop PostgreSQL for 20 s; then every submitted request must reach
+/// its final state exactly once and the audit chain must verify.
+mod faults {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    const PORT: u16 = 14_222;
+
+    fn start_nats(store: &std::path::Path) -> anyhow::Result<Child> {
+        Ok(Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &PORT.to_string(), "-js", "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?)
+    }
+
+    async fn wait_port(port: u16) -> anyhow::Result<()> {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("nothing listens on {port}")
+    }
+
+    fn postgres(action: &str) -> anyhow::Result<()> {
+        let version = std::fs::read_dir("/etc/postgresql")?
+            .filter_map(|entry| {
+                entry
+                    .ok()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+            })
+            .max()
+            .ok_or_else(|| anyhow::anyhow!("no PostgreSQL cluster in /etc/postgresql"))?;
+        let status = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version, "main", action])
+            .status()?;
+        anyhow::ensure!(status.success(), "pg_ctlcluster {action} failed");
+        Ok(())
+    }
+
+    /// A publisher that retries until JetStream acks (same id: a retry is a duplicate, dropped).
+    async fn submit(js: &jetstream::Context, subject: &str, id: Uuid, body: &Value) {
+        loop {
+            let sent = js
+                .send_publish(
+                    subject.to_string(),
+                    PublishMessage::build()
+                        .payload(body.to_string().into())
+                        .message_id(id.to_string()),
+                )
+                .await;
+            if let Ok(ack) = sent {
+                if tokio::time::timeout(Duration::from_secs(5), ack.into_future())
+                    .await
+                    .is_ok_and(|ack| ack.is_ok())
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn run(quick: bool) -> anyhow::Result<()> {
+        let store = tempfile::tempdir()?;
+        let mut nats = start_nats(store.path())?;
+        wait_port(PORT).await?;
+        let url = format!("nats://127.0.0.1:{PORT}");
+        let mut run = Pipeline::start(&url).await?;
+        let docker_host = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/wingman-docker/docker.sock".into());
+        let container = format!("wf-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let created = Command::new("docker")
+            .args([
+                "-H",
+                &docker_host,
+                "run",
+                "-d",
+                "--name",
+                &container,
+                "--network",
+                "none",
+                "--init",
+                "wingman-test/busybox",
+                "sleep",
+                "3600",
+            ])
+            .output()?;
+        anyhow::ensure!(
+            created.status.success(),
+            "start the container: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+
+        let submitted: Arc<Mutex<Vec<(Uuid, bool)>>> = Arc::default();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let load = {
+            let (js, subject, submitted, stop, container) = (
+                run.js.clone(),
+                format!("{}.requests.submitted", run.prefix),
+                Arc::clone(&submitted),
+                stop.clone(),
+                container.clone(),
+            );
+            tokio::spawn(async move {
+                let mut index = 0u64;
+                while !stop.is_cancelled() {
+                    let id = Uuid::now_v7();
+                    let executing = index % 10 == 0;
+                    let mut body = json!({
+                        "request_id": id, "requester": "faults", "environment": "dev",
+                        "title": format!("Restart the container {container} to reload its config"),
+                        "description": format!("{container} caches its config at start and the log level changed, so it must restart. \
+                            Only {container} is touched. Rollback: docker start {container}. Verify: docker inspect shows {container} running."),
+                    });
+                    if executing {
+                        body["command"] = Value::String(format!("docker restart {container}"));
+                    }
+                    submit(&js, &subject, id, &body).await;
+                    submitted.lock().unwrap().push((id, executing));
+                    index += 1;
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                }
+            })
+        };
+        let pause = |seconds: u64| tokio::time::sleep(Duration::from_secs(seconds));
+        pause(3).await;
+        for (name, _) in WORKERS {
+            println!("fault: SIGKILL wingman-{name}, then start it again");
+            run.kill_and_restart(name)?;
+            pause(if quick { 1 } else { 3 }).await;
+            run.revive()?;
+        }
+        println!("fault: restart nats-server");
+        nats.kill()?;
+        nats.wait()?;
+        pause(1).await;
+        nats = start_nats(store.path())?;
+        wait_port(PORT).await?;
+        for _ in 0..5 {
+            pause(1).await;
+            run.revive()?;
+        }
+        println!("fault: stop PostgreSQL for 20 s");
+        postgres("stop")?;
+        for _ in 0..20 {
+            pause(1).await;
+            run.revive()?;
+        }
+        postgres("start")?;
+        pause(3).await;
+        stop.cancel();
+        load.await?;
+        let submitted = submitted.lock().unwrap().clone();
+        let executing = submitted.iter().filter(|(_, executing)| *executing).count();
+        println!(
+            "load stopped: {} submitted ({executing} executing); waiting for every request to settle",
+            submitted.len()
+        );
+
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let (mut final_count, mut rows) = (0i64, 0i64);
+        while Instant::now() < deadline {
+            run.revive()?;
+            if let Ok((f, r)) = sqlx::query_as::<_, (i64, i64)>(
+                "SELECT count(*) FILTER (WHERE (command IS NULL AND status <> 'RECEIVED')
+                                          OR status IN ('SUCCEEDED', 'FAILED', 'INDETERMINATE')),
+                        count(*) FROM approval_requests",
+            )
+            .fetch_one(&run.pool)
+            .await
+            {
+                (final_count, rows) = (f, r);
+                if final_count as usize == submitted.len() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let duplicates: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT request_id, kind FROM audit_events
+               WHERE kind IN ('request_received', 'request_validated', 'token_minted', 'execution_started', 'execution_finished')
+               GROUP BY 1, 2 HAVING count(*) > 1) AS twice",
+        )
+        .fetch_one(&run.pool)
+        .await?;
+        let double_executions: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT request_id FROM executions GROUP BY 1 HAVING count(*) > 1) AS twice",
+        )
+        .fetch_one(&run.pool)
+        .await?;
+        let indeterminate: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approval_requests WHERE status = 'INDETERMINATE'",
+        )
+        .fetch_one(&run.pool)
+        .await?;
+        let chain = wingman::store::chain::verify(&run.pool).await?;
+        let lost = submitted.len() as i64 - rows;
+        println!(
+            "fault suite: submitted {}, final {final_count}, lost {lost}, duplicates {duplicates}, double executions {double_executions}, \
+             indeterminate {indeterminate}, audit chain {} ({} rows)",
+            submitted.len(),
+            match &chain.broken {
+                None => "verifies".to_string(),
+                Some((seq, problem)) => format!("BROKEN at {seq}: {problem}"),
+            },
+            chain.rows,
+        );
+        let _ = Command::new("docker")
+            .args(["-H", &docker_host, "rm", "-f", &container])
+            .output();
+        run.stop().await;
+        nats.kill()?;
+        let _ = nats.wait();
+        anyhow::ensure!(
+            lost == 0
+                && duplicates == 0
+                && double_executions == 0
+                && chain.broken.is_none()
+                && final_count as usize == submitted.len(),
+            "the fault suite found a problem (see the line above)"
+        );
+        println!("{} passed, 0 failed", submitted.len());
+        Ok(())
+    }
 }
