@@ -638,13 +638,12 @@ mod faults {
                         .message_id(id.to_string()),
                 )
                 .await;
-            if let Ok(ack) = sent {
-                if tokio::time::timeout(Duration::from_secs(5), ack.into_future())
+            if let Ok(ack) = sent
+                && tokio::time::timeout(Duration::from_secs(5), ack.into_future())
                     .await
                     .is_ok_and(|ack| ack.is_ok())
-                {
-                    return;
-                }
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -695,7 +694,7 @@ mod faults {
                 let mut index = 0u64;
                 while !stop.is_cancelled() {
                     let id = Uuid::now_v7();
-                    let executing = index % 10 == 0;
+                    let executing = index.is_multiple_of(10);
                     let mut body = json!({
                         "request_id": id, "requester": "faults", "environment": "dev",
                         "title": format!("Restart the container {container} to reload its config"),
