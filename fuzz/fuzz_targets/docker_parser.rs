@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wingman::docker::{DockerOperation, classify, parse_argv, parse_command_line};
+use wingman::docker::{DockerOperation, classify, parse_argv, parse_canonical, parse_command_line};
 
 /// Shell metacharacters that an accepted command line never contains.
 const SHELL_METACHARACTERS: &[char] = &[';', '|', '&', '$', '`', '<', '>'];
@@ -31,7 +31,7 @@ fn check_accepted(line: &str, op: &DockerOperation) {
     );
 
     let argv = op.canonical_argv();
-    let reparsed = parse_argv(&argv).unwrap_or_else(|error| {
+    let reparsed = parse_canonical(&argv).unwrap_or_else(|error| {
         panic!(
             "canonical argv does not parse: {error}\nline: {line:?}\nop: {op:?}\nargv: {argv:?}"
         )

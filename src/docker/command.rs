@@ -26,6 +26,12 @@ pub fn parse_argv(argv: &[String]) -> Result<DockerOperation, CommandError> {
             max: MAX_LINE_BYTES,
         });
     }
+    parse_canonical(argv)
+}
+
+/// Parses an argv without the input length limit: for re-reading a canonical argv, which
+/// spells flags long (`-fv` → `--force --volumes`) and may outgrow the line it came from.
+pub fn parse_canonical(argv: &[String]) -> Result<DockerOperation, CommandError> {
     let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
     if is_program(program, "docker") {
         parse_docker_args(args)

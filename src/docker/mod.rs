@@ -33,7 +33,7 @@ mod operation;
 mod values;
 
 pub use classify::{Classification, classify};
-pub use command::{MAX_LINE_BYTES, parse_argv};
+pub use command::{MAX_LINE_BYTES, parse_argv, parse_canonical};
 pub use error::{CommandError, NameKind};
 pub use line::parse_command_line;
 pub use operation::{
