@@ -95,7 +95,8 @@ impl Policy {
                 format!("{name} is not allowed in {env}"),
             );
         }
-        match operation {
+        // What the operation touches, and the limits every operation shares.
+        let (volumes, timeout) = match operation {
             DockerOperation::Container(container) => {
                 if let Some(target) = container
                     .targets
@@ -107,25 +108,7 @@ impl Policy {
                         format!("container {target} is protected in {env}"),
                     );
                 }
-                if container.options.volumes && !policy.allow_volume_removal {
-                    return refuse(
-                        format!("environments.{env}.allow_volume_removal"),
-                        format!("removing volumes is not allowed in {env}"),
-                    );
-                }
-                if let Some(timeout) = container
-                    .options
-                    .timeout_secs
-                    .filter(|t| *t > policy.max_stop_timeout_secs)
-                {
-                    return refuse(
-                        format!("environments.{env}.max_stop_timeout_secs"),
-                        format!(
-                            "a {timeout} s stop timeout exceeds {} s in {env}",
-                            policy.max_stop_timeout_secs
-                        ),
-                    );
-                }
+                (container.options.volumes, container.options.timeout_secs)
             }
             DockerOperation::Compose(compose) => {
                 if policy.protected_projects.contains(&compose.project) {
@@ -134,26 +117,23 @@ impl Policy {
                         format!("compose project {} is protected in {env}", compose.project),
                     );
                 }
-                if compose.options.volumes && !policy.allow_volume_removal {
-                    return refuse(
-                        format!("environments.{env}.allow_volume_removal"),
-                        format!("removing volumes is not allowed in {env}"),
-                    );
-                }
-                if let Some(timeout) = compose
-                    .options
-                    .timeout_secs
-                    .filter(|t| *t > policy.max_stop_timeout_secs)
-                {
-                    return refuse(
-                        format!("environments.{env}.max_stop_timeout_secs"),
-                        format!(
-                            "a {timeout} s stop timeout exceeds {} s in {env}",
-                            policy.max_stop_timeout_secs
-                        ),
-                    );
-                }
+                (compose.options.volumes, compose.options.timeout_secs)
             }
+        };
+        if volumes && !policy.allow_volume_removal {
+            return refuse(
+                format!("environments.{env}.allow_volume_removal"),
+                format!("removing volumes is not allowed in {env}"),
+            );
+        }
+        if let Some(timeout) = timeout.filter(|t| *t > policy.max_stop_timeout_secs) {
+            return refuse(
+                format!("environments.{env}.max_stop_timeout_secs"),
+                format!(
+                    "a {timeout} s stop timeout exceeds {} s in {env}",
+                    policy.max_stop_timeout_secs
+                ),
+            );
         }
         Ok(())
     }

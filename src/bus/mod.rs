@@ -2,6 +2,7 @@
 
 pub mod consume;
 pub mod publish;
+pub mod reply;
 pub mod subjects;
 pub mod topology;
 

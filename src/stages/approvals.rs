@@ -15,7 +15,6 @@
 use std::sync::Arc;
 
 use async_nats::jetstream::kv;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -305,35 +304,24 @@ async fn serve_console(
     deps: Arc<ApprovalsDeps>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bus = &deps.desk.bus;
-    let mut requests = bus
-        .client
-        .queue_subscribe(bus.subjects.console_decisions(), "approvals".to_string())
-        .await
-        .map_err(|error| anyhow::anyhow!("subscribe to console decisions: {error}"))?;
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            message = requests.next() => match message { Some(message) => message, None => return Ok(()) },
-        };
-        let Some(reply) = message.reply.clone() else {
-            continue;
-        };
-        let answer = match serde_json::from_slice::<Vote>(&message.payload) {
-            Err(error) => json!({ "ok": false, "error": format!("invalid vote: {error}") }),
-            Ok(vote) if !vote.approver.starts_with("cli:") => {
-                json!({ "ok": false, "error": "console votes must come from a cli: approver" })
-            }
-            Ok(vote) => match deps.desk.vote(&vote).await {
-                Ok(Ok(decision)) => json!({ "ok": true, "message": describe(&decision) }),
-                Ok(Err(refusal)) => {
-                    json!({ "ok": false, "code": refusal.code(), "error": refusal.to_string() })
+    let bus = deps.desk.bus.clone();
+    crate::bus::reply::serve(&bus, bus.subjects.console_decisions(), "approvals", shutdown, |payload| {
+        let deps = Arc::clone(&deps);
+        async move {
+            match serde_json::from_slice::<Vote>(&payload) {
+                Err(error) => json!({ "ok": false, "error": format!("invalid vote: {error}") }),
+                Ok(vote) if !vote.approver.starts_with("cli:") => {
+                    json!({ "ok": false, "error": "console votes must come from a cli: approver" })
                 }
-                Err(error) => json!({ "ok": false, "error": format!("{error:#}") }),
-            },
-        };
-        let _ = bus.client.publish(reply, answer.to_string().into()).await;
-    }
+                Ok(vote) => match deps.desk.vote(&vote).await {
+                    Ok(Ok(decision)) => json!({ "ok": true, "message": describe(&decision) }),
+                    Ok(Err(refusal)) => json!({ "ok": false, "code": refusal.code(), "error": refusal.to_string() }),
+                    Err(error) => json!({ "ok": false, "error": format!("{error:#}") }),
+                },
+            }
+        }
+    })
+    .await
 }
 
 pub fn describe(decision: &crate::approval::Decision) -> String {

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use tokio_util::sync::CancellationToken;
@@ -275,40 +274,21 @@ async fn serve_token_requests(
     deps: Arc<AuthorityDeps>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut requests = deps
-        .bus
-        .client
-        .queue_subscribe(deps.bus.subjects.token_requests(), "authority".to_string())
-        .await
-        .map_err(|error| anyhow::anyhow!("subscribe to token requests: {error}"))?;
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            message = requests.next() => match message { Some(message) => message, None => return Ok(()) },
-        };
-        let Some(reply) = message.reply.clone() else {
-            continue;
-        };
-        let answer = match serde_json::from_slice::<TokenRequest>(&message.payload) {
-            Err(error) => json!({ "error": format!("invalid token request: {error}") }),
-            Ok(asked) => {
-                match read_json::<Minted>(&deps.claims, &format!("minted.{}", asked.request_id))
-                    .await
-                {
+    let bus = deps.bus.clone();
+    crate::bus::reply::serve(&bus, bus.subjects.token_requests(), "authority", shutdown, |payload| {
+        let deps = Arc::clone(&deps);
+        async move {
+            match serde_json::from_slice::<TokenRequest>(&payload) {
+                Err(error) => json!({ "error": format!("invalid token request: {error}") }),
+                Ok(asked) => match read_json::<Minted>(&deps.claims, &format!("minted.{}", asked.request_id)).await {
                     Ok(Some(minted)) => {
                         json!({ "token": minted.token, "token_id": minted.token_id, "expires_at": minted.expires_at })
                     }
-                    Ok(None) => {
-                        json!({ "error": format!("no token for {}: it is not approved, or it has no command", asked.request_id) })
-                    }
+                    Ok(None) => json!({ "error": format!("no token for {}: it is not approved, or it has no command", asked.request_id) }),
                     Err(error) => json!({ "error": format!("token store unavailable: {error}") }),
-                }
+                },
             }
-        };
-        let _ = deps
-            .bus
-            .client
-            .publish(reply, answer.to_string().into())
-            .await;
-    }
+        }
+    })
+    .await
 }
