@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 
 use crate::bus::Bus;
-use crate::bus::publish::{Outgoing, publish_all};
+use crate::bus::publish::publish_all;
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Decided, Stage};
 use crate::request::{Environment, Request};
@@ -377,25 +377,16 @@ impl Desk {
         } else {
             AuditKind::DecisionRefused
         };
-        let envelope = crate::envelope::Envelope {
-            version: crate::envelope::ENVELOPE_VERSION,
-            event_id: uuid::Uuid::now_v7(),
-            request_id: vote.request_id,
-            at: crate::envelope::now(),
-            body: crate::events::AuditRecord {
-                kind,
-                stage: Stage::Approvals,
-                status: None,
-                actor: self.actor.clone(),
-                data: json!({ "approver": vote.approver, "verdict": vote.verdict, "code": refusal.code(), "reason": refusal.to_string() }),
-            },
-        };
-        let outgoing = Outgoing::json(
-            self.bus.subjects.audit(kind),
-            envelope.event_id.to_string(),
-            &envelope,
-        );
-        publish_all(&self.bus.js, &[outgoing]).await
+        let data = json!({ "approver": vote.approver, "verdict": vote.verdict, "code": refusal.code(), "reason": refusal.to_string() });
+        crate::stages::publish_audit(
+            &self.bus,
+            Some(vote.request_id),
+            kind,
+            Stage::Approvals,
+            &self.actor,
+            data,
+        )
+        .await
     }
 }
 

@@ -16,9 +16,8 @@ use serde_json::json;
 
 use crate::access::{ApiKeys, Denied, Role};
 use crate::bus::Bus;
-use crate::bus::publish::{Outgoing, publish_all};
-use crate::envelope::{ENVELOPE_VERSION, Envelope, RequestId};
-use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::events::{AuditKind, Stage};
+use crate::stages::publish_audit;
 
 /// The keys of one HTTP edge, and how to audit its refusals.
 #[derive(Clone)]
@@ -106,26 +105,16 @@ async fn audit_denied(guard: &Guard, route: &str, method: &str, role: Role, deni
         data["key_name"] = json!(key);
     }
     tracing::warn!(route, method, reason = denied.code(), "API call refused");
-    // Each refusal is its own event, so its id is drawn, not derived.
-    let envelope = Envelope {
-        version: ENVELOPE_VERSION,
-        event_id: uuid::Uuid::now_v7(),
-        request_id: RequestId::from_uuid(uuid::Uuid::nil()),
-        at: crate::envelope::now(),
-        body: AuditRecord {
-            kind: AuditKind::AccessDenied,
-            stage: guard.stage,
-            status: None,
-            actor: guard.actor.clone(),
-            data,
-        },
-    };
-    let outgoing = Outgoing::json(
-        guard.bus.subjects.audit(AuditKind::AccessDenied),
-        envelope.event_id.to_string(),
-        &envelope,
-    );
-    if let Err(error) = publish_all(&guard.bus.js, &[outgoing]).await {
+    let audited = publish_audit(
+        &guard.bus,
+        None,
+        AuditKind::AccessDenied,
+        guard.stage,
+        &guard.actor,
+        data,
+    )
+    .await;
+    if let Err(error) = audited {
         tracing::warn!(error = %format!("{error:#}"), "could not audit a refused API call");
     }
 }

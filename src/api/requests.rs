@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::bus::publish::{Outgoing, publish_all};
-use crate::envelope::{ENVELOPE_VERSION, Envelope, RequestId};
-use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::envelope::RequestId;
+use crate::events::{AuditKind, Stage};
 use crate::request::parse_request;
+use crate::stages::publish_audit;
 use crate::status::Status;
 use crate::store::requests::{self, ListFilter};
 
@@ -131,26 +132,17 @@ pub async fn list(
 
 /// Bad input is audited too (best effort: the client gets its answer either way).
 async fn audit_invalid(state: &ApiState, request_id: Option<RequestId>, code: &str, reason: &str) {
-    // Each refusal is its own event, so its id is drawn, not derived.
-    let envelope = Envelope {
-        version: ENVELOPE_VERSION,
-        event_id: uuid::Uuid::now_v7(),
-        request_id: request_id.unwrap_or(RequestId::from_uuid(uuid::Uuid::nil())),
-        at: crate::envelope::now(),
-        body: AuditRecord {
-            kind: AuditKind::MessageRejected,
-            stage: Stage::Api,
-            status: None,
-            actor: state.actor.clone(),
-            data: json!({ "code": code, "reason": reason, "source": "api" }),
-        },
-    };
-    let outgoing = Outgoing::json(
-        state.bus.subjects.audit(AuditKind::MessageRejected),
-        envelope.event_id.to_string(),
-        &envelope,
-    );
-    if let Err(error) = publish_all(&state.bus.js, &[outgoing]).await {
+    let data = json!({ "code": code, "reason": reason, "source": "api" });
+    let audited = publish_audit(
+        &state.bus,
+        request_id,
+        AuditKind::MessageRejected,
+        Stage::Api,
+        &state.actor,
+        data,
+    )
+    .await;
+    if let Err(error) = audited {
         tracing::warn!(error = %format!("{error:#}"), "could not audit an invalid API request");
     }
 }

@@ -4,11 +4,10 @@
 use serde_json::json;
 
 use crate::bus::Bus;
-use crate::bus::publish::{Outgoing, publish_all};
-use crate::envelope::{ENVELOPE_VERSION, Envelope, RequestId};
-use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::events::{AuditKind, Stage};
 use crate::report::{self, Criteria, Verdict};
 use crate::rollout::{BUCKET, Rollout, RolloutStore};
+use crate::stages::publish_audit;
 
 pub enum Change {
     Percent(u8),
@@ -67,25 +66,8 @@ pub async fn change(bus: &Bus, who: &str, change: Change) -> anyhow::Result<(Rol
 }
 
 async fn audit(bus: &Bus, who: &str, old: &Rollout, new: &Rollout) -> anyhow::Result<()> {
-    let envelope = Envelope {
-        version: ENVELOPE_VERSION,
-        event_id: uuid::Uuid::now_v7(),
-        request_id: RequestId::from_uuid(uuid::Uuid::nil()),
-        at: crate::envelope::now(),
-        body: AuditRecord {
-            kind: AuditKind::RolloutChanged,
-            stage: Stage::Cli,
-            status: None,
-            actor: who.to_string(),
-            data: json!({ "by": who, "old": old, "new": new }),
-        },
-    };
-    let outgoing = Outgoing::json(
-        bus.subjects.audit(AuditKind::RolloutChanged),
-        envelope.event_id.to_string(),
-        &envelope,
-    );
-    publish_all(&bus.js, &[outgoing]).await
+    let data = json!({ "by": who, "old": old, "new": new });
+    publish_audit(bus, None, AuditKind::RolloutChanged, Stage::Cli, who, data).await
 }
 
 pub async fn report(

@@ -81,3 +81,35 @@ impl Step<'_> {
         )
     }
 }
+
+/// Publishes a one-off audit event: a refusal at an edge, a rollout change. Not a pipeline
+/// step, so its id is drawn, not derived: each one is its own event. Events about no
+/// particular request carry the nil request id.
+pub async fn publish_audit(
+    bus: &crate::bus::Bus,
+    request_id: Option<RequestId>,
+    kind: AuditKind,
+    stage: Stage,
+    actor: &str,
+    data: Value,
+) -> anyhow::Result<()> {
+    let envelope = Envelope {
+        version: crate::envelope::ENVELOPE_VERSION,
+        event_id: uuid::Uuid::now_v7(),
+        request_id: request_id.unwrap_or(RequestId::from_uuid(uuid::Uuid::nil())),
+        at: crate::envelope::now(),
+        body: AuditRecord {
+            kind,
+            stage,
+            status: None,
+            actor: actor.to_string(),
+            data,
+        },
+    };
+    let outgoing = Outgoing::json(
+        bus.subjects.audit(kind),
+        envelope.event_id.to_string(),
+        &envelope,
+    );
+    crate::bus::publish::publish_all(&bus.js, &[outgoing]).await
+}

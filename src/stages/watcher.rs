@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::bus::Bus;
-use crate::bus::publish::{Outgoing, publish_all};
-use crate::envelope::{ENVELOPE_VERSION, Envelope, RequestId};
-use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::bus::publish::publish_all;
+use crate::envelope::RequestId;
+use crate::events::{AuditKind, Stage};
 use crate::metrics;
 use crate::report;
 use crate::rollout::RolloutStore;
@@ -283,25 +283,16 @@ async fn audit_rollout_change(
     new: &crate::rollout::Rollout,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let envelope = Envelope {
-        version: ENVELOPE_VERSION,
-        event_id: Uuid::now_v7(),
-        request_id: RequestId::from_uuid(Uuid::nil()),
-        at: crate::envelope::now(),
-        body: AuditRecord {
-            kind: AuditKind::RolloutChanged,
-            stage: Stage::Watcher,
-            status: None,
-            actor: deps.actor.clone(),
-            data: json!({ "by": "watcher (rollout guard)", "old": old, "new": new, "reason": reason }),
-        },
-    };
-    let outgoing = Outgoing::json(
-        deps.bus.subjects.audit(AuditKind::RolloutChanged),
-        envelope.event_id.to_string(),
-        &envelope,
-    );
-    publish_all(&deps.bus.js, &[outgoing]).await
+    let data = json!({ "by": "watcher (rollout guard)", "old": old, "new": new, "reason": reason });
+    crate::stages::publish_audit(
+        &deps.bus,
+        None,
+        AuditKind::RolloutChanged,
+        Stage::Watcher,
+        &deps.actor,
+        data,
+    )
+    .await
 }
 
 #[cfg(test)]
