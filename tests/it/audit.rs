@@ -4,15 +4,10 @@ use std::process::Output;
 
 use uuid::Uuid;
 
-use crate::helpers::{TestEnv, request_json};
+use crate::helpers::{TestEnv, request_json, run_wingman};
 
 async fn wingman(env: &TestEnv, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
-        .envs(env.child_env())
-        .args(args)
-        .output()
-        .await
-        .expect("run wingman")
+    run_wingman(env, &[], args).await
 }
 
 fn stdout(output: &Output) -> String {

@@ -5,19 +5,10 @@ use std::process::Output;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{TestEnv, request_json};
+use crate::helpers::{TestEnv, request_json, run_wingman, text};
 
 async fn wingman(env: &TestEnv, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
-        .envs(env.child_env())
-        .args(args)
-        .output()
-        .await
-        .expect("run wingman")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    run_wingman(env, &[], args).await
 }
 
 #[tokio::test]

@@ -9,20 +9,10 @@ use uuid::Uuid;
 use wingman::request::Environment;
 
 use crate::docker;
-use crate::helpers::{TestEnv, wait_for_status};
+use crate::helpers::{TestEnv, run_wingman, text, wait_for_status};
 
 async fn wingman(env: &TestEnv, approver: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
-        .envs(env.child_env())
-        .env("WINGMAN_APPROVER", approver)
-        .args(args)
-        .output()
-        .await
-        .expect("run wingman")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    run_wingman(env, &[("WINGMAN_APPROVER", approver)], args).await
 }
 
 async fn pipeline() -> TestEnv {

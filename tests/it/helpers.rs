@@ -710,3 +710,22 @@ pub fn well_explained(request_id: Uuid, environment: &str, command: &str, target
         ),
     })
 }
+
+/// Runs the `wingman` CLI as a user would, pointed at this test's corner, with `extra` env.
+pub async fn run_wingman(
+    env: &TestEnv,
+    extra: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"));
+    command.envs(env.child_env()).args(args);
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command.output().await.expect("run wingman")
+}
+
+/// Lossy UTF-8 of a child's output.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

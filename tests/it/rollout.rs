@@ -10,19 +10,14 @@ use wingman::envelope::RequestId;
 use wingman::stages::watcher::{self, GuardSettings};
 
 use crate::fake_telegram::FakeTelegram;
-use crate::helpers::{APPROVER_CHAT, TestEnv, request_json};
+use crate::helpers::{APPROVER_CHAT, TestEnv, request_json, run_wingman, text};
 
 async fn wingman(env: &TestEnv, args: &[&str]) -> Output {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
-        .envs(env.child_env())
-        .args(args)
-        .output()
-        .await
-        .expect("run wingman");
+    let output = run_wingman(env, &[], args).await;
     assert!(
         output.status.success(),
         "wingman {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
+        text(&output.stderr)
     );
     output
 }
