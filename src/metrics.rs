@@ -13,6 +13,7 @@ use crate::events::{AuditKind, Stage};
 
 pub const MESSAGES_TOTAL: &str = "pipeline_messages_total";
 pub const HANDLE_DURATION: &str = "pipeline_handle_duration_seconds";
+pub const BATCH_MESSAGES: &str = "pipeline_batch_messages";
 pub const DLQ_TOTAL: &str = "pipeline_dlq_messages_total";
 pub const REQUESTS_RECEIVED: &str = "requests_received_total";
 pub const REQUESTS_INVALID: &str = "requests_invalid_total";
@@ -34,6 +35,7 @@ pub const TOKEN_REJECTIONS: &str = "token_rejections_total";
 pub const EXECUTIONS: &str = "executions_total";
 pub const EXECUTION_DURATION: &str = "execution_duration_seconds";
 pub const DOCKER_CALLS: &str = "gateway_docker_calls_total";
+pub const GATEWAY_OVERHEAD: &str = "gateway_overhead_seconds";
 pub const ROLLOUT_GUARD_ACTIONS: &str = "rollout_guard_actions_total";
 
 /// Every metric Wingman exports: name, type, labels, help. Dashboards and alert rules may
@@ -50,6 +52,12 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         "histogram",
         &["stage"],
         "time a stage spent handling one message",
+    ),
+    (
+        BATCH_MESSAGES,
+        "histogram",
+        &["stage"],
+        "messages a stage handled together in one batch",
     ),
     (
         DLQ_TOTAL,
@@ -166,6 +174,12 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         "time the gateway spent performing an operation",
     ),
     (
+        GATEWAY_OVERHEAD,
+        "histogram",
+        &[],
+        "time the gateway spent on a performed job besides the Docker Engine call: parsing, token check, claim, EXECUTING events",
+    ),
+    (
         DOCKER_CALLS,
         "counter",
         &["action", "result"],
@@ -180,9 +194,11 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
 ];
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0, 300.0, 900.0, 3600.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
+
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 const SCORE_BUCKETS: &[f64] = &[
     10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 95.0, 100.0,
@@ -198,6 +214,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(VALIDATOR_SCORE.into()), SCORE_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(BATCH_MESSAGES.into()), BATCH_BUCKETS)?
         .install_recorder()
         .or_else(|error| HANDLE.get().cloned().ok_or(error))?;
     let handle = HANDLE.get_or_init(|| handle).clone();
@@ -231,6 +248,7 @@ pub fn message_settled(stage: Stage, outcome: &'static str) {
 /// A batch of `count` messages was handled in `elapsed`; recorded per message.
 pub fn batch_handled(stage: Stage, elapsed: Duration, count: usize) {
     let per_message = elapsed.as_secs_f64() / count.max(1) as f64;
+    histogram!(BATCH_MESSAGES, "stage" => stage.as_str()).record(count as f64);
     let histogram = histogram!(HANDLE_DURATION, "stage" => stage.as_str());
     for _ in 0..count {
         histogram.record(per_message);
@@ -302,6 +320,11 @@ pub fn execution(
 ) {
     counter!(EXECUTIONS, "operation" => operation, "environment" => environment, "result" => result).increment(1);
     histogram!(EXECUTION_DURATION, "operation" => operation).record(elapsed.as_secs_f64());
+}
+
+/// What a performed job cost the gateway on top of the Docker Engine call itself.
+pub fn gateway_overhead(overhead: Duration) {
+    histogram!(GATEWAY_OVERHEAD).record(overhead.as_secs_f64());
 }
 
 pub fn docker_call(action: &'static str, result: &'static str) {

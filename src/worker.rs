@@ -72,15 +72,21 @@ impl Worker {
         })
     }
 
-    /// Loop options with `batch` messages at a time (`WINGMAN_CONSUME_BATCH` overrides).
-    pub fn loop_options(&self, batch: usize) -> anyhow::Result<LoopOptions> {
+    /// Loop options: `batch` messages at a time, up to `in_flight` batches at once
+    /// (`WINGMAN_CONSUME_BATCH` and `WINGMAN_CONSUME_IN_FLIGHT` override).
+    pub fn loop_options(&self, batch: usize, in_flight: usize) -> anyhow::Result<LoopOptions> {
         let batch = parse_var::<usize>("WINGMAN_CONSUME_BATCH")?
             .unwrap_or(batch)
+            .max(1);
+        let in_flight = parse_var::<usize>("WINGMAN_CONSUME_IN_FLIGHT")?
+            .unwrap_or(in_flight)
             .max(1);
         Ok(LoopOptions {
             batch,
             double_ack: false,
             actor: self.actor.clone(),
+            in_flight,
+            linger: Duration::ZERO,
         })
     }
 

@@ -142,10 +142,18 @@ pub struct LoopOptions {
     pub double_ack: bool,
     /// Who is doing the work, recorded in audit events (`intake@host:pid`).
     pub actor: String,
+    /// After a batch's first message, wait up to this long for more before handling a batch
+    /// that is not full. Zero hands over what has arrived at once (the latency-bound stages);
+    /// the recorder, whose cost is per transaction, lingers a little to commit fuller batches.
+    pub linger: Duration,
+    /// How many batches may be in flight at once (handled or being settled). 1 keeps the
+    /// stream's order (the recorder's chain, the gateway); stages whose effects are claimed
+    /// in KV overlap batches so one batch's publish round trips do not idle the next.
+    pub in_flight: usize,
 }
 
-/// Consumes until `shutdown` is cancelled. Cancellation is checked between batches only: the
-/// batch in flight is settled first.
+/// Consumes until `shutdown` is cancelled. On cancellation no new batch is taken; the
+/// batches in flight are settled first.
 pub async fn run<H: Handler>(
     handler: Arc<H>,
     bus: Bus,
@@ -154,14 +162,19 @@ pub async fn run<H: Handler>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let max_deliver = u64::try_from(consumer.cached_info().config.max_deliver).unwrap_or(u64::MAX);
-    let mut messages = open_messages(&consumer, options.batch).await?;
-    tracing::info!(stage = H::STAGE.as_str(), actor = %options.actor, "consuming");
+    let in_flight_limit = options.in_flight.max(1);
+    let buffer = options.batch.max(1) * in_flight_limit;
+    let mut messages = open_messages(&consumer, buffer).await?;
+    tracing::info!(stage = H::STAGE.as_str(), actor = %options.actor, in_flight = in_flight_limit, "consuming");
+    let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut stream_errors = 0u32;
     loop {
+        let room = in_flight.len() < in_flight_limit;
         let next = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            next = messages.next() => next,
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
+            next = messages.next(), if room => next,
         };
         let first = match next {
             Some(Ok(message)) => {
@@ -173,25 +186,34 @@ pub async fn run<H: Handler>(
                 tracing::warn!(%error, stage = H::STAGE.as_str(), "message stream error");
                 if stream_errors >= 3 {
                     tokio::time::sleep(retry_delay(stream_errors)).await;
-                    messages = open_messages(&consumer, options.batch).await?;
+                    messages = open_messages(&consumer, buffer).await?;
                 }
                 continue;
             }
             None => {
                 tracing::warn!(stage = H::STAGE.as_str(), "message stream ended; reopening");
-                messages = open_messages(&consumer, options.batch).await?;
+                messages = open_messages(&consumer, buffer).await?;
                 continue;
             }
         };
         let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + options.linger;
         while batch.len() < options.batch {
-            match messages.next().now_or_never() {
+            let next = if options.linger.is_zero() {
+                messages.next().now_or_never()
+            } else {
+                tokio::time::timeout_at(deadline, messages.next())
+                    .await
+                    .ok()
+            };
+            match next {
                 Some(Some(Ok(message))) => batch.push(message),
                 _ => break,
             }
         }
-        settle_batch(&handler, &bus, &options, max_deliver, batch).await;
+        in_flight.push(settle_batch(&handler, &bus, &options, max_deliver, batch));
     }
+    while in_flight.next().await.is_some() {}
     tracing::info!(stage = H::STAGE.as_str(), "stopped consuming");
     Ok(())
 }

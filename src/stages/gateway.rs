@@ -103,9 +103,11 @@ pub async fn run(
         deps,
         bus,
         consumer,
+        // One job at a time, in order: two operations on one container never interleave.
         LoopOptions {
             double_ack: true,
             batch: 1,
+            in_flight: 1,
             ..options
         },
         shutdown,
@@ -121,6 +123,7 @@ pub async fn execute(
     job_id: &str,
     origin: DateTime<Utc>,
 ) -> Result<Vec<Outgoing>, StageError> {
+    let received = Instant::now();
     let request = &job.request;
     let step = Step {
         subjects: &deps.bus.subjects,
@@ -275,6 +278,7 @@ pub async fn execute(
     {
         tracing::error!(%error, %key, "could not record the finished claim");
     }
+    metrics::gateway_overhead(received.elapsed().saturating_sub(elapsed));
     Ok(finished_events(
         &step,
         &finished,

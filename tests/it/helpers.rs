@@ -173,6 +173,8 @@ impl TestEnv {
             batch: 32,
             double_ack: false,
             actor: format!("{stage}@test"),
+            in_flight: 2,
+            linger: Duration::ZERO,
         }
     }
 

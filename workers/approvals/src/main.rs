@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
         telegram,
         pool: worker.settings.database.pool()?,
     };
-    let options = worker.loop_options(32)?;
+    let options = worker.loop_options(32, 1)?;
     let token = worker.shutdown.token();
     worker.run(approvals::run(deps, options, token)).await
 }

@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         token_ttl: duration_var("WINGMAN_TOKEN_TTL")?.unwrap_or(Duration::from_secs(600)),
         actor: worker.actor.clone(),
     };
-    let options = worker.loop_options(32)?;
+    let options = worker.loop_options(32, 4)?;
     let token = worker.shutdown.token();
     worker.run(authority::run(deps, options, token)).await
 }

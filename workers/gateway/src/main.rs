@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::error!(%error, "gateway HTTP stopped");
         }
     });
-    let options = worker.loop_options(1)?;
+    let options = worker.loop_options(1, 1)?;
     let token = worker.shutdown.token();
     worker.run(gateway::run(deps, options, token)).await
 }

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
         claims,
         actor: worker.actor.clone(),
     };
-    let options = worker.loop_options(64)?;
+    let options = worker.loop_options(64, 4)?;
     let token = worker.shutdown.token();
     worker.run(intake::run(deps, options, token)).await
 }

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
         wingman::store::migrate(&pool).await?;
     }
     let deps = RecorderDeps { pool };
-    let options = worker.loop_options(256)?;
+    let options = worker.loop_options(256, 1)?;
     let (bus, token) = (worker.bus.clone(), worker.shutdown.token());
     worker.run(recorder::run(deps, bus, options, token)).await
 }

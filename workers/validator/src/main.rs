@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         approval_ttl: duration_var("WINGMAN_APPROVAL_TTL")?.unwrap_or(Duration::from_secs(3600)),
         timeout: Duration::from_millis(2000),
     };
-    let options = worker.loop_options(64)?;
+    let options = worker.loop_options(64, 4)?;
     let token = worker.shutdown.token();
     worker.run(validator::run(deps, options, token)).await
 }
