@@ -21,6 +21,10 @@ use crate::metrics;
 use crate::request::Request;
 use crate::store::{audit, executions, requests};
 
+/// How long the recorder waits to fill a batch: a transaction costs a few round trips and a
+/// WAL flush whatever its size, so under load fuller batches are what keeps up.
+pub const RECORDER_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 pub struct RecorderDeps {
     /// The database the recorder alone writes.
     pub pool: PgPool,
@@ -69,6 +73,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer = bus.consumer("recorder").await?;
+    // One batch at a time, in stream order: the chain appends in that order, and a request's
+    // `request_received` always comes before its moves.
+    let options = LoopOptions {
+        in_flight: 1,
+        linger: options.linger.max(RECORDER_LINGER),
+        ..options
+    };
     consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
 }
 
@@ -102,47 +113,72 @@ async fn record(
     events: &[Envelope<AuditRecord>],
 ) -> Result<Vec<bool>, StageError> {
     let fresh = audit::append(connection, events).await?;
-    for (event, is_new) in events.iter().zip(&fresh) {
-        if *is_new {
-            project(connection, event).await?;
-        }
-    }
+    let new_events: Vec<&Envelope<AuditRecord>> = events
+        .iter()
+        .zip(&fresh)
+        .filter_map(|(event, is_new)| is_new.then_some(event))
+        .collect();
+    project(connection, &new_events).await?;
     Ok(fresh)
 }
 
-/// Applies one audit event to the request tables.
+/// Applies new audit events to the request tables, a few statements per batch: the received
+/// requests in one insert, then the status moves in rounds (the first move of each request,
+/// then the second, …) so each request's moves keep their order.
 async fn project(
     connection: &mut PgConnection,
-    event: &Envelope<AuditRecord>,
+    events: &[&Envelope<AuditRecord>],
 ) -> Result<(), StageError> {
-    let record = &event.body;
-    if record.kind == AuditKind::RequestReceived {
-        let request: Request =
-            serde_json::from_value(record.data["request"].clone()).map_err(|error| {
-                StageError::permanent(
-                    "undecodable",
-                    format!("request_received without a valid request: {error}"),
-                    Some(event.request_id),
-                )
-            })?;
-        requests::insert_received(connection, &request, event.at).await?;
-        return Ok(());
+    let mut received = Vec::new();
+    let mut moves: Vec<&Envelope<AuditRecord>> = Vec::new();
+    for event in events {
+        if event.body.kind == AuditKind::RequestReceived {
+            let request: Request = serde_json::from_value(event.body.data["request"].clone())
+                .map_err(|error| {
+                    StageError::permanent(
+                        "undecodable",
+                        format!("request_received without a valid request: {error}"),
+                        Some(event.request_id),
+                    )
+                })?;
+            received.push((request, event.at));
+        } else if event.body.status.is_some() {
+            moves.push(event);
+        }
     }
-    let Some(status) = record.status else {
-        return Ok(());
-    };
-    let fields = requests::StatusFields::from_data(&record.data);
-    match requests::move_status(
-        connection,
-        event.request_id.as_uuid(),
-        status,
-        event.at,
-        &fields,
-    )
-    .await?
-    {
-        requests::Moved::Applied => {
-            match record.kind {
+    requests::insert_received(connection, &received).await?;
+    while !moves.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let (round, later): (Vec<_>, Vec<_>) = moves
+            .into_iter()
+            .partition(|event| seen.insert(event.request_id));
+        moves = later;
+        apply_round(connection, &round).await?;
+    }
+    Ok(())
+}
+
+/// One move per request: the status moves, then the executions they record.
+async fn apply_round(
+    connection: &mut PgConnection,
+    round: &[&Envelope<AuditRecord>],
+) -> Result<(), StageError> {
+    let wanted: Vec<requests::Move> = round
+        .iter()
+        .filter_map(|event| {
+            Some(requests::Move {
+                request_id: event.request_id.as_uuid(),
+                status: event.body.status?,
+                at: event.at,
+                fields: requests::StatusFields::from_data(&event.body.data),
+            })
+        })
+        .collect();
+    let moved = requests::move_statuses(connection, &wanted).await?;
+    for (event, moved) in round.iter().zip(moved) {
+        let record = &event.body;
+        match moved {
+            requests::Moved::Applied => match record.kind {
                 AuditKind::ExecutionStarted => {
                     executions::started(
                         connection,
@@ -153,20 +189,21 @@ async fn project(
                     .await?;
                 }
                 AuditKind::ExecutionFinished => {
-                    executions::finished(connection, status.as_str(), &record.data, event.at)
-                        .await?;
+                    let status = record.status.map_or("", |status| status.as_str());
+                    executions::finished(connection, status, &record.data, event.at).await?;
                 }
                 _ => {}
+            },
+            requests::Moved::Refused { current } => {
+                tracing::warn!(request_id = %event.request_id, %current, wanted = ?record.status, "status move refused by the state machine; audited only");
             }
-            Ok(())
+            requests::Moved::Missing => {
+                return Err(StageError::Transient(anyhow::anyhow!(
+                    "request {} is not recorded yet; its received event will come first",
+                    event.request_id
+                )));
+            }
         }
-        requests::Moved::Refused { current } => {
-            tracing::warn!(request_id = %event.request_id, %current, wanted = %status, "status move refused by the state machine; audited only");
-            Ok(())
-        }
-        requests::Moved::Missing => Err(StageError::Transient(anyhow::anyhow!(
-            "request {} is not recorded yet; its received event will come first",
-            event.request_id
-        ))),
     }
+    Ok(())
 }

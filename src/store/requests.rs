@@ -104,102 +104,196 @@ pub enum Moved {
     Missing,
 }
 
-/// Inserts a newly received request (a no-op if it is already there).
+/// Inserts newly received requests in one statement (a request already there is left as
+/// it is).
 pub async fn insert_received(
     connection: &mut PgConnection,
-    request: &Request,
-    at: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    let operation = request
-        .command
-        .as_ref()
-        .map(|command| Json(serde_json::to_value(&command.operation).unwrap_or(Value::Null)));
-    let result = sqlx::query(
+    received: &[(Request, DateTime<Utc>)],
+) -> sqlx::Result<()> {
+    if received.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&Request) -> Option<String>| -> Vec<Option<String>> {
+        received.iter().map(|(request, _)| f(request)).collect()
+    };
+    let ids: Vec<Uuid> = received
+        .iter()
+        .map(|(request, _)| request.request_id.as_uuid())
+        .collect();
+    let operations: Vec<Option<Json<Value>>> = received
+        .iter()
+        .map(|(request, _)| {
+            request.command.as_ref().map(|command| {
+                Json(serde_json::to_value(&command.operation).unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let ats: Vec<DateTime<Utc>> = received.iter().map(|(_, at)| *at).collect();
+    sqlx::query(
         "INSERT INTO approval_requests
             (request_id, requester, environment, command, operation, title, description, risk_level,
              status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'RECEIVED', $9, $9)
+         SELECT r.request_id, r.requester, r.environment, r.command, r.operation, r.title,
+                r.description, r.risk_level, 'RECEIVED', r.at, r.at
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                     $7::text[], $8::text[], $9::timestamptz[])
+              AS r(request_id, requester, environment, command, operation, title, description,
+                   risk_level, at)
          ON CONFLICT (request_id) DO NOTHING",
     )
-    .bind(request.request_id.as_uuid())
-    .bind(&request.requester)
-    .bind(request.environment.as_str())
-    .bind(
-        request
-            .command
-            .as_ref()
-            .map(|command| command.line.as_str()),
-    )
-    .bind(operation)
-    .bind(&request.title)
-    .bind(&request.description)
-    .bind(request.risk_level.map(|risk| risk.as_str()))
-    .bind(at)
+    .bind(&ids)
+    .bind(column(|request| Some(request.requester.clone())))
+    .bind(column(|request| {
+        Some(request.environment.as_str().to_string())
+    }))
+    .bind(column(|request| {
+        request.command.as_ref().map(|command| command.line.clone())
+    }))
+    .bind(&operations)
+    .bind(column(|request| Some(request.title.clone())))
+    .bind(column(|request| Some(request.description.clone())))
+    .bind(column(|request| {
+        request.risk_level.map(|risk| risk.as_str().to_string())
+    }))
+    .bind(&ats)
     .execute(connection)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(())
 }
 
-/// Moves a request to `status` if the state machine allows it from where it is.
-pub async fn move_status(
+/// One wanted status move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Move {
+    pub request_id: Uuid,
+    pub status: Status,
+    pub at: DateTime<Utc>,
+    pub fields: StatusFields,
+}
+
+/// Applies moves of distinct requests in one statement; each request moves only if the state
+/// machine allows it from where it is. Returns what happened to each, in order.
+/// Two moves of one request in one call would have no defined order: the caller gives each
+/// request at most one move per call.
+pub async fn move_statuses(
     connection: &mut PgConnection,
-    request_id: Uuid,
-    status: Status,
-    at: DateTime<Utc>,
-    fields: &StatusFields,
-) -> sqlx::Result<Moved> {
-    let predecessors: Vec<&str> = status
-        .predecessors()
-        .iter()
-        .map(|status| status.as_str())
-        .collect();
-    let updated = sqlx::query(
-        "UPDATE approval_requests SET
-            status = $2, updated_at = $3,
-            validator_scores = COALESCE($4, validator_scores),
-            profile = COALESCE($5, profile),
-            composite_score = COALESCE($6, composite_score),
-            validation_applied = COALESCE($7, validation_applied),
-            rollout_bucket = COALESCE($8, rollout_bucket),
-            decided_by = COALESCE($9, decided_by),
-            decided_at = COALESCE($10, decided_at),
-            decision_note = COALESCE($11, decision_note),
-            false_positive = COALESCE($12, false_positive),
-            expires_at = COALESCE($13, expires_at),
-            validation_decision = COALESCE($15, validation_decision),
-            validation_error = COALESCE($16, validation_error)
-         WHERE request_id = $1 AND status = ANY($14)",
-    )
-    .bind(request_id)
-    .bind(status.as_str())
-    .bind(at)
-    .bind(fields.validator_scores.clone().map(Json))
-    .bind(&fields.profile)
-    .bind(fields.composite_score)
-    .bind(fields.validation_applied)
-    .bind(fields.rollout_bucket)
-    .bind(&fields.decided_by)
-    .bind(fields.decided_at)
-    .bind(&fields.decision_note)
-    .bind(fields.false_positive)
-    .bind(fields.expires_at)
-    .bind(&predecessors)
-    .bind(&fields.validation_decision)
-    .bind(fields.validation_error)
-    .execute(&mut *connection)
-    .await?;
-    if updated.rows_affected() == 1 {
-        return Ok(Moved::Applied);
+    moves: &[Move],
+) -> sqlx::Result<Vec<Moved>> {
+    if moves.is_empty() {
+        return Ok(Vec::new());
     }
-    let current: Option<String> =
-        sqlx::query_scalar("SELECT status FROM approval_requests WHERE request_id = $1")
-            .bind(request_id)
-            .fetch_optional(connection)
-            .await?;
-    Ok(match current.and_then(|text| text.parse::<Status>().ok()) {
-        Some(current) => Moved::Refused { current },
-        None => Moved::Missing,
-    })
+    let ids: Vec<Uuid> = moves.iter().map(|m| m.request_id).collect();
+    debug_assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        ids.len(),
+        "one move per request per call"
+    );
+    let texts =
+        |f: fn(&Move) -> Option<String>| -> Vec<Option<String>> { moves.iter().map(f).collect() };
+    let flags = |f: fn(&StatusFields) -> Option<bool>| -> Vec<Option<bool>> {
+        moves.iter().map(|m| f(&m.fields)).collect()
+    };
+    let times = |f: fn(&StatusFields) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+        moves.iter().map(|m| f(&m.fields)).collect()
+    };
+    let applied: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE approval_requests AS r SET
+            status = m.status, updated_at = m.at,
+            validator_scores = COALESCE(m.validator_scores, r.validator_scores),
+            profile = COALESCE(m.profile, r.profile),
+            composite_score = COALESCE(m.composite_score, r.composite_score),
+            validation_applied = COALESCE(m.validation_applied, r.validation_applied),
+            rollout_bucket = COALESCE(m.rollout_bucket, r.rollout_bucket),
+            decided_by = COALESCE(m.decided_by, r.decided_by),
+            decided_at = COALESCE(m.decided_at, r.decided_at),
+            decision_note = COALESCE(m.decision_note, r.decision_note),
+            false_positive = COALESCE(m.false_positive, r.false_positive),
+            expires_at = COALESCE(m.expires_at, r.expires_at),
+            validation_decision = COALESCE(m.validation_decision, r.validation_decision),
+            validation_error = COALESCE(m.validation_error, r.validation_error)
+         FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[],
+                     $6::text[], $7::int[], $8::bool[], $9::smallint[], $10::text[],
+                     $11::timestamptz[], $12::text[], $13::bool[], $14::timestamptz[],
+                     $15::text[], $16::bool[])
+              AS m(request_id, status, at, predecessors, validator_scores, profile,
+                   composite_score, validation_applied, rollout_bucket, decided_by, decided_at,
+                   decision_note, false_positive, expires_at, validation_decision,
+                   validation_error)
+         WHERE r.request_id = m.request_id
+           AND r.status = ANY(string_to_array(m.predecessors, ','))
+         RETURNING r.request_id",
+    )
+    .bind(&ids)
+    .bind(texts(|m| Some(m.status.as_str().to_string())))
+    .bind(moves.iter().map(|m| m.at).collect::<Vec<_>>())
+    .bind(texts(|m| {
+        Some(
+            m.status
+                .predecessors()
+                .iter()
+                .map(|status| status.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }))
+    .bind(
+        moves
+            .iter()
+            .map(|m| m.fields.validator_scores.clone().map(Json))
+            .collect::<Vec<_>>(),
+    )
+    .bind(texts(|m| m.fields.profile.clone()))
+    .bind(
+        moves
+            .iter()
+            .map(|m| m.fields.composite_score)
+            .collect::<Vec<_>>(),
+    )
+    .bind(flags(|fields| fields.validation_applied))
+    .bind(
+        moves
+            .iter()
+            .map(|m| m.fields.rollout_bucket)
+            .collect::<Vec<_>>(),
+    )
+    .bind(texts(|m| m.fields.decided_by.clone()))
+    .bind(times(|fields| fields.decided_at))
+    .bind(texts(|m| m.fields.decision_note.clone()))
+    .bind(flags(|fields| fields.false_positive))
+    .bind(times(|fields| fields.expires_at))
+    .bind(texts(|m| m.fields.validation_decision.clone()))
+    .bind(flags(|fields| fields.validation_error))
+    .fetch_all(&mut *connection)
+    .await?;
+    let applied: std::collections::HashSet<Uuid> = applied.into_iter().collect();
+    let others: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| !applied.contains(id))
+        .collect();
+    let current: std::collections::HashMap<Uuid, String> = if others.is_empty() {
+        Default::default()
+    } else {
+        sqlx::query_as::<_, (Uuid, String)>(
+            "SELECT request_id, status FROM approval_requests WHERE request_id = ANY($1)",
+        )
+        .bind(&others)
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    Ok(ids
+        .iter()
+        .map(|id| {
+            if applied.contains(id) {
+                return Moved::Applied;
+            }
+            match current.get(id).and_then(|text| text.parse::<Status>().ok()) {
+                Some(current) => Moved::Refused { current },
+                None => Moved::Missing,
+            }
+        })
+        .collect())
 }
 
 pub async fn get(pool: &PgPool, request_id: Uuid) -> sqlx::Result<Option<RequestRow>> {

@@ -145,6 +145,93 @@ async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the
     env.stop().await;
 }
 
+/// Events that arrive together are recorded together (one transaction, a few statements):
+/// each request still takes its moves in order and keeps every field they set.
+#[tokio::test]
+async fn a_backlog_of_many_requests_each_with_several_moves_is_recorded_in_order() {
+    let mut env = TestEnv::start().await;
+    let ids: Vec<RequestId> = (0..40)
+        .map(|_| RequestId::from_uuid(Uuid::new_v4()))
+        .collect();
+    let mut outgoing = Vec::new();
+    for id in &ids {
+        let request = wingman::request::parse_request(
+            request_json(id.as_uuid(), None).to_string().as_bytes(),
+            RequestId::generate,
+        )
+        .unwrap();
+        let events = [
+            audit(
+                *id,
+                AuditKind::RequestReceived,
+                Some(Status::Received),
+                json!({ "request": request }),
+            ),
+            audit(
+                *id,
+                AuditKind::RequestValidated,
+                Some(Status::Pending),
+                json!({"profile": "operational", "composite_score": 61}),
+            ),
+            audit(
+                *id,
+                AuditKind::ApprovalDecided,
+                Some(Status::Approved),
+                json!({"decided_by": "alice", "note": "checked the runbook"}),
+            ),
+            // Too late: EXPIRED may only follow PENDING. Audited, the row stays APPROVED.
+            audit(
+                *id,
+                AuditKind::RequestExpired,
+                Some(Status::Expired),
+                json!({}),
+            ),
+        ];
+        for event in events {
+            outgoing.push(Outgoing::json(
+                env.bus.subjects.audit(event.body.kind),
+                event.event_id.to_string(),
+                &event,
+            ));
+        }
+    }
+    // All 160 events wait in the stream before the recorder starts, so they come in batches.
+    publish_all(&env.bus.js, &outgoing).await.unwrap();
+    env.spawn_recorder();
+    env.wait_for_count("SELECT count(*) FROM audit_events", None, 160)
+        .await;
+    type Row = (
+        String,
+        Option<String>,
+        Option<i32>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT status, profile, composite_score, decided_by, decision_note
+             FROM approval_requests ORDER BY request_id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 40);
+    for row in rows {
+        assert_eq!(
+            row,
+            (
+                "APPROVED".to_string(),
+                Some("operational".to_string()),
+                Some(61),
+                Some("alice".to_string()),
+                Some("checked the runbook".to_string())
+            )
+        );
+    }
+    let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
+    assert_eq!((chain.rows, chain.broken), (160, None));
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn the_audit_log_refuses_updates_and_deletes() {
     let mut env = TestEnv::start().await;
