@@ -1,0 +1,211 @@
+//! The fault-injection suite: under a steady load, SIGKILL each worker in turn (and restart
+//! it), restart nats-server, stop PostgreSQL for 20 s; then every submitted request must reach
+//! its final state exactly once and the audit chain must verify.
+
+use std::sync::{Arc, Mutex};
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::WORKERS;
+use crate::harness::Pipeline;
+use crate::load::{instruction, remove_container, restart, start_container};
+
+const PORT: u16 = 14_222;
+
+fn start_nats(store: &std::path::Path) -> anyhow::Result<Child> {
+    Ok(Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &PORT.to_string(), "-js", "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+async fn wait_port(port: u16) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("nothing listens on {port}")
+}
+
+fn postgres(action: &str) -> anyhow::Result<()> {
+    let version = std::fs::read_dir("/etc/postgresql")?
+        .filter_map(|entry| {
+            entry
+                .ok()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+        })
+        .max()
+        .ok_or_else(|| anyhow::anyhow!("no PostgreSQL cluster in /etc/postgresql"))?;
+    let status = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", action])
+        .status()?;
+    anyhow::ensure!(status.success(), "pg_ctlcluster {action} failed");
+    Ok(())
+}
+
+/// A publisher that retries until JetStream acks (same id: a retry is a duplicate, dropped).
+async fn submit(js: &jetstream::Context, subject: &str, id: Uuid, body: &Value) {
+    loop {
+        let sent = js
+            .send_publish(
+                subject.to_string(),
+                PublishMessage::build()
+                    .payload(body.to_string().into())
+                    .message_id(id.to_string()),
+            )
+            .await;
+        if let Ok(ack) = sent
+            && tokio::time::timeout(Duration::from_secs(5), ack.into_future())
+                .await
+                .is_ok_and(|ack| ack.is_ok())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn run(quick: bool) -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let mut nats = start_nats(store.path())?;
+    wait_port(PORT).await?;
+    let url = format!("nats://127.0.0.1:{PORT}");
+    let mut run = Pipeline::start(&url).await?;
+    let container = start_container("wf")?;
+
+    let submitted: Arc<Mutex<Vec<(Uuid, bool)>>> = Arc::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = {
+        let (js, subject, submitted, stop, container) = (
+            run.js.clone(),
+            format!("{}.requests.submitted", run.prefix),
+            Arc::clone(&submitted),
+            stop.clone(),
+            container.clone(),
+        );
+        tokio::spawn(async move {
+            let mut index = 0u64;
+            while !stop.is_cancelled() {
+                let id = Uuid::now_v7();
+                let executing = index.is_multiple_of(10);
+                let body = if executing {
+                    restart(id, "faults", &container)
+                } else {
+                    instruction(id, "faults", "dev", &container)
+                };
+                submit(&js, &subject, id, &body).await;
+                submitted.lock().unwrap().push((id, executing));
+                index += 1;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        })
+    };
+    let pause = |seconds: u64| tokio::time::sleep(Duration::from_secs(seconds));
+    pause(3).await;
+    for name in WORKERS {
+        println!("fault: SIGKILL wingman-{name}, then start it again");
+        run.kill_and_restart(name)?;
+        pause(if quick { 1 } else { 3 }).await;
+        run.revive()?;
+    }
+    println!("fault: restart nats-server");
+    nats.kill()?;
+    nats.wait()?;
+    pause(1).await;
+    nats = start_nats(store.path())?;
+    wait_port(PORT).await?;
+    for _ in 0..5 {
+        pause(1).await;
+        run.revive()?;
+    }
+    println!("fault: stop PostgreSQL for 20 s");
+    postgres("stop")?;
+    for _ in 0..20 {
+        pause(1).await;
+        run.revive()?;
+    }
+    postgres("start")?;
+    pause(3).await;
+    stop.cancel();
+    load.await?;
+    let submitted = submitted.lock().unwrap().clone();
+    let executing = submitted.iter().filter(|(_, executing)| *executing).count();
+    println!(
+        "load stopped: {} submitted ({executing} executing); waiting for every request to settle",
+        submitted.len()
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut final_count, mut rows) = (0i64, 0i64);
+    while Instant::now() < deadline {
+        run.revive()?;
+        if let Ok((f, r)) = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT count(*) FILTER (WHERE (command IS NULL AND status <> 'RECEIVED')
+                                      OR status IN ('SUCCEEDED', 'FAILED', 'INDETERMINATE')),
+                    count(*) FROM approval_requests",
+        )
+        .fetch_one(&run.pool)
+        .await
+        {
+            (final_count, rows) = (f, r);
+            if final_count as usize == submitted.len() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let duplicates: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT request_id, kind FROM audit_events
+           WHERE kind IN ('request_received', 'request_validated', 'token_minted', 'execution_started', 'execution_finished')
+           GROUP BY 1, 2 HAVING count(*) > 1) AS twice",
+    )
+    .fetch_one(&run.pool)
+    .await?;
+    let double_executions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT request_id FROM executions GROUP BY 1 HAVING count(*) > 1) AS twice",
+    )
+    .fetch_one(&run.pool)
+    .await?;
+    let indeterminate: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM approval_requests WHERE status = 'INDETERMINATE'")
+            .fetch_one(&run.pool)
+            .await?;
+    let chain = wingman::store::chain::verify(&run.pool).await?;
+    let lost = submitted.len() as i64 - rows;
+    println!(
+        "fault suite: submitted {}, final {final_count}, lost {lost}, duplicates {duplicates}, double executions {double_executions}, \
+         indeterminate {indeterminate}, audit chain {} ({} rows)",
+        submitted.len(),
+        match &chain.broken {
+            None => "verifies".to_string(),
+            Some((seq, problem)) => format!("BROKEN at {seq}: {problem}"),
+        },
+        chain.rows,
+    );
+    remove_container(&container);
+    run.stop().await;
+    nats.kill()?;
+    let _ = nats.wait();
+    anyhow::ensure!(
+        lost == 0
+            && duplicates == 0
+            && double_executions == 0
+            && chain.broken.is_none()
+            && final_count as usize == submitted.len(),
+        "the fault suite found a problem (see the line above)"
+    );
+    println!("{} passed, 0 failed", submitted.len());
+    Ok(())
+}

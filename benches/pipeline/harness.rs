@@ -1,0 +1,326 @@
+//! The pipeline under test: real worker processes under a private subject prefix and a
+//! fresh database, their ops ports, and their resident memory.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use uuid::Uuid;
+
+use crate::{POSTGRES, WORKERS};
+
+pub struct Pipeline {
+    pub prefix: String,
+    pub database: String,
+    pub nats_url: String,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub pool: sqlx::PgPool,
+    /// (worker name, process, ops port)
+    pub children: Vec<(String, Child, u16)>,
+    pub keys: tempfile::TempDir,
+}
+
+impl Pipeline {
+    pub async fn start(nats_url: &str) -> anyhow::Result<Self> {
+        let id = Uuid::new_v4().simple().to_string();
+        let prefix = format!("wb_{}", &id[..10]);
+        let database = prefix.clone();
+        let admin = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&admin)
+            .await?;
+        let keys = tempfile::tempdir()?;
+        wingman::token::write_keypair(keys.path(), "wingman")?;
+        let api_keys = keys.path().join("api_keys.toml");
+        std::fs::write(
+            &api_keys,
+            wingman::access::entry_toml("bench", "wmk_bench", &[wingman::access::Role::Submit]),
+        )?;
+        let client = async_nats::connect(nats_url).await?;
+        let js = jetstream::new(client.clone());
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_lazy(&format!("{POSTGRES}/{database}"))?;
+        let mut pipeline = Self {
+            prefix,
+            database,
+            nats_url: nats_url.to_string(),
+            client,
+            js,
+            pool,
+            children: Vec::new(),
+            keys,
+        };
+        for (index, name) in WORKERS.iter().enumerate() {
+            let port = 19_600 + index as u16;
+            let child = pipeline.spawn_worker(name, port)?;
+            pipeline.children.push((name.to_string(), child, port));
+        }
+        for (_, _, port) in &pipeline.children {
+            wait_healthy(*port).await?;
+        }
+        Ok(pipeline)
+    }
+
+    pub fn spawn_worker(&self, name: &str, port: u16) -> anyhow::Result<Child> {
+        let child = Command::new(bin_dir().join(format!("wingman-{name}")))
+            .env("NATS_URL", &self.nats_url)
+            .env("WINGMAN_SUBJECT_PREFIX", &self.prefix)
+            .env("DATABASE_URL", format!("{POSTGRES}/{}", self.database))
+            .env("METRICS_PORT", port.to_string())
+            .env("RUST_LOG", "error")
+            .env("VALIDATION_ENABLED", "1")
+            .env("VALIDATION_ROLLOUT_PERCENT", "100")
+            .env("WINGMAN_CONSOLE_APPROVERS", "bench")
+            .env("ALLOWED_ENVIRONMENTS", "dev")
+            .env("GATEWAY_PORT", "0")
+            .env("WINGMAN_ACK_WAIT_SECS", "5")
+            .env("WINGMAN_GATEWAY_LEASE_SECS", "10")
+            .env("WINGMAN_NATS_CONNECT_ATTEMPTS", "60")
+            .env("DOCKER_HOST", crate::load::docker_host())
+            .env(
+                "WINGMAN_SIGNING_KEY_FILE",
+                self.keys.path().join("wingman.key"),
+            )
+            .env(
+                "WINGMAN_VERIFY_KEY_FILE",
+                self.keys.path().join("wingman.pub"),
+            )
+            .env(
+                "WINGMAN_API_KEYS_FILE",
+                self.keys.path().join("api_keys.toml"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(child)
+    }
+
+    /// Restarts every worker that exited (what `restart: unless-stopped` does in production).
+    pub fn revive(&mut self) -> anyhow::Result<usize> {
+        let mut revived = 0;
+        for index in 0..self.children.len() {
+            if self.children[index].1.try_wait()?.is_some() {
+                let (name, port) = (self.children[index].0.clone(), self.children[index].2);
+                self.children[index].1 = self.spawn_worker(&name, port)?;
+                revived += 1;
+            }
+        }
+        Ok(revived)
+    }
+
+    /// SIGKILLs one worker and starts it again.
+    pub fn kill_and_restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let index = self
+            .children
+            .iter()
+            .position(|(n, ..)| n == name)
+            .expect("a worker");
+        self.children[index].1.kill()?;
+        self.children[index].1.wait()?;
+        let port = self.children[index].2;
+        self.children[index].1 = self.spawn_worker(name, port)?;
+        Ok(())
+    }
+
+    /// (worker name, pid) of every worker process.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(name, child, _)| (name.clone(), child.id()))
+            .collect()
+    }
+
+    pub fn rss(&self) -> HashMap<&'static str, f64> {
+        self.read_status("VmRSS:")
+    }
+
+    pub fn rss_peak(&self) -> HashMap<&'static str, f64> {
+        self.read_status("VmHWM:")
+    }
+
+    fn read_status(&self, field: &str) -> HashMap<&'static str, f64> {
+        let mut out = HashMap::new();
+        for (name, (_, child, _)) in WORKERS.iter().zip(&self.children) {
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            let kib: f64 = status
+                .lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0.0);
+            out.insert(*name, kib / 1024.0);
+        }
+        out
+    }
+
+    /// (messages stored, deliveries to durable consumers) so far in this pipeline's streams
+    /// and KV buckets, from the server's own counts.
+    pub async fn message_counts(&self) -> anyhow::Result<(u64, u64)> {
+        let subjects = wingman::bus::subjects::Subjects::new(&self.prefix)?;
+        let topology = wingman::bus::topology::Topology::declared(&subjects, &Default::default());
+        let mut names: Vec<String> = topology
+            .streams
+            .iter()
+            .map(|config| config.name.clone())
+            .collect();
+        names.extend(
+            topology
+                .buckets
+                .iter()
+                .map(|def| format!("KV_{}", def.bucket)),
+        );
+        let (mut stored, mut delivered) = (0, 0);
+        for name in names {
+            let mut stream = self.js.get_stream(&name).await?;
+            stored += stream.info().await?.state.messages;
+        }
+        for def in &topology.consumers {
+            let mut consumer: jetstream::consumer::PullConsumer = self
+                .js
+                .get_consumer_from_stream(
+                    &def.config.durable_name.clone().unwrap_or_default(),
+                    &def.stream,
+                )
+                .await?;
+            delivered += consumer.info().await?.delivered.consumer_sequence;
+        }
+        Ok((stored, delivered))
+    }
+
+    /// (p50, p99) upper bounds per stage from each worker's handling histogram.
+    pub async fn stage_latencies(&self) -> Vec<(String, (f64, f64))> {
+        let mut out = Vec::new();
+        for (name, ..) in &self.children {
+            let filter = format!("stage=\"{name}\"");
+            if let Some(quantiles) = self
+                .histogram(name, "pipeline_handle_duration_seconds", &filter)
+                .await
+            {
+                out.push((name.clone(), quantiles));
+            }
+        }
+        out
+    }
+
+    /// The sum of one worker's samples whose line starts with `series` (a metric name and,
+    /// optionally, the start of its labels); 0 when there are none.
+    pub async fn metric_sum(&self, worker: &str, series: &str) -> f64 {
+        let Some((.., port)) = self.children.iter().find(|(name, ..)| name == worker) else {
+            return 0.0;
+        };
+        let Ok(text) = reqwest_get(*port).await else {
+            return 0.0;
+        };
+        text.lines()
+            .filter(|line| line.starts_with(series))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Mean messages per batch of each worker's stage.
+    pub async fn batch_sizes(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for (name, ..) in &self.children {
+            let sum = self.metric_sum(name, "pipeline_batch_messages_sum").await;
+            let count = self.metric_sum(name, "pipeline_batch_messages_count").await;
+            if count > 0.0 {
+                out.push((name.clone(), sum / count));
+            }
+        }
+        out
+    }
+
+    /// (p50, p99) upper bounds (bucket bounds) of one histogram on one worker's `/metrics`,
+    /// over the series whose labels contain `filter`; None when it has no samples.
+    pub async fn histogram(&self, worker: &str, metric: &str, filter: &str) -> Option<(f64, f64)> {
+        let (.., port) = self.children.iter().find(|(name, ..)| name == worker)?;
+        let text = reqwest_get(*port).await.ok()?;
+        let prefix = format!("{metric}_bucket{{");
+        let mut buckets: Vec<(f64, f64)> = text
+            .lines()
+            .filter(|line| line.starts_with(&prefix) && line.contains(filter))
+            .filter_map(|line| {
+                let le = line.split("le=\"").nth(1)?.split('"').next()?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                let count: f64 = line.rsplit(' ').next()?.parse().ok()?;
+                Some((le, count))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total = buckets
+            .last()
+            .map(|(_, count)| *count)
+            .filter(|total| *total > 0.0)?;
+        let quantile = |q: f64| {
+            buckets
+                .iter()
+                .find(|(_, count)| *count >= total * q)
+                .map_or(f64::INFINITY, |(le, _)| *le)
+        };
+        Some((quantile(0.5), quantile(0.99)))
+    }
+
+    pub async fn stop(mut self) {
+        for (_, child, _) in &mut self.children {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+        self.pool.close().await;
+        if let Ok(admin) = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            )))
+            .execute(&admin)
+            .await;
+        }
+        let subjects = wingman::bus::subjects::Subjects::new(&self.prefix).unwrap();
+        wingman::bus::topology::Topology::declared(&subjects, &Default::default())
+            .delete_all(&self.js)
+            .await;
+    }
+}
+
+async fn reqwest_get(port: u16) -> anyhow::Result<String> {
+    Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?)
+}
+
+pub async fn wait_healthy(port: u16) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("a worker on ops port {port} never became healthy")
+}
+
+/// Where the worker binaries are: next to this bench's profile directory.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a target dir")
+        .to_path_buf();
+    assert!(
+        dir.join("wingman-intake").exists(),
+        "build the workers first: cargo build --release --workspace --bins (looked in {})",
+        dir.display()
+    );
+    dir
+}
