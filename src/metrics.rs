@@ -14,6 +14,8 @@ use crate::events::{AuditKind, Stage};
 pub const MESSAGES_TOTAL: &str = "pipeline_messages_total";
 pub const HANDLE_DURATION: &str = "pipeline_handle_duration_seconds";
 pub const BATCH_MESSAGES: &str = "pipeline_batch_messages";
+pub const QUEUE_WAIT: &str = "pipeline_queue_wait_seconds";
+pub const SETTLE_DURATION: &str = "pipeline_settle_duration_seconds";
 pub const DLQ_TOTAL: &str = "pipeline_dlq_messages_total";
 pub const REQUESTS_RECEIVED: &str = "requests_received_total";
 pub const REQUESTS_INVALID: &str = "requests_invalid_total";
@@ -52,6 +54,18 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         "histogram",
         &["stage"],
         "time a stage spent handling one message",
+    ),
+    (
+        QUEUE_WAIT,
+        "histogram",
+        &["stage"],
+        "time a message waited in JetStream before its stage took it (first deliveries; the server's clock against the worker's)",
+    ),
+    (
+        SETTLE_DURATION,
+        "histogram",
+        &["stage"],
+        "time to publish a batch's outputs, awaiting JetStream's acks, and ack its messages",
     ),
     (
         BATCH_MESSAGES,
@@ -243,6 +257,16 @@ pub fn render(handle: &PrometheusHandle) -> String {
 /// `dead_lettered` or `unsettled`.
 pub fn message_settled(stage: Stage, outcome: &'static str) {
     counter!(MESSAGES_TOTAL, "stage" => stage.as_str(), "outcome" => outcome).increment(1);
+}
+
+/// A message reached its stage `waited` after JetStream stored it.
+pub fn queue_waited(stage: Stage, waited: Duration) {
+    histogram!(QUEUE_WAIT, "stage" => stage.as_str()).record(waited.as_secs_f64());
+}
+
+/// A batch's outputs were published and its messages acked in `elapsed`.
+pub fn batch_settled(stage: Stage, elapsed: Duration) {
+    histogram!(SETTLE_DURATION, "stage" => stage.as_str()).record(elapsed.as_secs_f64());
 }
 
 /// A batch of `count` messages was handled in `elapsed`; recorded per message.

@@ -238,13 +238,25 @@ impl Pipeline {
     /// (p50, p99) upper bounds (bucket bounds) of one histogram on one worker's `/metrics`,
     /// over the series whose labels contain `filter`; None when it has no samples.
     pub async fn histogram(&self, worker: &str, metric: &str, filter: &str) -> Option<(f64, f64)> {
-        let (.., port) = self.children.iter().find(|(name, ..)| name == worker)?;
-        let text = reqwest_get(*port).await.ok()?;
+        quantiles(&self.buckets(worker, metric, filter).await, &[])
+    }
+
+    /// One histogram's cumulative buckets (upper bound, count), summed over the series whose
+    /// labels contain `filter`.
+    pub async fn buckets(&self, worker: &str, metric: &str, filter: &str) -> Vec<(f64, f64)> {
+        let Some((.., port)) = self.children.iter().find(|(name, ..)| name == worker) else {
+            return Vec::new();
+        };
+        let Ok(text) = reqwest_get(*port).await else {
+            return Vec::new();
+        };
         let prefix = format!("{metric}_bucket{{");
-        let mut buckets: Vec<(f64, f64)> = text
+        let mut buckets: Vec<(f64, f64)> = Vec::new();
+        for line in text
             .lines()
             .filter(|line| line.starts_with(&prefix) && line.contains(filter))
-            .filter_map(|line| {
+        {
+            let parsed = (|| {
                 let le = line.split("le=\"").nth(1)?.split('"').next()?;
                 let le = if le == "+Inf" {
                     f64::INFINITY
@@ -253,20 +265,16 @@ impl Pipeline {
                 };
                 let count: f64 = line.rsplit(' ').next()?.parse().ok()?;
                 Some((le, count))
-            })
-            .collect();
+            })();
+            if let Some((le, count)) = parsed {
+                match buckets.iter_mut().find(|(bound, _)| *bound == le) {
+                    Some((_, total)) => *total += count,
+                    None => buckets.push((le, count)),
+                }
+            }
+        }
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let total = buckets
-            .last()
-            .map(|(_, count)| *count)
-            .filter(|total| *total > 0.0)?;
-        let quantile = |q: f64| {
-            buckets
-                .iter()
-                .find(|(_, count)| *count >= total * q)
-                .map_or(f64::INFINITY, |(le, _)| *le)
-        };
-        Some((quantile(0.5), quantile(0.99)))
+        buckets
     }
 
     pub async fn stop(mut self) {
@@ -323,4 +331,30 @@ pub fn bin_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// (p50, p99) upper bounds of the samples recorded between two snapshots of one histogram's
+/// cumulative buckets (`before` may be empty); None when none were recorded.
+pub fn quantiles(after: &[(f64, f64)], before: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, count)| {
+            let earlier = before
+                .iter()
+                .find(|(bound, _)| bound == le)
+                .map_or(0.0, |(_, count)| *count);
+            (*le, count - earlier)
+        })
+        .collect();
+    let total = counts
+        .last()
+        .map(|(_, count)| *count)
+        .filter(|total| *total > 0.0)?;
+    let at = |q: f64| {
+        counts
+            .iter()
+            .find(|(_, count)| *count >= total * q)
+            .map_or(f64::INFINITY, |(le, _)| *le)
+    };
+    Some((at(0.5), at(0.99)))
 }

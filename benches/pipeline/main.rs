@@ -75,7 +75,9 @@ async fn main() -> anyhow::Result<()> {
     let decided = run.decisions(requests).await?;
     let cpu_after = cpu::sample(&run.pids());
     let (stored, delivered) = run.message_counts().await?;
+    let path_before = decision_path(&run).await;
     let paced = run.paced(rate, rate_seconds).await?;
+    let path_after = decision_path(&run).await;
     let executed = run.executions(executions).await?;
     let raw = load::raw_restarts(executions).await?;
     let stages = run.stage_latencies().await;
@@ -113,6 +115,15 @@ async fn main() -> anyhow::Result<()> {
         "submit → decision at {:>4.0}/s:   p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
         paced.throughput, paced.p50, paced.p99, paced.max
     );
+    println!("  where it goes at {rate}/s (p50 / p99 bounds, from the workers' histograms):");
+    for ((stage, part, after), (.., before)) in path_after.iter().zip(&path_before) {
+        let (p50, p99) = harness::quantiles(after, before).unwrap_or((f64::NAN, f64::NAN));
+        println!(
+            "    {stage:<10} {part:<34} ≤ {:>7.2} ms / ≤ {:>7.2} ms",
+            p50 * 1e3,
+            p99 * 1e3
+        );
+    }
     println!(
         "submit → executed:             p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  ({executions} restarts on the real engine)",
         executed.p50, executed.p99, executed.max
@@ -153,6 +164,27 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Snapshots of the histograms along the path to a decision: for intake and validator, the
+/// wait in JetStream, the handling, and the publishing of their outputs (the validator's
+/// includes the decision's status event).
+async fn decision_path(run: &Pipeline) -> Vec<(&'static str, &'static str, Vec<(f64, f64)>)> {
+    let mut out = Vec::new();
+    for stage in ["intake", "validator"] {
+        for (part, metric) in [
+            ("waiting in JetStream", "pipeline_queue_wait_seconds"),
+            ("handling (per message)", "pipeline_handle_duration_seconds"),
+            (
+                "publishing + acking (per batch)",
+                "pipeline_settle_duration_seconds",
+            ),
+        ] {
+            let filter = format!("stage=\"{stage}\"");
+            out.push((stage, part, run.buckets(stage, metric, &filter).await));
+        }
+    }
+    out
 }
 
 fn value_of<T: std::str::FromStr>(args: &[String], flag: &str) -> Option<T> {

@@ -240,9 +240,17 @@ async fn settle_batch<H: Handler>(
     batch: Vec<jetstream::Message>,
 ) {
     let deliveries: Vec<Delivery> = batch.iter().map(to_delivery).collect();
+    let taken = Utc::now();
+    for delivery in deliveries.iter().filter(|delivery| delivery.delivered == 1) {
+        metrics::queue_waited(
+            H::STAGE,
+            (taken - delivery.published).to_std().unwrap_or_default(),
+        );
+    }
     let started = Instant::now();
     let results = handle_guarded(handler, deliveries.clone()).await;
     metrics::batch_handled(H::STAGE, started.elapsed(), deliveries.len());
+    let settling = Instant::now();
     let settles =
         batch
             .iter()
@@ -260,6 +268,7 @@ async fn settle_batch<H: Handler>(
                 )
             });
     futures::future::join_all(settles).await;
+    metrics::batch_settled(H::STAGE, settling.elapsed());
 }
 
 /// Runs the handler on its own task so a panic cannot take the worker down. After a panic
