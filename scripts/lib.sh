@@ -59,9 +59,3 @@ ensure_docker_engine() {
   exports=$(scripts/docker-engine.sh) || { echo "error: could not start the Docker Engine" >&2; return 1; }
   eval "$(grep '^export ' <<<"$exports")"
 }
-
-ensure_promtool() {
-  command -v promtool >/dev/null && return 0
-  say "installing promtool (Debian's prometheus package)"
-  apt_install prometheus
-}

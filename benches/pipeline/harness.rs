@@ -207,27 +207,27 @@ impl Pipeline {
         out
     }
 
+    /// One worker's `/metrics` text (empty when it does not answer).
+    async fn scrape(&self, worker: &str) -> String {
+        match self.children.iter().find(|(name, ..)| name == worker) {
+            Some((.., port)) => reqwest_get(*port).await.unwrap_or_default(),
+            None => String::new(),
+        }
+    }
+
     /// The sum of one worker's samples whose line starts with `series` (a metric name and,
     /// optionally, the start of its labels); 0 when there are none.
     pub async fn metric_sum(&self, worker: &str, series: &str) -> f64 {
-        let Some((.., port)) = self.children.iter().find(|(name, ..)| name == worker) else {
-            return 0.0;
-        };
-        let Ok(text) = reqwest_get(*port).await else {
-            return 0.0;
-        };
-        text.lines()
-            .filter(|line| line.starts_with(series))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        sum_of(&self.scrape(worker).await, series)
     }
 
     /// Mean messages per batch of each worker's stage.
     pub async fn batch_sizes(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
         for (name, ..) in &self.children {
-            let sum = self.metric_sum(name, "pipeline_batch_messages_sum").await;
-            let count = self.metric_sum(name, "pipeline_batch_messages_count").await;
+            let text = self.scrape(name).await;
+            let sum = sum_of(&text, "pipeline_batch_messages_sum");
+            let count = sum_of(&text, "pipeline_batch_messages_count");
             if count > 0.0 {
                 out.push((name.clone(), sum / count));
             }
@@ -244,12 +244,7 @@ impl Pipeline {
     /// One histogram's cumulative buckets (upper bound, count), summed over the series whose
     /// labels contain `filter`.
     pub async fn buckets(&self, worker: &str, metric: &str, filter: &str) -> Vec<(f64, f64)> {
-        let Some((.., port)) = self.children.iter().find(|(name, ..)| name == worker) else {
-            return Vec::new();
-        };
-        let Ok(text) = reqwest_get(*port).await else {
-            return Vec::new();
-        };
+        let text = self.scrape(worker).await;
         let prefix = format!("{metric}_bucket{{");
         let mut buckets: Vec<(f64, f64)> = Vec::new();
         for line in text
@@ -357,4 +352,11 @@ pub fn quantiles(after: &[(f64, f64)], before: &[(f64, f64)]) -> Option<(f64, f6
             .map_or(f64::INFINITY, |(le, _)| *le)
     };
     Some((at(0.5), at(0.99)))
+}
+
+fn sum_of(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(series))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

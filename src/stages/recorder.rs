@@ -19,6 +19,7 @@ use crate::envelope::Envelope;
 use crate::events::{AuditKind, AuditRecord, Stage};
 use crate::metrics;
 use crate::request::Request;
+use crate::status::Status;
 use crate::store::{audit, executions, requests};
 
 /// How long the recorder waits to fill a batch: a transaction costs a few round trips and a
@@ -92,11 +93,7 @@ async fn record_batch(pool: &PgPool, events: &[Envelope<AuditRecord>]) -> Result
 }
 
 async fn record_one(pool: &PgPool, event: &Envelope<AuditRecord>) -> Result<Outcome, StageError> {
-    let events = std::slice::from_ref(event);
-    let mut transaction = pool.begin().await?;
-    let fresh = record(&mut transaction, events).await?;
-    transaction.commit().await?;
-    count(events, &fresh);
+    record_batch(pool, std::slice::from_ref(event)).await?;
     Ok(Outcome::Done)
 }
 
@@ -130,7 +127,7 @@ async fn project(
     events: &[&Envelope<AuditRecord>],
 ) -> Result<(), StageError> {
     let mut received = Vec::new();
-    let mut moves: Vec<&Envelope<AuditRecord>> = Vec::new();
+    let mut moves: Vec<(&Envelope<AuditRecord>, Status)> = Vec::new();
     for event in events {
         if event.body.kind == AuditKind::RequestReceived {
             let request: Request = serde_json::from_value(event.body.data["request"].clone())
@@ -142,8 +139,8 @@ async fn project(
                     )
                 })?;
             received.push((request, event.at));
-        } else if event.body.status.is_some() {
-            moves.push(event);
+        } else if let Some(status) = event.body.status {
+            moves.push((event, status));
         }
     }
     requests::insert_received(connection, &received).await?;
@@ -151,7 +148,7 @@ async fn project(
         let mut seen = std::collections::HashSet::new();
         let (round, later): (Vec<_>, Vec<_>) = moves
             .into_iter()
-            .partition(|event| seen.insert(event.request_id));
+            .partition(|(event, _)| seen.insert(event.request_id));
         moves = later;
         apply_round(connection, &round).await?;
     }
@@ -161,21 +158,19 @@ async fn project(
 /// One move per request: the status moves, then the executions they record.
 async fn apply_round(
     connection: &mut PgConnection,
-    round: &[&Envelope<AuditRecord>],
+    round: &[(&Envelope<AuditRecord>, Status)],
 ) -> Result<(), StageError> {
     let wanted: Vec<requests::Move> = round
         .iter()
-        .filter_map(|event| {
-            Some(requests::Move {
-                request_id: event.request_id.as_uuid(),
-                status: event.body.status?,
-                at: event.at,
-                fields: requests::StatusFields::from_data(&event.body.data),
-            })
+        .map(|(event, status)| requests::Move {
+            request_id: event.request_id.as_uuid(),
+            status: *status,
+            at: event.at,
+            fields: requests::StatusFields::from_data(&event.body.data),
         })
         .collect();
     let moved = requests::move_statuses(connection, &wanted).await?;
-    for (event, moved) in round.iter().zip(moved) {
+    for ((event, status), moved) in round.iter().zip(moved) {
         let record = &event.body;
         match moved {
             requests::Moved::Applied => match record.kind {
@@ -189,13 +184,13 @@ async fn apply_round(
                     .await?;
                 }
                 AuditKind::ExecutionFinished => {
-                    let status = record.status.map_or("", |status| status.as_str());
-                    executions::finished(connection, status, &record.data, event.at).await?;
+                    executions::finished(connection, status.as_str(), &record.data, event.at)
+                        .await?;
                 }
                 _ => {}
             },
             requests::Moved::Refused { current } => {
-                tracing::warn!(request_id = %event.request_id, %current, wanted = ?record.status, "status move refused by the state machine; audited only");
+                tracing::warn!(request_id = %event.request_id, %current, wanted = %status, "status move refused by the state machine; audited only");
             }
             requests::Moved::Missing => {
                 return Err(StageError::Transient(anyhow::anyhow!(
