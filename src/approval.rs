@@ -15,6 +15,9 @@ use crate::bus::Bus;
 use crate::bus::publish::publish_all;
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Decided, Stage};
+use crate::identity::Principal;
+use crate::identity::console_vote::{self, SignedVote};
+use crate::identity::roster::{Approver, Roster, RosterStore};
 use crate::request::{Environment, Request};
 use crate::stages::Step;
 use crate::stages::authority::DecisionClaim;
@@ -41,7 +44,7 @@ pub struct ApprovalRecord {
     /// Telegram messages showing this request (chat id, message id).
     #[serde(default)]
     pub messages: Vec<(i64, i32)>,
-    /// Approvals so far (prd may need two distinct ones).
+    /// Approvers (roster names) who approved so far (prd may need two distinct ones).
     #[serde(default)]
     pub votes: Vec<String>,
     /// What happened since the prompt (decision, expiry, execution), shown under it.
@@ -49,11 +52,13 @@ pub struct ApprovalRecord {
     pub outcomes: Vec<String>,
 }
 
-/// Who may decide and how many must agree.
-#[derive(Debug, Clone)]
+/// What the deployment adds to the roster (`crate::identity::roster`), and how many must
+/// agree.
+#[derive(Debug, Clone, Default)]
 pub struct Rules {
-    /// Approver ids allowed to decide (`telegram:<user id>`, `cli:<name>`). Empty: nobody.
-    pub approvers: Vec<String>,
+    /// `TELEGRAM_APPROVER_IDS`: Telegram user ids that decide, each as an approver of its own
+    /// unless the roster lists the id under a person.
+    pub telegram_ids: Vec<i64>,
     /// Distinct approvals a prd request needs (`WINGMAN_PRD_APPROVALS`, default 1).
     pub prd_approvals: usize,
 }
@@ -65,13 +70,30 @@ pub enum Verdict {
     Reject,
 }
 
-/// One approver's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Vote {
+/// Where a vote came from, for the metrics and the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Telegram,
+    Console,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Telegram => "telegram",
+            Channel::Console => "cli",
+        }
+    }
+}
+
+/// One authenticated approver's answer: `approver` is a roster entry, never a typed name.
+#[derive(Debug, Clone)]
+pub struct Ballot<'a> {
+    pub approver: &'a Approver,
+    /// The credential that proved it (`telegram:42`, `console:alice`), for the audit trail.
+    pub credential: String,
+    pub channel: Channel,
     pub request_id: RequestId,
-    pub approver: String,
-    /// A display name for messages ("Anna (telegram:42)").
-    pub display: String,
     pub verdict: Verdict,
     /// Required to reject and to override an auto-rejection; optional to approve.
     pub note: Option<String>,
@@ -93,7 +115,8 @@ pub enum Decision {
 /// Why a vote changed nothing. Every refusal is audited by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("not authorized: {0} is not on the approver list")]
+    /// The voter is not an approver, or their credential proves nothing (the text says which).
+    #[error("not authorized: {0}")]
     NotAuthorized(String),
     #[error("a requester cannot approve their own request")]
     OwnRequest,
@@ -135,8 +158,104 @@ pub struct Desk {
     pub claims: kv::Store,
     /// `request.<id>` records and `nonce.<nonce>` → request id.
     pub approvals: kv::Store,
+    /// Who may decide, read at every vote (an approver added counts at once).
+    pub roster: RosterStore,
     pub rules: Rules,
     pub actor: String,
+}
+
+/// What the rules make of a vote ([`judge`]); the desk then performs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// A prd approval short of the number needed: recorded on the request's record.
+    Count { votes: Vec<String>, need: usize },
+    /// The request is decided: claim the decision, then publish it.
+    Decide {
+        status: Status,
+        approvers: Vec<String>,
+        overriding: bool,
+    },
+}
+
+/// The approval rules, purely: a vote by an authenticated approver on the request `record`
+/// (already decided by `decided`, if so) at `now`.
+///
+/// # Errors
+/// The [`Refusal`] that applies: already decided, the approver's own request, a missing
+/// reason, a rejection of what the validators rejected, past the deadline, the same approver
+/// twice.
+pub fn judge(
+    record: &ApprovalRecord,
+    decided: Option<&DecisionClaim>,
+    ballot: &Ballot<'_>,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<Judgement, Refusal> {
+    if let Some(claim) = decided {
+        return Err(already(claim));
+    }
+    if own_request(ballot.approver, &record.request) {
+        return Err(Refusal::OwnRequest);
+    }
+    let overriding = record.status == Status::AutoRejected;
+    let note = ballot
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|note| !note.is_empty());
+    match (ballot.verdict, overriding) {
+        (Verdict::Reject, _) if note.is_none() => return Err(Refusal::ReasonRequired("reject")),
+        (Verdict::Approve, true) if note.is_none() => {
+            return Err(Refusal::ReasonRequired("override an auto-rejection"));
+        }
+        (Verdict::Reject, true) => return Err(already_rejected_by_validators()),
+        _ => {}
+    }
+    // Every decision has a deadline, an override of an auto-rejection included.
+    if let Some(expires_at) = record.expires_at.filter(|at| *at <= now) {
+        return Err(Refusal::Expired(
+            expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        ));
+    }
+    let name = &ballot.approver.name;
+    if ballot.verdict == Verdict::Reject {
+        return Ok(Judgement::Decide {
+            status: Status::Rejected,
+            approvers: vec![name.clone()],
+            overriding,
+        });
+    }
+    if record.votes.contains(name) {
+        return Err(Refusal::SameApprover(name.clone()));
+    }
+    let need = if record.request.environment == Environment::Prd {
+        rules.prd_approvals.max(1)
+    } else {
+        1
+    };
+    let mut votes = record.votes.clone();
+    votes.push(name.clone());
+    if votes.len() < need {
+        Ok(Judgement::Count { votes, need })
+    } else {
+        Ok(Judgement::Decide {
+            status: Status::Approved,
+            approvers: votes,
+            overriding,
+        })
+    }
+}
+
+/// Whether the request is the approver's own: who submitted it, as authenticated. Only where
+/// nothing was authenticated (a bus without NATS users) does the `requester` label count.
+pub fn own_request(approver: &Approver, request: &Request) -> bool {
+    match &request.submitted_by {
+        Principal::Anonymous => {
+            approver.name == request.requester
+                || approver.name.ends_with(&format!(":{}", request.requester))
+        }
+        principal => approver.submitted(principal),
+    }
 }
 
 impl Desk {
@@ -177,96 +296,119 @@ impl Desk {
         Ok(value.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
-    /// Applies the rules to one vote; on a decision, publishes it (the authority acts on it)
-    /// with its audit and status events. Refusals are audited here too.
-    pub async fn vote(&self, vote: &Vote) -> anyhow::Result<Result<Decision, Refusal>> {
-        let outcome = self.try_vote(vote).await?;
+    /// The roster as it is now, with the deployment's `TELEGRAM_APPROVER_IDS`.
+    pub async fn roster(&self) -> anyhow::Result<Roster> {
+        let (roster, _) = self.roster.load().await?;
+        Ok(roster.with_telegram_ids(&self.rules.telegram_ids))
+    }
+
+    /// The approver a Telegram user is, if any.
+    pub async fn telegram_approver(&self, user_id: i64) -> anyhow::Result<Option<Approver>> {
+        Ok(self.roster().await?.by_telegram(user_id).cloned())
+    }
+
+    /// A vote from Telegram, which vouches for the user id.
+    pub async fn vote_telegram(
+        &self,
+        user_id: i64,
+        request_id: RequestId,
+        verdict: Verdict,
+        note: Option<String>,
+    ) -> anyhow::Result<Result<Decision, Refusal>> {
+        let credential = format!("telegram:{user_id}");
+        let roster = self.roster().await?;
+        let Some(approver) = roster.by_telegram(user_id) else {
+            let refusal =
+                Refusal::NotAuthorized(format!("{credential} is not on the approver list"));
+            self.audit_refusal(request_id, &credential, verdict, &refusal)
+                .await?;
+            return Ok(Err(refusal));
+        };
+        let ballot = Ballot {
+            approver,
+            credential,
+            channel: Channel::Telegram,
+            request_id,
+            verdict,
+            note,
+        };
+        self.vote(&ballot).await
+    }
+
+    /// A console vote: signed by the approver's own key (see
+    /// [`crate::identity::console_vote`]).
+    pub async fn vote_console(
+        &self,
+        signed: &SignedVote,
+    ) -> anyhow::Result<Result<Decision, Refusal>> {
+        let roster = self.roster().await?;
+        let credential = format!("console:{}", signed.approver);
+        let (approver, statement) = match console_vote::open(&roster, signed, Utc::now()) {
+            Ok(opened) => opened,
+            Err(problem) => {
+                let refusal = Refusal::NotAuthorized(problem.to_string());
+                self.audit_refusal(signed.request_id, &credential, signed.verdict, &refusal)
+                    .await?;
+                return Ok(Err(refusal));
+            }
+        };
+        let ballot = Ballot {
+            approver,
+            credential,
+            channel: Channel::Console,
+            request_id: statement.request_id,
+            verdict: statement.verdict,
+            note: statement.note,
+        };
+        self.vote(&ballot).await
+    }
+
+    /// Applies the rules to one authenticated vote; on a decision, publishes it (the
+    /// authority acts on it) with its audit and status events. Refusals are audited here too.
+    pub async fn vote(&self, ballot: &Ballot<'_>) -> anyhow::Result<Result<Decision, Refusal>> {
+        let outcome = self.try_vote(ballot).await?;
         if let Err(refusal) = &outcome {
-            self.audit_refusal(vote, refusal).await?;
+            self.audit_refusal(
+                ballot.request_id,
+                &ballot.credential,
+                ballot.verdict,
+                refusal,
+            )
+            .await?;
         }
         Ok(outcome)
     }
 
-    async fn try_vote(&self, vote: &Vote) -> anyhow::Result<Result<Decision, Refusal>> {
-        if !self
-            .rules
-            .approvers
-            .iter()
-            .any(|approver| approver == &vote.approver)
-        {
-            return Ok(Err(Refusal::NotAuthorized(vote.approver.clone())));
-        }
-        let Some((mut record, revision)) = self.record(vote.request_id).await? else {
-            return Ok(Err(Refusal::Unknown(vote.request_id)));
+    async fn try_vote(&self, ballot: &Ballot<'_>) -> anyhow::Result<Result<Decision, Refusal>> {
+        let request_id = ballot.request_id;
+        let Some((mut record, revision)) = self.record(request_id).await? else {
+            return Ok(Err(Refusal::Unknown(request_id)));
         };
-        if let Some(claim) = self.decision(vote.request_id).await? {
-            return Ok(Err(already(&claim)));
-        }
-        if vote
-            .approver
-            .ends_with(&format!(":{}", record.request.requester))
-            || vote.approver == record.request.requester
-        {
-            return Ok(Err(Refusal::OwnRequest));
-        }
-        let overriding = record.status == Status::AutoRejected;
-        let note = vote
-            .note
-            .as_deref()
-            .map(str::trim)
-            .filter(|note| !note.is_empty());
-        match (vote.verdict, overriding) {
-            (Verdict::Reject, _) if note.is_none() => {
-                return Ok(Err(Refusal::ReasonRequired("reject")));
-            }
-            (Verdict::Approve, true) if note.is_none() => {
-                return Ok(Err(Refusal::ReasonRequired("override an auto-rejection")));
-            }
-            (Verdict::Reject, true) => return Ok(Err(already_rejected_by_validators())),
-            _ => {}
-        }
-        if let Some(expires_at) = record
-            .expires_at
-            .filter(|at| *at <= Utc::now() && !overriding)
-        {
-            return Ok(Err(Refusal::Expired(
-                expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            )));
-        }
-        let mut approvers = record.votes.clone();
-        if vote.verdict == Verdict::Approve {
-            let need = if record.request.environment == Environment::Prd {
-                self.rules.prd_approvals.max(1)
-            } else {
-                1
-            };
-            if approvers.contains(&vote.approver) {
-                return Ok(Err(Refusal::SameApprover(vote.display.clone())));
-            }
-            approvers.push(vote.approver.clone());
-            if approvers.len() < need {
-                record.votes = approvers.clone();
+        let decided = self.decision(request_id).await?;
+        let judgement = match judge(&record, decided.as_ref(), ballot, &self.rules, Utc::now()) {
+            Ok(judgement) => judgement,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let (status, approvers, overriding) = match judgement {
+            Judgement::Count { votes, need } => {
+                let have = votes.len();
+                record.votes = votes;
                 // A concurrent vote makes this CAS fail: the caller's retry re-reads.
                 self.approvals
                     .update(
-                        format!("request.{}", vote.request_id),
+                        format!("request.{request_id}"),
                         serde_json::to_vec(&record)?.into(),
                         revision,
                     )
                     .await
                     .map_err(|error| anyhow::anyhow!("record the vote: {error}"))?;
-                return Ok(Ok(Decision::Counted {
-                    have: approvers.len(),
-                    need,
-                }));
+                return Ok(Ok(Decision::Counted { have, need }));
             }
-        } else {
-            approvers = vec![vote.approver.clone()];
-        }
-        let status = if vote.verdict == Verdict::Approve {
-            Status::Approved
-        } else {
-            Status::Rejected
+            Judgement::Decide {
+                status,
+                approvers,
+                overriding,
+            } => (status, approvers, overriding),
         };
         let claim = DecisionClaim {
             decision: status,
@@ -276,7 +418,7 @@ impl Desk {
         match self
             .claims
             .create(
-                format!("decision.{}", vote.request_id),
+                format!("decision.{request_id}"),
                 serde_json::to_vec(&claim)?.into(),
             )
             .await
@@ -284,14 +426,19 @@ impl Desk {
             Ok(_) => {}
             Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                 let winner = self
-                    .decision(vote.request_id)
+                    .decision(request_id)
                     .await?
                     .map(|claim| already(&claim));
-                return Ok(Err(winner.unwrap_or(Refusal::Unknown(vote.request_id))));
+                return Ok(Err(winner.unwrap_or(Refusal::Unknown(request_id))));
             }
             Err(error) => anyhow::bail!("claim the decision: {error}"),
         }
-        self.publish_decision(&record, status, &claim, note, overriding)
+        let note = ballot
+            .note
+            .as_deref()
+            .map(str::trim)
+            .filter(|note| !note.is_empty());
+        self.publish_decision(&record, status, &claim, note, overriding, ballot.channel)
             .await?;
         Ok(Ok(Decision::Decided {
             status,
@@ -307,6 +454,7 @@ impl Desk {
         claim: &DecisionClaim,
         note: Option<&str>,
         overriding: bool,
+        channel: Channel,
     ) -> anyhow::Result<()> {
         let request = &record.request;
         let false_positive = overriding && status == Status::Approved;
@@ -354,12 +502,7 @@ impl Desk {
             ],
         )
         .await?;
-        let via = if claim.approvers.iter().all(|a| a.starts_with("telegram:")) {
-            "telegram"
-        } else {
-            "cli"
-        };
-        crate::metrics::approval_decided(status.as_str(), via);
+        crate::metrics::approval_decided(status.as_str(), channel.as_str());
         if false_positive {
             crate::metrics::false_positive(request.environment.as_str());
         }
@@ -371,16 +514,22 @@ impl Desk {
         Ok(())
     }
 
-    async fn audit_refusal(&self, vote: &Vote, refusal: &Refusal) -> anyhow::Result<()> {
+    async fn audit_refusal(
+        &self,
+        request_id: RequestId,
+        credential: &str,
+        verdict: Verdict,
+        refusal: &Refusal,
+    ) -> anyhow::Result<()> {
         let kind = if matches!(refusal, Refusal::NotAuthorized(_)) {
             AuditKind::AccessDenied
         } else {
             AuditKind::DecisionRefused
         };
-        let data = json!({ "approver": vote.approver, "verdict": vote.verdict, "code": refusal.code(), "reason": refusal.to_string() });
+        let data = json!({ "approver": credential, "verdict": verdict, "code": refusal.code(), "reason": refusal.to_string() });
         crate::stages::publish_audit(
             &self.bus,
-            Some(vote.request_id),
+            Some(request_id),
             kind,
             Stage::Approvals,
             &self.actor,
@@ -407,31 +556,25 @@ fn already_rejected_by_validators() -> Refusal {
 }
 
 impl Rules {
-    /// `TELEGRAM_APPROVER_IDS` (Telegram user ids) and `WINGMAN_CONSOLE_APPROVERS` (names for
-    /// the console approver), comma-separated; `WINGMAN_PRD_APPROVALS` (default 1).
+    /// `TELEGRAM_APPROVER_IDS` (Telegram user ids, comma-separated) and
+    /// `WINGMAN_PRD_APPROVALS` (default 1). Console approvers are in the roster
+    /// (`wingman approvers add`), not in the environment.
     pub fn from_env() -> anyhow::Result<Self> {
-        let list = |name: &str| -> Vec<String> {
-            crate::config::var(name)
-                .map(|text| {
-                    text.split(',')
-                        .map(str::trim)
-                        .filter(|item| !item.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut approvers = Vec::new();
-        for id in list("TELEGRAM_APPROVER_IDS") {
-            id.parse::<u64>().map_err(|_| {
+        let mut telegram_ids = Vec::new();
+        for id in crate::config::var("TELEGRAM_APPROVER_IDS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+        {
+            telegram_ids.push(id.parse::<i64>().map_err(|_| {
                 anyhow::anyhow!("TELEGRAM_APPROVER_IDS: `{id}` is not a Telegram user id")
-            })?;
-            approvers.push(format!("telegram:{id}"));
+            })?);
         }
-        approvers.extend(
-            list("WINGMAN_CONSOLE_APPROVERS")
-                .into_iter()
-                .map(|name| format!("cli:{name}")),
+        anyhow::ensure!(
+            crate::config::var("WINGMAN_CONSOLE_APPROVERS").is_none(),
+            "WINGMAN_CONSOLE_APPROVERS is gone: a name in the environment proves nobody. Register \
+             each console approver's key with `wingman approvers add <name> --console-key <k4.public…>`"
         );
         let prd_approvals =
             crate::config::parse_var::<usize>("WINGMAN_PRD_APPROVALS")?.unwrap_or(1);
@@ -440,8 +583,11 @@ impl Rules {
             "WINGMAN_PRD_APPROVALS must be 1 to 5, got {prd_approvals}"
         );
         Ok(Self {
-            approvers,
+            telegram_ids,
             prd_approvals,
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

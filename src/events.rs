@@ -2,7 +2,7 @@
 //!
 //! | subject | payload |
 //! | --- | --- |
-//! | `wingman.requests.submitted` | the public request JSON ([`crate::request`]), no envelope |
+//! | `wingman.requests.submitted.<principal>` | the public request JSON ([`crate::request`]), no envelope; the suffix is who submitted ([`crate::identity`]) |
 //! | `wingman.requests.accepted` | `Envelope<Accepted>` |
 //! | `wingman.requests.validated` | `Envelope<Validated>` |
 //! | `wingman.approvals.decided` | `Envelope<Decided>` |

@@ -10,18 +10,19 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::Role;
 use crate::access::guard::{Guard, check};
+use crate::access::{KeyName, Role};
 use crate::bus::consume::StageError;
 use crate::bus::publish::publish_all;
 use crate::docker::parse_command_line;
 use crate::envelope::RequestId;
 use crate::events::ExecJob;
+use crate::identity::Principal;
 use crate::request::{Command, Environment, Request};
 use crate::stages::authority::TokenRequest;
 use crate::stages::gateway::{GatewayDeps, execute};
@@ -116,6 +117,7 @@ pub struct ExecuteBody {
 
 async fn execute_now(
     State(state): State<GatewayHttp>,
+    Extension(KeyName(key_name)): Extension<KeyName>,
     headers: HeaderMap,
     Json(body): Json<ExecuteBody>,
 ) -> (StatusCode, Json<Value>) {
@@ -144,6 +146,7 @@ async fn execute_now(
     let request = Request {
         request_id: body.request_id,
         requester: "gateway-http".into(),
+        submitted_by: Principal::ApiKey(key_name),
         environment: body.environment,
         command: Some(Command {
             line: body.command.clone(),

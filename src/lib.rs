@@ -9,6 +9,7 @@
 //! - [`api`]: the HTTP API; [`access`]: API keys by role at the HTTP edge (API and gateway).
 //! - [`docker`]: the docker command line → typed operation parser.
 //! - [`engine`]: performs typed operations on the Docker Engine API (the gateway's only tool).
+//! - [`identity`]: who submitted and who approves, as authenticated (principals, the approver roster).
 //! - [`token`]: capability tokens (PASETO v4.public): minted by the authority, verified by the gateway.
 //! - [`cli`]: the `wingman` command's subcommands.
 //! - [`config`], [`telemetry`], [`metrics`], [`shutdown`], [`worker`], [`failpoint`]:
@@ -26,6 +27,7 @@ pub mod envelope;
 pub mod events;
 pub mod failpoint;
 pub mod gateway_http;
+pub mod identity;
 pub mod metrics;
 pub mod policy;
 pub mod report;

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::docker::{self, DockerOperation};
 use crate::envelope::RequestId;
+use crate::identity::Principal;
 
 /// Limits on field sizes, in characters (the description in bytes).
 pub const MAX_REQUESTER: usize = 200;
@@ -98,7 +99,12 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub request_id: RequestId,
+    /// A display label chosen by the publisher; never an identity (see `submitted_by`).
     pub requester: String,
+    /// Who submitted, as authenticated: read by intake from the submit subject, never from
+    /// the body (not a field of the public JSON). The self-approval rule uses it.
+    #[serde(default)]
+    pub submitted_by: Principal,
     pub environment: Environment,
     pub command: Option<Command>,
     pub title: String,
@@ -257,6 +263,7 @@ fn validate_fields(
     Ok(Request {
         request_id,
         requester,
+        submitted_by: Principal::Anonymous,
         environment,
         command,
         title,

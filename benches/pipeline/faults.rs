@@ -90,7 +90,7 @@ pub async fn run(quick: bool) -> anyhow::Result<()> {
     let load = {
         let (js, subject, submitted, stop, container) = (
             run.js.clone(),
-            format!("{}.requests.submitted", run.prefix),
+            format!("{}.requests.submitted.bench", run.prefix),
             Arc::clone(&submitted),
             stop.clone(),
             container.clone(),

@@ -74,7 +74,6 @@ impl Pipeline {
             .env("RUST_LOG", "error")
             .env("VALIDATION_ENABLED", "1")
             .env("VALIDATION_ROLLOUT_PERCENT", "100")
-            .env("WINGMAN_CONSOLE_APPROVERS", "bench")
             .env("ALLOWED_ENVIRONMENTS", "dev")
             .env("GATEWAY_PORT", "0")
             .env("WINGMAN_ACK_WAIT_SECS", "5")

@@ -120,7 +120,7 @@ fn latencies_ms(
 
 impl Pipeline {
     fn submitted_subject(&self) -> String {
-        format!("{}.requests.submitted", self.prefix)
+        format!("{}.requests.submitted.bench", self.prefix)
     }
 
     async fn status_feed(&self) -> anyhow::Result<async_nats::Subscriber> {

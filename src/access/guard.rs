@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::access::{ApiKeys, Denied, Role};
+use crate::access::{ApiKeys, Denied, KeyName, Role};
 use crate::bus::Bus;
 use crate::events::{AuditKind, Stage};
 use crate::stages::publish_audit;
@@ -42,12 +42,16 @@ impl Guard {
 /// and audits the refusal.
 pub async fn check(
     State((guard, role)): State<(Guard, Role)>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let presented = presented_key(request.headers());
     match guard.keys.check(presented.as_deref(), role) {
-        Ok(_) => next.run(request).await,
+        Ok(name) => {
+            let name = KeyName(name.to_string());
+            request.extensions_mut().insert(name);
+            next.run(request).await
+        }
         Err(denied) => {
             let route = request.extensions().get::<MatchedPath>().map_or_else(
                 || request.uri().path().to_string(),

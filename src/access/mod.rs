@@ -62,6 +62,11 @@ impl std::str::FromStr for Role {
     }
 }
 
+/// The name of the key a call was let through with (an axum request extension set by
+/// [`guard::check`]): the authenticated principal of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName(pub String);
+
 /// The configured keys (cheap to clone).
 #[derive(Clone)]
 pub struct ApiKeys {
@@ -146,6 +151,9 @@ impl ApiKeys {
                 .and_then(|bytes| bytes.try_into().ok())
                 .with_context(|| format!("key `{}`: sha256 must be 64 hex digits", entry.name))?;
             anyhow::ensure!(!entry.roles.is_empty(), "key `{}` has no roles", entry.name);
+            // The name is the principal of what the key submits (`api:<name>`).
+            crate::identity::check_name(&entry.name)
+                .map_err(|problem| anyhow::anyhow!("key name: {problem}"))?;
             entries.push(KeyEntry {
                 name: entry.name,
                 hash,

@@ -1,26 +1,30 @@
 //! `POST /requests`, `GET /requests/{id}`, `GET /requests?status=&since=&limit=`.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::KeyName;
 use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::bus::publish::{Outgoing, publish_all};
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Stage};
+use crate::identity::Principal;
 use crate::request::parse_request;
 use crate::stages::publish_audit;
 use crate::status::Status;
 use crate::store::requests::{self, ListFilter};
 
 /// Validates like intake does (so a client hears of a mistake at once), then publishes the
-/// request to `wingman.requests.submitted` and answers 202 with its id.
+/// request to `wingman.requests.submitted.api.<key name>` (the key is who submitted) and
+/// answers 202 with its id.
 pub async fn submit(
     State(state): State<ApiState>,
+    Extension(KeyName(key_name)): Extension<KeyName>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request = match parse_request(&body, RequestId::generate) {
@@ -42,7 +46,7 @@ pub async fn submit(
         }
     };
     let outgoing = Outgoing::json(
-        state.bus.subjects.submitted(),
+        state.bus.subjects.submitted(&Principal::ApiKey(key_name)),
         request.request_id.to_string(),
         &request.to_public_json(),
     );

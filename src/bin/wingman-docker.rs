@@ -81,7 +81,7 @@ async fn run(arguments: Vec<String>) -> anyhow::Result<u8> {
     let settings = Settings::from_env()?;
     let bus = Bus::connect(&settings.nats, "wingman-docker").await?;
     let outgoing = Outgoing::json(
-        bus.subjects.submitted(),
+        bus.subjects.submitted(&bus.principal),
         request.request_id.to_string(),
         &request.to_public_json(),
     );

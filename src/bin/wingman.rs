@@ -103,6 +103,11 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Approver identities: make your key, register or revoke approvers (admin), list them.
+    Approvers {
+        #[command(subcommand)]
+        action: ApproversAction,
+    },
     /// The tamper-evident audit log: verify the chain, sign a checkpoint, show a request's story.
     Audit {
         #[command(subcommand)]
@@ -157,6 +162,45 @@ enum Command {
         url: String,
         #[arg(long, default_value = "5s")]
         timeout: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApproversAction {
+    /// Make your approver key (`approver.key`, mode 0600, in --dir) and print its public
+    /// key, for an admin to register with `wingman approvers add`.
+    Keygen {
+        /// Default: ~/.config/wingman (where `wingman approve` looks).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Register an approver, or add credentials to one (as the NATS admin): e.g.
+    /// wingman approvers add anna --console-key k4.public.… --telegram 4242
+    Add {
+        /// The person's name: what audit rows show and what a vote counts as.
+        name: String,
+        /// A public key from `wingman approvers keygen` (repeatable).
+        #[arg(long = "console-key")]
+        console_keys: Vec<String>,
+        /// A Telegram user id (the bot's /whoami shows it; repeatable).
+        #[arg(long = "telegram")]
+        telegram_ids: Vec<i64>,
+        /// The name of an API key with the decide role that is this person (repeatable).
+        #[arg(long = "api-key")]
+        api_keys: Vec<String>,
+        /// A publisher principal that is this person, beside nats:<name> and api:<name>
+        /// (nats:<user> or api:<key>; repeatable): their requests are their own.
+        #[arg(long = "publisher")]
+        publishers: Vec<wingman::identity::Principal>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an approver and every credential of theirs (as the NATS admin).
+    Remove { name: String },
+    /// Everyone who may decide, and what proves them.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -361,6 +405,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Rollout { action } => rollout(&settings()?, action).await,
+        Command::Approvers { action } => approvers(&settings, action).await,
         Command::Audit { action } => {
             let pool = settings()?.database.pool()?;
             match action {
@@ -491,6 +536,54 @@ async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<E
             let since = parse_since(&since)?;
             let bus = connect(settings).await.ok();
             cli::rollout::report(&settings.database.pool()?, bus.as_ref(), since, json).await?;
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+async fn approvers(
+    settings: &dyn Fn() -> anyhow::Result<Settings>,
+    action: ApproversAction,
+) -> anyhow::Result<ExitCode> {
+    use cli::approvers;
+    match action {
+        ApproversAction::Keygen { dir } => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None => cli::approve::config_dir()?,
+            };
+            println!("{}", approvers::keygen(&dir)?);
+        }
+        ApproversAction::Add {
+            name,
+            console_keys,
+            telegram_ids,
+            api_keys,
+            publishers,
+            json,
+        } => {
+            let store = approvers::store(&connect(&settings()?).await?).await?;
+            let credentials = approvers::Credentials {
+                console_keys,
+                telegram_ids,
+                api_keys,
+                publishers,
+            };
+            let approver = approvers::add(&store, &name, credentials).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&approver)?);
+            } else {
+                println!("{}", approvers::describe(&approver));
+            }
+        }
+        ApproversAction::Remove { name } => {
+            let store = approvers::store(&connect(&settings()?).await?).await?;
+            approvers::remove(&store, &name).await?;
+            println!("removed {name}: their credentials no longer decide anything");
+        }
+        ApproversAction::List { json } => {
+            let store = approvers::store(&connect(&settings()?).await?).await?;
+            approvers::list(&store, json).await?;
         }
     }
     Ok(ExitCode::Ok)

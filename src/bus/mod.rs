@@ -13,6 +13,7 @@ use async_nats::jetstream::{self, consumer::PullConsumer};
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 
 use crate::config::NatsSettings;
+use crate::identity::Principal;
 use subjects::Subjects;
 use topology::Topology;
 
@@ -23,6 +24,9 @@ pub struct Bus {
     pub js: jetstream::Context,
     pub subjects: Subjects,
     pub topology: Topology,
+    /// Who this connection submits as: its NATS user, or anonymous without credentials
+    /// (requests go to `subjects.submitted(&bus.principal)`).
+    pub principal: Principal,
 }
 
 impl Bus {
@@ -57,11 +61,18 @@ impl Bus {
             .await
             .with_context(|| format!("connect to NATS at {}", settings.url))?;
         let js = jetstream::new(client.clone());
+        let principal = settings
+            .credentials
+            .as_ref()
+            .map_or(Principal::Anonymous, |credentials| {
+                Principal::Nats(credentials.user.clone())
+            });
         Ok(Self {
             client,
             js,
             subjects,
             topology,
+            principal,
         })
     }
 

@@ -3,6 +3,7 @@
 
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Stage};
+use crate::identity::Principal;
 
 pub const DEFAULT_PREFIX: &str = "wingman";
 
@@ -44,7 +45,13 @@ impl Subjects {
         format!("{}.{suffix}", self.prefix)
     }
 
-    pub fn submitted(&self) -> String {
+    /// Where `principal` submits: `<prefix>.requests.submitted.<principal>`; the suffix is
+    /// what proves who submitted (see [`crate::identity`]).
+    pub fn submitted(&self, principal: &Principal) -> String {
+        format!("{}.{}", self.submitted_base(), principal.submit_suffix())
+    }
+    /// `<prefix>.requests.submitted`, the parent of every principal's submit subject.
+    pub fn submitted_base(&self) -> String {
         self.subject(SUBMITTED)
     }
     pub fn accepted(&self) -> String {
@@ -107,7 +114,10 @@ mod tests {
     #[test]
     fn production_subjects_are_the_designed_ones() {
         let subjects = Subjects::new(DEFAULT_PREFIX).unwrap();
-        assert_eq!(subjects.submitted(), "wingman.requests.submitted");
+        assert_eq!(
+            subjects.submitted(&Principal::Nats("ci".into())),
+            "wingman.requests.submitted.ci"
+        );
         assert_eq!(
             subjects.audit(AuditKind::RequestReceived),
             "wingman.audit.request_received"

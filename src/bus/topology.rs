@@ -58,6 +58,7 @@ const BUCKETS: &[(&str, &str)] = &[
     ("claims", include_str!("../../nats/kv/claims.json")),
     ("rollout", include_str!("../../nats/kv/rollout.json")),
     ("approvals", include_str!("../../nats/kv/approvals.json")),
+    ("approvers", include_str!("../../nats/kv/approvers.json")),
 ];
 
 /// A durable pull consumer declared in `nats/consumers/<name>.json`.

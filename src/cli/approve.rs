@@ -1,24 +1,51 @@
-//! The console approver: `wingman pending`, `wingman approve`, `wingman reject`. Votes go to
-//! the approvals worker (`wingman.console.decisions`), which applies the same rules as on
-//! Telegram: allow-list (`WINGMAN_CONSOLE_APPROVERS`), never the requester, first decision wins.
+//! The console approver: `wingman pending`, `wingman approve`, `wingman reject`. A vote is
+//! signed with the approver's own key (`WINGMAN_APPROVER_KEY_FILE`, default
+//! `~/.config/wingman/approver.key`, made by `wingman approvers keygen`) and sent to the
+//! approvals worker (`wingman.console.decisions`), which checks the signature against the
+//! roster and applies the same rules as on Telegram: a listed approver, never the principal
+//! that submitted, first decision wins.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::Utc;
 use serde_json::Value;
 
-use crate::approval::{Verdict, Vote};
+use crate::approval::Verdict;
 use crate::bus::Bus;
 use crate::cli::ExitCode;
 use crate::envelope::RequestId;
+use crate::identity::console_vote;
 use crate::status::Status;
 use crate::store::requests::{self, ListFilter};
 
-/// Who the console approver is: `WINGMAN_APPROVER`, else `$USER`.
+/// Who the console approver is: `WINGMAN_APPROVER`, else `$USER` — the name the roster
+/// lists for the key; the key is what proves it.
 pub fn approver_name() -> anyhow::Result<String> {
     crate::config::var("WINGMAN_APPROVER")
         .or_else(crate::config::login_name)
         .context("set WINGMAN_APPROVER to your approver name")
+}
+
+/// The approver's key file: `WINGMAN_APPROVER_KEY_FILE`, else `~/.config/wingman/approver.key`.
+pub fn key_path() -> anyhow::Result<PathBuf> {
+    if let Some(path) = crate::config::var("WINGMAN_APPROVER_KEY_FILE") {
+        return Ok(PathBuf::from(path));
+    }
+    Ok(config_dir()?.join("approver.key"))
+}
+
+/// `$XDG_CONFIG_HOME/wingman`, else `~/.config/wingman`.
+pub fn config_dir() -> anyhow::Result<PathBuf> {
+    let base = match crate::config::var("XDG_CONFIG_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(
+            crate::config::var("HOME").context("set HOME or WINGMAN_APPROVER_KEY_FILE")?,
+        )
+        .join(".config"),
+    };
+    Ok(base.join("wingman"))
 }
 
 pub async fn vote(
@@ -28,13 +55,15 @@ pub async fn vote(
     note: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let name = approver_name()?;
-    let vote = Vote {
-        request_id,
-        approver: format!("cli:{name}"),
-        display: name,
-        verdict,
-        note,
-    };
+    let path = key_path()?;
+    let key = crate::token::read_signing_key(&path).with_context(|| {
+        format!(
+            "read your approver key {} (make one with `wingman approvers keygen`, then have an \
+             admin register its public key: `wingman approvers add {name} --console-key …`)",
+            path.display()
+        )
+    })?;
+    let vote = console_vote::sign(&key, &name, request_id, verdict, note, Utc::now())?;
     let payload = serde_json::to_vec(&vote)?;
     let reply = tokio::time::timeout(
         Duration::from_secs(10),

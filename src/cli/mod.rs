@@ -4,6 +4,7 @@
 //! the exit code says how it ended (see [`ExitCode`]).
 
 pub mod approve;
+pub mod approvers;
 pub mod audit;
 pub mod explain;
 pub mod health;

@@ -61,7 +61,7 @@ pub async fn run(bus: &Bus, submission: Submission) -> anyhow::Result<ExitCode> 
     let request_id = request.request_id;
     let has_command = request.command.is_some();
     let outgoing = Outgoing::json(
-        bus.subjects.submitted(),
+        bus.subjects.submitted(&bus.principal),
         request_id.to_string(),
         &request.to_public_json(),
     );

@@ -10,7 +10,8 @@
 //!    `wingman.approvals.decided` with its audit and status events.
 //! 3. Its effects are the record (a KV `create`: a redelivery or a restart never duplicates
 //!    it) and the prompt (sent only while the record has none).
-//! 4. It never decides for an unlisted user, nor for the requester.
+//! 4. It never decides for anyone the roster does not prove (a Telegram user id, a console
+//!    vote signed by a registered key), nor for the principal that submitted the request.
 
 use std::sync::Arc;
 
@@ -18,9 +19,10 @@ use async_nats::jetstream::kv;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::approval::{ApprovalRecord, Desk, Vote};
+use crate::approval::{ApprovalRecord, Desk};
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
 use crate::events::{Stage, StatusEvent, Validated};
+use crate::identity::console_vote::SignedVote;
 use crate::status::Status;
 use crate::telegram::TelegramClient;
 
@@ -107,10 +109,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let deps = Arc::new(deps);
     let bus = deps.desk.bus.clone();
-    if deps.desk.rules.approvers.is_empty() {
-        tracing::error!(
-            "no approvers are configured (TELEGRAM_APPROVER_IDS, WINGMAN_CONSOLE_APPROVERS): nobody can approve"
-        );
+    match deps.desk.roster().await {
+        Ok(roster) if roster.approvers.is_empty() => tracing::error!(
+            "no approvers: the roster is empty and TELEGRAM_APPROVER_IDS is unset, so nobody can approve (wingman approvers add)"
+        ),
+        Ok(roster) => tracing::info!(approvers = roster.approvers.len(), "approver roster loaded"),
+        Err(error) => tracing::error!(%error, "cannot read the approver roster"),
     }
     let pending = bus.consumer("approvals").await?;
     let updates = bus.consumer("approvals-updates").await?;
@@ -308,12 +312,9 @@ async fn serve_console(
     crate::bus::reply::serve(&bus, bus.subjects.console_decisions(), "approvals", shutdown, |payload| {
         let deps = Arc::clone(&deps);
         async move {
-            match serde_json::from_slice::<Vote>(&payload) {
+            match serde_json::from_slice::<SignedVote>(&payload) {
                 Err(error) => json!({ "ok": false, "error": format!("invalid vote: {error}") }),
-                Ok(vote) if !vote.approver.starts_with("cli:") => {
-                    json!({ "ok": false, "error": "console votes must come from a cli: approver" })
-                }
-                Ok(vote) => match deps.desk.vote(&vote).await {
+                Ok(vote) => match deps.desk.vote_console(&vote).await {
                     Ok(Ok(decision)) => json!({ "ok": true, "message": describe(&decision) }),
                     Ok(Err(refusal)) => json!({ "ok": false, "code": refusal.code(), "error": refusal.to_string() }),
                     Err(error) => json!({ "ok": false, "error": format!("{error:#}") }),

@@ -12,7 +12,7 @@ use teloxide::prelude::{Bot, CallbackQuery, Message, Requester, Update};
 use teloxide::types::{ForceReply, ParseMode, ReplyMarkup, User};
 use tokio::task::JoinHandle;
 
-use crate::approval::{Verdict, Vote};
+use crate::approval::Verdict;
 use crate::envelope::RequestId;
 use crate::stages::approvals::{ApprovalsDeps, describe};
 use crate::status::Status;
@@ -51,13 +51,10 @@ pub fn start(bot: Bot, deps: Arc<ApprovalsDeps>) -> RunningBot {
     RunningBot { shutdown, task }
 }
 
-fn approver_of(user: &User) -> (String, String) {
-    let id = format!("telegram:{}", user.id.0);
-    let name = user
-        .username
-        .as_ref()
-        .map_or(user.first_name.clone(), |username| format!("@{username}"));
-    (id.clone(), format!("{name} ({id})"))
+/// The Telegram user id of an update's sender: Telegram vouches for it, so it is what the
+/// roster is asked about (a user id can be an approver; a name is anyone's to type).
+fn user_id_of(user: &User) -> i64 {
+    i64::try_from(user.id.0).unwrap_or(i64::MAX)
 }
 
 async fn on_callback(
@@ -67,7 +64,7 @@ async fn on_callback(
     awaiting: Awaiting,
 ) -> HandlerResult {
     let data = query.data.clone().unwrap_or_default();
-    let (approver, display) = approver_of(&query.from);
+    let user_id = user_id_of(&query.from);
     let Some((kind, nonce)) = data.split_once(':') else {
         bot.answer_callback_query(query.id.clone())
             .text("unknown button")
@@ -81,32 +78,24 @@ async fn on_callback(
         return Ok(());
     };
     let answer = match kind {
-        "a" => {
-            let vote = Vote {
-                request_id,
-                approver,
-                display,
-                verdict: Verdict::Approve,
-                note: None,
-            };
-            outcome_text(deps.desk.vote(&vote).await?)
-        }
+        "a" => outcome_text(
+            deps.desk
+                .vote_telegram(user_id, request_id, Verdict::Approve, None)
+                .await?,
+        ),
         "r" | "o" => {
             let verdict = if kind == "r" {
                 Verdict::Reject
             } else {
                 Verdict::Approve
             };
-            if !deps.desk.rules.approvers.contains(&approver) {
+            if deps.desk.telegram_approver(user_id).await?.is_none() {
                 // Let the desk refuse it, so the attempt is audited.
-                let vote = Vote {
-                    request_id,
-                    approver,
-                    display,
-                    verdict,
-                    note: Some("-".into()),
-                };
-                outcome_text(deps.desk.vote(&vote).await?)
+                outcome_text(
+                    deps.desk
+                        .vote_telegram(user_id, request_id, verdict, Some("-".into()))
+                        .await?,
+                )
             } else if let Some(claim) = deps.desk.decision(request_id).await? {
                 format!(
                     "already {} by {}",
@@ -170,7 +159,7 @@ async fn on_message(
     };
     let text = message.text().unwrap_or_default().trim().to_string();
     let chat = message.chat.id;
-    let (approver, display) = approver_of(&user);
+    let user_id = user_id_of(&user);
     let reply = |text: String| bot.send_message(chat, text).parse_mode(ParseMode::Html);
 
     if let Some(question) = message.reply_to_message() {
@@ -179,14 +168,11 @@ async fn on_message(
             .map_err(|_| "lock poisoned")?
             .remove(&(chat.0, question.id.0));
         if let Some((request_id, verdict)) = waiting {
-            let vote = Vote {
-                request_id,
-                approver,
-                display,
-                verdict,
-                note: Some(text),
-            };
-            reply(escape(&outcome_text(deps.desk.vote(&vote).await?))).await?;
+            let outcome = deps
+                .desk
+                .vote_telegram(user_id, request_id, verdict, Some(text))
+                .await?;
+            reply(escape(&outcome_text(outcome))).await?;
             return Ok(());
         }
     }
@@ -203,7 +189,7 @@ async fn on_message(
         .to_lowercase();
     let first = words.next().unwrap_or_default().trim().to_string();
     let rest = words.next().unwrap_or_default().trim().to_string();
-    let listed = deps.desk.rules.approvers.contains(&approver);
+    let listed = deps.desk.telegram_approver(user_id).await?.is_some();
     let answer = match name.as_str() {
         "whoami" => format!("your user id: <code>{}</code>\nthis chat id: <code>{}</code>", user.id.0, chat.0),
         "help" | "start" => HELP.to_string(),
@@ -215,10 +201,9 @@ async fn on_message(
             };
             let verdict = if name == "approve" { Verdict::Approve } else { Verdict::Reject };
             let note = Some(rest).filter(|note| !note.is_empty());
-            let vote = Vote { request_id, approver, display, verdict, note };
-            escape(&outcome_text(deps.desk.vote(&vote).await?))
+            escape(&outcome_text(deps.desk.vote_telegram(user_id, request_id, verdict, note).await?))
         }
-        _ if !listed => "not authorized: ask an operator to add your user id (see /whoami) to TELEGRAM_APPROVER_IDS".into(),
+        _ if !listed => "not authorized: ask an operator to add your user id (see /whoami) to the approver roster (wingman approvers add)".into(),
         "pending" => pending(&deps).await?,
         "status" => match first.parse::<RequestId>() {
             Ok(request_id) => match crate::store::requests::get(&deps.pool, request_id.as_uuid()).await? {

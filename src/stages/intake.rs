@@ -1,7 +1,9 @@
 //! Intake: the front door of the pipeline.
 //!
 //! 1. Validates each submitted request against the public contract ([`crate::request`]).
-//! 2. Consumes `wingman.requests.submitted`; publishes `wingman.requests.accepted`,
+//! 2. Consumes `wingman.requests.submitted.<principal>`, where the subject's suffix is who
+//!    submitted ([`crate::identity::Principal`], proven by the server's permissions, recorded
+//!    as `submitted_by`); publishes `wingman.requests.accepted`,
 //!    `wingman.audit.request_received` and `wingman.status.<id>` (RECEIVED). An invalid
 //!    message is dead-lettered by the consume loop with the reason (and `INVALID` on the
 //!    status subject when the message carried a request id).
@@ -21,6 +23,7 @@ use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
 use crate::envelope::RequestId;
 use crate::events::{Accepted, AuditKind, Stage};
+use crate::identity::Principal;
 use crate::metrics;
 use crate::request::{Request, parse_request};
 use crate::stages::Step;
@@ -61,7 +64,7 @@ pub async fn handle(deps: &IntakeDeps, delivery: &Delivery) -> Result<Outcome, S
             &format!("{}:{}", delivery.subject, delivery.stream_sequence),
         )
     };
-    let request = match parse_request(&delivery.payload, fallback_id) {
+    let mut request = match parse_request(&delivery.payload, fallback_id) {
         Ok(request) => request,
         Err(invalid) => {
             metrics::request_invalid(invalid.code);
@@ -72,6 +75,11 @@ pub async fn handle(deps: &IntakeDeps, delivery: &Delivery) -> Result<Outcome, S
             ));
         }
     };
+    request.submitted_by = Principal::from_submit_subject(&deps.bus.subjects, &delivery.subject)
+        .map_err(|problem| {
+            metrics::request_invalid("unknown_principal");
+            StageError::permanent("unknown_principal", problem, Some(request.request_id))
+        })?;
     tracing::Span::current().record("request_id", tracing::field::display(request.request_id));
     match claim(deps, &request, delivery).await? {
         Claim::Ours => {}
@@ -110,6 +118,7 @@ fn accept(
     details.insert("title".into(), json!(request.title));
     details.insert("environment".into(), json!(request.environment));
     details.insert("requester".into(), json!(request.requester));
+    details.insert("submitted_by".into(), json!(request.submitted_by));
     if let Some(command) = &request.command {
         details.insert("command".into(), json!(command.line));
         details.insert("operation".into(), json!(command.operation.name()));
@@ -146,8 +155,10 @@ async fn claim(
     delivery: &Delivery,
 ) -> Result<Claim, StageError> {
     let key = format!("intake.{}", request.request_id);
+    // Who submitted is part of the content: the same id from another principal is a
+    // conflict, never a silent duplicate of somebody else's request.
     let fingerprint = hex::encode(Sha256::digest(
-        request.to_public_json().to_string().as_bytes(),
+        format!("{}\n{}", request.submitted_by, request.to_public_json()).as_bytes(),
     ));
     let value = json!({ "stream_sequence": delivery.stream_sequence, "fingerprint": fingerprint });
     match deps.claims.create(&key, value.to_string().into()).await {

@@ -115,7 +115,8 @@ pub async fn handle(
     if let Some(validation) = &validation {
         record_scores(validation);
     }
-    let expires_at = (status == Status::Pending).then(|| {
+    // A human's answer has a deadline, an override of an auto-rejection included.
+    let expires_at = matches!(status, Status::Pending | Status::AutoRejected).then(|| {
         delivery.published
             + chrono::Duration::from_std(deps.approval_ttl).unwrap_or(chrono::Duration::hours(1))
     });

@@ -15,6 +15,8 @@ pub struct RequestRow {
     pub request_id: Uuid,
     pub status: String,
     pub requester: String,
+    /// Who submitted, as authenticated (`nats:<user>`, `api:<key>`, `anonymous`).
+    pub submitted_by: String,
     pub environment: String,
     pub command: Option<String>,
     pub operation: Option<Json<Value>>,
@@ -37,7 +39,7 @@ pub struct RequestRow {
     pub validation_error: bool,
 }
 
-const COLUMNS: &str = "request_id, status, requester, environment, command, operation, title, description, \
+const COLUMNS: &str = "request_id, status, requester, submitted_by, environment, command, operation, title, description, \
     risk_level, created_at, updated_at, validator_scores, profile, composite_score, validation_applied, \
     rollout_bucket, decided_by, decided_at, decision_note, false_positive, expires_at, validation_decision, \
     validation_error";
@@ -132,13 +134,13 @@ pub async fn insert_received(
     sqlx::query(
         "INSERT INTO approval_requests
             (request_id, requester, environment, command, operation, title, description, risk_level,
-             status, created_at, updated_at)
+             status, created_at, updated_at, submitted_by)
          SELECT r.request_id, r.requester, r.environment, r.command, r.operation, r.title,
-                r.description, r.risk_level, 'RECEIVED', r.at, r.at
+                r.description, r.risk_level, 'RECEIVED', r.at, r.at, r.submitted_by
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
-                     $7::text[], $8::text[], $9::timestamptz[])
+                     $7::text[], $8::text[], $9::timestamptz[], $10::text[])
               AS r(request_id, requester, environment, command, operation, title, description,
-                   risk_level, at)
+                   risk_level, at, submitted_by)
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(&ids)
@@ -156,6 +158,7 @@ pub async fn insert_received(
         request.risk_level.map(|risk| risk.as_str().to_string())
     }))
     .bind(&ats)
+    .bind(column(|request| Some(request.submitted_by.to_string())))
     .execute(connection)
     .await?;
     Ok(())

@@ -120,7 +120,7 @@ async fn health_reports_both_dependencies_and_metrics_are_exposed() {
         json!({"status": "ok", "nats": "ok", "postgres": "ok"})
     );
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         request_json(Uuid::new_v4(), None).to_string(),
     )
     .await;

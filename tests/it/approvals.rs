@@ -35,7 +35,7 @@ fn prd_request(request_id: Uuid, command: Option<&str>, requester: &str) -> Valu
 
 async fn submit(env: &TestEnv, payload: &Value) {
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;

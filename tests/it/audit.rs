@@ -20,7 +20,7 @@ async fn record_requests(env: &mut TestEnv, count: usize) -> Vec<Uuid> {
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
     for id in &ids {
         env.publish_raw(
-            &format!("{}.requests.submitted", env.prefix),
+            &format!("{}.requests.submitted.anonymous", env.prefix),
             request_json(*id, None).to_string(),
         )
         .await;

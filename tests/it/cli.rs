@@ -96,7 +96,7 @@ async fn waiting_on_a_refused_request_ends_with_the_reason_and_a_denied_exit_cod
     let mut payload = request_json(request_id, None);
     payload["environment"] = Value::String("moon".into());
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;
@@ -124,7 +124,7 @@ async fn the_seeds_monitoring_queries_run_unchanged() {
     env.spawn_recorder();
     for _ in 0..4 {
         env.publish_raw(
-            &format!("{}.requests.submitted", env.prefix),
+            &format!("{}.requests.submitted.anonymous", env.prefix),
             request_json(Uuid::new_v4(), None).to_string(),
         )
         .await;

@@ -48,7 +48,7 @@ async fn wait_for_jetstream(url: &str) {
 /// publish whose ack was lost a duplicate the stream drops.
 async fn submit(env: &TestEnv, request_id: Uuid) {
     let outgoing = Outgoing::json(
-        "wingman.requests.submitted".into(),
+        env.bus.subjects.submitted(&env.bus.principal),
         request_id.to_string(),
         &request_json(request_id, None),
     );

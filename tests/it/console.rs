@@ -11,8 +11,18 @@ use wingman::request::Environment;
 use crate::docker;
 use crate::helpers::{TestEnv, run_wingman, text, wait_for_status};
 
+/// `wingman` as the console approver `approver`, with their own key.
 async fn wingman(env: &TestEnv, approver: &str, args: &[&str]) -> Output {
-    run_wingman(env, &[("WINGMAN_APPROVER", approver)], args).await
+    let key = env.approver_key(approver);
+    run_wingman(
+        env,
+        &[
+            ("WINGMAN_APPROVER", approver),
+            ("WINGMAN_APPROVER_KEY_FILE", key.to_str().unwrap()),
+        ],
+        args,
+    )
+    .await
 }
 
 async fn pipeline() -> TestEnv {
@@ -74,14 +84,14 @@ async fn a_waiting_request_completes_when_the_console_approver_approves_it_and_t
     assert_eq!(denied.status.code(), Some(3));
     assert_eq!(
         text(&denied.stderr).trim(),
-        "refused: not authorized: cli:eve is not on the approver list"
+        "refused: not authorized: eve is not on the approver list"
     );
 
     let approved = wingman(&env, "ops-bob", &["approve", &request_id.to_string()]).await;
     assert!(approved.status.success(), "{}", text(&approved.stderr));
     assert_eq!(
         text(&approved.stdout).trim(),
-        format!("{request_id}: APPROVED by cli:ops-bob")
+        format!("{request_id}: APPROVED by ops-bob")
     );
 
     let finished = tokio::time::timeout(Duration::from_secs(60), waiting.wait())
@@ -112,7 +122,7 @@ async fn a_waiting_request_completes_when_the_console_approver_approves_it_and_t
     let again = wingman(&env, "ops-bob", &["approve", &request_id.to_string()]).await;
     assert_eq!(again.status.code(), Some(3));
     assert!(
-        text(&again.stderr).starts_with("refused: already APPROVED by cli:ops-bob at "),
+        text(&again.stderr).starts_with("refused: already APPROVED by ops-bob at "),
         "{}",
         text(&again.stderr)
     );
@@ -135,7 +145,7 @@ async fn an_approved_compose_down_removes_only_that_projects_containers() {
         "agent-7",
     );
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;
@@ -171,7 +181,7 @@ async fn the_console_approver_cannot_approve_their_own_request() {
     let request_id = Uuid::new_v4();
     let payload = prd(request_id, "docker stop nothing-here", "ops-bob");
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;
@@ -194,7 +204,7 @@ async fn a_rejected_request_never_gets_a_token_even_when_an_approval_is_forged_o
     let request_id = Uuid::new_v4();
     let payload = prd(request_id, &format!("docker rm -f {name}"), "agent-7");
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;

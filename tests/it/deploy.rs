@@ -381,7 +381,7 @@ async fn the_writer_role_records_and_the_reader_role_only_reads() {
     env.spawn_intake().await;
     let request_id = Uuid::new_v4();
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         crate::helpers::request_json(request_id, None).to_string(),
     )
     .await;

@@ -31,7 +31,7 @@ async fn an_auto_approved_restart_restarts_the_real_container_once_and_is_record
     let request_id = Uuid::new_v4();
     let payload = well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;
@@ -112,6 +112,7 @@ impl Forge {
         let request = Request {
             request_id: claims.request_id,
             requester: "mallory".into(),
+            submitted_by: wingman::identity::Principal::Anonymous,
             environment,
             command: Some(Command {
                 line: command.into(),
@@ -249,7 +250,7 @@ async fn the_gateway_refuses_every_forged_stale_or_mismatched_job_with_its_reaso
     let request_id = Uuid::new_v4();
     let payload = well_explained(request_id, "dev", &restart, &name);
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;

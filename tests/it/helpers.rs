@@ -22,6 +22,7 @@ use wingman::bus::topology::{TopologyOverrides, open_bucket};
 use wingman::config::{DatabaseSettings, NatsCredentials, NatsSettings, Settings};
 use wingman::engine::Engine;
 use wingman::events::Stage;
+use wingman::identity::roster::RosterStore;
 use wingman::policy::Policy;
 use wingman::request::Environment;
 use wingman::rollout::{Rollout, RolloutStore};
@@ -362,6 +363,17 @@ impl TestEnv {
         approvers: &[&str],
         prd_approvals: usize,
     ) -> ApprovalsDeps {
+        let roster = self.roster().await;
+        let mut telegram_ids = Vec::new();
+        for approver in approvers {
+            if let Some(id) = approver.strip_prefix("telegram:") {
+                telegram_ids.push(id.parse().expect("a Telegram user id"));
+            } else {
+                let name = approver.strip_prefix("cli:").unwrap_or(approver);
+                self.register_approver(name, wingman::cli::approvers::Credentials::default())
+                    .await;
+            }
+        }
         let desk = Desk {
             bus: self.bus.clone(),
             claims: self.claims().await,
@@ -371,8 +383,9 @@ impl TestEnv {
             )
             .await
             .unwrap(),
+            roster,
             rules: Rules {
-                approvers: approvers.iter().map(|a| a.to_string()).collect(),
+                telegram_ids,
                 prd_approvals,
             },
             actor: "approvals@test".into(),
@@ -385,6 +398,50 @@ impl TestEnv {
             telegram,
             pool: self.pool.clone(),
         }
+    }
+
+    /// The approver roster of this test's bus.
+    pub async fn roster(&self) -> RosterStore {
+        RosterStore {
+            kv: open_bucket(
+                &self.bus.js,
+                &self
+                    .bus
+                    .subjects
+                    .localize_name(wingman::identity::roster::BUCKET),
+            )
+            .await
+            .unwrap(),
+        }
+    }
+
+    /// The console key of approver `name` (made on first use, under `keys_dir`); hand it to
+    /// the CLI as `WINGMAN_APPROVER_KEY_FILE`. Unregistered, it proves nothing.
+    pub fn approver_key(&self, name: &str) -> PathBuf {
+        let dir = self.keys_dir.path().join("approvers").join(name);
+        let path = dir.join("approver.key");
+        if !path.exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            wingman::token::write_keypair(&dir, "approver").unwrap();
+        }
+        path
+    }
+
+    /// Registers approver `name` in the roster with their console key (see
+    /// [`TestEnv::approver_key`]) and `extra` credentials, as `wingman approvers add` does.
+    pub async fn register_approver(
+        &self,
+        name: &str,
+        mut extra: wingman::cli::approvers::Credentials,
+    ) {
+        let public = wingman::token::read_signing_key(&self.approver_key(name))
+            .unwrap()
+            .verify_key()
+            .to_text();
+        extra.console_keys.push(public);
+        wingman::cli::approvers::add(&self.roster().await, name, extra)
+            .await
+            .unwrap();
     }
 
     pub async fn watcher_deps(

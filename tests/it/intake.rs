@@ -24,7 +24,7 @@ async fn a_raw_json_request_is_recorded_as_received_and_announced_on_its_status_
     let raw = format!(
         r#"{{"request_id":"{request_id}","requester":"ci-job-42","environment":"prd","command":"docker compose -f docker-compose.prd.yml -p wingman-prd down","title":"Stop PRD for the gateway deploy","description":"Stage A. Rollback: up -d. Verify: health."}}"#
     );
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), raw)
+    env.publish_raw(&format!("{}.requests.submitted.anonymous", env.prefix), raw)
         .await;
 
     let message = tokio::time::timeout(Duration::from_secs(10), status.next())
@@ -60,7 +60,7 @@ async fn the_same_request_published_three_times_is_one_request_with_one_audit_tr
     let payload = request_json(request_id, Some("docker restart api")).to_string();
     for _ in 0..3 {
         env.publish_raw(
-            &format!("{}.requests.submitted", env.prefix),
+            &format!("{}.requests.submitted.anonymous", env.prefix),
             payload.clone(),
         )
         .await;
@@ -90,7 +90,7 @@ async fn a_reused_request_id_with_other_content_is_refused_without_touching_the_
     env.spawn_intake().await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
-    let subject = format!("{}.requests.submitted", env.prefix);
+    let subject = format!("{}.requests.submitted.anonymous", env.prefix);
     env.publish_raw(
         &subject,
         request_json(request_id, Some("docker restart api")).to_string(),
@@ -124,7 +124,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_audited_and_the_st
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
     env.spawn_recorder();
-    let subject = format!("{}.requests.submitted", env.prefix);
+    let subject = format!("{}.requests.submitted.anonymous", env.prefix);
     let mut unknown = request_json(Uuid::new_v4(), None);
     unknown["priority"] = json!("urgent");
     let mut missing = request_json(Uuid::new_v4(), None);
@@ -206,8 +206,11 @@ async fn a_command_the_gateway_cannot_run_is_refused_on_the_requests_status_subj
         .await
         .unwrap();
     let payload = request_json(request_id, Some("docker stop api && docker rm api")).to_string();
-    env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload)
-        .await;
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        payload,
+    )
+    .await;
     let message = tokio::time::timeout(Duration::from_secs(10), status.next())
         .await
         .unwrap()

@@ -12,6 +12,7 @@ mod docker;
 mod execution;
 mod fake_telegram;
 mod helpers;
+mod identity;
 mod intake;
 mod metrics;
 mod nats_permissions;

@@ -26,7 +26,7 @@ async fn every_stage_exports_valid_catalogued_metrics() {
     let request_id = Uuid::new_v4();
     let payload = well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;

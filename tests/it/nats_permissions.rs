@@ -117,9 +117,9 @@ async fn a_publisher_may_submit_and_read_status_but_never_forge_a_decision_or_a_
     let mut publisher = connect_as(&server, "publisher").await;
 
     publisher
-        .publish("wingman.requests.submitted")
+        .publish("wingman.requests.submitted.publisher")
         .await
-        .expect("a publisher may submit");
+        .expect("a publisher may submit on its own subject");
     for forged in [
         "wingman.approvals.decided",
         "wingman.requests.validated",
@@ -191,7 +191,7 @@ async fn a_worker_may_publish_only_its_own_subjects_and_claims() {
     }
     let mut recorder = connect_as(&server, "recorder").await;
     for subject in [
-        "wingman.requests.submitted",
+        "wingman.requests.submitted.recorder",
         "wingman.requests.validated",
         "wingman.exec.jobs",
     ] {
@@ -271,7 +271,10 @@ async fn the_pipeline_runs_with_every_worker_on_its_own_nats_user() {
     for payload in [well_explained(approved), request_json(other, None)] {
         publisher
             .js
-            .publish("wingman.requests.submitted", payload.to_string().into())
+            .publish(
+                "wingman.requests.submitted.publisher",
+                payload.to_string().into(),
+            )
             .await
             .unwrap()
             .await

@@ -49,7 +49,7 @@ async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_on
     );
     let request_id = Uuid::new_v4();
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         request_json(request_id, Some("docker stop api")).to_string(),
     )
     .await;
@@ -104,8 +104,11 @@ async fn two_intake_workers_share_the_work_and_no_request_is_processed_twice() {
     let count = 60;
     for _ in 0..count {
         let payload = request_json(Uuid::new_v4(), Some("docker restart api")).to_string();
-        env.publish_raw(&format!("{}.requests.submitted", env.prefix), payload)
-            .await;
+        env.publish_raw(
+            &format!("{}.requests.submitted.anonymous", env.prefix),
+            payload,
+        )
+        .await;
     }
     env.settle_all().await;
     env.wait_for_count("SELECT count(*) FROM approval_requests", None, count)
@@ -155,7 +158,7 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
     let payload =
         crate::helpers::well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;

@@ -36,7 +36,7 @@ async fn a_redelivered_audit_event_is_recorded_once() {
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         request_json(request_id, None).to_string(),
     )
     .await;
@@ -101,7 +101,7 @@ async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the
 
     env.spawn_intake().await;
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         request_json(request_id, None).to_string(),
     )
     .await;
@@ -239,7 +239,7 @@ async fn the_audit_log_refuses_updates_and_deletes() {
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         request_json(request_id, None).to_string(),
     )
     .await;

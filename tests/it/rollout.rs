@@ -44,7 +44,7 @@ async fn applied(env: &TestEnv, request_id: Uuid) -> (bool, i16) {
 
 async fn submit_and_settle(env: &TestEnv, request_id: Uuid) {
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         request_json(request_id, None).to_string(),
     )
     .await;
@@ -92,7 +92,7 @@ async fn a_rollout_change_through_the_cli_applies_to_the_next_request_and_a_requ
 
     // The same request again is the same request, in the same bucket.
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         request_json(inside, None).to_string(),
     )
     .await;

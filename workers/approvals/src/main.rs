@@ -1,12 +1,13 @@
 //! `wingman-approvals`: puts requests in front of humans (see `wingman::stages::approvals`).
 //! Telegram with `TELEGRAM_BOT_TOKEN` + `TELEGRAM_CHAT_ID` (+ `TELEGRAM_API_URL`); approvers
-//! from `TELEGRAM_APPROVER_IDS` and `WINGMAN_CONSOLE_APPROVERS`.
+//! from the roster (`wingman approvers`) and `TELEGRAM_APPROVER_IDS`.
 
 use anyhow::Context as _;
 use wingman::approval::{BUCKET, Desk, Rules};
 use wingman::bus::topology::open_bucket;
 use wingman::config::{secret_var, var};
 use wingman::events::Stage;
+use wingman::identity::roster::{BUCKET as ROSTER_BUCKET, RosterStore};
 use wingman::stages::approvals::{self, ApprovalsDeps};
 use wingman::telegram::TelegramClient;
 use wingman::worker::Worker;
@@ -38,6 +39,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?,
         approvals: open_bucket(&worker.bus.js, &worker.bus.subjects.localize_name(BUCKET)).await?,
+        roster: RosterStore {
+            kv: open_bucket(
+                &worker.bus.js,
+                &worker.bus.subjects.localize_name(ROSTER_BUCKET),
+            )
+            .await?,
+        },
         rules,
         actor: worker.actor.clone(),
     };
