@@ -4,6 +4,7 @@
 mod api;
 mod approvals;
 mod audit;
+mod audit_forgery;
 mod cli;
 mod cluster;
 mod console;
