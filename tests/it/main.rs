@@ -20,4 +20,5 @@ mod nats_server;
 mod processes;
 mod recorder;
 mod rollout;
+mod rollout_audit;
 mod wrapper;
