@@ -110,15 +110,14 @@ pub fn attribute(previous: Option<&Seen>, seen: &Seen) -> Attribution {
         .as_ref()
         .and_then(|stored| stored.change.as_ref());
     let proven = match (previous, mark) {
-        (Some(previous), Some(mark)) => mark.replaces == previous.revision,
-        _ => false,
+        (Some(previous), Some(mark)) if mark.replaces == previous.revision => Some(mark),
+        _ => None,
     };
     let new = seen.stored.as_ref().map(|stored| stored.flags.clone());
     let old = previous
         .and_then(|previous| previous.stored.as_ref())
         .map(|stored| stored.flags.clone());
-    if proven {
-        let mark = mark.expect("proven only with a mark");
+    if let Some(mark) = proven {
         Attribution {
             revision: seen.revision,
             by: mark.author.clone(),
