@@ -13,7 +13,7 @@ use wingman::rollout::{BUCKET, Rollout};
 use wingman::stages::watcher::{self, GuardSettings};
 
 use crate::helpers::{BusOptions, TestEnv, run_wingman, text};
-use crate::nats_server::{NatsServer, credentials, password};
+use crate::nats_server::{NatsServer, USERS, credentials, password};
 
 async fn env_on(server: &NatsServer) -> TestEnv {
     TestEnv::start_with(BusOptions {
@@ -180,10 +180,39 @@ async fn an_operator_changes_the_rollout_only_through_the_watcher_and_is_proven_
             .contains("unknown field `by`"),
         "{answer}"
     );
+    // Nobody but the watcher (and admin) writes the flags.
+    let writers_refused: Vec<&str> = USERS
+        .iter()
+        .copied()
+        .filter(|user| !matches!(*user, "admin" | "watcher"))
+        .collect();
+    for user in &writers_refused {
+        let client =
+            async_nats::ConnectOptions::with_user_and_password(user.to_string(), password(user))
+                .connect(server.url())
+                .await
+                .unwrap();
+        client
+            .publish(
+                "$KV.wingman_rollout.validation",
+                serde_json::to_vec(&flags(true, 100, user)).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+    }
     let (flags_now, _) = env.rollout().await.current().await.unwrap();
     assert_eq!((flags_now.enabled, flags_now.percent), (false, 10));
     assert_eq!(flags_now.updated_by, "operator");
     let log = server.log();
+    for user in writers_refused {
+        assert!(
+            log.lines().any(|line| line.contains("Violation")
+                && line.contains(&format!("User \"{user}\""))
+                && line.contains("$KV.wingman_rollout.validation")),
+            "{user} may write the rollout bucket"
+        );
+    }
     for violation in [
         "$KV.wingman_rollout.validation",
         "wingman.rollout.change.admin",
