@@ -299,6 +299,32 @@ async fn a_direct_admin_write_is_audited_as_unproven_and_a_restart_audits_nothin
     let mut unique = revisions.clone();
     unique.dedup();
     assert_eq!(unique, revisions, "each revision audited once");
+
+    // The guard's own change is audited by the same watch, with its reason.
+    env.rollout()
+        .await
+        .lower_as(
+            watcher::GUARD_AUTHOR,
+            "false positives 20.0 % > 10 %",
+            |current| Rollout {
+                percent: 0,
+                ..current.clone()
+            },
+        )
+        .await
+        .unwrap();
+    let audit = wait_for_rollout_audit(&env, 5).await;
+    assert_eq!(audit[4]["by"], watcher::GUARD_AUTHOR, "{}", audit[4]);
+    assert_eq!(audit[4]["author_proven"], true);
+    assert_eq!(audit[4]["via"], "guard");
+    assert_eq!(audit[4]["reason"], "false positives 20.0 % > 10 %");
+    assert_eq!(
+        (
+            audit[4]["old"]["percent"].as_u64(),
+            audit[4]["new"]["percent"].as_u64()
+        ),
+        (Some(10), Some(0))
+    );
     env.stop().await;
 }
 
