@@ -7,7 +7,7 @@
 //! | `wingman.requests.validated` | `Envelope<Validated>` |
 //! | `wingman.approvals.decided` | `Envelope<Decided>` |
 //! | `wingman.exec.jobs` | `Envelope<ExecJob>` |
-//! | `wingman.audit.<kind>` | `Envelope<AuditRecord>` |
+//! | `wingman.audit.<stage>.<kind>` | `Envelope<AuditRecord>` (the stage that owns the kind, [`AUDIT_OWNERS`]) |
 //! | `wingman.status.<request_id>` | [`StatusEvent`] (flat, for publishers) |
 //! | `wingman.dlq.<stage>` | [`DeadLetter`] |
 
@@ -36,6 +36,31 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 9] = [
+        Stage::Intake,
+        Stage::Validator,
+        Stage::Approvals,
+        Stage::Authority,
+        Stage::Gateway,
+        Stage::Recorder,
+        Stage::Watcher,
+        Stage::Api,
+        Stage::Cli,
+    ];
+
+    /// The stage named `word` (`intake`, …), as in a subject.
+    pub fn parse(word: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|stage| stage.as_str() == word)
+    }
+
+    /// The audit kinds this stage may record ([`AUDIT_OWNERS`]).
+    pub fn audit_kinds(self) -> &'static [AuditKind] {
+        AUDIT_OWNERS
+            .iter()
+            .find(|(stage, _)| *stage == self)
+            .map_or(&[], |(_, kinds)| *kinds)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Intake => "intake",
@@ -119,6 +144,51 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
+    pub const ALL: [AuditKind; 12] = [
+        AuditKind::RequestReceived,
+        AuditKind::MessageRejected,
+        AuditKind::RequestValidated,
+        AuditKind::ApprovalDecided,
+        AuditKind::DecisionRefused,
+        AuditKind::RequestExpired,
+        AuditKind::TokenMinted,
+        AuditKind::TokenRefused,
+        AuditKind::ExecutionStarted,
+        AuditKind::ExecutionFinished,
+        AuditKind::RolloutChanged,
+        AuditKind::AccessDenied,
+    ];
+
+    /// The kind named `word` (`request_received`, …), as in a subject.
+    pub fn parse(word: &str) -> Option<AuditKind> {
+        AuditKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == word)
+    }
+
+    /// The statuses an event of this kind may move a request to; an event that claims any
+    /// other status is a forgery.
+    pub fn moves(self) -> &'static [Status] {
+        match self {
+            AuditKind::RequestReceived => &[Status::Received],
+            AuditKind::RequestValidated => {
+                &[Status::AutoApproved, Status::AutoRejected, Status::Pending]
+            }
+            AuditKind::ApprovalDecided => &[Status::Approved, Status::Rejected],
+            AuditKind::RequestExpired => &[Status::Expired],
+            AuditKind::ExecutionStarted => &[Status::Executing],
+            AuditKind::ExecutionFinished => {
+                &[Status::Succeeded, Status::Failed, Status::Indeterminate]
+            }
+            AuditKind::MessageRejected
+            | AuditKind::DecisionRefused
+            | AuditKind::TokenMinted
+            | AuditKind::TokenRefused
+            | AuditKind::RolloutChanged
+            | AuditKind::AccessDenied => &[],
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuditKind::RequestReceived => "request_received",
@@ -137,14 +207,65 @@ impl AuditKind {
     }
 }
 
-/// `wingman.audit.<kind>`: one step of one request's story, persisted by the recorder.
+/// Which stage owns which audit kinds: the one list everything else derives from. An audit
+/// event travels on `wingman.audit.<stage>.<kind>`; in `nats/auth.conf` each stage's user may
+/// publish only under `wingman.audit.<its stage>.>` (a test reads the file against this
+/// table), and the recorder admits an event only when the stage of its subject owns its kind
+/// and its body says the same stage and kind (`stages::admission`). Every stage may record
+/// the `message_rejected` of a message it dead-letters; the watcher does not consume, the
+/// CLI owns nothing (rollout changes are audited by the watcher).
+pub const AUDIT_OWNERS: &[(Stage, &[AuditKind])] = &[
+    (
+        Stage::Intake,
+        &[AuditKind::RequestReceived, AuditKind::MessageRejected],
+    ),
+    (
+        Stage::Validator,
+        &[AuditKind::RequestValidated, AuditKind::MessageRejected],
+    ),
+    (
+        Stage::Approvals,
+        &[
+            AuditKind::ApprovalDecided,
+            AuditKind::DecisionRefused,
+            AuditKind::AccessDenied,
+            AuditKind::MessageRejected,
+        ],
+    ),
+    (
+        Stage::Authority,
+        &[AuditKind::TokenMinted, AuditKind::MessageRejected],
+    ),
+    (
+        Stage::Gateway,
+        &[
+            AuditKind::ExecutionStarted,
+            AuditKind::ExecutionFinished,
+            AuditKind::TokenRefused,
+            AuditKind::AccessDenied,
+            AuditKind::MessageRejected,
+        ],
+    ),
+    (Stage::Recorder, &[AuditKind::MessageRejected]),
+    (
+        Stage::Watcher,
+        &[AuditKind::RequestExpired, AuditKind::RolloutChanged],
+    ),
+    (
+        Stage::Api,
+        &[AuditKind::AccessDenied, AuditKind::MessageRejected],
+    ),
+    (Stage::Cli, &[]),
+];
+
+/// `wingman.audit.<stage>.<kind>`: one step of one request's story, persisted by the recorder.
 /// Audit events about no particular request (a message without a readable id) carry the
 /// nil request id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub kind: AuditKind,
     pub stage: Stage,
-    /// The request's status after this step, when the step moves it.
+    /// The request's status after this step, when the step moves it (one of `kind.moves()`).
     pub status: Option<Status>,
     /// Which worker process did it (`intake@host:pid`), for forensics.
     pub actor: String,
@@ -187,4 +308,49 @@ pub struct DeadLetter {
     pub at: DateTime<Utc>,
     /// The message as received (lossy UTF-8, cut at 8 KiB).
     pub payload: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_and_kind_parses_back_from_its_word() {
+        for stage in Stage::ALL {
+            assert_eq!(Stage::parse(stage.as_str()), Some(stage));
+        }
+        for kind in AuditKind::ALL {
+            assert_eq!(AuditKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Stage::parse("Intake"), None);
+        assert_eq!(AuditKind::parse("request"), None);
+    }
+
+    #[test]
+    fn every_audit_kind_has_an_owner_and_every_stage_one_row() {
+        for kind in AuditKind::ALL {
+            assert!(
+                Stage::ALL
+                    .iter()
+                    .any(|stage| stage.audit_kinds().contains(&kind)),
+                "{} has no owning stage",
+                kind.as_str()
+            );
+        }
+        for stage in Stage::ALL {
+            let rows = AUDIT_OWNERS.iter().filter(|(owner, _)| *owner == stage);
+            assert_eq!(rows.count(), 1, "{} must have one row", stage.as_str());
+        }
+        assert!(
+            Stage::Intake
+                .audit_kinds()
+                .contains(&AuditKind::RequestReceived)
+        );
+        assert!(
+            !Stage::Api
+                .audit_kinds()
+                .contains(&AuditKind::RequestReceived)
+        );
+        assert!(Stage::Cli.audit_kinds().is_empty());
+    }
 }

@@ -4,7 +4,8 @@
 //! A request is validated when validation is enabled and its bucket (a hash of its id, 0..100)
 //! is below the percent: the same request always lands in the same bucket, so raising the
 //! percent only adds requests to the cohort. Changes are compare-and-set, so two operators
-//! cannot silently overwrite each other.
+//! cannot silently overwrite each other. Only the watcher (and `admin`) writes the flags:
+//! operators ask it, and every revision is audited by its watch ([`change`]).
 
 use anyhow::Context as _;
 use async_nats::jetstream::kv;
@@ -13,8 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::RequestId;
 
+pub mod change;
+
+pub use change::{ChangeMark, ChangeRequest, Stored};
+
 pub const BUCKET: &str = "wingman_rollout";
-const KEY: &str = "validation";
+/// The key of the flags in the bucket.
+pub const KEY: &str = "validation";
 const GUARD_KEY: &str = "guard";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,20 +120,62 @@ impl RolloutStore {
         Ok((rollout, entry.revision))
     }
 
-    /// Applies `change` to the current flags, atomically; returns (old, new).
-    pub async fn change(
+    /// Applies `change` to the current flags atomically (compare-and-set), marked as written
+    /// by the watcher for `author` (asked on `via`); returns (old, new). Only the watcher
+    /// calls this: it is the one writer the audit takes at its word.
+    pub async fn change_as(
         &self,
-        who: &str,
+        author: &str,
+        via: &str,
+        change: impl Fn(&Rollout) -> Rollout,
+    ) -> anyhow::Result<(Rollout, Rollout)> {
+        self.write(author, via, None, false, change).await
+    }
+
+    /// Like [`change_as`](Self::change_as) for the watcher's rollout guard, which may only
+    /// lower the rollout ([`change::lowers`]): a change that would raise it is refused here,
+    /// where the flags are written.
+    pub async fn lower_as(
+        &self,
+        author: &str,
+        reason: &str,
+        change: impl Fn(&Rollout) -> Rollout,
+    ) -> anyhow::Result<(Rollout, Rollout)> {
+        self.write(author, "guard", Some(reason), true, change)
+            .await
+    }
+
+    async fn write(
+        &self,
+        author: &str,
+        via: &str,
+        reason: Option<&str>,
+        only_lower: bool,
         change: impl Fn(&Rollout) -> Rollout,
     ) -> anyhow::Result<(Rollout, Rollout)> {
         for _ in 0..5 {
             let (old, revision) = self.current().await?;
             let mut new = change(&old);
-            new.updated_by = who.to_string();
+            new.updated_by = author.to_string();
             new.updated_at = crate::envelope::now();
+            anyhow::ensure!(
+                !only_lower || change::lowers(&old, &new),
+                "the rollout guard may only lower the rollout: {} → {} refused",
+                old.describe(),
+                new.describe()
+            );
+            let stored = Stored {
+                flags: new.clone(),
+                change: Some(ChangeMark {
+                    author: author.to_string(),
+                    via: via.to_string(),
+                    replaces: revision,
+                    reason: reason.map(str::to_string),
+                }),
+            };
             match self
                 .kv
-                .update(KEY, serde_json::to_vec(&new)?.into(), revision)
+                .update(KEY, serde_json::to_vec(&stored)?.into(), revision)
                 .await
             {
                 Ok(_) => return Ok((old, new)),
@@ -136,6 +184,14 @@ impl RolloutStore {
             }
         }
         anyhow::bail!("the rollout flags kept changing under us; try again")
+    }
+
+    /// Every revision of the flags from `revision` on (history first, then live).
+    pub async fn watch_from(&self, revision: u64) -> anyhow::Result<kv::Watch> {
+        self.kv
+            .watch_from_revision(KEY, revision.max(1))
+            .await
+            .map_err(|error| anyhow::anyhow!("watch the rollout flags: {error}"))
     }
 }
 

@@ -452,11 +452,7 @@ pub fn dead_letter_messages(
             letter.event_id.to_string(),
             &letter,
         ),
-        Outgoing::json(
-            bus.subjects.audit(AuditKind::MessageRejected),
-            audit.event_id.to_string(),
-            &audit,
-        ),
+        Outgoing::audit(&bus.subjects, &audit),
     ];
     if let Some(request_id) = rejection.request_id {
         let mut details = serde_json::Map::new();

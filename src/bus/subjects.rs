@@ -17,6 +17,7 @@ const STATUS: &str = "status";
 const DLQ: &str = "dlq";
 const TOKEN_REQUESTS: &str = "authority.token";
 const CONSOLE_DECISIONS: &str = "console.decisions";
+const ROLLOUT_CHANGE: &str = "rollout.change";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subjects {
@@ -66,8 +67,24 @@ impl Subjects {
     pub fn exec_jobs(&self) -> String {
         self.subject(EXEC_JOBS)
     }
-    pub fn audit(&self, kind: AuditKind) -> String {
-        format!("{}.{AUDIT}.{}", self.prefix, kind.as_str())
+    /// `wingman.audit.<stage>.<kind>`: the stage that records the event is part of the
+    /// subject, so NATS permissions (each stage's user publishes only under its own stage)
+    /// prove who sent it.
+    pub fn audit(&self, stage: Stage, kind: AuditKind) -> String {
+        format!(
+            "{}.{AUDIT}.{}.{}",
+            self.prefix,
+            stage.as_str(),
+            kind.as_str()
+        )
+    }
+    /// The (stage, kind) an audit subject names; `None` when it is not one of ours.
+    pub fn audit_source(&self, subject: &str) -> Option<(Stage, AuditKind)> {
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(&format!(".{AUDIT}."))?;
+        let (stage, kind) = rest.split_once('.')?;
+        Some((Stage::parse(stage)?, AuditKind::parse(kind)?))
     }
     pub fn status(&self, request_id: RequestId) -> String {
         format!("{}.{STATUS}.{request_id}", self.prefix)
@@ -81,6 +98,34 @@ impl Subjects {
     /// to decide; only that worker publishes decisions.
     pub fn console_decisions(&self) -> String {
         self.subject(CONSOLE_DECISIONS)
+    }
+    /// Core request-reply: an operator asks the watcher to change the rollout on the subject
+    /// of its own NATS user (`nats/auth.conf` lets only that user publish there), so the
+    /// subject proves the author.
+    ///
+    /// # Errors
+    /// When `author` cannot be one subject token.
+    pub fn rollout_change(&self, author: &str) -> anyhow::Result<String> {
+        let valid = !author.is_empty()
+            && author
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '@'));
+        anyhow::ensure!(
+            valid,
+            "rollout author `{author}` must match [A-Za-z0-9_@-]+ (it is a subject token)"
+        );
+        Ok(format!("{}.{ROLLOUT_CHANGE}.{author}", self.prefix))
+    }
+    /// What the watcher listens on: every operator's change subject.
+    pub fn rollout_changes(&self) -> String {
+        self.subject(&format!("{ROLLOUT_CHANGE}.*"))
+    }
+    /// The author a change subject names.
+    pub fn rollout_author<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        let author = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(&format!(".{ROLLOUT_CHANGE}."))?;
+        (!author.is_empty() && !author.contains('.')).then_some(author)
     }
     pub fn dlq(&self, stage: Stage) -> String {
         format!("{}.{DLQ}.{}", self.prefix, stage.as_str())
@@ -119,9 +164,14 @@ mod tests {
             "wingman.requests.submitted.ci"
         );
         assert_eq!(
-            subjects.audit(AuditKind::RequestReceived),
-            "wingman.audit.request_received"
+            subjects.audit(Stage::Intake, AuditKind::RequestReceived),
+            "wingman.audit.intake.request_received"
         );
+        assert_eq!(
+            subjects.rollout_change("operator").unwrap(),
+            "wingman.rollout.change.operator"
+        );
+        assert_eq!(subjects.rollout_changes(), "wingman.rollout.change.*");
         assert_eq!(subjects.dlq(Stage::Intake), "wingman.dlq.intake");
         assert_eq!(
             subjects.localize_name("WINGMAN_REQUESTS"),
@@ -139,5 +189,39 @@ mod tests {
         assert_eq!(subjects.localize_name("WINGMAN_AUDIT"), "WT_1A2B_AUDIT");
         assert_eq!(subjects.localize_name("wingman_claims"), "wt_1a2b_claims");
         assert!(Subjects::new("Bad.Prefix").is_err());
+    }
+
+    #[test]
+    fn an_audit_subject_names_its_stage_and_kind_or_nothing() {
+        let subjects = Subjects::new("wt_1a2b").unwrap();
+        for stage in Stage::ALL {
+            for kind in AuditKind::ALL {
+                let subject = subjects.audit(stage, kind);
+                assert_eq!(subjects.audit_source(&subject), Some((stage, kind)));
+            }
+        }
+        for bad in [
+            "wt_1a2b.audit.request_received",
+            "wt_1a2b.audit.intake.request_received.x",
+            "wt_1a2b.audit.mallory.request_received",
+            "wt_1a2b.audit.intake.nonsense",
+            "wingman.audit.intake.request_received",
+            "wt_1a2bx.audit.intake.request_received",
+            "wt_1a2b.status.intake.request_received",
+        ] {
+            assert_eq!(subjects.audit_source(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rollout_change_subject_names_one_author() {
+        let subjects = Subjects::new("wt_1a2b").unwrap();
+        let subject = subjects.rollout_change("ops-carol").unwrap();
+        assert_eq!(subjects.rollout_author(&subject), Some("ops-carol"));
+        assert_eq!(subjects.rollout_author("wt_1a2b.rollout.change."), None);
+        assert_eq!(subjects.rollout_author("wt_1a2b.rollout.change.a.b"), None);
+        for bad in ["", "a.b", "a*", ">", "a b"] {
+            assert!(subjects.rollout_change(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,13 +1,17 @@
 //! `wingman rollout show | set <pct> | enable | disable | report`: the live validation rollout.
-//! Every change is audited: who, when, old → new.
+//! A change is a request to the watcher on `wingman.rollout.change.<author>`, the author being
+//! the NATS user (`NATS_USER`; only that user may publish there), or `--by` where the bus has
+//! no auth (local dev). The watcher writes the flags and audits every change: who, when,
+//! old → new.
 
-use serde_json::json;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::Value;
 
 use crate::bus::Bus;
-use crate::events::{AuditKind, Stage};
 use crate::report::{self, Criteria, Verdict};
-use crate::rollout::{BUCKET, Rollout, RolloutStore};
-use crate::stages::publish_audit;
+use crate::rollout::{BUCKET, ChangeRequest, Rollout, RolloutStore};
 
 pub enum Change {
     Percent(u8),
@@ -36,6 +40,7 @@ pub async fn show(bus: &Bus, json_output: bool) -> anyhow::Result<Rollout> {
     Ok(rollout)
 }
 
+/// Asks the watcher for `change` as `who` (or as the NATS user, when connected as one).
 pub async fn change(bus: &Bus, who: &str, change: Change) -> anyhow::Result<(Rollout, Rollout)> {
     if let Change::Percent(percent) = change {
         anyhow::ensure!(
@@ -43,31 +48,46 @@ pub async fn change(bus: &Bus, who: &str, change: Change) -> anyhow::Result<(Rol
             "the rollout percent must be between 0 and 100, got {percent}"
         );
     }
-    let (old, new) = store(bus)
-        .await?
-        .change(who, |current| match change {
-            Change::Percent(percent) => Rollout {
-                percent,
-                ..current.clone()
-            },
-            Change::Enable => Rollout {
-                enabled: true,
-                ..current.clone()
-            },
-            Change::Disable => Rollout {
-                enabled: false,
-                ..current.clone()
-            },
-        })
-        .await?;
-    audit(bus, who, &old, &new).await?;
+    let request = match change {
+        Change::Percent(percent) => ChangeRequest {
+            percent: Some(percent),
+            enabled: None,
+        },
+        Change::Enable => ChangeRequest {
+            percent: None,
+            enabled: Some(true),
+        },
+        Change::Disable => ChangeRequest {
+            percent: None,
+            enabled: Some(false),
+        },
+    };
+    let author = crate::config::var("NATS_USER").unwrap_or_else(|| who.to_string());
+    let subject = bus.subjects.rollout_change(&author)?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        bus.client
+            .request(subject, serde_json::to_vec(&request)?.into()),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!("the watcher did not answer within 10 s (is wingman-watcher running?)")
+    })?
+    .map_err(|error| anyhow::anyhow!("ask the watcher: {error} (is wingman-watcher running?)"))?;
+    let answer: Value =
+        serde_json::from_slice(&reply.payload).context("decode the watcher's answer")?;
+    if answer["ok"].as_bool() != Some(true) {
+        anyhow::bail!(
+            "the watcher refused the rollout change: {}",
+            answer["error"].as_str().unwrap_or("unknown error")
+        );
+    }
+    let old: Rollout =
+        serde_json::from_value(answer["old"].clone()).context("decode the old flags")?;
+    let new: Rollout =
+        serde_json::from_value(answer["new"].clone()).context("decode the new flags")?;
     println!("validation: {} → {}", old.describe(), new.describe());
     Ok((old, new))
-}
-
-async fn audit(bus: &Bus, who: &str, old: &Rollout, new: &Rollout) -> anyhow::Result<()> {
-    let data = json!({ "by": who, "old": old, "new": new });
-    publish_audit(bus, None, AuditKind::RolloutChanged, Stage::Cli, who, data).await
 }
 
 pub async fn report(

@@ -1,6 +1,7 @@
 //! The pipeline stages, one module each, all with the same shape: `<Name>Deps`, `handle`
 //! (decide and perform the effect) and `run` (hand `handle` to the shared consume loop).
 
+pub mod admission;
 pub mod approvals;
 pub mod approvals_bot;
 pub mod authority;
@@ -42,7 +43,8 @@ impl Step<'_> {
         Outgoing::json(subject, envelope.event_id.to_string(), &envelope)
     }
 
-    /// The audit event of this step; `data` carries what the recorder projects.
+    /// The audit event of this step, on `wingman.audit.<stage>.<kind>`; `data` carries what the
+    /// recorder projects. Its id is derived (a redelivery yields the same one, recorded once).
     pub fn audit(&self, kind: AuditKind, status: Option<Status>, data: Value) -> Outgoing {
         let record = AuditRecord {
             kind,
@@ -57,11 +59,7 @@ impl Step<'_> {
             &self.key(kind.as_str()),
             record,
         );
-        Outgoing::json(
-            self.subjects.audit(kind),
-            envelope.event_id.to_string(),
-            &envelope,
-        )
+        Outgoing::audit(self.subjects, &envelope)
     }
 
     /// The status event publishers wait on.
@@ -106,10 +104,6 @@ pub async fn publish_audit(
             data,
         },
     };
-    let outgoing = Outgoing::json(
-        bus.subjects.audit(kind),
-        envelope.event_id.to_string(),
-        &envelope,
-    );
+    let outgoing = Outgoing::audit(&bus.subjects, &envelope);
     crate::bus::publish::publish_all(&bus.js, &[outgoing]).await
 }

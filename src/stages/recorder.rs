@@ -1,12 +1,15 @@
 //! Recorder: the only writer to Postgres.
 //!
-//! 1. Appends every audit event to the hash-chained `audit_events` and projects it into
-//!    `approval_requests` (and `executions`).
-//! 2. Consumes `wingman.audit.>`; publishes nothing.
-//! 3. Its effect is a committed transaction per batch, idempotent on `event_id`: a
-//!    redelivered event is recorded once.
-//! 4. It never moves a request against the state machine, and never updates or deletes an
-//!    audit row.
+//! 1. Admits an audit event only from the stage its subject proves and that owns its kind
+//!    (`stages::admission`), appends it to the hash-chained `audit_events` and projects it
+//!    into `approval_requests` (and `executions`).
+//! 2. Consumes `wingman.audit.>`; publishes nothing but the dead letters of forged events
+//!    (`wingman.dlq.recorder`, audited as its own `message_rejected`).
+//! 3. Its effect is a committed transaction per batch, idempotent on (stage, `event_id`): a
+//!    redelivered or republished event is recorded once, and a planted event with another
+//!    stage's id is a row of its own, never a reason to drop the real one.
+//! 4. It never records a forged event, never moves a request against the state machine, and
+//!    never updates or deletes an audit row.
 
 use std::sync::Arc;
 
@@ -15,10 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::bus::subjects::Subjects;
 use crate::envelope::Envelope;
 use crate::events::{AuditKind, AuditRecord, Stage};
 use crate::metrics;
 use crate::request::Request;
+use crate::stages::admission;
 use crate::status::Status;
 use crate::store::{audit, executions, requests};
 
@@ -31,11 +36,39 @@ pub struct RecorderDeps {
     pub pool: PgPool,
 }
 
-impl Handler for RecorderDeps {
+/// The recorder as the consume loop runs it: its deps and the subjects it reads the proven
+/// stage from.
+struct Recorder {
+    pool: PgPool,
+    subjects: Subjects,
+}
+
+impl Recorder {
+    /// Decodes an audit event and admits it, or refuses it for good (dead letter, audit,
+    /// metric). The refusal names no request: a forged event must not reach the status of the
+    /// request it targets; its reason carries the id it claimed.
+    fn admitted(&self, delivery: &Delivery) -> Result<Envelope<AuditRecord>, StageError> {
+        let event = delivery.envelope::<AuditRecord>()?;
+        let source = self.subjects.audit_source(&delivery.subject);
+        admission::admit(source, &event.body).map_err(|forgery| {
+            StageError::permanent(
+                forgery.code(),
+                format!(
+                    "forged audit event refused: {forgery} (subject {}, event {}, request {})",
+                    delivery.subject, event.event_id, event.request_id
+                ),
+                None,
+            )
+        })?;
+        Ok(event)
+    }
+}
+
+impl Handler for Recorder {
     const STAGE: Stage = Stage::Recorder;
 
     async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
-        let event = delivery.envelope::<AuditRecord>()?;
+        let event = self.admitted(delivery)?;
         record_one(&self.pool, &event).await
     }
 
@@ -44,7 +77,7 @@ impl Handler for RecorderDeps {
     async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Result<Outcome, StageError>> {
         let decoded: Vec<Result<Envelope<AuditRecord>, StageError>> = deliveries
             .iter()
-            .map(Delivery::envelope::<AuditRecord>)
+            .map(|delivery| self.admitted(delivery))
             .collect();
         let events: Vec<Envelope<AuditRecord>> = decoded
             .iter()
@@ -81,7 +114,11 @@ pub async fn run(
         linger: options.linger.max(RECORDER_LINGER),
         ..options
     };
-    consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
+    let recorder = Recorder {
+        pool: deps.pool,
+        subjects: bus.subjects.clone(),
+    };
+    consume::run(Arc::new(recorder), bus, consumer, options, shutdown).await
 }
 
 async fn record_batch(pool: &PgPool, events: &[Envelope<AuditRecord>]) -> Result<(), StageError> {

@@ -1,12 +1,18 @@
 //! Watcher: the clock of the pipeline.
 //!
 //! 1. Expires PENDING requests past their `expires_at` (default deny), guards the validation
-//!    rollout, and reports each consumer's backlog as a gauge.
-//! 2. Reads Postgres (read-only) and the consumers' state; publishes `request_expired` and
-//!    `rollout_changed` audit events and EXPIRED status events.
+//!    rollout, reports each consumer's backlog as a gauge, writes the rollout flags for
+//!    operators and audits every revision of them ([`rollout_changes`]).
+//! 2. Reads Postgres (read-only) and the consumers' state, answers
+//!    `wingman.rollout.change.<operator>`, watches the rollout bucket; publishes
+//!    `request_expired` and `rollout_changed` audit events and EXPIRED status events.
 //! 3. An expiry claims `decision.<request_id>` like a human decision would (KV `create`): the
-//!    first of "expired" and "approved" wins, a late vote changes nothing.
-//! 4. It never approves anything, and it only ever lowers the rollout.
+//!    first of "expired" and "approved" wins, a late vote changes nothing. A rollout change is
+//!    a compare-and-set on the flags, marked with its proven author.
+//! 4. It never approves anything, never takes a rollout author from a message body, and its
+//!    guard only ever lowers the rollout (refused where the flags are written).
+
+pub mod rollout_changes;
 
 use std::time::Duration;
 
@@ -70,6 +76,9 @@ impl Default for GuardSettings {
     }
 }
 
+/// The author the guard's rollout changes carry.
+pub const GUARD_AUTHOR: &str = "watcher (rollout guard)";
+
 /// The guard's last look, kept in the rollout bucket (key `guard`) for `wingman rollout report`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuardAction {
@@ -79,16 +88,26 @@ pub struct GuardAction {
     pub detail: String,
 }
 
+/// Runs the clock, the rollout change desk and the rollout audit until `shutdown`.
 pub async fn run(deps: WatcherDeps, shutdown: CancellationToken) -> anyhow::Result<()> {
+    tokio::try_join!(
+        clock(&deps, shutdown.clone()),
+        rollout_changes::serve(&deps, shutdown.clone()),
+        rollout_changes::audit(&deps, shutdown.clone()),
+    )?;
+    Ok(())
+}
+
+async fn clock(deps: &WatcherDeps, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut last_guard = tokio::time::Instant::now() - deps.guard.every;
     loop {
-        if let Err(error) = expire_due(&deps).await {
+        if let Err(error) = expire_due(deps).await {
             tracing::warn!(error = %format!("{error:#}"), "expiry pass failed; will retry");
         }
-        report_backlog(&deps).await;
+        report_backlog(deps).await;
         if deps.guard.enabled && last_guard.elapsed() >= deps.guard.every {
             last_guard = tokio::time::Instant::now();
-            if let Err(error) = guard(&deps).await {
+            if let Err(error) = guard(deps).await {
                 tracing::warn!(error = %format!("{error:#}"), "rollout guard pass failed; will retry");
             }
         }
@@ -223,16 +242,13 @@ pub async fn guard(deps: &WatcherDeps) -> anyhow::Result<GuardAction> {
             rollout.percent,
             lower
         );
-        let (old, new) = deps
-            .rollout
-            .change("watcher (rollout guard)", |current| {
-                crate::rollout::Rollout {
-                    percent: lower,
-                    ..current.clone()
-                }
+        // Audited by the watch on the bucket, with this reason (`rollout_changes`).
+        deps.rollout
+            .lower_as(GUARD_AUTHOR, &reason, |current| crate::rollout::Rollout {
+                percent: lower,
+                ..current.clone()
             })
             .await?;
-        audit_rollout_change(deps, &old, &new, &reason).await?;
         metrics::rollout_guard("lowered");
         tracing::warn!(%reason, "rollout guard acted");
         if let Some(telegram) = &deps.telegram {
@@ -275,24 +291,6 @@ pub fn previous_step(percent: u8) -> u8 {
         11..=50 => 10,
         _ => 0,
     }
-}
-
-async fn audit_rollout_change(
-    deps: &WatcherDeps,
-    old: &crate::rollout::Rollout,
-    new: &crate::rollout::Rollout,
-    reason: &str,
-) -> anyhow::Result<()> {
-    let data = json!({ "by": "watcher (rollout guard)", "old": old, "new": new, "reason": reason });
-    crate::stages::publish_audit(
-        &deps.bus,
-        None,
-        AuditKind::RolloutChanged,
-        Stage::Watcher,
-        &deps.actor,
-        data,
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! Each row's `hash` is the SHA-256 of its canonical content, which includes `prev_hash`,
 //! the hash of the row before it. Appends are serialized by a transaction-scoped advisory
-//! lock, and idempotent on `event_id`.
+//! lock, and idempotent on (`event_id`, `stage`): the stage is the one the recorder proved
+//! from the subject, so another stage's planted copy of an id never suppresses the real event.
 
 use std::collections::HashSet;
 
@@ -42,7 +43,8 @@ impl AuditRow {
     }
 }
 
-/// Appends the events not yet recorded, in order; returns which of them were new.
+/// Appends the events not yet recorded (by id and stage), in order; returns which of them
+/// were new. The caller has admitted each event: its body's stage is the subject's.
 pub async fn append(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
@@ -52,12 +54,12 @@ pub async fn append(
         .execute(&mut *connection)
         .await?;
     let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
-    let existing: Vec<Uuid> =
-        sqlx::query_scalar("SELECT event_id FROM audit_events WHERE event_id = ANY($1)")
+    let existing: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT event_id, stage FROM audit_events WHERE event_id = ANY($1)")
             .bind(&ids)
             .fetch_all(&mut *connection)
             .await?;
-    let mut seen: HashSet<Uuid> = existing.into_iter().collect();
+    let mut seen: HashSet<(Uuid, String)> = existing.into_iter().collect();
     let head: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *connection)
@@ -66,7 +68,7 @@ pub async fn append(
     let mut rows = Vec::new();
     let mut fresh = Vec::with_capacity(events.len());
     for event in events {
-        if !seen.insert(event.event_id) {
+        if !seen.insert((event.event_id, event.body.stage.as_str().to_string())) {
             fresh.push(false);
             continue;
         }

@@ -449,11 +449,24 @@ impl TestEnv {
         telegram: Option<&FakeTelegram>,
         guard: GuardSettings,
     ) -> WatcherDeps {
+        // As the watcher's own NATS user when the test connected it (`connect_stage_as`).
+        let bus = self.bus_for("watcher");
+        let claims = open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
+            .await
+            .unwrap();
+        let rollout = RolloutStore::new(
+            open_bucket(
+                &bus.js,
+                &bus.subjects.localize_name(wingman::rollout::BUCKET),
+            )
+            .await
+            .unwrap(),
+        );
         WatcherDeps {
-            bus: self.bus.clone(),
+            bus,
             pool: self.pool.clone(),
-            claims: self.claims().await,
-            rollout: self.rollout().await,
+            claims,
+            rollout,
             telegram: telegram.map(|fake| {
                 TelegramClient::new(fake.token(), Some(&fake.api_url()), vec![APPROVER_CHAT])
                     .unwrap()

@@ -4,6 +4,7 @@
 mod api;
 mod approvals;
 mod audit;
+mod audit_forgery;
 mod cli;
 mod cluster;
 mod console;
@@ -20,4 +21,5 @@ mod nats_server;
 mod processes;
 mod recorder;
 mod rollout;
+mod rollout_audit;
 mod wrapper;

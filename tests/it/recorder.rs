@@ -4,10 +4,19 @@ use serde_json::json;
 use uuid::Uuid;
 use wingman::bus::publish::{Outgoing, publish_all};
 use wingman::envelope::{Envelope, RequestId};
-use wingman::events::{AuditKind, AuditRecord, Stage};
+use wingman::events::{AUDIT_OWNERS, AuditKind, AuditRecord, Stage};
 use wingman::status::Status;
 
 use crate::helpers::{TestEnv, request_json};
+
+/// The stage that owns `kind`: the recorder admits an event only from it.
+fn owner(kind: AuditKind) -> Stage {
+    AUDIT_OWNERS
+        .iter()
+        .find(|(_, kinds)| kinds.contains(&kind))
+        .map(|(stage, _)| *stage)
+        .unwrap()
+}
 
 fn audit(
     request_id: RequestId,
@@ -21,7 +30,7 @@ fn audit(
         &format!("{request_id}:test:{}", kind.as_str()),
         AuditRecord {
             kind,
-            stage: Stage::Validator,
+            stage: owner(kind),
             status,
             actor: "test".into(),
             data,
@@ -48,7 +57,10 @@ async fn a_redelivered_audit_event_is_recorded_once() {
         Some(Status::Pending),
         json!({"profile": "operational"}),
     );
-    let subject = env.bus.subjects.audit(AuditKind::RequestValidated);
+    let subject = env
+        .bus
+        .subjects
+        .audit(Stage::Validator, AuditKind::RequestValidated);
     // Two publishes with different message ids get past JetStream's dedup: the database must hold.
     for attempt in 0..2 {
         let outgoing = Outgoing::json(
@@ -89,7 +101,10 @@ async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the
         Some(Status::AutoApproved),
         json!({}),
     );
-    let subject = env.bus.subjects.audit(AuditKind::RequestValidated);
+    let subject = env
+        .bus
+        .subjects
+        .audit(Stage::Validator, AuditKind::RequestValidated);
     publish_all(
         &env.bus.js,
         &[Outgoing::json(subject, early.event_id.to_string(), &early)],
@@ -124,7 +139,10 @@ async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the
         Some(Status::Expired),
         json!({}),
     );
-    let subject = env.bus.subjects.audit(AuditKind::RequestExpired);
+    let subject = env
+        .bus
+        .subjects
+        .audit(Stage::Watcher, AuditKind::RequestExpired);
     publish_all(
         &env.bus.js,
         &[Outgoing::json(subject, late.event_id.to_string(), &late)],
@@ -189,7 +207,7 @@ async fn a_backlog_of_many_requests_each_with_several_moves_is_recorded_in_order
         ];
         for event in events {
             outgoing.push(Outgoing::json(
-                env.bus.subjects.audit(event.body.kind),
+                env.bus.subjects.audit(event.body.stage, event.body.kind),
                 event.event_id.to_string(),
                 &event,
             ));

@@ -64,6 +64,15 @@ async fn a_rollout_change_through_the_cli_applies_to_the_next_request_and_a_requ
     env.spawn_intake().await;
     env.spawn_validator(100).await;
     env.spawn_recorder();
+    // The watcher writes the flags for operators and audits each change.
+    env.spawn_watcher(
+        None,
+        GuardSettings {
+            enabled: false,
+            ..Default::default()
+        },
+    )
+    .await;
 
     let set = wingman(&env, &["rollout", "set", "50", "--by", "ops-carol"]).await;
     assert_eq!(
@@ -109,6 +118,12 @@ async fn a_rollout_change_through_the_cli_applies_to_the_next_request_and_a_requ
         (Some(false), Some(50))
     );
     assert_eq!(flags["updated_by"], "ops-carol");
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE kind = 'rollout_changed' AND data->>'by' = 'ops-carol'",
+        None,
+        2,
+    )
+    .await;
     let changes: Vec<(Value, Value)> = sqlx::query_as(
         "SELECT data->'old', data->'new' FROM audit_events WHERE kind = 'rollout_changed' AND data->>'by' = 'ops-carol' ORDER BY seq",
     )

@@ -1,0 +1,268 @@
+//! Who changed the rollout, proven: the change an operator asks for, the mark the watcher
+//! writes with it, and the pure attribution of every revision of the flags for the audit.
+//!
+//! Operators ask the watcher on `wingman.rollout.change.<their NATS user>` (only that user
+//! may publish there); the watcher writes the flags by compare-and-set with a [`ChangeMark`]
+//! naming the author and the revision it replaced. The watcher's watch on the bucket audits
+//! every revision: one whose mark replaces the revision that really came before it was
+//! written by the watcher; anything else (an `admin` `kv put`, a copied value, a delete) is a
+//! direct write whose author is unproven.
+
+use serde::{Deserialize, Serialize};
+
+use super::Rollout;
+
+/// What the audit says instead of a name when the author is not proven.
+pub const UNPROVEN: &str = "direct write, author unproven";
+
+/// What an operator asks the watcher for (`wingman rollout set|enable|disable`). The author
+/// is never in the body: it is the subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl ChangeRequest {
+    /// # Errors
+    /// When nothing would change or the percent is above 100 (the message names the field).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.percent.is_none() && self.enabled.is_none() {
+            return Err("a rollout change needs `percent` or `enabled`".into());
+        }
+        if let Some(percent) = self.percent
+            && percent > 100
+        {
+            return Err(format!("percent: must be between 0 and 100, got {percent}"));
+        }
+        Ok(())
+    }
+
+    /// The flags after this change.
+    pub fn apply(&self, current: &Rollout) -> Rollout {
+        Rollout {
+            enabled: self.enabled.unwrap_or(current.enabled),
+            percent: self.percent.unwrap_or(current.percent),
+            ..current.clone()
+        }
+    }
+}
+
+/// Who wrote a revision through the watcher, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeMark {
+    /// The author, proven by the subject of the request (or the watcher's own guard).
+    pub author: String,
+    /// The subject the change was asked on, or `guard`.
+    pub via: String,
+    /// The revision of the flags this write replaced (its compare-and-set revision): a value
+    /// copied into a later direct write names a revision that no longer came before it.
+    pub replaces: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The value in the bucket: the flags and, when the watcher wrote them, its mark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    #[serde(flatten)]
+    pub flags: Rollout,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeMark>,
+}
+
+/// One revision of the flags as the watch saw it: `None` for a delete, a purge or a value
+/// that does not decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub revision: u64,
+    pub stored: Option<Stored>,
+}
+
+/// What the audit records about one revision (`rollout_changed`'s data).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attribution {
+    pub revision: u64,
+    /// The proven author, or [`UNPROVEN`].
+    pub by: String,
+    pub author_proven: bool,
+    /// The name the value gives itself when the author is unproven (`updated_by`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The flags before (unknown when the previous revision is no longer retained).
+    pub old: Option<Rollout>,
+    /// The flags after (`None`: deleted or unreadable).
+    pub new: Option<Rollout>,
+}
+
+/// Attributes `seen`, given the revision of the same key the watch saw just before it
+/// (`None` when it is the first one retained).
+pub fn attribute(previous: Option<&Seen>, seen: &Seen) -> Attribution {
+    let mark = seen
+        .stored
+        .as_ref()
+        .and_then(|stored| stored.change.as_ref());
+    let proven = match (previous, mark) {
+        (Some(previous), Some(mark)) if mark.replaces == previous.revision => Some(mark),
+        _ => None,
+    };
+    let new = seen.stored.as_ref().map(|stored| stored.flags.clone());
+    let old = previous
+        .and_then(|previous| previous.stored.as_ref())
+        .map(|stored| stored.flags.clone());
+    if let Some(mark) = proven {
+        Attribution {
+            revision: seen.revision,
+            by: mark.author.clone(),
+            author_proven: true,
+            claimed_by: None,
+            via: Some(mark.via.clone()),
+            reason: mark.reason.clone(),
+            old,
+            new,
+        }
+    } else {
+        Attribution {
+            revision: seen.revision,
+            by: UNPROVEN.to_string(),
+            author_proven: false,
+            claimed_by: new.as_ref().map(|flags| flags.updated_by.clone()),
+            via: None,
+            reason: None,
+            old,
+            new,
+        }
+    }
+}
+
+/// Whether `new` only lowers the rollout: no higher percent, and not enabled when `old` was
+/// not. The watcher's guard may write nothing else.
+pub fn lowers(old: &Rollout, new: &Rollout) -> bool {
+    new.percent <= old.percent && (old.enabled || !new.enabled)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn flags(enabled: bool, percent: u8, by: &str) -> Rollout {
+        Rollout {
+            enabled,
+            percent,
+            updated_by: by.into(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn seen(revision: u64, flags: Rollout, change: Option<ChangeMark>) -> Seen {
+        Seen {
+            revision,
+            stored: Some(Stored { flags, change }),
+        }
+    }
+
+    fn mark(author: &str, replaces: u64) -> ChangeMark {
+        ChangeMark {
+            author: author.into(),
+            via: format!("wingman.rollout.change.{author}"),
+            replaces,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_change_the_watcher_wrote_names_its_proven_author() {
+        let before = seen(3, flags(true, 100, "environment"), None);
+        let after = seen(5, flags(true, 50, "operator"), Some(mark("operator", 3)));
+        let attribution = attribute(Some(&before), &after);
+        assert_eq!(
+            (attribution.by.as_str(), attribution.author_proven),
+            ("operator", true)
+        );
+        assert_eq!(attribution.old.map(|old| old.percent), Some(100));
+        assert_eq!(attribution.new.map(|new| new.percent), Some(50));
+    }
+
+    #[test]
+    fn a_direct_write_is_unproven_whatever_name_it_gives() {
+        let before = seen(3, flags(true, 100, "environment"), None);
+        let after = seen(4, flags(true, 10, "operator"), None);
+        let attribution = attribute(Some(&before), &after);
+        assert_eq!(
+            (attribution.by.as_str(), attribution.author_proven),
+            (UNPROVEN, false)
+        );
+        assert_eq!(attribution.claimed_by.as_deref(), Some("operator"));
+    }
+
+    #[test]
+    fn a_copied_mark_does_not_prove_a_later_write() {
+        let first = seen(3, flags(true, 100, "environment"), None);
+        let by_watcher = seen(5, flags(true, 50, "operator"), Some(mark("operator", 3)));
+        assert!(attribute(Some(&first), &by_watcher).author_proven);
+        let copied = seen(6, flags(true, 100, "operator"), Some(mark("operator", 3)));
+        assert!(!attribute(Some(&by_watcher), &copied).author_proven);
+    }
+
+    #[test]
+    fn the_first_retained_revision_and_a_delete_are_unproven() {
+        let after = seen(5, flags(true, 50, "operator"), Some(mark("operator", 3)));
+        assert!(!attribute(None, &after).author_proven);
+        let deleted = Seen {
+            revision: 6,
+            stored: None,
+        };
+        let attribution = attribute(Some(&after), &deleted);
+        assert_eq!((attribution.author_proven, attribution.new), (false, None));
+    }
+
+    #[test]
+    fn the_guard_may_lower_but_never_raise_or_enable() {
+        assert!(lowers(&flags(true, 100, "a"), &flags(true, 50, "b")));
+        assert!(lowers(&flags(true, 50, "a"), &flags(false, 50, "b")));
+        assert!(lowers(&flags(false, 50, "a"), &flags(false, 10, "b")));
+        assert!(!lowers(&flags(true, 50, "a"), &flags(true, 100, "b")));
+        assert!(!lowers(&flags(false, 50, "a"), &flags(true, 50, "b")));
+        assert!(!lowers(&flags(false, 100, "a"), &flags(true, 10, "b")));
+    }
+
+    #[test]
+    fn a_change_request_names_the_field_it_gets_wrong() {
+        let none = ChangeRequest {
+            percent: None,
+            enabled: None,
+        };
+        assert!(
+            none.validate()
+                .unwrap_err()
+                .contains("`percent` or `enabled`")
+        );
+        let high = ChangeRequest {
+            percent: Some(101),
+            enabled: None,
+        };
+        assert!(high.validate().unwrap_err().starts_with("percent:"));
+        let unknown = serde_json::from_str::<ChangeRequest>(r#"{"percent":5,"by":"mallory"}"#);
+        assert!(
+            unknown
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field `by`")
+        );
+        let enable = ChangeRequest {
+            percent: None,
+            enabled: Some(true),
+        };
+        let applied = enable.apply(&flags(false, 50, "a"));
+        assert_eq!((applied.enabled, applied.percent), (true, 50));
+    }
+}

@@ -1,0 +1,147 @@
+//! The watcher's part in rollout changes: it is the one writer of the flags for operators,
+//! and the one auditor of every revision, whoever wrote it.
+//!
+//! 1. Answers `wingman.rollout.change.<author>` (core request-reply): the author is the
+//!    subject's last token, which `nats/auth.conf` lets only that NATS user publish; the body
+//!    only says what to change ([`ChangeRequest`]). It writes the flags by compare-and-set
+//!    with a mark naming the author.
+//! 2. Watches the rollout bucket from its first retained revision and publishes one
+//!    `rollout_changed` audit event per revision: old → new, and the author when the mark
+//!    proves it, else "direct write, author unproven". The event id is derived from the
+//!    revision, so a restart (which replays the history) records nothing twice.
+//! 3. It never takes an author from a message body.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::publish::{Outgoing, publish_all};
+use crate::envelope::{Envelope, RequestId};
+use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::rollout::change::{self, Seen};
+use crate::rollout::{ChangeRequest, Stored};
+
+use super::WatcherDeps;
+
+/// Answers operators' change requests until `shutdown`. Copies of the watcher share them
+/// (queue group `watcher`).
+pub async fn serve(deps: &WatcherDeps, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let subject = deps.bus.subjects.rollout_changes();
+    let mut requests = deps
+        .bus
+        .client
+        .queue_subscribe(subject.clone(), "watcher".to_string())
+        .await
+        .map_err(|error| anyhow::anyhow!("subscribe to {subject}: {error}"))?;
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            message = requests.next() => match message {
+                Some(message) => message,
+                None => return Ok(()),
+            },
+        };
+        let Some(reply) = message.reply.clone() else {
+            continue;
+        };
+        let answer = answer(deps, message.subject.as_str(), &message.payload).await;
+        if let Err(error) = deps
+            .bus
+            .client
+            .publish(reply, answer.to_string().into())
+            .await
+        {
+            tracing::warn!(%error, "could not answer a rollout change");
+        }
+    }
+}
+
+/// Applies one change request; the answer is `{ok, old, new}` or `{ok: false, error}`.
+pub async fn answer(deps: &WatcherDeps, subject: &str, payload: &Bytes) -> Value {
+    let Some(author) = deps.bus.subjects.rollout_author(subject) else {
+        return refused(format!("subject {subject} names no author"));
+    };
+    let request: ChangeRequest = match serde_json::from_slice(payload) {
+        Ok(request) => request,
+        Err(error) => return refused(format!("invalid rollout change: {error}")),
+    };
+    if let Err(error) = request.validate() {
+        return refused(format!("invalid rollout change: {error}"));
+    }
+    match deps
+        .rollout
+        .change_as(author, subject, |current| request.apply(current))
+        .await
+    {
+        Ok((old, new)) => {
+            tracing::info!(author, old = %old.describe(), new = %new.describe(), "rollout changed");
+            json!({ "ok": true, "old": old, "new": new })
+        }
+        Err(error) => refused(format!("{error:#}")),
+    }
+}
+
+fn refused(error: String) -> Value {
+    tracing::warn!(%error, "rollout change refused");
+    json!({ "ok": false, "error": error })
+}
+
+/// Audits every revision of the flags until `shutdown`; reopens the watch after an error,
+/// from the revision after the last one it audited.
+pub async fn audit(deps: &WatcherDeps, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut previous: Option<Seen> = None;
+    loop {
+        let from = previous.as_ref().map_or(1, |seen| seen.revision + 1);
+        let result = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            result = audit_from(deps, from, &mut previous) => result,
+        };
+        if let Err(error) = result {
+            tracing::warn!(error = %format!("{error:#}"), "rollout watch failed; reopening");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn audit_from(
+    deps: &WatcherDeps,
+    from: u64,
+    previous: &mut Option<Seen>,
+) -> anyhow::Result<()> {
+    let mut watch = deps.rollout.watch_from(from).await?;
+    while let Some(entry) = watch.next().await {
+        let entry = entry.map_err(|error| anyhow::anyhow!("read the rollout watch: {error}"))?;
+        let stored = match entry.operation {
+            async_nats::jetstream::kv::Operation::Put => {
+                serde_json::from_slice::<Stored>(&entry.value).ok()
+            }
+            _ => None,
+        };
+        let seen = Seen {
+            revision: entry.revision,
+            stored,
+        };
+        let attribution = change::attribute(previous.as_ref(), &seen);
+        let event = Envelope::derived(
+            RequestId::from_uuid(uuid::Uuid::nil()),
+            entry.created,
+            &format!("rollout:{}:{}", entry.bucket, entry.revision),
+            AuditRecord {
+                kind: AuditKind::RolloutChanged,
+                stage: Stage::Watcher,
+                status: None,
+                actor: deps.actor.clone(),
+                data: serde_json::to_value(&attribution)?,
+            },
+        );
+        publish_all(&deps.bus.js, &[Outgoing::audit(&deps.bus.subjects, &event)]).await?;
+        *previous = Some(seen);
+    }
+    anyhow::bail!("the rollout watch ended")
+}
