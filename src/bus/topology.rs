@@ -13,8 +13,14 @@ use serde::Deserialize;
 
 use crate::bus::subjects::Subjects;
 
+/// In creation order: `requests` gives up the submit subjects (older deployments) before
+/// `submissions` takes them, since two streams may not share a subject.
 const STREAMS: &[(&str, &str)] = &[
     ("requests", include_str!("../../nats/streams/requests.json")),
+    (
+        "submissions",
+        include_str!("../../nats/streams/submissions.json"),
+    ),
     (
         "approvals",
         include_str!("../../nats/streams/approvals.json"),
@@ -107,6 +113,9 @@ pub struct Topology {
     pub streams: Vec<stream::Config>,
     pub consumers: Vec<ConsumerDef>,
     pub buckets: Vec<BucketDef>,
+    /// Durable consumers of earlier layouts, removed by [`Topology::ensure`] (stream,
+    /// consumer): intake used to read submissions from the requests stream.
+    pub retired_consumers: Vec<(String, String)>,
 }
 
 impl Topology {
@@ -161,6 +170,10 @@ impl Topology {
             streams,
             consumers,
             buckets,
+            retired_consumers: vec![(
+                subjects.localize_name("WINGMAN_REQUESTS"),
+                "intake".to_string(),
+            )],
         }
     }
 
@@ -192,6 +205,12 @@ impl Topology {
                 .notify(|error, delay| tracing::warn!(%error, ?delay, stream = %config.name, "retrying stream setup"))
                 .await
                 .with_context(|| format!("create or update stream {}", config.name))?;
+        }
+        for (stream, consumer) in &self.retired_consumers {
+            // Best effort: it may never have existed here.
+            if let Ok(stream) = js.get_stream(stream).await {
+                let _ = stream.delete_consumer(consumer).await;
+            }
         }
         for def in &self.consumers {
             (|| async { ensure_consumer(js, def).await })

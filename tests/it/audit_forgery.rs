@@ -171,7 +171,7 @@ async fn no_principal_can_forge_plant_or_pre_empt_an_audit_event() {
     publisher
         .client
         .publish(
-            "wingman.requests.submitted",
+            "wingman.requests.submitted.publisher",
             request_json(request_id, None).to_string().into(),
         )
         .await

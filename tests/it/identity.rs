@@ -383,3 +383,67 @@ async fn an_operator_cannot_vote_as_an_approver_whose_key_they_do_not_hold() {
     assert_eq!(count_audit(&env, request_id, "access_denied").await, 1);
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_publisher_cannot_pre_empt_a_pipeline_event_with_a_message_id_it_chooses() {
+    let server = NatsServer::single().await;
+    let mut env = TestEnv::start_with(BusOptions {
+        url: Some(server.url()),
+        prefix: Some("wingman".into()),
+        credentials: Some(credentials("admin")),
+        replicas: None,
+    })
+    .await;
+    let publisher = connect_as(&server, "publisher").await;
+    let request_id = Uuid::new_v4();
+    stored(
+        &publisher,
+        "wingman.requests.submitted.publisher",
+        prd_request(request_id, "agent-7").to_string(),
+    )
+    .await
+    .expect("submitted");
+    // The intake's `accepted` event id is derived from the request id and the submission's
+    // stored time: both are known to the publisher. It publishes that id first.
+    let submission = env
+        .bus
+        .js
+        .get_stream("WINGMAN_SUBMISSIONS")
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject("wingman.requests.submitted.publisher")
+        .await
+        .unwrap();
+    let origin = submission.time.with_timezone(&chrono::Utc);
+    let accepted_id =
+        wingman::envelope::derive_uuid_v7(origin, &format!("{request_id}:intake:accepted"));
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build(publisher.clone());
+    let planted = js
+        .send_publish(
+            "wingman.requests.submitted.publisher",
+            jetstream::message::PublishMessage::build()
+                .payload("{}".into())
+                .message_id(accepted_id.to_string()),
+        )
+        .await
+        .unwrap()
+        .await
+        .expect("a publisher's own submission is stored");
+    assert!(!planted.duplicate);
+
+    for stage in ["intake", "validator", "recorder"] {
+        env.connect_stage_as(stage, credentials(stage)).await;
+    }
+    env.spawn_intake().await;
+    env.spawn_validator(100).await;
+    env.spawn_recorder();
+    // The real event was not suppressed: the request moves on to a decision.
+    wait_for_status(&env, request_id, "PENDING").await;
+    let accepted = env
+        .stream_messages("WINGMAN_REQUESTS", "wingman.requests.accepted")
+        .await;
+    assert_eq!(accepted.len(), 1, "intake's accepted event was stored");
+    env.stop().await;
+}
