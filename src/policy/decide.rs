@@ -170,31 +170,37 @@ impl Rules<'_> {
         operation: &DockerOperation,
         resolved: &Resolved,
     ) -> Result<(), PolicyRefusal> {
-        if let Resolved::Containers(targets) = resolved {
-            for target in targets {
-                if let Resolution::Ambiguous { matches } = target.resolution {
-                    return Err(PolicyRefusal {
-                        rule: "targets".to_string(),
-                        reason: format!(
-                            "`{}` is an id prefix of {matches} containers: name the container \
-                             by its name or full id",
-                            target.typed
-                        ),
-                    });
+        let mutating = operation.is_mutating();
+        match resolved {
+            Resolved::Containers(targets) => {
+                for target in targets {
+                    match &target.resolution {
+                        Resolution::Found(facts) if target.typed == facts.name => {
+                            self.container(facts, "", mutating)?;
+                        }
+                        Resolution::Found(facts) => {
+                            let typed = format!(" (typed as `{}`)", target.typed);
+                            self.container(facts, &typed, mutating)?;
+                        }
+                        Resolution::Ambiguous { matches } => {
+                            return Err(PolicyRefusal {
+                                rule: "targets".to_string(),
+                                reason: format!(
+                                    "`{}` is an id prefix of {matches} containers: name the \
+                                     container by its name or full id",
+                                    target.typed
+                                ),
+                            });
+                        }
+                        Resolution::Missing => {}
+                    }
                 }
             }
-        }
-        let typed = |facts: &ContainerFacts| match resolved {
-            Resolved::Containers(targets) => targets
-                .iter()
-                .find(|target| target.resolution == Resolution::Found(facts.clone()))
-                .filter(|target| target.typed != facts.name)
-                .map(|target| format!(" (typed as `{}`)", target.typed))
-                .unwrap_or_default(),
-            Resolved::Compose(_) => String::new(),
-        };
-        for facts in resolved.containers() {
-            self.container(facts, &typed(facts), operation.is_mutating())?;
+            Resolved::Compose(members) => {
+                for facts in members {
+                    self.container(facts, "", mutating)?;
+                }
+            }
         }
         Ok(())
     }
