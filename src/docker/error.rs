@@ -101,7 +101,6 @@ pub enum NameKind {
     Container,
     Service,
     Project,
-    Profile,
 }
 
 impl CommandError {
@@ -133,7 +132,7 @@ impl NameKind {
     /// The rule a name of this kind must follow, as shown in error messages.
     pub fn rule(self) -> &'static str {
         match self {
-            NameKind::Container | NameKind::Service | NameKind::Profile => {
+            NameKind::Container | NameKind::Service => {
                 "must match [a-zA-Z0-9][a-zA-Z0-9_.-]* and be at most 128 characters"
             }
             NameKind::Project => {
@@ -149,7 +148,6 @@ impl fmt::Display for NameKind {
             NameKind::Container => "container name or id",
             NameKind::Service => "compose service name",
             NameKind::Project => "compose project name",
-            NameKind::Profile => "compose profile",
         })
     }
 }

@@ -14,7 +14,7 @@ pub(crate) struct FlagSpec<F> {
     /// Long names without the leading `--`.
     pub long: &'static [&'static str],
     pub takes_value: bool,
-    /// Compose's `-f` and `--profile` may be given several times; other flags may not,
+    /// Compose's `-f` may be given several times; other flags may not,
     /// so an approver never has to guess which of two values wins.
     pub repeatable: bool,
     /// Docker knows this flag but the gateway refuses it, for this reason.

@@ -19,6 +19,7 @@
 //! - `container` and `compose`: the per-family argument parsers
 //! - `flags` and `values`: the shared flag reader and value checks
 //! - `error`: [`CommandError`]
+//! - `resolved`: what Docker says the targets are ([`Resolved`]), matched like the daemon
 //! - `classify`: read-only versus mutating, for the wrapper
 
 mod canonical;
@@ -30,6 +31,7 @@ mod error;
 mod flags;
 mod line;
 mod operation;
+mod resolved;
 mod values;
 
 pub use classify::{Classification, classify};
@@ -40,3 +42,8 @@ pub use operation::{
     ComposeAction, ComposeOp, ComposeOptions, ContainerAction, ContainerOp, ContainerOptions,
     DockerOperation,
 };
+pub use resolved::{
+    ContainerFacts, PROJECT_LABEL, Resolution, Resolved, ResolvedTarget, SERVICE_LABEL,
+    canonical_name, resolve, resolve_container,
+};
+pub(crate) use values::name as check_name;

@@ -99,8 +99,6 @@ pub enum ComposeAction {
 pub struct ComposeOptions {
     /// Global `--project-directory`.
     pub project_directory: Option<String>,
-    /// Global `--profile`, sorted and without repeats since their order does not matter.
-    pub profiles: Vec<String>,
     /// down, stop, restart: seconds to wait before killing.
     pub timeout_secs: Option<u32>,
     /// down: also remove containers of services no longer in the compose files.

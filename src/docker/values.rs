@@ -9,10 +9,10 @@ use crate::docker::error::{CommandError, NameKind};
 const MAX_NAME_CHARS: usize = 128;
 const MAX_TEXT_BYTES: usize = 1024;
 
-/// Checks a container, service, profile or project name against its naming rule.
+/// Checks a container, service or project name against its naming rule.
 pub(crate) fn name(kind: NameKind, value: &str) -> Result<String, CommandError> {
     let valid = match kind {
-        NameKind::Container | NameKind::Service | NameKind::Profile => follows_rule(
+        NameKind::Container | NameKind::Service => follows_rule(
             value,
             |c| c.is_ascii_alphanumeric(),
             |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),

@@ -1,8 +1,10 @@
 //! Compose operations, performed on a project's containers found by label.
 //!
-//! The gateway has no compose files. A project is the set of containers labelled
-//! `com.docker.compose.project=<project>`, narrowed to `com.docker.compose.service` in
-//! the requested services. So `down --remove-orphans` changes nothing: orphans carry the
+//! A project is the set of containers labelled `com.docker.compose.project=<project>`,
+//! narrowed to `com.docker.compose.service` in the requested services: the members the
+//! gateway resolved ([`crate::docker::Resolved::Compose`]) and its policy allowed. They are
+//! acted on by id, so a container that joins the project after the decision is left alone.
+//! So `down --remove-orphans` changes nothing: orphans carry the
 //! project label and are removed anyway. `down --volumes` removes the volumes labelled
 //! with the project (only when no services are named, since named volumes are shared
 //! by the project's services) and, always, the removed containers' anonymous volumes.
@@ -13,15 +15,12 @@ use std::collections::{BTreeSet, HashMap};
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{ListContainersOptions, ListVolumesOptions};
 
-use crate::docker::{ComposeAction, ComposeOp};
+use crate::docker::{ComposeAction, ComposeOp, ContainerFacts, PROJECT_LABEL, SERVICE_LABEL};
 use crate::engine::container::{self, Change, Outcome, record};
 use crate::engine::result::Report;
 use crate::engine::{Engine, EngineError, ExecutionResult, Limits};
 
-pub(crate) const PROJECT_LABEL: &str = "com.docker.compose.project";
-pub(crate) const SERVICE_LABEL: &str = "com.docker.compose.service";
-
-/// One container of the project, as listed.
+/// One container of the project, as listed for `ps`.
 struct Member {
     name: String,
     id: String,
@@ -30,9 +29,11 @@ struct Member {
     status: String,
 }
 
+/// Performs `op` on `members`, the project's containers as resolved before the decision.
 pub(crate) async fn perform(
     engine: &Engine,
     op: &ComposeOp,
+    members: &[ContainerFacts],
     limits: &Limits,
 ) -> Result<ExecutionResult, EngineError> {
     let services = match op.services.as_slice() {
@@ -46,16 +47,15 @@ pub(crate) async fn perform(
     );
     let mut report = Report::new(heading, limits);
     if op.action == ComposeAction::Ps {
-        ps(engine, op, &mut report).await?;
+        ps(engine, op, members, &mut report).await?;
         return Ok(report.finish());
     }
-    let members = members(engine, op, true).await?;
-    for service in missing_services(op, &members) {
+    for service in missing_services(op, members) {
         report.target(&format!("service {service}"), "not found", false);
     }
     let timeout_secs = limits.stop_timeout_secs(op.options.timeout_secs);
     match op.action {
-        ComposeAction::Down => down(engine, op, &members, timeout_secs, &mut report).await?,
+        ComposeAction::Down => down(engine, op, members, timeout_secs, &mut report).await?,
         ComposeAction::Stop | ComposeAction::Start | ComposeAction::Restart => {
             if members.is_empty() && op.services.is_empty() {
                 report.target(&format!("project {}", op.project), "not found", false);
@@ -71,8 +71,8 @@ pub(crate) async fn perform(
                     signal: None,
                 },
             };
-            for member in &members {
-                container::apply(engine, &member.name, &change, &mut report).await?;
+            for member in members {
+                container::apply(engine, &member.id, &member.name, &change, &mut report).await?;
             }
         }
         ComposeAction::Ps => {}
@@ -85,7 +85,7 @@ pub(crate) async fn perform(
 async fn down(
     engine: &Engine,
     op: &ComposeOp,
-    members: &[Member],
+    members: &[ContainerFacts],
     timeout_secs: u32,
     report: &mut Report,
 ) -> Result<(), EngineError> {
@@ -93,7 +93,7 @@ async fn down(
         report.line(&format!("no containers for project {}", op.project));
     }
     for member in members {
-        let attempt = take_down(engine, &member.name, timeout_secs, op.options.volumes).await;
+        let attempt = take_down(engine, &member.id, timeout_secs, op.options.volumes).await;
         record(engine, report, &member.name, attempt)?;
     }
     if op.options.volumes && op.services.is_empty() {
@@ -132,13 +132,13 @@ async fn down(
 
 async fn take_down(
     engine: &Engine,
-    name: &str,
+    id: &str,
     timeout_secs: u32,
     volumes: bool,
 ) -> Result<Outcome, bollard::errors::Error> {
-    let stopped = container::stop(engine, name, timeout_secs, None).await?;
+    let stopped = container::stop(engine, id, timeout_secs, None).await?;
     // Force only covers a restart policy bringing the container back after the stop.
-    container::remove(engine, name, true, volumes).await?;
+    container::remove(engine, id, true, volumes).await?;
     Ok(Outcome::done(if stopped.text == "stopped" {
         "stopped, removed"
     } else {
@@ -148,8 +148,13 @@ async fn take_down(
 
 /// Lists the members like `docker compose ps`: running ones unless `--all`; names with
 /// service, state and status, or ids (`--quiet`), service names (`--services`) or JSON
-/// lines (`--format json`).
-async fn ps(engine: &Engine, op: &ComposeOp, report: &mut Report) -> Result<(), EngineError> {
+/// lines (`--format json`). Only the resolved members are shown.
+async fn ps(
+    engine: &Engine,
+    op: &ComposeOp,
+    resolved: &[ContainerFacts],
+    report: &mut Report,
+) -> Result<(), EngineError> {
     let options = &op.options;
     let json = match options.format.as_deref() {
         None | Some("table") => false,
@@ -160,7 +165,11 @@ async fn ps(engine: &Engine, op: &ComposeOp, report: &mut Report) -> Result<(), 
             });
         }
     };
-    let members = members(engine, op, options.all).await?;
+    let members: Vec<Member> = members(engine, op, options.all)
+        .await?
+        .into_iter()
+        .filter(|member| resolved.iter().any(|facts| facts.id == member.id))
+        .collect();
     for member in &members {
         report.listed_target(&member.name, member.state.clone(), true);
     }
@@ -261,10 +270,14 @@ fn member(summary: ContainerSummary) -> Member {
 }
 
 /// Requested services with no container in the project, in the order requested.
-fn missing_services<'a>(op: &'a ComposeOp, members: &[Member]) -> Vec<&'a str> {
+fn missing_services<'a>(op: &'a ComposeOp, members: &[ContainerFacts]) -> Vec<&'a str> {
     op.services
         .iter()
-        .filter(|service| !members.iter().any(|member| &member.service == *service))
+        .filter(|service| {
+            !members
+                .iter()
+                .any(|member| member.service.as_ref() == Some(*service))
+        })
         .map(String::as_str)
         .collect()
 }

@@ -57,10 +57,12 @@ impl Outcome {
     }
 }
 
-/// Applies `change` to the container `name` and records the outcome in `report`.
+/// Applies `change` to the container with the full id `id` and records the outcome in
+/// `report` under `shown` (the name the operation typed, or the container's name).
 pub(crate) async fn apply(
     engine: &Engine,
-    name: &str,
+    id: &str,
+    shown: &str,
     change: &Change,
     report: &mut Report,
 ) -> Result<(), EngineError> {
@@ -68,16 +70,16 @@ pub(crate) async fn apply(
         Change::Stop {
             timeout_secs,
             signal,
-        } => stop(engine, name, *timeout_secs, signal.clone()).await,
-        Change::Start => start(engine, name).await,
+        } => stop(engine, id, *timeout_secs, signal.clone()).await,
+        Change::Start => start(engine, id).await,
         Change::Restart {
             timeout_secs,
             signal,
-        } => restart(engine, name, *timeout_secs, signal.clone()).await,
-        Change::Kill { signal } => kill(engine, name, signal.as_deref()).await,
-        Change::Remove { force, volumes } => remove(engine, name, *force, *volumes).await,
+        } => restart(engine, id, *timeout_secs, signal.clone()).await,
+        Change::Kill { signal } => kill(engine, id, signal.as_deref()).await,
+        Change::Remove { force, volumes } => remove(engine, id, *force, *volumes).await,
     };
-    record(engine, report, name, attempt)
+    record(engine, report, shown, attempt)
 }
 
 /// Records an attempt: engine answers become the target's outcome (404 is "not found"),
@@ -209,7 +211,7 @@ fn seconds(timeout_secs: u32) -> i32 {
 }
 
 /// Errors where the engine never answered, as opposed to answering with an error.
-fn is_connection_problem(error: &DockerError) -> bool {
+pub(crate) fn is_connection_problem(error: &DockerError) -> bool {
     matches!(
         error,
         DockerError::HyperLegacyError { .. }

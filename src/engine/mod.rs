@@ -5,6 +5,10 @@
 //! it with typed Engine API calls (bollard), never through a shell or the docker CLI. It
 //! decides nothing about whether the operation should run; that was settled upstream.
 //!
+//! It also answers the question the gateway's policy decides on: what Docker says the
+//! targets are ([`Engine::resolve`]). [`Engine::perform_resolved`] then acts on exactly
+//! the containers that were resolved, by full id; [`Engine::perform`] does both at once.
+//!
 //! Every target gets a [`TargetResult`]; a missing container or a refused removal is a
 //! failed target, not an [`EngineError`]. Targets are handled one at a time, in the order
 //! given for containers and sorted by name for compose projects, so results read the same
@@ -14,6 +18,7 @@
 //! - `container`: stop, start, restart, kill and rm of one container
 //! - `read`: inspect and logs
 //! - `compose`: compose projects, found by their `com.docker.compose.*` labels
+//! - `resolve`: the listing the typed targets are matched against
 //! - `result`: [`ExecutionResult`], [`TargetResult`], [`Limits`] and bounded output
 //! - `since` and `template`: the client-side parts of `logs --since` and `inspect --format`
 //! - `error`: [`EngineError`]
@@ -22,6 +27,7 @@ mod compose;
 mod container;
 mod error;
 mod read;
+mod resolve;
 mod result;
 mod since;
 mod template;
@@ -34,7 +40,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 
-use crate::docker::{ContainerAction, ContainerOp, DockerOperation};
+use crate::docker::{ContainerAction, ContainerOp, DockerOperation, Resolution, Resolved};
 
 pub use error::EngineError;
 pub use result::{
@@ -49,6 +55,13 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
 /// Seconds any single Engine API call may take, on top of a stop timeout it waits for.
 const CALL_TIMEOUT_SECS: u64 = 60;
+
+/// A container target to act on: the name shown in the report (as typed), and the full id
+/// it resolved to, or the outcome to report when it resolved to none.
+pub(crate) struct Aim {
+    pub(crate) shown: String,
+    pub(crate) id: Result<String, String>,
+}
 
 /// A connection to one Docker Engine.
 #[derive(Debug, Clone)]
@@ -94,25 +107,58 @@ impl Engine {
             .map_err(|source| self.unreachable(source))
     }
 
-    /// Performs `operation` within `limits`.
-    ///
-    /// Returns `Err` only when the operation could not be carried out as a whole (see
-    /// [`EngineError`]); per-target failures are in the result.
-    #[tracing::instrument(skip_all, fields(operation = operation.name()))]
+    /// Resolves the operation's targets and performs it on them within `limits`.
     pub async fn perform(
         &self,
         operation: &DockerOperation,
         limits: &Limits,
     ) -> Result<ExecutionResult, EngineError> {
-        match operation {
-            DockerOperation::Container(op) => self.perform_container(op, limits).await,
-            DockerOperation::Compose(op) => compose::perform(self, op, limits).await,
+        let resolved = self.resolve(operation).await?;
+        self.perform_resolved(operation, &resolved, limits).await
+    }
+
+    /// Performs `operation` on the containers `resolved` found for it (by full id), within
+    /// `limits`. A target that resolved to no container, or to several, is a failed target.
+    ///
+    /// Returns `Err` only when the operation could not be carried out as a whole (see
+    /// [`EngineError`]); per-target failures are in the result.
+    #[tracing::instrument(skip_all, fields(operation = operation.name()))]
+    pub async fn perform_resolved(
+        &self,
+        operation: &DockerOperation,
+        resolved: &Resolved,
+        limits: &Limits,
+    ) -> Result<ExecutionResult, EngineError> {
+        match (operation, resolved) {
+            (DockerOperation::Container(op), Resolved::Containers(targets)) => {
+                let aims = targets
+                    .iter()
+                    .map(|target| Aim {
+                        shown: target.typed.clone(),
+                        id: match &target.resolution {
+                            Resolution::Found(facts) => Ok(facts.id.clone()),
+                            Resolution::Missing => Err("not found".to_string()),
+                            Resolution::Ambiguous { matches } => {
+                                Err(format!("ambiguous: an id prefix of {matches} containers"))
+                            }
+                        },
+                    })
+                    .collect::<Vec<_>>();
+                self.perform_container(op, &aims, limits).await
+            }
+            (DockerOperation::Compose(op), Resolved::Compose(members)) => {
+                compose::perform(self, op, members, limits).await
+            }
+            _ => Err(EngineError::Unsupported {
+                what: "targets resolved for another kind of operation".to_string(),
+            }),
         }
     }
 
     async fn perform_container(
         &self,
         op: &ContainerOp,
+        aims: &[Aim],
         limits: &Limits,
     ) -> Result<ExecutionResult, EngineError> {
         let heading = format!(
@@ -124,11 +170,11 @@ impl Engine {
         let options = &op.options;
         let change = match op.action {
             ContainerAction::Inspect => {
-                read::inspect(self, &op.targets, options, &mut report).await?;
+                read::inspect(self, aims, options, &mut report).await?;
                 return Ok(report.finish());
             }
             ContainerAction::Logs => {
-                read::logs(self, &op.targets, options, limits, &mut report).await?;
+                read::logs(self, aims, options, limits, &mut report).await?;
                 return Ok(report.finish());
             }
             ContainerAction::Stop => Change::Stop {
@@ -149,8 +195,11 @@ impl Engine {
             },
         };
         self.check_supported(&change)?;
-        for target in &op.targets {
-            container::apply(self, target, &change, &mut report).await?;
+        for aim in aims {
+            match &aim.id {
+                Ok(id) => container::apply(self, id, &aim.shown, &change, &mut report).await?,
+                Err(outcome) => report.target(&aim.shown, outcome.clone(), false),
+            }
         }
         Ok(report.finish())
     }

@@ -15,7 +15,7 @@ use crate::docker::ContainerOptions;
 use crate::engine::container::{Outcome, record};
 use crate::engine::result::Report;
 use crate::engine::template::Template;
-use crate::engine::{Engine, EngineError, Limits, since};
+use crate::engine::{Aim, Engine, EngineError, Limits, since};
 
 /// The top-level inspect fields kept in the default excerpt.
 const EXCERPT_FIELDS: &[&str] = &[
@@ -33,16 +33,23 @@ const EXCERPT_FIELDS: &[&str] = &[
 /// identity, state and configuration.
 pub(crate) async fn inspect(
     engine: &Engine,
-    targets: &[String],
+    aims: &[Aim],
     options: &ContainerOptions,
     report: &mut Report,
 ) -> Result<(), EngineError> {
     let template = options.format.as_deref().map(Template::parse).transpose()?;
     let query = InspectContainerOptions { size: options.size };
-    for target in targets {
+    for aim in aims {
+        let id = match &aim.id {
+            Ok(id) => id,
+            Err(outcome) => {
+                report.target(&aim.shown, outcome.clone(), false);
+                continue;
+            }
+        };
         let inspected = engine
             .docker
-            .inspect_container(target, Some(query.clone()))
+            .inspect_container(id, Some(query.clone()))
             .await;
         let text = match &inspected {
             Ok(response) => {
@@ -57,7 +64,7 @@ pub(crate) async fn inspect(
         record(
             engine,
             report,
-            target,
+            &aim.shown,
             inspected.map(|_| Outcome::done("inspected")),
         )?;
         if let Some(text) = text {
@@ -70,7 +77,7 @@ pub(crate) async fn inspect(
 /// Reads each target's logs (stdout and stderr), `--tail` lines or the default number.
 pub(crate) async fn logs(
     engine: &Engine,
-    targets: &[String],
+    aims: &[Aim],
     options: &ContainerOptions,
     limits: &Limits,
     report: &mut Report,
@@ -87,17 +94,24 @@ pub(crate) async fn logs(
         tail: options.tail.unwrap_or(limits.logs_tail_default).to_string(),
         ..LogsOptions::default()
     };
-    for target in targets {
-        if targets.len() > 1 {
-            report.line(&format!("==> {target} <=="));
+    for aim in aims {
+        if aims.len() > 1 {
+            report.line(&format!("==> {} <==", aim.shown));
         }
-        let read = read_logs(engine, target, query.clone(), limits.max_output_bytes).await;
+        let id = match &aim.id {
+            Ok(id) => id,
+            Err(outcome) => {
+                report.target(&aim.shown, outcome.clone(), false);
+                continue;
+            }
+        };
+        let read = read_logs(engine, id, query.clone(), limits.max_output_bytes).await;
         let text = read.as_ref().ok().map(|logs| logs.text.clone());
         let attempt = read.map(|logs| {
             let cut = if logs.cut { ", cut" } else { "" };
             Outcome::done(format!("read {} lines{cut}", logs.lines))
         });
-        record(engine, report, target, attempt)?;
+        record(engine, report, &aim.shown, attempt)?;
         if let Some(text) = text {
             report.text(&text);
         }

@@ -3,7 +3,9 @@
 //! 1. Performs an approved operation on the Docker Engine (through [`crate::engine`], never a
 //!    shell) when, and only when, the job's capability token verifies: signature, expiry,
 //!    environment (and `ALLOWED_ENVIRONMENTS`), request id and the hash of the operation it
-//!    parsed itself; the policy allows it; and the token id was never used.
+//!    parsed itself; the policy allows it on what Docker says the targets are (it resolves
+//!    them through the Engine: canonical names, full ids, compose labels); and the token id
+//!    was never used. It then acts on exactly the containers it resolved, by full id.
 //! 2. Consumes `wingman.exec.jobs` (also called by `POST /gateway/execute`); publishes
 //!    `execution_started` / `execution_finished` or `token_refused` audit events and status
 //!    events (EXECUTING, SUCCEEDED, FAILED, INDETERMINATE, or REFUSED).
@@ -164,7 +166,7 @@ pub async fn execute(
         Ok(claims) => claims,
         Err(error) => return refuse(error.code(), error.to_string()),
     };
-    if let Err(refusal) = deps.policy.check(request.environment, &operation) {
+    if let Err(refusal) = deps.policy.check_operation(request.environment, &operation) {
         return refuse("policy", refusal.to_string());
     }
     let key = format!("exec.{}", claims.token_id);
@@ -179,11 +181,21 @@ pub async fn execute(
             deps.running_lease,
         );
     }
-    // Docker must be reachable before anything is claimed: if it is not, retry later.
-    deps.engine
-        .ping()
+    // What Docker says the targets are (Docker must be reachable before anything is claimed:
+    // if it is not, retry later). The policy decides on these facts, and the engine acts on
+    // exactly these containers, so resolving never changes what the token approved: an id
+    // prefix of two containers is refused, not guessed.
+    let resolved = deps
+        .engine
+        .resolve(&operation)
         .await
-        .map_err(|error| StageError::Transient(anyhow::anyhow!("docker engine: {error}")))?;
+        .map_err(|error| StageError::Transient(anyhow::anyhow!("docker engine: {error:#}")))?;
+    if let Err(refusal) = deps
+        .policy
+        .check(request.environment, &operation, &resolved)
+    {
+        return refuse("policy", refusal.to_string());
+    }
     // EXECUTING is durable before the claim and the Docker call (ids are derived: a
     // redelivery republishes nothing new).
     let started = [
@@ -196,6 +208,7 @@ pub async fn execute(
                 "argv": operation.canonical_argv(),
                 "environment": request.environment,
                 "approvers": claims.approvers,
+                "resolved": resolved,
             }),
         ),
         step.status(
@@ -242,7 +255,10 @@ pub async fn execute(
         ..Limits::default()
     };
     let began = Instant::now();
-    let performed = deps.engine.perform(&operation, &limits).await;
+    let performed = deps
+        .engine
+        .perform_resolved(&operation, &resolved, &limits)
+        .await;
     let elapsed = began.elapsed();
     let finished = match performed {
         Ok(result) => {

@@ -141,7 +141,7 @@ async fn an_approved_compose_down_removes_only_that_projects_containers() {
     let request_id = Uuid::new_v4();
     let payload = prd(
         request_id,
-        &format!("docker compose -f docker-compose.prd.yml -p {project} down"),
+        &format!("docker compose -p {project} down"),
         "agent-7",
     );
     env.publish_raw(

@@ -18,6 +18,7 @@ mod intake;
 mod metrics;
 mod nats_permissions;
 mod nats_server;
+mod policy;
 mod processes;
 mod recorder;
 mod rollout;

@@ -8,6 +8,7 @@
 mod compose;
 mod container;
 mod read;
+mod resolve;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
