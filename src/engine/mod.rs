@@ -13,6 +13,7 @@
 //! Layout:
 //! - `container`: stop, start, restart, kill and rm of one container
 //! - `read`: inspect and logs
+//! - `redact`: what inspect and logs read loses its secrets before it leaves the gateway
 //! - `compose`: compose projects, found by their `com.docker.compose.*` labels
 //! - `result`: [`ExecutionResult`], [`TargetResult`], [`Limits`] and bounded output
 //! - `since` and `template`: the client-side parts of `logs --since` and `inspect --format`
@@ -22,6 +23,7 @@ mod compose;
 mod container;
 mod error;
 mod read;
+pub mod redact;
 mod result;
 mod since;
 mod template;

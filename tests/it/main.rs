@@ -18,5 +18,6 @@ mod nats_permissions;
 mod nats_server;
 mod processes;
 mod recorder;
+mod redaction;
 mod rollout;
 mod wrapper;
