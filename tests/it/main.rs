@@ -14,6 +14,7 @@ mod fake_telegram;
 mod helpers;
 mod intake;
 mod metrics;
+mod nats_auth;
 mod nats_permissions;
 mod nats_server;
 mod processes;
