@@ -21,4 +21,5 @@ mod processes;
 mod recorder;
 mod redaction;
 mod rollout;
+mod status_consumers;
 mod wrapper;
