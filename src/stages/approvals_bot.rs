@@ -1,6 +1,11 @@
 //! The approvals bot's handlers (teloxide long polling): button clicks, reasons given by
 //! reply, and the commands `/pending`, `/status`, `/approve`, `/reject`, `/stats`, `/rollout`,
 //! `/help`, `/whoami`. Every decision goes through [`crate::approval::Desk::vote`].
+//!
+//! Anyone can write to the bot, so a vote from a Telegram user who is not an approver (a
+//! stranger) is counted in `access_denied_total{edge="approvals"}` always, but audited one by
+//! one only up to the [`AuditThrottle`]'s limit per user id and minute; the rest of the
+//! minute becomes one summary audit event with the count.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,8 +17,10 @@ use teloxide::prelude::{Bot, CallbackQuery, Message, Requester, Update};
 use teloxide::types::{ForceReply, ParseMode, ReplyMarkup, User};
 use tokio::task::JoinHandle;
 
-use crate::approval::{Verdict, Vote};
+use crate::access::throttle::{Admission, AuditThrottle};
+use crate::approval::{Refusal, Verdict, Vote};
 use crate::envelope::RequestId;
+use crate::events::{AuditKind, Stage};
 use crate::stages::approvals::{ApprovalsDeps, describe};
 use crate::status::Status;
 use crate::telegram::escape;
@@ -43,8 +50,9 @@ pub fn start(bot: Bot, deps: Arc<ApprovalsDeps>) -> RunningBot {
         .branch(Update::filter_message().endpoint(on_message))
         .branch(Update::filter_callback_query().endpoint(on_callback));
     let awaiting = Awaiting::default();
+    let throttle = AuditThrottle::default();
     let mut dispatcher = Dispatcher::builder(bot, handler)
-        .dependencies(dptree::deps![deps, awaiting])
+        .dependencies(dptree::deps![deps, awaiting, throttle])
         .build();
     let shutdown = dispatcher.shutdown_token();
     let task = tokio::spawn(async move { dispatcher.dispatch().await });
@@ -65,6 +73,7 @@ async fn on_callback(
     query: CallbackQuery,
     deps: Arc<ApprovalsDeps>,
     awaiting: Awaiting,
+    throttle: AuditThrottle,
 ) -> HandlerResult {
     let data = query.data.clone().unwrap_or_default();
     let (approver, display) = approver_of(&query.from);
@@ -89,7 +98,7 @@ async fn on_callback(
                 verdict: Verdict::Approve,
                 note: None,
             };
-            outcome_text(deps.desk.vote(&vote).await?)
+            vote_text(&deps, &throttle, &vote).await?
         }
         "r" | "o" => {
             let verdict = if kind == "r" {
@@ -98,7 +107,7 @@ async fn on_callback(
                 Verdict::Approve
             };
             if !deps.desk.rules.approvers.contains(&approver) {
-                // Let the desk refuse it, so the attempt is audited.
+                // Let the desk refuse it, so the attempt is audited (within the limit).
                 let vote = Vote {
                     request_id,
                     approver,
@@ -106,7 +115,7 @@ async fn on_callback(
                     verdict,
                     note: Some("-".into()),
                 };
-                outcome_text(deps.desk.vote(&vote).await?)
+                vote_text(&deps, &throttle, &vote).await?
             } else if let Some(claim) = deps.desk.decision(request_id).await? {
                 format!(
                     "already {} by {}",
@@ -143,6 +152,54 @@ async fn on_callback(
     Ok(())
 }
 
+/// The desk's answer to a vote. A stranger's vote reaches the desk (which refuses and audits
+/// it) only while its user id is within the audit limit; past it, it is refused here,
+/// counted, and left to the window's summary.
+async fn vote_text(
+    deps: &ApprovalsDeps,
+    throttle: &AuditThrottle,
+    vote: &Vote,
+) -> anyhow::Result<String> {
+    if deps.desk.rules.approvers.contains(&vote.approver) {
+        return Ok(outcome_text(deps.desk.vote(vote).await?));
+    }
+    let admission = throttle.admit(&vote.approver, tokio::time::Instant::now());
+    crate::metrics::access_denied(Stage::Approvals.as_str(), admission == Admission::Audit);
+    match admission {
+        Admission::Audit => Ok(outcome_text(deps.desk.vote(vote).await?)),
+        Admission::Suppress { summary_at } => {
+            if let Some(at) = summary_at {
+                schedule_summary(deps, throttle, at);
+            }
+            Ok(Refusal::NotAuthorized(vote.approver.clone()).to_string())
+        }
+    }
+}
+
+/// Publishes the window's summary of strangers' votes that were not audited one by one.
+fn schedule_summary(deps: &ApprovalsDeps, throttle: &AuditThrottle, at: tokio::time::Instant) {
+    let desk = deps.desk.clone();
+    let throttle = throttle.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        let Some(summary) = throttle.take_summary(tokio::time::Instant::now()) else {
+            return;
+        };
+        let audited = crate::stages::publish_audit(
+            &desk.bus,
+            None,
+            AuditKind::AccessDenied,
+            Stage::Approvals,
+            &desk.actor,
+            crate::access::throttle::summary_data(&summary),
+        )
+        .await;
+        if let Err(error) = audited {
+            tracing::warn!(error = %format!("{error:#}"), "could not audit the strangers' votes summary");
+        }
+    });
+}
+
 fn outcome_text(outcome: Result<crate::approval::Decision, crate::approval::Refusal>) -> String {
     match outcome {
         Ok(decision) => describe(&decision),
@@ -164,6 +221,7 @@ async fn on_message(
     message: Message,
     deps: Arc<ApprovalsDeps>,
     awaiting: Awaiting,
+    throttle: AuditThrottle,
 ) -> HandlerResult {
     let Some(user) = message.from.clone() else {
         return Ok(());
@@ -186,7 +244,7 @@ async fn on_message(
                 verdict,
                 note: Some(text),
             };
-            reply(escape(&outcome_text(deps.desk.vote(&vote).await?))).await?;
+            reply(escape(&vote_text(&deps, &throttle, &vote).await?)).await?;
             return Ok(());
         }
     }
@@ -216,7 +274,7 @@ async fn on_message(
             let verdict = if name == "approve" { Verdict::Approve } else { Verdict::Reject };
             let note = Some(rest).filter(|note| !note.is_empty());
             let vote = Vote { request_id, approver, display, verdict, note };
-            escape(&outcome_text(deps.desk.vote(&vote).await?))
+            escape(&vote_text(&deps, &throttle, &vote).await?)
         }
         _ if !listed => "not authorized: ask an operator to add your user id (see /whoami) to TELEGRAM_APPROVER_IDS".into(),
         "pending" => pending(&deps).await?,

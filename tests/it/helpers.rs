@@ -426,9 +426,13 @@ impl TestEnv {
         let address = listener.local_addr().unwrap();
         let token = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
-            axum::serve(listener, wingman::api::router(state))
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await?;
+            let router = wingman::api::router(state);
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await?;
             Ok(())
         }));
         address
@@ -441,6 +445,7 @@ impl TestEnv {
             bus: self.bus.clone(),
             stage,
             actor: format!("{}@test", stage.as_str()),
+            throttle: Default::default(),
         }
     }
 

@@ -22,4 +22,5 @@ mod recorder;
 mod redaction;
 mod rollout;
 mod status_consumers;
+mod unauthenticated;
 mod wrapper;
