@@ -22,5 +22,6 @@ mod recorder;
 mod redaction;
 mod rollout;
 mod status_consumers;
+mod storage;
 mod unauthenticated;
 mod wrapper;
