@@ -107,6 +107,10 @@ pub struct TopologyOverrides {
     pub ack_wait: Option<Duration>,
     /// Replaces every stream's replica count (env `WINGMAN_STREAM_REPLICAS`; 3 on a cluster).
     pub replicas: Option<usize>,
+    /// Caps every stream's and bucket's byte limit (env `WINGMAN_STREAM_MAX_BYTES`). JetStream
+    /// reserves a stream's `max_bytes` in the server's store when it is created, so tests,
+    /// which make many topologies on one shared server, make theirs small. Not for production.
+    pub max_bytes: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +140,7 @@ impl Topology {
                 if let Some(replicas) = overrides.replicas {
                     config.num_replicas = replicas;
                 }
+                config.max_bytes = capped(config.max_bytes, overrides.max_bytes);
                 config
             })
             .collect();
@@ -161,6 +166,7 @@ impl Topology {
                 if let Some(replicas) = overrides.replicas {
                     def.replicas = replicas;
                 }
+                def.max_bytes = capped(def.max_bytes, overrides.max_bytes);
                 def
             })
             .collect();
@@ -228,6 +234,14 @@ impl Topology {
         for def in &self.buckets {
             let _ = js.delete_stream(format!("KV_{}", def.bucket)).await;
         }
+    }
+}
+
+/// `declared` bytes, at most `cap` (a declared -1, no limit, becomes the cap).
+fn capped(declared: i64, cap: Option<i64>) -> i64 {
+    match cap {
+        Some(cap) if declared < 0 || declared > cap => cap,
+        _ => declared,
     }
 }
 
@@ -419,6 +433,7 @@ mod tests {
         let overrides = TopologyOverrides {
             ack_wait: Some(Duration::from_secs(2)),
             replicas: Some(3),
+            max_bytes: Some(1024),
         };
         let topology = Topology::declared(&subjects, &overrides);
         assert!(
@@ -434,5 +449,7 @@ mod tests {
                 .all(|s| s.num_replicas == 3 && s.name.starts_with("WT_X_"))
         );
         assert!(topology.buckets.iter().all(|b| b.replicas == 3));
+        assert!(topology.streams.iter().all(|s| s.max_bytes == 1024));
+        assert!(topology.buckets.iter().all(|b| b.max_bytes == 1024));
     }
 }

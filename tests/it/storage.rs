@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 use wingman::request::MAX_DESCRIPTION_BYTES;
 
-use crate::helpers::TestEnv;
+use crate::helpers::{TEST_STREAM_MAX_BYTES, TestEnv};
 
 /// What one request of the largest valid size may take (README, "Storage limits").
 const MAX_NATS_BYTES_PER_REQUEST: u64 = 512 * 1024;
@@ -38,6 +38,8 @@ async fn setup_nats_bounds_streams_and_buckets_that_were_created_unbounded() {
 
     env.bus.topology.ensure(js).await.unwrap();
 
+    // The declared limits (capped in tests at TEST_STREAM_MAX_BYTES, a reservation each).
+
     let requests = js
         .get_stream(&requests)
         .await
@@ -47,7 +49,7 @@ async fn setup_nats_bounds_streams_and_buckets_that_were_created_unbounded() {
         .unwrap()
         .config
         .clone();
-    assert_eq!(requests.max_bytes, 1024 * 1024 * 1024);
+    assert_eq!(requests.max_bytes, TEST_STREAM_MAX_BYTES);
     assert_eq!(requests.max_age, Duration::from_secs(7 * 24 * 3600));
     let claims = js
         .get_stream(&claims)
@@ -58,7 +60,7 @@ async fn setup_nats_bounds_streams_and_buckets_that_were_created_unbounded() {
         .unwrap()
         .config
         .clone();
-    assert_eq!(claims.max_bytes, 1024 * 1024 * 1024);
+    assert_eq!(claims.max_bytes, TEST_STREAM_MAX_BYTES);
     assert_eq!(claims.max_age, Duration::from_secs(8 * 24 * 3600));
     env.stop().await;
 }
