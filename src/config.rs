@@ -122,6 +122,7 @@ impl Settings {
             overrides: TopologyOverrides {
                 ack_wait: parse_var::<u64>("WINGMAN_ACK_WAIT_SECS")?.map(Duration::from_secs),
                 replicas: parse_var::<usize>("WINGMAN_STREAM_REPLICAS")?,
+                max_bytes: parse_var::<i64>("WINGMAN_STREAM_MAX_BYTES")?,
             },
             credentials: match var("NATS_USER") {
                 None => None,

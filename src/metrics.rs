@@ -21,6 +21,7 @@ pub const REQUESTS_RECEIVED: &str = "requests_received_total";
 pub const REQUESTS_INVALID: &str = "requests_invalid_total";
 pub const AUDIT_RECORDED: &str = "audit_events_recorded_total";
 pub const API_REQUESTS: &str = "api_requests_total";
+pub const ACCESS_DENIED: &str = "access_denied_total";
 pub const VALIDATION_OUTCOMES: &str = "validation_outcomes_total";
 pub const VALIDATION_ERRORS: &str = "validation_errors_total";
 pub const VALIDATOR_SCORE: &str = "validator_score";
@@ -108,6 +109,12 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         "counter",
         &["route", "class"],
         "HTTP API requests by route and status class",
+    ),
+    (
+        ACCESS_DENIED,
+        "counter",
+        &["edge", "audited"],
+        "calls refused for want of a valid key or an approver id (audited=false: over the per-source audit limit, summarised)",
     ),
     (
         VALIDATION_OUTCOMES,
@@ -302,6 +309,13 @@ pub fn api_request(route: &'static str, status: u16) {
         _ => "5xx",
     };
     counter!(API_REQUESTS, "route" => route, "class" => class).increment(1);
+}
+
+/// A caller was refused at `edge` (api, gateway, approvals for Telegram strangers);
+/// `audited` is false when its audit event was left to the window's summary.
+pub fn access_denied(edge: &'static str, audited: bool) {
+    let audited = if audited { "true" } else { "false" };
+    counter!(ACCESS_DENIED, "edge" => edge, "audited" => audited).increment(1);
 }
 
 /// A request left the validator: `decision` is AUTO_APPROVED, AUTO_REJECTED or PENDING;

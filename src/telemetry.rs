@@ -8,12 +8,22 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+/// Crates capped at a level whatever `RUST_LOG` says, because below it they log what must not
+/// reach a log line: bollard's debug lines print whole Engine API answers (an inspect's
+/// `Config.Env`, passwords included) before the gateway redacts them.
+const CAPPED_TARGETS: &[&str] = &["bollard=info"];
+
 /// Initializes logging for `service`: JSON lines when `WINGMAN_LOG_FORMAT=json` (production),
 /// compact text otherwise. `RUST_LOG` filters (default `default_filter`, e.g. `info`; the CLI
-/// uses `warn` so its output stays its own). Safe to call twice.
+/// uses `warn` so its output stays its own), within [`CAPPED_TARGETS`]. Safe to call twice.
 pub fn init(service: &str, default_filter: &str) {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    for capped in CAPPED_TARGETS {
+        if let Ok(directive) = capped.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let json = crate::config::var("WINGMAN_LOG_FORMAT").as_deref() == Some("json");
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {

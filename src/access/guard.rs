@@ -6,14 +6,23 @@
 //! `{"error", "code"}` (`missing_api_key`, `invalid_api_key`, `wrong_role`) and an
 //! `access_denied` audit event with the route, the method and the reason (and, for a wrong
 //! role, the key's name). The key itself is never logged, audited or echoed.
+//!
+//! Refusals come from anyone who reaches the port, so what they may write into the permanent
+//! audit is bounded ([`AuditThrottle`]): every one is counted in `access_denied_total`, but per
+//! peer address only a few per minute are audited one by one; the rest of the minute becomes
+//! one summary event with the count. The peer address is known when the router is served with
+//! `into_make_service_with_connect_info::<SocketAddr>()` (the API and the gateway are).
+
+use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::access::throttle::{Admission, AuditThrottle};
 use crate::access::{ApiKeys, Denied, KeyName, Role};
 use crate::bus::Bus;
 use crate::events::{AuditKind, Stage};
@@ -28,6 +37,8 @@ pub struct Guard {
     /// `api` or `gateway`: who refused, in the audit trail.
     pub stage: Stage,
     pub actor: String,
+    /// How many refusals per peer address are audited one by one (shared by all routes).
+    pub throttle: AuditThrottle,
 }
 
 impl Guard {
@@ -58,7 +69,23 @@ pub async fn check(
                 |path| path.as_str().to_string(),
             );
             let method = request.method().to_string();
-            audit_denied(&guard, &route, &method, role, &denied).await;
+            let source = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_string(), |peer| peer.0.ip().to_string());
+            let admission = guard.throttle.admit(&source, tokio::time::Instant::now());
+            crate::metrics::access_denied(guard.stage.as_str(), admission == Admission::Audit);
+            match admission {
+                Admission::Audit => {
+                    audit_denied(&guard, &route, &method, &source, role, &denied).await;
+                }
+                Admission::Suppress { summary_at } => {
+                    tracing::debug!(route, method, source, "API call refused (audit suppressed)");
+                    if let Some(at) = summary_at {
+                        schedule_summary(&guard, at);
+                    }
+                }
+            }
             refusal(role, &denied)
         }
     }
@@ -98,12 +125,20 @@ fn refusal(role: Role, denied: &Denied) -> Response {
 }
 
 /// Publishes the refusal as an audit event (best effort: the caller gets its 401 either way).
-async fn audit_denied(guard: &Guard, route: &str, method: &str, role: Role, denied: &Denied) {
+async fn audit_denied(
+    guard: &Guard,
+    route: &str,
+    method: &str,
+    source: &str,
+    role: Role,
+    denied: &Denied,
+) {
     let mut data = json!({
         "route": route,
         "method": method,
         "reason": denied.code(),
         "required_role": role.as_str(),
+        "source": source,
     });
     if let Denied::WrongRole { key } = denied {
         data["key_name"] = json!(key);
@@ -121,4 +156,27 @@ async fn audit_denied(guard: &Guard, route: &str, method: &str, role: Role, deni
     if let Err(error) = audited {
         tracing::warn!(error = %format!("{error:#}"), "could not audit a refused API call");
     }
+}
+
+/// Publishes the window's summary of suppressed refusals once the window is over.
+fn schedule_summary(guard: &Guard, at: tokio::time::Instant) {
+    let guard = guard.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        let Some(summary) = guard.throttle.take_summary(tokio::time::Instant::now()) else {
+            return;
+        };
+        let audited = publish_audit(
+            &guard.bus,
+            None,
+            AuditKind::AccessDenied,
+            guard.stage,
+            &guard.actor,
+            crate::access::throttle::summary_data(&summary),
+        )
+        .await;
+        if let Err(error) = audited {
+            tracing::warn!(error = %format!("{error:#}"), "could not audit the refused calls' summary");
+        }
+    });
 }

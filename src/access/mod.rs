@@ -14,6 +14,7 @@
 //! JSON body and an `access_denied` audit event (route and reason, never the key).
 
 pub mod guard;
+pub mod throttle;
 
 use std::path::Path;
 use std::sync::Arc;

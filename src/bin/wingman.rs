@@ -157,6 +157,15 @@ enum Command {
         #[arg(long)]
         file: Option<std::path::PathBuf>,
     },
+    /// Print the NATS server's password file: a bcrypt hash of each user's password, read
+    /// from <DIR>/nats_<USER>_password (scripts/prd-secrets writes it to
+    /// secrets/nats_passwords.conf, which nats/auth.conf includes).
+    NatsPasswords {
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
     /// Exit 0 when GET <URL> answers 2xx within the timeout (the containers' health probe).
     Health {
         url: String,
@@ -499,6 +508,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 None => eprint!("{entry}"),
             }
             println!("{key}");
+            Ok(ExitCode::Ok)
+        }
+        Command::NatsPasswords { dir, users } => {
+            let passwords = cli::nats_passwords::read_passwords(&dir, &users)?;
+            let file = cli::nats_passwords::password_file(&passwords, cli::nats_passwords::COST)?;
+            print!("{file}");
             Ok(ExitCode::Ok)
         }
         Command::Health { url, timeout } => {

@@ -85,10 +85,18 @@ pub struct BucketDef {
     /// Seconds a key lives; 0 keeps it forever.
     #[serde(default)]
     pub max_age_secs: u64,
+    /// Bytes the bucket may hold (-1: no limit). When full, new keys are refused (the bucket
+    /// discards new writes, never old claims).
+    #[serde(default = "no_limit")]
+    pub max_bytes: i64,
     /// Replicas of the bucket's stream (1; `WINGMAN_STREAM_REPLICAS` overrides it like the
     /// streams', so a claim survives a node of a cluster).
     #[serde(default = "one_replica")]
     pub replicas: usize,
+}
+
+fn no_limit() -> i64 {
+    -1
 }
 
 fn one_replica() -> usize {
@@ -106,6 +114,10 @@ pub struct TopologyOverrides {
     pub ack_wait: Option<Duration>,
     /// Replaces every stream's replica count (env `WINGMAN_STREAM_REPLICAS`; 3 on a cluster).
     pub replicas: Option<usize>,
+    /// Caps every stream's and bucket's byte limit (env `WINGMAN_STREAM_MAX_BYTES`). JetStream
+    /// reserves a stream's `max_bytes` in the server's store when it is created, so tests,
+    /// which make many topologies on one shared server, make theirs small. Not for production.
+    pub max_bytes: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +150,7 @@ impl Topology {
                 if let Some(replicas) = overrides.replicas {
                     config.num_replicas = replicas;
                 }
+                config.max_bytes = capped(config.max_bytes, overrides.max_bytes);
                 config
             })
             .collect();
@@ -163,6 +176,7 @@ impl Topology {
                 if let Some(replicas) = overrides.replicas {
                     def.replicas = replicas;
                 }
+                def.max_bytes = capped(def.max_bytes, overrides.max_bytes);
                 def
             })
             .collect();
@@ -243,6 +257,14 @@ impl Topology {
     }
 }
 
+/// `declared` bytes, at most `cap` (a declared -1, no limit, becomes the cap).
+fn capped(declared: i64, cap: Option<i64>) -> i64 {
+    match cap {
+        Some(cap) if declared < 0 || declared > cap => cap,
+        _ => declared,
+    }
+}
+
 async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> anyhow::Result<()> {
     match js.get_stream(&config.name).await {
         Ok(mut existing) => {
@@ -263,6 +285,9 @@ async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> anyho
 fn same_stream_config(current: &stream::Config, wanted: &stream::Config) -> bool {
     current.subjects == wanted.subjects
         && current.max_age == wanted.max_age
+        && current.max_bytes == wanted.max_bytes
+        && current.max_messages == wanted.max_messages
+        && current.discard == wanted.discard
         && current.max_messages_per_subject == wanted.max_messages_per_subject
         && current.duplicate_window == wanted.duplicate_window
         && current.max_message_size == wanted.max_message_size
@@ -278,10 +303,18 @@ async fn ensure_consumer(js: &jetstream::Context, def: &ConsumerDef) -> anyhow::
 }
 
 /// Creates a KV bucket's backing stream directly: async-nats 0.51's `create_key_value`
-/// calls an account-info API whose reply nats-server 2.9 shapes differently.
+/// calls an account-info API whose reply nats-server 2.9 shapes differently. An existing
+/// bucket gets the declared key lifetime and byte limit (and keeps everything else).
 async fn ensure_bucket(js: &jetstream::Context, def: &BucketDef) -> anyhow::Result<()> {
     let name = format!("KV_{}", def.bucket);
-    if js.get_stream(&name).await.is_ok() {
+    if let Ok(mut existing) = js.get_stream(&name).await {
+        let mut config = existing.info().await?.config.clone();
+        let max_age = Duration::from_secs(def.max_age_secs);
+        if config.max_age != max_age || config.max_bytes != def.max_bytes {
+            config.max_age = max_age;
+            config.max_bytes = def.max_bytes;
+            js.update_stream(config).await?;
+        }
         return Ok(());
     }
     let config = stream::Config {
@@ -296,7 +329,7 @@ async fn ensure_bucket(js: &jetstream::Context, def: &BucketDef) -> anyhow::Resu
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
         num_replicas: def.replicas,
-        max_bytes: -1,
+        max_bytes: def.max_bytes,
         max_messages: -1,
         max_consumers: -1,
         ..Default::default()
@@ -342,12 +375,85 @@ mod tests {
         }
     }
 
+    /// `max_file_store` of the production server configs, in bytes.
+    fn max_file_store() -> i64 {
+        let config = include_str!("../../nats/server-prd.conf");
+        let line = config
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("max_file_store:"))
+            .expect("server-prd.conf sets max_file_store");
+        let gigabytes: i64 = line.trim().trim_end_matches("GB").parse().unwrap();
+        gigabytes * 1_000_000_000
+    }
+
+    #[test]
+    fn every_stream_and_bucket_is_bounded_and_all_fit_in_the_server_store() {
+        let subjects = Subjects::new("wingman").unwrap();
+        let topology = Topology::declared(&subjects, &TopologyOverrides::default());
+        for stream in &topology.streams {
+            assert!(stream.max_bytes > 0, "{} has no byte limit", stream.name);
+            assert!(
+                !stream.max_age.is_zero(),
+                "{} keeps messages forever",
+                stream.name
+            );
+        }
+        let status = topology
+            .streams
+            .iter()
+            .find(|stream| stream.name == "WINGMAN_STATUS")
+            .unwrap();
+        assert!(
+            status.max_messages_per_subject > 0,
+            "one request's status subject is bounded"
+        );
+        for bucket in &topology.buckets {
+            assert!(bucket.max_bytes > 0, "{} has no byte limit", bucket.bucket);
+        }
+        let total: i64 = topology.streams.iter().map(|s| s.max_bytes).sum::<i64>()
+            + topology.buckets.iter().map(|b| b.max_bytes).sum::<i64>();
+        assert!(
+            total <= max_file_store(),
+            "the limits add up to {total} bytes, more than max_file_store"
+        );
+    }
+
+    #[test]
+    fn claims_and_approvals_expire_after_every_message_that_could_repeat_their_effect() {
+        let subjects = Subjects::new("wingman").unwrap();
+        let topology = Topology::declared(&subjects, &TopologyOverrides::default());
+        // A claim must outlive every message whose replay could repeat the claimed effect:
+        // the requests, decisions and jobs the streams keep.
+        let longest_replay = topology
+            .streams
+            .iter()
+            .filter(|stream| {
+                ["WINGMAN_REQUESTS", "WINGMAN_APPROVALS", "WINGMAN_EXEC"]
+                    .contains(&stream.name.as_str())
+            })
+            .map(|stream| stream.max_age)
+            .max()
+            .unwrap();
+        for declared in ["wingman_claims", "wingman_approvals"] {
+            let bucket = topology.bucket(declared, &subjects).unwrap();
+            let max_age = Duration::from_secs(bucket.max_age_secs);
+            assert!(
+                max_age > longest_replay,
+                "{declared} expires after {max_age:?}, before the streams forget ({longest_replay:?})"
+            );
+        }
+        // The live rollout flags never expire (a lost key would reset them).
+        let rollout = topology.bucket("wingman_rollout", &subjects).unwrap();
+        assert_eq!(rollout.max_age_secs, 0);
+    }
+
     #[test]
     fn overrides_replace_ack_wait_and_replicas() {
         let subjects = Subjects::new("wt_x").unwrap();
         let overrides = TopologyOverrides {
             ack_wait: Some(Duration::from_secs(2)),
             replicas: Some(3),
+            max_bytes: Some(1024),
         };
         let topology = Topology::declared(&subjects, &overrides);
         assert!(
@@ -363,5 +469,7 @@ mod tests {
                 .all(|s| s.num_replicas == 3 && s.name.starts_with("WT_X_"))
         );
         assert!(topology.buckets.iter().all(|b| b.replicas == 3));
+        assert!(topology.streams.iter().all(|s| s.max_bytes == 1024));
+        assert!(topology.buckets.iter().all(|b| b.max_bytes == 1024));
     }
 }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod explain;
 pub mod health;
 pub mod list;
+pub mod nats_passwords;
 pub mod rollout;
 pub mod setup;
 pub mod submit;

@@ -17,6 +17,7 @@
 //! Layout:
 //! - `container`: stop, start, restart, kill and rm of one container
 //! - `read`: inspect and logs
+//! - `redact`: what inspect and logs read loses its secrets before it leaves the gateway
 //! - `compose`: compose projects, found by their `com.docker.compose.*` labels
 //! - `resolve`: the listing the typed targets are matched against
 //! - `result`: [`ExecutionResult`], [`TargetResult`], [`Limits`] and bounded output
@@ -27,6 +28,7 @@ mod compose;
 mod container;
 mod error;
 mod read;
+pub mod redact;
 mod resolve;
 mod result;
 mod since;

@@ -2,7 +2,8 @@
 //!
 //! Both write what they read into the report's bounded output. Logs are read as a stream
 //! and reading stops once the bound is reached, so a chatty container cannot make the
-//! gateway hold megabytes.
+//! gateway hold megabytes. Both are redacted first ([`redact`]): the inspect JSON before
+//! a `--format` template or the excerpt sees it, the log text before it is written.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::docker::ContainerOptions;
 use crate::engine::container::{Outcome, record};
+use crate::engine::redact;
 use crate::engine::result::Report;
 use crate::engine::template::Template;
 use crate::engine::{Aim, Engine, EngineError, Limits, since};
@@ -53,7 +55,8 @@ pub(crate) async fn inspect(
             .await;
         let text = match &inspected {
             Ok(response) => {
-                let value = serde_json::to_value(response).unwrap_or(Value::Null);
+                let mut value = serde_json::to_value(response).unwrap_or(Value::Null);
+                redact::inspect(&mut value);
                 Some(match &template {
                     Some(template) => template.render(&value),
                     None => excerpt(&value),
@@ -106,7 +109,8 @@ pub(crate) async fn logs(
             }
         };
         let read = read_logs(engine, id, query.clone(), limits.max_output_bytes).await;
-        let text = read.as_ref().ok().map(|logs| logs.text.clone());
+        let text = read.as_ref().ok().map(|logs| redact::text(&logs.text));
+        let unread = read.as_ref().is_ok_and(|logs| logs.cut);
         let attempt = read.map(|logs| {
             let cut = if logs.cut { ", cut" } else { "" };
             Outcome::done(format!("read {} lines{cut}", logs.lines))
@@ -114,6 +118,9 @@ pub(crate) async fn logs(
         record(engine, report, &aim.shown, attempt)?;
         if let Some(text) = text {
             report.text(&text);
+        }
+        if unread {
+            report.mark_unread();
         }
     }
     Ok(())

@@ -41,8 +41,10 @@ pub struct TargetResult {
     pub ok: bool,
 }
 
-/// Appended after output that was cut at [`Limits::max_output_bytes`].
-pub const CUT_MARKER: &str = "\n… (cut)";
+/// Starts the marker appended after output that was cut at [`Limits::max_output_bytes`]:
+/// `… (cut 1234 bytes)`, or `… (cut 1234 bytes, the rest not read)` for logs whose reading
+/// stopped at the bound. The audit and the status event thus say how much is missing.
+pub const CUT_MARKER: &str = "\n… (cut ";
 
 /// Seconds a stop or restart waits before killing when the operation does not say.
 pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
@@ -77,6 +79,10 @@ pub(crate) struct Report {
     summary: Option<String>,
     output: String,
     max_output_bytes: usize,
+    /// Bytes written past the bound and dropped.
+    dropped: usize,
+    /// A reader stopped at the bound: there was more than `dropped` says.
+    unread: bool,
 }
 
 impl Report {
@@ -87,6 +93,8 @@ impl Report {
             summary: None,
             output: String::new(),
             max_output_bytes: limits.max_output_bytes,
+            dropped: 0,
+            unread: false,
         }
     }
 
@@ -119,11 +127,18 @@ impl Report {
     /// Appends text, dropping what goes past the bound (the cut happens in `finish`).
     pub(crate) fn text(&mut self, text: &str) {
         if self.is_full() {
+            self.dropped += text.len();
             return;
         }
         let room = self.max_output_bytes + 1 - self.output.len();
         let end = floor_char_boundary(text, room);
         self.output.push_str(&text[..end]);
+        self.dropped += text.len() - end;
+    }
+
+    /// A reader stopped at the bound without reading everything (logs).
+    pub(crate) fn mark_unread(&mut self) {
+        self.unread = true;
     }
 
     /// More output would be cut anyway, so readers of long streams can stop early.
@@ -141,16 +156,44 @@ impl Report {
             ok,
             exit_code: if ok { 0 } else { 1 },
             summary,
-            output: bounded(self.output, self.max_output_bytes),
+            output: cut_counted(
+                self.output,
+                self.dropped,
+                self.unread,
+                self.max_output_bytes,
+            ),
             targets: self.targets,
         }
     }
 }
 
-/// Cuts `text` to at most `max` bytes on a char boundary, ending in [`CUT_MARKER`] when
-/// anything was dropped (unless `max` cannot even hold the marker).
+/// Cuts `text` to at most `max` bytes on a char boundary, ending in a [`CUT_MARKER`] that
+/// says how many bytes were dropped (unless `max` cannot even hold the marker).
 pub fn bounded(text: String, max: usize) -> String {
-    cut(text, max, CUT_MARKER)
+    cut_counted(text, 0, false, max)
+}
+
+/// [`bounded`] for text that already lost `dropped` bytes on its way in.
+fn cut_counted(mut text: String, dropped: usize, unread: bool, max: usize) -> String {
+    let total = text.len() + dropped;
+    if total <= max && !unread {
+        return text;
+    }
+    // The marker is sized for the most that could be dropped, so the text it ends fits.
+    let longest = cut_marker(total, unread);
+    if max < longest.len() {
+        text.truncate(floor_char_boundary(&text, max));
+        return text;
+    }
+    let kept = floor_char_boundary(&text, (max - longest.len()).min(text.len()));
+    text.truncate(kept);
+    text.push_str(&cut_marker(total - kept, unread));
+    text
+}
+
+fn cut_marker(dropped: usize, unread: bool) -> String {
+    let rest = if unread { ", the rest not read" } else { "" };
+    format!("{CUT_MARKER}{dropped} bytes{rest})")
 }
 
 fn cut(mut text: String, max: usize, marker: &str) -> String {
@@ -210,10 +253,11 @@ mod tests {
     #[test]
     fn long_text_is_cut_on_a_char_boundary_and_marked() {
         let text = "é".repeat(100);
-        let cut = bounded(text, 21);
-        assert!(cut.len() <= 21, "{}", cut.len());
-        assert!(cut.ends_with(CUT_MARKER));
-        assert!(cut.trim_end_matches(CUT_MARKER).chars().all(|c| c == 'é'));
+        let cut = bounded(text, 40);
+        assert!(cut.len() <= 40, "{}", cut.len());
+        let (kept, marker) = cut.split_once(CUT_MARKER).expect("a marker");
+        assert!(kept.chars().all(|c| c == 'é'));
+        assert_eq!(marker, format!("{} bytes)", 200 - kept.len()));
     }
 
     #[test]
@@ -234,7 +278,11 @@ mod tests {
         assert!(report.is_full());
         let result = report.finish();
         assert!(result.output.len() <= 64);
-        assert!(result.output.ends_with(CUT_MARKER));
+        let written: usize = (0..100)
+            .map(|index| format!("line {index} ✓\n").len())
+            .sum();
+        let (kept, marker) = result.output.split_once(CUT_MARKER).expect("a marker");
+        assert_eq!(marker, format!("{} bytes)", written - kept.len()));
     }
 
     #[test]

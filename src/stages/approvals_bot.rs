@@ -1,6 +1,11 @@
 //! The approvals bot's handlers (teloxide long polling): button clicks, reasons given by
 //! reply, and the commands `/pending`, `/status`, `/approve`, `/reject`, `/stats`, `/rollout`,
 //! `/help`, `/whoami`. Every decision goes through [`crate::approval::Desk::vote`].
+//!
+//! Anyone can write to the bot, so a vote from a Telegram user who is not an approver (a
+//! stranger) is counted in `access_denied_total{edge="approvals"}` always, but audited one by
+//! one only up to the [`AuditThrottle`]'s limit per user id and minute; the rest of the
+//! minute becomes one summary audit event with the count.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,8 +17,10 @@ use teloxide::prelude::{Bot, CallbackQuery, Message, Requester, Update};
 use teloxide::types::{ForceReply, ParseMode, ReplyMarkup, User};
 use tokio::task::JoinHandle;
 
-use crate::approval::Verdict;
+use crate::access::throttle::{Admission, AuditThrottle};
+use crate::approval::{Refusal, Verdict};
 use crate::envelope::RequestId;
+use crate::events::{AuditKind, Stage};
 use crate::stages::approvals::{ApprovalsDeps, describe};
 use crate::status::Status;
 use crate::telegram::escape;
@@ -43,8 +50,9 @@ pub fn start(bot: Bot, deps: Arc<ApprovalsDeps>) -> RunningBot {
         .branch(Update::filter_message().endpoint(on_message))
         .branch(Update::filter_callback_query().endpoint(on_callback));
     let awaiting = Awaiting::default();
+    let throttle = AuditThrottle::default();
     let mut dispatcher = Dispatcher::builder(bot, handler)
-        .dependencies(dptree::deps![deps, awaiting])
+        .dependencies(dptree::deps![deps, awaiting, throttle])
         .build();
     let shutdown = dispatcher.shutdown_token();
     let task = tokio::spawn(async move { dispatcher.dispatch().await });
@@ -62,6 +70,7 @@ async fn on_callback(
     query: CallbackQuery,
     deps: Arc<ApprovalsDeps>,
     awaiting: Awaiting,
+    throttle: AuditThrottle,
 ) -> HandlerResult {
     let data = query.data.clone().unwrap_or_default();
     let user_id = user_id_of(&query.from);
@@ -78,11 +87,7 @@ async fn on_callback(
         return Ok(());
     };
     let answer = match kind {
-        "a" => outcome_text(
-            deps.desk
-                .vote_telegram(user_id, request_id, Verdict::Approve, None)
-                .await?,
-        ),
+        "a" => vote_text(&deps, &throttle, user_id, request_id, Verdict::Approve, None).await?,
         "r" | "o" => {
             let verdict = if kind == "r" {
                 Verdict::Reject
@@ -90,12 +95,8 @@ async fn on_callback(
                 Verdict::Approve
             };
             if deps.desk.telegram_approver(user_id).await?.is_none() {
-                // Let the desk refuse it, so the attempt is audited.
-                outcome_text(
-                    deps.desk
-                        .vote_telegram(user_id, request_id, verdict, Some("-".into()))
-                        .await?,
-                )
+                // Let the desk refuse it, so the attempt is audited (within the limit).
+                vote_text(&deps, &throttle, user_id, request_id, verdict, Some("-".into())).await?
             } else if let Some(claim) = deps.desk.decision(request_id).await? {
                 format!(
                     "already {} by {}",
@@ -132,6 +133,59 @@ async fn on_callback(
     Ok(())
 }
 
+/// The desk's answer to a vote. A stranger's vote reaches the desk (which refuses and audits
+/// it) only while its user id is within the audit limit; past it, it is refused here,
+/// counted, and left to the window's summary.
+async fn vote_text(
+    deps: &ApprovalsDeps,
+    throttle: &AuditThrottle,
+    user_id: i64,
+    request_id: RequestId,
+    verdict: Verdict,
+    note: Option<String>,
+) -> anyhow::Result<String> {
+    let vote = || deps.desk.vote_telegram(user_id, request_id, verdict, note.clone());
+    if deps.desk.telegram_approver(user_id).await?.is_some() {
+        return Ok(outcome_text(vote().await?));
+    }
+    let source = format!("telegram:{user_id}");
+    let admission = throttle.admit(&source, tokio::time::Instant::now());
+    crate::metrics::access_denied(Stage::Approvals.as_str(), admission == Admission::Audit);
+    match admission {
+        Admission::Audit => Ok(outcome_text(vote().await?)),
+        Admission::Suppress { summary_at } => {
+            if let Some(at) = summary_at {
+                schedule_summary(deps, throttle, at);
+            }
+            Ok(Refusal::NotAuthorized(format!("{source} is not on the approver list")).to_string())
+        }
+    }
+}
+
+/// Publishes the window's summary of strangers' votes that were not audited one by one.
+fn schedule_summary(deps: &ApprovalsDeps, throttle: &AuditThrottle, at: tokio::time::Instant) {
+    let desk = deps.desk.clone();
+    let throttle = throttle.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        let Some(summary) = throttle.take_summary(tokio::time::Instant::now()) else {
+            return;
+        };
+        let audited = crate::stages::publish_audit(
+            &desk.bus,
+            None,
+            AuditKind::AccessDenied,
+            Stage::Approvals,
+            &desk.actor,
+            crate::access::throttle::summary_data(&summary),
+        )
+        .await;
+        if let Err(error) = audited {
+            tracing::warn!(error = %format!("{error:#}"), "could not audit the strangers' votes summary");
+        }
+    });
+}
+
 fn outcome_text(outcome: Result<crate::approval::Decision, crate::approval::Refusal>) -> String {
     match outcome {
         Ok(decision) => describe(&decision),
@@ -153,6 +207,7 @@ async fn on_message(
     message: Message,
     deps: Arc<ApprovalsDeps>,
     awaiting: Awaiting,
+    throttle: AuditThrottle,
 ) -> HandlerResult {
     let Some(user) = message.from.clone() else {
         return Ok(());
@@ -168,11 +223,7 @@ async fn on_message(
             .map_err(|_| "lock poisoned")?
             .remove(&(chat.0, question.id.0));
         if let Some((request_id, verdict)) = waiting {
-            let outcome = deps
-                .desk
-                .vote_telegram(user_id, request_id, verdict, Some(text))
-                .await?;
-            reply(escape(&outcome_text(outcome))).await?;
+            reply(escape(&vote_text(&deps, &throttle, user_id, request_id, verdict, Some(text)).await?)).await?;
             return Ok(());
         }
     }
@@ -201,7 +252,7 @@ async fn on_message(
             };
             let verdict = if name == "approve" { Verdict::Approve } else { Verdict::Reject };
             let note = Some(rest).filter(|note| !note.is_empty());
-            escape(&outcome_text(deps.desk.vote_telegram(user_id, request_id, verdict, note).await?))
+            escape(&vote_text(&deps, &throttle, user_id, request_id, verdict, note).await?)
         }
         _ if !listed => "not authorized: ask an operator to add your user id (see /whoami) to the approver roster (wingman approvers add)".into(),
         "pending" => pending(&deps).await?,

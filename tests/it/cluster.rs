@@ -1,15 +1,16 @@
 //! A three-node NATS cluster from `nats/cluster.conf`, streams and buckets with three
 //! replicas: the pipeline keeps going when a node dies mid-run, and every request is still
-//! recorded exactly once.
+//! recorded exactly once. A server without the route password cannot join it.
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
+use futures::StreamExt;
 use uuid::Uuid;
 use wingman::bus::publish::{Outgoing, publish_all};
 
 use crate::helpers::{BusOptions, TestEnv, request_json};
-use crate::nats_server::{NatsServer, credentials, password};
+use crate::nats_server::{NatsServer, ROUTE_PASSWORD, credentials, password};
 
 const REQUESTS: usize = 30;
 
@@ -146,4 +147,90 @@ async fn with_one_of_three_nats_nodes_lost_mid_run_every_request_completes_exact
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// Waits until `server` has at least `expected` routes (or fails after a while).
+async fn wait_for_routes(server: &NatsServer, expected: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let routes = server.routes().await;
+        if routes >= expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{routes} routes instead of {expected}:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_nats_server_without_the_route_password_cannot_join_the_cluster() {
+    let servers = NatsServer::cluster().await;
+    // The nodes themselves route to each other with the password.
+    for server in &servers {
+        wait_for_routes(server, 2).await;
+    }
+    let node = &servers[0];
+    let cluster_port = node.cluster_port.unwrap();
+    let subscriber =
+        async_nats::ConnectOptions::with_user_and_password("admin".into(), password("admin"))
+            .connect(node.url())
+            .await
+            .unwrap();
+    let mut received = subscriber
+        .subscribe("wingman.requests.submitted")
+        .await
+        .unwrap();
+    subscriber.flush().await.unwrap();
+
+    for route in [
+        format!("nats-route://127.0.0.1:{cluster_port}"),
+        format!("nats-route://route:not-the-password@127.0.0.1:{cluster_port}"),
+        format!(
+            "nats-route://admin:{}@127.0.0.1:{cluster_port}",
+            password("admin")
+        ),
+    ] {
+        let stranger = NatsServer::stranger(&route).await;
+        // Give it the time a route takes to form (the nodes above took well under this).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            stranger.routes().await,
+            0,
+            "{route} joined:\n{}",
+            stranger.log()
+        );
+        assert_eq!(node.routes().await, 2, "{route} joined the node");
+        assert!(
+            stranger.log().contains("Authorization Violation"),
+            "{route}: {}",
+            stranger.log()
+        );
+        // What its clients publish does not reach the cluster.
+        let intruder = async_nats::connect(stranger.url()).await.unwrap();
+        intruder
+            .publish("wingman.requests.submitted", "forged".into())
+            .await
+            .unwrap();
+        intruder.flush().await.unwrap();
+        let leaked = tokio::time::timeout(Duration::from_millis(500), received.next()).await;
+        assert!(
+            leaked.is_err(),
+            "{route}: a stranger's message reached the cluster"
+        );
+    }
+    assert!(
+        node.log().contains("Authentication Failure")
+            || node.log().contains("authentication error"),
+        "the node logged no refused route"
+    );
+    // And the right password does join (the refusals above are about the password).
+    let friend = NatsServer::stranger(&format!(
+        "nats-route://route:{ROUTE_PASSWORD}@127.0.0.1:{cluster_port}"
+    ))
+    .await;
+    wait_for_routes(&friend, 1).await;
 }

@@ -423,3 +423,109 @@ async fn the_writer_role_records_and_the_reader_role_only_reads() {
     reader.close().await;
     env.stop().await;
 }
+
+/// The names of every secret file `docker-compose.prd.yml` (and the cluster overlay) mounts.
+fn compose_secret_files() -> BTreeSet<String> {
+    let mut files = BTreeSet::new();
+    for name in ["docker-compose.prd.yml", "docker-compose.nats-cluster.yml"] {
+        let document: Value = serde_yaml_ng::from_str(&repo_file(name)).unwrap();
+        if let Some(secrets) = document["secrets"].as_mapping() {
+            for (_, secret) in secrets {
+                files.insert(secret["file"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn no_service_carries_a_secret_value_in_its_environment() {
+    let mut services = compose();
+    let cluster: Value =
+        serde_yaml_ng::from_str(&repo_file("docker-compose.nats-cluster.yml")).unwrap();
+    for (name, service) in cluster["services"].as_mapping().unwrap() {
+        services.insert(
+            format!("{} (cluster)", name.as_str().unwrap()),
+            service.clone(),
+        );
+    }
+    for (name, service) in &services {
+        // `docker inspect` shows the environment to anyone allowed to inspect the container:
+        // a secret may only be named there (a *_FILE path under /run/secrets), never given.
+        for (key, value) in environment(service) {
+            if wingman::engine::redact::looks_secret(&key) {
+                assert!(
+                    key.ends_with("_FILE") && value.starts_with("/run/secrets/"),
+                    "{name}: {key}={value} puts a secret into the environment"
+                );
+            }
+            assert!(
+                !value.contains("://") || value.matches(':').count() <= 2,
+                "{name}: {key} carries credentials in a URL"
+            );
+        }
+        // An env_file is an environment too: only .env.prd, which holds no secret.
+        let env_files: Vec<String> = match &service["env_file"] {
+            Value::Null => Vec::new(),
+            Value::String(file) => vec![file.clone()],
+            other => strings(other),
+        };
+        for file in env_files {
+            assert_eq!(file, ".env.prd", "{name} reads its environment from {file}");
+        }
+    }
+    // .env.prd.example sets no secret-looking variable (they are documented as `#NAME=`),
+    // but for durations like WINGMAN_TOKEN_TTL=10m.
+    let duration = regex::Regex::new(r"^[0-9]+[smhd]?$").unwrap();
+    for line in repo_file(".env.prd.example").lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.starts_with('#') || value.trim().is_empty() {
+            continue;
+        }
+        assert!(
+            !wingman::engine::redact::looks_secret(key)
+                || key.ends_with("_FILE")
+                || duration.is_match(value.trim()),
+            ".env.prd.example sets {key}"
+        );
+    }
+    // The NATS server gets its password hashes, and the cluster its route password, as
+    // secret files next to its config, where nats/auth.conf and nats/cluster.conf include them.
+    let files = compose_secret_files();
+    for (file, target, included_by) in [
+        (
+            "./secrets/nats_passwords.conf",
+            "/etc/nats/nats_passwords.conf",
+            "nats/auth.conf",
+        ),
+        (
+            "./secrets/nats_route.conf",
+            "/etc/nats/nats_route.conf",
+            "nats/cluster.conf",
+        ),
+    ] {
+        assert!(files.contains(file), "no secret is made of {file}");
+        let include = format!("include \"{}\"", target.trim_start_matches("/etc/nats/"));
+        assert!(
+            repo_file(included_by).contains(&include),
+            "{included_by} does not {include}"
+        );
+        let mounted = services
+            .iter()
+            .filter(|(_, service)| {
+                service["secrets"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|secret| secret["target"].as_str() == Some(target))
+            })
+            .map(|(name, _)| name.clone())
+            .collect::<BTreeSet<_>>();
+        assert!(
+            mounted.iter().all(|name| name.starts_with("nats")) && !mounted.is_empty(),
+            "{target} is mounted into {mounted:?}"
+        );
+    }
+}

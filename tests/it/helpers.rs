@@ -113,6 +113,7 @@ impl TestEnv {
                 overrides: TopologyOverrides {
                     ack_wait: Some(Duration::from_secs(2)),
                     replicas: options.replicas,
+                    max_bytes: Some(TEST_STREAM_MAX_BYTES),
                 },
                 credentials: options.credentials.clone(),
                 connect_attempts: 3,
@@ -496,9 +497,13 @@ impl TestEnv {
         let address = listener.local_addr().unwrap();
         let token = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
-            axum::serve(listener, wingman::api::router(state))
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await?;
+            let router = wingman::api::router(state);
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await?;
             Ok(())
         }));
         address
@@ -511,6 +516,7 @@ impl TestEnv {
             bus: self.bus.clone(),
             stage,
             actor: format!("{}@test", stage.as_str()),
+            throttle: Default::default(),
         }
     }
 
@@ -631,6 +637,10 @@ impl TestEnv {
                 format!("{}/{}", postgres_base(), self.database),
             ),
             ("WINGMAN_ACK_WAIT_SECS".into(), "2".into()),
+            (
+                "WINGMAN_STREAM_MAX_BYTES".into(),
+                TEST_STREAM_MAX_BYTES.to_string(),
+            ),
             ("METRICS_PORT".into(), "0".into()),
             ("RUST_LOG".into(), "warn".into()),
             ("DOCKER_HOST".into(), docker_host()),
@@ -690,6 +700,11 @@ impl TestEnv {
 /// API keys of the tests, one per role, and one with submit and read.
 pub const SUBMIT_KEY: &str = "wmk_test_submit";
 pub const READ_KEY: &str = "wmk_test_read";
+
+/// Every stream and bucket of a test is capped at this many bytes: JetStream reserves a
+/// stream's byte limit when it is created, and the production limits (8.25 GiB a topology)
+/// would let only two tests share the local server.
+pub const TEST_STREAM_MAX_BYTES: i64 = 64 * 1024 * 1024;
 pub const DECIDE_KEY: &str = "wmk_test_decide";
 pub const OPERATOR_KEY: &str = "wmk_test_operator";
 

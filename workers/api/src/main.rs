@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
             bus: worker.bus.clone(),
             stage: Stage::Api,
             actor: worker.actor.clone(),
+            throttle: Default::default(),
         },
         bus: worker.bus.clone(),
         pool: worker.settings.database.pool()?,
@@ -33,10 +34,15 @@ async fn main() -> anyhow::Result<()> {
     let token = worker.shutdown.token();
     worker
         .run(async move {
-            axum::serve(listener, api::router(state))
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
-                .context("serve the API")
+            // The peer address names the source of refused calls (their audit is rate-limited).
+            let router = api::router(state);
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("serve the API")
         })
         .await
 }

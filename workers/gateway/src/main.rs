@@ -72,10 +72,13 @@ async fn main() -> anyhow::Result<()> {
             bus: worker.bus.clone(),
             stage: Stage::Gateway,
             actor: worker.actor.clone(),
+            throttle: Default::default(),
         },
     });
     let http_token = worker.shutdown.token();
     worker.shutdown.tracker().spawn(async move {
+        // The peer address names the source of refused calls (their audit is rate-limited).
+        let http = http.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, http)
             .with_graceful_shutdown(http_token.cancelled_owned())
             .await;
