@@ -9,6 +9,7 @@
 //! | `wingman.exec.jobs` | `Envelope<ExecJob>` |
 //! | `wingman.audit.<stage>.<kind>` | `Envelope<AuditRecord>` (the stage that owns the kind, [`AUDIT_OWNERS`]) |
 //! | `wingman.status.<request_id>` | [`StatusEvent`] (flat, for publishers) |
+//! | `wingman.output.<principal>.<request_id>` | `Envelope<ExecutionOutput>` (the requester only) |
 //! | `wingman.dlq.<stage>` | [`DeadLetter`] |
 
 use chrono::{DateTime, Utc};
@@ -121,6 +122,13 @@ pub struct ExecJob {
     pub token: String,
     pub token_id: Uuid,
     pub expires_at: DateTime<Utc>,
+}
+
+/// `wingman.output.<principal>.<request_id>`: what an executed operation printed (bounded and
+/// redacted by the engine), for the principal that submitted the request only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionOutput {
+    pub output: String,
 }
 
 /// What an audit event records. The set is small and fixed: it is a metric label too.

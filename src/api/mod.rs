@@ -49,6 +49,10 @@ pub fn router(state: ApiState) -> Router {
             get(requests::get).route_layer(needs(Role::Read)),
         )
         .route(
+            "/requests/{request_id}/output",
+            get(requests::output).route_layer(needs(Role::Submit)),
+        )
+        .route(
             "/metrics",
             get(health::metrics).route_layer(needs(Role::Read)),
         )

@@ -93,6 +93,33 @@ pub async fn get(
     }
 }
 
+/// `GET /requests/{id}/output`: what the request printed when it ran, for the key that
+/// submitted it only (another key's request is a 404, as if it did not exist).
+pub async fn output(
+    State(state): State<ApiState>,
+    Extension(KeyName(key_name)): Extension<KeyName>,
+    Path(request_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
+        field: Some("request_id".into()),
+        code: "invalid_value",
+        message: format!("`{request_id}` is not a UUID"),
+    })?;
+    let output = state
+        .bus
+        .output(&Principal::ApiKey(key_name), request_id)
+        .await
+        .map_err(ApiError::Internal)?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no output of {request_id} for this key (only the key that submitted a request reads \
+                 its output, for a day)"
+            ))
+        })?;
+    crate::metrics::api_request("output", 200);
+    Ok(Json(json!({ "request_id": request_id, "output": output })))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {

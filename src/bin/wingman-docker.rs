@@ -102,10 +102,17 @@ async fn run(arguments: Vec<String>) -> anyhow::Result<u8> {
         );
         return Ok(ExitCode::TimedOut as u8);
     };
-    if let Some(output) = last.details.get("output").and_then(Value::as_str) {
-        print!("{output}");
-        if !output.ends_with('\n') && !output.is_empty() {
-            println!();
+    // The output is on this user's own subject, not in the status event everyone reads.
+    if last.details.contains_key("output_subject") {
+        match bus.output(&bus.principal, request.request_id).await {
+            Ok(Some(output)) => {
+                print!("{output}");
+                if !output.ends_with('\n') && !output.is_empty() {
+                    println!();
+                }
+            }
+            Ok(None) => {}
+            Err(error) => eprintln!("could not read the output: {error:#}"),
         }
     }
     let code = exit_code(&last);

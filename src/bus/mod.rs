@@ -13,6 +13,8 @@ use async_nats::jetstream::{self, consumer::PullConsumer};
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 
 use crate::config::NatsSettings;
+use crate::envelope::{Envelope, RequestId};
+use crate::events::ExecutionOutput;
 use crate::identity::Principal;
 use subjects::Subjects;
 use topology::Topology;
@@ -102,6 +104,39 @@ impl Bus {
             .get_stream(&name)
             .await
             .with_context(|| format!("open stream {name}"))
+    }
+}
+
+impl Bus {
+    /// What request `request_id`, submitted by `principal`, printed when it ran, if anything:
+    /// the last message on `wingman.output.<principal>.<id>`. A publisher's NATS user may read
+    /// its own output subjects only, so this reads by subject (`DIRECT.GET`), without the
+    /// stream's info. Kept a day; the audit log keeps the record.
+    pub async fn output(
+        &self,
+        principal: &Principal,
+        request_id: RequestId,
+    ) -> anyhow::Result<Option<String>> {
+        let name = self.subjects.localize_name("WINGMAN_OUTPUT");
+        let stream = self
+            .js
+            .get_stream_no_info(&name)
+            .await
+            .with_context(|| format!("open stream {name}"))?;
+        let subject = self.subjects.output(principal, request_id);
+        match stream.direct_get_last_for_subject(&subject).await {
+            Ok(message) => {
+                let envelope: Envelope<ExecutionOutput> =
+                    serde_json::from_slice(&message.payload).context("decode the output")?;
+                Ok(Some(envelope.body.output))
+            }
+            Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(error) => Err(anyhow::anyhow!(
+                "read the output of {request_id} on {subject}: {error}"
+            )),
+        }
     }
 }
 

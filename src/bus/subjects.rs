@@ -14,6 +14,7 @@ const DECIDED: &str = "approvals.decided";
 const EXEC_JOBS: &str = "exec.jobs";
 const AUDIT: &str = "audit";
 const STATUS: &str = "status";
+const OUTPUT: &str = "output";
 const DLQ: &str = "dlq";
 const TOKEN_REQUESTS: &str = "authority.token";
 const CONSOLE_DECISIONS: &str = "console.decisions";
@@ -85,6 +86,15 @@ impl Subjects {
             .strip_prefix(&format!(".{AUDIT}."))?;
         let (stage, kind) = rest.split_once('.')?;
         Some((Stage::parse(stage)?, AuditKind::parse(kind)?))
+    }
+    /// What an executed request printed, readable by the principal that submitted it only:
+    /// `<prefix>.output.<principal>.<request_id>`.
+    pub fn output(&self, principal: &Principal, request_id: RequestId) -> String {
+        format!(
+            "{}.{OUTPUT}.{}.{request_id}",
+            self.prefix,
+            principal.submit_suffix()
+        )
     }
     pub fn status(&self, request_id: RequestId) -> String {
         format!("{}.{STATUS}.{request_id}", self.prefix)

@@ -29,6 +29,7 @@ const STREAMS: &[(&str, &str)] = &[
     ("audit", include_str!("../../nats/streams/audit.json")),
     ("status", include_str!("../../nats/streams/status.json")),
     ("dlq", include_str!("../../nats/streams/dlq.json")),
+    ("output", include_str!("../../nats/streams/output.json")),
 ];
 
 const CONSUMERS: &[(&str, &str)] = &[

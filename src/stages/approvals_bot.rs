@@ -87,7 +87,17 @@ async fn on_callback(
         return Ok(());
     };
     let answer = match kind {
-        "a" => vote_text(&deps, &throttle, user_id, request_id, Verdict::Approve, None).await?,
+        "a" => {
+            vote_text(
+                &deps,
+                &throttle,
+                user_id,
+                request_id,
+                Verdict::Approve,
+                None,
+            )
+            .await?
+        }
         "r" | "o" => {
             let verdict = if kind == "r" {
                 Verdict::Reject
@@ -96,7 +106,15 @@ async fn on_callback(
             };
             if deps.desk.telegram_approver(user_id).await?.is_none() {
                 // Let the desk refuse it, so the attempt is audited (within the limit).
-                vote_text(&deps, &throttle, user_id, request_id, verdict, Some("-".into())).await?
+                vote_text(
+                    &deps,
+                    &throttle,
+                    user_id,
+                    request_id,
+                    verdict,
+                    Some("-".into()),
+                )
+                .await?
             } else if let Some(claim) = deps.desk.decision(request_id).await? {
                 format!(
                     "already {} by {}",
@@ -144,7 +162,10 @@ async fn vote_text(
     verdict: Verdict,
     note: Option<String>,
 ) -> anyhow::Result<String> {
-    let vote = || deps.desk.vote_telegram(user_id, request_id, verdict, note.clone());
+    let vote = || {
+        deps.desk
+            .vote_telegram(user_id, request_id, verdict, note.clone())
+    };
     if deps.desk.telegram_approver(user_id).await?.is_some() {
         return Ok(outcome_text(vote().await?));
     }
@@ -223,7 +244,10 @@ async fn on_message(
             .map_err(|_| "lock poisoned")?
             .remove(&(chat.0, question.id.0));
         if let Some((request_id, verdict)) = waiting {
-            reply(escape(&vote_text(&deps, &throttle, user_id, request_id, verdict, Some(text)).await?)).await?;
+            reply(escape(
+                &vote_text(&deps, &throttle, user_id, request_id, verdict, Some(text)).await?,
+            ))
+            .await?;
             return Ok(());
         }
     }

@@ -31,10 +31,10 @@ use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageEr
 use crate::bus::publish::{Outgoing, publish_all};
 use crate::docker::{DockerOperation, parse_command_line};
 use crate::engine::{Engine, ExecutionResult, Limits};
-use crate::events::{AuditKind, ExecJob, REFUSED, Stage};
+use crate::events::{AuditKind, ExecJob, ExecutionOutput, REFUSED, Stage};
 use crate::metrics;
 use crate::policy::Policy;
-use crate::request::Environment;
+use crate::request::{Environment, Request};
 use crate::stages::Step;
 use crate::status::Status;
 use crate::token::{self, Expected, VerifyKey};
@@ -176,7 +176,7 @@ pub async fn execute(
             &claim,
             job_id,
             &operation,
-            request.environment,
+            request,
             claims.token_id,
             deps.running_lease,
         );
@@ -238,7 +238,7 @@ pub async fn execute(
                 &claim,
                 job_id,
                 &operation,
-                request.environment,
+                request,
                 claims.token_id,
                 deps.running_lease,
             );
@@ -299,7 +299,7 @@ pub async fn execute(
         &step,
         &finished,
         &operation,
-        request.environment,
+        request,
         claims.token_id,
     ))
 }
@@ -311,7 +311,7 @@ fn replay(
     claim: &ExecClaim,
     job_id: &str,
     operation: &DockerOperation,
-    environment: Environment,
+    request: &Request,
     token_id: Uuid,
     running_lease: Duration,
 ) -> Result<Vec<Outgoing>, StageError> {
@@ -324,13 +324,7 @@ fn replay(
         ));
     }
     match claim.state {
-        ClaimState::Finished => Ok(finished_events(
-            step,
-            claim,
-            operation,
-            environment,
-            token_id,
-        )),
+        ClaimState::Finished => Ok(finished_events(step, claim, operation, request, token_id)),
         ClaimState::Started
             if Utc::now() - claim.started_at
                 < chrono::Duration::from_std(running_lease).unwrap_or_default() =>
@@ -342,7 +336,7 @@ fn replay(
         ClaimState::Started => {
             metrics::execution(
                 operation.name(),
-                environment.as_str(),
+                request.environment.as_str(),
                 "indeterminate",
                 Duration::ZERO,
             );
@@ -355,13 +349,19 @@ fn replay(
     }
 }
 
+/// The audit and status events of a finished execution, and its output for the requester.
+///
+/// What the operation printed goes to `wingman.output.<principal>.<request_id>`, which only
+/// the principal that submitted may read (`nats/auth.conf`), never into the status event that
+/// every publisher reads; the audit keeps the bounded, redacted copy.
 fn finished_events(
     step: &Step<'_>,
     claim: &ExecClaim,
     operation: &DockerOperation,
-    environment: Environment,
+    request: &Request,
     token_id: Uuid,
 ) -> Vec<Outgoing> {
+    let environment = request.environment;
     let Some(result) = &claim.result else {
         return indeterminate(step, token_id, "the claim is finished but holds no result");
     };
@@ -377,7 +377,10 @@ fn finished_events(
         if result.ok { "succeeded" } else { "failed" },
         duration,
     );
-    vec![
+    let output_subject = step
+        .subjects
+        .output(&request.submitted_by, request.request_id);
+    let mut events = vec![
         step.audit(
             AuditKind::ExecutionFinished,
             Some(status),
@@ -397,10 +400,21 @@ fn finished_events(
                 ("result", json!(result.summary)),
                 ("exit_code", json!(result.exit_code)),
                 ("duration_ms", json!(claim.duration_ms)),
-                ("output", json!(result.output)),
+                ("output_bytes", json!(result.output.len())),
+                ("output_subject", json!(output_subject)),
             ]),
         ),
-    ]
+    ];
+    if !result.output.is_empty() {
+        events.push(step.event(
+            output_subject,
+            "output",
+            ExecutionOutput {
+                output: result.output.clone(),
+            },
+        ));
+    }
+    events
 }
 
 fn indeterminate(step: &Step<'_>, token_id: Uuid, reason: &str) -> Vec<Outgoing> {

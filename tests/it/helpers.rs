@@ -401,6 +401,17 @@ impl TestEnv {
         }
     }
 
+    /// What request `request_id` printed when it ran (its submitter's output subject; this
+    /// test's own connection submits as `anonymous` on the shared server).
+    pub async fn output_of(&self, request_id: Uuid) -> String {
+        let id = wingman::envelope::RequestId::from_uuid(request_id);
+        self.bus
+            .output(&self.bus.principal, id)
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
     /// The approver roster of this test's bus.
     pub async fn roster(&self) -> RosterStore {
         RosterStore {

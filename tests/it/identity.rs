@@ -447,3 +447,120 @@ async fn a_publisher_cannot_pre_empt_a_pipeline_event_with_a_message_id_it_choos
     assert_eq!(accepted.len(), 1, "intake's accepted event was stored");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_publisher_cannot_read_what_another_principals_request_printed() {
+    let server = NatsServer::single().await;
+    let env = TestEnv::start_with(BusOptions {
+        url: Some(server.url()),
+        prefix: Some("wingman".into()),
+        credentials: Some(credentials("admin")),
+        replicas: None,
+    })
+    .await;
+    // What the gateway publishes when the operator's request ran (written here as the admin).
+    let request_id = wingman::envelope::RequestId::generate();
+    let operator = Principal::Nats("operator".into());
+    let envelope = wingman::envelope::Envelope::derived(
+        request_id,
+        chrono::Utc::now(),
+        "output",
+        wingman::events::ExecutionOutput {
+            output: "DB_HOST=db\n".into(),
+        },
+    );
+    let message = wingman::bus::publish::Outgoing::json(
+        env.bus.subjects.output(&operator, request_id),
+        envelope.event_id.to_string(),
+        &envelope,
+    );
+    wingman::bus::publish::publish_all(&env.bus.js, &[message])
+        .await
+        .unwrap();
+
+    let bus_as = |user: &str| {
+        let mut settings = env.nats.clone();
+        settings.credentials = Some(credentials(user));
+        async move { wingman::bus::Bus::connect(&settings, "test").await.unwrap() }
+    };
+    let as_operator = bus_as("operator").await;
+    assert_eq!(
+        as_operator
+            .output(&operator, request_id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("DB_HOST=db\n"),
+        "the requester reads its own output"
+    );
+    let as_publisher = bus_as("publisher").await;
+    assert!(
+        as_publisher.output(&operator, request_id).await.is_err(),
+        "another publisher is refused the operator's output"
+    );
+    assert_eq!(
+        as_publisher
+            .output(&as_publisher.principal.clone(), request_id)
+            .await
+            .unwrap(),
+        None
+    );
+    // Nor can it read the stream by sequence or list it.
+    let raw = connect_as(&server, "publisher").await;
+    let by_sequence = raw
+        .request(
+            "$JS.API.STREAM.MSG.GET.WINGMAN_OUTPUT".to_string(),
+            r#"{"seq":1}"#.into(),
+        )
+        .await;
+    assert!(
+        by_sequence.is_err()
+            || !String::from_utf8_lossy(&by_sequence.unwrap().payload).contains("DB_HOST"),
+        "read by sequence"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_key_reads_only_what_its_own_requests_printed() {
+    let mut env = TestEnv::start().await;
+    let api = env.spawn_api().await;
+    let request_id = wingman::envelope::RequestId::generate();
+    let envelope = wingman::envelope::Envelope::derived(
+        request_id,
+        chrono::Utc::now(),
+        "output",
+        wingman::events::ExecutionOutput {
+            output: "api running\n".into(),
+        },
+    );
+    let message = wingman::bus::publish::Outgoing::json(
+        env.bus
+            .subjects
+            .output(&Principal::ApiKey("submitter".into()), request_id),
+        envelope.event_id.to_string(),
+        &envelope,
+    );
+    wingman::bus::publish::publish_all(&env.bus.js, &[message])
+        .await
+        .unwrap();
+    let get = |key: &'static str| {
+        let url = format!("http://{api}/requests/{request_id}/output");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("X-API-Key", key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let own = get(SUBMIT_KEY).await;
+    assert_eq!(own.status(), 200);
+    let body: Value = own.json().await.unwrap();
+    assert_eq!(body["output"], "api running\n");
+    // Another key with the submit role: as if there were nothing.
+    let other = get(crate::helpers::OPERATOR_KEY).await;
+    assert_eq!(other.status(), 404);
+    env.stop().await;
+}

@@ -77,7 +77,7 @@ async fn approved_prd_job(env: &TestEnv, command: &str) -> Uuid {
     let request_id = RequestId::generate();
     let public = well_explained(request_id.as_uuid(), "prd", command, "the target");
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         public.to_string(),
     )
     .await;
@@ -248,12 +248,10 @@ async fn a_publisher_cannot_stop_the_control_plane_or_a_protected_project_by_any
     )
     .await;
     let inspected = wait_for_status(&env, inspect, "SUCCEEDED").await;
+    let output = env.output_of(inspect).await;
     assert!(
-        inspected["output"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("/{gateway}")),
-        "{inspected}"
+        output.contains(&format!("/{gateway}")),
+        "{inspected} {output}"
     );
     let (_, loose_before) = docker::state(&loose).await.unwrap();
     let restart = approved_prd_job(&env, &format!("docker restart -t 1 {loose}")).await;
@@ -357,7 +355,7 @@ async fn a_publisher_cannot_make_the_gateway_act_on_other_compose_files_or_a_pro
         &wingman,
     );
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         payload.to_string(),
     )
     .await;
@@ -374,10 +372,8 @@ async fn a_publisher_cannot_make_the_gateway_act_on_other_compose_files_or_a_pro
     // The registered files, as the runbook types them, are accepted.
     let ps = approved_prd_job(&env, &format!("{registered} ps")).await;
     let listed = wait_for_status(&env, ps, "SUCCEEDED").await;
-    assert!(
-        listed["output"].as_str().unwrap().contains(&api),
-        "{listed}"
-    );
+    let output = env.output_of(ps).await;
+    assert!(output.contains(&api), "{listed} {output}");
     assert_audited(&env, &refused).await;
     assert!(docker::state(&api).await.unwrap().0, "still running");
     drop(containers);

@@ -91,7 +91,7 @@ async fn one_request_of_the_largest_valid_size_takes_a_bounded_number_of_bytes()
         "description": description,
     });
     env.publish_raw(
-        &format!("{}.requests.submitted", env.prefix),
+        &format!("{}.requests.submitted.anonymous", env.prefix),
         request.to_string(),
     )
     .await;
