@@ -111,6 +111,17 @@ impl Pipeline {
         Ok(revived)
     }
 
+    /// The workers that exited since the last call (they are not restarted).
+    pub fn exited(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut exited = Vec::new();
+        for (name, child, _) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                exited.push(format!("{name} ({status})"));
+            }
+        }
+        Ok(exited)
+    }
+
     /// SIGKILLs one worker and starts it again.
     pub fn kill_and_restart(&mut self, name: &str) -> anyhow::Result<()> {
         let index = self
@@ -123,6 +134,83 @@ impl Pipeline {
         let port = self.children[index].2;
         self.children[index].1 = self.spawn_worker(name, port)?;
         Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("{POSTGRES}/{}", self.database)
+    }
+
+    /// Every consumer of this pipeline's topology: (durable name, its info).
+    pub async fn consumers(&self) -> anyhow::Result<Vec<(String, jetstream::consumer::Info)>> {
+        let subjects = wingman::bus::subjects::Subjects::new(&self.prefix)?;
+        let topology = wingman::bus::topology::Topology::declared(&subjects, &Default::default());
+        let mut out = Vec::new();
+        for def in &topology.consumers {
+            let name = def.config.durable_name.clone().unwrap_or_default();
+            let mut consumer: jetstream::consumer::PullConsumer =
+                self.js.get_consumer_from_stream(&name, &def.stream).await?;
+            out.push((name, consumer.info().await?.clone()));
+        }
+        Ok(out)
+    }
+
+    /// Waits until every consumer has nothing pending and nothing awaiting an ack (checked
+    /// twice in a row, 50 ms apart); returns how long that took.
+    pub async fn drain(&self, patience: Duration) -> anyhow::Result<Duration> {
+        let started = std::time::Instant::now();
+        let mut quiet = 0;
+        while quiet < 2 {
+            let backlog: u64 = self
+                .consumers()
+                .await?
+                .iter()
+                .map(|(_, info)| info.num_pending + info.num_ack_pending as u64)
+                .sum();
+            quiet = if backlog == 0 { quiet + 1 } else { 0 };
+            anyhow::ensure!(
+                started.elapsed() < patience,
+                "the consumers still hold {backlog} messages after {patience:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(started.elapsed())
+    }
+
+    /// The processes that serve this pipeline, by group: each worker, the nats-server
+    /// listening on this pipeline's port, and the PostgreSQL processes that serve its
+    /// database (its backends, the postmaster and the background processes). Anything else
+    /// on the machine (other databases' backends, other nats-servers) is "everything else".
+    pub async fn process_groups(&self) -> Vec<(String, u32)> {
+        let mut groups: Vec<(String, u32)> = self
+            .pids()
+            .into_iter()
+            .map(|(name, pid)| (format!("wingman-{name}"), pid))
+            .collect();
+        let port = self
+            .nats_url
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or(4222);
+        if let Some(pid) = crate::procs::listening_pid(port) {
+            groups.push(("nats-server".into(), pid));
+        }
+        let postgres: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        let mut postgres: Vec<u32> = postgres.into_iter().map(|pid| pid as u32).collect();
+        if let Some(postmaster) = postgres.first().and_then(|pid| crate::procs::parent(*pid)) {
+            postgres.push(postmaster);
+        }
+        groups.extend(
+            postgres
+                .into_iter()
+                .map(|pid| ("postgres".to_string(), pid)),
+        );
+        groups
     }
 
     /// (worker name, pid) of every worker process.
@@ -142,19 +230,11 @@ impl Pipeline {
     }
 
     fn read_status(&self, field: &str) -> HashMap<&'static str, f64> {
-        let mut out = HashMap::new();
-        for (name, (_, child, _)) in WORKERS.iter().zip(&self.children) {
-            let status =
-                std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-            let kib: f64 = status
-                .lines()
-                .find(|line| line.starts_with(field))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|value| value.parse().ok())
-                .unwrap_or(0.0);
-            out.insert(*name, kib / 1024.0);
-        }
-        out
+        WORKERS
+            .iter()
+            .zip(&self.children)
+            .map(|(name, (_, child, _))| (*name, crate::procs::status_mib(child.id(), field)))
+            .collect()
     }
 
     /// (messages stored, deliveries to durable consumers) so far in this pipeline's streams
