@@ -96,7 +96,9 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--rate" => options.rate = positive(flag, value()?)?,
             "--sample-every" => options.sample_every = duration(flag, value()?)?,
             "--json" => options.json = Some(PathBuf::from(value()?)),
-            other => anyhow::bail!("{other}: unknown flag (see benches/pipeline/main.rs)"),
+            other => anyhow::bail!(
+                "{other}: unknown flag (the flags are listed in README.md, Benchmark)"
+            ),
         }
     }
     Ok(options)

@@ -240,6 +240,20 @@ async fn figures(
     );
     memory.end(run);
     memory.print();
+    if options.preload > 0 {
+        let chain = wingman::store::chain::verify(&run.pool).await?;
+        println!(
+            "audit chain over {} rows, preloaded ones included: {}",
+            chain.rows,
+            chain
+                .broken
+                .as_ref()
+                .map_or("verifies".to_string(), |(seq, problem)| format!(
+                    "BROKEN at {seq}: {problem}"
+                ))
+        );
+        report.put("chain", &chain);
+    }
     report.put(
         "stages",
         json!({ "handling_p50_p99_s": stages, "mean_batch": batches }),

@@ -28,6 +28,10 @@ pub struct Step {
     pub not_visible: usize,
     pub not_durable: usize,
     pub publish_errors: u64,
+    /// A cross-check of the durable mark: commit seen here − `recorded_at` of the request's
+    /// `request_validated` row (the recorder transaction's start, `now()`), wall clocks of
+    /// one machine. Large values mean the transaction (or the notification) took that long.
+    pub commit_after_transaction_start: Latencies,
     /// Seconds it took every consumer to drain before the step.
     pub drain_s: f64,
     /// Where the time went, from the workers' histograms (stage, part, p50 / p99 bounds, s).
@@ -78,6 +82,7 @@ pub async fn step(
         .filter_map(|(sent, mark)| since(mark.durable, sent))
         .collect();
     let last_commit = marks.iter().filter_map(|mark| mark.durable).max();
+    let transaction = commit_after_transaction_start(run, window, &marks).await?;
     let recorded_span = last_commit.map_or(Duration::ZERO, |at| at - window_start);
     let sending_span = window
         .last()
@@ -101,6 +106,7 @@ pub async fn step(
         visible: percentiles(visible, sending_span),
         durable: percentiles(durable, sending_span),
         publish_errors: sending.errors,
+        commit_after_transaction_start: transaction,
         drain_s,
         path,
     };
@@ -153,6 +159,11 @@ pub async fn run(
     }
     for step in &steps {
         println!(
+            "  at {}/s, commit seen − recorder transaction start (cross-check of durable): {}",
+            step.rate,
+            step.commit_after_transaction_start.cells()
+        );
+        println!(
             "  where it goes at {}/s (p50 / p99 bucket bounds, from the workers' histograms):",
             step.rate
         );
@@ -165,6 +176,36 @@ pub async fn run(
         }
     }
     Ok(steps)
+}
+
+/// Commit (as seen here) − the recorder transaction's start, per request of the window.
+async fn commit_after_transaction_start(
+    run: &Pipeline,
+    window: &[openloop::Sent],
+    marks: &[Marks],
+) -> anyhow::Result<Latencies> {
+    let ids: Vec<uuid::Uuid> = window.iter().map(|sent| sent.id).collect();
+    let started: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT request_id, recorded_at FROM audit_events
+         WHERE kind = 'request_validated' AND request_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&run.pool)
+    .await?;
+    let started: std::collections::HashMap<_, _> = started.into_iter().collect();
+    // One reading of both clocks maps a monotonic instant to wall-clock time.
+    let (wall_now, instant_now) = (chrono::Utc::now(), Instant::now());
+    let millis = window
+        .iter()
+        .zip(marks)
+        .filter_map(|(sent, mark)| {
+            let committed = mark.durable?;
+            let begun = started.get(&sent.id)?;
+            let committed_wall = wall_now - (instant_now - committed);
+            Some((committed_wall - *begun).num_microseconds()? as f64 / 1e3)
+        })
+        .collect();
+    Ok(percentiles(millis, Duration::from_secs(1)))
 }
 
 /// The highest rate whose durable p99 stayed within the bound with nothing missing.
