@@ -25,6 +25,7 @@
 
 mod args;
 mod command;
+mod consumers;
 mod cpu;
 mod faults;
 mod floor;
