@@ -1,16 +1,19 @@
 //! Where the CPU goes: user + system time of every process that serves the pipeline (each
 //! worker, nats-server, the PostgreSQL processes, this bench as the publisher), read from
-//! `/proc/<pid>/stat` before and after a phase, and the machine's busy share from
-//! `/proc/stat`.
+//! `/proc/<pid>/stat` before and after a phase; the machine's busy time from `/proc/stat`,
+//! and so the CPU of everything else (busy time minus the listed processes').
 
 use std::collections::BTreeMap;
 use std::process::Command;
+
+use serde::Serialize;
 
 /// CPU seconds per process group, and the machine's (busy, total) jiffies.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
     groups: BTreeMap<String, f64>,
     machine: (u64, u64),
+    ticks_per_second: f64,
 }
 
 fn ticks_per_second() -> f64 {
@@ -52,70 +55,100 @@ fn machine_ticks() -> (u64, u64) {
     (total - idle, total)
 }
 
-/// Reads the CPU time of the named workers, of nats-server and postgres (all their
-/// processes), and of this process.
-pub fn sample(workers: &[(String, u32)]) -> Sample {
+/// Reads the CPU time of the listed processes, by group, of this process (the publisher),
+/// and the machine's busy and total time.
+pub fn sample(listed: &[(String, u32)]) -> Sample {
     let per_second = ticks_per_second();
     let mut groups = BTreeMap::new();
-    let own = std::process::id().to_string();
-    let worker_pids: BTreeMap<String, &String> = workers
-        .iter()
-        .map(|(name, pid)| (pid.to_string(), name))
-        .collect();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Sample::default();
-    };
-    for entry in entries.flatten() {
-        let pid = entry.file_name().to_string_lossy().to_string();
-        if !pid.bytes().all(|byte| byte.is_ascii_digit()) {
-            continue;
+    let own = ("bench (publisher)".to_string(), std::process::id());
+    for (group, pid) in listed.iter().chain(std::iter::once(&own)) {
+        if let Some((_, ticks)) = process_ticks(&pid.to_string()) {
+            *groups.entry(group.clone()).or_insert(0.0) += ticks as f64 / per_second;
         }
-        let Some((comm, ticks)) = process_ticks(&pid) else {
-            continue;
-        };
-        let group = if let Some(name) = worker_pids.get(&pid) {
-            format!("wingman-{name}")
-        } else if pid == own {
-            "bench (publisher)".to_string()
-        } else if comm == "nats-server" {
-            comm
-        } else if comm.starts_with("postgres") {
-            "postgres".to_string()
-        } else {
-            continue;
-        };
-        *groups.entry(group).or_insert(0.0) += ticks as f64 / per_second;
     }
     Sample {
         groups,
         machine: machine_ticks(),
+        ticks_per_second: per_second,
     }
 }
 
-/// Prints CPU µs per request for each group between two samples, largest first.
-pub fn report(before: &Sample, after: &Sample, requests: usize, cores: usize) {
-    let mut spent: Vec<(&String, f64)> = after
+/// What a phase cost, from two samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spent {
+    /// CPU µs per request, by group, largest first.
+    pub per_request_us: Vec<(String, f64)>,
+    pub total_per_request_us: f64,
+    /// The machine's busy share of all its cores, percent.
+    pub machine_busy_percent: f64,
+    /// CPU of every process not listed (the machine's busy time minus the listed groups'),
+    /// in cores (1.0 = one core busy all the time) over the phase.
+    pub everything_else_cores: f64,
+    pub seconds: f64,
+}
+
+/// The CPU between two samples; `requests` divides it.
+pub fn spent(before: &Sample, after: &Sample, requests: usize, cores: usize) -> Spent {
+    let mut groups: Vec<(String, f64)> = after
         .groups
         .iter()
         .map(|(group, seconds)| {
             let earlier = before.groups.get(group).copied().unwrap_or(0.0);
-            (group, (seconds - earlier).max(0.0))
+            (group.clone(), (seconds - earlier).max(0.0))
         })
         .collect();
-    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let total: f64 = spent.iter().map(|(_, seconds)| seconds).sum();
-    let busy = after.machine.0.saturating_sub(before.machine.0) as f64;
-    let all = after.machine.1.saturating_sub(before.machine.1).max(1) as f64;
-    println!(
-        "CPU of the decision phase: machine {:.0} % busy ({cores} cores); {:.0} µs of CPU per request in all:",
-        busy * 100.0 / all,
-        total * 1e6 / requests.max(1) as f64
-    );
-    for (group, seconds) in spent {
+    groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let listed: f64 = groups.iter().map(|(_, seconds)| seconds).sum();
+    let busy = after.machine.0.saturating_sub(before.machine.0) as f64 / after.ticks_per_second;
+    let all =
+        after.machine.1.saturating_sub(before.machine.1).max(1) as f64 / after.ticks_per_second;
+    let wall = all / cores.max(1) as f64;
+    let per_request = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
+    Spent {
+        total_per_request_us: per_request(listed),
+        per_request_us: groups
+            .into_iter()
+            .map(|(group, seconds)| (group, per_request(seconds)))
+            .collect(),
+        machine_busy_percent: busy * 100.0 / all,
+        everything_else_cores: (busy - listed).max(0.0) / wall,
+        seconds: wall,
+    }
+}
+
+/// Above this share of one core, the rest of the machine was not idle.
+pub const NOT_IDLE_CORES: f64 = 0.05;
+
+impl Spent {
+    pub fn print(&self, what: &str) {
         println!(
-            "  {group:<22} {:>7.0} µs/request  {:>5.1} %",
-            seconds * 1e6 / requests.max(1) as f64,
-            seconds * 100.0 / total.max(f64::MIN_POSITIVE)
+            "CPU of {what}: machine {:.0} % busy over {:.1} s; {:.0} µs of CPU per request in the pipeline's processes:",
+            self.machine_busy_percent, self.seconds, self.total_per_request_us
+        );
+        for (group, micros) in &self.per_request_us {
+            println!(
+                "  {group:<22} {micros:>7.0} µs/request  {:>5.1} %",
+                micros * 100.0 / self.total_per_request_us.max(f64::MIN_POSITIVE)
+            );
+        }
+        println!(
+            "  everything else on the machine: {:.2} cores ({:.0} % of one core)",
+            self.everything_else_cores,
+            self.everything_else_cores * 100.0
         );
     }
+}
+
+/// Prints a warning when the rest of the machine was busy; true when it was.
+pub fn warn_if_busy(what: &str, cores_used: f64) -> bool {
+    let busy = cores_used > NOT_IDLE_CORES;
+    if busy {
+        println!(
+            "WARNING: the machine was not idle {what}: other processes used {:.0} % of a core \
+             (above {:.0} %); these figures include their interference",
+            cores_used * 100.0,
+            NOT_IDLE_CORES * 100.0
+        );
+    }
+    busy
 }

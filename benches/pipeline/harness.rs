@@ -111,6 +111,17 @@ impl Pipeline {
         Ok(revived)
     }
 
+    /// The workers that exited since the last call (they are not restarted).
+    pub fn exited(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut exited = Vec::new();
+        for (name, child, _) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                exited.push(format!("{name} ({status})"));
+            }
+        }
+        Ok(exited)
+    }
+
     /// SIGKILLs one worker and starts it again.
     pub fn kill_and_restart(&mut self, name: &str) -> anyhow::Result<()> {
         let index = self
@@ -123,6 +134,47 @@ impl Pipeline {
         let port = self.children[index].2;
         self.children[index].1 = self.spawn_worker(name, port)?;
         Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("{POSTGRES}/{}", self.database)
+    }
+
+    /// The processes that serve this pipeline, by group: each worker, the nats-server
+    /// listening on this pipeline's port, and the PostgreSQL processes that serve its
+    /// database (its backends, the postmaster and the background processes). Anything else
+    /// on the machine (other databases' backends, other nats-servers) is "everything else".
+    pub async fn process_groups(&self) -> Vec<(String, u32)> {
+        let mut groups: Vec<(String, u32)> = self
+            .pids()
+            .into_iter()
+            .map(|(name, pid)| (format!("wingman-{name}"), pid))
+            .collect();
+        let port = self
+            .nats_url
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or(4222);
+        if let Some(pid) = crate::procs::listening_pid(port) {
+            groups.push(("nats-server".into(), pid));
+        }
+        let postgres: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        let mut postgres: Vec<u32> = postgres.into_iter().map(|pid| pid as u32).collect();
+        if let Some(postmaster) = postgres.first().and_then(|pid| crate::procs::parent(*pid)) {
+            postgres.push(postmaster);
+        }
+        groups.extend(
+            postgres
+                .into_iter()
+                .map(|pid| ("postgres".to_string(), pid)),
+        );
+        groups
     }
 
     /// (worker name, pid) of every worker process.
@@ -142,53 +194,11 @@ impl Pipeline {
     }
 
     fn read_status(&self, field: &str) -> HashMap<&'static str, f64> {
-        let mut out = HashMap::new();
-        for (name, (_, child, _)) in WORKERS.iter().zip(&self.children) {
-            let status =
-                std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-            let kib: f64 = status
-                .lines()
-                .find(|line| line.starts_with(field))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|value| value.parse().ok())
-                .unwrap_or(0.0);
-            out.insert(*name, kib / 1024.0);
-        }
-        out
-    }
-
-    /// (messages stored, deliveries to durable consumers) so far in this pipeline's streams
-    /// and KV buckets, from the server's own counts.
-    pub async fn message_counts(&self) -> anyhow::Result<(u64, u64)> {
-        let subjects = wingman::bus::subjects::Subjects::new(&self.prefix)?;
-        let topology = wingman::bus::topology::Topology::declared(&subjects, &Default::default());
-        let mut names: Vec<String> = topology
-            .streams
+        WORKERS
             .iter()
-            .map(|config| config.name.clone())
-            .collect();
-        names.extend(
-            topology
-                .buckets
-                .iter()
-                .map(|def| format!("KV_{}", def.bucket)),
-        );
-        let (mut stored, mut delivered) = (0, 0);
-        for name in names {
-            let mut stream = self.js.get_stream(&name).await?;
-            stored += stream.info().await?.state.messages;
-        }
-        for def in &topology.consumers {
-            let mut consumer: jetstream::consumer::PullConsumer = self
-                .js
-                .get_consumer_from_stream(
-                    &def.config.durable_name.clone().unwrap_or_default(),
-                    &def.stream,
-                )
-                .await?;
-            delivered += consumer.info().await?.delivered.consumer_sequence;
-        }
-        Ok((stored, delivered))
+            .zip(&self.children)
+            .map(|(name, (_, child, _))| (*name, crate::procs::status_mib(child.id(), field)))
+            .collect()
     }
 
     /// (p50, p99) upper bounds per stage from each worker's handling histogram.

@@ -1,18 +1,30 @@
 //! The load the benchmark drives through the pipeline: auto-decided instruction approvals as
-//! fast as JetStream takes them, the same at a fixed rate, and restarts on the real engine.
+//! fast as JetStream takes them (full load), and restarts on the real engine one at a time.
 
-use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::harness::Pipeline;
-use crate::{Latencies, percentiles};
+use crate::openloop::Mix;
+use crate::report::{Latencies, percentiles};
+use crate::watch::Watch;
+
+/// The closed-loop phase's figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FullLoad {
+    pub requests: usize,
+    /// Decisions durably recorded per second (first send → last commit).
+    pub decisions_per_s: f64,
+    pub elapsed_s: f64,
+    /// Submit → status event and submit → commit: at full load, these measure the backlog.
+    pub visible: Latencies,
+    pub durable: Latencies,
+}
 
 /// A well-explained instruction approval (no command): the validator auto-approves it.
 pub fn instruction(id: Uuid, requester: &str, environment: &str, container: &str) -> Value {
@@ -76,58 +88,9 @@ async fn publish(
         .await?)
 }
 
-/// Records when each request's decision (AUTO_APPROVED, AUTO_REJECTED or PENDING) reached
-/// the status subject, until `count` are in or nothing came for a minute.
-fn collect_decisions(
-    mut status: async_nats::Subscriber,
-    count: usize,
-) -> JoinHandle<HashMap<String, Instant>> {
-    tokio::spawn(async move {
-        let mut decided: HashMap<String, Instant> = HashMap::new();
-        while decided.len() < count {
-            let Ok(Some(message)) =
-                tokio::time::timeout(Duration::from_secs(60), status.next()).await
-            else {
-                break;
-            };
-            let event: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
-            if matches!(
-                event["status"].as_str(),
-                Some("AUTO_APPROVED" | "AUTO_REJECTED" | "PENDING")
-            ) {
-                decided
-                    .entry(event["request_id"].as_str().unwrap_or_default().to_string())
-                    .or_insert_with(Instant::now);
-            }
-        }
-        decided
-    })
-}
-
-fn latencies_ms(
-    sent_at: &HashMap<String, Instant>,
-    decided: &HashMap<String, Instant>,
-) -> Vec<f64> {
-    decided
-        .iter()
-        .filter_map(|(id, at)| {
-            sent_at
-                .get(id)
-                .map(|sent| at.duration_since(*sent).as_secs_f64() * 1000.0)
-        })
-        .collect()
-}
-
 impl Pipeline {
     fn submitted_subject(&self) -> String {
         format!("{}.requests.submitted.bench", self.prefix)
-    }
-
-    async fn status_feed(&self) -> anyhow::Result<async_nats::Subscriber> {
-        Ok(self
-            .client
-            .subscribe(format!("{}.status.>", self.prefix))
-            .await?)
     }
 
     /// How many requests have a decision recorded in Postgres.
@@ -139,94 +102,57 @@ impl Pipeline {
         Ok(usize::try_from(recorded).unwrap_or(0))
     }
 
-    /// Decisions the recorder has committed, from its own counter (cheap to poll, unlike a
-    /// count over the table, which would add the bench's queries to the load it measures).
-    async fn committed_decisions(&self) -> usize {
-        self.metric_sum(
-            "recorder",
-            "audit_events_recorded_total{kind=\"request_validated\"",
-        )
-        .await as usize
-    }
-
-    /// Submits `count` instruction approvals as fast as JetStream acks them (256 in flight)
-    /// and waits until each decision is in Postgres; `elapsed` ends at the last one.
-    pub async fn decisions(&self, count: usize) -> anyhow::Result<Latencies> {
-        let already = self.committed_decisions().await;
+    /// Submits `count` instruction approvals as fast as JetStream acks them (256 in flight,
+    /// a closed loop: full load) and waits until each decision is committed in Postgres;
+    /// throughput ends at the last commit. Its latencies measure the backlog, not latency.
+    pub async fn decisions(&self, watch: &Watch, count: usize) -> anyhow::Result<FullLoad> {
         let in_postgres = self.recorded_decisions().await?;
-        let collector = collect_decisions(self.status_feed().await?, count);
         let subject = self.submitted_subject();
-        let mut sent_at = HashMap::with_capacity(count);
+        let mix = Mix::default();
+        let mut sent = Vec::with_capacity(count);
         let started = Instant::now();
         let mut acks = futures::stream::FuturesUnordered::new();
         for index in 0..count {
             let id = Uuid::now_v7();
-            let body = instruction(
-                id,
-                "bench",
-                ["dev", "test", "prd"][index % 3],
-                "billing-cache",
-            );
-            sent_at.insert(id.to_string(), Instant::now());
+            let (body, _) = mix.body(id, index as u64);
+            sent.push((id, Instant::now()));
             acks.push(publish(&self.js, &subject, id, &body).await?.into_future());
             if acks.len() >= 256 {
                 acks.next().await.transpose()?;
             }
         }
         while acks.next().await.transpose()?.is_some() {}
-        while self.committed_decisions().await - already < count {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(600),
-                "only {} of {count} decisions recorded after 10 min",
-                self.committed_decisions().await - already
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let elapsed = started.elapsed();
+        let ids: Vec<Uuid> = sent.iter().map(|(id, _)| *id).collect();
+        watch.wait_durable(&ids, Duration::from_secs(60)).await;
+        let marks = watch.take(&ids);
+        let last_commit = marks.iter().filter_map(|mark| mark.durable).max();
+        let elapsed = last_commit.map_or(started.elapsed(), |at| at - started);
         let recorded = self.recorded_decisions().await? - in_postgres;
+        let since = |at: Option<Instant>, sent: Instant| {
+            at.map(|at| at.saturating_duration_since(sent).as_secs_f64() * 1e3)
+        };
+        let visible: Vec<f64> = sent
+            .iter()
+            .zip(&marks)
+            .filter_map(|((_, at), mark)| since(mark.visible, *at))
+            .collect();
+        let durable: Vec<f64> = sent
+            .iter()
+            .zip(&marks)
+            .filter_map(|((_, at), mark)| since(mark.durable, *at))
+            .collect();
         anyhow::ensure!(
-            recorded == count,
-            "the recorder counted {count} decisions but Postgres holds {recorded}"
+            recorded == count && durable.len() == count,
+            "of {count} requests, Postgres holds {recorded} decisions and {} commits were seen",
+            durable.len()
         );
-        let decided = collector.await?;
-        Ok(percentiles(latencies_ms(&sent_at, &decided), elapsed))
-    }
-
-    /// Submits instruction approvals at a fixed `rate` per second for `seconds`; submit →
-    /// decision latency at that load (the decision's arrival on the status subject).
-    pub async fn paced(&self, rate: u32, seconds: u32) -> anyhow::Result<Latencies> {
-        let count = (rate * seconds) as usize;
-        let collector = collect_decisions(self.status_feed().await?, count);
-        let subject = self.submitted_subject();
-        let (acks_to_check, mut acks) =
-            tokio::sync::mpsc::unbounded_channel::<jetstream::context::PublishAckFuture>();
-        let checker = tokio::spawn(async move {
-            while let Some(ack) = acks.recv().await {
-                ack.await?;
-            }
-            anyhow::Ok(())
-        });
-        let mut sent_at = HashMap::with_capacity(count);
-        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let started = Instant::now();
-        for _ in 0..count {
-            ticker.tick().await;
-            let id = Uuid::now_v7();
-            let body = instruction(id, "bench", "test", "billing-cache");
-            sent_at.insert(id.to_string(), Instant::now());
-            let _ = acks_to_check.send(publish(&self.js, &subject, id, &body).await?);
-        }
-        let submitting = started.elapsed();
-        drop(acks_to_check);
-        checker.await??;
-        let decided = collector.await?;
-        anyhow::ensure!(
-            decided.len() == count,
-            "only {} of {count} paced requests were decided",
-            decided.len()
-        );
-        Ok(percentiles(latencies_ms(&sent_at, &decided), submitting))
+        Ok(FullLoad {
+            requests: count,
+            decisions_per_s: count as f64 / elapsed.as_secs_f64(),
+            elapsed_s: elapsed.as_secs_f64(),
+            visible: percentiles(visible, elapsed),
+            durable: percentiles(durable, elapsed),
+        })
     }
 
     /// `count` well-explained restarts of one container in dev (auto-approved, executed),
@@ -267,19 +193,20 @@ impl Pipeline {
     }
 }
 
-/// The same restart `count` times straight through the Docker Engine API (bollard, what the
-/// gateway uses), with nothing around it: the baseline of the gateway's overhead.
-pub async fn raw_restarts(count: usize) -> anyhow::Result<Latencies> {
+/// `docker <verb> <container>` `count` times straight through the Docker Engine API
+/// (bollard, what the gateway uses) on a container of its own, with nothing around it: the
+/// baseline of the gateway's overhead.
+pub async fn raw_calls(verb: &str, count: usize) -> anyhow::Result<Latencies> {
     let name = start_container("wr")?;
     let engine = wingman::engine::Engine::connect(Some(&docker_host())).await?;
-    let operation = wingman::docker::parse_command_line(&format!("docker restart {name}"))?;
+    let operation = wingman::docker::parse_command_line(&format!("docker {verb} {name}"))?;
     let limits = wingman::engine::Limits::default();
     let started = Instant::now();
     let mut millis = Vec::with_capacity(count);
     for _ in 0..count {
         let began = Instant::now();
         let result = engine.perform(&operation, &limits).await?;
-        anyhow::ensure!(result.ok, "raw restart failed: {result:?}");
+        anyhow::ensure!(result.ok, "raw {verb} failed: {result:?}");
         millis.push(began.elapsed().as_secs_f64() * 1000.0);
     }
     remove_container(&name);

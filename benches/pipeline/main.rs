@@ -1,37 +1,51 @@
 //! The pipeline benchmark: `cargo build --release --workspace --bins && cargo bench --bench
-//! pipeline [-- --quick] [-- --requests N]`.
+//! pipeline [-- --quick] [-- flags]` (every flag in `args`; the README explains each figure).
 //!
 //! 1. The raw floor on the same NATS server: JetStream publish with ack, then consume + ack,
 //!    of 512-byte messages.
 //! 2. The pipeline: real worker processes (intake, validator, approvals, authority, gateway,
-//!    recorder) under a private subject prefix and a fresh database; N auto-decided requests
-//!    (instruction approvals, validated) and a few executing ones (a restart on the real Docker
-//!    Engine). Prints end-to-end throughput of decisions durably recorded in Postgres, submit
-//!    → decision and submit → executed latency (p50/p99/max), the ratio to the raw floor, each
-//!    stage's handling latency (from the workers' histograms), and each worker's RSS.
-//! 3. The same requests at a fixed rate (`--rate`, 500/s by default, for `--rate-seconds`):
-//!    submit → decision latency at that load.
-//! 4. Where the CPU went during step 2, per process (see `cpu`), and the gateway's overhead
-//!    beside its Docker Engine call, with the same restart made straight through the API.
+//!    recorder) under a private subject prefix and a fresh database (optionally preloaded
+//!    with `--preload N` requests and their audit rows, see `preload`). The machine's idle
+//!    CPU is read first.
+//! 3. Full load (`--requests`, closed loop): decisions per second durably recorded, the CPU
+//!    per request of each process and of everything else on the machine, messages stored and
+//!    delivered per request, redeliveries per consumer, RSS at load.
+//! 4. The open-loop rate sweep (`--sweep`, see `sweep`): visible and durable latency from the
+//!    intended send time, and the highest rate whose durable p99 ≤ 10 ms.
+//! 5. The command path under load (`--command-share`, see `command`), then restarts one at a
+//!    time beside the same restart through the Engine API.
+//! 6. Each stage's handling latency, batch sizes, worker and nats-server memory.
 //!
-//! `-- --faults` runs the fault-injection suite instead (see `faults`): it stops the machine's
-//! PostgreSQL for 20 s, so it is a command to run on purpose, not part of CI.
+//! `--faults` runs the fault-injection suite instead (see `faults`; it stops the machine's
+//! PostgreSQL for 20 s, so it is a command to run on purpose), `--soak 30m` the soak (see
+//! `soak`). `--json FILE` writes every figure.
 //!
 //! Needs what the tests need (scripts/test starts it): NATS on 127.0.0.1:4222, Postgres on
 //! 127.0.0.1:5432, and the private Docker Engine with the test image.
 
+mod args;
+mod command;
+mod consumers;
 mod cpu;
 mod faults;
+mod floor;
 mod harness;
 mod load;
+mod memory;
+mod openloop;
+mod preload;
+mod procs;
+mod report;
+mod soak;
+mod sweep;
+mod watch;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, stream};
-use futures::StreamExt;
-use uuid::Uuid;
+use serde_json::json;
 
 use harness::Pipeline;
+use report::{Report, heading};
 
 const NATS: &str = "nats://127.0.0.1:4222";
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
@@ -46,106 +60,177 @@ const WORKERS: [&str; 6] = [
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|arg| arg == "--quick");
-    if args.iter().any(|arg| arg == "--faults") {
-        return faults::run(quick).await;
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let options = args::parse(&arguments)?;
+    if options.faults {
+        return faults::run(&options).await;
     }
-    let requests: usize = value_of(&args, "--requests").unwrap_or(if quick { 300 } else { 5000 });
-    let executions: usize = value_of(&args, "--executions").unwrap_or(if quick { 3 } else { 20 });
-    let rate: u32 = value_of(&args, "--rate").unwrap_or(500);
-    let rate_seconds: u32 = value_of(&args, "--rate-seconds").unwrap_or(if quick { 2 } else { 10 });
+    if let Some(duration) = options.soak {
+        return soak::run(&options, duration).await;
+    }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "wingman pipeline benchmark ({} mode, {cores} cores): {requests} auto-decided requests, \
-         {} at {rate}/s, {executions} executions",
-        if quick { "quick" } else { "full" },
-        rate * rate_seconds
+        "wingman pipeline benchmark ({} mode, {cores} cores): {} requests at full load, sweep {:?}/s \
+         ({} s each after {} s of warm-up), {} % commands at {}/s, {} preloaded",
+        if options.quick { "quick" } else { "full" },
+        options.requests,
+        options.sweep,
+        options.rate_seconds,
+        options.warmup_seconds,
+        options.command_share,
+        options.command_rate,
+        options.preload
+    );
+    let mut report = Report::default();
+    report.put(
+        "options",
+        json!({
+            "quick": options.quick, "cores": cores, "requests": options.requests,
+            "sweep": options.sweep, "rate_seconds": options.rate_seconds,
+            "warmup_seconds": options.warmup_seconds, "preload": options.preload,
+            "command_share": options.command_share, "command_rate": options.command_rate,
+        }),
     );
 
-    let floor = raw_floor(if quick { 5_000 } else { 50_000 }).await?;
+    let floor = floor::measure(if options.quick { 5_000 } else { 50_000 }).await?;
+    heading("raw floor");
     println!(
-        "raw floor (JetStream, 512 B): publish+ack {:.0} msg/s, consume+ack {:.0} msg/s",
-        floor.0, floor.1
+        "JetStream, 512 B, same server: publish+ack {:.0} msg/s, consume+ack {:.0} msg/s",
+        floor.publish_per_s, floor.consume_per_s
     );
+    report.put("floor", &floor);
 
     let run = Pipeline::start(NATS).await?;
-    let idle_rss = run.rss();
-    let cpu_before = cpu::sample(&run.pids());
-    let decided = run.decisions(requests).await?;
-    let cpu_after = cpu::sample(&run.pids());
-    let (stored, delivered) = run.message_counts().await?;
-    let path_before = decision_path(&run).await;
-    let paced = run.paced(rate, rate_seconds).await?;
-    let path_after = decision_path(&run).await;
-    let executed = run.executions(executions).await?;
-    let raw = load::raw_restarts(executions).await?;
-    let stages = run.stage_latencies().await;
-    let batches = run.batch_sizes().await;
-    let overhead = run
-        .histogram("gateway", "gateway_overhead_seconds", "")
-        .await;
-    let engine = run
-        .histogram("gateway", "execution_duration_seconds", "container_restart")
-        .await;
-    let peak_rss = run.rss_peak();
+    let outcome = figures(&run, &options, cores, &floor, &mut report).await;
     run.stop().await;
-
-    println!();
-    println!(
-        "end-to-end: {:.0} decisions/s durably recorded ({requests} in {:.2} s); {:.1} % of the raw publish floor",
-        decided.throughput,
-        decided.elapsed.as_secs_f64(),
-        decided.throughput * 100.0 / floor.0
-    );
-    let (stored_each, delivered_each) = (
-        stored as f64 / requests as f64,
-        delivered as f64 / requests as f64,
-    );
-    println!(
-        "JetStream work per request: {stored_each:.1} messages stored, {delivered_each:.1} deliveries to consumers; \
-         at the raw floor's rates that alone allows {:.0} requests/s",
-        1.0 / (stored_each / floor.0 + delivered_each / floor.1)
-    );
-    println!(
-        "submit → decision, full load:  p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
-        decided.p50, decided.p99, decided.max
-    );
-    println!(
-        "submit → decision at {:>4.0}/s:   p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
-        paced.throughput, paced.p50, paced.p99, paced.max
-    );
-    println!("  where it goes at {rate}/s (p50 / p99 bounds, from the workers' histograms):");
-    for ((stage, part, after), (.., before)) in path_after.iter().zip(&path_before) {
-        let (p50, p99) = harness::quantiles(after, before).unwrap_or((f64::NAN, f64::NAN));
-        println!(
-            "    {stage:<10} {part:<34} ≤ {:>7.2} ms / ≤ {:>7.2} ms",
-            p50 * 1e3,
-            p99 * 1e3
-        );
+    if let Some(path) = &options.json {
+        report.write(path)?;
     }
+    outcome
+}
+
+/// Every phase on one pipeline.
+async fn figures(
+    run: &Pipeline,
+    options: &args::Options,
+    cores: usize,
+    floor: &floor::Floor,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut memory = memory::Memory::idle(run);
+    let idle = idle_machine(run, cores).await;
+    report.put("idle_machine", json!({ "everything_else_cores": idle }));
+    if options.preload > 0 {
+        heading("preload");
+        report.put("preload", preload::run(run, options.preload).await?);
+    }
+    let watch = watch::Watch::start(run).await?;
+
+    heading("full load (closed loop, 256 in flight)");
+    let consumers_before = run.consumers().await?;
+    let groups = run.process_groups().await;
+    let cpu_before = cpu::sample(&groups);
+    let (stored_before, delivered_before) = run.message_counts().await?;
+    let redelivered = tokio_util::sync::CancellationToken::new();
+    let (full, max_redelivered) = tokio::join!(
+        async {
+            let full = run.decisions(&watch, options.requests).await;
+            redelivered.cancel();
+            full
+        },
+        max_redelivered(run, &redelivered)
+    );
+    let full = full?;
+    let cpu_after = cpu::sample(&run.process_groups().await);
+    memory.at_load(run);
+    let (stored, delivered) = run.message_counts().await?;
+    let consumers_after = run.consumers().await?;
+    let spent = cpu::spent(&cpu_before, &cpu_after, full.requests, cores);
     println!(
-        "submit → executed:             p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  ({executions} restarts on the real engine)",
-        executed.p50, executed.p99, executed.max
+        "{:.0} decisions/s durably recorded ({} in {:.2} s); {:.1} % of the raw publish floor ({:.0}/s)",
+        full.decisions_per_s,
+        full.requests,
+        full.elapsed_s,
+        full.decisions_per_s * 100.0 / floor.publish_per_s,
+        floor.publish_per_s
+    );
+    let stored_each = (stored - stored_before) as f64 / full.requests as f64;
+    let delivered_each = (delivered - delivered_before) as f64 / full.requests as f64;
+    println!(
+        "JetStream work per request: {stored_each:.1} messages stored, {delivered_each:.1} deliveries; \
+         at the floor's rates that alone allows {:.0} requests/s",
+        1.0 / (stored_each / floor.publish_per_s + delivered_each / floor.consume_per_s)
     );
     println!(
-        "raw Engine API restart:        p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  (bollard, nothing around it)",
-        raw.p50, raw.p99, raw.max
+        "backlog at full load (not latency): visible p50/p99/max {} | durable {}",
+        full.visible.cells(),
+        full.durable.cells()
     );
-    let bound = |quantiles: Option<(f64, f64)>| {
-        quantiles.map_or("no samples".to_string(), |(p50, p99)| {
-            format!("p50 ≤ {:.2} ms  p99 ≤ {:.2} ms", p50 * 1e3, p99 * 1e3)
-        })
-    };
+    spent.print("the full-load phase");
+    cpu::warn_if_busy("before the run", idle);
+    cpu::warn_if_busy("during the full-load phase", spent.everything_else_cores);
+    let consumers = consumer_table(&consumers_before, &consumers_after, &max_redelivered);
+    report.put(
+        "full_load",
+        json!({
+            "figures": full, "cpu": spent, "stored_per_request": stored_each,
+            "delivered_per_request": delivered_each, "consumers": consumers,
+            "machine_not_idle": idle > cpu::NOT_IDLE_CORES || spent.everything_else_cores > cpu::NOT_IDLE_CORES,
+        }),
+    );
+
+    heading("open-loop rate sweep (latency from the intended send time)");
+    let steps = sweep::run(
+        run,
+        &watch,
+        &options.sweep,
+        options.warmup_seconds,
+        options.rate_seconds,
+    )
+    .await?;
+    report.put(
+        "sweep",
+        json!({ "steps": steps, "highest_rate_durable_p99_within_10ms": sweep::highest_bounded(&steps) }),
+    );
+
+    if options.command_share > 0.0 {
+        heading("the command path under load");
+        let path = command::run(
+            run,
+            &watch,
+            options.command_rate,
+            options.command_share,
+            options.warmup_seconds,
+            options.rate_seconds,
+        )
+        .await?;
+        path.print(options.command_rate);
+        report.put("command_path", &path);
+    }
+    watch.stop();
+
+    heading("restarts one at a time (idle command path)");
+    let executed = run.executions(options.executions).await?;
+    let raw = load::raw_calls("restart", options.executions).await?;
+    println!("{:<42} {:>9} {:>9} {:>9}", "", "p50", "p99", "max");
     println!(
-        "gateway, per executed job: Docker call {}; everything else (overhead) {}",
-        bound(engine),
-        bound(overhead)
+        "{:<42} {}",
+        "submit → executed (restart, real engine)",
+        executed.cells()
     );
-    println!("stage handling latency (per message, from each worker's histogram):");
+    println!("{:<42} {}", "raw Engine API restart (bollard)", raw.cells());
+    report.put(
+        "restarts",
+        json!({ "submit_to_executed": executed, "raw_engine": raw }),
+    );
+
+    heading("stages and memory");
+    let stages = run.stage_latencies().await;
+    println!("stage handling latency (per message, bucket bounds from each worker's histogram):");
     for (stage, (p50, p99)) in &stages {
         println!("  {stage:<10} p50 ≤ {p50:>8.4} s  p99 ≤ {p99:>8.4} s");
     }
+    let batches = run.batch_sizes().await;
     println!(
         "mean messages per batch: {}",
         batches
@@ -154,126 +239,90 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    cpu::report(&cpu_before, &cpu_after, requests, cores);
-    println!("worker RSS (MiB):       idle   peak");
-    for name in WORKERS {
+    memory.end(run);
+    memory.print();
+    if options.preload > 0 {
+        let chain = wingman::store::chain::verify(&run.pool).await?;
         println!(
-            "  {name:<12}       {:>6.1} {:>6.1}",
-            idle_rss.get(name).copied().unwrap_or(0.0),
-            peak_rss.get(name).copied().unwrap_or(0.0)
+            "audit chain over {} rows, preloaded ones included: {}",
+            chain.rows,
+            chain
+                .broken
+                .as_ref()
+                .map_or("verifies".to_string(), |(seq, problem)| format!(
+                    "BROKEN at {seq}: {problem}"
+                ))
         );
+        report.put("chain", &chain);
     }
+    report.put(
+        "stages",
+        json!({ "handling_p50_p99_s": stages, "mean_batch": batches }),
+    );
+    report.put("memory", &memory);
     Ok(())
 }
 
-/// Snapshots of the histograms along the path to a decision: for intake and validator, the
-/// wait in JetStream, the handling, and the publishing of their outputs (the validator's
-/// includes the decision's status event).
-async fn decision_path(run: &Pipeline) -> Vec<(&'static str, &'static str, Vec<(f64, f64)>)> {
-    let mut out = Vec::new();
-    for stage in ["intake", "validator"] {
-        for (part, metric) in [
-            ("waiting in JetStream", "pipeline_queue_wait_seconds"),
-            ("handling (per message)", "pipeline_handle_duration_seconds"),
-            (
-                "publishing + acking (per batch)",
-                "pipeline_settle_duration_seconds",
-            ),
-        ] {
-            let filter = format!("stage=\"{stage}\"");
-            out.push((stage, part, run.buckets(stage, metric, &filter).await));
+/// The CPU of everything else on the machine over 2 s with the pipeline idle, in cores.
+async fn idle_machine(run: &Pipeline, cores: usize) -> f64 {
+    let groups = run.process_groups().await;
+    let before = cpu::sample(&groups);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = cpu::sample(&groups);
+    cpu::spent(&before, &after, 1, cores).everything_else_cores
+}
+
+/// The highest `num_redelivered` of each consumer, sampled every second until `done`.
+async fn max_redelivered(
+    run: &Pipeline,
+    done: &tokio_util::sync::CancellationToken,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut highest = std::collections::BTreeMap::new();
+    while !done.is_cancelled() {
+        if let Ok(consumers) = run.consumers().await {
+            for (name, info) in consumers {
+                let seen = highest.entry(name).or_insert(0);
+                *seen = (*seen).max(info.num_redelivered);
+            }
+        }
+        tokio::select! {
+            _ = done.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-    out
+    highest
 }
 
-fn value_of<T: std::str::FromStr>(args: &[String], flag: &str) -> Option<T> {
-    args.iter()
-        .position(|arg| arg == flag)
-        .and_then(|index| args.get(index + 1))
-        .and_then(|value| value.parse().ok())
-}
-
-/// (publish+ack msg/s, consume+ack msg/s) for `count` 512-byte messages.
-async fn raw_floor(count: usize) -> anyhow::Result<(f64, f64)> {
-    let client = async_nats::connect(NATS).await?;
-    let js = jetstream::new(client);
-    let name = format!("BENCH_FLOOR_{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let subject = format!("bench.{}", name.to_lowercase());
-    let stream = js
-        .create_stream(stream::Config {
-            name: name.clone(),
-            subjects: vec![subject.clone()],
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
-    let payload = bytes::Bytes::from(vec![b'x'; 512]);
-    let started = Instant::now();
-    let mut acks = futures::stream::FuturesUnordered::new();
-    for index in 0..count {
-        let ack = js
-            .send_publish(
-                subject.clone(),
-                PublishMessage::build()
-                    .payload(payload.clone())
-                    .message_id(index.to_string()),
-            )
-            .await?;
-        acks.push(ack.into_future());
-        if acks.len() >= 256 {
-            acks.next().await.transpose()?;
-        }
-    }
-    while acks.next().await.transpose()?.is_some() {}
-    let publish = count as f64 / started.elapsed().as_secs_f64();
-    let consumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some("floor".into()),
-            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await?;
-    let started = Instant::now();
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(500)
-        .messages()
-        .await?;
-    for _ in 0..count {
-        let message = messages
-            .next()
-            .await
-            .ok_or_else(|| anyhow::anyhow!("floor stream ended"))?
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let consume = count as f64 / started.elapsed().as_secs_f64();
-    js.delete_stream(&name).await?;
-    Ok((publish, consume))
-}
-
-pub struct Latencies {
-    pub throughput: f64,
-    pub elapsed: Duration,
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-pub fn percentiles(mut millis: Vec<f64>, elapsed: Duration) -> Latencies {
-    millis.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| {
-        millis
-            .get(((millis.len() as f64 - 1.0) * q).round() as usize)
+/// Per consumer: deliveries during the phase, and redeliveries (the server's
+/// `num_redelivered`: messages awaiting an ack that were delivered more than once, the most
+/// seen in the per-second samples and at the end).
+fn consumer_table(
+    before: &[(String, async_nats::jetstream::consumer::Info)],
+    after: &[(String, async_nats::jetstream::consumer::Info)],
+    highest: &std::collections::BTreeMap<String, usize>,
+) -> serde_json::Value {
+    println!("consumer            deliveries  redelivered (most seen / at end)  pending at end");
+    let mut rows = Vec::new();
+    for (name, info) in after {
+        let earlier = before
+            .iter()
+            .find(|(other, _)| other == name)
+            .map_or(0, |(_, info)| info.delivered.consumer_sequence);
+        let deliveries = info.delivered.consumer_sequence - earlier;
+        let most = highest
+            .get(name)
             .copied()
-            .unwrap_or(0.0)
-    };
-    Latencies {
-        throughput: millis.len() as f64 / elapsed.as_secs_f64(),
-        elapsed,
-        p50: at(0.5),
-        p99: at(0.99),
-        max: at(1.0),
+            .unwrap_or(0)
+            .max(info.num_redelivered);
+        println!(
+            "  {name:<18} {deliveries:>10}  {most:>14} / {:<14}  {}",
+            info.num_redelivered,
+            info.num_pending + info.num_ack_pending as u64
+        );
+        rows.push(json!({
+            "consumer": name, "deliveries": deliveries, "redelivered_most_seen": most,
+            "redelivered_at_end": info.num_redelivered,
+        }));
     }
+    serde_json::Value::Array(rows)
 }

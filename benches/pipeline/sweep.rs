@@ -1,0 +1,243 @@
+//! The open-loop rate sweep: for each rate, every consumer drained, a warm-up at that rate,
+//! then a measured window; visible and durable latency from the intended send time, and the
+//! highest rate whose durable p99 stays within 10 ms.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::harness::{self, Pipeline};
+use crate::openloop::{self, Mix};
+use crate::report::{Latencies, percentiles};
+use crate::watch::{Marks, Watch};
+
+/// The bound the issue sets on durable p99.
+pub const DURABLE_P99_BOUND_MS: f64 = 10.0;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub rate: u32,
+    /// Requests sent in the measured window.
+    pub sent: usize,
+    pub sent_per_s: f64,
+    /// Measured requests durably recorded per second (first intended send → last commit).
+    pub recorded_per_s: f64,
+    pub visible: Latencies,
+    pub durable: Latencies,
+    /// Measured requests whose decision never showed (within the patience).
+    pub not_visible: usize,
+    pub not_durable: usize,
+    pub publish_errors: u64,
+    /// A cross-check of the durable mark: commit seen here − `recorded_at` of the request's
+    /// `request_validated` row (the recorder transaction's start, `now()`), wall clocks of
+    /// one machine. Large values mean the transaction (or the notification) took that long.
+    pub commit_after_transaction_start: Latencies,
+    /// Seconds it took every consumer to drain before the step.
+    pub drain_s: f64,
+    /// Where the time went, from the workers' histograms (stage, part, p50 / p99 bounds, s).
+    pub path: Vec<(String, String, f64, f64)>,
+}
+
+/// Sends `rate`/s for `warmup + seconds` and measures the part after the warm-up.
+pub async fn step(
+    run: &Pipeline,
+    watch: &Watch,
+    rate: u32,
+    warmup: f64,
+    seconds: f64,
+    mix: &Mix,
+) -> anyhow::Result<(Step, Vec<(openloop::Sent, Marks)>)> {
+    let drain_s = run.drain(Duration::from_secs(300)).await?.as_secs_f64();
+    let path_before = decision_path(run).await;
+    let warm = (f64::from(rate) * warmup).round() as usize;
+    let measured = (f64::from(rate) * seconds).round().max(1.0) as usize;
+    let start = Instant::now() + Duration::from_millis(20);
+    let sending = openloop::send(run, f64::from(rate), start, 0, warm + measured, mix).await;
+    let (warming, window) = sending.sent.split_at(warm.min(sending.sent.len()));
+    let ids: Vec<_> = window.iter().map(|sent| sent.id).collect();
+    watch.wait_durable(&ids, Duration::from_secs(30)).await;
+    let commands: Vec<_> = window
+        .iter()
+        .filter(|sent| sent.command)
+        .map(|sent| sent.id)
+        .collect();
+    watch
+        .wait_executed(&commands, Duration::from_secs(30))
+        .await;
+    let path_after = decision_path(run).await;
+    watch.take(&warming.iter().map(|sent| sent.id).collect::<Vec<_>>());
+    let marks = watch.take(&ids);
+    let window_start = window.first().map_or(start, |sent| sent.intended);
+    let since = |at: Option<Instant>, sent: &openloop::Sent| {
+        at.map(|at| at.saturating_duration_since(sent.intended).as_secs_f64() * 1e3)
+    };
+    let visible: Vec<f64> = window
+        .iter()
+        .zip(&marks)
+        .filter_map(|(sent, mark)| since(mark.visible, sent))
+        .collect();
+    let durable: Vec<f64> = window
+        .iter()
+        .zip(&marks)
+        .filter_map(|(sent, mark)| since(mark.durable, sent))
+        .collect();
+    let last_commit = marks.iter().filter_map(|mark| mark.durable).max();
+    let transaction = commit_after_transaction_start(run, window, &marks).await?;
+    let recorded_span = last_commit.map_or(Duration::ZERO, |at| at - window_start);
+    let sending_span = window
+        .last()
+        .map_or(Duration::ZERO, |last| last.intended - window_start)
+        + Duration::from_secs_f64(1.0 / f64::from(rate));
+    let path = path_after
+        .iter()
+        .zip(&path_before)
+        .map(|((stage, part, after), (.., before))| {
+            let (p50, p99) = harness::quantiles(after, before).unwrap_or((f64::NAN, f64::NAN));
+            (stage.to_string(), part.to_string(), p50, p99)
+        })
+        .collect();
+    let step = Step {
+        rate,
+        sent: window.len(),
+        sent_per_s: window.len() as f64 / sending_span.as_secs_f64().max(f64::MIN_POSITIVE),
+        recorded_per_s: durable.len() as f64 / recorded_span.as_secs_f64().max(f64::MIN_POSITIVE),
+        not_visible: window.len() - visible.len(),
+        not_durable: window.len() - durable.len(),
+        visible: percentiles(visible, sending_span),
+        durable: percentiles(durable, sending_span),
+        publish_errors: sending.errors,
+        commit_after_transaction_start: transaction,
+        drain_s,
+        path,
+    };
+    Ok((step, window.iter().copied().zip(marks).collect()))
+}
+
+/// Runs every step of the sweep, printing each as it ends.
+pub async fn run(
+    run: &Pipeline,
+    watch: &Watch,
+    rates: &[u32],
+    warmup: f64,
+    seconds: f64,
+) -> anyhow::Result<Vec<Step>> {
+    println!(
+        "{:>6} {:>9} {:>10} | {:^34} | {:^34} | {:>7}",
+        "rate/s",
+        "sent/s",
+        "recorded/s",
+        "visible p50 / p99 / max",
+        "durable p50 / p99 / max",
+        "missing"
+    );
+    let mut steps = Vec::new();
+    for &rate in rates {
+        let (step, _) = self::step(run, watch, rate, warmup, seconds, &Mix::default()).await?;
+        println!(
+            "{:>6} {:>9.0} {:>10.0} | {} | {} | {:>7}{}",
+            step.rate,
+            step.sent_per_s,
+            step.recorded_per_s,
+            step.visible.cells(),
+            step.durable.cells(),
+            step.not_durable.max(step.not_visible),
+            if step.publish_errors > 0 {
+                format!("  ({} publish errors)", step.publish_errors)
+            } else {
+                String::new()
+            }
+        );
+        steps.push(step);
+    }
+    match highest_bounded(&steps) {
+        Some(rate) => println!(
+            "highest rate whose durable p99 ≤ {DURABLE_P99_BOUND_MS} ms (every request recorded): {rate}/s"
+        ),
+        None => println!(
+            "no rate kept durable p99 ≤ {DURABLE_P99_BOUND_MS} ms with every request recorded"
+        ),
+    }
+    for step in &steps {
+        println!(
+            "  at {}/s, commit seen − recorder transaction start (cross-check of durable): {}",
+            step.rate,
+            step.commit_after_transaction_start.cells()
+        );
+        println!(
+            "  where it goes at {}/s (p50 / p99 bucket bounds, from the workers' histograms):",
+            step.rate
+        );
+        for (stage, part, p50, p99) in &step.path {
+            println!(
+                "    {stage:<10} {part:<34} ≤ {:>7.2} ms / ≤ {:>7.2} ms",
+                p50 * 1e3,
+                p99 * 1e3
+            );
+        }
+    }
+    Ok(steps)
+}
+
+/// Commit (as seen here) − the recorder transaction's start, per request of the window.
+async fn commit_after_transaction_start(
+    run: &Pipeline,
+    window: &[openloop::Sent],
+    marks: &[Marks],
+) -> anyhow::Result<Latencies> {
+    let ids: Vec<uuid::Uuid> = window.iter().map(|sent| sent.id).collect();
+    let started: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT request_id, recorded_at FROM audit_events
+         WHERE kind = 'request_validated' AND request_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&run.pool)
+    .await?;
+    let started: std::collections::HashMap<_, _> = started.into_iter().collect();
+    // One reading of both clocks maps a monotonic instant to wall-clock time.
+    let (wall_now, instant_now) = (chrono::Utc::now(), Instant::now());
+    let millis = window
+        .iter()
+        .zip(marks)
+        .filter_map(|(sent, mark)| {
+            let committed = mark.durable?;
+            let begun = started.get(&sent.id)?;
+            let committed_wall = wall_now - (instant_now - committed);
+            Some((committed_wall - *begun).num_microseconds()? as f64 / 1e3)
+        })
+        .collect();
+    Ok(percentiles(millis, Duration::from_secs(1)))
+}
+
+/// The highest rate whose durable p99 stayed within the bound with nothing missing.
+pub fn highest_bounded(steps: &[Step]) -> Option<u32> {
+    steps
+        .iter()
+        .filter(|step| {
+            step.not_durable == 0
+                && step.durable.count > 0
+                && step.durable.p99 <= DURABLE_P99_BOUND_MS
+        })
+        .map(|step| step.rate)
+        .max()
+}
+
+/// Snapshots of the histograms along the path to a decision: for intake and validator, the
+/// wait in JetStream, the handling, and the publishing of their outputs (the validator's
+/// includes the decision's status event).
+pub async fn decision_path(run: &Pipeline) -> Vec<(&'static str, &'static str, Vec<(f64, f64)>)> {
+    let mut out = Vec::new();
+    for stage in ["intake", "validator"] {
+        for (part, metric) in [
+            ("waiting in JetStream", "pipeline_queue_wait_seconds"),
+            ("handling (per message)", "pipeline_handle_duration_seconds"),
+            (
+                "publishing + acking (per batch)",
+                "pipeline_settle_duration_seconds",
+            ),
+        ] {
+            let filter = format!("stage=\"{stage}\"");
+            out.push((stage, part, run.buckets(stage, metric, &filter).await));
+        }
+    }
+    out
+}

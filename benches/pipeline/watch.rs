@@ -1,0 +1,181 @@
+//! When each request became visible, durable and executed, as this process saw it.
+//!
+//! - **Visible**: its decision's status event (AUTO_APPROVED, AUTO_REJECTED or PENDING)
+//!   arrived on `<prefix>.status.<id>` (a core NATS subscription to `<prefix>.status.>`).
+//! - **Executed**: its SUCCEEDED, FAILED or INDETERMINATE status event arrived.
+//! - **Durable**: the transaction that wrote its decision into `approval_requests` committed.
+//!   Two statement-level triggers, created in the bench's own database only, `pg_notify` the
+//!   ids whose `validation_decision` became set, 150 ids per notification; Postgres delivers a
+//!   notification only when the transaction commits, so its arrival here is the commit time
+//!   (plus a loopback hop), never a timestamp copied from an event.
+//!   What it costs the measured system: per recorder statement on `approval_requests`, a
+//!   transition table of the rows it touched and one query over it; per committed batch, a
+//!   few notifications through Postgres' queue to one listening connection. No polling query.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::harness::Pipeline;
+
+const CHANNEL: &str = "wb_decided";
+
+const TRIGGERS: &[&str] = &[
+    "CREATE OR REPLACE FUNCTION wb_notify_decided() RETURNS trigger LANGUAGE plpgsql AS $$
+     DECLARE chunk text;
+     BEGIN
+       IF TG_OP = 'INSERT' THEN
+         FOR chunk IN SELECT string_agg(id, ',') FROM (
+             SELECT n.request_id::text AS id, (row_number() OVER ()) / 150 AS part
+             FROM wb_new n WHERE n.validation_decision IS NOT NULL) AS ids GROUP BY part
+         LOOP PERFORM pg_notify('wb_decided', chunk); END LOOP;
+       ELSE
+         FOR chunk IN SELECT string_agg(id, ',') FROM (
+             SELECT n.request_id::text AS id, (row_number() OVER ()) / 150 AS part
+             FROM wb_new n JOIN wb_old o USING (request_id)
+             WHERE n.validation_decision IS NOT NULL AND o.validation_decision IS NULL) AS ids
+           GROUP BY part
+         LOOP PERFORM pg_notify('wb_decided', chunk); END LOOP;
+       END IF;
+       RETURN NULL;
+     END $$",
+    "CREATE TRIGGER wb_decided_on_insert AFTER INSERT ON approval_requests
+     REFERENCING NEW TABLE AS wb_new FOR EACH STATEMENT EXECUTE FUNCTION wb_notify_decided()",
+    "CREATE TRIGGER wb_decided_on_update AFTER UPDATE ON approval_requests
+     REFERENCING OLD TABLE AS wb_old NEW TABLE AS wb_new
+     FOR EACH STATEMENT EXECUTE FUNCTION wb_notify_decided()",
+];
+
+/// What was seen of one request (each the first time it was seen).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Marks {
+    pub visible: Option<Instant>,
+    pub durable: Option<Instant>,
+    pub executed: Option<Instant>,
+}
+
+pub struct Watch {
+    marks: Arc<Mutex<HashMap<Uuid, Marks>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Deserialize)]
+struct StatusEvent<'a> {
+    request_id: Uuid,
+    #[serde(borrow)]
+    status: &'a str,
+}
+
+impl Watch {
+    /// Creates the triggers (after any preload, so its rows notify nobody), listens, and
+    /// subscribes to the status events.
+    pub async fn start(run: &Pipeline) -> anyhow::Result<Self> {
+        for statement in TRIGGERS {
+            sqlx::query(*statement).execute(&run.pool).await?;
+        }
+        let marks: Arc<Mutex<HashMap<Uuid, Marks>>> = Arc::default();
+        let mut listener = sqlx::postgres::PgListener::connect(&run.database_url()).await?;
+        listener.listen(CHANNEL).await?;
+        let durable = {
+            let marks = Arc::clone(&marks);
+            tokio::spawn(async move {
+                while let Ok(notification) = listener.recv().await {
+                    let now = Instant::now();
+                    let mut marks = marks.lock().expect("marks");
+                    for id in notification.payload().split(',') {
+                        if let Ok(id) = id.parse::<Uuid>() {
+                            marks.entry(id).or_default().durable.get_or_insert(now);
+                        }
+                    }
+                }
+            })
+        };
+        let mut status = run
+            .client
+            .subscribe(format!("{}.status.>", run.prefix))
+            .await?;
+        let visible = {
+            let marks = Arc::clone(&marks);
+            tokio::spawn(async move {
+                while let Some(message) = status.next().await {
+                    let now = Instant::now();
+                    let Ok(event) = serde_json::from_slice::<StatusEvent>(&message.payload) else {
+                        continue;
+                    };
+                    let mut marks = marks.lock().expect("marks");
+                    let entry = marks.entry(event.request_id).or_default();
+                    match event.status {
+                        "AUTO_APPROVED" | "AUTO_REJECTED" | "PENDING" => {
+                            entry.visible.get_or_insert(now);
+                        }
+                        "SUCCEEDED" | "FAILED" | "INDETERMINATE" | "REFUSED" => {
+                            entry.executed.get_or_insert(now);
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            marks,
+            tasks: vec![durable, visible],
+        })
+    }
+
+    /// Waits until every id is durable (and visible), or `patience` passed without progress.
+    pub async fn wait_durable(&self, ids: &[Uuid], patience: Duration) {
+        let mut waiting: Vec<Uuid> = ids.to_vec();
+        let mut progressed = Instant::now();
+        while !waiting.is_empty() && progressed.elapsed() < patience {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let before = waiting.len();
+            {
+                let marks = self.marks.lock().expect("marks");
+                waiting.retain(|id| {
+                    marks
+                        .get(id)
+                        .is_none_or(|mark| mark.durable.is_none() || mark.visible.is_none())
+                });
+            }
+            if waiting.len() < before {
+                progressed = Instant::now();
+            }
+        }
+    }
+
+    /// Waits until every id has its execution outcome, or `patience` passed without progress.
+    pub async fn wait_executed(&self, ids: &[Uuid], patience: Duration) {
+        let mut waiting: Vec<Uuid> = ids.to_vec();
+        let mut progressed = Instant::now();
+        while !waiting.is_empty() && progressed.elapsed() < patience {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let before = waiting.len();
+            {
+                let marks = self.marks.lock().expect("marks");
+                waiting.retain(|id| marks.get(id).is_none_or(|mark| mark.executed.is_none()));
+            }
+            if waiting.len() < before {
+                progressed = Instant::now();
+            }
+        }
+    }
+
+    /// The marks of these ids, forgotten here (so a long soak does not grow this process).
+    pub fn take(&self, ids: &[Uuid]) -> Vec<Marks> {
+        let mut marks = self.marks.lock().expect("marks");
+        ids.iter()
+            .map(|id| marks.remove(id).unwrap_or_default())
+            .collect()
+    }
+
+    pub fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
