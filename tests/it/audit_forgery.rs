@@ -17,7 +17,7 @@ use wingman::events::{AuditKind, AuditRecord, Stage};
 use wingman::stages::watcher::{self, GuardSettings};
 use wingman::status::Status;
 
-use crate::helpers::{BusOptions, TestEnv, request_json, run_wingman, text, wait_for_status};
+use crate::helpers::{TestEnv, request_json, run_wingman, text, wait_for_status};
 use crate::nats_server::{NatsServer, USERS, credentials, password};
 
 /// A principal's own connection, with the server's error messages.
@@ -149,13 +149,7 @@ async fn snapshot(env: &TestEnv, request_id: Uuid) -> (Value, String, i64) {
 async fn no_principal_can_forge_plant_or_pre_empt_an_audit_event() {
     let metrics = wingman::metrics::install().unwrap();
     let server = NatsServer::single().await;
-    let mut env = TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await;
+    let mut env = TestEnv::on_server(&server).await;
     for stage in ["intake", "validator", "recorder", "watcher"] {
         env.connect_stage_as(stage, credentials(stage)).await;
     }

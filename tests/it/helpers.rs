@@ -89,6 +89,18 @@ impl TestEnv {
         Self::start_with(BusOptions::default()).await
     }
 
+    /// A test's own nats-server running the production `nats/auth.conf`, as its admin, with
+    /// the production prefix: where attacks on the permissions are played.
+    pub async fn on_server(server: &crate::nats_server::NatsServer) -> Self {
+        Self::start_with(BusOptions {
+            url: Some(server.url()),
+            prefix: Some("wingman".into()),
+            credentials: Some(crate::nats_server::credentials("admin")),
+            replicas: None,
+        })
+        .await
+    }
+
     /// Like [`start`](Self::start), on the NATS server(s) `options` name: a test's own
     /// `nats-server` with the production config, as its admin, with the production prefix.
     pub async fn start_with(options: BusOptions) -> Self {

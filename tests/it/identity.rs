@@ -12,9 +12,7 @@ use wingman::cli::approvers::Credentials;
 use wingman::identity::Principal;
 
 use crate::fake_telegram::FakeTelegram;
-use crate::helpers::{
-    APPROVER_CHAT, BusOptions, SUBMIT_KEY, TestEnv, run_wingman, text, wait_for_status,
-};
+use crate::helpers::{APPROVER_CHAT, SUBMIT_KEY, TestEnv, run_wingman, text, wait_for_status};
 use crate::nats_server::{NatsServer, credentials, password};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -273,13 +271,7 @@ async fn one_person_on_telegram_and_at_the_console_is_one_vote() {
 #[tokio::test]
 async fn a_publisher_cannot_submit_in_another_principals_name_on_the_production_bus() {
     let server = NatsServer::single().await;
-    let mut env = TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await;
+    let mut env = TestEnv::on_server(&server).await;
     env.connect_stage_as("intake", credentials("intake")).await;
     env.connect_stage_as("recorder", credentials("recorder"))
         .await;
@@ -327,13 +319,7 @@ async fn a_publisher_cannot_submit_in_another_principals_name_on_the_production_
 #[tokio::test]
 async fn an_operator_cannot_vote_as_an_approver_whose_key_they_do_not_hold() {
     let server = NatsServer::single().await;
-    let mut env = TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await;
+    let mut env = TestEnv::on_server(&server).await;
     for stage in ["intake", "validator", "approvals", "recorder"] {
         env.connect_stage_as(stage, credentials(stage)).await;
     }
@@ -387,13 +373,7 @@ async fn an_operator_cannot_vote_as_an_approver_whose_key_they_do_not_hold() {
 #[tokio::test]
 async fn a_publisher_cannot_pre_empt_a_pipeline_event_with_a_message_id_it_chooses() {
     let server = NatsServer::single().await;
-    let mut env = TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await;
+    let mut env = TestEnv::on_server(&server).await;
     let publisher = connect_as(&server, "publisher").await;
     let request_id = Uuid::new_v4();
     stored(
@@ -451,13 +431,7 @@ async fn a_publisher_cannot_pre_empt_a_pipeline_event_with_a_message_id_it_choos
 #[tokio::test]
 async fn a_publisher_cannot_read_what_another_principals_request_printed() {
     let server = NatsServer::single().await;
-    let env = TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await;
+    let env = TestEnv::on_server(&server).await;
     // What the gateway publishes when the operator's request ran (written here as the admin).
     let request_id = wingman::envelope::RequestId::generate();
     let operator = Principal::Nats("operator".into());

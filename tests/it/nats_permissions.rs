@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::helpers::{BusOptions, TestEnv, request_json, worker_binary};
+use crate::helpers::{TestEnv, request_json, worker_binary};
 use crate::nats_server::{NatsServer, credentials, password};
 
 /// A raw connection as `user`, with the server's error messages (permission violations).
@@ -100,20 +100,10 @@ async fn count_on(env: &TestEnv, stream: &str, subject: &str) -> u64 {
     }
 }
 
-async fn env_on(server: &NatsServer) -> TestEnv {
-    TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await
-}
-
 #[tokio::test]
 async fn a_publisher_may_submit_and_read_status_but_never_forge_a_decision_or_a_job() {
     let server = NatsServer::single().await;
-    let env = env_on(&server).await;
+    let env = TestEnv::on_server(&server).await;
     let mut publisher = connect_as(&server, "publisher").await;
 
     publisher
@@ -167,7 +157,7 @@ async fn a_publisher_may_submit_and_read_status_but_never_forge_a_decision_or_a_
 #[tokio::test]
 async fn a_worker_may_publish_only_its_own_subjects_and_claims() {
     let server = NatsServer::single().await;
-    let env = env_on(&server).await;
+    let env = TestEnv::on_server(&server).await;
 
     let mut intake = connect_as(&server, "intake").await;
     for subject in [
@@ -243,7 +233,7 @@ fn well_explained(request_id: Uuid) -> Value {
 #[tokio::test]
 async fn the_pipeline_runs_with_every_worker_on_its_own_nats_user() {
     let server = NatsServer::single().await;
-    let mut env = env_on(&server).await;
+    let mut env = TestEnv::on_server(&server).await;
     // Intake as a real worker process, configured like the compose file configures it.
     let password_file = env.keys_dir.path().join("nats-intake-password");
     std::fs::write(&password_file, password("intake")).unwrap();

@@ -12,18 +12,8 @@ use wingman::rollout::change::UNPROVEN;
 use wingman::rollout::{BUCKET, Rollout};
 use wingman::stages::watcher::{self, GuardSettings};
 
-use crate::helpers::{BusOptions, TestEnv, run_wingman, text};
+use crate::helpers::{TestEnv, run_wingman, text};
 use crate::nats_server::{NatsServer, USERS, credentials, password};
-
-async fn env_on(server: &NatsServer) -> TestEnv {
-    TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await
-}
 
 fn flags(enabled: bool, percent: u8, by: &str) -> Rollout {
     Rollout {
@@ -92,7 +82,7 @@ async fn operator_cli(env: &TestEnv, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn an_operator_changes_the_rollout_only_through_the_watcher_and_is_proven_by_its_subject() {
     let server = NatsServer::single().await;
-    let mut env = env_on(&server).await;
+    let mut env = TestEnv::on_server(&server).await;
     env.rollout()
         .await
         .seed(&flags(true, 100, "environment"))
@@ -241,7 +231,7 @@ async fn an_operator_changes_the_rollout_only_through_the_watcher_and_is_proven_
 #[tokio::test]
 async fn a_direct_admin_write_is_audited_as_unproven_and_a_restart_audits_nothing_twice() {
     let server = NatsServer::single().await;
-    let mut env = env_on(&server).await;
+    let mut env = TestEnv::on_server(&server).await;
     env.rollout()
         .await
         .seed(&flags(true, 100, "environment"))

@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, consumer::pull};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{BusOptions, TestEnv};
+use crate::helpers::TestEnv;
 use crate::nats_server::{NatsServer, credentials, password};
 
 /// Every durable consumer `nats/consumers/` declares on the status stream.
@@ -76,13 +76,7 @@ fn status_event(request_id: Uuid, status: &str) -> Value {
 async fn a_publisher_or_an_operator_cannot_delete_or_take_over_a_durable_consumer_of_the_status_stream()
  {
     let server = NatsServer::single().await;
-    let env = TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await;
+    let env = TestEnv::on_server(&server).await;
     let request_id = Uuid::new_v4();
     let subject = format!("wingman.status.{request_id}");
     env.publish_raw(&subject, status_event(request_id, "PENDING").to_string())
@@ -176,13 +170,7 @@ async fn a_publisher_or_an_operator_cannot_delete_or_take_over_a_durable_consume
 #[tokio::test]
 async fn a_publisher_and_an_operator_still_follow_their_request_with_status_wait() {
     let server = NatsServer::single().await;
-    let env = TestEnv::start_with(BusOptions {
-        url: Some(server.url()),
-        prefix: Some("wingman".into()),
-        credentials: Some(credentials("admin")),
-        replicas: None,
-    })
-    .await;
+    let env = TestEnv::on_server(&server).await;
     for user in ["publisher", "operator"] {
         let request_id = Uuid::new_v4();
         let subject = format!("wingman.status.{request_id}");
