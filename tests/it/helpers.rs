@@ -135,6 +135,9 @@ impl TestEnv {
         let bus = Bus::connect(&settings.nats, "wingman-test").await.expect(
             "NATS with JetStream must be running on 127.0.0.1:4222 (scripts/test starts it)",
         );
+        if options.url.is_none() {
+            remove_stale_test_topologies(&bus.js).await;
+        }
         bus.ensure_topology()
             .await
             .expect("create the test topology");
@@ -718,6 +721,32 @@ impl TestEnv {
             .await;
         }
     }
+}
+
+/// Deletes, once per test process, what crashed or killed test runs left on the shared
+/// server: streams and buckets of a test prefix (`wt_…`) created more than an hour ago. A
+/// stream reserves its byte limit in the server's store, so enough leftovers would make every
+/// new test's topology fail to create. No test runs for an hour, so a run beside this one
+/// (another developer's) keeps its streams.
+async fn remove_stale_test_topologies(js: &jetstream::Context) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        use futures::StreamExt as _;
+        let cutoff = chrono::Utc::now() - chrono::Duration::hours(1);
+        let mut streams = js.streams();
+        let mut stale = Vec::new();
+        while let Some(Ok(info)) = streams.next().await {
+            let name = &info.config.name;
+            let ours = name.starts_with("WT_") || name.starts_with("KV_wt_");
+            if ours && info.created < cutoff {
+                stale.push(name.clone());
+            }
+        }
+        for name in stale {
+            let _ = js.delete_stream(&name).await;
+        }
+    })
+    .await;
 }
 
 /// API keys of the tests, one per role, and one with submit and read.
