@@ -308,15 +308,17 @@ impl Desk {
     }
 
     /// A vote from Telegram, which vouches for the user id.
+    /// `roster` is the caller's fresh read of [`Desk::roster`] (the bot has just read it to
+    /// decide whether to throttle the sender).
     pub async fn vote_telegram(
         &self,
+        roster: &Roster,
         user_id: i64,
         request_id: RequestId,
         verdict: Verdict,
         note: Option<String>,
     ) -> anyhow::Result<Result<Decision, Refusal>> {
         let credential = format!("telegram:{user_id}");
-        let roster = self.roster().await?;
         let Some(approver) = roster.by_telegram(user_id) else {
             let refusal =
                 Refusal::NotAuthorized(format!("{credential} is not on the approver list"));

@@ -162,11 +162,12 @@ async fn vote_text(
     verdict: Verdict,
     note: Option<String>,
 ) -> anyhow::Result<String> {
+    let roster = deps.desk.roster().await?;
     let vote = || {
         deps.desk
-            .vote_telegram(user_id, request_id, verdict, note.clone())
+            .vote_telegram(&roster, user_id, request_id, verdict, note.clone())
     };
-    if deps.desk.telegram_approver(user_id).await?.is_some() {
+    if roster.by_telegram(user_id).is_some() {
         return Ok(outcome_text(vote().await?));
     }
     let source = format!("telegram:{user_id}");
