@@ -131,6 +131,52 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Vec<Result<Outcome, StageError>>> + Send {
         futures::future::join_all(deliveries.iter().map(|delivery| self.handle(delivery)))
     }
+
+    /// [`Handler::handle_batch`] with the batch's [`Turn`] among the batches in flight. A
+    /// stage whose batches must reach some point in stream order (the recorder: the chain
+    /// lock) overrides it; the default lets the next batch go at once.
+    fn handle_batch_in_turn(
+        &self,
+        deliveries: &[Delivery],
+        turn: Turn,
+    ) -> impl Future<Output = Vec<Result<Outcome, StageError>>> + Send {
+        drop(turn);
+        self.handle_batch(deliveries)
+    }
+}
+
+/// Where a batch stands among the batches in flight, in the order the loop took them: the
+/// handler waits for the batch before it to reach a point ([`Turn::wait_previous`]) and says
+/// when it has reached it ([`Turn::reached`], or by dropping the turn), so the rest of their
+/// work overlaps while that point is passed in stream order.
+#[derive(Debug)]
+pub struct Turn {
+    previous: Option<tokio::sync::oneshot::Receiver<()>>,
+    reached: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Turn {
+    /// A turn with nobody before it.
+    pub fn first() -> Self {
+        Self {
+            previous: None,
+            reached: None,
+        }
+    }
+
+    /// Waits until the batch taken before this one reached the point, or gave up.
+    pub async fn wait_previous(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = previous.await;
+        }
+    }
+
+    /// Lets the next batch pass the point.
+    pub fn reached(&mut self) {
+        if let Some(reached) = self.reached.take() {
+            let _ = reached.send(());
+        }
+    }
 }
 
 /// How the loop treats one stage's messages.
@@ -143,12 +189,12 @@ pub struct LoopOptions {
     /// Who is doing the work, recorded in audit events (`intake@host:pid`).
     pub actor: String,
     /// After a batch's first message, wait up to this long for more before handling a batch
-    /// that is not full. Zero hands over what has arrived at once (the latency-bound stages);
-    /// the recorder, whose cost is per transaction, lingers a little to commit fuller batches.
+    /// that is not full. Zero (every stage today) hands over what has arrived at once.
     pub linger: Duration,
     /// How many batches may be in flight at once (handled or being settled). 1 keeps the
-    /// stream's order (the recorder's chain, the gateway); stages whose effects are claimed
-    /// in KV overlap batches so one batch's publish round trips do not idle the next.
+    /// stream's order (the gateway); stages whose effects are claimed in KV overlap batches so
+    /// one batch's publish round trips do not idle the next; the recorder overlaps two and
+    /// orders their appends with [`Turn`].
     pub in_flight: usize,
 }
 
@@ -168,6 +214,7 @@ pub async fn run<H: Handler>(
     tracing::info!(stage = H::STAGE.as_str(), actor = %options.actor, in_flight = in_flight_limit, "consuming");
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut stream_errors = 0u32;
+    let mut last_turn: Option<tokio::sync::oneshot::Receiver<()>> = None;
     loop {
         let room = in_flight.len() < in_flight_limit;
         let next = tokio::select! {
@@ -211,7 +258,19 @@ pub async fn run<H: Handler>(
                 _ => break,
             }
         }
-        in_flight.push(settle_batch(&handler, &bus, &options, max_deliver, batch));
+        let (reached, next) = tokio::sync::oneshot::channel();
+        let turn = Turn {
+            previous: last_turn.replace(next),
+            reached: Some(reached),
+        };
+        in_flight.push(settle_batch(
+            &handler,
+            &bus,
+            &options,
+            max_deliver,
+            batch,
+            turn,
+        ));
     }
     while in_flight.next().await.is_some() {}
     tracing::info!(stage = H::STAGE.as_str(), "stopped consuming");
@@ -238,6 +297,7 @@ async fn settle_batch<H: Handler>(
     options: &LoopOptions,
     max_deliver: u64,
     batch: Vec<jetstream::Message>,
+    turn: Turn,
 ) {
     let deliveries: Vec<Delivery> = batch.iter().map(to_delivery).collect();
     let taken = Utc::now();
@@ -248,7 +308,7 @@ async fn settle_batch<H: Handler>(
         );
     }
     let started = Instant::now();
-    let results = handle_guarded(handler, deliveries.clone()).await;
+    let results = handle_guarded(handler, deliveries.clone(), turn).await;
     metrics::batch_handled(H::STAGE, started.elapsed(), deliveries.len());
     let settling = Instant::now();
     let settles =
@@ -276,11 +336,18 @@ async fn settle_batch<H: Handler>(
 async fn handle_guarded<H: Handler>(
     handler: &Arc<H>,
     deliveries: Vec<Delivery>,
+    turn: Turn,
 ) -> Vec<Result<Outcome, StageError>> {
     let count = deliveries.len();
     let task_handler = Arc::clone(handler);
     let task_deliveries = deliveries.clone();
-    match tokio::spawn(async move { task_handler.handle_batch(&task_deliveries).await }).await {
+    match tokio::spawn(async move {
+        task_handler
+            .handle_batch_in_turn(&task_deliveries, turn)
+            .await
+    })
+    .await
+    {
         Ok(results) if results.len() == count => results,
         Ok(_) => (0..count)
             .map(|_| {

@@ -120,7 +120,7 @@ pub async fn handle_batch(
 
 /// Parses and claims one message: `Some(request)` to decide, `None` for a duplicate of a
 /// known request (nothing to do), an error for an invalid message or a taken id.
-#[tracing::instrument(skip_all, fields(stage = "intake", seq = delivery.stream_sequence, delivered = delivery.delivered))]
+#[tracing::instrument(level = "debug", skip_all, fields(stage = "intake", seq = delivery.stream_sequence, delivered = delivery.delivered))]
 async fn admit(deps: &IntakeDeps, delivery: &Delivery) -> Result<Option<Request>, StageError> {
     let fallback_id = || {
         RequestId::derive(

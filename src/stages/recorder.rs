@@ -17,7 +17,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
-use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError, Turn};
 use crate::bus::subjects::Subjects;
 use crate::envelope::Envelope;
 use crate::events::{AuditKind, AuditRecord, Stage};
@@ -27,9 +27,10 @@ use crate::stages::admission;
 use crate::status::Status;
 use crate::store::{audit, executions, requests};
 
-/// How long the recorder waits to fill a batch: a transaction costs a few round trips and a
-/// WAL flush whatever its size, so under load fuller batches are what keeps up.
-pub const RECORDER_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long the recorder waits to fill a batch: none. With one batch in flight, what arrives
+/// while a batch commits is the next batch, so batches grow with the load by themselves; a
+/// wait would only add itself to every request's durable latency when the load is light.
+pub const RECORDER_LINGER: std::time::Duration = std::time::Duration::ZERO;
 
 pub struct RecorderDeps {
     /// The database the recorder alone writes.
@@ -69,13 +70,23 @@ impl Handler for Recorder {
 
     async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
         let events = self.admitted(delivery)?;
-        record_batch(&self.pool, &events).await?;
+        record_batch(&self.pool, &events, &mut Turn::first()).await?;
         Ok(Outcome::Done)
     }
 
-    /// One transaction for the whole batch; if it fails, each message is retried alone so one
-    /// early event (or a poison one) does not hold back the others.
     async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Result<Outcome, StageError>> {
+        self.handle_batch_in_turn(deliveries, Turn::first()).await
+    }
+
+    /// One transaction for the whole batch, taking the chain lock after the batch before it
+    /// took it (so batches append in stream order while one decodes as the other commits); if
+    /// it fails, each message is retried alone so one early event (or a poison one) does not
+    /// hold back the others.
+    async fn handle_batch_in_turn(
+        &self,
+        deliveries: &[Delivery],
+        mut turn: Turn,
+    ) -> Vec<Result<Outcome, StageError>> {
         let mut decoded: Vec<Result<Vec<Envelope<AuditRecord>>, StageError>> = deliveries
             .iter()
             .map(|delivery| self.admitted(delivery))
@@ -90,7 +101,7 @@ impl Handler for Recorder {
                 .filter_map(|events| events.as_mut().ok())
                 .flat_map(std::mem::take)
                 .collect();
-            if record_batch(&self.pool, &events).await.is_ok() {
+            if record_batch(&self.pool, &events, &mut turn).await.is_ok() {
                 return decoded
                     .into_iter()
                     .map(|events| events.map(|_| Outcome::Done))
@@ -107,7 +118,7 @@ impl Handler for Recorder {
         let mut results = Vec::with_capacity(decoded.len());
         for events in decoded {
             results.push(match events {
-                Ok(events) => record_batch(&self.pool, &events)
+                Ok(events) => record_batch(&self.pool, &events, &mut turn)
                     .await
                     .map(|()| Outcome::Done),
                 Err(error) => Err(error),
@@ -124,10 +135,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer = bus.consumer("recorder").await?;
-    // One batch at a time, in stream order: the chain appends in that order, and a request's
-    // `request_received` always comes before its moves.
+    // Two batches at a time, appended in stream order (each takes the chain lock after the one
+    // before it: `Turn`), so a request's `request_received` always comes before its moves and
+    // one batch decodes while the other commits.
     let options = LoopOptions {
-        in_flight: 1,
+        in_flight: 2,
         linger: options.linger.max(RECORDER_LINGER),
         ..options
     };
@@ -138,8 +150,16 @@ pub async fn run(
     consume::run(Arc::new(recorder), bus, consumer, options, shutdown).await
 }
 
-async fn record_batch(pool: &PgPool, events: &[Envelope<AuditRecord>]) -> Result<(), StageError> {
+async fn record_batch(
+    pool: &PgPool,
+    events: &[Envelope<AuditRecord>],
+    turn: &mut Turn,
+) -> Result<(), StageError> {
     let mut transaction = pool.begin().await?;
+    turn.wait_previous().await;
+    let locked = audit::lock_chain(&mut transaction).await;
+    turn.reached();
+    locked?;
     let fresh = record(&mut transaction, events).await?;
     transaction.commit().await?;
     count(events, &fresh);

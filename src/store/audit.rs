@@ -43,16 +43,23 @@ impl AuditRow {
     }
 }
 
-/// Appends the events not yet recorded (by id and stage), in order; returns which of them
-/// were new. The caller has admitted each event: its body's stage is the subject's.
-pub async fn append(
-    connection: &mut PgConnection,
-    events: &[Envelope<AuditRecord>],
-) -> sqlx::Result<Vec<bool>> {
+/// Takes the chain's lock for the rest of the transaction: appends are serialized by it, and
+/// the statements after it see every append committed before.
+pub async fn lock_chain(connection: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CHAIN_LOCK)
         .execute(&mut *connection)
         .await?;
+    Ok(())
+}
+
+/// Appends the events not yet recorded (by id and stage), in order; returns which of them
+/// were new. The caller holds the chain lock ([`lock_chain`], this transaction) and has
+/// admitted each event: its body's stage is the subject's.
+pub async fn append(
+    connection: &mut PgConnection,
+    events: &[Envelope<AuditRecord>],
+) -> sqlx::Result<Vec<bool>> {
     let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
     let existing: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT event_id, stage FROM audit_events WHERE event_id = ANY($1)")
