@@ -9,12 +9,17 @@ use crate::harness::Pipeline;
 
 impl Pipeline {
     /// Every consumer of this pipeline's topology: (durable name, its info).
+    /// The durable consumers a worker reads: the bench runs without Telegram, so the approvals
+    /// worker does not start the prompt-updates consumer (its backlog is nobody's work).
     pub async fn consumers(&self) -> anyhow::Result<Vec<(String, jetstream::consumer::Info)>> {
         let subjects = wingman::bus::subjects::Subjects::new(&self.prefix)?;
         let topology = wingman::bus::topology::Topology::declared(&subjects, &Default::default());
         let mut out = Vec::new();
         for def in &topology.consumers {
             let name = def.config.durable_name.clone().unwrap_or_default();
+            if name == wingman::stages::approvals::PROMPT_UPDATES {
+                continue;
+            }
             let mut consumer: jetstream::consumer::PullConsumer =
                 self.js.get_consumer_from_stream(&name, &def.stream).await?;
             out.push((name, consumer.info().await?.clone()));
