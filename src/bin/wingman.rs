@@ -74,7 +74,9 @@ enum Command {
     },
     /// List recent requests (reads Postgres: DATABASE_URL).
     List {
-        /// RECEIVED, PENDING, APPROVED, …
+        /// A decision (RECEIVED, AUTO_APPROVED, AUTO_REJECTED, PENDING, APPROVED, REJECTED,
+        /// EXPIRED) filters the decision, whether or not the request ran; an execution word
+        /// (EXECUTING, SUCCEEDED, FAILED, INDETERMINATE) filters how it ran.
         #[arg(long)]
         status: Option<Status>,
         /// Only requests newer than this (e.g. 24h, 7d).
