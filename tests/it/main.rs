@@ -25,6 +25,7 @@ mod recorder;
 mod redaction;
 mod rollout;
 mod rollout_audit;
+mod rollout_environment;
 mod status_consumers;
 mod storage;
 mod unauthenticated;
