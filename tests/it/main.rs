@@ -16,6 +16,7 @@ mod helpers;
 mod identity;
 mod intake;
 mod metrics;
+mod migrations;
 mod nats_auth;
 mod nats_permissions;
 mod nats_server;
