@@ -103,13 +103,6 @@ impl StatusFields {
     }
 }
 
-impl RequestRow {
-    /// Where the request is: its execution word once it runs, else its decision.
-    pub fn state(&self) -> &str {
-        self.execution_status.as_deref().unwrap_or(&self.status)
-    }
-}
-
 /// What a status move did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Moved {
