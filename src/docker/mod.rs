@@ -16,7 +16,7 @@
 //! - `command`: argv to operation, the top-level dispatch
 //! - `operation`: the typed operation
 //! - `canonical`: its canonical argv, hash and display
-//! - `container` and `compose`: the per-family argument parsers
+//! - `container`, `compose` and `exec`: the per-family argument parsers
 //! - `flags` and `values`: the shared flag reader and value checks
 //! - `error`: [`CommandError`]
 //! - `resolved`: what Docker says the targets are ([`Resolved`]), matched like the daemon
@@ -28,6 +28,7 @@ mod command;
 mod compose;
 mod container;
 mod error;
+mod exec;
 mod flags;
 mod line;
 mod operation;
@@ -40,7 +41,7 @@ pub use error::{CommandError, NameKind};
 pub use line::parse_command_line;
 pub use operation::{
     ComposeAction, ComposeOp, ComposeOptions, ContainerAction, ContainerOp, ContainerOptions,
-    DockerOperation,
+    DockerOperation, ExecOp, OperationKind,
 };
 pub use resolved::{
     ContainerFacts, PROJECT_LABEL, Resolution, Resolved, ResolvedTarget, SERVICE_LABEL,

@@ -7,12 +7,19 @@
 //!
 //! Three tiers describe what an operation does, each containing the next:
 //! - mutating ([`DockerOperation::is_mutating`]): changes state; everything but inspect,
-//!   logs and compose ps
+//!   logs, compose ps and a probe exec
 //! - destructive ([`DockerOperation::is_destructive`]): loses state that a later `start`
 //!   cannot bring back: rm, kill (in-flight work dies without a graceful stop) and
-//!   compose down (removes containers, networks and, with `-v`, volumes). Stop, start and
-//!   restart are mutating but not destructive.
-//! - read-only ([`DockerOperation::is_read_only`]) is the complement of mutating.
+//!   compose down (removes containers, networks and, with `-v`, volumes). Stop, start,
+//!   restart, compose up (recreates from the project's files) and compose pull are
+//!   mutating but not destructive.
+//! - read-only ([`DockerOperation::is_read_only`]) is the complement of mutating. A probe
+//!   exec counts as read-only: the gateway runs only an argv the policy declares as a probe
+//!   of the container's project (a health check, named environment variables), never an
+//!   arbitrary one.
+//!
+//! Every operation has a name from [`OperationKind::ALL`], the one list the policy's
+//! `allow`, the validators' rules and points and the metrics labels are checked against.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +29,37 @@ use serde::{Deserialize, Serialize};
 pub enum DockerOperation {
     Container(ContainerOp),
     Compose(ComposeOp),
+    Exec(ExecOp),
+}
+
+/// The kind of an operation: what its name says, without targets or options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperationKind {
+    ContainerStop,
+    ContainerStart,
+    ContainerRestart,
+    ContainerKill,
+    ContainerRm,
+    ContainerInspect,
+    ContainerLogs,
+    ContainerExec,
+    ComposeDown,
+    ComposeStop,
+    ComposeStart,
+    ComposeRestart,
+    ComposePs,
+    ComposeUp,
+    ComposePull,
+}
+
+/// `docker exec <container> <argv…>`: a probe, run only when the argv is one the policy
+/// declares for the container's compose project (`[projects.<name>.probes]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOp {
+    /// The container name or id, checked against docker's name rule.
+    pub container: String,
+    /// The command and its arguments, exactly as typed (no shell ever reads them).
+    pub argv: Vec<String>,
 }
 
 /// `docker <action> [options] <container...>`.
@@ -91,6 +129,10 @@ pub enum ComposeAction {
     Start,
     Restart,
     Ps,
+    /// Create or recreate the project's containers from its registered files (`up -d`).
+    Up,
+    /// Pull the images of the project's services from their registry.
+    Pull,
 }
 
 /// The flags of a compose operation; only those valid for its action are ever set.
@@ -101,8 +143,12 @@ pub struct ComposeOptions {
     pub project_directory: Option<String>,
     /// down, stop, restart: seconds to wait before killing.
     pub timeout_secs: Option<u32>,
-    /// down: also remove containers of services no longer in the compose files.
+    /// down, up: also remove containers of services no longer in the compose files.
     pub remove_orphans: bool,
+    /// up: run in the background (required: an attached `up` never ends).
+    pub detach: bool,
+    /// up: build images before starting containers.
+    pub build: bool,
     /// down: also remove named and anonymous volumes.
     pub volumes: bool,
     /// ps: include stopped containers.
@@ -116,36 +162,39 @@ pub struct ComposeOptions {
 }
 
 impl DockerOperation {
-    /// A small fixed label such as `container_stop` or `compose_down`, for metrics.
-    pub fn name(&self) -> &'static str {
+    /// The operation's kind.
+    pub fn kind(&self) -> OperationKind {
         match self {
             DockerOperation::Container(op) => match op.action {
-                ContainerAction::Stop => "container_stop",
-                ContainerAction::Start => "container_start",
-                ContainerAction::Restart => "container_restart",
-                ContainerAction::Kill => "container_kill",
-                ContainerAction::Rm => "container_rm",
-                ContainerAction::Inspect => "container_inspect",
-                ContainerAction::Logs => "container_logs",
+                ContainerAction::Stop => OperationKind::ContainerStop,
+                ContainerAction::Start => OperationKind::ContainerStart,
+                ContainerAction::Restart => OperationKind::ContainerRestart,
+                ContainerAction::Kill => OperationKind::ContainerKill,
+                ContainerAction::Rm => OperationKind::ContainerRm,
+                ContainerAction::Inspect => OperationKind::ContainerInspect,
+                ContainerAction::Logs => OperationKind::ContainerLogs,
             },
             DockerOperation::Compose(op) => match op.action {
-                ComposeAction::Down => "compose_down",
-                ComposeAction::Stop => "compose_stop",
-                ComposeAction::Start => "compose_start",
-                ComposeAction::Restart => "compose_restart",
-                ComposeAction::Ps => "compose_ps",
+                ComposeAction::Down => OperationKind::ComposeDown,
+                ComposeAction::Stop => OperationKind::ComposeStop,
+                ComposeAction::Start => OperationKind::ComposeStart,
+                ComposeAction::Restart => OperationKind::ComposeRestart,
+                ComposeAction::Ps => OperationKind::ComposePs,
+                ComposeAction::Up => OperationKind::ComposeUp,
+                ComposeAction::Pull => OperationKind::ComposePull,
             },
+            DockerOperation::Exec(_) => OperationKind::ContainerExec,
         }
     }
 
-    /// Only reads state: inspect, logs, compose ps.
+    /// A small fixed label such as `container_stop` or `compose_down`, for metrics.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Only reads state: inspect, logs, compose ps, a probe exec.
     pub fn is_read_only(&self) -> bool {
-        match self {
-            DockerOperation::Container(op) => {
-                matches!(op.action, ContainerAction::Inspect | ContainerAction::Logs)
-            }
-            DockerOperation::Compose(op) => op.action == ComposeAction::Ps,
-        }
+        self.kind().is_read_only()
     }
 
     /// Changes state: everything that is not read-only.
@@ -155,12 +204,10 @@ impl DockerOperation {
 
     /// Loses state a later `start` cannot restore: rm, kill and compose down.
     pub fn is_destructive(&self) -> bool {
-        match self {
-            DockerOperation::Container(op) => {
-                matches!(op.action, ContainerAction::Rm | ContainerAction::Kill)
-            }
-            DockerOperation::Compose(op) => op.action == ComposeAction::Down,
-        }
+        matches!(
+            self.kind(),
+            OperationKind::ContainerRm | OperationKind::ContainerKill | OperationKind::ComposeDown
+        )
     }
 
     /// What the operation acts on, for humans: `containers api, worker` or
@@ -184,7 +231,79 @@ impl DockerOperation {
                     services.join(", ")
                 ),
             },
+            DockerOperation::Exec(op) => format!("container {}", op.container),
         }
+    }
+}
+
+impl OperationKind {
+    /// Every kind, in the order the docs list them. The policy's `allow`, the validators'
+    /// operation points and rules, and the shipped configs are checked against this list.
+    pub const ALL: &'static [OperationKind] = &[
+        OperationKind::ContainerStop,
+        OperationKind::ContainerStart,
+        OperationKind::ContainerRestart,
+        OperationKind::ContainerKill,
+        OperationKind::ContainerRm,
+        OperationKind::ContainerInspect,
+        OperationKind::ContainerLogs,
+        OperationKind::ContainerExec,
+        OperationKind::ComposeDown,
+        OperationKind::ComposeStop,
+        OperationKind::ComposeStart,
+        OperationKind::ComposeRestart,
+        OperationKind::ComposePs,
+        OperationKind::ComposeUp,
+        OperationKind::ComposePull,
+    ];
+
+    /// The operation's name in configs, metrics and the audit: `container_stop`, ….
+    pub fn name(self) -> &'static str {
+        match self {
+            OperationKind::ContainerStop => "container_stop",
+            OperationKind::ContainerStart => "container_start",
+            OperationKind::ContainerRestart => "container_restart",
+            OperationKind::ContainerKill => "container_kill",
+            OperationKind::ContainerRm => "container_rm",
+            OperationKind::ContainerInspect => "container_inspect",
+            OperationKind::ContainerLogs => "container_logs",
+            OperationKind::ContainerExec => "container_exec",
+            OperationKind::ComposeDown => "compose_down",
+            OperationKind::ComposeStop => "compose_stop",
+            OperationKind::ComposeStart => "compose_start",
+            OperationKind::ComposeRestart => "compose_restart",
+            OperationKind::ComposePs => "compose_ps",
+            OperationKind::ComposeUp => "compose_up",
+            OperationKind::ComposePull => "compose_pull",
+        }
+    }
+
+    /// The kind named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<OperationKind> {
+        OperationKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.name() == name)
+    }
+
+    /// Reads state only: inspect, logs, compose ps and a probe exec.
+    pub fn is_read_only(self) -> bool {
+        matches!(
+            self,
+            OperationKind::ContainerInspect
+                | OperationKind::ContainerLogs
+                | OperationKind::ContainerExec
+                | OperationKind::ComposePs
+        )
+    }
+
+    /// Every name of [`OperationKind::ALL`], joined with `, ` (for error messages).
+    pub fn names_joined() -> String {
+        OperationKind::ALL
+            .iter()
+            .map(|kind| kind.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -212,16 +331,40 @@ impl ComposeAction {
             ComposeAction::Start => "start",
             ComposeAction::Restart => "restart",
             ComposeAction::Ps => "ps",
+            ComposeAction::Up => "up",
+            ComposeAction::Pull => "pull",
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::docker::{DockerOperation, parse_command_line};
+    use crate::docker::{DockerOperation, OperationKind, parse_command_line};
 
     fn parse(line: &str) -> DockerOperation {
         parse_command_line(line).expect(line)
+    }
+
+    /// One command line per kind; the match has no wildcard, so a new kind cannot be
+    /// added without an example here.
+    fn example(kind: OperationKind) -> &'static str {
+        match kind {
+            OperationKind::ContainerStop => "docker stop api",
+            OperationKind::ContainerStart => "docker start api",
+            OperationKind::ContainerRestart => "docker restart api",
+            OperationKind::ContainerKill => "docker kill api",
+            OperationKind::ContainerRm => "docker rm api",
+            OperationKind::ContainerInspect => "docker inspect api",
+            OperationKind::ContainerLogs => "docker logs api",
+            OperationKind::ContainerExec => "docker exec api wget -qO- http://127.0.0.1/health",
+            OperationKind::ComposeDown => "docker compose -p p down",
+            OperationKind::ComposeStop => "docker compose -p p stop",
+            OperationKind::ComposeStart => "docker compose -p p start",
+            OperationKind::ComposeRestart => "docker compose -p p restart",
+            OperationKind::ComposePs => "docker compose -p p ps",
+            OperationKind::ComposeUp => "docker compose -p p up -d",
+            OperationKind::ComposePull => "docker compose -p p pull",
+        }
     }
 
     #[test]
@@ -234,14 +377,42 @@ mod tests {
             ("docker rm api", "container_rm"),
             ("docker inspect api", "container_inspect"),
             ("docker logs api", "container_logs"),
+            ("docker exec api printenv A", "container_exec"),
             ("docker compose -p p down", "compose_down"),
             ("docker compose -p p stop", "compose_stop"),
             ("docker compose -p p start", "compose_start"),
             ("docker compose -p p restart", "compose_restart"),
             ("docker compose -p p ps", "compose_ps"),
+            ("docker compose -p p up -d --build", "compose_up"),
+            ("docker compose -p p pull", "compose_pull"),
         ];
         for (line, name) in cases {
             assert_eq!(parse(line).name(), name, "{line}");
+        }
+    }
+
+    #[test]
+    fn every_kind_is_listed_once_and_parses_from_its_example() {
+        let names: std::collections::BTreeSet<&str> =
+            OperationKind::ALL.iter().map(|kind| kind.name()).collect();
+        assert_eq!(
+            names.len(),
+            OperationKind::ALL.len(),
+            "a name is listed twice"
+        );
+        for kind in OperationKind::ALL {
+            let line = example(*kind);
+            assert_eq!(parse(line).kind(), *kind, "{line}");
+            assert_eq!(OperationKind::from_name(kind.name()), Some(*kind));
+        }
+        // Every subcommand the parser accepts yields a listed kind.
+        for word in ["stop", "start", "restart", "kill", "rm", "inspect", "logs"] {
+            let kind = parse(&format!("docker {word} api")).kind();
+            assert!(OperationKind::ALL.contains(&kind), "{word}");
+        }
+        for word in ["down", "stop", "start", "restart", "ps", "up -d", "pull"] {
+            let kind = parse(&format!("docker compose -p p {word}")).kind();
+            assert!(OperationKind::ALL.contains(&kind), "{word}");
         }
     }
 
@@ -252,7 +423,10 @@ mod tests {
             ("docker inspect api", true, false),
             ("docker logs api", true, false),
             ("docker compose -p p ps", true, false),
+            ("docker exec api printenv A", true, false),
             ("docker stop api", false, false),
+            ("docker compose -p p up -d --build", false, false),
+            ("docker compose -p p pull", false, false),
             ("docker start api", false, false),
             ("docker restart api", false, false),
             ("docker compose -p p stop", false, false),
