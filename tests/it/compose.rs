@@ -440,3 +440,100 @@ async fn other_compose_files_undeclared_probes_and_an_up_of_wingmans_own_project
     docker::remove(&own_gateway).await;
     env.stop().await;
 }
+
+/// Runs `wingman-docker` (the wrapper installed as `docker`) with `args` for prd; approves
+/// at the console whatever request waits for a human meanwhile; returns its output.
+async fn wrapper_approved(env: &TestEnv, args: &[&str]) -> Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman-docker"))
+        .envs(env.child_env())
+        .env("DOCKER_BIN", "/usr/bin/docker")
+        .env("DOCKER_HOST", crate::helpers::docker_host())
+        .env("WINGMAN_ENV", "prd")
+        .env("WINGMAN_WAIT", "90s")
+        .env_remove("WINGMAN_REASON")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = tokio::spawn(child.wait_with_output());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !waiting.is_finished() {
+        let pending: Vec<Uuid> =
+            sqlx::query_scalar("SELECT request_id FROM approval_requests WHERE status = 'PENDING'")
+                .fetch_all(&env.pool)
+                .await
+                .unwrap();
+        for request_id in pending {
+            env.settle_all().await;
+            wingman(env, "ops-bob", &["approve", &request_id.to_string()]).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the wrapper never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    waiting.await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn the_docker_wrapper_blocks_stages_c_and_d_without_a_reason_and_runs_them_through_wingman_with_one()
+ {
+    let project = TestProject::new();
+    let own = docker::unique("wt-own");
+    let env = pipeline(project.policy(&own)).await;
+    let up = [
+        "compose",
+        "-f",
+        "docker-compose.yml",
+        "-p",
+        &project.name,
+        "up",
+        "-d",
+        "--build",
+    ];
+    let blocked = wrapper_approved(&env, &up).await;
+    assert_eq!(blocked.status.code(), Some(3));
+    let stderr = text(&blocked.stderr);
+    assert!(
+        stderr.starts_with("❌ BLOCKED: Destructive docker command requires Wingman approval")
+            && stderr.contains("`docker compose up` creates or recreates the project's containers"),
+        "{stderr}"
+    );
+    assert!(project.containers().await.is_empty(), "nothing ran");
+
+    let reason = "Runbook stage C: build the new web image and start it. Only the web service of \
+                  this project is touched. Rollback: down, restore the previous compose file from \
+                  git, up -d. Verify: the health probe answers.";
+    let mut with_reason: Vec<&str> = up.to_vec();
+    with_reason.extend(["--wingman-reason", reason]);
+    let deployed = wrapper_approved(&env, &with_reason).await;
+    let stderr = text(&deployed.stderr);
+    assert!(deployed.status.success(), "{stderr}");
+    assert!(stderr.contains("SUCCEEDED"), "progress shown: {stderr}");
+    assert!(
+        text(&deployed.stdout).contains(&format!("project {}: done", project.name)),
+        "{}",
+        text(&deployed.stdout)
+    );
+    let containers = project.containers().await;
+    let (container, running) = containers.iter().next().expect("a container");
+    assert!(running);
+
+    let probe_reason = "Runbook stage D: check the health endpoint of the web service after the \
+                        deploy. Read-only. Rollback: none needed. Verify: it prints healthy.";
+    let mut probe = vec!["exec", container.as_str()];
+    probe.extend(HEALTH);
+    let blocked = wrapper_approved(&env, &probe).await;
+    assert_eq!(blocked.status.code(), Some(3), "{}", text(&blocked.stderr));
+    probe.extend(["--wingman-reason", probe_reason]);
+    let probed = wrapper_approved(&env, &probe).await;
+    assert!(probed.status.success(), "{}", text(&probed.stderr));
+    assert!(
+        text(&probed.stdout).contains("healthy"),
+        "{}",
+        text(&probed.stdout)
+    );
+    env.stop().await;
+}
