@@ -537,3 +537,28 @@ async fn the_docker_wrapper_blocks_stages_c_and_d_without_a_reason_and_runs_them
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn compose_pull_without_a_reachable_registry_fails_with_composes_own_message() {
+    let project = TestProject::new();
+    let own = docker::unique("wt-own");
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder();
+    spawn_prd_gateway(&env, project.policy(&own)).await;
+    let request_id =
+        approved_prd_job(&env, &format!("docker compose -p {} pull", project.name)).await;
+    let failed = wait_for_status(&env, request_id, "FAILED").await;
+    assert_eq!(failed["exit_code"], 1, "{failed}");
+    assert!(
+        failed["result"].as_str().unwrap().starts_with(&format!(
+            "compose pull project {}: compose exited with",
+            project.name
+        )),
+        "{failed}"
+    );
+    let output = env.output_of(request_id).await;
+    assert!(output.contains("ERROR"), "compose says why: {output}");
+    assert!(project.containers().await.is_empty());
+    env.stop().await;
+}
