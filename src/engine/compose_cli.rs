@@ -7,7 +7,8 @@
 //! - the compose files, the env file and the project directory come from the project's
 //!   registration in the policy ([`ComposeProject`]), never from the request;
 //! - from the operation it takes only what the parser checked: the project name, the
-//!   services and the switches `--build` and `--remove-orphans`;
+//!   services and the switches `--build` and `--remove-orphans`; with named services it adds
+//!   `--no-deps`, so an approved `up -d api` never recreates the database `api` depends on;
 //! - the child gets a clean environment: `PATH`, `HOME`, and `DOCKER_HOST` set to the
 //!   gateway's own engine, so compose interpolates the registered env file, never the
 //!   gateway's settings, and talks to no other daemon.
@@ -91,6 +92,9 @@ pub fn compose_argv(project: &ComposeProject, op: &ComposeOp) -> Vec<String> {
         }
         if op.options.remove_orphans {
             argv.push("--remove-orphans".to_string());
+        }
+        if !op.services.is_empty() {
+            argv.push("--no-deps".to_string());
         }
     }
     argv.extend(op.services.iter().cloned());
@@ -291,6 +295,7 @@ mod tests {
                 "--detach",
                 "--build",
                 "--remove-orphans",
+                "--no-deps",
                 "web",
             ]
         );
