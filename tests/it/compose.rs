@@ -263,6 +263,27 @@ async fn stage_c_compose_up_build_of_a_registered_project_is_approved_and_its_co
     ] {
         assert!(kinds.iter().any(|seen| seen == kind), "{kind} in {kinds:?}");
     }
+    let started: Value = sqlx::query_scalar(
+        "SELECT data FROM audit_events WHERE request_id = $1 AND kind = 'execution_started'",
+    )
+    .bind(request_id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        started["compose_project_directory"],
+        project.directory.path().display().to_string(),
+        "the directory came from the policy: {started}"
+    );
+    assert_eq!(started["operation"], "compose_up");
+    let decided: Value = sqlx::query_scalar(
+        "SELECT data FROM audit_events WHERE request_id = $1 AND kind = 'approval_decided'",
+    )
+    .bind(request_id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(decided.to_string().contains("ops-bob"), "{decided}");
 
     // Stage D: the declared health probe prints what the service answers.
     let (health_id, health) = submit_and_approve(
