@@ -88,10 +88,10 @@ pub(crate) async fn run(
         Probe::Command { .. } => redact::text(&String::from_utf8_lossy(&printed)),
         Probe::PrintEnv { variables, .. } => named_variables(&printed, variables),
     };
-    let outcome = match (probe, exit_code) {
-        (_, Some(0)) => Outcome::done(format!("probe {} ok", probe.name())),
-        (_, Some(code)) => Outcome::failed(format!("probe {} exited with {code}", probe.name())),
-        (_, None) => Outcome::failed(format!("probe {} gave no exit code", probe.name())),
+    let outcome = match exit_code {
+        Some(0) => Outcome::done(format!("probe {} ok", probe.name())),
+        Some(code) => Outcome::failed(format!("probe {} exited with {code}", probe.name())),
+        None => Outcome::failed(format!("probe {} gave no exit code", probe.name())),
     };
     crate::engine::container::record(engine, report, shown, Ok(outcome))?;
     report.text(&text);

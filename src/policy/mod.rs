@@ -11,10 +11,11 @@
 //! Layout:
 //! - this file: the policy file's shape, loading and its checks
 //! - `decide`: the decision, rule by rule
-//! - `projects`: registered compose projects, the `-f` / `--env-file` rule, and their
-//!   probes (the only argvs `docker exec` runs)
+//! - `projects`: registered compose projects and the `-f` / `--env-file` rule
+//! - `probes`: their declared probes, the only argvs `docker exec` runs
 
 mod decide;
+mod probes;
 mod projects;
 
 #[cfg(test)]
@@ -28,7 +29,8 @@ use serde::Deserialize;
 use crate::docker::{NameKind, OperationKind, check_name};
 use crate::request::Environment;
 
-pub use projects::{PrintEnvSpec, ProbeSpec, RegisteredProject};
+pub use probes::{PrintEnvSpec, ProbeSpec};
+pub use projects::RegisteredProject;
 
 const DEFAULT_POLICY: &str = include_str!("../../config/policy.toml");
 
