@@ -7,6 +7,7 @@ mod audit;
 mod audit_forgery;
 mod cli;
 mod cluster;
+mod compose;
 mod console;
 mod deploy;
 mod docker;
