@@ -4,7 +4,9 @@
 # The engine listens only on its own unix socket, keeps its state in its own data and exec
 # roots, creates no bridge and no iptables rules: containers run with network mode `none`.
 # It also makes sure the test image `wingman-test/busybox:latest` exists (built with
-# `docker import` from the host's static busybox; no registry is needed).
+# `docker import` from the host's static busybox; no registry is needed), and that the
+# compose binary the gateway runs for `compose up` / `pull` is installed (Debian's
+# `docker-compose` 1.29; the gateway's WINGMAN_COMPOSE_BIN defaults to it).
 #
 # Idempotent: safe to run repeatedly. Needs root the first time (apt-get, dockerd).
 #
@@ -56,11 +58,11 @@ busybox_is_static() {
 }
 
 install_packages() {
-    if command -v dockerd >/dev/null 2>&1 && busybox_is_static; then
+    if command -v dockerd >/dev/null 2>&1 && busybox_is_static && command -v docker-compose >/dev/null 2>&1; then
         return 0
     fi
-    [[ $EUID -eq 0 ]] || die "dockerd or a static /bin/busybox is missing; run as root to install docker.io busybox-static"
-    log "installing docker.io and busybox-static"
+    [[ $EUID -eq 0 ]] || die "dockerd, docker-compose or a static /bin/busybox is missing; run as root to install docker.io docker-compose busybox-static"
+    log "installing docker.io, docker-compose and busybox-static"
     # Keep package scripts from starting the system dockerd (which would create docker0).
     local own_policy=""
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
@@ -72,12 +74,13 @@ install_packages() {
     {
         DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                docker.io busybox-static
+                docker.io docker-compose busybox-static
     } >&2 || status=$?
     if [[ -n "$own_policy" ]]; then rm -f /usr/sbin/policy-rc.d; fi
     [[ $status -eq 0 ]] || die "apt-get failed (exit $status)"
     command -v dockerd >/dev/null 2>&1 || die "dockerd still missing after installing docker.io"
     busybox_is_static || die "/bin/busybox is not a static binary after installing busybox-static"
+    command -v docker-compose >/dev/null 2>&1 || die "docker-compose still missing after installing docker-compose"
 }
 
 dockerd_running_from_pidfile() {

@@ -141,6 +141,33 @@ impl Settings {
     }
 }
 
+/// The compose binary the gateway runs for `compose up` and `compose pull`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeSettings {
+    /// `WINGMAN_COMPOSE_BIN`, split like a shell word list (`docker-compose`, or
+    /// `/usr/libexec/docker/cli-plugins/docker-compose`); default `docker-compose`.
+    pub command: Vec<String>,
+    /// `WINGMAN_COMPOSE_TIMEOUT` (`100s`, `5m`); keep it below the gateway consumer's ack
+    /// wait (`nats/consumers/gateway.json`, 120 s). Default 100 s.
+    pub timeout: Duration,
+}
+
+impl ComposeSettings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let command = match var("WINGMAN_COMPOSE_BIN") {
+            None => vec![crate::engine::DEFAULT_COMPOSE_BIN.to_string()],
+            Some(text) => shlex::split(&text)
+                .filter(|words| !words.is_empty())
+                .with_context(|| {
+                    format!("WINGMAN_COMPOSE_BIN: `{text}` is not a program and its arguments")
+                })?,
+        };
+        let timeout = duration_var("WINGMAN_COMPOSE_TIMEOUT")?
+            .unwrap_or(crate::engine::DEFAULT_COMPOSE_TIMEOUT);
+        Ok(Self { command, timeout })
+    }
+}
+
 /// A non-empty environment variable.
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name)

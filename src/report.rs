@@ -2,7 +2,9 @@
 //! go/no-go verdict against its criteria. Too few samples give "insufficient data", never GO.
 //!
 //! Rates are over requests that were validated (`validation_applied`), using the decision the
-//! validator took (`validation_decision`), not the status the request has moved on to. The
+//! validator took (`validation_decision`): `status` keeps the decision when the request runs
+//! (the execution has its own column), but a human may still move it on (PENDING → APPROVED,
+//! an override of AUTO_REJECTED), and the rates are about what the validator decided. The
 //! false-positive rate is overridden auto-rejections over auto-rejections.
 
 use chrono::{DateTime, Utc};

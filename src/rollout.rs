@@ -1,5 +1,6 @@
 //! The validation rollout: `VALIDATION_ENABLED` and `VALIDATION_ROLLOUT_PERCENT`, live in the
-//! NATS KV bucket `rollout` (key `validation`), seeded from the environment on first start.
+//! NATS KV bucket `rollout` (key `validation`), seeded from the environment on first start and
+//! set from it again at a start where it changed ([`environment`]: which wins when).
 //!
 //! A request is validated when validation is enabled and its bucket (a hash of its id, 0..100)
 //! is below the percent: the same request always lands in the same bucket, so raising the
@@ -15,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::RequestId;
 
 pub mod change;
+pub mod environment;
 
 pub use change::{ChangeMark, ChangeRequest, Stored};
+pub use environment::Applied;
 
 pub const BUCKET: &str = "wingman_rollout";
 /// The key of the flags in the bucket.
@@ -89,7 +92,9 @@ impl RolloutStore {
         Self { kv }
     }
 
-    /// Writes `initial` unless the flags already exist (the first worker to start seeds them).
+    /// Writes `initial` unless the flags already exist. Starts apply the environment with
+    /// [`apply_environment`](Self::apply_environment); this is for tests and tools that only
+    /// need flags to exist.
     pub async fn seed(&self, initial: &Rollout) -> anyhow::Result<()> {
         match self
             .kv

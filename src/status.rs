@@ -1,9 +1,16 @@
-//! The state machine of a request (column `approval_requests.status`).
+//! The state machine of a request: the words of its status events and of its row.
 //!
-//! The words are the seed's, so its monitoring SQL runs unchanged:
-//! `RECEIVED → AUTO_APPROVED | AUTO_REJECTED | PENDING`,
-//! `PENDING → APPROVED | REJECTED | EXPIRED`, `AUTO_REJECTED → APPROVED` (override),
-//! `APPROVED | AUTO_APPROVED → EXECUTING → SUCCEEDED | FAILED | INDETERMINATE`.
+//! The words are the seed's, so its monitoring SQL runs unchanged. They come in two families,
+//! each kept in its own column of `approval_requests`, so the decision stays readable after
+//! the request ran:
+//! - the decision (`status`): `RECEIVED → AUTO_APPROVED | AUTO_REJECTED | PENDING`,
+//!   `PENDING → APPROVED | REJECTED | EXPIRED`, `AUTO_REJECTED → APPROVED` (override);
+//! - the execution (`execution_status`, NULL until the gateway starts):
+//!   `NULL → EXECUTING → SUCCEEDED | FAILED | INDETERMINATE`, only on an APPROVED or
+//!   AUTO_APPROVED row.
+//!
+//! A request's *state* is its execution word when it has one, else its decision; the
+//! predecessors below are states. Status events on `wingman.status.<id>` use the same words.
 
 use std::fmt;
 use std::str::FromStr;
@@ -66,6 +73,24 @@ impl Status {
             Status::Rejected | Status::Expired => &[Status::Pending],
             Status::Executing => &[Status::Approved, Status::AutoApproved],
             Status::Succeeded | Status::Failed | Status::Indeterminate => &[Status::Executing],
+        }
+    }
+
+    /// The execution family (EXECUTING, SUCCEEDED, FAILED, INDETERMINATE), kept in
+    /// `approval_requests.execution_status`; every other word is a decision, kept in `status`.
+    pub fn is_execution(self) -> bool {
+        matches!(
+            self,
+            Status::Executing | Status::Succeeded | Status::Failed | Status::Indeterminate
+        )
+    }
+
+    /// The column of `approval_requests` that holds this word.
+    pub fn column(self) -> &'static str {
+        if self.is_execution() {
+            "execution_status"
+        } else {
+            "status"
         }
     }
 
@@ -140,5 +165,22 @@ mod tests {
             assert_eq!(json, format!("\"{status}\""));
         }
         assert!("DONE".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn a_decision_never_follows_an_execution_and_an_execution_follows_only_a_decision_to_run() {
+        for status in Status::ALL {
+            for previous in status.predecessors() {
+                if status.is_execution() {
+                    assert!(
+                        previous.is_execution()
+                            || matches!(previous, Status::Approved | Status::AutoApproved),
+                        "{status} after {previous}"
+                    );
+                } else {
+                    assert!(!previous.is_execution(), "{status} after {previous}");
+                }
+            }
+        }
     }
 }

@@ -175,7 +175,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         run.revive()?;
         if let Ok((f, r)) = sqlx::query_as::<_, (i64, i64)>(
             "SELECT count(*) FILTER (WHERE (command IS NULL AND status <> 'RECEIVED')
-                                      OR status IN ('SUCCEEDED', 'FAILED', 'INDETERMINATE')),
+                                      OR execution_status IN ('SUCCEEDED', 'FAILED', 'INDETERMINATE')),
                     count(*) FROM approval_requests",
         )
         .fetch_one(&run.pool)
@@ -201,7 +201,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     .fetch_one(&run.pool)
     .await?;
     let indeterminate: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM approval_requests WHERE status = 'INDETERMINATE'")
+        sqlx::query_scalar("SELECT count(*) FROM approval_requests WHERE execution_status = 'INDETERMINATE'")
             .fetch_one(&run.pool)
             .await?;
     let chain = wingman::store::chain::verify(&run.pool).await?;

@@ -74,7 +74,9 @@ enum Command {
     },
     /// List recent requests (reads Postgres: DATABASE_URL).
     List {
-        /// RECEIVED, PENDING, APPROVED, …
+        /// A decision (RECEIVED, AUTO_APPROVED, AUTO_REJECTED, PENDING, APPROVED, REJECTED,
+        /// EXPIRED) filters the decision, whether or not the request ran; an execution word
+        /// (EXECUTING, SUCCEEDED, FAILED, INDETERMINATE) filters how it ran.
         #[arg(long)]
         status: Option<Status>,
         /// Only requests newer than this (e.g. 24h, 7d).
@@ -141,8 +143,9 @@ enum Command {
     /// WINGMAN_DB_WRITER_PASSWORD(_FILE) and WINGMAN_DB_READER_PASSWORD(_FILE), when set.
     Migrate,
     /// Create or update the NATS streams, consumers and KV buckets declared in nats/, and
-    /// seed the rollout flags from VALIDATION_ENABLED / VALIDATION_ROLLOUT_PERCENT (run once
-    /// per deploy as the NATS admin; workers then run with WINGMAN_ENSURE_TOPOLOGY=0).
+    /// apply VALIDATION_ENABLED / VALIDATION_ROLLOUT_PERCENT to the rollout flags when they
+    /// changed since last applied (an unchanged environment keeps a live `rollout set`). Run
+    /// once per deploy as the NATS admin; workers then run with WINGMAN_ENSURE_TOPOLOGY=0.
     SetupNats,
     /// Make an API key: prints the key once on stdout, and its entry (a SHA-256 hash, not
     /// the key) for the WINGMAN_API_KEYS_FILE, appended to --file when given.

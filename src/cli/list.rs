@@ -1,4 +1,5 @@
-//! `wingman list`: recent requests from Postgres, newest first.
+//! `wingman list`: recent requests from Postgres, newest first: the decision (STATUS) and,
+//! once the gateway started it, how the execution went (EXECUTION).
 
 use crate::store::requests::{self, ListFilter, RequestRow};
 
@@ -13,8 +14,8 @@ pub async fn run(pool: &sqlx::PgPool, filter: ListFilter, json: bool) -> anyhow:
         return Ok(());
     }
     println!(
-        "{:<36}  {:<14} {:<4} {:<19}  TITLE",
-        "REQUEST", "STATUS", "ENV", "CREATED (UTC)"
+        "{:<36}  {:<14} {:<13} {:<4} {:<19}  TITLE",
+        "REQUEST", "STATUS", "EXECUTION", "ENV", "CREATED (UTC)"
     );
     for row in &rows {
         println!("{}", line(row));
@@ -25,9 +26,10 @@ pub async fn run(pool: &sqlx::PgPool, filter: ListFilter, json: bool) -> anyhow:
 fn line(row: &RequestRow) -> String {
     let title: String = row.title.chars().take(60).collect();
     format!(
-        "{:<36}  {:<14} {:<4} {:<19}  {title}",
+        "{:<36}  {:<14} {:<13} {:<4} {:<19}  {title}",
         row.request_id,
         row.status,
+        row.execution_status.as_deref().unwrap_or("-"),
         row.environment,
         row.created_at.format("%Y-%m-%d %H:%M:%S")
     )

@@ -1,6 +1,7 @@
 //! `wingman setup-nats`: creates (or updates) the declared streams, consumers and KV buckets,
-//! and seeds the rollout flags from `VALIDATION_ENABLED` / `VALIDATION_ROLLOUT_PERCENT` when
-//! they are not set yet.
+//! and applies `VALIDATION_ENABLED` / `VALIDATION_ROLLOUT_PERCENT` to the rollout flags when
+//! they are not set yet or changed since last applied (an unchanged environment keeps a live
+//! `wingman rollout set`; see `rollout::environment`).
 //!
 //! In production this is the only code that changes the topology. It runs once per deploy as
 //! the NATS `admin` user (the compose service `setup-nats`), and workers run with
@@ -15,7 +16,7 @@ pub async fn run(bus: &Bus) -> anyhow::Result<()> {
     let rollout = RolloutStore::new(
         crate::bus::topology::open_bucket(&bus.js, &bus.subjects.localize_name(BUCKET)).await?,
     );
-    rollout.seed(&Rollout::from_env()?).await?;
+    let applied = rollout.apply_environment(&Rollout::from_env()?).await?;
     let (current, _) = rollout.current().await?;
     println!(
         "topology ready: {} streams, {} consumers, {} buckets; validation {}",
@@ -24,5 +25,6 @@ pub async fn run(bus: &Bus) -> anyhow::Result<()> {
         bus.topology.buckets.len(),
         current.describe()
     );
+    println!("rollout: {}", applied.describe());
     Ok(())
 }

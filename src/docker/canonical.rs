@@ -19,6 +19,11 @@ impl DockerOperation {
         match self {
             DockerOperation::Container(op) => op.write_argv(&mut argv),
             DockerOperation::Compose(op) => op.write_argv(&mut argv),
+            DockerOperation::Exec(op) => {
+                argv.word("exec");
+                argv.word(&op.container);
+                argv.words(&op.argv);
+            }
         }
         argv.0
     }
@@ -86,6 +91,8 @@ impl ComposeOp {
         argv.value("--project-directory", options.project_directory.as_ref());
         argv.word(self.action.as_str());
         argv.value("--timeout", options.timeout_secs);
+        argv.switch("--detach", options.detach);
+        argv.switch("--build", options.build);
         argv.switch("--remove-orphans", options.remove_orphans);
         argv.switch("--volumes", options.volumes);
         argv.switch("--all", options.all);
@@ -182,6 +189,14 @@ mod tests {
                 "docker-compose -p wingman-prd down",
                 "docker compose --project-name=wingman-prd down",
             ),
+            (
+                "docker compose -p shop up -d --build web",
+                "docker-compose -p shop up web --build --detach",
+            ),
+            (
+                "docker exec api wget -qO- http://x/health",
+                "docker container exec api wget -qO- http://x/health",
+            ),
         ];
         for (first, second) in pairs {
             assert_eq!(
@@ -206,6 +221,12 @@ mod tests {
             "docker compose -p wingman-stg down",
             "docker compose -p wingman-prd down -v",
             "docker compose -p wingman-prd down api",
+            "docker compose -p wingman-prd up -d",
+            "docker compose -p wingman-prd up -d --build",
+            "docker compose -p wingman-prd up -d --remove-orphans",
+            "docker compose -p wingman-prd pull",
+            "docker exec api printenv A",
+            "docker exec api printenv B",
         ];
         let hashes: std::collections::HashSet<String> =
             lines.iter().map(|line| parse(line).argv_hash()).collect();
@@ -219,6 +240,27 @@ mod tests {
             parse("docker stop -t 5 api").argv_hash(),
             "2e274644505a57501dd694b888940a4e68ac12664a60a3932c1e84a783d39e86"
         );
+    }
+
+    #[test]
+    fn an_up_and_an_exec_have_a_canonical_argv_that_reparses() {
+        let op = parse("docker-compose -p shop -f a.yml up web --build -d");
+        assert_eq!(
+            op.canonical_argv(),
+            [
+                "docker", "compose", "-p", "shop", "-f", "a.yml", "up", "--detach", "--build",
+                "web"
+            ]
+        );
+        assert_eq!(op.validate(), Ok(()));
+        let op = parse("docker exec api wget -qO- http://x/health");
+        assert_eq!(
+            op.canonical_argv(),
+            ["docker", "exec", "api", "wget", "-qO-", "http://x/health"]
+        );
+        assert_eq!(op.validate(), Ok(()));
+        let json = serde_json::to_string(&op).expect("serializes");
+        assert!(json.contains(r#""kind":"exec""#), "{json}");
     }
 
     #[test]

@@ -156,9 +156,11 @@ fn classify_leaf(path: &str, verb: &str, args: &[String], read_only: bool) -> Cl
         "rm" | "remove" | "rmi" => "removes docker objects",
         "prune" => "deletes unused docker objects",
         "down" => "removes the project's containers and networks",
-        "stop" | "start" | "restart" | "kill" | "pause" | "unpause" | "up" | "update"
-        | "rename" | "scale" => "changes container state",
-        "run" | "exec" | "create" | "attach" | "cp" | "commit" | "watch" => {
+        "stop" | "start" | "restart" | "kill" | "pause" | "unpause" | "update" | "rename"
+        | "scale" => "changes container state",
+        "up" => "creates or recreates the project's containers",
+        "exec" => "runs a command in a container (Wingman runs only a probe its policy declares)",
+        "run" | "create" | "attach" | "cp" | "commit" | "watch" => {
             "runs, creates or changes containers"
         }
         "build" | "pull" | "push" | "tag" | "load" | "import" => "creates or changes images",
@@ -264,7 +266,7 @@ mod tests {
             ),
             (
                 "exec api sh",
-                "`docker exec` runs, creates or changes containers",
+                "`docker exec` runs a command in a container (Wingman runs only a probe its policy declares)",
             ),
             (
                 "run --rm alpine",
@@ -280,7 +282,7 @@ mod tests {
             ),
             (
                 "compose -f a.yml up -d --build",
-                "`docker compose up` changes container state",
+                "`docker compose up` creates or recreates the project's containers",
             ),
             (
                 "--context prod stop api",

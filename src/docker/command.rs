@@ -1,13 +1,14 @@
 //! From a docker argv to a [`DockerOperation`]: checks the program, then hands the
 //! arguments to the container or compose parser.
 //!
-//! Everything outside the allowlist (stop, start, restart, kill, rm, inspect, logs and
-//! compose down|stop|start|restart|ps) is refused here, with the subcommand named.
+//! Everything outside the allowlist (stop, start, restart, kill, rm, inspect, logs, exec
+//! and compose down|stop|start|restart|ps|up|pull) is refused here, with the subcommand
+//! named.
 
 use crate::docker::classify::MANAGEMENT_COMMANDS;
 use crate::docker::error::CommandError;
 use crate::docker::operation::DockerOperation;
-use crate::docker::{compose, container};
+use crate::docker::{compose, container, exec};
 
 /// The longest command line (or argv, joined with spaces) accepted, in bytes.
 pub const MAX_LINE_BYTES: usize = 4096;
@@ -64,11 +65,17 @@ fn parse_docker_args(args: &[String]) -> Result<DockerOperation, CommandError> {
                 .ok_or_else(|| CommandError::MissingSubcommand {
                     context: "docker container".to_string(),
                 })?;
+        if action_word == "exec" {
+            return exec::parse(action_args).map(DockerOperation::Exec);
+        }
         let label = format!("container {action_word}");
         let action = container::action(action_word).ok_or_else(|| CommandError::Unsupported {
             subcommand: label.clone(),
         })?;
         return container::parse(action, action_args, &label).map(DockerOperation::Container);
+    }
+    if subcommand == "exec" {
+        return exec::parse(rest).map(DockerOperation::Exec);
     }
     match container::action(subcommand) {
         Some(action) => container::parse(action, rest, subcommand).map(DockerOperation::Container),
@@ -137,7 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_runbook_lines_parse_and_up_is_refused() {
+    fn the_seed_runbook_lines_parse() {
         let base = "docker compose -f docker-compose.prd.yml -p wingman-prd --env-file .env.prd";
         for line in [
             format!("{base} down"),
@@ -150,13 +157,30 @@ mod tests {
                 "compose project wingman-prd (all services)"
             );
         }
-        let error = refusal(&format!("{base} up -d --build"));
+        let op = parse_command_line(&format!("{base} up -d --build")).expect("stage C");
+        assert_eq!(op.name(), "compose_up");
+        let op = parse_command_line("docker exec wingman-prd-api printenv VALIDATION_ENABLED")
+            .expect("stage D");
+        assert_eq!(op.name(), "container_exec");
+        let error = refusal("docker compose -p wingman-prd build");
         assert_eq!(error.code(), "unsupported");
         assert_eq!(
             error.to_string(),
-            "unsupported docker subcommand `compose up`: the gateway cannot express it as a typed \
-             operation (supported: stop, start, restart, kill, rm, inspect, logs, compose down|stop|start|restart|ps)"
+            "unsupported docker subcommand `compose build`: the gateway cannot express it as a \
+             typed operation (supported: stop, start, restart, kill, rm, inspect, logs, exec of a \
+             declared probe, compose down|stop|start|restart|ps|up|pull)"
         );
+    }
+
+    #[test]
+    fn exec_parses_in_short_and_long_form() {
+        let short = parse_command_line("docker exec api wget -qO- http://127.0.0.1/health")
+            .expect("parses");
+        let long =
+            parse_command_line("docker container exec api wget -qO- http://127.0.0.1/health")
+                .expect("parses");
+        assert_eq!(short, long);
+        assert_eq!(refusal("docker exec -u root api id").code(), "unsupported");
     }
 
     #[test]
@@ -175,13 +199,12 @@ mod tests {
     fn unsupported_subcommands_are_named_with_their_second_word() {
         let cases = [
             ("docker run alpine", "run"),
-            ("docker exec api sh", "exec"),
             ("docker rmi alpine", "rmi"),
             ("docker build .", "build"),
             ("docker system prune -af", "system prune"),
             ("docker volume rm data", "volume rm"),
-            ("docker container exec api sh", "container exec"),
-            ("docker compose -p p up", "compose up"),
+            ("docker container attach api", "container attach"),
+            ("docker compose -p p build", "compose build"),
         ];
         for (line, subcommand) in cases {
             let expected = CommandError::Unsupported {

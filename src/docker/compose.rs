@@ -1,7 +1,10 @@
-//! Parses `docker compose [global options] <down|stop|start|restart|ps> [options] [service...]`.
+//! Parses `docker compose [global options] <down|stop|start|restart|ps|up|pull> [options]
+//! [service...]`.
 //!
 //! The gateway finds a project's containers by the `com.docker.compose.project` label, so
-//! `-p` is required. `-f`, `--env-file` and `--project-directory` are recorded in the
+//! `-p` is required. `up` and `pull` need the project's compose model, which the gateway
+//! takes from the project's registration in its policy, never from the request; `up` must
+//! be detached (`-d`), since an attached `up` never ends. `-f`, `--env-file` and `--project-directory` are recorded in the
 //! operation, and the gateway's policy accepts them only when they name the files of a
 //! project registered for the environment (`[projects.<name>]` in `config/policy.toml`).
 //! `--profile` is refused here: a profile selects services from compose files, and which
@@ -59,8 +62,13 @@ pub(crate) fn parse(args: &[String]) -> Result<ComposeOp, CommandError> {
             Flag::Quiet => options.quiet = flag.on,
             Flag::Format => options.format = Some(values::text(spelled, text)?),
             Flag::Services => options.services_only = flag.on,
+            Flag::Detach => options.detach = flag.on,
+            Flag::Build => options.build = flag.on,
             _ => {}
         }
+    }
+    if action == ComposeAction::Up && !options.detach {
+        return Err(CommandError::DetachRequired);
     }
     let services = values::names(NameKind::Service, &parsed.positionals)?;
     let project = project.ok_or(CommandError::ComposeProjectRequired)?;
@@ -81,6 +89,8 @@ fn action(word: &str) -> Option<ComposeAction> {
         "start" => ComposeAction::Start,
         "restart" => ComposeAction::Restart,
         "ps" => ComposeAction::Ps,
+        "up" => ComposeAction::Up,
+        "pull" => ComposeAction::Pull,
         _ => return None,
     })
 }
@@ -100,6 +110,9 @@ enum Flag {
     Quiet,
     Format,
     Services,
+    Detach,
+    Build,
+    NoBuild,
 }
 
 const GLOBAL_FLAGS: &[FlagSpec<Flag>] = &[
@@ -120,6 +133,13 @@ const DOWN_FLAGS: &[FlagSpec<Flag>] = &[
         .refused("removing images is outside the gateway's allowlist"),
 ];
 const STOP_FLAGS: &[FlagSpec<Flag>] = &[FlagSpec::value(Flag::Timeout, Some('t'), &["timeout"])];
+const UP_FLAGS: &[FlagSpec<Flag>] = &[
+    FlagSpec::switch(Flag::Detach, Some('d'), &["detach"]),
+    FlagSpec::switch(Flag::Build, None, &["build"]),
+    FlagSpec::switch(Flag::RemoveOrphans, None, &["remove-orphans"]),
+    FlagSpec::switch(Flag::NoBuild, None, &["no-build"])
+        .refused("leave out `--build` instead: without it, compose builds only missing images"),
+];
 const PS_FLAGS: &[FlagSpec<Flag>] = &[
     FlagSpec::switch(Flag::All, Some('a'), &["all"]),
     FlagSpec::switch(Flag::Quiet, Some('q'), &["quiet"]),
@@ -132,7 +152,8 @@ fn action_specs(action: ComposeAction) -> &'static [FlagSpec<Flag>] {
         ComposeAction::Down => DOWN_FLAGS,
         ComposeAction::Stop | ComposeAction::Restart => STOP_FLAGS,
         ComposeAction::Ps => PS_FLAGS,
-        ComposeAction::Start => &[],
+        ComposeAction::Up => UP_FLAGS,
+        ComposeAction::Start | ComposeAction::Pull => &[],
     }
 }
 
@@ -242,14 +263,70 @@ mod tests {
     }
 
     #[test]
-    fn other_compose_actions_are_unsupported() {
-        let error = parse_words("-p wingman-prd up -d --build").unwrap_err();
+    fn the_seed_runbook_stage_c_parses_to_a_detached_build() {
+        let op = parse_words(
+            "-f docker-compose.prd.yml -p wingman-prd --env-file .env.prd up -d --build",
+        )
+        .expect("parses");
+        assert_eq!(op.action, ComposeAction::Up);
+        assert!(op.options.detach && op.options.build && !op.options.remove_orphans);
+        assert_eq!(op.files, vec!["docker-compose.prd.yml"]);
+        assert!(op.services.is_empty());
+    }
+
+    #[test]
+    fn up_reads_services_and_remove_orphans_in_any_order() {
+        let op = parse_words("-p shop up web --detach --remove-orphans worker").expect("parses");
+        assert_eq!(op.services, vec!["web", "worker"]);
+        assert!(op.options.detach && op.options.remove_orphans && !op.options.build);
+    }
+
+    #[test]
+    fn an_attached_up_is_refused_with_the_reason() {
+        let error = parse_words("-p shop up --build").unwrap_err();
+        assert_eq!(error, CommandError::DetachRequired);
+        assert_eq!(error.code(), "detach_required");
+        assert!(error.to_string().contains("`-d`"), "{error}");
+    }
+
+    #[test]
+    fn up_refuses_flags_outside_its_list() {
+        for (words, code) in [
+            ("-p shop up -d --no-build", "unsupported"),
+            ("-p shop up -d --scale web=3", "unknown_flag"),
+            ("-p shop up -d -t 5", "unknown_flag"),
+        ] {
+            assert_eq!(parse_words(words).unwrap_err().code(), code, "{words}");
+        }
+    }
+
+    #[test]
+    fn pull_takes_services_and_no_flags() {
+        let op = parse_words("-p shop pull web").expect("parses");
+        assert_eq!(op.action, ComposeAction::Pull);
+        assert_eq!(op.services, vec!["web"]);
         assert_eq!(
-            error,
-            CommandError::Unsupported {
-                subcommand: "compose up".into()
-            }
+            parse_words("-p shop pull --ignore-pull-failures")
+                .unwrap_err()
+                .code(),
+            "unknown_flag"
         );
+    }
+
+    #[test]
+    fn other_compose_actions_are_unsupported() {
+        for (words, subcommand) in [
+            ("-p wingman-prd build", "compose build"),
+            ("-p wingman-prd run web sh", "compose run"),
+            ("-p wingman-prd exec web sh", "compose exec"),
+        ] {
+            assert_eq!(
+                parse_words(words).unwrap_err(),
+                CommandError::Unsupported {
+                    subcommand: subcommand.into()
+                }
+            );
+        }
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub enum CommandError {
 
     #[error(
         "unsupported docker subcommand `{}`: the gateway cannot express it as a typed operation \
-         (supported: stop, start, restart, kill, rm, inspect, logs, compose down|stop|start|restart|ps)",
+         (supported: stop, start, restart, kill, rm, inspect, logs, exec of a declared probe, \
+         compose down|stop|start|restart|ps|up|pull)",
         shown(.subcommand)
     )]
     Unsupported { subcommand: String },
@@ -91,6 +92,22 @@ pub enum CommandError {
     )]
     ComposeProjectRequired,
 
+    #[error(
+        "`docker compose up` needs `-d`: an attached up never ends, so the gateway could not \
+         finish the operation"
+    )]
+    DetachRequired,
+
+    #[error(
+        "`docker exec` takes no options (`{}`): the gateway runs only a probe the policy \
+         declares, as declared",
+        shown(.flag)
+    )]
+    ExecOption { flag: String },
+
+    #[error("`docker exec` needs a container and the probe's command")]
+    ExecCommandMissing,
+
     #[error("operation is not in canonical form, expected `{}`", shown(.canonical))]
     NotCanonical { canonical: String },
 }
@@ -124,6 +141,9 @@ impl CommandError {
             CommandError::InvalidName { .. } => "invalid_name",
             CommandError::MissingTarget { .. } => "missing_target",
             CommandError::ComposeProjectRequired => "compose_project_required",
+            CommandError::DetachRequired => "detach_required",
+            CommandError::ExecOption { .. } => "unsupported",
+            CommandError::ExecCommandMissing => "missing_target",
         }
     }
 }

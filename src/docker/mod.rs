@@ -14,9 +14,9 @@
 //! Layout:
 //! - `line`: command line to argv, refusing shell syntax
 //! - `command`: argv to operation, the top-level dispatch
-//! - `operation`: the typed operation
+//! - `operation`: the typed operation; `kind`: [`OperationKind`], the one list of names
 //! - `canonical`: its canonical argv, hash and display
-//! - `container` and `compose`: the per-family argument parsers
+//! - `container`, `compose` and `exec`: the per-family argument parsers
 //! - `flags` and `values`: the shared flag reader and value checks
 //! - `error`: [`CommandError`]
 //! - `resolved`: what Docker says the targets are ([`Resolved`]), matched like the daemon
@@ -28,7 +28,9 @@ mod command;
 mod compose;
 mod container;
 mod error;
+mod exec;
 mod flags;
+mod kind;
 mod line;
 mod operation;
 mod resolved;
@@ -37,10 +39,11 @@ mod values;
 pub use classify::{Classification, classify};
 pub use command::{MAX_LINE_BYTES, parse_argv, parse_canonical};
 pub use error::{CommandError, NameKind};
+pub use kind::OperationKind;
 pub use line::parse_command_line;
 pub use operation::{
     ComposeAction, ComposeOp, ComposeOptions, ContainerAction, ContainerOp, ContainerOptions,
-    DockerOperation,
+    DockerOperation, ExecOp,
 };
 pub use resolved::{
     ContainerFacts, PROJECT_LABEL, Resolution, Resolved, ResolvedTarget, SERVICE_LABEL,

@@ -7,14 +7,23 @@
 //!
 //! Three tiers describe what an operation does, each containing the next:
 //! - mutating ([`DockerOperation::is_mutating`]): changes state; everything but inspect,
-//!   logs and compose ps
+//!   logs, compose ps and a probe exec
 //! - destructive ([`DockerOperation::is_destructive`]): loses state that a later `start`
 //!   cannot bring back: rm, kill (in-flight work dies without a graceful stop) and
-//!   compose down (removes containers, networks and, with `-v`, volumes). Stop, start and
-//!   restart are mutating but not destructive.
-//! - read-only ([`DockerOperation::is_read_only`]) is the complement of mutating.
+//!   compose down (removes containers, networks and, with `-v`, volumes). Stop, start,
+//!   restart, compose up (recreates from the project's files) and compose pull are
+//!   mutating but not destructive.
+//! - read-only ([`DockerOperation::is_read_only`]) is the complement of mutating. A probe
+//!   exec counts as read-only: the gateway runs only an argv the policy declares as a probe
+//!   of the container's project (a health check, named environment variables), never an
+//!   arbitrary one.
+//!
+//! Every operation has a kind ([`DockerOperation::kind`]) and a name from
+//! [`OperationKind::ALL`] (`kind`).
 
 use serde::{Deserialize, Serialize};
+
+use crate::docker::kind::OperationKind;
 
 /// One docker operation the gateway knows how to perform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +31,17 @@ use serde::{Deserialize, Serialize};
 pub enum DockerOperation {
     Container(ContainerOp),
     Compose(ComposeOp),
+    Exec(ExecOp),
+}
+
+/// `docker exec <container> <argv…>`: a probe, run only when the argv is one the policy
+/// declares for the container's compose project (`[projects.<name>.probes]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOp {
+    /// The container name or id, checked against docker's name rule.
+    pub container: String,
+    /// The command and its arguments, exactly as typed (no shell ever reads them).
+    pub argv: Vec<String>,
 }
 
 /// `docker <action> [options] <container...>`.
@@ -91,6 +111,10 @@ pub enum ComposeAction {
     Start,
     Restart,
     Ps,
+    /// Create or recreate the project's containers from its registered files (`up -d`).
+    Up,
+    /// Pull the images of the project's services from their registry.
+    Pull,
 }
 
 /// The flags of a compose operation; only those valid for its action are ever set.
@@ -101,8 +125,12 @@ pub struct ComposeOptions {
     pub project_directory: Option<String>,
     /// down, stop, restart: seconds to wait before killing.
     pub timeout_secs: Option<u32>,
-    /// down: also remove containers of services no longer in the compose files.
+    /// down, up: also remove containers of services no longer in the compose files.
     pub remove_orphans: bool,
+    /// up: run in the background (required: an attached `up` never ends).
+    pub detach: bool,
+    /// up: build images before starting containers.
+    pub build: bool,
     /// down: also remove named and anonymous volumes.
     pub volumes: bool,
     /// ps: include stopped containers.
@@ -116,36 +144,39 @@ pub struct ComposeOptions {
 }
 
 impl DockerOperation {
-    /// A small fixed label such as `container_stop` or `compose_down`, for metrics.
-    pub fn name(&self) -> &'static str {
+    /// The operation's kind.
+    pub fn kind(&self) -> OperationKind {
         match self {
             DockerOperation::Container(op) => match op.action {
-                ContainerAction::Stop => "container_stop",
-                ContainerAction::Start => "container_start",
-                ContainerAction::Restart => "container_restart",
-                ContainerAction::Kill => "container_kill",
-                ContainerAction::Rm => "container_rm",
-                ContainerAction::Inspect => "container_inspect",
-                ContainerAction::Logs => "container_logs",
+                ContainerAction::Stop => OperationKind::ContainerStop,
+                ContainerAction::Start => OperationKind::ContainerStart,
+                ContainerAction::Restart => OperationKind::ContainerRestart,
+                ContainerAction::Kill => OperationKind::ContainerKill,
+                ContainerAction::Rm => OperationKind::ContainerRm,
+                ContainerAction::Inspect => OperationKind::ContainerInspect,
+                ContainerAction::Logs => OperationKind::ContainerLogs,
             },
             DockerOperation::Compose(op) => match op.action {
-                ComposeAction::Down => "compose_down",
-                ComposeAction::Stop => "compose_stop",
-                ComposeAction::Start => "compose_start",
-                ComposeAction::Restart => "compose_restart",
-                ComposeAction::Ps => "compose_ps",
+                ComposeAction::Down => OperationKind::ComposeDown,
+                ComposeAction::Stop => OperationKind::ComposeStop,
+                ComposeAction::Start => OperationKind::ComposeStart,
+                ComposeAction::Restart => OperationKind::ComposeRestart,
+                ComposeAction::Ps => OperationKind::ComposePs,
+                ComposeAction::Up => OperationKind::ComposeUp,
+                ComposeAction::Pull => OperationKind::ComposePull,
             },
+            DockerOperation::Exec(_) => OperationKind::ContainerExec,
         }
     }
 
-    /// Only reads state: inspect, logs, compose ps.
+    /// A small fixed label such as `container_stop` or `compose_down`, for metrics.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Only reads state: inspect, logs, compose ps, a probe exec.
     pub fn is_read_only(&self) -> bool {
-        match self {
-            DockerOperation::Container(op) => {
-                matches!(op.action, ContainerAction::Inspect | ContainerAction::Logs)
-            }
-            DockerOperation::Compose(op) => op.action == ComposeAction::Ps,
-        }
+        self.kind().is_read_only()
     }
 
     /// Changes state: everything that is not read-only.
@@ -155,12 +186,10 @@ impl DockerOperation {
 
     /// Loses state a later `start` cannot restore: rm, kill and compose down.
     pub fn is_destructive(&self) -> bool {
-        match self {
-            DockerOperation::Container(op) => {
-                matches!(op.action, ContainerAction::Rm | ContainerAction::Kill)
-            }
-            DockerOperation::Compose(op) => op.action == ComposeAction::Down,
-        }
+        matches!(
+            self.kind(),
+            OperationKind::ContainerRm | OperationKind::ContainerKill | OperationKind::ComposeDown
+        )
     }
 
     /// What the operation acts on, for humans: `containers api, worker` or
@@ -184,6 +213,7 @@ impl DockerOperation {
                     services.join(", ")
                 ),
             },
+            DockerOperation::Exec(op) => format!("container {}", op.container),
         }
     }
 }
@@ -212,6 +242,8 @@ impl ComposeAction {
             ComposeAction::Start => "start",
             ComposeAction::Restart => "restart",
             ComposeAction::Ps => "ps",
+            ComposeAction::Up => "up",
+            ComposeAction::Pull => "pull",
         }
     }
 }
@@ -234,11 +266,14 @@ mod tests {
             ("docker rm api", "container_rm"),
             ("docker inspect api", "container_inspect"),
             ("docker logs api", "container_logs"),
+            ("docker exec api printenv A", "container_exec"),
             ("docker compose -p p down", "compose_down"),
             ("docker compose -p p stop", "compose_stop"),
             ("docker compose -p p start", "compose_start"),
             ("docker compose -p p restart", "compose_restart"),
             ("docker compose -p p ps", "compose_ps"),
+            ("docker compose -p p up -d --build", "compose_up"),
+            ("docker compose -p p pull", "compose_pull"),
         ];
         for (line, name) in cases {
             assert_eq!(parse(line).name(), name, "{line}");
@@ -252,7 +287,10 @@ mod tests {
             ("docker inspect api", true, false),
             ("docker logs api", true, false),
             ("docker compose -p p ps", true, false),
+            ("docker exec api printenv A", true, false),
             ("docker stop api", false, false),
+            ("docker compose -p p up -d --build", false, false),
+            ("docker compose -p p pull", false, false),
             ("docker start api", false, false),
             ("docker restart api", false, false),
             ("docker compose -p p stop", false, false),

@@ -95,6 +95,10 @@ pub fn resolve(operation: &DockerOperation, listing: &[ContainerFacts]) -> Resol
                 .collect(),
         ),
         DockerOperation::Compose(op) => Resolved::Compose(compose_members(op, listing)),
+        DockerOperation::Exec(op) => Resolved::Containers(vec![ResolvedTarget {
+            typed: op.container.clone(),
+            resolution: resolve_container(&op.container, listing),
+        }]),
     }
 }
 

@@ -76,6 +76,14 @@ pub(crate) async fn perform(
             }
         }
         ComposeAction::Ps => {}
+        ComposeAction::Up | ComposeAction::Pull => {
+            return Err(EngineError::Unsupported {
+                what: format!(
+                    "compose {} runs through the compose binary (Engine::perform_admitted)",
+                    op.action.as_str()
+                ),
+            });
+        }
     }
     Ok(report.finish())
 }

@@ -33,6 +33,12 @@ pub enum EngineError {
     /// such as an inspect template beyond the supported subset.
     #[error("unsupported by the engine executor: {what}")]
     Unsupported { what: String },
+    /// The compose binary ran past its timeout and was killed: it may have changed part of
+    /// the project.
+    #[error(
+        "compose {action} ran past {seconds} s and was killed; it may have changed part of the project"
+    )]
+    ComposeTimedOut { action: &'static str, seconds: u64 },
     /// An option value that the parser let through but that cannot be interpreted,
     /// such as a `--since` date that does not exist.
     #[error("invalid {option} value {value:?}: {reason}")]
@@ -54,6 +60,7 @@ impl EngineError {
             }
             EngineError::UnsupportedHost { .. }
             | EngineError::Unsupported { .. }
+            | EngineError::ComposeTimedOut { .. }
             | EngineError::InvalidOption { .. } => false,
         }
     }

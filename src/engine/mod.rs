@@ -2,8 +2,12 @@
 //!
 //! This is the gateway's hand on Docker: the only code that holds the socket. It takes an
 //! operation that intake parsed, the validator allowed and a human approved, and performs
-//! it with typed Engine API calls (bollard), never through a shell or the docker CLI. It
-//! decides nothing about whether the operation should run; that was settled upstream.
+//! it with typed Engine API calls (bollard), never through a shell or the docker CLI. The
+//! exceptions are `compose up` and `compose pull`, which need the compose model the Engine
+//! API lacks: for those it runs the compose binary with an argv it builds itself, against
+//! its own engine (`compose_cli`). It decides nothing about whether the operation should
+//! run; that was settled upstream, and what the policy adds (the registered project, the
+//! declared probe) comes in an [`Admission`].
 //!
 //! It also answers the question the gateway's policy decides on: what Docker says the
 //! targets are ([`Engine::resolve`]). [`Engine::perform_resolved`] then acts on exactly
@@ -19,14 +23,18 @@
 //! - `read`: inspect and logs
 //! - `redact`: what inspect and logs read loses its secrets before it leaves the gateway
 //! - `compose`: compose projects, found by their `com.docker.compose.*` labels
+//! - `compose_cli`: `compose up` and `pull` through the compose binary
+//! - `probe`: `docker exec` of a declared probe
 //! - `resolve`: the listing the typed targets are matched against
 //! - `result`: [`ExecutionResult`], [`TargetResult`], [`Limits`] and bounded output
 //! - `since` and `template`: the client-side parts of `logs --since` and `inspect --format`
 //! - `error`: [`EngineError`]
 
 mod compose;
+mod compose_cli;
 mod container;
 mod error;
+mod probe;
 mod read;
 pub mod redact;
 mod resolve;
@@ -42,9 +50,15 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 
-use crate::docker::{ContainerAction, ContainerOp, DockerOperation, Resolution, Resolved};
+use crate::docker::{
+    ComposeAction, ContainerAction, ContainerOp, DockerOperation, Resolution, Resolved,
+};
 
+pub use compose_cli::{
+    ComposeBinary, ComposeProject, DEFAULT_COMPOSE_BIN, DEFAULT_COMPOSE_TIMEOUT, compose_argv,
+};
 pub use error::EngineError;
+pub use probe::{PROBE_TIMEOUT, Probe};
 pub use result::{
     CUT_MARKER, DEFAULT_STOP_TIMEOUT_SECS, ExecutionResult, Limits, TargetResult, bounded,
 };
@@ -65,17 +79,30 @@ pub(crate) struct Aim {
     pub(crate) id: Result<String, String>,
 }
 
+/// What the gateway's policy adds to an operation it allowed: where a `compose up` or
+/// `pull` runs from, which probe an exec runs. Both come from the policy, never the request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// The registered project of a compose operation, when it has one.
+    pub project: Option<ComposeProject>,
+    /// The declared probe an exec matched.
+    pub probe: Option<Probe>,
+}
+
 /// A connection to one Docker Engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
-    /// Where the engine listens, for error messages.
+    /// Where the engine listens, for error messages and the compose binary's `DOCKER_HOST`.
     host: String,
+    /// The compose binary `compose up` and `pull` run.
+    compose: ComposeBinary,
 }
 
 impl Engine {
     /// Connects to `docker_host` (`unix:///path/to/docker.sock` or a bare socket path;
-    /// [`DEFAULT_DOCKER_HOST`] when `None`) and negotiates the API version with it.
+    /// [`DEFAULT_DOCKER_HOST`] when `None`) and negotiates the API version with it. The
+    /// compose binary is the one `WINGMAN_COMPOSE_BIN` names ([`crate::config::ComposeSettings`]).
     pub async fn connect(docker_host: Option<&str>) -> Result<Self, EngineError> {
         let host = docker_host.unwrap_or(DEFAULT_DOCKER_HOST).to_string();
         let is_unix = host
@@ -97,7 +124,88 @@ impl Engine {
                 .map_err(unreachable)?;
         let version = docker.client_version();
         tracing::debug!(%host, api = %format!("{}.{}", version.major_version, version.minor_version), "connected to docker engine");
-        Ok(Engine { docker, host })
+        let settings = crate::config::ComposeSettings::from_env().map_err(|error| {
+            EngineError::Unsupported {
+                what: format!("{error:#}"),
+            }
+        })?;
+        let compose = ComposeBinary {
+            command: settings.command,
+            timeout: settings.timeout,
+        };
+        Ok(Engine {
+            docker,
+            host,
+            compose,
+        })
+    }
+
+    /// The same engine, running `compose up` and `pull` with `compose` instead.
+    pub fn with_compose_binary(mut self, compose: ComposeBinary) -> Self {
+        self.compose = compose;
+        self
+    }
+
+    /// The compose binary `compose up` and `pull` run.
+    pub fn compose_binary(&self) -> &ComposeBinary {
+        &self.compose
+    }
+
+    /// Performs `operation` on what `resolved` found, with what the policy's `admission`
+    /// adds: the registered project for `compose up` / `pull`, the probe for an exec. Every
+    /// other operation is [`Engine::perform_resolved`].
+    #[tracing::instrument(skip_all, fields(operation = operation.name()))]
+    pub async fn perform_admitted(
+        &self,
+        operation: &DockerOperation,
+        resolved: &Resolved,
+        admission: &Admission,
+        limits: &Limits,
+    ) -> Result<ExecutionResult, EngineError> {
+        match (operation, resolved) {
+            (DockerOperation::Compose(op), _)
+                if matches!(op.action, ComposeAction::Up | ComposeAction::Pull) =>
+            {
+                let project =
+                    admission
+                        .project
+                        .as_ref()
+                        .ok_or_else(|| EngineError::Unsupported {
+                            what: format!(
+                                "compose {} of project {} without its registration in the policy",
+                                op.action.as_str(),
+                                op.project
+                            ),
+                        })?;
+                compose_cli::perform(&self.compose, &self.host, project, op, limits).await
+            }
+            (DockerOperation::Exec(op), Resolved::Containers(targets)) => {
+                let mut report =
+                    result::Report::new(format!("exec in container {}", op.container), limits);
+                let Some(target) = targets.first() else {
+                    report.target(&op.container, "not found", false);
+                    return Ok(report.finish());
+                };
+                match (&target.resolution, &admission.probe) {
+                    (Resolution::Found(facts), Some(probe)) => {
+                        probe::run(self, &facts.id, &target.typed, probe, &mut report).await?;
+                    }
+                    (Resolution::Found(_), None) => {
+                        return Err(EngineError::Unsupported {
+                            what: "an exec without a probe the policy declared".to_string(),
+                        });
+                    }
+                    (Resolution::Missing, _) => report.target(&target.typed, "not found", false),
+                    (Resolution::Ambiguous { matches }, _) => report.target(
+                        &target.typed,
+                        format!("ambiguous: an id prefix of {matches} containers"),
+                        false,
+                    ),
+                }
+                Ok(report.finish())
+            }
+            _ => self.perform_resolved(operation, resolved, limits).await,
+        }
     }
 
     /// Checks that the engine answers.
@@ -148,11 +256,17 @@ impl Engine {
                     .collect::<Vec<_>>();
                 self.perform_container(op, &aims, limits).await
             }
-            (DockerOperation::Compose(op), Resolved::Compose(members)) => {
+            (DockerOperation::Compose(op), Resolved::Compose(members))
+                if !matches!(op.action, ComposeAction::Up | ComposeAction::Pull) =>
+            {
                 compose::perform(self, op, members, limits).await
             }
             _ => Err(EngineError::Unsupported {
-                what: "targets resolved for another kind of operation".to_string(),
+                what: format!(
+                    "{} needs what the policy admitted (Engine::perform_admitted), or its \
+                     targets were resolved for another kind of operation",
+                    operation.name()
+                ),
             }),
         }
     }

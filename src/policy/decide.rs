@@ -3,17 +3,24 @@
 //! Pure: `(policy, environment, operation, resolved targets) -> Result<(), PolicyRefusal>`.
 //! The rules, in the order they are checked:
 //! 1. the environment has a policy, and allows the operation (`allow`);
-//! 2. `-f` / `--env-file` / `--project-directory` name a registered project's files
-//!    (`projects`);
+//! 2. `-f` / `--env-file` / `--project-directory` name a registered project's files, and
+//!    `compose up` / `compose pull` act on a registered project only (`projects`);
 //! 3. volume removal and the stop timeout (`allow_volume_removal`, `max_stop_timeout_secs`);
 //! 4. compose targets by name: a protected project or service, or a mutating operation on
 //!    the control plane, is refused even when none of its containers exists right now;
 //! 5. every resolved container: no target may be ambiguous (`targets`), none may be a
 //!    protected container (canonical name), service or project (labels), and a mutating
-//!    operation may not touch the control plane (labels).
+//!    operation may not touch the control plane (labels);
+//! 6. an exec runs only a probe declared for the resolved container's compose project
+//!    (`projects.<name>.probes`).
+//!
+//! [`Policy::admit`] is [`Policy::check`] plus what the engine needs from the policy to
+//! perform what it allowed: the registered project `up` and `pull` run from, the probe an
+//! exec runs.
 
 use crate::docker::{ComposeOp, ContainerFacts, DockerOperation, Resolution, Resolved};
-use crate::policy::{ControlPlane, EnvironmentPolicy, Policy, PolicyRefusal, projects};
+use crate::engine::Admission;
+use crate::policy::{ControlPlane, EnvironmentPolicy, Policy, PolicyRefusal, probes, projects};
 use crate::request::Environment;
 
 impl Policy {
@@ -36,7 +43,29 @@ impl Policy {
     ) -> Result<(), PolicyRefusal> {
         let rules = self.rules(environment)?;
         rules.operation(operation)?;
-        rules.targets(operation, resolved)
+        rules.targets(operation, resolved)?;
+        rules.probe(operation, resolved).map(|_| ())
+    }
+
+    /// Every rule, and what the engine needs from the policy to perform the operation.
+    pub fn admit(
+        &self,
+        environment: Environment,
+        operation: &DockerOperation,
+        resolved: &Resolved,
+    ) -> Result<Admission, PolicyRefusal> {
+        let rules = self.rules(environment)?;
+        rules.operation(operation)?;
+        rules.targets(operation, resolved)?;
+        let probe = rules.probe(operation, resolved)?;
+        let project = match operation {
+            DockerOperation::Compose(op) => {
+                projects::registered(environment, &self.projects, &op.project)
+                    .map(|registration| registration.compose_project(&op.project))
+            }
+            _ => None,
+        };
+        Ok(Admission { project, probe })
     }
 
     fn rules(&self, environment: Environment) -> Result<Rules<'_>, PolicyRefusal> {
@@ -84,8 +113,10 @@ impl Rules<'_> {
             DockerOperation::Container(op) => (op.options.volumes, op.options.timeout_secs),
             DockerOperation::Compose(op) => {
                 projects::check_files(self.environment, &self.all.projects, op)?;
+                projects::check_registered(self.environment, &self.all.projects, op)?;
                 (op.options.volumes, op.options.timeout_secs)
             }
+            DockerOperation::Exec(_) => (false, None),
         };
         if volumes && !self.policy.allow_volume_removal {
             return self.refuse(
@@ -104,7 +135,7 @@ impl Rules<'_> {
         }
         match operation {
             DockerOperation::Compose(op) => self.compose_by_name(op, operation.is_mutating()),
-            DockerOperation::Container(_) => Ok(()),
+            DockerOperation::Container(_) | DockerOperation::Exec(_) => Ok(()),
         }
     }
 
@@ -205,6 +236,38 @@ impl Rules<'_> {
         Ok(())
     }
 
+    /// Rule 6: the probe an exec runs, declared for the resolved container's project. A
+    /// container that does not exist is left to the engine, which reports it not found.
+    fn probe(
+        &self,
+        operation: &DockerOperation,
+        resolved: &Resolved,
+    ) -> Result<Option<crate::engine::Probe>, PolicyRefusal> {
+        let DockerOperation::Exec(op) = operation else {
+            return Ok(None);
+        };
+        let facts = match resolved {
+            Resolved::Containers(targets) => {
+                targets.iter().find_map(|target| match &target.resolution {
+                    Resolution::Found(facts) => Some(facts),
+                    _ => None,
+                })
+            }
+            Resolved::Compose(_) => None,
+        };
+        let Some(facts) = facts else {
+            return Ok(None);
+        };
+        probes::probe_for(
+            self.environment,
+            &self.all.projects,
+            op,
+            &facts.name,
+            facts.project.as_deref(),
+        )
+        .map(Some)
+    }
+
     /// One container, by its canonical name and compose labels.
     fn container(
         &self,
@@ -279,8 +342,9 @@ impl Rules<'_> {
                 |project| project.command_prefix(&plane.project),
             );
         format!(
-            "the gateway never stops, restarts or removes Wingman's own services in {} (read-only \
-             operations are allowed); an operator upgrades or restarts Wingman on its host, as \
+            "the gateway never stops, restarts, removes, recreates or rebuilds Wingman's own \
+             services in {} (read-only operations and declared probes are allowed); an operator \
+             upgrades or restarts Wingman on its host after an approved instruction request, as \
              README \"Production → Upgrade\" says: `{command} up -d --build`",
             self.env()
         )

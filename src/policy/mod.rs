@@ -12,8 +12,10 @@
 //! - this file: the policy file's shape, loading and its checks
 //! - `decide`: the decision, rule by rule
 //! - `projects`: registered compose projects and the `-f` / `--env-file` rule
+//! - `probes`: their declared probes, the only argvs `docker exec` runs
 
 mod decide;
+mod probes;
 mod projects;
 
 #[cfg(test)]
@@ -24,9 +26,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::docker::{NameKind, check_name};
+use crate::docker::{NameKind, OperationKind, check_name};
 use crate::request::Environment;
 
+pub use probes::{PrintEnvSpec, ProbeSpec};
 pub use projects::RegisteredProject;
 
 const DEFAULT_POLICY: &str = include_str!("../../config/policy.toml");
@@ -138,9 +141,9 @@ impl EnvironmentPolicy {
     fn validate(&self, name: &str, environment: Environment) -> anyhow::Result<()> {
         for operation in &self.allow {
             anyhow::ensure!(
-                KNOWN_OPERATIONS.contains(&operation.as_str()),
+                OperationKind::from_name(operation).is_some(),
                 "allow: unknown operation `{operation}` (known: {})",
-                KNOWN_OPERATIONS.join(", ")
+                OperationKind::names_joined()
             );
         }
         let project = |key: &str, value: &str| {
@@ -180,19 +183,3 @@ impl EnvironmentPolicy {
         Ok(())
     }
 }
-
-/// Every operation name an `allow` list may hold (the names of [`crate::docker::DockerOperation::name`]).
-const KNOWN_OPERATIONS: &[&str] = &[
-    "container_stop",
-    "container_start",
-    "container_restart",
-    "container_kill",
-    "container_rm",
-    "container_inspect",
-    "container_logs",
-    "compose_down",
-    "compose_stop",
-    "compose_start",
-    "compose_restart",
-    "compose_ps",
-];

@@ -6,13 +6,19 @@
 //! gateway acts on every container of the project. These flags are therefore accepted only
 //! when they name exactly the files registered for the project in this environment,
 //! compared as the runbook types them (`-f docker-compose.prd.yml --env-file .env.prd`).
-//! A registration also says where the project lives, so that a later `compose up` can be
-//! run from it with an argv the gateway builds itself.
+//! A registration also says where the project lives: `compose up` and `compose pull` run
+//! the compose binary from there, with an argv the gateway builds itself, so they need one
+//! ([`check_registered`]). And it declares the project's probes (`[projects.<name>.probes]`,
+//! see `probes`): the only argvs `docker exec` runs in the project's containers.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::docker::{ComposeOp, NameKind, check_name};
+use crate::docker::{ComposeAction, ComposeOp, NameKind, check_name};
+use crate::engine::ComposeProject;
 use crate::policy::PolicyRefusal;
+use crate::policy::probes::ProbeSpec;
 use crate::request::Environment;
 
 /// A compose project the gateway knows the files of.
@@ -28,6 +34,9 @@ pub struct RegisteredProject {
     /// The `--env-file`, relative to the directory, if the project uses one.
     #[serde(default)]
     pub env_file: Option<String>,
+    /// The probes `docker exec` may run in the project's containers, by name.
+    #[serde(default)]
+    pub probes: BTreeMap<String, ProbeSpec>,
 }
 
 impl RegisteredProject {
@@ -55,7 +64,27 @@ impl RegisteredProject {
                 file.escape_debug()
             );
         }
+        let mut argvs = Vec::new();
+        for (probe_name, probe) in &self.probes {
+            probe.validate(probe_name)?;
+            let argv = probe.argv();
+            anyhow::ensure!(
+                !argvs.contains(&argv),
+                "probes.{probe_name}: the same argv as another probe"
+            );
+            argvs.push(argv);
+        }
         Ok(())
+    }
+
+    /// What the compose binary needs to run for this project.
+    pub fn compose_project(&self, project: &str) -> ComposeProject {
+        ComposeProject {
+            project: project.to_string(),
+            directory: self.project_directory.clone().into(),
+            files: self.compose_files.clone(),
+            env_file: self.env_file.clone(),
+        }
     }
 
     /// The `-f … -p … --env-file …` part of a compose command line for this project.
@@ -138,4 +167,37 @@ pub(crate) fn check_files(
         );
     }
     Ok(())
+}
+
+/// The project registered as `name` for `environment`, if any.
+pub(crate) fn registered<'a>(
+    environment: Environment,
+    projects: &'a BTreeMap<String, RegisteredProject>,
+    name: &str,
+) -> Option<&'a RegisteredProject> {
+    projects
+        .get(name)
+        .filter(|project| project.environments.contains(&environment))
+}
+
+/// `compose up` and `compose pull` need the project's compose model: its registration.
+pub(crate) fn check_registered(
+    environment: Environment,
+    projects: &BTreeMap<String, RegisteredProject>,
+    op: &ComposeOp,
+) -> Result<(), PolicyRefusal> {
+    if !matches!(op.action, ComposeAction::Up | ComposeAction::Pull)
+        || registered(environment, projects, &op.project).is_some()
+    {
+        return Ok(());
+    }
+    let (env, name) = (environment.as_str(), &op.project);
+    Err(PolicyRefusal {
+        rule: "projects".to_string(),
+        reason: format!(
+            "compose {} needs the project's files, and compose project {name} is not registered \
+             for {env}: register its directory and files as [projects.{name}] in the policy",
+            op.action.as_str()
+        ),
+    })
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::docker::{ContainerFacts, Resolution, Resolved, parse_command_line, resolve};
+use crate::engine::Admission;
 
 /// What the Engine could list in production: Wingman's own stack, a shop, and loose
 /// containers.
@@ -411,6 +412,203 @@ fn a_bad_policy_file_names_the_problem() {
         assert!(
             format!("{error:#}").contains(expected),
             "{expected}: {error:#}"
+        );
+    }
+}
+
+/// The shipped policy with a `shop` project registered for prd, with two probes.
+fn policy_with_shop() -> Policy {
+    let mut text = include_str!("../../config/policy.toml").to_string();
+    text.push_str(
+        "\n[projects.shop]\nenvironments = [\"prd\"]\nproject_directory = \"/srv/shop\"\n\
+         compose_files = [\"docker-compose.yml\"]\n\
+         [projects.shop.probes]\n\
+         health = [\"wget\", \"-qO-\", \"http://127.0.0.1:8080/health\"]\n\
+         env = { print_env = [\"VALIDATION_ENABLED\", \"VALIDATION_ROLLOUT_PERCENT\"] }\n",
+    );
+    Policy::from_toml(&text).unwrap()
+}
+
+fn admit(environment: Environment, line: &str) -> Result<Admission, PolicyRefusal> {
+    let operation = parse_command_line(line).unwrap();
+    policy_with_shop().admit(environment, &operation, &resolve(&operation, &listing()))
+}
+
+#[test]
+fn compose_up_and_pull_run_from_the_registration_only() {
+    let admission = admit(Environment::Prd, "docker compose -p shop up -d --build").unwrap();
+    let project = admission.project.expect("the registered project");
+    assert_eq!(project.directory, std::path::PathBuf::from("/srv/shop"));
+    assert_eq!(project.files, ["docker-compose.yml"]);
+    assert!(admit(Environment::Prd, "docker compose -p shop pull").is_ok());
+    for line in [
+        "docker compose -p ledger-two up -d",
+        "docker compose -p shop-copy pull",
+    ] {
+        let refusal = admit(Environment::Prd, line).unwrap_err();
+        assert_eq!(refusal.rule, "projects", "{line}");
+        assert!(
+            refusal.reason.contains("is not registered for prd"),
+            "{refusal}"
+        );
+    }
+    let refusal = admit(
+        Environment::Prd,
+        "docker compose -f other.yml -p shop up -d --build",
+    )
+    .unwrap_err();
+    assert_eq!(refusal.rule, "projects.shop.compose_files");
+    assert_eq!(
+        refusal.reason,
+        "-f other.yml does not name the compose files registered for project shop \
+         (-f docker-compose.yml)"
+    );
+}
+
+#[test]
+fn up_of_wingmans_own_project_is_refused_in_prd_with_the_upgrade_procedure() {
+    for line in [
+        "docker compose -f docker-compose.prd.yml -p wingman-prd --env-file .env.prd up -d --build",
+        "docker compose -p wingman-prd up -d api",
+        "docker compose -p wingman-prd pull",
+    ] {
+        let refusal = admit(Environment::Prd, line).unwrap_err();
+        assert_eq!(refusal.rule, "environments.prd.control_plane", "{line}");
+        assert!(
+            refusal
+                .reason
+                .contains("after an approved instruction request"),
+            "{refusal}"
+        );
+    }
+}
+
+#[test]
+fn an_exec_runs_only_a_probe_declared_for_the_containers_project() {
+    let admission = admit(
+        Environment::Prd,
+        "docker exec shop-web-1 wget -qO- http://127.0.0.1:8080/health",
+    )
+    .unwrap();
+    assert_eq!(
+        admission.probe,
+        Some(crate::engine::Probe::Command {
+            name: "health".into(),
+            argv: vec![
+                "wget".into(),
+                "-qO-".into(),
+                "http://127.0.0.1:8080/health".into()
+            ],
+        })
+    );
+    // The id prefix of the same container finds the same project and probe.
+    let admission = admit(
+        Environment::Prd,
+        "docker exec c1c1 printenv VALIDATION_ENABLED VALIDATION_ROLLOUT_PERCENT",
+    )
+    .unwrap();
+    assert!(matches!(
+        admission.probe,
+        Some(crate::engine::Probe::PrintEnv { ref variables, .. }) if variables.len() == 2
+    ));
+    let cases = [
+        ("docker exec shop-web-1 sh -c id", "projects.shop.probes"),
+        ("docker exec shop-web-1 printenv", "projects.shop.probes"),
+        (
+            "docker exec shop-web-1 printenv VALIDATION_ENABLED DB_PASSWORD",
+            "projects.shop.probes",
+        ),
+        (
+            "docker exec shop-web-1 wget -qO- http://127.0.0.1:8080/health?x",
+            "projects.shop.probes",
+        ),
+        (
+            "docker exec api wget -qO- http://127.0.0.1:8080/health",
+            "projects",
+        ),
+        ("docker exec ledger-app-1 printenv A", "projects"),
+    ];
+    for (line, rule) in cases {
+        let refusal = admit(Environment::Prd, line).unwrap_err();
+        assert_eq!(refusal.rule, rule, "{line}: {refusal}");
+    }
+    let refusal = admit(Environment::Prd, "docker exec shop-web-1 sh -c id").unwrap_err();
+    assert!(
+        refusal.reason.starts_with(
+            "`sh -c id` is not a probe declared for compose project shop (declared: \
+             `printenv VALIDATION_ENABLED VALIDATION_ROLLOUT_PERCENT`, `wget -qO- \
+             http://127.0.0.1:8080/health`)"
+        ),
+        "{refusal}"
+    );
+}
+
+#[test]
+fn a_declared_probe_runs_on_the_control_plane_but_nothing_else_does() {
+    let admission = admit(
+        Environment::Prd,
+        "docker exec wingman-prd-gateway-1 wingman health http://127.0.0.1:5001/health",
+    )
+    .unwrap();
+    assert_eq!(admission.probe.unwrap().name(), "gateway_health");
+    let refusal = admit(Environment::Prd, "docker exec wingman-prd-gateway-1 sh").unwrap_err();
+    assert_eq!(refusal.rule, "projects.wingman-prd.probes");
+}
+
+#[test]
+fn a_probe_that_would_print_secrets_is_refused_when_the_policy_loads() {
+    let base = "[environments.dev]\nallow = []\nmax_stop_timeout_secs = 1\n[projects.shop]\n\
+                environments = [\"dev\"]\nproject_directory = \"/srv/shop\"\n\
+                compose_files = [\"a.yml\"]\n[projects.shop.probes]\n";
+    let cases = [
+        (
+            "env = { print_env = [\"DB_PASSWORD\"] }\n",
+            "projects.shop: probes.env.print_env: `DB_PASSWORD` looks like a secret",
+        ),
+        (
+            "dump = [\"env\"]\n",
+            "projects.shop: probes.dump: `env` prints environment variables, secrets included",
+        ),
+        (
+            "env = { print_env = [] }\n",
+            "probes.env.print_env: name at least one variable",
+        ),
+        (
+            "env = { print_env = [\"A-B\"] }\n",
+            "probes.env.print_env: `A-B` is not a variable name",
+        ),
+        (
+            "empty = []\n",
+            "probes.empty: name the command and its arguments",
+        ),
+    ];
+    for (probes, expected) in cases {
+        let error = Policy::from_toml(&format!("{base}{probes}")).unwrap_err();
+        assert!(
+            format!("{error:#}").contains(expected),
+            "{expected}: {error:#}"
+        );
+    }
+}
+
+#[test]
+fn every_operation_kind_is_known_to_the_policy_and_documented_in_the_shipped_file() {
+    let shipped = Policy::default_policy();
+    let text = include_str!("../../config/policy.toml");
+    let names_comment = text.split("[environments.dev]").next().unwrap();
+    for kind in crate::docker::OperationKind::ALL {
+        assert!(
+            shipped.environments["dev"]
+                .allow
+                .iter()
+                .any(|allowed| allowed == kind.name()),
+            "dev does not allow {}",
+            kind.name()
+        );
+        assert!(
+            names_comment.contains(kind.name()),
+            "config/policy.toml does not document {}",
+            kind.name()
         );
     }
 }

@@ -283,7 +283,7 @@ async fn on_message(
         "pending" => pending(&deps).await?,
         "status" => match first.parse::<RequestId>() {
             Ok(request_id) => match crate::store::requests::get(&deps.pool, request_id.as_uuid()).await? {
-                Some(row) => format!("<code>{}</code>: <b>{}</b> — {}", row.request_id, row.status, escape(&row.title)),
+                Some(row) => format!("<code>{}</code>: <b>{}</b>{} — {}", row.request_id, row.status, row.execution_status.as_deref().map(|run| format!(", ran: <b>{run}</b>")).unwrap_or_default(), escape(&row.title)),
                 None => format!("no request {request_id}"),
             },
             Err(_) => "usage: /status &lt;request id&gt;".into(),

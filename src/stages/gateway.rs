@@ -5,7 +5,9 @@
 //!    environment (and `ALLOWED_ENVIRONMENTS`), request id and the hash of the operation it
 //!    parsed itself; the policy allows it on what Docker says the targets are (it resolves
 //!    them through the Engine: canonical names, full ids, compose labels); and the token id
-//!    was never used. It then acts on exactly the containers it resolved, by full id.
+//!    was never used. It then acts on exactly the containers it resolved, by full id;
+//!    `compose up` / `pull` run the compose binary from the project's registration, and an
+//!    exec runs only the probe the policy declares.
 //! 2. Consumes `wingman.exec.jobs` (also called by `POST /gateway/execute`); publishes
 //!    `execution_started` / `execution_finished` or `token_refused` audit events and status
 //!    events (EXECUTING, SUCCEEDED, FAILED, INDETERMINATE, or REFUSED).
@@ -190,12 +192,15 @@ pub async fn execute(
         .resolve(&operation)
         .await
         .map_err(|error| StageError::Transient(anyhow::anyhow!("docker engine: {error:#}")))?;
-    if let Err(refusal) = deps
+    // What the policy adds: the registered project `compose up` / `pull` run from, the
+    // declared probe an exec runs (never the request's files or argv themselves).
+    let admission = match deps
         .policy
-        .check(request.environment, &operation, &resolved)
+        .admit(request.environment, &operation, &resolved)
     {
-        return refuse("policy", refusal.to_string());
-    }
+        Ok(admission) => admission,
+        Err(refusal) => return refuse("policy", refusal.to_string()),
+    };
     // EXECUTING is durable before the claim and the Docker call (ids are derived: a
     // redelivery republishes nothing new).
     let started = [
@@ -209,6 +214,11 @@ pub async fn execute(
                 "environment": request.environment,
                 "approvers": claims.approvers,
                 "resolved": resolved,
+                "probe": admission.probe,
+                "compose_project_directory": admission
+                    .project
+                    .as_ref()
+                    .map(|project| project.directory.display().to_string()),
             }),
         ),
         step.status(
@@ -257,7 +267,7 @@ pub async fn execute(
     let began = Instant::now();
     let performed = deps
         .engine
-        .perform_resolved(&operation, &resolved, &limits)
+        .perform_admitted(&operation, &resolved, &admission, &limits)
         .await;
     let elapsed = began.elapsed();
     let finished = match performed {

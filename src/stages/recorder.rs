@@ -2,7 +2,8 @@
 //!
 //! 1. Admits an audit event only from the stage its subject proves and that owns its kind
 //!    (`stages::admission`), appends it to the hash-chained `audit_events` and projects it
-//!    into `approval_requests` (and `executions`).
+//!    into `approval_requests` (the decision in `status`, the execution's state in
+//!    `execution_status`) and `executions`.
 //! 2. Consumes `wingman.audit.>`; publishes nothing but the dead letters of forged events
 //!    (`wingman.dlq.recorder`, audited as its own `message_rejected`).
 //! 3. Its effect is a committed transaction per batch, idempotent on (stage, `event_id`): a
@@ -251,17 +252,24 @@ fn move_of(event: &Envelope<AuditRecord>, status: Status) -> requests::Move {
     }
 }
 
-/// One move per request: the status moves, then the executions they record.
+/// One move per request: the decisions move `status`, the executions move `execution_status`
+/// (one statement each), then the `executions` rows they record.
 async fn apply_round(
     connection: &mut PgConnection,
     round: &[(&Envelope<AuditRecord>, Status)],
 ) -> Result<(), StageError> {
-    let wanted: Vec<requests::Move> = round
+    let (executions_round, decisions_round): (Vec<_>, Vec<_>) = round
         .iter()
-        .map(|(event, status)| move_of(event, *status))
-        .collect();
-    let moved = requests::move_statuses(connection, &wanted).await?;
-    for ((event, status), moved) in round.iter().zip(moved) {
+        .copied()
+        .partition(|(_, status)| status.is_execution());
+    let moves_of = |part: &[(&Envelope<AuditRecord>, Status)]| -> Vec<requests::Move> {
+        part.iter()
+            .map(|(event, status)| move_of(event, *status))
+            .collect()
+    };
+    let mut moved = requests::move_statuses(connection, &moves_of(&decisions_round)).await?;
+    moved.extend(requests::move_executions(connection, &moves_of(&executions_round)).await?);
+    for ((event, status), moved) in decisions_round.iter().chain(&executions_round).zip(moved) {
         let record = &event.body;
         match moved {
             requests::Moved::Applied => match record.kind {

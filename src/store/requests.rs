@@ -1,4 +1,8 @@
 //! `approval_requests`: one row per request, moved along the state machine by the recorder.
+//!
+//! The decision lives in `status` and never moves on when the request runs; the execution's
+//! state lives in `execution_status` (see `status`). `move_statuses` moves decisions,
+//! `move_executions` moves executions, each only from where the state machine allows.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,7 +17,12 @@ use crate::status::Status;
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RequestRow {
     pub request_id: Uuid,
+    /// The decision: RECEIVED, AUTO_APPROVED, AUTO_REJECTED, PENDING, APPROVED, REJECTED or
+    /// EXPIRED. It stays when the request runs.
     pub status: String,
+    /// How the execution goes: NULL until the gateway starts, then EXECUTING, SUCCEEDED,
+    /// FAILED or INDETERMINATE.
+    pub execution_status: Option<String>,
     pub requester: String,
     /// Who submitted, as authenticated (`nats:<user>`, `api:<key>`, `anonymous`).
     pub submitted_by: String,
@@ -39,7 +48,7 @@ pub struct RequestRow {
     pub validation_error: bool,
 }
 
-const COLUMNS: &str = "request_id, status, requester, submitted_by, environment, command, operation, title, description, \
+const COLUMNS: &str = "request_id, status, execution_status, requester, submitted_by, environment, command, operation, title, description, \
     risk_level, created_at, updated_at, validator_scores, profile, composite_score, validation_applied, \
     rollout_bucket, decided_by, decided_at, decision_note, false_positive, expires_at, validation_decision, \
     validation_error";
@@ -99,6 +108,7 @@ impl StatusFields {
 pub enum Moved {
     Applied,
     /// The row is elsewhere in the state machine (a late or repeated event); left unchanged.
+    /// `current` is the row's state (its execution word when it has one, else its decision).
     Refused {
         current: Status,
     },
@@ -261,10 +271,11 @@ pub struct Move {
     pub fields: StatusFields,
 }
 
-/// Applies moves of distinct requests in one statement; each request moves only if the state
-/// machine allows it from where it is. Returns what happened to each, in order.
-/// Two moves of one request in one call would have no defined order: the caller gives each
-/// request at most one move per call.
+/// Applies decision moves of distinct requests in one statement (the `status` column); each
+/// request moves only if the state machine allows it from where it is. Returns what happened
+/// to each, in order. Two moves of one request in one call would have no defined order: the
+/// caller gives each request at most one move per call. Execution words go to
+/// `move_executions`.
 pub async fn move_statuses(
     connection: &mut PgConnection,
     moves: &[Move],
@@ -277,6 +288,10 @@ pub async fn move_statuses(
         ids.iter().collect::<std::collections::HashSet<_>>().len(),
         ids.len(),
         "one move per request per call"
+    );
+    debug_assert!(
+        moves.iter().all(|m| !m.status.is_execution()),
+        "execution words move with move_executions"
     );
     let texts =
         |f: fn(&Move) -> Option<String>| -> Vec<Option<String>> { moves.iter().map(f).collect() };
@@ -310,6 +325,7 @@ pub async fn move_statuses(
                    decision_note, false_positive, expires_at, validation_decision,
                    validation_error)
          WHERE r.request_id = m.request_id
+           AND r.execution_status IS NULL
            AND r.status = ANY(string_to_array(m.predecessors, ','))
          RETURNING r.request_id",
     )
@@ -355,6 +371,68 @@ pub async fn move_statuses(
     .bind(flags(|fields| fields.validation_error))
     .fetch_all(&mut *connection)
     .await?;
+    outcomes(connection, &ids, applied).await
+}
+
+/// Applies execution moves of distinct requests in one statement (the `execution_status`
+/// column): EXECUTING only on an APPROVED or AUTO_APPROVED row that has not started, SUCCEEDED,
+/// FAILED or INDETERMINATE only on an EXECUTING one. The decision in `status` is left as it is.
+/// One move per request per call, as for `move_statuses`.
+pub async fn move_executions(
+    connection: &mut PgConnection,
+    moves: &[Move],
+) -> sqlx::Result<Vec<Moved>> {
+    if moves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = moves.iter().map(|m| m.request_id).collect();
+    debug_assert!(
+        moves.iter().all(|m| m.status.is_execution()),
+        "decision words move with move_statuses"
+    );
+    // The state is the execution word once there is one, else the decision: EXECUTING's
+    // predecessors are decisions (APPROVED, AUTO_APPROVED), the others' are EXECUTING.
+    let applied: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE approval_requests AS r SET execution_status = m.status, updated_at = m.at
+         FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[])
+              AS m(request_id, status, at, predecessors)
+         WHERE r.request_id = m.request_id
+           AND COALESCE(r.execution_status, r.status) = ANY(string_to_array(m.predecessors, ','))
+         RETURNING r.request_id",
+    )
+    .bind(&ids)
+    .bind(
+        moves
+            .iter()
+            .map(|m| m.status.as_str().to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(moves.iter().map(|m| m.at).collect::<Vec<_>>())
+    .bind(
+        moves
+            .iter()
+            .map(|m| {
+                m.status
+                    .predecessors()
+                    .iter()
+                    .map(|status| status.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *connection)
+    .await?;
+    outcomes(connection, &ids, applied).await
+}
+
+/// What happened to each wanted move, in order: applied, refused (with the row's state), or
+/// missing (no row yet).
+async fn outcomes(
+    connection: &mut PgConnection,
+    ids: &[Uuid],
+    applied: Vec<Uuid>,
+) -> sqlx::Result<Vec<Moved>> {
     let applied: std::collections::HashSet<Uuid> = applied.into_iter().collect();
     let others: Vec<Uuid> = ids
         .iter()
@@ -365,7 +443,8 @@ pub async fn move_statuses(
         Default::default()
     } else {
         sqlx::query_as::<_, (Uuid, String)>(
-            "SELECT request_id, status FROM approval_requests WHERE request_id = ANY($1)",
+            "SELECT request_id, COALESCE(execution_status, status) FROM approval_requests
+             WHERE request_id = ANY($1)",
         )
         .bind(&others)
         .fetch_all(connection)
@@ -399,6 +478,8 @@ pub async fn get(pool: &PgPool, request_id: Uuid) -> sqlx::Result<Option<Request
 /// Filters of `GET /requests` and `wingman list`.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
+    /// A decision word filters `status` (AUTO_APPROVED lists auto-approved requests whether
+    /// or not they ran); an execution word filters `execution_status`.
     pub status: Option<Status>,
     pub since: Option<DateTime<Utc>>,
     pub limit: i64,
@@ -406,9 +487,12 @@ pub struct ListFilter {
 
 /// Newest first.
 pub async fn list(pool: &PgPool, filter: &ListFilter) -> sqlx::Result<Vec<RequestRow>> {
+    // The status filter is spliced as a column name from `Status::column` (a fixed set), so
+    // each family uses its own index.
+    let column = filter.status.map_or("status", Status::column);
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM approval_requests
-         WHERE ($1::text IS NULL OR status = $1) AND ($2::timestamptz IS NULL OR created_at >= $2)
+         WHERE ($1::text IS NULL OR {column} = $1) AND ($2::timestamptz IS NULL OR created_at >= $2)
          ORDER BY created_at DESC LIMIT $3"
     )))
     .bind(filter.status.map(|status| status.as_str()))

@@ -190,9 +190,38 @@ fn command_findings(
                         operation.whole_project,
                     );
                 }
+                ComposeAction::Up => {
+                    add(
+                        &severity.deploy,
+                        "deploy",
+                        format!("compose up creates or recreates the containers of {summary}"),
+                    );
+                    if op.options.build {
+                        add(
+                            &severity.build,
+                            "build",
+                            format!(
+                                "`--build` builds new images from project {}'s directory before recreating",
+                                op.project
+                            ),
+                        );
+                    }
+                    if operation.remove_orphans {
+                        add(&severity.remove_orphans, "remove_orphans", "`--remove-orphans` also removes containers no longer in the compose files".into());
+                    }
+                }
+                ComposeAction::Pull => {
+                    add(
+                        &severity.pull,
+                        "pull",
+                        format!("compose pull replaces the images of {summary} for the next up"),
+                    );
+                }
                 ComposeAction::Ps => {}
             }
         }
+        // A probe the gateway's policy declares: read-only, like inspect.
+        DockerOperation::Exec(_) => {}
     }
 }
 

@@ -94,7 +94,7 @@ impl<'a> Facts<'a> {
         self.lower.get(self.title_end + 1..).unwrap_or_default()
     }
 
-    /// Whether the operation reads only (inspect, logs, compose ps).
+    /// Whether the operation reads only (inspect, logs, compose ps, a probe exec).
     pub(crate) fn read_only(&self) -> bool {
         self.operation
             .as_ref()
@@ -156,7 +156,24 @@ impl<'a> OperationFacts<'a> {
                     project_mentioned: mentions_word(lower, &op.project),
                     volumes: op.action == ComposeAction::Down && op.options.volumes,
                     force: false,
-                    remove_orphans: op.action == ComposeAction::Down && op.options.remove_orphans,
+                    remove_orphans: matches!(op.action, ComposeAction::Down | ComposeAction::Up)
+                        && op.options.remove_orphans,
+                    kill_signal: false,
+                }
+            }
+            DockerOperation::Exec(op) => {
+                let targets = std::slice::from_ref(&op.container);
+                Self {
+                    operation,
+                    summary: operation.targets_summary(),
+                    targets,
+                    whole_project: false,
+                    stateful_targets: usize::from(stateful(&op.container)),
+                    mentioned_targets: mentioned(targets),
+                    project_mentioned: false,
+                    volumes: false,
+                    force: false,
+                    remove_orphans: false,
                     kill_signal: false,
                 }
             }

@@ -216,7 +216,10 @@ fn expected_actions(operation: &DockerOperation) -> (Category, &'static [Categor
             ComposeAction::Start => (Start, &[Restart]),
             ComposeAction::Restart => (Restart, &[Stop, Start]),
             ComposeAction::Ps => (Status, &[Inspect, Logs]),
+            ComposeAction::Up => (Deployment, &[Start, Restart]),
+            ComposeAction::Pull => (Deployment, &[]),
         },
+        DockerOperation::Exec(_) => (Status, &[Inspect, Logs]),
     }
 }
 
@@ -229,7 +232,10 @@ fn action_word(operation: &DockerOperation) -> &'static str {
             ComposeAction::Start => "compose start",
             ComposeAction::Restart => "compose restart",
             ComposeAction::Ps => "compose ps",
+            ComposeAction::Up => "compose up",
+            ComposeAction::Pull => "compose pull",
         },
+        DockerOperation::Exec(_) => "run the probe",
     }
 }
 

@@ -46,6 +46,11 @@ async fn an_auto_approved_restart_restarts_the_real_container_once_and_is_record
     );
     assert_eq!(
         env.status_of(request_id).await.as_deref(),
+        Some("AUTO_APPROVED"),
+        "the decision stays when the request runs"
+    );
+    assert_eq!(
+        env.execution_status_of(request_id).await.as_deref(),
         Some("SUCCEEDED")
     );
     let (status, operation): (String, String) =
@@ -299,6 +304,111 @@ async fn the_gateway_refuses_every_forged_stale_or_mismatched_job_with_its_reaso
         .filter(|(rid, code)| *rid == Some(request_id) && code == "token_reused")
         .count();
     assert_eq!(replays, 2, "both replays refused and audited");
+    docker::remove(&name).await;
+    env.stop().await;
+}
+
+/// The seed's four monitoring queries, verbatim (`/work/shared/seed/`, "Monitoring"): the three
+/// rates, and the scores of recent auto-rejections.
+const SEED_AUTO_REJECT_RATE: &str =
+    "SELECT COUNT(*) FILTER (WHERE status = 'AUTO_REJECTED') * 100.0 / COUNT(*)
+   FROM approval_requests
+   WHERE created_at > NOW() - INTERVAL '24 hours';";
+const SEED_AUTO_APPROVE_RATE: &str =
+    "SELECT COUNT(*) FILTER (WHERE status = 'AUTO_APPROVED') * 100.0 / COUNT(*)
+   FROM approval_requests
+   WHERE created_at > NOW() - INTERVAL '24 hours';";
+const SEED_MANUAL_REVIEW_RATE: &str =
+    "SELECT COUNT(*) FILTER (WHERE status = 'PENDING') * 100.0 / COUNT(*)
+   FROM approval_requests
+   WHERE created_at > NOW() - INTERVAL '24 hours';";
+const SEED_AUTO_REJECTED_SCORES: &str = "SELECT validator_scores
+   FROM approval_requests
+   WHERE status = 'AUTO_REJECTED'
+     AND created_at > NOW() - INTERVAL '24 hours';";
+
+#[tokio::test]
+async fn an_auto_approved_request_that_ran_still_counts_as_auto_approved_in_the_seeds_monitoring_queries()
+ {
+    let mut env = TestEnv::start().await;
+    let name = docker::unique("wt-monitor");
+    docker::start_container(&name, None).await;
+    env.spawn_intake_validating(100).await;
+    env.spawn_authority().await;
+    env.spawn_gateway(&[Environment::Dev, Environment::Test])
+        .await;
+    env.spawn_recorder();
+
+    // One request auto-approved and run on the real Engine, one auto-rejected.
+    let executed = Uuid::new_v4();
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        well_explained(executed, "dev", &format!("docker restart {name}"), &name).to_string(),
+    )
+    .await;
+    let rejected = Uuid::new_v4();
+    let careless = serde_json::json!({
+        "request_id": rejected, "requester": "agent-7", "environment": "dev",
+        "command": "docker compose -p scratch down -v", "title": "cleanup", "description": "cleanup stuff",
+    });
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        careless.to_string(),
+    )
+    .await;
+    wait_for_status(&env, executed, "SUCCEEDED").await;
+    wait_for_status(&env, rejected, "AUTO_REJECTED").await;
+    env.settle_all().await;
+    env.wait_for_count(
+        "SELECT count(*) FROM approval_requests WHERE execution_status = 'SUCCEEDED'",
+        None,
+        1,
+    )
+    .await;
+
+    let rate = |query: &'static str| {
+        let pool = env.pool.clone();
+        async move {
+            let rate: sqlx::types::BigDecimal =
+                sqlx::query_scalar(query).fetch_one(&pool).await.unwrap();
+            rate.to_string().parse::<f64>().unwrap()
+        }
+    };
+    assert_eq!(
+        rate(SEED_AUTO_APPROVE_RATE).await,
+        50.0,
+        "the executed request counts as auto-approved"
+    );
+    assert_eq!(rate(SEED_AUTO_REJECT_RATE).await, 50.0);
+    assert_eq!(rate(SEED_MANUAL_REVIEW_RATE).await, 0.0);
+    let scores: Vec<Option<Value>> = sqlx::query_scalar(SEED_AUTO_REJECTED_SCORES)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(scores.len(), 1);
+    assert!(scores[0].is_some(), "the auto-rejection carries its scores");
+
+    // `wingman list --status` reads either family: the decision, or how the run went.
+    let listed = |status: &str| {
+        let filter = wingman::store::requests::ListFilter {
+            status: Some(status.parse().unwrap()),
+            since: None,
+            limit: 10,
+        };
+        let pool = env.pool.clone();
+        async move {
+            wingman::store::requests::list(&pool, &filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|row| row.request_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("AUTO_APPROVED").await, [executed]);
+    assert_eq!(listed("SUCCEEDED").await, [executed]);
+    assert_eq!(listed("AUTO_REJECTED").await, [rejected]);
+    assert!(listed("EXECUTING").await.is_empty());
     docker::remove(&name).await;
     env.stop().await;
 }

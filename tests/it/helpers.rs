@@ -633,6 +633,18 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// How the request's execution went (`execution_status`), `None` until the gateway started.
+    pub async fn execution_status_of(&self, request_id: Uuid) -> Option<String> {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT execution_status FROM approval_requests WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await
+        .unwrap()
+        .flatten()
+    }
+
     /// Every message on the subjects of a declared stream, oldest first.
     pub async fn stream_messages(&self, declared: &str, filter: &str) -> Vec<Value> {
         let stream = self.bus.stream(declared).await.unwrap();

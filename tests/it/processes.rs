@@ -182,6 +182,10 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
     );
     assert_eq!(
         env.status_of(request_id).await.as_deref(),
+        Some("AUTO_APPROVED")
+    );
+    assert_eq!(
+        env.execution_status_of(request_id).await.as_deref(),
         Some("INDETERMINATE")
     );
     let executions: Vec<String> =

@@ -270,3 +270,124 @@ async fn the_audit_log_refuses_updates_and_deletes() {
     assert!(delete.unwrap_err().to_string().contains("append-only"));
     env.stop().await;
 }
+
+#[tokio::test]
+async fn an_execution_moves_only_its_own_column_and_only_after_an_approval() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder();
+    let request_id = Uuid::new_v4();
+    let id = RequestId::from_uuid(request_id);
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        request_json(request_id, None).to_string(),
+    )
+    .await;
+    let token_id = Uuid::new_v4();
+    let mut audited = 2;
+    // Each event with its own id: the recorder keeps one row per (id, stage).
+    let send = |kind: AuditKind, status: Status, data: serde_json::Value| {
+        let mut event = audit(id, kind, Some(status), data);
+        event.event_id = Uuid::now_v7();
+        let subject = env.bus.subjects.audit(owner(kind), kind);
+        let js = env.bus.js.clone();
+        async move {
+            publish_all(
+                &js,
+                &[Outgoing::json(subject, event.event_id.to_string(), &event)],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let state = || async {
+        sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT status, execution_status FROM approval_requests WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+    };
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        audited,
+    )
+    .await;
+    let started = json!({"token_id": token_id, "environment": "test", "operation": "container_restart", "argv": []});
+
+    // A start on a PENDING request is audited, not applied.
+    send(
+        AuditKind::ExecutionStarted,
+        Status::Executing,
+        started.clone(),
+    )
+    .await;
+    audited += 1;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        audited,
+    )
+    .await;
+    assert_eq!(state().await, ("PENDING".into(), None));
+
+    send(
+        AuditKind::ApprovalDecided,
+        Status::Approved,
+        json!({"decided_by": "alice"}),
+    )
+    .await;
+    // A finish that no start came before is audited, not applied.
+    send(
+        AuditKind::ExecutionFinished,
+        Status::Succeeded,
+        json!({"token_id": token_id}),
+    )
+    .await;
+    audited += 2;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        audited,
+    )
+    .await;
+    assert_eq!(state().await, ("APPROVED".into(), None));
+
+    // Then the real start and finish move the execution; the decision stays.
+    send(AuditKind::ExecutionStarted, Status::Executing, started).await;
+    send(
+        AuditKind::ExecutionFinished,
+        Status::Failed,
+        json!({"token_id": token_id, "exit_code": 1}),
+    )
+    .await;
+    audited += 2;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        audited,
+    )
+    .await;
+    env.settle_all().await;
+    assert_eq!(state().await, ("APPROVED".into(), Some("FAILED".into())));
+    let executions: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM executions WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(executions, ["FAILED"]);
+    // A decision never follows an execution.
+    send(AuditKind::RequestExpired, Status::Expired, json!({})).await;
+    audited += 1;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        audited,
+    )
+    .await;
+    assert_eq!(state().await, ("APPROVED".into(), Some("FAILED".into())));
+    env.stop().await;
+}

@@ -109,3 +109,41 @@ fn an_instruction_approval_only_scans_text() {
     );
     assert_eq!(validation.validator_scores.code_scanner.score, 100);
 }
+
+#[test]
+fn compose_up_with_build_is_a_high_impact_deployment_in_prd() {
+    let line = "docker compose -f docker-compose.prd.yml -p shop --env-file .env.prd up -d --build";
+    let prd = validate("prd", Some(line), TITLE, GOOD_DESCRIPTION);
+    assert_eq!(finding(&prd, "deploy").severity, Severity::High);
+    assert_eq!(finding(&prd, "build").severity, Severity::High);
+    let dev = validate("dev", Some(line), TITLE, GOOD_DESCRIPTION);
+    assert_eq!(finding(&dev, "build").severity, Severity::Low);
+    let codes = command_codes("test", "docker compose -p shop up -d --remove-orphans web");
+    assert!(
+        codes.contains(&"deploy".into()) && codes.contains(&"remove_orphans".into()),
+        "{codes:?}"
+    );
+    assert!(!codes.contains(&"build".into()), "{codes:?}");
+    assert_eq!(
+        finding(
+            &validate(
+                "prd",
+                Some("docker compose -p shop pull"),
+                TITLE,
+                GOOD_DESCRIPTION
+            ),
+            "pull"
+        )
+        .severity,
+        Severity::Medium
+    );
+}
+
+#[test]
+fn a_probe_exec_is_whitelisted_like_inspect() {
+    let codes = command_codes(
+        "prd",
+        "docker exec shop-web-1 wget -qO- http://127.0.0.1:8080/health",
+    );
+    assert_eq!(codes, ["whitelisted"]);
+}

@@ -221,3 +221,29 @@ fn odd_text_validates_without_panicking() {
         }
     }
 }
+
+#[test]
+fn stage_c_in_prd_is_never_auto_approved_and_is_scored_as_a_deployment() {
+    let description = "Stage C of the gateway runbook: build the new images and start the shop \
+                       stack with the gateway service. Rollback: down, restore the previous compose \
+                       file from git and up -d. Verify: the health probe answers 200.";
+    let line = "docker compose -f docker-compose.prd.yml -p shop --env-file .env.prd up -d --build";
+    let validation = validate(
+        "prd",
+        Some(line),
+        "Stage C: build and start the shop stack",
+        description,
+    );
+    assert_eq!(validation.decision, Decision::Pending);
+    assert_eq!(
+        validation.validator_scores.composite.profile,
+        Profile::Deployment
+    );
+    let reasons = &validation.validator_scores.composite.reasons;
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason.contains("rule prd_deployment")),
+        "{reasons:?}"
+    );
+}

@@ -7,7 +7,7 @@
 use crate::validation::config::check_validators::{
     content_quality, dependency_analyzer, semantic_analyzer,
 };
-use crate::validation::config::sections::{OPERATION_NAMES, OperationRule, ProfileWeights};
+use crate::validation::config::sections::{OperationRule, ProfileWeights, operation_names};
 use crate::validation::config::validator_sections::EnvPoints;
 use crate::validation::config::{ConfigError, ValidationConfig};
 
@@ -107,13 +107,13 @@ fn operation_rule(key: &str, rule: &OperationRule) -> Result<(), ConfigError> {
     if let Some(unknown) = rule
         .operations
         .iter()
-        .find(|operation| !OPERATION_NAMES.contains(&operation.as_str()))
+        .find(|operation| !operation_names().any(|name| name == operation.as_str()))
     {
         return Err(invalid(
             &format!("{key}.operations"),
             format!(
                 "names an unknown operation `{unknown}` (expected one of {})",
-                OPERATION_NAMES.join(", ")
+                operation_names().collect::<Vec<_>>().join(", ")
             ),
         ));
     }

@@ -2,7 +2,7 @@
 
 use crate::validation::config::ConfigError;
 use crate::validation::config::check::{at_least, between, env_points, invalid, keywords, percent};
-use crate::validation::config::sections::OPERATION_NAMES;
+use crate::validation::config::sections::operation_names;
 use crate::validation::config::validator_sections::{
     ContentQualityConfig, DependencyConfig, SemanticConfig,
 };
@@ -94,7 +94,7 @@ pub(super) fn dependency_analyzer(dependency: &DependencyConfig) -> Result<(), C
         "dependency_analyzer.read_only_environment_penalty",
         &dependency.read_only_environment_penalty,
     )?;
-    for name in OPERATION_NAMES {
+    for name in operation_names() {
         let value = dependency.operation_penalty.get(name).unwrap_or_default();
         percent(
             &format!("dependency_analyzer.operation_penalty.{name}"),

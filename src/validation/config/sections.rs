@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::docker::OperationKind;
+
 use crate::request::{Environment, RiskLevel};
 use crate::validation::report::{Profile, Severity};
 
@@ -93,19 +95,14 @@ impl ProfileWeights {
     }
 }
 
-/// Every operation name a rule may use: the docker operations and `instruction`.
-pub const OPERATION_NAMES: &[&str] = &[
-    "container_stop",
-    "container_start",
-    "container_restart",
-    "container_kill",
-    "container_rm",
-    "container_inspect",
-    "container_logs",
-    "compose_down",
-    "compose_stop",
-    "compose_start",
-    "compose_restart",
-    "compose_ps",
-    "instruction",
-];
+/// A request without a command (an instruction approval), as rules and points name it.
+pub const INSTRUCTION: &str = "instruction";
+
+/// Every operation name a rule may use: the docker operations ([`OperationKind::ALL`]) and
+/// [`INSTRUCTION`].
+pub fn operation_names() -> impl Iterator<Item = &'static str> {
+    OperationKind::ALL
+        .iter()
+        .map(|kind| kind.name())
+        .chain([INSTRUCTION])
+}

@@ -94,7 +94,7 @@ fn a_rule_naming_an_unknown_operation_is_refused() {
 #[test]
 fn a_whitelist_entry_must_name_its_operations() {
     let message = error(&with(
-        "operations = [\"container_inspect\", \"container_logs\", \"compose_ps\"]",
+        "operations = [\"container_inspect\", \"container_logs\", \"compose_ps\", \"container_exec\"]",
         "operations = []",
     ));
     assert!(
@@ -122,4 +122,28 @@ fn an_unreadable_file_names_its_path() {
             .to_string()
             .starts_with("validation config: cannot read /nonexistent/validation.toml: ")
     );
+}
+
+#[test]
+fn every_operation_has_points_and_the_shipped_file_documents_it() {
+    let config = ValidationConfig::default_config();
+    let text = ValidationConfig::default_toml();
+    let rules_comment = text
+        .split("[[rules.never_auto_approve]]")
+        .next()
+        .unwrap_or_default();
+    for name in super::sections::operation_names() {
+        assert!(
+            config
+                .dependency_analyzer
+                .operation_penalty
+                .get(name)
+                .is_some(),
+            "dependency_analyzer.operation_penalty has no field for {name}"
+        );
+        assert!(
+            rules_comment.contains(name),
+            "the rules comment of config/validation.toml does not list {name}"
+        );
+    }
 }

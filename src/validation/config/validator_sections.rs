@@ -40,6 +40,9 @@ pub struct CommandSeverity {
     pub project_wide: EnvSeverity,
     pub many_targets: EnvSeverity,
     pub state_change: EnvSeverity,
+    pub deploy: EnvSeverity,
+    pub build: EnvSeverity,
+    pub pull: EnvSeverity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -136,11 +139,14 @@ pub struct OperationPoints {
     pub container_rm: i64,
     pub container_inspect: i64,
     pub container_logs: i64,
+    pub container_exec: i64,
     pub compose_down: i64,
     pub compose_stop: i64,
     pub compose_start: i64,
     pub compose_restart: i64,
     pub compose_ps: i64,
+    pub compose_up: i64,
+    pub compose_pull: i64,
     pub instruction: i64,
 }
 
@@ -226,11 +232,14 @@ impl OperationPoints {
             "container_rm" => self.container_rm,
             "container_inspect" => self.container_inspect,
             "container_logs" => self.container_logs,
+            "container_exec" => self.container_exec,
             "compose_down" => self.compose_down,
             "compose_stop" => self.compose_stop,
             "compose_start" => self.compose_start,
             "compose_restart" => self.compose_restart,
             "compose_ps" => self.compose_ps,
+            "compose_up" => self.compose_up,
+            "compose_pull" => self.compose_pull,
             "instruction" => self.instruction,
             _ => return None,
         })

@@ -1,7 +1,9 @@
 //! `wingman-intake`: validates submitted requests, scores them and decides, in one hop (see
 //! `wingman::stages::intake`). `WINGMAN_VALIDATION_CONFIG` names a validation config file
-//! (default: the shipped one); `VALIDATION_ENABLED` / `VALIDATION_ROLLOUT_PERCENT` seed the
-//! live rollout flags.
+//! (default: the shipped one). Where it sets up the topology itself (local,
+//! `WINGMAN_ENSURE_TOPOLOGY=1`), `VALIDATION_ENABLED` / `VALIDATION_ROLLOUT_PERCENT` are
+//! applied to the live rollout flags when they changed since last applied, as
+//! `wingman setup-nats` does in production.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,10 +30,10 @@ async fn main() -> anyhow::Result<()> {
     let claims = open_bucket(js, &worker.bus.subjects.localize_name("wingman_claims")).await?;
     let rollout =
         RolloutStore::new(open_bucket(js, &worker.bus.subjects.localize_name(BUCKET)).await?);
-    // With WINGMAN_ENSURE_TOPOLOGY=0, `wingman setup-nats` seeded the flags and this worker
-    // may only read them (it has no right to write the rollout bucket).
+    // With WINGMAN_ENSURE_TOPOLOGY=0, `wingman setup-nats` applied the environment and this
+    // worker may only read the flags (it has no right to write the rollout bucket).
     if worker.ensure_topology {
-        rollout.seed(&Rollout::from_env()?).await?;
+        rollout.apply_environment(&Rollout::from_env()?).await?;
     }
     let scoring = Scoring {
         validator,

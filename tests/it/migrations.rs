@@ -1,0 +1,98 @@
+//! The migrations move existing rows as they claim: applied one by one from the files, as
+//! `wingman migrate` would to a database of the previous version, on real Postgres.
+
+use sqlx::PgPool;
+
+use crate::helpers::postgres_base;
+
+/// The split of the execution state out of `status`.
+const SPLIT: &str = "20261204000001_split_execution_status.sql";
+
+async fn apply(pool: &PgPool, file: &std::path::Path) {
+    let sql = std::fs::read_to_string(file).unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+}
+
+#[tokio::test]
+async fn executed_rows_get_their_decision_back_and_their_execution_in_its_own_column() {
+    let database = format!("wt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let admin = PgPool::connect(&format!("{}/postgres", postgres_base()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let pool = PgPool::connect(&format!("{}/{database}", postgres_base()))
+        .await
+        .unwrap();
+    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&directory)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    let split = files
+        .iter()
+        .position(|file| file.ends_with(SPLIT))
+        .expect("the split migration");
+    for file in &files[..split] {
+        apply(&pool, file).await;
+    }
+    // Rows as the previous version left them: `status` moved on to the execution's word.
+    sqlx::raw_sql(
+        "INSERT INTO approval_requests
+            (request_id, requester, environment, title, description, status, created_at, updated_at, decided_by)
+         VALUES
+            ('00000000-0000-0000-0000-000000000001', 'ci', 'dev', 't', 'd', 'SUCCEEDED', now(), now(), NULL),
+            ('00000000-0000-0000-0000-000000000002', 'ci', 'dev', 't', 'd', 'FAILED', now(), now(), 'alice'),
+            ('00000000-0000-0000-0000-000000000003', 'ci', 'dev', 't', 'd', 'INDETERMINATE', now(), now(), NULL),
+            ('00000000-0000-0000-0000-000000000004', 'ci', 'dev', 't', 'd', 'PENDING', now(), now(), NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for file in &files[split..] {
+        apply(&pool, file).await;
+    }
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT status, execution_status FROM approval_requests ORDER BY request_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let rows: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|(status, execution)| (status.as_str(), execution.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("AUTO_APPROVED", Some("SUCCEEDED")),
+            ("APPROVED", Some("FAILED")),
+            ("AUTO_APPROVED", Some("INDETERMINATE")),
+            ("PENDING", None),
+        ]
+    );
+    // The table refuses the old shape and an execution without an approval.
+    for statement in [
+        "UPDATE approval_requests SET status = 'SUCCEEDED' WHERE status = 'PENDING'",
+        "UPDATE approval_requests SET execution_status = 'EXECUTING' WHERE status = 'PENDING'",
+    ] {
+        let error = sqlx::query(statement).execute(&pool).await.unwrap_err();
+        assert!(
+            error.to_string().contains("check constraint"),
+            "`{statement}`: {error}"
+        );
+    }
+    pool.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+}
