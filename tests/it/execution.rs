@@ -96,6 +96,7 @@ impl Forge {
             requester: "mallory".into(),
             issued_at: Utc::now(),
             expires_at: Utc::now() + chrono::Duration::minutes(10),
+            holder: None,
         }
     }
 
@@ -121,6 +122,7 @@ impl Forge {
             title: "t".into(),
             description: "d".into(),
             risk_level: None,
+            execution: Default::default(),
         };
         let job = ExecJob {
             request,
