@@ -15,6 +15,7 @@ mod fake_telegram;
 mod helpers;
 mod identity;
 mod intake;
+mod manual;
 mod metrics;
 mod nats_auth;
 mod nats_permissions;
