@@ -13,7 +13,9 @@ use wingman::stages::gateway::GatewayDeps;
 
 use crate::api::call_with_key;
 use crate::docker;
-use crate::helpers::{OPERATOR_KEY, SUBMIT_KEY, TestEnv, wait_for_status, well_explained};
+use crate::helpers::{
+    OPERATOR_KEY, SUBMIT_KEY, TestEnv, run_wingman, text, wait_for_status, well_explained,
+};
 
 /// Serves the gateway's HTTP face for `deps` on a free loopback port.
 async fn serve_gateway_http(env: &TestEnv, deps: Arc<GatewayDeps>) -> SocketAddr {
@@ -310,5 +312,65 @@ async fn an_automatic_request_is_run_by_the_pipeline_and_its_token_is_handed_to_
     );
 
     docker::remove(&name).await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn wingman_request_manual_submits_through_the_api_and_stops_when_the_token_is_ready() {
+    let mut env = TestEnv::start().await;
+    let (api, gateway) = pipeline(&mut env).await;
+    let api_url = format!("http://{api}");
+    let description = "The container api caches its config at start and we changed the log \
+                       level, so it must restart. Only api is touched. Rollback: docker start \
+                       api if it does not come back. Verify: docker inspect shows api running.";
+    let args = [
+        "request",
+        "--env",
+        "dev",
+        "--title",
+        "Restart the container api to reload its config",
+        "--description",
+        description,
+        "--manual",
+        "--api-url",
+        &api_url,
+        "--json",
+        "--timeout",
+        "60s",
+        "--",
+        "docker",
+        "inspect",
+        "api",
+    ];
+    let output = run_wingman(&env, &[("WINGMAN_API_KEY", SUBMIT_KEY)], &args).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let ready: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (ready["execution"].as_str(), ready["holder"].as_str()),
+        (Some("manual"), Some("api:submitter")),
+        "{ready}"
+    );
+    let (status, fetched) = call_with_key(
+        "POST",
+        &format!("http://{gateway}/gateway/token"),
+        Some(json!({ "request_id": ready["request_id"] })),
+        Some(SUBMIT_KEY),
+    )
+    .await;
+    assert_eq!(status, 200, "{fetched}");
+
+    // Without the API a manual request would belong to a NATS user no key can act for.
+    let without_api: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|arg| *arg != "--api-url" && *arg != api_url)
+        .collect();
+    let output = run_wingman(&env, &[], &without_api).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--api-url"),
+        "{}",
+        text(&output.stderr)
+    );
     env.stop().await;
 }
