@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
@@ -80,6 +81,18 @@ async fn metrics(State(state): State<GatewayHttp>) -> String {
     crate::metrics::render(&state.metrics)
 }
 
+/// Reads a JSON body whatever its `Content-Type` (the runbook's `curl -d` sends none), like
+/// the API's `POST /requests`; serde's message names the missing or unknown field.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, Json<Value>)> {
+    serde_json::from_slice(body).map_err(|cause| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid body: {cause}"),
+        )
+    })
+}
+
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> (StatusCode, Json<Value>) {
     (
         status,
@@ -97,8 +110,12 @@ pub struct TokenBody {
 async fn token(
     State(state): State<GatewayHttp>,
     Extension(KeyName(key_name)): Extension<KeyName>,
-    Json(body): Json<TokenBody>,
+    body: Bytes,
 ) -> (StatusCode, Json<Value>) {
+    let body: TokenBody = match parse_body(&body) {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let caller = Principal::ApiKey(key_name);
     let asked = TokenRequest {
         request_id: body.request_id,
@@ -157,8 +174,12 @@ async fn execute_now(
     State(state): State<GatewayHttp>,
     Extension(KeyName(key_name)): Extension<KeyName>,
     headers: HeaderMap,
-    Json(body): Json<ExecuteBody>,
+    body: Bytes,
 ) -> (StatusCode, Json<Value>) {
+    let body: ExecuteBody = match parse_body(&body) {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let Some(token) = headers
         .get("x-capability-token")
         .and_then(|value| value.to_str().ok())

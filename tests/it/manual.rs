@@ -155,7 +155,8 @@ async fn a_manual_request_is_run_once_and_only_by_the_key_that_submitted_it() {
             .post(&execute_url)
             .header("x-api-key", key)
             .header("x-capability-token", &token)
-            .header("content-type", "application/json")
+            // What the runbook's `curl -d` sends.
+            .header("content-type", "application/x-www-form-urlencoded")
             .body(body.to_string());
         async move {
             let response = request.send().await.unwrap();
