@@ -75,7 +75,6 @@ async fn run(arguments: Vec<String>) -> anyhow::Result<u8> {
         None,
         None,
         Some(&command_line),
-        wingman::request::Execution::Automatic,
     );
     let request = parse_request(json.to_string().as_bytes(), RequestId::generate)
         .map_err(|invalid| anyhow::anyhow!("invalid request: {invalid}"))?;

@@ -332,7 +332,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                         .context("quote the command")?,
                 )
             };
-            let request = cli::submit::request_json(
+            let mut request = cli::submit::request_json(
                 &requester,
                 &environment,
                 &title,
@@ -340,12 +340,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 risk_level.as_deref(),
                 request_id,
                 command_line.as_deref(),
-                if manual {
-                    Execution::Manual
-                } else {
-                    Execution::Automatic
-                },
             );
+            if manual {
+                request["execution"] = serde_json::json!(Execution::Manual.as_str());
+            }
             let api = api_url
                 .map(|url| cli::submit::ApiTarget::from_env(&url))
                 .transpose()?;

@@ -90,7 +90,6 @@ pub fn request_json(
     risk_level: Option<&str>,
     request_id: Option<RequestId>,
     command: Option<&str>,
-    execution: Execution,
 ) -> Value {
     let mut object = Map::new();
     if let Some(request_id) = request_id {
@@ -105,9 +104,6 @@ pub fn request_json(
     object.insert("description".into(), json!(description));
     if let Some(risk_level) = risk_level {
         object.insert("risk_level".into(), json!(risk_level));
-    }
-    if execution != Execution::Automatic {
-        object.insert("execution".into(), json!(execution.as_str()));
     }
     Value::Object(object)
 }
