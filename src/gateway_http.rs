@@ -141,7 +141,8 @@ async fn token(
                 "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::CONFLICT,
             };
-            if status == StatusCode::FORBIDDEN {
+            // Asking for another principal's token, or for one the pipeline runs, is audited.
+            if matches!(code.as_str(), "not_the_submitter" | "automatic_execution") {
                 audit_refusal(
                     &state,
                     body.request_id,

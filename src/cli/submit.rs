@@ -297,6 +297,11 @@ pub fn describe(event: &StatusEvent) -> String {
         let short = chrono::DateTime::parse_from_rfc3339(&expires)
             .map_or(expires.clone(), |at| at.format("%H:%M:%S").to_string());
         summary.push(format!("capability token minted (expires {short})"));
+        if let Some(holder) = detail("holder") {
+            summary.push(format!(
+                "manual execution: {holder} fetches and runs it at the gateway"
+            ));
+        }
     }
     if let Some(first) = event
         .details

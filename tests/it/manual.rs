@@ -300,6 +300,16 @@ async fn an_automatic_request_is_run_by_the_pipeline_and_its_token_is_handed_to_
     let done = wait_for_status(&env, request_id, "SUCCEEDED").await;
     assert_eq!(done["exit_code"], 0);
     env.settle_all().await;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'token_refused'",
+        Some(request_id),
+        1,
+    )
+    .await;
+    assert_eq!(
+        token_refusal_codes(&env, request_id).await,
+        ["automatic_execution"]
+    );
     let executions: i64 =
         sqlx::query_scalar("SELECT count(*) FROM executions WHERE request_id = $1")
             .bind(request_id)
