@@ -4,7 +4,7 @@
 //! When a follower stops is a [`Goal`]: the decision of an instruction approval, the end of
 //! the execution of a command, or (for `wingman request --manual`) the token being ready for
 //! its submitter. `wingman status --wait` does not know which the request is, so it learns it
-//! from the request's own events ([`Goal::learn`]): the RECEIVED event names the command.
+//! from the request's own events ([`Goal::learn`]): intake's event names the command.
 
 use std::time::Duration;
 
@@ -40,13 +40,13 @@ impl Goal {
         }
     }
 
-    /// What the request's events tell: RECEIVED carries `command` when it has one; a minted
-    /// token or the gateway's step means a command.
+    /// What the request's events tell: intake's event (the first of a request) carries
+    /// `command` when it has one; a minted token or the gateway's step means a command.
     pub fn learn(self, event: &StatusEvent) -> Self {
         if self != Goal::FromEvents {
             return self;
         }
-        if event.status == Status::Received.as_str() {
+        if event.stage == Stage::Intake && event.status != INVALID {
             return Goal::for_command(event.details.contains_key("command"));
         }
         if event.details.contains_key("token_expires_at") || event.stage == Stage::Gateway {
@@ -185,29 +185,30 @@ mod tests {
         None
     }
 
-    fn received(command: Option<&str>) -> StatusEvent {
+    /// Intake's event: what it received (and, where intake decides, the decision).
+    fn from_intake(status: &str, command: Option<&str>) -> StatusEvent {
         let mut details = Map::new();
         details.insert("title".into(), json!("t"));
         if let Some(command) = command {
             details.insert("command".into(), json!(command));
         }
-        event("RECEIVED", Stage::Intake, Value::Object(details))
+        event(status, Stage::Intake, Value::Object(details))
+    }
+
+    fn minted(status: &str, execution: &str) -> StatusEvent {
+        event(
+            status,
+            Stage::Authority,
+            json!({"token_expires_at": "2026-12-04T14:00:00Z", "execution": execution}),
+        )
     }
 
     #[test]
     fn a_request_with_a_command_is_followed_past_its_approval_to_the_end_of_its_execution() {
         let story = [
-            received(Some("docker restart api")),
-            event(
-                "AUTO_APPROVED",
-                Stage::Validator,
-                json!({"composite_score": 95}),
-            ),
-            event(
-                "AUTO_APPROVED",
-                Stage::Authority,
-                json!({"token_expires_at": "2026-12-04T14:00:00Z"}),
-            ),
+            from_intake("RECEIVED", Some("docker restart api")),
+            from_intake("AUTO_APPROVED", Some("docker restart api")),
+            minted("AUTO_APPROVED", "automatic"),
             event("EXECUTING", Stage::Gateway, json!({})),
             event("SUCCEEDED", Stage::Gateway, json!({"exit_code": 0})),
         ];
@@ -215,13 +216,19 @@ mod tests {
             stops_at(&story, Goal::FromEvents).as_deref(),
             Some("SUCCEEDED")
         );
-        // Started late, from the approval on, it still does not stop at the approval.
-        assert_eq!(stops_at(&story[1..3], Goal::FromEvents), None);
+        // Intake deciding in the same event it received with is followed the same way.
+        assert_eq!(
+            stops_at(&story[1..], Goal::FromEvents).as_deref(),
+            Some("SUCCEEDED")
+        );
+        // Joined late, from the minted token on, it still does not stop at the approval.
+        assert_eq!(stops_at(&story[2..3], Goal::FromEvents), None);
         let failed = [
-            received(Some("docker restart api")),
+            from_intake("RECEIVED", Some("docker restart api")),
             event("APPROVED", Stage::Approvals, json!({"decided_by": "anna"})),
             event("FAILED", Stage::Gateway, json!({"exit_code": 1})),
         ];
+        assert_eq!(stops_at(&failed[..2], Goal::FromEvents), None);
         assert_eq!(
             stops_at(&failed, Goal::FromEvents).as_deref(),
             Some("FAILED")
@@ -231,18 +238,20 @@ mod tests {
     #[test]
     fn an_instruction_approval_ends_at_its_decision() {
         let story = [
-            received(None),
-            event("PENDING", Stage::Validator, json!({})),
+            from_intake("RECEIVED", None),
+            event("PENDING", Stage::Intake, json!({})),
             event("APPROVED", Stage::Approvals, json!({"decided_by": "anna"})),
         ];
         assert_eq!(
             stops_at(&story, Goal::FromEvents).as_deref(),
             Some("APPROVED")
         );
-        let rejected = [
-            received(None),
-            event("AUTO_REJECTED", Stage::Validator, json!({})),
-        ];
+        let decided_at_intake = [from_intake("AUTO_APPROVED", None)];
+        assert_eq!(
+            stops_at(&decided_at_intake, Goal::FromEvents).as_deref(),
+            Some("AUTO_APPROVED")
+        );
+        let rejected = [from_intake("AUTO_REJECTED", Some("docker stop api"))];
         assert_eq!(
             stops_at(&rejected, Goal::FromEvents).as_deref(),
             Some("AUTO_REJECTED")
@@ -252,13 +261,9 @@ mod tests {
     #[test]
     fn a_manual_request_is_ready_for_its_submitter_once_its_token_is_minted() {
         let story = [
-            received(Some("docker restart api")),
-            event("AUTO_APPROVED", Stage::Validator, json!({})),
-            event(
-                "AUTO_APPROVED",
-                Stage::Authority,
-                json!({"token_expires_at": "2026-12-04T14:00:00Z", "execution": "manual"}),
-            ),
+            from_intake("RECEIVED", Some("docker restart api")),
+            from_intake("AUTO_APPROVED", Some("docker restart api")),
+            minted("AUTO_APPROVED", "manual"),
         ];
         assert_eq!(
             stops_at(&story, Goal::Token).as_deref(),
