@@ -3,8 +3,7 @@
 //! | subject | payload |
 //! | --- | --- |
 //! | `wingman.requests.submitted.<principal>` | the public request JSON ([`crate::request`]), no envelope; the suffix is who submitted ([`crate::identity`]) |
-//! | `wingman.requests.accepted` | `Envelope<Accepted>` |
-//! | `wingman.requests.validated` | `Envelope<Validated>` |
+//! | `wingman.requests.validated.<route>` | `Envelope<Validated>` (`human`: PENDING or AUTO_REJECTED, for approvals; `auto`: AUTO_APPROVED with a command, for the authority) |
 //! | `wingman.approvals.decided` | `Envelope<Decided>` |
 //! | `wingman.exec.jobs` | `Envelope<ExecJob>` |
 //! | `wingman.audit.<stage>.<kind>` | `Envelope<AuditRecord>` (the stage that owns the kind, [`AUDIT_OWNERS`]) |
@@ -26,7 +25,6 @@ use crate::status::Status;
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Intake,
-    Validator,
     Approvals,
     Authority,
     Gateway,
@@ -37,9 +35,8 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Intake,
-        Stage::Validator,
         Stage::Approvals,
         Stage::Authority,
         Stage::Gateway,
@@ -65,7 +62,6 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Intake => "intake",
-            Stage::Validator => "validator",
             Stage::Approvals => "approvals",
             Stage::Authority => "authority",
             Stage::Gateway => "gateway",
@@ -77,14 +73,10 @@ impl Stage {
     }
 }
 
-/// `wingman.requests.accepted`: intake found the request valid.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Accepted {
-    pub request: Request,
-}
-
-/// `wingman.requests.validated`: the validator's decision (or PENDING for a human when the
-/// request is outside the validated cohort or validation failed).
+/// `wingman.requests.validated.<route>`: intake's decision (or PENDING for a human when the
+/// request is outside the validated cohort or validation failed). Published only where
+/// somebody acts on it: `human` (PENDING, AUTO_REJECTED) for approvals, `auto` (AUTO_APPROVED
+/// with a command) for the authority; an auto-approved instruction ends at the audit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Validated {
     pub request: Request,
@@ -98,6 +90,25 @@ pub struct Validated {
     pub validation_error: Option<String>,
     /// When a PENDING request expires without a decision.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Where a decision goes next: the last token of `wingman.requests.validated.<route>`, so
+/// each consumer receives only what it acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// PENDING or AUTO_REJECTED: approvals asks a human.
+    Human,
+    /// AUTO_APPROVED with a command: the authority mints its token.
+    Auto,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Human => "human",
+            Route::Auto => "auto",
+        }
+    }
 }
 
 /// `wingman.approvals.decided`: a human decision (Telegram or the console approver).
@@ -225,11 +236,11 @@ impl AuditKind {
 pub const AUDIT_OWNERS: &[(Stage, &[AuditKind])] = &[
     (
         Stage::Intake,
-        &[AuditKind::RequestReceived, AuditKind::MessageRejected],
-    ),
-    (
-        Stage::Validator,
-        &[AuditKind::RequestValidated, AuditKind::MessageRejected],
+        &[
+            AuditKind::RequestReceived,
+            AuditKind::RequestValidated,
+            AuditKind::MessageRejected,
+        ],
     ),
     (
         Stage::Approvals,
@@ -278,6 +289,50 @@ pub struct AuditRecord {
     /// Which worker process did it (`intake@host:pid`), for forensics.
     pub actor: String,
     pub data: Value,
+    /// Later records of the same step, carried in the same message so a step stores one
+    /// audit message: the recorder appends each right after this one, in order, as a row of
+    /// its own with its own (derived) id, admitted like this one (its kind owned by the
+    /// subject's stage, its status one its kind may set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<ChainedRecord>,
+}
+
+/// A later record of the same step as the [`AuditRecord`] that carries it: same request,
+/// stage, actor and time; its own id, kind, status and data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainedRecord {
+    pub event_id: Uuid,
+    pub kind: AuditKind,
+    pub status: Option<Status>,
+    pub data: Value,
+}
+
+impl crate::envelope::Envelope<AuditRecord> {
+    /// This event and the records it carries, each as an event of its own, in order.
+    pub fn into_records(mut self) -> Vec<crate::envelope::Envelope<AuditRecord>> {
+        let chained = std::mem::take(&mut self.body.then);
+        let mut records = Vec::with_capacity(1 + chained.len());
+        let (request_id, at, version) = (self.request_id, self.at, self.version);
+        let (stage, actor) = (self.body.stage, self.body.actor.clone());
+        records.push(self);
+        for record in chained {
+            records.push(crate::envelope::Envelope {
+                version,
+                event_id: record.event_id,
+                request_id,
+                at,
+                body: AuditRecord {
+                    kind: record.kind,
+                    stage,
+                    status: record.status,
+                    actor: actor.clone(),
+                    data: record.data,
+                    then: Vec::new(),
+                },
+            });
+        }
+        records
+    }
 }
 
 /// `wingman.status.<request_id>`: what a publisher waits on. `details` are flattened into

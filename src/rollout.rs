@@ -195,6 +195,71 @@ impl RolloutStore {
     }
 }
 
+/// The live flags as a KV watch keeps them: read once at start, then each revision as the
+/// server announces it, so a decision costs no read on its path and the rollout gauges follow
+/// the bucket at once, whichever process changed it.
+#[derive(Clone)]
+pub struct RolloutView {
+    flags: tokio::sync::watch::Receiver<Option<Rollout>>,
+}
+
+impl RolloutView {
+    /// The flags as last announced (`None` until they are set at all).
+    pub fn current(&self) -> Option<Rollout> {
+        self.flags.borrow().clone()
+    }
+}
+
+impl RolloutStore {
+    /// Follows the flags until `shutdown`: the returned view holds the current ones (read
+    /// before this returns, when they are set) and a task keeps it current from a KV watch,
+    /// reopening the watch when it ends. Each announced revision sets the rollout gauges.
+    pub async fn follow(&self, shutdown: tokio_util::sync::CancellationToken) -> RolloutView {
+        let initial = self.current().await.ok().map(|(flags, _)| flags);
+        if let Some(flags) = &initial {
+            crate::metrics::rollout(flags.enabled, flags.percent);
+        }
+        let (sender, flags) = tokio::sync::watch::channel(initial);
+        let kv = self.kv.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt as _;
+            while !shutdown.is_cancelled() {
+                let mut watch = match kv.watch(KEY).await {
+                    Ok(watch) => watch,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot watch the rollout flags; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                        }
+                    }
+                };
+                loop {
+                    let entry = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        entry = watch.next() => entry,
+                    };
+                    let Some(Ok(entry)) = entry else { break };
+                    if entry.operation != kv::Operation::Put {
+                        continue;
+                    }
+                    match serde_json::from_slice::<Rollout>(&entry.value) {
+                        Ok(flags) => {
+                            crate::metrics::rollout(flags.enabled, flags.percent);
+                            sender.send_replace(Some(flags));
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, revision = entry.revision, "undecodable rollout flags ignored");
+                        }
+                    }
+                }
+                tracing::warn!("the rollout watch ended; reopening");
+            }
+        });
+        RolloutView { flags }
+    }
+}
+
 impl RolloutStore {
     /// Keeps the rollout guard's last look (key `guard`).
     pub async fn record_guard(

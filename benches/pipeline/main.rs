@@ -3,7 +3,7 @@
 //!
 //! 1. The raw floor on the same NATS server: JetStream publish with ack, then consume + ack,
 //!    of 512-byte messages.
-//! 2. The pipeline: real worker processes (intake, validator, approvals, authority, gateway,
+//! 2. The pipeline: real worker processes (intake, approvals, authority, gateway,
 //!    recorder) under a private subject prefix and a fresh database (optionally preloaded
 //!    with `--preload N` requests and their audit rows, see `preload`). The machine's idle
 //!    CPU is read first.
@@ -49,14 +49,7 @@ use report::{Report, heading};
 
 const NATS: &str = "nats://127.0.0.1:4222";
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
-const WORKERS: [&str; 6] = [
-    "intake",
-    "validator",
-    "approvals",
-    "authority",
-    "gateway",
-    "recorder",
-];
+const WORKERS: [&str; 5] = ["intake", "approvals", "authority", "gateway", "recorder"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -221,12 +221,12 @@ pub fn highest_bounded(steps: &[Step]) -> Option<u32> {
         .max()
 }
 
-/// Snapshots of the histograms along the path to a decision: for intake and validator, the
-/// wait in JetStream, the handling, and the publishing of their outputs (the validator's
-/// includes the decision's status event).
+/// Snapshots of the histograms along the path to a decision: for intake (which decides), the
+/// wait in JetStream, the handling, and the publishing of its outputs (the decision's status
+/// event included).
 pub async fn decision_path(run: &Pipeline) -> Vec<(&'static str, &'static str, Vec<(f64, f64)>)> {
     let mut out = Vec::new();
-    for stage in ["intake", "validator"] {
+    for stage in ["intake"] {
         for (part, metric) in [
             ("waiting in JetStream", "pipeline_queue_wait_seconds"),
             ("handling (per message)", "pipeline_handle_duration_seconds"),

@@ -444,6 +444,7 @@ pub fn dead_letter_messages(
                 "stream_sequence": delivery.stream_sequence,
                 "delivered": delivery.delivered,
             }),
+            then: Vec::new(),
         },
     );
     let mut outgoing = vec![

@@ -2,13 +2,12 @@
 //! (`wingman` in production; tests use a unique prefix each so they never collide).
 
 use crate::envelope::RequestId;
-use crate::events::{AuditKind, Stage};
+use crate::events::{AuditKind, Route, Stage};
 use crate::identity::Principal;
 
 pub const DEFAULT_PREFIX: &str = "wingman";
 
 const SUBMITTED: &str = "requests.submitted";
-const ACCEPTED: &str = "requests.accepted";
 const VALIDATED: &str = "requests.validated";
 const DECIDED: &str = "approvals.decided";
 const EXEC_JOBS: &str = "exec.jobs";
@@ -56,11 +55,9 @@ impl Subjects {
     pub fn submitted_base(&self) -> String {
         self.subject(SUBMITTED)
     }
-    pub fn accepted(&self) -> String {
-        self.subject(ACCEPTED)
-    }
-    pub fn validated(&self) -> String {
-        self.subject(VALIDATED)
+    /// `<prefix>.requests.validated.<route>`: a decision for the stage that acts on it.
+    pub fn validated(&self, route: Route) -> String {
+        self.subject(&format!("{VALIDATED}.{}", route.as_str()))
     }
     pub fn decided(&self) -> String {
         self.subject(DECIDED)

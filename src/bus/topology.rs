@@ -39,10 +39,6 @@ const CONSUMERS: &[(&str, &str)] = &[
         include_str!("../../nats/consumers/recorder.json"),
     ),
     (
-        "validator",
-        include_str!("../../nats/consumers/validator.json"),
-    ),
-    (
         "authority",
         include_str!("../../nats/consumers/authority.json"),
     ),
@@ -127,7 +123,9 @@ pub struct Topology {
     pub consumers: Vec<ConsumerDef>,
     pub buckets: Vec<BucketDef>,
     /// Durable consumers of earlier layouts, removed by [`Topology::ensure`] (stream,
-    /// consumer): intake used to read submissions from the requests stream.
+    /// consumer): intake used to read submissions from the requests stream, and validation was
+    /// a worker of its own reading `wingman.requests.accepted` (now intake decides in the same
+    /// hop).
     pub retired_consumers: Vec<(String, String)>,
 }
 
@@ -185,10 +183,16 @@ impl Topology {
             streams,
             consumers,
             buckets,
-            retired_consumers: vec![(
-                subjects.localize_name("WINGMAN_REQUESTS"),
-                "intake".to_string(),
-            )],
+            retired_consumers: vec![
+                (
+                    subjects.localize_name("WINGMAN_REQUESTS"),
+                    "intake".to_string(),
+                ),
+                (
+                    subjects.localize_name("WINGMAN_REQUESTS"),
+                    "validator".to_string(),
+                ),
+            ],
         }
     }
 
@@ -350,6 +354,21 @@ pub async fn open_bucket(js: &jetstream::Context, bucket: &str) -> anyhow::Resul
 mod tests {
     use super::*;
 
+    /// Whether every subject `filter` matches is one `pattern` matches (NATS wildcards: `*`
+    /// one token, `>` the rest).
+    fn covers(pattern: &str, filter: &str) -> bool {
+        let (mut pattern, mut filter) = (pattern.split('.'), filter.split('.'));
+        loop {
+            match (pattern.next(), filter.next()) {
+                (Some(">"), Some(_)) => return true,
+                (Some("*"), Some(token)) if token != ">" => {}
+                (Some(a), Some(b)) if a == b => {}
+                (None, None) => return true,
+                _ => return false,
+            }
+        }
+    }
+
     #[test]
     fn every_declared_file_parses_and_each_consumer_reads_a_declared_stream() {
         let subjects = Subjects::new("wingman").unwrap();
@@ -361,12 +380,14 @@ mod tests {
                 .iter()
                 .find(|s| s.name == def.stream)
                 .expect("consumer on a declared stream");
-            let prefix = def.config.filter_subject.trim_end_matches('>');
+            let filter = &def.config.filter_subject;
             assert!(
                 stream
                     .subjects
                     .iter()
-                    .any(|s| prefix.starts_with(s.trim_end_matches('>')))
+                    .any(|pattern| covers(pattern, filter)),
+                "{filter} is not among the subjects of {}",
+                stream.name
             );
             assert_eq!(
                 def.config.ack_policy,

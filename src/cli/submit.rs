@@ -285,7 +285,8 @@ pub fn describe(event: &StatusEvent) -> String {
     if let Some(environment) = detail("environment") {
         summary.push(environment);
     }
-    if event.status == "RECEIVED" {
+    // Intake's event (the decision, taken in the hop that receives) names what was asked.
+    if event.stage == crate::events::Stage::Intake && event.status != crate::events::INVALID {
         summary
             .push(detail("command").unwrap_or_else(|| "instruction approval (no command)".into()));
     }

@@ -34,10 +34,10 @@ pub struct ApprovalsDeps {
     pub pool: sqlx::PgPool,
 }
 
-pub struct FromValidator(pub Arc<ApprovalsDeps>);
+pub struct FromIntake(pub Arc<ApprovalsDeps>);
 pub struct StatusUpdates(pub Arc<ApprovalsDeps>);
 
-impl Handler for FromValidator {
+impl Handler for FromIntake {
     const STAGE: Stage = Stage::Approvals;
 
     async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
@@ -102,6 +102,9 @@ impl Handler for StatusUpdates {
     }
 }
 
+/// The durable consumer that edits Telegram prompts with each request's outcome.
+pub const PROMPT_UPDATES: &str = "approvals-updates";
+
 pub async fn run(
     deps: ApprovalsDeps,
     options: LoopOptions,
@@ -117,7 +120,12 @@ pub async fn run(
         Err(error) => tracing::error!(%error, "cannot read the approver roster"),
     }
     let pending = bus.consumer("approvals").await?;
-    let updates = bus.consumer("approvals-updates").await?;
+    // The prompt updates read every status event; without Telegram there is no prompt to
+    // edit, so the consumer is not started and those deliveries are not made at all.
+    let updates = match &deps.telegram {
+        Some(_) => Some(bus.consumer(PROMPT_UPDATES).await?),
+        None => None,
+    };
     let bot = match &deps.telegram {
         Some(telegram) => Some(crate::stages::approvals_bot::start(
             telegram.bot.clone(),
@@ -132,19 +140,30 @@ pub async fn run(
     };
     let (first, second, third) = tokio::join!(
         consume::run(
-            Arc::new(FromValidator(Arc::clone(&deps))),
+            Arc::new(FromIntake(Arc::clone(&deps))),
             bus.clone(),
             pending,
             options.clone(),
             shutdown.clone()
         ),
-        consume::run(
-            Arc::new(StatusUpdates(Arc::clone(&deps))),
-            bus.clone(),
-            updates,
-            options,
-            shutdown.clone()
-        ),
+        {
+            let (deps, bus, shutdown) = (Arc::clone(&deps), bus.clone(), shutdown.clone());
+            async move {
+                match updates {
+                    Some(updates) => {
+                        consume::run(
+                            Arc::new(StatusUpdates(deps)),
+                            bus,
+                            updates,
+                            options,
+                            shutdown,
+                        )
+                        .await
+                    }
+                    None => Ok(()),
+                }
+            }
+        },
         serve_console(Arc::clone(&deps), shutdown),
     );
     if let Some(bot) = bot {

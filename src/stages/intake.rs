@@ -1,16 +1,21 @@
-//! Intake: the front door of the pipeline.
+//! Intake: the front door of the pipeline, and the decision at it — one hop per request.
 //!
-//! 1. Validates each submitted request against the public contract ([`crate::request`]).
+//! 1. Validates each submitted request against the public contract ([`crate::request`]),
+//!    then scores it and decides ([`crate::stages::validator`]): AUTO_APPROVED,
+//!    AUTO_REJECTED or PENDING (outside the rollout cohort, or when validation fails).
 //! 2. Consumes `wingman.requests.submitted.<principal>`, where the subject's suffix is who
 //!    submitted ([`crate::identity::Principal`], proven by the server's permissions, recorded
-//!    as `submitted_by`); publishes `wingman.requests.accepted`,
-//!    `wingman.audit.request_received` and `wingman.status.<id>` (RECEIVED). An invalid
-//!    message is dead-lettered by the consume loop with the reason (and `INVALID` on the
-//!    status subject when the message carried a request id).
+//!    as `submitted_by`); publishes per request one audit message (`request_received` and
+//!    `request_validated`, on `wingman.audit.intake.request_received`), one status event with
+//!    the decision, and `wingman.requests.validated.<route>` only when a stage acts on it
+//!    (`human` for approvals, `auto` for an approved command). An invalid message is
+//!    dead-lettered by the consume loop with the reason (and `INVALID` on the status subject
+//!    when the message carried a request id).
 //! 3. Its only effect is a claim on the request id in the `claims` KV bucket, so the same
-//!    request id submitted again is one request, not two.
-//! 4. It never trusts a field it has not validated, and never lets one bad message stop the
-//!    stream.
+//!    request id submitted again is one request, not two; everything it publishes has ids
+//!    derived from the message, so a redelivery decides and publishes the very same events.
+//! 4. It never trusts a field it has not validated, never lets one bad message stop the
+//!    stream, and a validator that fails never approves.
 
 use std::sync::Arc;
 
@@ -21,12 +26,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::bus::publish::Outgoing;
 use crate::envelope::RequestId;
-use crate::events::{Accepted, AuditKind, Stage};
+use crate::events::{AuditKind, Stage};
 use crate::identity::Principal;
 use crate::metrics;
 use crate::request::{Request, parse_request};
 use crate::stages::Step;
+use crate::stages::validator::{Decided, Scoring};
 use crate::status::Status;
 
 pub struct IntakeDeps {
@@ -34,6 +41,8 @@ pub struct IntakeDeps {
     pub bus: Bus,
     /// Where request ids are claimed once (`intake.<request_id>`).
     pub claims: kv::Store,
+    /// The validators and the live rollout flags.
+    pub scoring: Scoring,
     /// Who we are, for the audit trail.
     pub actor: String,
 }
@@ -42,7 +51,14 @@ impl Handler for IntakeDeps {
     const STAGE: Stage = Stage::Intake;
 
     async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
-        handle(self, delivery).await
+        handle_batch(self, std::slice::from_ref(delivery))
+            .await
+            .pop()
+            .unwrap_or(Ok(Outcome::Done))
+    }
+
+    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Result<Outcome, StageError>> {
+        handle_batch(self, deliveries).await
     }
 }
 
@@ -56,8 +72,56 @@ pub async fn run(
     consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
 }
 
+/// A batch: each message parsed and its id claimed (the claims concurrently), then the
+/// claimed requests decided together.
+pub async fn handle_batch(
+    deps: &IntakeDeps,
+    deliveries: &[Delivery],
+) -> Vec<Result<Outcome, StageError>> {
+    let Some(rollout) = deps.scoring.rollout.current() else {
+        return deliveries
+            .iter()
+            .map(|_| {
+                Err(StageError::Transient(anyhow::anyhow!(
+                    "the rollout flags are not set (start intake with topology set-up, or run `wingman rollout set`)"
+                )))
+            })
+            .collect();
+    };
+    let admitted =
+        futures::future::join_all(deliveries.iter().map(|delivery| admit(deps, delivery))).await;
+    let to_decide: Vec<(&Request, chrono::DateTime<chrono::Utc>)> = admitted
+        .iter()
+        .zip(deliveries)
+        .filter_map(|(admitted, delivery)| match admitted {
+            Ok(Some(request)) => Some((request, delivery.published)),
+            _ => None,
+        })
+        .collect();
+    let mut decisions = deps
+        .scoring
+        .decide_all(&rollout, &to_decide)
+        .await
+        .into_iter();
+    admitted
+        .into_iter()
+        .zip(deliveries)
+        .map(|(admitted, delivery)| match admitted? {
+            Some(request) => {
+                let decided = decisions.next().ok_or_else(|| {
+                    StageError::Transient(anyhow::anyhow!("a decision went missing"))
+                })?;
+                Ok(Outcome::Forward(publish(deps, request, &decided, delivery)))
+            }
+            None => Ok(Outcome::Done),
+        })
+        .collect()
+}
+
+/// Parses and claims one message: `Some(request)` to decide, `None` for a duplicate of a
+/// known request (nothing to do), an error for an invalid message or a taken id.
 #[tracing::instrument(skip_all, fields(stage = "intake", seq = delivery.stream_sequence, delivered = delivery.delivered))]
-pub async fn handle(deps: &IntakeDeps, delivery: &Delivery) -> Result<Outcome, StageError> {
+async fn admit(deps: &IntakeDeps, delivery: &Delivery) -> Result<Option<Request>, StageError> {
     let fallback_id = || {
         RequestId::derive(
             delivery.published,
@@ -85,7 +149,7 @@ pub async fn handle(deps: &IntakeDeps, delivery: &Delivery) -> Result<Outcome, S
         Claim::Ours => {}
         Claim::Duplicate => {
             tracing::info!(request_id = %request.request_id, "duplicate submission of a known request; ignored");
-            return Ok(Outcome::Done);
+            return Ok(None);
         }
         Claim::Conflict => {
             return Err(StageError::permanent(
@@ -99,14 +163,17 @@ pub async fn handle(deps: &IntakeDeps, delivery: &Delivery) -> Result<Outcome, S
         }
     }
     metrics::request_received(request.environment.as_str());
-    Ok(Outcome::Forward(accept(deps, &request, delivery)))
+    Ok(Some(request))
 }
 
-fn accept(
+/// One audit message with both records, one status event with the decision, and the
+/// decision for the next stage when one acts on it.
+fn publish(
     deps: &IntakeDeps,
-    request: &Request,
+    request: Request,
+    decided: &Decided,
     delivery: &Delivery,
-) -> Vec<crate::bus::publish::Outgoing> {
+) -> Vec<Outgoing> {
     let step = Step {
         subjects: &deps.bus.subjects,
         stage: Stage::Intake,
@@ -123,21 +190,30 @@ fn accept(
         details.insert("command".into(), json!(command.line));
         details.insert("operation".into(), json!(command.operation.name()));
     }
-    vec![
-        step.event(
-            deps.bus.subjects.accepted(),
-            "accepted",
-            Accepted {
-                request: request.clone(),
-            },
-        ),
-        step.audit(
-            AuditKind::RequestReceived,
-            Some(Status::Received),
-            json!({ "request": request }),
-        ),
-        step.status(Status::Received.as_str(), details),
-    ]
+    decided.add_details(&mut details);
+    let mut outgoing = vec![
+        step.audits(vec![
+            (
+                AuditKind::RequestReceived,
+                Some(Status::Received),
+                json!({ "request": request }),
+            ),
+            (
+                AuditKind::RequestValidated,
+                Some(decided.status),
+                decided.audit_data(),
+            ),
+        ]),
+        step.status(decided.status.as_str(), details),
+    ];
+    if let Some(route) = decided.route(&request) {
+        outgoing.push(step.event(
+            deps.bus.subjects.validated(route),
+            "validated",
+            decided.event(request),
+        ));
+    }
+    outgoing
 }
 
 enum Claim {

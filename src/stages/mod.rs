@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::bus::publish::Outgoing;
 use crate::bus::subjects::Subjects;
 use crate::envelope::{Envelope, RequestId, derive_uuid_v7};
-use crate::events::{AuditKind, AuditRecord, Stage, StatusEvent};
+use crate::events::{AuditKind, AuditRecord, ChainedRecord, Stage, StatusEvent};
 use crate::status::Status;
 
 /// The messages one step of one request produces, with ids derived from the request, the
@@ -52,6 +52,37 @@ impl Step<'_> {
             status,
             actor: self.actor.to_string(),
             data,
+            then: Vec::new(),
+        };
+        let envelope = Envelope::derived(
+            self.request_id,
+            self.origin,
+            &self.key(kind.as_str()),
+            record,
+        );
+        Outgoing::audit(self.subjects, &envelope)
+    }
+
+    /// Several audit records of this step in one message (on the first one's subject): the
+    /// recorder appends them in order, each a row with the id it would have had on its own.
+    pub fn audits(&self, records: Vec<(AuditKind, Option<Status>, Value)>) -> Outgoing {
+        let mut records = records.into_iter();
+        let (kind, status, data) = records.next().expect("a step records at least one event");
+        let then = records
+            .map(|(kind, status, data)| ChainedRecord {
+                event_id: derive_uuid_v7(self.origin, &self.key(kind.as_str())),
+                kind,
+                status,
+                data,
+            })
+            .collect();
+        let record = AuditRecord {
+            kind,
+            stage: self.stage,
+            status,
+            actor: self.actor.to_string(),
+            data,
+            then,
         };
         let envelope = Envelope::derived(
             self.request_id,
@@ -102,6 +133,7 @@ pub async fn publish_audit(
             status: None,
             actor: actor.to_string(),
             data,
+            then: Vec::new(),
         },
     };
     let outgoing = Outgoing::audit(&bus.subjects, &envelope);

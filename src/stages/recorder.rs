@@ -44,10 +44,10 @@ struct Recorder {
 }
 
 impl Recorder {
-    /// Decodes an audit event and admits it, or refuses it for good (dead letter, audit,
-    /// metric). The refusal names no request: a forged event must not reach the status of the
-    /// request it targets; its reason carries the id it claimed.
-    fn admitted(&self, delivery: &Delivery) -> Result<Envelope<AuditRecord>, StageError> {
+    /// Decodes an audit message and admits it with the records it carries, or refuses it for
+    /// good (dead letter, audit, metric). The refusal names no request: a forged event must
+    /// not reach the status of the request it targets; its reason carries the id it claimed.
+    fn admitted(&self, delivery: &Delivery) -> Result<Vec<Envelope<AuditRecord>>, StageError> {
         let event = delivery.envelope::<AuditRecord>()?;
         let source = self.subjects.audit_source(&delivery.subject);
         admission::admit(source, &event.body).map_err(|forgery| {
@@ -60,7 +60,7 @@ impl Recorder {
                 None,
             )
         })?;
-        Ok(event)
+        Ok(event.into_records())
     }
 }
 
@@ -68,31 +68,48 @@ impl Handler for Recorder {
     const STAGE: Stage = Stage::Recorder;
 
     async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
-        let event = self.admitted(delivery)?;
-        record_one(&self.pool, &event).await
+        let events = self.admitted(delivery)?;
+        record_batch(&self.pool, &events).await?;
+        Ok(Outcome::Done)
     }
 
-    /// One transaction for the whole batch; if it fails, each event is retried alone so one
+    /// One transaction for the whole batch; if it fails, each message is retried alone so one
     /// early event (or a poison one) does not hold back the others.
     async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Result<Outcome, StageError>> {
-        let decoded: Vec<Result<Envelope<AuditRecord>, StageError>> = deliveries
+        let mut decoded: Vec<Result<Vec<Envelope<AuditRecord>>, StageError>> = deliveries
             .iter()
             .map(|delivery| self.admitted(delivery))
             .collect();
-        let events: Vec<Envelope<AuditRecord>> = decoded
+        let counts: Vec<usize> = decoded
             .iter()
-            .filter_map(|event| event.as_ref().ok().cloned())
+            .map(|events| events.as_ref().map_or(0, Vec::len))
             .collect();
-        if events.len() > 1 && record_batch(&self.pool, &events).await.is_ok() {
-            return decoded
-                .into_iter()
-                .map(|event| event.map(|_| Outcome::Done))
+        if decoded.iter().filter(|events| events.is_ok()).count() > 1 {
+            let events: Vec<Envelope<AuditRecord>> = decoded
+                .iter_mut()
+                .filter_map(|events| events.as_mut().ok())
+                .flat_map(std::mem::take)
                 .collect();
+            if record_batch(&self.pool, &events).await.is_ok() {
+                return decoded
+                    .into_iter()
+                    .map(|events| events.map(|_| Outcome::Done))
+                    .collect();
+            }
+            // Put each message's records back to retry them alone, in the same order.
+            let mut events = events.into_iter();
+            for (slot, count) in decoded.iter_mut().zip(counts) {
+                if let Ok(records) = slot {
+                    *records = events.by_ref().take(count).collect();
+                }
+            }
         }
         let mut results = Vec::with_capacity(decoded.len());
-        for event in decoded {
-            results.push(match event {
-                Ok(event) => record_one(&self.pool, &event).await,
+        for events in decoded {
+            results.push(match events {
+                Ok(events) => record_batch(&self.pool, &events)
+                    .await
+                    .map(|()| Outcome::Done),
                 Err(error) => Err(error),
             });
         }
@@ -129,11 +146,6 @@ async fn record_batch(pool: &PgPool, events: &[Envelope<AuditRecord>]) -> Result
     Ok(())
 }
 
-async fn record_one(pool: &PgPool, event: &Envelope<AuditRecord>) -> Result<Outcome, StageError> {
-    record_batch(pool, std::slice::from_ref(event)).await?;
-    Ok(Outcome::Done)
-}
-
 fn count(events: &[Envelope<AuditRecord>], fresh: &[bool]) {
     for (event, is_new) in events.iter().zip(fresh) {
         if *is_new {
@@ -157,17 +169,21 @@ async fn record(
 }
 
 /// Applies new audit events to the request tables, a few statements per batch: the received
-/// requests in one insert, then the status moves in rounds (the first move of each request,
-/// then the second, …) so each request's moves keep their order.
+/// requests in one insert — each with its decision when intake's validation record came in
+/// the same batch (it travels in the same message), so the common request is one INSERT and
+/// no UPDATE — then the other status moves in rounds (the first move of each request, then
+/// the second, …) so each request's moves keep their order.
 async fn project(
     connection: &mut PgConnection,
     events: &[&Envelope<AuditRecord>],
 ) -> Result<(), StageError> {
-    let mut received = Vec::new();
+    let mut received: Vec<requests::Received> = Vec::new();
+    let mut waiting: std::collections::HashMap<crate::envelope::RequestId, usize> =
+        std::collections::HashMap::new();
     let mut moves: Vec<(&Envelope<AuditRecord>, Status)> = Vec::new();
     for event in events {
         if event.body.kind == AuditKind::RequestReceived {
-            let request: Request = serde_json::from_value(event.body.data["request"].clone())
+            let request = <Request as serde::Deserialize>::deserialize(&event.body.data["request"])
                 .map_err(|error| {
                     StageError::permanent(
                         "undecodable",
@@ -175,8 +191,22 @@ async fn project(
                         Some(event.request_id),
                     )
                 })?;
-            received.push((request, event.at));
+            waiting.insert(event.request_id, received.len());
+            received.push(requests::Received {
+                request,
+                at: event.at,
+                first_move: None,
+            });
         } else if let Some(status) = event.body.status {
+            // The decision that follows a receipt in this batch goes into the insert.
+            if event.body.kind == AuditKind::RequestValidated
+                && status.can_follow(Status::Received)
+                && let Some(index) = waiting.remove(&event.request_id)
+            {
+                received[index].first_move = Some(move_of(event, status));
+                continue;
+            }
+            waiting.remove(&event.request_id);
             moves.push((event, status));
         }
     }
@@ -192,6 +222,15 @@ async fn project(
     Ok(())
 }
 
+fn move_of(event: &Envelope<AuditRecord>, status: Status) -> requests::Move {
+    requests::Move {
+        request_id: event.request_id.as_uuid(),
+        status,
+        at: event.at,
+        fields: requests::StatusFields::from_data(&event.body.data),
+    }
+}
+
 /// One move per request: the status moves, then the executions they record.
 async fn apply_round(
     connection: &mut PgConnection,
@@ -199,12 +238,7 @@ async fn apply_round(
 ) -> Result<(), StageError> {
     let wanted: Vec<requests::Move> = round
         .iter()
-        .map(|(event, status)| requests::Move {
-            request_id: event.request_id.as_uuid(),
-            status: *status,
-            at: event.at,
-            fields: requests::StatusFields::from_data(&event.body.data),
-        })
+        .map(|(event, status)| move_of(event, *status))
         .collect();
     let moved = requests::move_statuses(connection, &wanted).await?;
     for ((event, status), moved) in round.iter().zip(moved) {

@@ -1,174 +1,234 @@
-//! Validator: scores each accepted request and decides what happens next.
+//! Validation: the second half of intake's one step — scores each accepted request and decides
+//! what happens next.
 //!
-//! 1. Runs the five validators ([`crate::validation`]) on requests in the validated cohort
-//!    (the live rollout flags in KV decide who is in it) and takes the composite's decision:
-//!    AUTO_APPROVED, AUTO_REJECTED or PENDING. Requests outside the cohort go to PENDING with
-//!    `validation_applied = false`.
-//! 2. Consumes `wingman.requests.accepted`; publishes `wingman.requests.validated`,
-//!    `wingman.audit.request_validated` and the status event.
-//! 3. Its effect is the published decision (derived ids: a redelivery decides the same).
+//! 1. Runs the five validators ([`crate::validation`]) on requests in the validated cohort (the
+//!    live rollout flags, kept current by a KV watch, decide who is in it) and takes the
+//!    composite's decision: AUTO_APPROVED, AUTO_REJECTED or PENDING. Requests outside the
+//!    cohort go to PENDING with `validation_applied = false`.
+//! 2. Consumes nothing itself: intake hands it the requests of a batch and publishes what it
+//!    returns (`wingman.requests.validated.<route>`, the `request_validated` audit record and
+//!    the status event).
+//! 3. Its result is a pure function of the request, the flags and the publish time (derived
+//!    ids: a redelivery decides the same).
 //! 4. A validator that errors, panics or times out never approves: the request goes to a human
 //!    and the error is counted and audited.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::bus::Bus;
-use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
-use crate::events::{Accepted, AuditKind, Stage, Validated};
+use crate::events::{Route, Validated};
 use crate::metrics;
 use crate::request::Request;
-use crate::rollout::{Rollout, RolloutStore};
-use crate::stages::Step;
+use crate::rollout::{Cohort, Rollout, RolloutView};
 use crate::status::Status;
 use crate::validation::{Decision, Validation, Validator};
 
-pub struct ValidatorDeps {
-    pub bus: Bus,
+/// What validation needs: the compiled validators, the live flags, the deadlines.
+pub struct Scoring {
     /// The compiled validators and their configuration.
     pub validator: Arc<Validator>,
-    /// The live rollout flags, read once per batch so a change applies to the next request.
-    pub rollout: RolloutStore,
-    pub actor: String,
+    /// The live rollout flags (a KV watch), so a change applies to the next request.
+    pub rollout: RolloutView,
     /// How long a PENDING request waits for a human (`WINGMAN_APPROVAL_TTL`).
     pub approval_ttl: Duration,
-    /// A validation taking longer than this counts as an error (the request goes to a human).
+    /// A batch's validation taking longer than this counts as an error for each of its
+    /// requests (they go to a human).
     pub timeout: Duration,
 }
 
-impl Handler for ValidatorDeps {
-    const STAGE: Stage = Stage::Validator;
-
-    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
-        let rollout = self.current_rollout().await?;
-        handle(self, &rollout, delivery).await
-    }
-
-    async fn handle_batch(&self, deliveries: &[Delivery]) -> Vec<Result<Outcome, StageError>> {
-        let rollout = match self.current_rollout().await {
-            Ok(rollout) => rollout,
-            Err(error) => {
-                let reason = error.to_string();
-                return deliveries
-                    .iter()
-                    .map(|_| Err(StageError::Transient(anyhow::anyhow!("{reason}"))))
-                    .collect();
-            }
-        };
-        let mut results = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            results.push(handle(self, &rollout, delivery).await);
-        }
-        results
-    }
+/// The decision on one request, with everything the audit, the status event and the next
+/// stage are told about it.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub status: Status,
+    pub validation: Option<Validation>,
+    pub error: Option<String>,
+    pub cohort: Cohort,
+    pub rollout: Rollout,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-impl ValidatorDeps {
-    async fn current_rollout(&self) -> Result<Rollout, StageError> {
-        let (rollout, _) = self
-            .rollout
-            .current()
-            .await
-            .map_err(StageError::Transient)?;
-        metrics::rollout(rollout.enabled, rollout.percent);
-        Ok(rollout)
+impl Scoring {
+    /// Decides each request (with the publish time of the message that carried it); the
+    /// cohort's requests are validated together off the async threads, bounded in time.
+    pub async fn decide_all(
+        &self,
+        rollout: &Rollout,
+        requests: &[(&Request, DateTime<Utc>)],
+    ) -> Vec<Decided> {
+        let cohorts: Vec<Cohort> = requests
+            .iter()
+            .map(|(request, _)| rollout.cohort(request.request_id))
+            .collect();
+        let applied: Vec<Request> = requests
+            .iter()
+            .zip(&cohorts)
+            .filter(|(_, cohort)| cohort.applied)
+            .map(|((request, _), _)| (*request).clone())
+            .collect();
+        let mut validations = self.validate_guarded(applied).await.into_iter();
+        requests
+            .iter()
+            .zip(cohorts)
+            .map(|((request, published), cohort)| {
+                let outcome = cohort.applied.then(|| {
+                    validations
+                        .next()
+                        .unwrap_or_else(|| Err(("lost", "validation lost its result".into())))
+                });
+                self.decided(rollout, request, *published, cohort, outcome)
+            })
+            .collect()
     }
-}
 
-pub async fn run(
-    deps: ValidatorDeps,
-    options: LoopOptions,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let consumer = deps.bus.consumer("validator").await?;
-    let bus = deps.bus.clone();
-    consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
-}
-
-#[tracing::instrument(skip_all, fields(stage = "validator", seq = delivery.stream_sequence))]
-pub async fn handle(
-    deps: &ValidatorDeps,
-    rollout: &Rollout,
-    delivery: &Delivery,
-) -> Result<Outcome, StageError> {
-    let request = delivery.envelope::<Accepted>()?.body.request;
-    let cohort = rollout.cohort(request.request_id);
-    let (status, validation, error) = if cohort.applied {
-        match validate_guarded(deps, &request).await {
-            Ok(validation) => (status_of(validation.decision), Some(validation), None),
-            Err((code, reason)) => {
+    fn decided(
+        &self,
+        rollout: &Rollout,
+        request: &Request,
+        published: DateTime<Utc>,
+        cohort: Cohort,
+        outcome: Option<Result<Validation, (&'static str, String)>>,
+    ) -> Decided {
+        let (status, validation, error) = match outcome {
+            Some(Ok(validation)) => (status_of(validation.decision), Some(validation), None),
+            Some(Err((code, reason))) => {
                 metrics::validation_error(code);
                 tracing::warn!(request_id = %request.request_id, reason, "validation failed; the request goes to a human");
                 (Status::Pending, None, Some(reason))
             }
+            None => (Status::Pending, None, None),
+        };
+        let profile = validation
+            .as_ref()
+            .map_or("none", |v| v.validator_scores.composite.profile.as_str());
+        metrics::validation_outcome(profile, status.as_str(), cohort.applied);
+        if let Some(validation) = &validation {
+            record_scores(validation);
         }
-    } else {
-        (Status::Pending, None, None)
-    };
-    let profile = validation
-        .as_ref()
-        .map_or("none", |v| v.validator_scores.composite.profile.as_str());
-    metrics::validation_outcome(profile, status.as_str(), cohort.applied);
-    if let Some(validation) = &validation {
-        record_scores(validation);
+        // A human's answer has a deadline, an override of an auto-rejection included.
+        let expires_at = matches!(status, Status::Pending | Status::AutoRejected).then(|| {
+            published
+                + chrono::Duration::from_std(self.approval_ttl)
+                    .unwrap_or(chrono::Duration::hours(1))
+        });
+        Decided {
+            status,
+            validation,
+            error,
+            cohort,
+            rollout: rollout.clone(),
+            expires_at,
+        }
     }
-    // A human's answer has a deadline, an override of an auto-rejection included.
-    let expires_at = matches!(status, Status::Pending | Status::AutoRejected).then(|| {
-        delivery.published
-            + chrono::Duration::from_std(deps.approval_ttl).unwrap_or(chrono::Duration::hours(1))
-    });
-    let scores = validation
-        .as_ref()
-        .map(|v| serde_json::to_value(&v.validator_scores).unwrap_or(Value::Null));
-    let composite = validation.as_ref().map(|v| &v.validator_scores.composite);
 
-    let step = Step {
-        subjects: &deps.bus.subjects,
-        stage: Stage::Validator,
-        actor: &deps.actor,
-        request_id: request.request_id,
-        origin: delivery.published,
-    };
-    let audit_data = json!({
-        "validator_scores": scores,
-        "profile": composite.map(|c| c.profile.as_str()),
-        "composite_score": composite.map(|c| c.score),
-        "reasons": composite.map(|c| c.reasons.clone()),
-        "validation_applied": cohort.applied,
-        "validation_decision": validation.as_ref().map(|_| status.as_str()),
-        "validation_error": error.is_some(),
-        "error": error,
-        "rollout_bucket": cohort.bucket,
-        "rollout": rollout.describe(),
-        "expires_at": expires_at,
-    });
-    let mut details = Map::new();
-    details.insert("validation_applied".into(), json!(cohort.applied));
-    if let Some(composite) = composite {
-        details.insert("composite_score".into(), json!(composite.score));
-        details.insert("profile".into(), json!(composite.profile.as_str()));
-        details.insert("reasons".into(), json!(composite.reasons));
+    /// Runs the validators off the async threads, bounded in time; a panic or a timeout is
+    /// an error, never an approval.
+    async fn validate_guarded(
+        &self,
+        requests: Vec<Request>,
+    ) -> Vec<Result<Validation, (&'static str, String)>> {
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        let count = requests.len();
+        let validator = Arc::clone(&self.validator);
+        let task = tokio::task::spawn_blocking(move || {
+            requests
+                .iter()
+                .map(|request| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        validator.validate(request)
+                    }))
+                    .map_err(|_| ("panic", "a validator panicked".to_string()))
+                })
+                .collect::<Vec<_>>()
+        });
+        match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(results)) => results,
+            Ok(Err(_)) => vec![Err(("panic", "a validator panicked".to_string())); count],
+            Err(_) => vec![
+                Err((
+                    "timeout",
+                    format!(
+                        "validation took longer than {} ms",
+                        self.timeout.as_millis()
+                    ),
+                ));
+                count
+            ],
+        }
     }
-    if let Some(expires_at) = expires_at {
-        details.insert("expires_at".into(), json!(expires_at));
+}
+
+impl Decided {
+    fn composite(&self) -> Option<&crate::validation::CompositeResult> {
+        self.validation
+            .as_ref()
+            .map(|v| &v.validator_scores.composite)
     }
-    let validated = Validated {
-        request,
-        status,
-        validation_applied: cohort.applied,
-        rollout_bucket: cohort.bucket,
-        validator_scores: scores,
-        validation_error: error,
-        expires_at,
-    };
-    Ok(Outcome::Forward(vec![
-        step.event(deps.bus.subjects.validated(), "validated", validated),
-        step.audit(AuditKind::RequestValidated, Some(status), audit_data),
-        step.status(status.as_str(), details),
-    ]))
+
+    fn scores(&self) -> Option<Value> {
+        self.validation
+            .as_ref()
+            .map(|v| serde_json::to_value(&v.validator_scores).unwrap_or(Value::Null))
+    }
+
+    /// Where the decision goes next: approvals for a human, the authority for an approved
+    /// command, nowhere for an auto-approved instruction (the audit records it).
+    pub fn route(&self, request: &Request) -> Option<Route> {
+        match self.status {
+            Status::Pending | Status::AutoRejected => Some(Route::Human),
+            Status::AutoApproved if request.command.is_some() => Some(Route::Auto),
+            _ => None,
+        }
+    }
+
+    /// The data of the `request_validated` audit record.
+    pub fn audit_data(&self) -> Value {
+        let composite = self.composite();
+        json!({
+            "validator_scores": self.scores(),
+            "profile": composite.map(|c| c.profile.as_str()),
+            "composite_score": composite.map(|c| c.score),
+            "reasons": composite.map(|c| c.reasons.clone()),
+            "validation_applied": self.cohort.applied,
+            "validation_decision": self.validation.as_ref().map(|_| self.status.as_str()),
+            "validation_error": self.error.is_some(),
+            "error": self.error,
+            "rollout_bucket": self.cohort.bucket,
+            "rollout": self.rollout.describe(),
+            "expires_at": self.expires_at,
+        })
+    }
+
+    /// Adds what a publisher is told about the decision to its status event.
+    pub fn add_details(&self, details: &mut Map<String, Value>) {
+        details.insert("validation_applied".into(), json!(self.cohort.applied));
+        if let Some(composite) = self.composite() {
+            details.insert("composite_score".into(), json!(composite.score));
+            details.insert("profile".into(), json!(composite.profile.as_str()));
+            details.insert("reasons".into(), json!(composite.reasons));
+        }
+        if let Some(expires_at) = self.expires_at {
+            details.insert("expires_at".into(), json!(expires_at));
+        }
+    }
+
+    /// The event for the next stage.
+    pub fn event(&self, request: Request) -> Validated {
+        Validated {
+            request,
+            status: self.status,
+            validation_applied: self.cohort.applied,
+            rollout_bucket: self.cohort.bucket,
+            validator_scores: self.scores(),
+            validation_error: self.error.clone(),
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 fn status_of(decision: Decision) -> Status {
@@ -176,28 +236,6 @@ fn status_of(decision: Decision) -> Status {
         Decision::AutoApproved => Status::AutoApproved,
         Decision::AutoRejected => Status::AutoRejected,
         Decision::Pending => Status::Pending,
-    }
-}
-
-/// Runs the validators off the async threads, bounded in time; a panic or a timeout is an
-/// error, never an approval.
-async fn validate_guarded(
-    deps: &ValidatorDeps,
-    request: &Request,
-) -> Result<Validation, (&'static str, String)> {
-    let validator = Arc::clone(&deps.validator);
-    let request = request.clone();
-    let task = tokio::task::spawn_blocking(move || validator.validate(&request));
-    match tokio::time::timeout(deps.timeout, task).await {
-        Ok(Ok(validation)) => Ok(validation),
-        Ok(Err(_)) => Err(("panic", "a validator panicked".to_string())),
-        Err(_) => Err((
-            "timeout",
-            format!(
-                "validation took longer than {} ms",
-                deps.timeout.as_millis()
-            ),
-        )),
     }
 }
 

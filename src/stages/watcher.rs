@@ -197,6 +197,11 @@ async fn report_backlog(deps: &WatcherDeps) {
         let Some(name) = def.config.durable_name.as_deref() else {
             continue;
         };
+        // Without Telegram nobody reads the prompt updates (the approvals worker does not
+        // start that consumer), so its backlog is by design, not a stalled stage.
+        if name == crate::stages::approvals::PROMPT_UPDATES && deps.telegram.is_none() {
+            continue;
+        }
         let Ok(stream) = deps.bus.js.get_stream(&def.stream).await else {
             continue;
         };

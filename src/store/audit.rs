@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
@@ -65,7 +65,7 @@ pub async fn append(
             .fetch_optional(&mut *connection)
             .await?;
     let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
-    let mut rows = Vec::new();
+    let mut rows = Rows::default();
     let mut fresh = Vec::with_capacity(events.len());
     for event in events {
         if !seen.insert((event.event_id, event.body.stage.as_str().to_string())) {
@@ -74,57 +74,73 @@ pub async fn append(
         }
         fresh.push(true);
         seq += 1;
-        let mut row = AuditRow {
-            seq,
+        let at = crate::envelope::truncate_to_micros(event.at);
+        let request_id = Some(event.request_id.as_uuid()).filter(|id| !id.is_nil());
+        let hash = hash_of(&HashedContent {
+            actor: &event.body.actor,
+            at: at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            data: &event.body.data,
             event_id: event.event_id,
-            request_id: Some(event.request_id.as_uuid()).filter(|id| !id.is_nil()),
-            kind: event.body.kind.as_str().to_string(),
-            stage: event.body.stage.as_str().to_string(),
-            status: event.body.status.map(|status| status.as_str().to_string()),
-            actor: event.body.actor.clone(),
-            at: crate::envelope::truncate_to_micros(event.at),
-            data: Json(event.body.data.clone()),
-            prev_hash: prev_hash.clone(),
-            hash: String::new(),
-        };
-        row.hash = content_hash(&row);
-        prev_hash = row.hash.clone();
-        rows.push(row);
+            kind: event.body.kind.as_str(),
+            prev_hash: &prev_hash,
+            request_id,
+            seq,
+            stage: event.body.stage.as_str(),
+            status: event.body.status.map(|status| status.as_str()),
+        });
+        rows.seqs.push(seq);
+        rows.event_ids.push(event.event_id);
+        rows.request_ids.push(request_id);
+        rows.kinds.push(event.body.kind.as_str());
+        rows.stages.push(event.body.stage.as_str());
+        rows.statuses
+            .push(event.body.status.map(|status| status.as_str()));
+        rows.actors.push(&event.body.actor);
+        rows.ats.push(at);
+        rows.datas.push(Json(&event.body.data));
+        rows.prev_hashes
+            .push(std::mem::replace(&mut prev_hash, hash.clone()));
+        rows.hashes.push(hash);
     }
-    if !rows.is_empty() {
+    if !rows.seqs.is_empty() {
         insert_rows(connection, &rows).await?;
     }
     Ok(fresh)
 }
 
-async fn insert_rows(connection: &mut PgConnection, rows: &[AuditRow]) -> sqlx::Result<()> {
-    let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
-    let event_ids: Vec<Uuid> = rows.iter().map(|row| row.event_id).collect();
-    let request_ids: Vec<Option<Uuid>> = rows.iter().map(|row| row.request_id).collect();
-    let kinds: Vec<String> = rows.iter().map(|row| row.kind.clone()).collect();
-    let stages: Vec<String> = rows.iter().map(|row| row.stage.clone()).collect();
-    let statuses: Vec<Option<String>> = rows.iter().map(|row| row.status.clone()).collect();
-    let actors: Vec<String> = rows.iter().map(|row| row.actor.clone()).collect();
-    let ats: Vec<DateTime<Utc>> = rows.iter().map(|row| row.at).collect();
-    let datas: Vec<Json<Value>> = rows.iter().map(|row| row.data.clone()).collect();
-    let prev_hashes: Vec<String> = rows.iter().map(|row| row.prev_hash.clone()).collect();
-    let hashes: Vec<String> = rows.iter().map(|row| row.hash.clone()).collect();
+/// New rows, column by column, borrowing from the events they record.
+#[derive(Default)]
+struct Rows<'a> {
+    seqs: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    request_ids: Vec<Option<Uuid>>,
+    kinds: Vec<&'a str>,
+    stages: Vec<&'a str>,
+    statuses: Vec<Option<&'a str>>,
+    actors: Vec<&'a str>,
+    ats: Vec<DateTime<Utc>>,
+    datas: Vec<Json<&'a Value>>,
+    prev_hashes: Vec<String>,
+    hashes: Vec<String>,
+}
+
+async fn insert_rows(connection: &mut PgConnection, rows: &Rows<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO audit_events (seq, event_id, request_id, kind, stage, status, actor, at, data, prev_hash, hash)
          SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                               $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[], $11::text[])",
     )
-    .bind(&seqs)
-    .bind(&event_ids)
-    .bind(&request_ids)
-    .bind(&kinds)
-    .bind(&stages)
-    .bind(&statuses)
-    .bind(&actors)
-    .bind(&ats)
-    .bind(&datas)
-    .bind(&prev_hashes)
-    .bind(&hashes)
+    .bind(&rows.seqs)
+    .bind(&rows.event_ids)
+    .bind(&rows.request_ids)
+    .bind(&rows.kinds)
+    .bind(&rows.stages)
+    .bind(&rows.statuses)
+    .bind(&rows.actors)
+    .bind(&rows.ats)
+    .bind(&rows.datas)
+    .bind(&rows.prev_hashes)
+    .bind(&rows.hashes)
     .execute(connection)
     .await?;
     Ok(())
@@ -141,20 +157,43 @@ pub async fn for_request(pool: &sqlx::PgPool, request_id: Uuid) -> sqlx::Result<
     .await
 }
 
+/// The hashed content of a row: its fields but the hash, with keys in sorted order (serde
+/// writes a struct's fields in declaration order, and `serde_json`'s maps keep their keys
+/// sorted), so this is [`canonical_json`] of the row without building or cloning a JSON tree
+/// (`content_hash_is_the_canonical_json_of_the_row` holds it to that).
+#[derive(serde::Serialize)]
+struct HashedContent<'a> {
+    actor: &'a str,
+    at: String,
+    data: &'a Value,
+    event_id: Uuid,
+    kind: &'a str,
+    prev_hash: &'a str,
+    request_id: Option<Uuid>,
+    seq: i64,
+    stage: &'a str,
+    status: Option<&'a str>,
+}
+
 fn content_hash(row: &AuditRow) -> String {
-    let content = json!({
-        "seq": row.seq,
-        "event_id": row.event_id,
-        "request_id": row.request_id,
-        "kind": row.kind,
-        "stage": row.stage,
-        "status": row.status,
-        "actor": row.actor,
-        "at": row.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "data": row.data.0,
-        "prev_hash": row.prev_hash,
-    });
-    hex::encode(Sha256::digest(canonical_json(&content).as_bytes()))
+    let content = HashedContent {
+        actor: &row.actor,
+        at: row.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        data: &row.data.0,
+        event_id: row.event_id,
+        kind: &row.kind,
+        prev_hash: &row.prev_hash,
+        request_id: row.request_id,
+        seq: row.seq,
+        stage: &row.stage,
+        status: row.status.as_deref(),
+    };
+    hash_of(&content)
+}
+
+fn hash_of(content: &HashedContent<'_>) -> String {
+    let bytes = serde_json::to_vec(content).expect("a row serializes to JSON");
+    hex::encode(Sha256::digest(&bytes))
 }
 
 /// JSON with object keys sorted at every level, so the hash does not depend on map order
@@ -190,7 +229,61 @@ pub fn canonical_json(value: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn content_hash_is_the_canonical_json_of_the_row() {
+        let row = AuditRow {
+            seq: 7,
+            event_id: Uuid::now_v7(),
+            request_id: Some(Uuid::new_v4()),
+            kind: "request_validated".into(),
+            stage: "intake".into(),
+            status: Some("PENDING".into()),
+            actor: "intake@host:1 \"quoted\" é".into(),
+            at: crate::envelope::now(),
+            data: Json(
+                serde_json::from_str(r#"{"z":[3,{"b":null,"a":"x\ny"}],"a":1.5,"m":{"k":true}}"#)
+                    .unwrap(),
+            ),
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        };
+        let reference = json!({
+            "seq": row.seq,
+            "event_id": row.event_id,
+            "request_id": row.request_id,
+            "kind": row.kind,
+            "stage": row.stage,
+            "status": row.status,
+            "actor": row.actor,
+            "at": row.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "data": row.data.0,
+            "prev_hash": row.prev_hash,
+        });
+        assert_eq!(
+            content_hash(&row),
+            hex::encode(Sha256::digest(canonical_json(&reference).as_bytes()))
+        );
+        let anonymous = AuditRow {
+            request_id: None,
+            status: None,
+            ..row
+        };
+        let reference = json!({
+            "seq": anonymous.seq, "event_id": anonymous.event_id, "request_id": null,
+            "kind": anonymous.kind, "stage": anonymous.stage, "status": null,
+            "actor": anonymous.actor,
+            "at": anonymous.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "data": anonymous.data.0, "prev_hash": anonymous.prev_hash,
+        });
+        assert_eq!(
+            content_hash(&anonymous),
+            hex::encode(Sha256::digest(canonical_json(&reference).as_bytes()))
+        );
+    }
 
     #[test]
     fn canonical_json_ignores_key_order() {

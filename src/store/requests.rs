@@ -106,65 +106,153 @@ pub enum Moved {
     Missing,
 }
 
+fn move_fields(item: &Received) -> Option<&StatusFields> {
+    item.first_move.as_ref().map(|m| &m.fields)
+}
+
+/// A newly received request, with the decision recorded in the same batch when there is
+/// one: the row is then inserted with it (one INSERT instead of an INSERT and an UPDATE).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub request: Request,
+    pub at: DateTime<Utc>,
+    /// The first move of the request, when the recorder holds it already and the state
+    /// machine allows it from RECEIVED.
+    pub first_move: Option<Move>,
+}
+
 /// Inserts newly received requests in one statement (a request already there is left as
-/// it is).
+/// it is), each at its first move when it has one.
 pub async fn insert_received(
     connection: &mut PgConnection,
-    received: &[(Request, DateTime<Utc>)],
+    received: &[Received],
 ) -> sqlx::Result<()> {
     if received.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&Request) -> Option<String>| -> Vec<Option<String>> {
-        received.iter().map(|(request, _)| f(request)).collect()
+    let column = |f: fn(&Received) -> Option<String>| -> Vec<Option<String>> {
+        received.iter().map(f).collect()
     };
     let ids: Vec<Uuid> = received
         .iter()
-        .map(|(request, _)| request.request_id.as_uuid())
+        .map(|item| item.request.request_id.as_uuid())
         .collect();
     let operations: Vec<Option<Json<Value>>> = received
         .iter()
-        .map(|(request, _)| {
-            request.command.as_ref().map(|command| {
+        .map(|item| {
+            item.request.command.as_ref().map(|command| {
                 Json(serde_json::to_value(&command.operation).unwrap_or(Value::Null))
             })
         })
         .collect();
-    let ats: Vec<DateTime<Utc>> = received.iter().map(|(_, at)| *at).collect();
+    let ats: Vec<DateTime<Utc>> = received.iter().map(|item| item.at).collect();
+    let updated: Vec<DateTime<Utc>> = received
+        .iter()
+        .map(|item| item.first_move.as_ref().map_or(item.at, |m| m.at))
+        .collect();
     sqlx::query(
         "INSERT INTO approval_requests
             (request_id, requester, environment, command, operation, title, description, risk_level,
-             status, created_at, updated_at, submitted_by)
+             status, created_at, updated_at, submitted_by, validator_scores, profile,
+             composite_score, validation_applied, rollout_bucket, expires_at, validation_decision,
+             validation_error)
          SELECT r.request_id, r.requester, r.environment, r.command, r.operation, r.title,
-                r.description, r.risk_level, 'RECEIVED', r.at, r.at, r.submitted_by
+                r.description, r.risk_level, r.status, r.at, r.updated_at, r.submitted_by,
+                r.validator_scores, r.profile, r.composite_score, r.validation_applied,
+                r.rollout_bucket, r.expires_at, r.validation_decision,
+                COALESCE(r.validation_error, false)
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
-                     $7::text[], $8::text[], $9::timestamptz[], $10::text[])
+                     $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[],
+                     $12::timestamptz[], $13::jsonb[], $14::text[], $15::int[], $16::bool[],
+                     $17::smallint[], $18::timestamptz[], $19::text[], $20::bool[])
               AS r(request_id, requester, environment, command, operation, title, description,
-                   risk_level, at, submitted_by)
+                   risk_level, at, submitted_by, status, updated_at, validator_scores, profile,
+                   composite_score, validation_applied, rollout_bucket, expires_at,
+                   validation_decision, validation_error)
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(&ids)
-    .bind(column(|request| Some(request.requester.clone())))
-    .bind(column(|request| {
-        Some(request.environment.as_str().to_string())
+    .bind(column(|item| Some(item.request.requester.clone())))
+    .bind(column(|item| {
+        Some(item.request.environment.as_str().to_string())
     }))
-    .bind(column(|request| {
-        request.command.as_ref().map(|command| command.line.clone())
+    .bind(column(|item| {
+        item.request
+            .command
+            .as_ref()
+            .map(|command| command.line.clone())
     }))
     .bind(&operations)
-    .bind(column(|request| Some(request.title.clone())))
-    .bind(column(|request| Some(request.description.clone())))
-    .bind(column(|request| {
-        request.risk_level.map(|risk| risk.as_str().to_string())
+    .bind(column(|item| Some(item.request.title.clone())))
+    .bind(column(|item| Some(item.request.description.clone())))
+    .bind(column(|item| {
+        item.request
+            .risk_level
+            .map(|risk| risk.as_str().to_string())
     }))
     .bind(&ats)
-    .bind(column(|request| Some(request.submitted_by.to_string())))
+    .bind(column(|item| Some(item.request.submitted_by.to_string())))
+    .bind(column(|item| {
+        Some(
+            item.first_move
+                .as_ref()
+                .map_or(Status::Received, |m| m.status)
+                .as_str()
+                .to_string(),
+        )
+    }))
+    .bind(&updated)
+    .bind(
+        received
+            .iter()
+            .map(|item| move_fields(item).and_then(|f| f.validator_scores.clone().map(Json)))
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(|item| {
+        item.first_move
+            .as_ref()
+            .and_then(|m| m.fields.profile.clone())
+    }))
+    .bind(
+        received
+            .iter()
+            .map(|item| move_fields(item).and_then(|f| f.composite_score))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        received
+            .iter()
+            .map(|item| move_fields(item).and_then(|f| f.validation_applied))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        received
+            .iter()
+            .map(|item| move_fields(item).and_then(|f| f.rollout_bucket))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        received
+            .iter()
+            .map(|item| move_fields(item).and_then(|f| f.expires_at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(|item| {
+        item.first_move
+            .as_ref()
+            .and_then(|m| m.fields.validation_decision.clone())
+    }))
+    .bind(
+        received
+            .iter()
+            .map(|item| move_fields(item).and_then(|f| f.validation_error))
+            .collect::<Vec<_>>(),
+    )
     .execute(connection)
     .await?;
     Ok(())
 }
 
-/// One wanted status move.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Move {
     pub request_id: Uuid,

@@ -55,11 +55,11 @@ async fn a_request_posted_to_the_api_is_accepted_recorded_and_readable() {
     )
     .await;
     assert_eq!(status, 200, "{view}");
-    assert_eq!(view["status"], "RECEIVED");
+    assert_eq!(view["status"], "PENDING");
     assert_eq!(view["command"], "docker stop api");
     let (status, listing) = call(
         "GET",
-        &format!("http://{address}/requests?status=RECEIVED&since=1h"),
+        &format!("http://{address}/requests?status=PENDING&since=1h"),
         None,
     )
     .await;
@@ -259,7 +259,7 @@ async fn the_right_key_works_for_each_role_and_health_needs_none() {
         Some(READ_KEY),
     )
     .await;
-    assert_eq!((status, view["status"].as_str()), (200, Some("RECEIVED")));
+    assert_eq!((status, view["status"].as_str()), (200, Some("PENDING")));
     // Authorization: Bearer works as well as X-API-Key.
     let response = reqwest::Client::new()
         .get(format!("http://{address}/metrics"))

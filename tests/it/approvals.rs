@@ -63,8 +63,7 @@ async fn an_allow_listed_click_approves_a_prompted_request_and_the_real_containe
     let mut env = TestEnv::start().await;
     let name = docker::unique("wt-reports");
     docker::start_container(&name, None).await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(Some(&fake), &["telegram:42", "telegram:43"], 1)
         .await;
     env.spawn_authority().await;
@@ -172,8 +171,7 @@ async fn an_allow_listed_click_approves_a_prompted_request_and_the_real_containe
 async fn approve_and_reject_from_two_approvers_at_the_same_moment_make_exactly_one_decision() {
     let fake = FakeTelegram::start().await;
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(Some(&fake), &["telegram:42", "telegram:43"], 1)
         .await;
     env.spawn_recorder();
@@ -228,8 +226,7 @@ async fn approve_and_reject_from_two_approvers_at_the_same_moment_make_exactly_o
 async fn a_requester_cannot_approve_their_own_request() {
     let fake = FakeTelegram::start().await;
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
@@ -254,9 +251,7 @@ async fn a_requester_cannot_approve_their_own_request() {
 async fn a_request_nobody_decides_expires_and_its_prompt_says_so() {
     let fake = FakeTelegram::start().await;
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator_with_ttl(100, Duration::from_secs(2))
-        .await;
+    env.spawn_intake_with_ttl(100, Duration::from_secs(2)).await;
     env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
     env.spawn_watcher(None, Default::default()).await;
     env.spawn_recorder();
@@ -299,8 +294,7 @@ async fn a_request_nobody_decides_expires_and_its_prompt_says_so() {
 async fn overriding_an_auto_rejection_needs_a_reason_and_counts_as_a_false_positive() {
     let fake = FakeTelegram::start().await;
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
@@ -359,8 +353,7 @@ async fn overriding_an_auto_rejection_needs_a_reason_and_counts_as_a_false_posit
 async fn a_bot_restart_neither_loses_nor_duplicates_prompts() {
     let fake = FakeTelegram::start().await;
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_recorder();
     let stop_bot = env.spawn_approvals_stoppable(&fake, &["telegram:42"]).await;
     let first: Vec<Uuid> = (0..2).map(|_| Uuid::new_v4()).collect();

@@ -26,7 +26,8 @@ async fn record_requests(env: &mut TestEnv, count: usize) -> Vec<Uuid> {
         .await;
     }
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM audit_events", None, count as i64)
+    // Two rows per request: received, then intake's decision.
+    env.wait_for_count("SELECT count(*) FROM audit_events", None, 2 * count as i64)
         .await;
     ids
 }
@@ -38,7 +39,7 @@ async fn an_edited_audit_row_is_named_by_audit_verify() {
     let clean = wingman(&env, &["audit", "verify"]).await;
     assert!(clean.status.success());
     assert!(
-        stdout(&clean).starts_with("audit chain OK: 5 rows, head row 5 hash "),
+        stdout(&clean).starts_with("audit chain OK: 10 rows, head row 10 hash "),
         "{}",
         stdout(&clean)
     );
@@ -141,7 +142,7 @@ async fn deleting_the_newest_rows_is_caught_against_a_checkpoint() {
         "{}",
         stdout(&caught)
     );
-    assert!(stdout(&caught).contains("saw row 4, the log now ends at row 2"));
+    assert!(stdout(&caught).contains("saw row 8, the log now ends at row 2"));
 
     let story = wingman(&env, &["audit", "show", &ids[0].to_string()]).await;
     assert!(

@@ -105,6 +105,7 @@ fn forged(
             status,
             actor: "mallory".into(),
             data,
+            then: Vec::new(),
         },
     }
 }
@@ -150,13 +151,11 @@ async fn no_principal_can_forge_plant_or_pre_empt_an_audit_event() {
     let metrics = wingman::metrics::install().unwrap();
     let server = NatsServer::single().await;
     let mut env = TestEnv::on_server(&server).await;
-    for stage in ["intake", "validator", "recorder", "watcher"] {
+    for stage in ["intake", "recorder", "watcher"] {
         env.connect_stage_as(stage, credentials(stage)).await;
     }
-    env.spawn_intake().await;
     // Rollout 0 %: the request waits for a human, and expires in 3 s.
-    env.spawn_validator_with_ttl(0, Duration::from_secs(3))
-        .await;
+    env.spawn_intake_with_ttl(0, Duration::from_secs(3)).await;
     env.spawn_recorder();
 
     let request_id = Uuid::new_v4();

@@ -27,8 +27,7 @@ async fn wingman(env: &TestEnv, approver: &str, args: &[&str]) -> Output {
 
 async fn pipeline() -> TestEnv {
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Prd]).await;
@@ -111,7 +110,7 @@ async fn a_waiting_request_completes_when_the_console_approver_approves_it_and_t
         .read_to_string(&mut progress)
         .await
         .unwrap();
-    for stage in ["RECEIVED", "PENDING", "APPROVED", "EXECUTING", "SUCCEEDED"] {
+    for stage in ["PENDING", "APPROVED", "EXECUTING", "SUCCEEDED"] {
         assert!(
             progress.contains(stage),
             "{stage} shown in the progress:\n{progress}"

@@ -13,7 +13,6 @@ use crate::helpers::TestEnv;
 /// The long-running Wingman workers, by compose service name (= stage word).
 const WORKERS: &[&str] = &[
     "intake",
-    "validator",
     "approvals",
     "authority",
     "gateway",
@@ -220,7 +219,6 @@ fn every_service_is_on_the_network_and_every_worker_is_checked_and_on_its_own_na
     // The ops ports of DESIGN.md, listening inside the container's network.
     let ports = [
         ("intake", "9101"),
-        ("validator", "9102"),
         ("approvals", "9103"),
         ("authority", "9104"),
         ("gateway", "9105"),

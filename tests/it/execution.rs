@@ -21,8 +21,7 @@ async fn an_auto_approved_restart_restarts_the_real_container_once_and_is_record
     let name = docker::unique("wt-api");
     docker::start_container(&name, None).await;
     let (_, started_before) = docker::state(&name).await.unwrap();
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Dev, Environment::Test])
         .await;
@@ -166,8 +165,7 @@ impl Forge {
 async fn the_gateway_refuses_every_forged_stale_or_mismatched_job_with_its_reason() {
     let mut env = TestEnv::start().await;
     let name = docker::unique("wt-victim");
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
     docker::start_container(&name, None).await;
     let (_, started_before) = docker::state(&name).await.unwrap();

@@ -195,14 +195,74 @@ impl TestEnv {
         }
     }
 
+    /// Intake with the shipped validation config and the rollout flags as a fresh
+    /// deployment seeds them when nothing is set (validation disabled: every request goes
+    /// to a human, PENDING with `validation_applied = false`).
     pub async fn spawn_intake(&mut self) {
+        self.rollout()
+            .await
+            .seed(&Rollout {
+                enabled: false,
+                percent: 100,
+                updated_by: "test".into(),
+                updated_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        self.spawn_intake_task(Duration::from_secs(3600)).await;
+    }
+
+    /// Intake with validation enabled for `percent` % of requests.
+    pub async fn spawn_intake_validating(&mut self, percent: u8) {
+        self.spawn_intake_with_ttl(percent, Duration::from_secs(3600))
+            .await;
+    }
+
+    /// Intake validating `percent` % of requests, a human's answer due within `approval_ttl`.
+    pub async fn spawn_intake_with_ttl(&mut self, percent: u8, approval_ttl: Duration) {
+        self.set_rollout(true, percent).await;
+        self.spawn_intake_task(approval_ttl).await;
+    }
+
+    /// Sets the live rollout flags (as `wingman rollout set` would, without the watcher).
+    pub async fn set_rollout(&self, enabled: bool, percent: u8) {
+        let rollout = self.rollout().await;
+        let flags = Rollout {
+            enabled,
+            percent,
+            updated_by: "test".into(),
+            updated_at: chrono::Utc::now(),
+        };
+        rollout.seed(&flags).await.unwrap();
+        rollout
+            .change_as("test", "test", |_| flags.clone())
+            .await
+            .unwrap();
+    }
+
+    async fn spawn_intake_task(&mut self, approval_ttl: Duration) {
         let bus = self.bus_for("intake");
         let claims = open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
             .await
             .unwrap();
+        let rollout = RolloutStore::new(
+            open_bucket(
+                &bus.js,
+                &bus.subjects.localize_name(wingman::rollout::BUCKET),
+            )
+            .await
+            .unwrap(),
+        );
+        let scoring = stages::validator::Scoring {
+            validator: Arc::new(Validator::with_defaults()),
+            rollout: rollout.follow(self.shutdown.clone()).await,
+            approval_ttl,
+            timeout: Duration::from_secs(5),
+        };
         let deps = stages::intake::IntakeDeps {
             bus,
             claims,
+            scoring,
             actor: "intake@test".into(),
         };
         let task = tokio::spawn(stages::intake::run(
@@ -221,48 +281,6 @@ impl TestEnv {
             deps,
             self.bus_for("recorder"),
             self.options("recorder"),
-            self.shutdown.clone(),
-        ));
-        self.tasks.push(task);
-    }
-
-    /// The validator with the shipped config and the rollout at `percent` (enabled).
-    pub async fn spawn_validator(&mut self, percent: u8) {
-        self.spawn_validator_with_ttl(percent, Duration::from_secs(3600))
-            .await;
-    }
-
-    pub async fn spawn_validator_with_ttl(&mut self, percent: u8, approval_ttl: Duration) {
-        let rollout = self.rollout().await;
-        rollout
-            .seed(&Rollout {
-                enabled: true,
-                percent,
-                updated_by: "test".into(),
-                updated_at: chrono::Utc::now(),
-            })
-            .await
-            .unwrap();
-        let bus = self.bus_for("validator");
-        let rollout = RolloutStore::new(
-            open_bucket(
-                &bus.js,
-                &bus.subjects.localize_name(wingman::rollout::BUCKET),
-            )
-            .await
-            .unwrap(),
-        );
-        let deps = stages::validator::ValidatorDeps {
-            bus,
-            validator: Arc::new(Validator::with_defaults()),
-            rollout,
-            actor: "validator@test".into(),
-            approval_ttl,
-            timeout: Duration::from_secs(5),
-        };
-        let task = tokio::spawn(stages::validator::run(
-            deps,
-            self.options("validator"),
             self.shutdown.clone(),
         ));
         self.tasks.push(task);

@@ -66,8 +66,7 @@ fn prd_request(request_id: Uuid, requester: &str) -> Value {
 /// Intake, validation and approvals (prd needs `prd_approvals`), with `approvers` registered.
 async fn pipeline(approvers: &[&str], prd_approvals: usize) -> TestEnv {
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(None, approvers, prd_approvals).await;
     env.spawn_recorder();
     env
@@ -222,8 +221,7 @@ async fn a_requester_cannot_approve_their_own_request_under_another_name() {
 async fn one_person_on_telegram_and_at_the_console_is_one_vote() {
     let fake = FakeTelegram::start().await;
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.register_approver(
         "anna",
         Credentials {
@@ -320,11 +318,10 @@ async fn a_publisher_cannot_submit_in_another_principals_name_on_the_production_
 async fn an_operator_cannot_vote_as_an_approver_whose_key_they_do_not_hold() {
     let server = NatsServer::single().await;
     let mut env = TestEnv::on_server(&server).await;
-    for stage in ["intake", "validator", "approvals", "recorder"] {
+    for stage in ["intake", "approvals", "recorder"] {
         env.connect_stage_as(stage, credentials(stage)).await;
     }
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(None, &["cli:alice"], 1).await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
@@ -383,7 +380,7 @@ async fn a_publisher_cannot_pre_empt_a_pipeline_event_with_a_message_id_it_choos
     )
     .await
     .expect("submitted");
-    // The intake's `accepted` event id is derived from the request id and the submission's
+    // The intake's `validated` event id is derived from the request id and the submission's
     // stored time: both are known to the publisher. It publishes that id first.
     let submission = env
         .bus
@@ -396,7 +393,7 @@ async fn a_publisher_cannot_pre_empt_a_pipeline_event_with_a_message_id_it_choos
         .unwrap();
     let origin = submission.time.with_timezone(&chrono::Utc);
     let accepted_id =
-        wingman::envelope::derive_uuid_v7(origin, &format!("{request_id}:intake:accepted"));
+        wingman::envelope::derive_uuid_v7(origin, &format!("{request_id}:intake:validated"));
     let js = jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(2))
         .build(publisher.clone());
@@ -413,18 +410,21 @@ async fn a_publisher_cannot_pre_empt_a_pipeline_event_with_a_message_id_it_choos
         .expect("a publisher's own submission is stored");
     assert!(!planted.duplicate);
 
-    for stage in ["intake", "validator", "recorder"] {
+    for stage in ["intake", "recorder"] {
         env.connect_stage_as(stage, credentials(stage)).await;
     }
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_recorder();
     // The real event was not suppressed: the request moves on to a decision.
     wait_for_status(&env, request_id, "PENDING").await;
-    let accepted = env
-        .stream_messages("WINGMAN_REQUESTS", "wingman.requests.accepted")
+    let validated = env
+        .stream_messages("WINGMAN_REQUESTS", "wingman.requests.validated.human")
         .await;
-    assert_eq!(accepted.len(), 1, "intake's accepted event was stored");
+    assert_eq!(
+        validated.len(),
+        1,
+        "intake's decision for approvals was stored"
+    );
     env.stop().await;
 }
 

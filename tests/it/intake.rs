@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::helpers::{TestEnv, request_json};
 
 #[tokio::test]
-async fn a_raw_json_request_is_recorded_as_received_and_announced_on_its_status_subject() {
+async fn a_raw_json_request_is_recorded_with_its_decision_and_announced_on_its_status_subject() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
     env.spawn_recorder();
@@ -32,12 +32,35 @@ async fn a_raw_json_request_is_recorded_as_received_and_announced_on_its_status_
         .unwrap()
         .unwrap();
     let event: Value = serde_json::from_slice(&message.payload).unwrap();
-    assert_eq!(event["status"], "RECEIVED");
+    // Validation is disabled (a fresh deployment): the decision is a human's.
+    assert_eq!(event["status"], "PENDING");
+    assert_eq!(event["validation_applied"], false);
     assert_eq!(event["request_id"], request_id.to_string());
     assert_eq!(event["environment"], "prd");
+    assert_eq!(event["requester"], "ci-job-42");
+    assert!(event["expires_at"].is_string());
     assert!(event["at"].is_string());
     env.settle_all().await;
-    assert_eq!(env.status_of(request_id).await.as_deref(), Some("RECEIVED"));
+    env.wait_for_count(
+        "SELECT count(*) FROM approval_requests WHERE request_id = $1 AND status = 'PENDING'",
+        Some(request_id),
+        1,
+    )
+    .await;
+    // Both steps are in the audit trail, in order, each its own row of the chain.
+    let kinds: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT kind, status FROM audit_events WHERE request_id = $1 ORDER BY seq")
+            .bind(request_id)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        kinds,
+        vec![
+            ("request_received".to_string(), Some("RECEIVED".to_string())),
+            ("request_validated".to_string(), Some("PENDING".to_string())),
+        ]
+    );
     let (requester, command, operation): (String, String, Value) = sqlx::query_as(
         "SELECT requester, command, operation FROM approval_requests WHERE request_id = $1",
     )
@@ -71,16 +94,16 @@ async fn the_same_request_published_three_times_is_one_request_with_one_audit_tr
     env.wait_for_count(
         "SELECT count(*) FROM audit_events WHERE request_id = $1",
         Some(request_id),
-        1,
+        2,
     )
     .await;
-    let accepted = env
+    let decided = env
         .stream_messages(
             "WINGMAN_REQUESTS",
-            &format!("{}.requests.accepted", env.prefix),
+            &format!("{}.requests.validated.human", env.prefix),
         )
         .await;
-    assert_eq!(accepted.len(), 1, "one accepted event for the validator");
+    assert_eq!(decided.len(), 1, "one decision for approvals");
     env.stop().await;
 }
 
@@ -163,7 +186,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_audited_and_the_st
 
     assert_eq!(
         env.status_of(good_id).await.as_deref(),
-        Some("RECEIVED"),
+        Some("PENDING"),
         "the good message after the bad ones"
     );
     let dead = env

@@ -16,8 +16,7 @@ async fn every_stage_exports_valid_catalogued_metrics() {
     let mut env = TestEnv::start().await;
     let name = docker::unique("wt-metrics");
     docker::start_container(&name, None).await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(None, &["cli:ops"], 1).await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Dev]).await;
@@ -42,14 +41,7 @@ async fn every_stage_exports_valid_catalogued_metrics() {
         .text()
         .await
         .unwrap();
-    for stage in [
-        "intake",
-        "validator",
-        "authority",
-        "gateway",
-        "recorder",
-        "approvals",
-    ] {
+    for stage in ["intake", "authority", "gateway", "recorder", "approvals"] {
         assert!(
             scrape.contains(&format!("pipeline_messages_total{{stage=\"{stage}\"")),
             "{stage} missing:\n{scrape}"

@@ -112,9 +112,9 @@ async fn a_publisher_may_submit_and_read_status_but_never_forge_a_decision_or_a_
         .expect("a publisher may submit on its own subject");
     for forged in [
         "wingman.approvals.decided",
-        "wingman.requests.validated",
+        "wingman.requests.validated.auto",
+        "wingman.requests.validated.human",
         "wingman.exec.jobs",
-        "wingman.requests.accepted",
         "wingman.audit.approval_decided",
     ] {
         publisher.assert_refused(forged).await;
@@ -125,7 +125,7 @@ async fn a_publisher_may_submit_and_read_status_but_never_forge_a_decision_or_a_
     );
     assert_eq!(count_on(&env, "WINGMAN_EXEC", "wingman.exec.jobs").await, 0);
     assert_eq!(
-        count_on(&env, "WINGMAN_REQUESTS", "wingman.requests.validated").await,
+        count_on(&env, "WINGMAN_REQUESTS", "wingman.requests.validated.*").await,
         0
     );
     // Nor may it read the jobs (they carry tokens), change the topology or the rollout.
@@ -161,28 +161,19 @@ async fn a_worker_may_publish_only_its_own_subjects_and_claims() {
 
     let mut intake = connect_as(&server, "intake").await;
     for subject in [
-        "wingman.requests.validated",
         "wingman.approvals.decided",
         "wingman.exec.jobs",
         "wingman.audit.token_minted",
         "$KV.wingman_claims.minted.x",
         "$KV.wingman_claims.decision.x",
-    ] {
-        intake.assert_refused(subject).await;
-    }
-    let mut validator = connect_as(&server, "validator").await;
-    for subject in [
-        "wingman.approvals.decided",
-        "wingman.exec.jobs",
-        "wingman.requests.accepted",
         "$KV.wingman_rollout.validation",
     ] {
-        validator.assert_refused(subject).await;
+        intake.assert_refused(subject).await;
     }
     let mut recorder = connect_as(&server, "recorder").await;
     for subject in [
         "wingman.requests.submitted.recorder",
-        "wingman.requests.validated",
+        "wingman.requests.validated.auto",
         "wingman.exec.jobs",
     ] {
         recorder.assert_refused(subject).await;
@@ -248,10 +239,10 @@ async fn the_pipeline_runs_with_every_worker_on_its_own_nats_user() {
         .spawn()
         .expect("start wingman-intake");
     // The other stages in-process, each as its own user.
-    for stage in ["validator", "authority", "recorder"] {
+    for stage in ["authority", "recorder"] {
         env.connect_stage_as(stage, credentials(stage)).await;
     }
-    env.spawn_validator(100).await;
+    env.set_rollout(true, 100).await;
     env.spawn_authority().await;
     env.spawn_recorder();
 
@@ -324,7 +315,7 @@ async fn the_pipeline_runs_with_every_worker_on_its_own_nats_user() {
         .lines()
         .filter(|line| line.contains("Violation"))
         .filter(|line| {
-            ["intake", "validator", "authority", "recorder"]
+            ["intake", "authority", "recorder"]
                 .iter()
                 .any(|user| line.contains(&format!("User \"{user}\"")))
         })

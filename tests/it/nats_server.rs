@@ -18,7 +18,6 @@ pub const USERS: &[&str] = &[
     "publisher",
     "operator",
     "intake",
-    "validator",
     "approvals",
     "authority",
     "gateway",

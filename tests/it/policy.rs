@@ -81,7 +81,7 @@ async fn approved_prd_job(env: &TestEnv, command: &str) -> Uuid {
         public.to_string(),
     )
     .await;
-    wait_for_status(env, request_id.as_uuid(), "RECEIVED").await;
+    wait_for_status(env, request_id.as_uuid(), "PENDING").await;
     let request = parse_request(public.to_string().as_bytes(), RequestId::generate).unwrap();
     let claims = Claims {
         token_id: Uuid::now_v7(),
@@ -281,6 +281,7 @@ async fn a_publisher_cannot_stop_the_control_plane_or_a_protected_project_by_any
         kinds,
         [
             "request_received",
+            "request_validated",
             "execution_started",
             "execution_finished"
         ]

@@ -60,22 +60,23 @@ async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_on
     env.settle_all().await;
     env.wait_for_count("SELECT count(*) FROM approval_requests", None, 1)
         .await;
+    // Received and decided, once each, though the doomed intake published both already.
     env.wait_for_count(
         "SELECT count(*) FROM audit_events WHERE request_id = $1",
         Some(request_id),
-        1,
+        2,
     )
     .await;
-    let accepted = env
+    let decided = env
         .stream_messages(
             "WINGMAN_REQUESTS",
-            &format!("{}.requests.accepted", env.prefix),
+            &format!("{}.requests.validated.human", env.prefix),
         )
         .await;
     assert_eq!(
-        accepted.len(),
+        decided.len(),
         1,
-        "the republished accepted event was dropped as a duplicate"
+        "the republished decision was dropped as a duplicate"
     );
     env.stop().await;
 }
@@ -141,8 +142,7 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
     let name = crate::docker::unique("wt-crash");
     crate::docker::start_container(&name, None).await;
     let (_, started_before) = crate::docker::state(&name).await.unwrap();
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
     env.spawn_recorder();
     let gateway_env = [("ALLOWED_ENVIRONMENTS", "dev,test")];

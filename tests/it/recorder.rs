@@ -34,6 +34,7 @@ fn audit(
             status,
             actor: "test".into(),
             data,
+            then: Vec::new(),
         },
     )
 }
@@ -53,14 +54,14 @@ async fn a_redelivered_audit_event_is_recorded_once() {
 
     let event = audit(
         RequestId::from_uuid(request_id),
-        AuditKind::RequestValidated,
-        Some(Status::Pending),
-        json!({"profile": "operational"}),
+        AuditKind::ApprovalDecided,
+        Some(Status::Approved),
+        json!({"decided_by": "alice", "note": "checked"}),
     );
     let subject = env
         .bus
         .subjects
-        .audit(Stage::Validator, AuditKind::RequestValidated);
+        .audit(Stage::Approvals, AuditKind::ApprovalDecided);
     // Two publishes with different message ids get past JetStream's dedup: the database must hold.
     for attempt in 0..2 {
         let outgoing = Outgoing::json(
@@ -71,20 +72,21 @@ async fn a_redelivered_audit_event_is_recorded_once() {
         publish_all(&env.bus.js, &[outgoing]).await.unwrap();
     }
     env.settle_all().await;
+    // Received and validated (one message from intake), then the decision once.
     env.wait_for_count(
         "SELECT count(*) FROM audit_events WHERE request_id = $1",
         Some(request_id),
-        2,
+        3,
     )
     .await;
-    assert_eq!(env.status_of(request_id).await.as_deref(), Some("PENDING"));
-    let profile: Option<String> =
-        sqlx::query_scalar("SELECT profile FROM approval_requests WHERE request_id = $1")
+    assert_eq!(env.status_of(request_id).await.as_deref(), Some("APPROVED"));
+    let decided_by: Option<String> =
+        sqlx::query_scalar("SELECT decided_by FROM approval_requests WHERE request_id = $1")
             .bind(request_id)
             .fetch_one(&env.pool)
             .await
             .unwrap();
-    assert_eq!(profile.as_deref(), Some("operational"));
+    assert_eq!(decided_by.as_deref(), Some("alice"));
     env.stop().await;
 }
 
@@ -97,14 +99,14 @@ async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the
     let id = RequestId::from_uuid(request_id);
     let early = audit(
         id,
-        AuditKind::RequestValidated,
-        Some(Status::AutoApproved),
-        json!({}),
+        AuditKind::ApprovalDecided,
+        Some(Status::Approved),
+        json!({"decided_by": "alice"}),
     );
     let subject = env
         .bus
         .subjects
-        .audit(Stage::Validator, AuditKind::RequestValidated);
+        .audit(Stage::Approvals, AuditKind::ApprovalDecided);
     publish_all(
         &env.bus.js,
         &[Outgoing::json(subject, early.event_id.to_string(), &early)],
@@ -124,13 +126,10 @@ async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the
     env.wait_for_count(
         "SELECT count(*) FROM audit_events WHERE request_id = $1",
         Some(request_id),
-        2,
+        3,
     )
     .await;
-    assert_eq!(
-        env.status_of(request_id).await.as_deref(),
-        Some("AUTO_APPROVED")
-    );
+    assert_eq!(env.status_of(request_id).await.as_deref(), Some("APPROVED"));
 
     // EXPIRED may only follow PENDING: recorded in the audit log, the row stays.
     let late = audit(
@@ -153,13 +152,10 @@ async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the
     env.wait_for_count(
         "SELECT count(*) FROM audit_events WHERE request_id = $1",
         Some(request_id),
-        3,
+        4,
     )
     .await;
-    assert_eq!(
-        env.status_of(request_id).await.as_deref(),
-        Some("AUTO_APPROVED")
-    );
+    assert_eq!(env.status_of(request_id).await.as_deref(), Some("APPROVED"));
     env.stop().await;
 }
 
@@ -262,7 +258,7 @@ async fn the_audit_log_refuses_updates_and_deletes() {
     )
     .await;
     env.settle_all().await;
-    env.wait_for_count("SELECT count(*) FROM audit_events", None, 1)
+    env.wait_for_count("SELECT count(*) FROM audit_events", None, 2)
         .await;
     let update = sqlx::query("UPDATE audit_events SET actor = 'mallory'")
         .execute(&env.pool)

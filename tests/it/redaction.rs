@@ -84,8 +84,7 @@ async fn an_inspect_of_a_container_with_a_password_shows_it_nowhere() {
     let mut env = TestEnv::start().await;
     let name = docker::unique("wt-secret");
     start_container_with_a_password(&name).await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
     env.spawn_recorder();
     let mut gateway = tokio::process::Command::new(worker_binary("wingman-gateway"))

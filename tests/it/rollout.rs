@@ -61,8 +61,7 @@ async fn submit_and_settle(env: &TestEnv, request_id: Uuid) {
 async fn a_rollout_change_through_the_cli_applies_to_the_next_request_and_a_request_keeps_its_bucket()
  {
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_recorder();
     // The watcher writes the flags for operators and audits each change.
     env.spawn_watcher(

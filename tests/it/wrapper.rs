@@ -93,8 +93,7 @@ async fn a_destructive_command_with_a_reason_waits_for_approval_and_prints_the_g
     let name = docker::unique("wt-api");
     docker::start_container(&name, None).await;
     let (_, started_before) = docker::state(&name).await.unwrap();
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Dev]).await;

@@ -138,6 +138,7 @@ async fn audit_from(
                 status: None,
                 actor: deps.actor.clone(),
                 data: serde_json::to_value(&attribution)?,
+                then: Vec::new(),
             },
         );
         publish_all(&deps.bus.js, &[Outgoing::audit(&deps.bus.subjects, &event)]).await?;
