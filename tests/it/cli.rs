@@ -198,8 +198,7 @@ async fn status_wait_on_an_approved_command_waits_until_its_execution_ends() {
     let mut env = TestEnv::start().await;
     let name = crate::docker::unique("wt-wait");
     crate::docker::start_container(&name, None).await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
@@ -232,8 +231,7 @@ async fn status_wait_on_an_approved_command_waits_until_its_execution_ends() {
 #[tokio::test]
 async fn status_wait_on_an_instruction_approval_ends_at_its_decision() {
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_recorder();
     let request_id = Uuid::new_v4();
     let mut payload = well_explained(request_id, "dev", "docker restart api", "api");

@@ -38,8 +38,7 @@ async fn serve_gateway_http(env: &TestEnv, deps: Arc<GatewayDeps>) -> SocketAddr
 /// The whole pipeline in-process (the gateway's consumer included), the API and the gateway's
 /// HTTP face; returns their addresses.
 async fn pipeline(env: &mut TestEnv) -> (SocketAddr, SocketAddr) {
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
     let (deps, _) = env
         .spawn_gateway(&[Environment::Dev, Environment::Test])
