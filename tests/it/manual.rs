@@ -299,15 +299,47 @@ async fn an_automatic_request_is_run_by_the_pipeline_and_its_token_is_handed_to_
     let done = wait_for_status(&env, request_id, "SUCCEEDED").await;
     assert_eq!(done["exit_code"], 0);
     env.settle_all().await;
+    // Even with the token in hand (read here from the authority's store), a client cannot
+    // run an automatic request: only the pipeline presents that token.
+    let minted: Value = serde_json::from_slice(
+        &env.claims()
+            .await
+            .get(format!("minted.{request_id}"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    let (status, stolen) = {
+        let response = reqwest::Client::new()
+            .post(format!("http://{gateway}/gateway/execute"))
+            .header("x-api-key", SUBMIT_KEY)
+            .header("x-capability-token", minted["token"].as_str().unwrap())
+            .body(
+                json!({ "request_id": request_id, "command": command, "environment": "dev" })
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(
+        (status, stolen["code"].as_str()),
+        (403, Some("automatic_token"))
+    );
     env.wait_for_count(
         "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'token_refused'",
         Some(request_id),
-        1,
+        2,
     )
     .await;
     assert_eq!(
         token_refusal_codes(&env, request_id).await,
-        ["automatic_execution"]
+        ["automatic_execution", "automatic_token"]
     );
     let executions: i64 =
         sqlx::query_scalar("SELECT count(*) FROM executions WHERE request_id = $1")
