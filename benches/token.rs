@@ -103,6 +103,7 @@ fn realistic_claims() -> Claims {
         requester: "deploy-bot".to_owned(),
         issued_at,
         expires_at: issued_at + chrono::Duration::minutes(10),
+        holder: None,
     }
 }
 

@@ -2,10 +2,18 @@
 //! `GET /health` (Docker and NATS reachable), `POST /gateway/token` (asks the authority for
 //! the token of an approved request), `POST /gateway/execute` (token in `X-Capability-Token`,
 //! body `{request_id, command, environment}`), `GET /metrics`.
+//!
+//! This is manual execution: a request submitted with `"execution": "manual"` through the API
+//! is minted a token bound to the API key that submitted it and is never enqueued; that key
+//! (and no other) fetches the token and runs it here, once. An automatic request's token is
+//! handed to nobody: the pipeline runs it, so no client can race it. A refusal here is
+//! answered to the caller and audited (`token_refused`), but is not published as the
+//! request's status: a caller who is refused has not moved the request.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
@@ -21,11 +29,13 @@ use crate::bus::consume::StageError;
 use crate::bus::publish::publish_all;
 use crate::docker::parse_command_line;
 use crate::envelope::RequestId;
-use crate::events::ExecJob;
+use crate::events::{AuditKind, ExecJob, REFUSED, Stage};
 use crate::identity::Principal;
-use crate::request::{Command, Environment, Request};
+use crate::request::{Command, Environment, Execution, Request};
 use crate::stages::authority::TokenRequest;
 use crate::stages::gateway::{GatewayDeps, execute};
+use crate::stages::publish_audit;
+use crate::token::Presenter;
 
 #[derive(Clone)]
 pub struct GatewayHttp {
@@ -71,6 +81,18 @@ async fn metrics(State(state): State<GatewayHttp>) -> String {
     crate::metrics::render(&state.metrics)
 }
 
+/// Reads a JSON body whatever its `Content-Type` (the runbook's `curl -d` sends none), like
+/// the API's `POST /requests`; serde's message names the missing or unknown field.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, Json<Value>)> {
+    serde_json::from_slice(body).map_err(|cause| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid body: {cause}"),
+        )
+    })
+}
+
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> (StatusCode, Json<Value>) {
     (
         status,
@@ -78,10 +100,27 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> (StatusC
     )
 }
 
+/// The body of `POST /gateway/token`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    pub request_id: RequestId,
+}
+
 async fn token(
     State(state): State<GatewayHttp>,
-    Json(asked): Json<TokenRequest>,
+    Extension(KeyName(key_name)): Extension<KeyName>,
+    body: Bytes,
 ) -> (StatusCode, Json<Value>) {
+    let body: TokenBody = match parse_body(&body) {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    let caller = Principal::ApiKey(key_name);
+    let asked = TokenRequest {
+        request_id: body.request_id,
+        principal: caller.clone(),
+    };
     let subject = state.deps.bus.subjects.token_requests();
     let payload = serde_json::to_vec(&asked).unwrap_or_default();
     let reply = tokio::time::timeout(
@@ -93,11 +132,28 @@ async fn token(
         Ok(Ok(message)) => {
             let answer: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
             if answer.get("token").is_some() {
-                (StatusCode::OK, Json(answer))
-            } else {
-                let message = answer["error"].as_str().unwrap_or("no token").to_string();
-                error(StatusCode::CONFLICT, "no_token", message)
+                return (StatusCode::OK, Json(answer));
             }
+            let message = answer["error"].as_str().unwrap_or("no token").to_string();
+            let code = answer["code"].as_str().unwrap_or("no_token").to_string();
+            let status = match code.as_str() {
+                "not_the_submitter" => StatusCode::FORBIDDEN,
+                "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::CONFLICT,
+            };
+            // Asking for another principal's token, or for one the pipeline runs, is audited.
+            if matches!(code.as_str(), "not_the_submitter" | "automatic_execution") {
+                audit_refusal(
+                    &state,
+                    body.request_id,
+                    &caller,
+                    "/gateway/token",
+                    &code,
+                    &message,
+                )
+                .await;
+            }
+            (status, Json(json!({ "error": message, "code": code })))
         }
         _ => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -119,8 +175,12 @@ async fn execute_now(
     State(state): State<GatewayHttp>,
     Extension(KeyName(key_name)): Extension<KeyName>,
     headers: HeaderMap,
-    Json(body): Json<ExecuteBody>,
+    body: Bytes,
 ) -> (StatusCode, Json<Value>) {
+    let body: ExecuteBody = match parse_body(&body) {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let Some(token) = headers
         .get("x-capability-token")
         .and_then(|value| value.to_str().ok())
@@ -143,10 +203,11 @@ async fn execute_now(
             );
         }
     };
+    let caller = Principal::ApiKey(key_name);
     let request = Request {
         request_id: body.request_id,
         requester: "gateway-http".into(),
-        submitted_by: Principal::ApiKey(key_name),
+        submitted_by: caller.clone(),
         environment: body.environment,
         command: Some(Command {
             line: body.command.clone(),
@@ -155,6 +216,7 @@ async fn execute_now(
         title: String::new(),
         description: String::new(),
         risk_level: None,
+        execution: Execution::Manual,
     };
     let job = ExecJob {
         request,
@@ -164,7 +226,8 @@ async fn execute_now(
     };
     // Each HTTP call is its own delivery: a second call with the same token is a replay.
     let call_id = uuid::Uuid::now_v7().to_string();
-    let outgoing = match execute(&state.deps, &job, &call_id, chrono::Utc::now()).await {
+    let presenter = Presenter::Client(&caller);
+    let outgoing = match execute(&state.deps, &job, &call_id, presenter, chrono::Utc::now()).await {
         Ok(outgoing) => outgoing,
         Err(StageError::Transient(cause)) => {
             return error(
@@ -177,19 +240,51 @@ async fn execute_now(
             return error(StatusCode::BAD_REQUEST, rejection.code, rejection.reason);
         }
     };
-    if let Err(cause) = publish_all(&state.deps.bus.js, &outgoing).await {
-        tracing::error!(error = %format!("{cause:#}"), "could not publish the execution events");
-    }
+    let status_subject = state.deps.bus.subjects.status(body.request_id);
     let status_event = outgoing
         .iter()
         .rev()
-        .find(|message| message.subject.contains(".status."))
+        .find(|message| message.subject == status_subject)
         .and_then(|message| serde_json::from_slice::<Value>(&message.payload).ok())
         .unwrap_or(Value::Null);
-    let code = if status_event["status"] == crate::events::REFUSED {
+    let refused = status_event["status"] == REFUSED;
+    // A refused call has not moved the request: its audit event is published, not a REFUSED
+    // status that would end the submitter's `wingman status --wait`.
+    let to_publish: Vec<_> = outgoing
+        .into_iter()
+        .filter(|message| !(refused && message.subject == status_subject))
+        .collect();
+    if let Err(cause) = publish_all(&state.deps.bus.js, &to_publish).await {
+        tracing::error!(error = %format!("{cause:#}"), "could not publish the execution events");
+    }
+    let code = if refused {
         StatusCode::FORBIDDEN
     } else {
         StatusCode::OK
     };
     (code, Json(status_event))
+}
+
+/// Audits a refused token fetch: who asked for which request's token, and why not.
+async fn audit_refusal(
+    state: &GatewayHttp,
+    request_id: RequestId,
+    caller: &Principal,
+    route: &str,
+    code: &str,
+    reason: &str,
+) {
+    let data = json!({ "route": route, "caller": caller, "code": code, "reason": reason });
+    if let Err(cause) = publish_audit(
+        &state.deps.bus,
+        Some(request_id),
+        AuditKind::TokenRefused,
+        Stage::Gateway,
+        &state.deps.actor,
+        data,
+    )
+    .await
+    {
+        tracing::error!(error = %format!("{cause:#}"), "could not audit a refused token fetch");
+    }
 }

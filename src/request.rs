@@ -31,6 +31,7 @@ const FIELDS: &[&str] = &[
     "title",
     "description",
     "risk_level",
+    "execution",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +89,44 @@ impl RiskLevel {
     }
 }
 
+/// Who runs an approved command: the pipeline, at once (`automatic`, the default), or the
+/// client that submitted it, with `POST /gateway/token` then `POST /gateway/execute`
+/// (`manual`: the authority mints and keeps the token but never enqueues a job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Execution {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+impl Execution {
+    pub const ALL: [Execution; 2] = [Execution::Automatic, Execution::Manual];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Execution::Automatic => "automatic",
+            Execution::Manual => "manual",
+        }
+    }
+}
+
+impl FromStr for Execution {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Execution::ALL
+            .into_iter()
+            .find(|execution| execution.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown execution `{}` (expected automatic or manual)",
+                    truncate_for_message(text)
+                )
+            })
+    }
+}
+
 /// A command the gateway can perform: the line as sent and its typed operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Command {
@@ -110,6 +149,9 @@ pub struct Request {
     pub title: String,
     pub description: String,
     pub risk_level: Option<RiskLevel>,
+    /// Who runs the command once approved (absent in events from before the field: automatic).
+    #[serde(default)]
+    pub execution: Execution,
 }
 
 impl Request {
@@ -135,6 +177,14 @@ impl Request {
         );
         if let Some(risk) = self.risk_level {
             object.insert("risk_level".into(), Value::String(risk.as_str().into()));
+        }
+        // Only when not the default, so an automatic request's public form is what it was
+        // before the field existed (intake compares it on a resubmission).
+        if self.execution != Execution::Automatic {
+            object.insert(
+                "execution".into(),
+                Value::String(self.execution.as_str().into()),
+            );
         }
         Value::Object(object)
     }
@@ -260,6 +310,19 @@ fn validate_fields(
             }
         }),
     };
+    let execution = match optional_text(object, "execution", 16, Size::Chars)? {
+        None => Execution::Automatic,
+        Some(text) => text
+            .parse::<Execution>()
+            .map_err(|problem| InvalidRequest::new(Some("execution"), "invalid_value", problem))?,
+    };
+    if execution == Execution::Manual && command.is_none() {
+        return Err(InvalidRequest::new(
+            Some("execution"),
+            "invalid_value",
+            "`manual` needs a `command` to run (an instruction approval has nothing to execute)",
+        ));
+    }
     Ok(Request {
         request_id,
         requester,
@@ -269,6 +332,7 @@ fn validate_fields(
         title,
         description,
         risk_level,
+        execution,
     })
 }
 

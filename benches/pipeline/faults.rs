@@ -200,10 +200,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     )
     .fetch_one(&run.pool)
     .await?;
-    let indeterminate: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM approval_requests WHERE execution_status = 'INDETERMINATE'")
-            .fetch_one(&run.pool)
-            .await?;
+    let indeterminate: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM approval_requests WHERE execution_status = 'INDETERMINATE'",
+    )
+    .fetch_one(&run.pool)
+    .await?;
     let chain = wingman::store::chain::verify(&run.pool).await?;
     let lost = submitted.len() as i64 - rows;
     println!(

@@ -93,8 +93,14 @@ async fn run(arguments: Vec<String>) -> anyhow::Result<u8> {
         request.request_id
     );
     let timeout = duration_var("WINGMAN_WAIT")?.unwrap_or(Duration::from_secs(3600));
-    let Some(last) =
-        follow_progress(&bus, request.request_id, true, timeout, Progress::Stderr).await?
+    let Some(last) = follow_progress(
+        &bus,
+        request.request_id,
+        wingman::cli::watch::Goal::Execution,
+        timeout,
+        Progress::Stderr,
+    )
+    .await?
     else {
         eprintln!(
             "gave up waiting; follow it with: wingman status {} --wait",

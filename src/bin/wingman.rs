@@ -12,6 +12,7 @@ use wingman::bus::Bus;
 use wingman::cli::{self, ExitCode, parse_since, rollout::Change, submit::Submission};
 use wingman::config::Settings;
 use wingman::envelope::RequestId;
+use wingman::request::Execution;
 use wingman::status::Status;
 use wingman::store::requests::ListFilter;
 use wingman::validation::{ValidationConfig, Validator};
@@ -57,6 +58,15 @@ enum Command {
         /// Stop waiting after this long (e.g. 90s, 30m, 2h); the request goes on.
         #[arg(long, default_value = "1h")]
         timeout: String,
+        /// Manual execution: once approved, the token is minted for you and nothing runs
+        /// until you fetch it (POST /gateway/token) and run it (POST /gateway/execute) with the
+        /// API key that submitted it; so it is submitted through the API (--api-url).
+        #[arg(long, requires = "api_url")]
+        manual: bool,
+        /// Submit through the HTTP API at this URL with the key in $WINGMAN_API_KEY (or the
+        /// file $WINGMAN_API_KEY_FILE) instead of over NATS; the request is then the key's.
+        #[arg(long, env = "WINGMAN_API_URL")]
+        api_url: Option<String>,
         /// The command to run once approved, after `--` (omit for an instruction approval).
         #[arg(last = true, value_name = "DOCKER COMMAND")]
         command: Vec<String>,
@@ -301,6 +311,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             no_wait,
             json,
             timeout,
+            manual,
+            api_url,
             command,
         } => {
             let description = if description == "-" {
@@ -323,7 +335,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                         .context("quote the command")?,
                 )
             };
-            let request = cli::submit::request_json(
+            let mut request = cli::submit::request_json(
                 &requester,
                 &environment,
                 &title,
@@ -332,6 +344,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 request_id,
                 command_line.as_deref(),
             );
+            if manual {
+                request["execution"] = serde_json::json!(Execution::Manual.as_str());
+            }
+            let api = api_url
+                .map(|url| cli::submit::ApiTarget::from_env(&url))
+                .transpose()?;
             let timeout = wait_timeout(&timeout)?;
             let bus = connect(&settings()?).await?;
             cli::submit::run(
@@ -341,6 +359,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     wait: !no_wait,
                     json,
                     timeout,
+                    api,
                 },
             )
             .await
@@ -358,11 +377,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 );
             };
             if wait {
-                let has_command = event.details.contains_key("command");
+                // The latest event may not say whether there is a command: learn it from
+                // the request's events, which the follower reads from the first.
                 return cli::submit::wait_for(
                     &bus,
                     request_id,
-                    has_command,
+                    cli::watch::Goal::FromEvents,
                     wait_timeout(&timeout)?,
                     json,
                 )

@@ -9,10 +9,10 @@ use serde_json::{Map, Value, json};
 use crate::bus::Bus;
 use crate::bus::publish::{Outgoing, publish_all};
 use crate::cli::ExitCode;
-use crate::cli::watch::{self, follow};
+use crate::cli::watch::{self, Goal, follow};
 use crate::envelope::RequestId;
 use crate::events::{INVALID, REFUSED, StatusEvent};
-use crate::request::parse_request;
+use crate::request::{Execution, parse_request};
 use crate::status::Status;
 
 /// What `wingman request` was asked to submit.
@@ -23,6 +23,62 @@ pub struct Submission {
     pub wait: bool,
     pub json: bool,
     pub timeout: Duration,
+    /// Submit through the HTTP API (as its key) instead of over NATS (as the NATS user).
+    pub api: Option<ApiTarget>,
+}
+
+/// The HTTP API to submit through, and the key to submit with.
+#[derive(Clone)]
+pub struct ApiTarget {
+    pub url: String,
+    key: String,
+}
+
+impl std::fmt::Debug for ApiTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTarget")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiTarget {
+    /// The key from `WINGMAN_API_KEY`, else from the file named by `WINGMAN_API_KEY_FILE`.
+    pub fn from_env(url: &str) -> anyhow::Result<Self> {
+        let key = match std::env::var("WINGMAN_API_KEY") {
+            Ok(key) => key,
+            Err(_) => {
+                let path = std::env::var("WINGMAN_API_KEY_FILE").context(
+                    "--api-url needs an API key with the submit role: set WINGMAN_API_KEY or WINGMAN_API_KEY_FILE",
+                )?;
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("read the API key from {path}"))?
+            }
+        };
+        Ok(Self {
+            url: url.trim_end_matches('/').to_string(),
+            key: key.trim().to_string(),
+        })
+    }
+
+    /// `POST /requests`; the API validates it again and names the field of a refusal.
+    async fn submit(&self, request: &Value) -> anyhow::Result<()> {
+        let url = format!("{}/requests", self.url);
+        let response = reqwest::Client::new()
+            .post(&url)
+            .header("x-api-key", &self.key)
+            .json(request)
+            .send()
+            .await
+            .with_context(|| format!("submit the request to {url}"))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let reason = body["error"].as_str().unwrap_or("no reason given");
+        anyhow::bail!("the API refused the request ({status}): {reason}")
+    }
 }
 
 /// Builds the public request JSON from command-line pieces.
@@ -59,15 +115,23 @@ pub async fn run(bus: &Bus, submission: Submission) -> anyhow::Result<ExitCode> 
     )
     .map_err(|invalid| anyhow::anyhow!("invalid request: {invalid}"))?;
     let request_id = request.request_id;
-    let has_command = request.command.is_some();
-    let outgoing = Outgoing::json(
-        bus.subjects.submitted(&bus.principal),
-        request_id.to_string(),
-        &request.to_public_json(),
-    );
-    publish_all(&bus.js, &[outgoing])
-        .await
-        .context("submit the request")?;
+    let goal = match request.execution {
+        Execution::Manual => Goal::Token,
+        Execution::Automatic => Goal::for_command(request.command.is_some()),
+    };
+    match &submission.api {
+        Some(api) => api.submit(&request.to_public_json()).await?,
+        None => {
+            let outgoing = Outgoing::json(
+                bus.subjects.submitted(&bus.principal),
+                request_id.to_string(),
+                &request.to_public_json(),
+            );
+            publish_all(&bus.js, &[outgoing])
+                .await
+                .context("submit the request")?;
+        }
+    }
     if !submission.wait {
         if submission.json {
             println!(
@@ -85,21 +149,14 @@ pub async fn run(bus: &Bus, submission: Submission) -> anyhow::Result<ExitCode> 
             "submitted {request_id}; waiting for its stages (ctrl-c stops waiting, not the request)"
         );
     }
-    wait_for(
-        bus,
-        request_id,
-        has_command,
-        submission.timeout,
-        submission.json,
-    )
-    .await
+    wait_for(bus, request_id, goal, submission.timeout, submission.json).await
 }
 
 /// Follows a request until it settles, printing each stage; the exit code tells the end.
 pub async fn wait_for(
     bus: &Bus,
     request_id: RequestId,
-    has_command: bool,
+    goal: Goal,
     timeout: Duration,
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -108,7 +165,7 @@ pub async fn wait_for(
     } else {
         Progress::Stdout
     };
-    let last = follow_progress(bus, request_id, has_command, timeout, progress).await?;
+    let last = follow_progress(bus, request_id, goal, timeout, progress).await?;
     let Some(event) = last else {
         let latest = watch::last_status(bus, request_id).await.ok().flatten();
         if json_output {
@@ -126,6 +183,15 @@ pub async fn wait_for(
     };
     if json_output {
         println!("{}", serde_json::to_string(&event)?);
+    } else if goal == Goal::Token && event.details.contains_key("token_expires_at") {
+        let holder = event
+            .details
+            .get("holder")
+            .and_then(serde_json::Value::as_str);
+        println!(
+            "ready for manual execution by {}: POST /gateway/token {{\"request_id\": \"{request_id}\"}}, then POST /gateway/execute with the token, with the API key that submitted it",
+            holder.unwrap_or("the principal that submitted it")
+        );
     }
     Ok(exit_code(&event))
 }
@@ -144,7 +210,7 @@ pub enum Progress {
 pub async fn follow_progress(
     bus: &Bus,
     request_id: RequestId,
-    has_command: bool,
+    goal: Goal,
     timeout: Duration,
     progress: Progress,
 ) -> anyhow::Result<Option<StatusEvent>> {
@@ -158,7 +224,7 @@ pub async fn follow_progress(
     follow(
         bus,
         request_id,
-        has_command,
+        goal,
         timeout,
         tick,
         |event| {
@@ -232,6 +298,11 @@ pub fn describe(event: &StatusEvent) -> String {
         let short = chrono::DateTime::parse_from_rfc3339(&expires)
             .map_or(expires.clone(), |at| at.format("%H:%M:%S").to_string());
         summary.push(format!("capability token minted (expires {short})"));
+        if let Some(holder) = detail("holder") {
+            summary.push(format!(
+                "manual execution: {holder} fetches and runs it at the gateway"
+            ));
+        }
     }
     if let Some(first) = event
         .details

@@ -1,5 +1,10 @@
 //! Following a request's status events on `wingman.status.<id>`: the last one, or each one
 //! as it comes (the stream keeps them, so a late watcher still sees the whole story).
+//!
+//! When a follower stops is a [`Goal`]: the decision of an instruction approval, the end of
+//! the execution of a command, or (for `wingman request --manual`) the token being ready for
+//! its submitter. `wingman status --wait` does not know which the request is, so it learns it
+//! from the request's own events ([`Goal::learn`]): intake's event names the command.
 
 use std::time::Duration;
 
@@ -9,8 +14,47 @@ use futures::StreamExt;
 
 use crate::bus::Bus;
 use crate::envelope::RequestId;
-use crate::events::{INVALID, REFUSED, StatusEvent};
+use crate::events::{INVALID, REFUSED, Stage, StatusEvent};
 use crate::status::Status;
+
+/// What a follower waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// An instruction approval: its decision ends it.
+    Decision,
+    /// A command: its execution's end (SUCCEEDED, FAILED, INDETERMINATE) or a refusal.
+    Execution,
+    /// A manual command: the token minted for its submitter (or a refusal).
+    Token,
+    /// Not known yet: learnt from the events ([`Goal::learn`]); until then an approval is
+    /// not taken as the end.
+    FromEvents,
+}
+
+impl Goal {
+    pub fn for_command(has_command: bool) -> Self {
+        if has_command {
+            Goal::Execution
+        } else {
+            Goal::Decision
+        }
+    }
+
+    /// What the request's events tell: intake's event (the first of a request) carries
+    /// `command` when it has one; a minted token or the gateway's step means a command.
+    pub fn learn(self, event: &StatusEvent) -> Self {
+        if self != Goal::FromEvents {
+            return self;
+        }
+        if event.stage == Stage::Intake && event.status != INVALID {
+            return Goal::for_command(event.details.contains_key("command"));
+        }
+        if event.details.contains_key("token_expires_at") || event.stage == Stage::Gateway {
+            return Goal::Execution;
+        }
+        self
+    }
+}
 
 /// The newest status event of a request, if any.
 pub async fn last_status(bus: &Bus, request_id: RequestId) -> anyhow::Result<Option<StatusEvent>> {
@@ -36,24 +80,32 @@ pub async fn last_status(bus: &Bus, request_id: RequestId) -> anyhow::Result<Opt
     }
 }
 
-/// True when a publisher has nothing more to wait for.
-pub fn is_settled(event: &StatusEvent, has_command: bool) -> bool {
+/// True when a follower with `goal` has nothing more to wait for.
+pub fn is_settled(event: &StatusEvent, goal: Goal) -> bool {
     if event.status == INVALID || event.status == REFUSED {
         return true;
     }
-    match event.status.parse::<Status>() {
-        Ok(Status::AutoRejected) => true,
-        Ok(status) => status.is_final(has_command),
-        Err(_) => false,
+    let Ok(status) = event.status.parse::<Status>() else {
+        return false;
+    };
+    match goal {
+        Goal::Decision => status == Status::AutoRejected || status.is_final(false),
+        Goal::Execution => status == Status::AutoRejected || status.is_final(true),
+        Goal::Token => {
+            status == Status::AutoRejected
+                || status.is_final(true)
+                || event.details.contains_key("token_expires_at")
+        }
+        Goal::FromEvents => status == Status::AutoRejected || status.is_final(true),
     }
 }
 
 /// Calls `on_event` for each status event of `request_id`, from the first, until one is
-/// settled or `timeout` passes. `on_idle` is called every `tick` without news (progress).
+/// settled for `goal` or `timeout` passes. `on_idle` is called every `tick` without news.
 pub async fn follow(
     bus: &Bus,
     request_id: RequestId,
-    has_command: bool,
+    mut goal: Goal,
     timeout: Duration,
     tick: Duration,
     mut on_event: impl FnMut(&StatusEvent),
@@ -95,8 +147,129 @@ pub async fn follow(
             continue;
         };
         on_event(&event);
-        if is_settled(&event, has_command) {
+        goal = goal.learn(&event);
+        if is_settled(&event, goal) {
             return Ok(Some(event));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    fn event(status: &str, stage: Stage, details: Value) -> StatusEvent {
+        let Value::Object(details) = details else {
+            unreachable!("details are an object")
+        };
+        StatusEvent {
+            event_id: uuid::Uuid::now_v7(),
+            request_id: RequestId::generate(),
+            status: status.into(),
+            at: chrono::Utc::now(),
+            stage,
+            details,
+        }
+    }
+
+    /// Follows `events` as `wingman status --wait` does; the status it stops at.
+    fn stops_at(events: &[StatusEvent], mut goal: Goal) -> Option<String> {
+        for event in events {
+            goal = goal.learn(event);
+            if is_settled(event, goal) {
+                return Some(event.status.clone());
+            }
+        }
+        None
+    }
+
+    /// Intake's event: what it received (and, where intake decides, the decision).
+    fn from_intake(status: &str, command: Option<&str>) -> StatusEvent {
+        let mut details = Map::new();
+        details.insert("title".into(), json!("t"));
+        if let Some(command) = command {
+            details.insert("command".into(), json!(command));
+        }
+        event(status, Stage::Intake, Value::Object(details))
+    }
+
+    fn minted(status: &str, execution: &str) -> StatusEvent {
+        event(
+            status,
+            Stage::Authority,
+            json!({"token_expires_at": "2026-12-04T14:00:00Z", "execution": execution}),
+        )
+    }
+
+    #[test]
+    fn a_request_with_a_command_is_followed_past_its_approval_to_the_end_of_its_execution() {
+        let story = [
+            from_intake("RECEIVED", Some("docker restart api")),
+            from_intake("AUTO_APPROVED", Some("docker restart api")),
+            minted("AUTO_APPROVED", "automatic"),
+            event("EXECUTING", Stage::Gateway, json!({})),
+            event("SUCCEEDED", Stage::Gateway, json!({"exit_code": 0})),
+        ];
+        assert_eq!(
+            stops_at(&story, Goal::FromEvents).as_deref(),
+            Some("SUCCEEDED")
+        );
+        // Intake deciding in the same event it received with is followed the same way.
+        assert_eq!(
+            stops_at(&story[1..], Goal::FromEvents).as_deref(),
+            Some("SUCCEEDED")
+        );
+        // Joined late, from the minted token on, it still does not stop at the approval.
+        assert_eq!(stops_at(&story[2..3], Goal::FromEvents), None);
+        let failed = [
+            from_intake("RECEIVED", Some("docker restart api")),
+            event("APPROVED", Stage::Approvals, json!({"decided_by": "anna"})),
+            event("FAILED", Stage::Gateway, json!({"exit_code": 1})),
+        ];
+        assert_eq!(stops_at(&failed[..2], Goal::FromEvents), None);
+        assert_eq!(
+            stops_at(&failed, Goal::FromEvents).as_deref(),
+            Some("FAILED")
+        );
+    }
+
+    #[test]
+    fn an_instruction_approval_ends_at_its_decision() {
+        let story = [
+            from_intake("RECEIVED", None),
+            event("PENDING", Stage::Intake, json!({})),
+            event("APPROVED", Stage::Approvals, json!({"decided_by": "anna"})),
+        ];
+        assert_eq!(
+            stops_at(&story, Goal::FromEvents).as_deref(),
+            Some("APPROVED")
+        );
+        let decided_at_intake = [from_intake("AUTO_APPROVED", None)];
+        assert_eq!(
+            stops_at(&decided_at_intake, Goal::FromEvents).as_deref(),
+            Some("AUTO_APPROVED")
+        );
+        let rejected = [from_intake("AUTO_REJECTED", Some("docker stop api"))];
+        assert_eq!(
+            stops_at(&rejected, Goal::FromEvents).as_deref(),
+            Some("AUTO_REJECTED")
+        );
+    }
+
+    #[test]
+    fn a_manual_request_is_ready_for_its_submitter_once_its_token_is_minted() {
+        let story = [
+            from_intake("RECEIVED", Some("docker restart api")),
+            from_intake("AUTO_APPROVED", Some("docker restart api")),
+            minted("AUTO_APPROVED", "manual"),
+        ];
+        assert_eq!(
+            stops_at(&story, Goal::Token).as_deref(),
+            Some("AUTO_APPROVED")
+        );
+        assert_eq!(stops_at(&story[..2], Goal::Token), None);
+        assert_eq!(stops_at(&story, Goal::Execution), None);
     }
 }

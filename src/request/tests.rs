@@ -148,3 +148,41 @@ fn the_public_json_round_trips() {
     let again = parse(request.to_public_json()).unwrap();
     assert_eq!(again, request);
 }
+
+#[test]
+fn execution_is_automatic_unless_manual_is_asked_for_and_round_trips() {
+    assert_eq!(parse(valid()).unwrap().execution, Execution::Automatic);
+    assert_eq!(
+        parse(with("execution", json!("automatic")))
+            .unwrap()
+            .execution,
+        Execution::Automatic
+    );
+    let manual = parse(with("execution", json!("manual"))).unwrap();
+    assert_eq!(manual.execution, Execution::Manual);
+    assert_eq!(manual.to_public_json()["execution"], "manual");
+    assert_eq!(parse(manual.to_public_json()).unwrap(), manual);
+    // The default leaves the public form as it was before the field existed.
+    let automatic = parse(valid()).unwrap().to_public_json();
+    assert!(automatic.get("execution").is_none());
+}
+
+#[test]
+fn a_bad_execution_is_refused_naming_the_field() {
+    let error = parse(with("execution", json!("later"))).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("execution"));
+    assert_eq!(
+        error.to_string(),
+        "field `execution`: unknown execution `later` (expected automatic or manual)"
+    );
+    let error = parse(with("execution", json!(true))).unwrap_err();
+    assert_eq!(
+        (error.field.as_deref(), error.code),
+        (Some("execution"), "wrong_type")
+    );
+    let mut instruction = with("execution", json!("manual"));
+    instruction.as_object_mut().unwrap().remove("command");
+    let error = parse(instruction).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("execution"));
+    assert!(error.problem.contains("needs a `command`"), "{error}");
+}

@@ -2,11 +2,15 @@
 //!
 //! 1. Mints one capability token per approved request with a command: on AUTO_APPROVED from
 //!    the validator, or APPROVED from a human (checked against the decision claim in KV, so a
-//!    forged decision message mints nothing). Instruction approvals need no token.
+//!    forged decision message mints nothing). Instruction approvals need no token. A request
+//!    with `"execution": "manual"` gets a token bound to the principal that submitted it
+//!    (the `holder` claim) and no job: that principal fetches it and runs it over HTTP.
 //! 2. Consumes `wingman.requests.validated` (consumer `authority-auto`) and
-//!    `wingman.approvals.decided` (consumer `authority`); publishes `wingman.exec.jobs`, the
-//!    `token_minted` audit event and a status event with the token's expiry. Answers
-//!    `wingman.authority.token` requests (the gateway's `POST /gateway/token`).
+//!    `wingman.approvals.decided` (consumer `authority`); publishes `wingman.exec.jobs`
+//!    (automatic execution only), the `token_minted` audit event and a status event with the
+//!    token's expiry. Answers `wingman.authority.token` requests (the gateway's
+//!    `POST /gateway/token`, on behalf of the API key that called): a manual request's token,
+//!    to its holder only; an automatic request's token, to nobody (the pipeline runs it).
 //! 3. Its effect is the token, stored once per request in the claims bucket
 //!    (`minted.<request_id>`): a redelivery republishes the same token, never a second one.
 //! 4. It never mints for a request that is not approved, and never publishes the key.
@@ -25,8 +29,9 @@ use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Decided, ExecJob, Stage, Validated};
+use crate::identity::Principal;
 use crate::metrics;
-use crate::request::Request;
+use crate::request::{Execution, Request};
 use crate::stages::Step;
 use crate::status::Status;
 use crate::token::{self, Claims, SigningKey};
@@ -49,6 +54,10 @@ pub struct Minted {
     pub token_id: Uuid,
     pub expires_at: DateTime<Utc>,
     pub approvers: Vec<String>,
+    /// A manual execution's holder (the token's `holder` claim): the only principal the
+    /// token is handed to. `None`: the pipeline runs it, and it is handed to nobody.
+    #[serde(default)]
+    pub holder: Option<Principal>,
 }
 
 /// The decision claim the approvals stage writes (`decision.<request_id>`): the first
@@ -178,21 +187,37 @@ async fn authorize(
     let mut details = Map::new();
     details.insert("token_expires_at".into(), json!(minted.expires_at));
     details.insert("approvers".into(), json!(minted.approvers));
-    Ok(Outcome::Forward(vec![
-        step.event(deps.bus.subjects.exec_jobs(), "job", job),
-        step.audit(
-            AuditKind::TokenMinted,
-            None,
-            json!({
-                "token_id": minted.token_id,
-                "expires_at": minted.expires_at,
-                "approvers": minted.approvers,
-                "environment": request.environment,
-                "argv_hash": command.operation.argv_hash(),
-            }),
-        ),
-        step.status(status.as_str(), details),
-    ]))
+    details.insert("execution".into(), json!(request.execution));
+    let mut minted_audit = json!({
+        "token_id": minted.token_id,
+        "expires_at": minted.expires_at,
+        "approvers": minted.approvers,
+        "environment": request.environment,
+        "argv_hash": command.operation.argv_hash(),
+        "execution": request.execution,
+    });
+    if let Some(holder) = &minted.holder {
+        minted_audit["holder"] = json!(holder);
+        details.insert("holder".into(), json!(holder));
+    }
+    let mut outgoing = Vec::with_capacity(3);
+    // A manual request is never enqueued: its holder runs it at `POST /gateway/execute`, so
+    // the pipeline can never race them for the token.
+    if request.execution == Execution::Automatic {
+        outgoing.push(step.event(deps.bus.subjects.exec_jobs(), "job", job));
+    }
+    outgoing.push(step.audit(AuditKind::TokenMinted, None, minted_audit));
+    outgoing.push(step.status(status.as_str(), details));
+    Ok(Outcome::Forward(outgoing))
+}
+
+/// Who may present a request's token: nobody for automatic execution (the pipeline runs it),
+/// the principal that submitted it for manual execution.
+fn holder_of(request: &Request) -> Option<Principal> {
+    match request.execution {
+        Execution::Automatic => None,
+        Execution::Manual => Some(request.submitted_by.clone()),
+    }
 }
 
 /// Mints the request's token, or returns the one already minted for it.
@@ -219,6 +244,7 @@ async fn mint_once(
         requester: request.requester.clone(),
         issued_at,
         expires_at,
+        holder: holder_of(request),
     };
     let token = token::mint(&deps.signing_key, &claims).map_err(|error| {
         StageError::permanent("mint_failed", error.to_string(), Some(request.request_id))
@@ -228,6 +254,7 @@ async fn mint_once(
         token_id: claims.token_id,
         expires_at,
         approvers,
+        holder: claims.holder.clone(),
     };
     let value = serde_json::to_vec(&minted).map_err(|error| StageError::Transient(error.into()))?;
     match deps.claims.create(&key, value.into()).await {
@@ -263,10 +290,50 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// A request on `wingman.authority.token`.
+/// A request on `wingman.authority.token`. Only the gateway may publish there
+/// (`nats/auth.conf`); it names the API key its HTTP face authenticated.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TokenRequest {
     pub request_id: RequestId,
+    /// Who asks: the token is handed to its holder only.
+    pub principal: Principal,
+}
+
+/// Why a token is not handed out: a fixed code and a sentence for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRefusal {
+    pub code: &'static str,
+    pub reason: String,
+}
+
+/// Whether `asker` gets the token minted for `request_id` (`None`: none minted). Pure.
+pub fn hand_out<'a>(
+    request_id: RequestId,
+    minted: Option<&'a Minted>,
+    asker: &Principal,
+) -> Result<&'a Minted, TokenRefusal> {
+    let refuse = |code, reason: String| Err(TokenRefusal { code, reason });
+    let Some(minted) = minted else {
+        return refuse(
+            "no_token",
+            format!("no token for {request_id}: it is not approved (yet), or it has no command"),
+        );
+    };
+    match &minted.holder {
+        None => refuse(
+            "automatic_execution",
+            format!(
+                "{request_id} runs automatically: the gateway executes it from the pipeline and its token is handed to nobody; submit with \"execution\": \"manual\" to run it yourself"
+            ),
+        ),
+        Some(holder) if holder == asker => Ok(minted),
+        Some(holder) => refuse(
+            "not_the_submitter",
+            format!(
+                "{request_id} was submitted by {holder}: only that principal may fetch its token, not {asker}"
+            ),
+        ),
+    }
 }
 
 /// Answers token requests with the token minted for an approved request, or why there is none.
@@ -279,16 +346,21 @@ async fn serve_token_requests(
         let deps = Arc::clone(&deps);
         async move {
             match serde_json::from_slice::<TokenRequest>(&payload) {
-                Err(error) => json!({ "error": format!("invalid token request: {error}") }),
+                Err(error) => json!({ "error": format!("invalid token request: {error}"), "code": "invalid_token_request" }),
                 Ok(asked) => match read_json::<Minted>(&deps.claims, &format!("minted.{}", asked.request_id)).await {
-                    Ok(Some(minted)) => {
-                        json!({ "token": minted.token, "token_id": minted.token_id, "expires_at": minted.expires_at })
-                    }
-                    Ok(None) => json!({ "error": format!("no token for {}: it is not approved, or it has no command", asked.request_id) }),
-                    Err(error) => json!({ "error": format!("token store unavailable: {error}") }),
+                    Ok(minted) => match hand_out(asked.request_id, minted.as_ref(), &asked.principal) {
+                        Ok(minted) => {
+                            json!({ "token": minted.token, "token_id": minted.token_id, "expires_at": minted.expires_at })
+                        }
+                        Err(refusal) => json!({ "error": refusal.reason, "code": refusal.code }),
+                    },
+                    Err(error) => json!({ "error": format!("token store unavailable: {error}"), "code": "unavailable" }),
                 },
             }
         }
     })
     .await
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,8 @@
 //!    was never used. It then acts on exactly the containers it resolved, by full id;
 //!    `compose up` / `pull` run the compose binary from the project's registration, and an
 //!    exec runs only the probe the policy declares.
+//!    An automatic token runs only from the pipeline, a manual one only for its holder at
+//!    `POST /gateway/execute` ([`token::check_presenter`]).
 //! 2. Consumes `wingman.exec.jobs` (also called by `POST /gateway/execute`); publishes
 //!    `execution_started` / `execution_finished` or `token_refused` audit events and status
 //!    events (EXECUTING, SUCCEEDED, FAILED, INDETERMINATE, or REFUSED).
@@ -39,7 +41,7 @@ use crate::policy::Policy;
 use crate::request::{Environment, Request};
 use crate::stages::Step;
 use crate::status::Status;
-use crate::token::{self, Expected, VerifyKey};
+use crate::token::{self, Expected, Presenter, VerifyKey};
 
 /// The default of [`GatewayDeps::running_lease`]: above the gateway consumer's ack wait.
 pub const RUNNING_LEASE: Duration = Duration::from_secs(150);
@@ -89,6 +91,7 @@ impl Handler for GatewayDeps {
             self,
             &envelope.body,
             &envelope.event_id.to_string(),
+            Presenter::Pipeline,
             delivery.published,
         )
         .await?;
@@ -120,11 +123,13 @@ pub async fn run(
 }
 
 /// Verifies, claims and performs one job; returns the events to publish. `job_id` identifies
-/// the delivery (the job's event id, or a fresh id per HTTP call).
+/// the delivery (the job's event id, or a fresh id per HTTP call); `presenter` is who brings
+/// the token (the pipeline, or the client the HTTP face authenticated).
 pub async fn execute(
     deps: &GatewayDeps,
     job: &ExecJob,
     job_id: &str,
+    presenter: Presenter<'_>,
     origin: DateTime<Utc>,
 ) -> Result<Vec<Outgoing>, StageError> {
     let received = Instant::now();
@@ -168,6 +173,9 @@ pub async fn execute(
         Ok(claims) => claims,
         Err(error) => return refuse(error.code(), error.to_string()),
     };
+    if let Err(error) = token::check_presenter(&claims, presenter) {
+        return refuse(error.code(), error.to_string());
+    }
     if let Err(refusal) = deps.policy.check_operation(request.environment, &operation) {
         return refuse("policy", refusal.to_string());
     }

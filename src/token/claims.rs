@@ -14,6 +14,11 @@
 //! | `argv_hash`   | hex SHA-256 of the canonical argv                            |
 //! | `approvers`   | who approved (`"validator"` for an auto-approval)            |
 //! | `requester`   | who asked                                                    |
+//! | `holder`      | manual execution only: the principal that may present it     |
+//!
+//! Without `holder` the token is for the pipeline (`wingman.exec.jobs`); with it, only that
+//! principal runs it at `POST /gateway/execute`, and the pipeline never does
+//! ([`check_presenter`]). An automatic token is byte for byte what it was before the claim.
 //!
 //! Times keep their full precision, so every claim round-trips exactly.
 
@@ -22,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::envelope::RequestId;
+use crate::identity::Principal;
 use crate::request::Environment;
 use crate::token::TokenError;
 
@@ -45,6 +51,35 @@ pub struct Claims {
     pub requester: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// `None`: the pipeline runs it (automatic execution). `Some`: a manual execution, run
+    /// only by this principal (the one that submitted the request) over HTTP.
+    pub holder: Option<Principal>,
+}
+
+/// Who presents a token to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presenter<'a> {
+    /// A job from `wingman.exec.jobs` (only the authority publishes there).
+    Pipeline,
+    /// A client at `POST /gateway/execute`, authenticated as this principal.
+    Client(&'a Principal),
+}
+
+/// Whether `presenter` may run a token with these claims: an automatic token only from the
+/// pipeline, a manual one only by its holder. Pure; the gateway calls it after [`super::verify`].
+pub fn check_presenter(claims: &Claims, presenter: Presenter<'_>) -> Result<(), TokenError> {
+    match (&claims.holder, presenter) {
+        (None, Presenter::Pipeline) => Ok(()),
+        (None, Presenter::Client(_)) => Err(TokenError::AutomaticToken),
+        (Some(holder), Presenter::Pipeline) => Err(TokenError::ManualToken {
+            holder: holder.to_string(),
+        }),
+        (Some(holder), Presenter::Client(caller)) if holder == caller => Ok(()),
+        (Some(holder), Presenter::Client(caller)) => Err(TokenError::NotTheHolder {
+            holder: holder.to_string(),
+            caller: caller.to_string(),
+        }),
+    }
 }
 
 /// The payload as it is signed. Only trusted after the signature has been checked.
@@ -61,6 +96,8 @@ pub(super) struct Payload {
     pub(super) argv_hash: String,
     pub(super) approvers: Vec<String>,
     pub(super) requester: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) holder: Option<Principal>,
 }
 
 /// Signed claims, with the `nbf` time that is not part of [`Claims`].
@@ -83,6 +120,7 @@ impl Payload {
             argv_hash: claims.argv_hash.clone(),
             approvers: claims.approvers.clone(),
             requester: claims.requester.clone(),
+            holder: claims.holder.clone(),
         }
     }
 
@@ -103,6 +141,7 @@ impl Payload {
             requester: self.requester,
             issued_at: parse_time(&self.iat, "iat")?,
             expires_at: parse_time(&self.exp, "exp")?,
+            holder: self.holder,
         };
         Ok(SignedClaims {
             claims,

@@ -52,6 +52,19 @@ pub enum TokenError {
     #[error("token issuer is {found:?}, expected {:?}", crate::token::ISSUER)]
     WrongIssuer { found: String },
 
+    #[error(
+        "token is for automatic execution: the pipeline runs it, no client may present it (submit with \"execution\": \"manual\" to run it yourself)"
+    )]
+    AutomaticToken,
+
+    #[error("token is for manual execution by {holder}: the pipeline never runs it")]
+    ManualToken { holder: String },
+
+    #[error(
+        "token may be presented only by {holder}, the principal that submitted the request, not {caller}"
+    )]
+    NotTheHolder { holder: String, caller: String },
+
     #[error("cannot mint token: {reason}")]
     Mint { reason: &'static str },
 }
@@ -70,6 +83,9 @@ impl TokenError {
             TokenError::CommandMismatch { .. } => "command_mismatch",
             TokenError::WrongAudience { .. } => "wrong_audience",
             TokenError::WrongIssuer { .. } => "wrong_issuer",
+            TokenError::AutomaticToken => "automatic_token",
+            TokenError::ManualToken { .. } => "manual_token",
+            TokenError::NotTheHolder { .. } => "not_the_holder",
             TokenError::Mint { .. } => "mint_failed",
         }
     }

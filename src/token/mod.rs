@@ -13,7 +13,8 @@
 //! Layout:
 //! - `keys`: [`SigningKey`], [`VerifyKey`], [`generate_keypair`]
 //! - `key_files`: key files on disk, with their permissions checked
-//! - `claims`: [`Claims`] and how they are laid out in the token
+//! - `claims`: [`Claims`], how they are laid out in the token, and [`check_presenter`] (who
+//!   may present it: the pipeline, or the one holder of a manual token)
 //! - `mint` and `verify`: the two operations
 //! - `error`: [`TokenError`] (with a metrics `code()`) and [`KeyError`]
 
@@ -28,7 +29,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use claims::{AUDIENCE, Claims, ISSUER};
+pub use claims::{AUDIENCE, Claims, ISSUER, Presenter, check_presenter};
 pub use document::{open_document, sign_document};
 pub use error::{KeyError, TokenError};
 pub use key_files::{read_signing_key, read_verify_key, write_keypair};

@@ -5,7 +5,7 @@ use std::process::Output;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{TestEnv, request_json, run_wingman, text};
+use crate::helpers::{TestEnv, request_json, run_wingman, text, wait_for_status, well_explained};
 
 async fn wingman(env: &TestEnv, args: &[&str]) -> Output {
     run_wingman(env, &[], args).await
@@ -172,5 +172,82 @@ async fn the_seeds_monitoring_queries_run_unchanged() {
     .await
     .unwrap();
     assert!(scores.is_empty());
+    env.stop().await;
+}
+
+/// `wingman status <id> --wait --json` as a child process, still running.
+fn spawn_status_wait(env: &TestEnv, request_id: Uuid) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
+        .envs(env.child_env())
+        .args([
+            "status",
+            &request_id.to_string(),
+            "--wait",
+            "--json",
+            "--timeout",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wingman status --wait")
+}
+
+#[tokio::test]
+async fn status_wait_on_an_approved_command_waits_until_its_execution_ends() {
+    let mut env = TestEnv::start().await;
+    let name = crate::docker::unique("wt-wait");
+    crate::docker::start_container(&name, None).await;
+    env.spawn_intake_validating(100).await;
+    env.spawn_authority().await;
+    env.spawn_recorder();
+    let request_id = Uuid::new_v4();
+    let payload = well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    // Approved and minted; no gateway runs yet, so the latest event is the approval, which
+    // names no command.
+    env.settle_all().await;
+    wait_for_status(&env, request_id, "AUTO_APPROVED").await;
+    let mut waiting = spawn_status_wait(&env, request_id);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "status --wait must not stop at the approval of a command"
+    );
+    env.spawn_gateway(&[wingman::request::Environment::Dev])
+        .await;
+    let output = waiting.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let last: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(last["status"], "SUCCEEDED", "{last}");
+    crate::docker::remove(&name).await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn status_wait_on_an_instruction_approval_ends_at_its_decision() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake_validating(100).await;
+    env.spawn_recorder();
+    let request_id = Uuid::new_v4();
+    let mut payload = well_explained(request_id, "dev", "docker restart api", "api");
+    payload.as_object_mut().unwrap().remove("command");
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    env.settle_all().await;
+    let output = spawn_status_wait(&env, request_id)
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let last: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(last["status"], "AUTO_APPROVED", "{last}");
     env.stop().await;
 }

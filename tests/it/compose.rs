@@ -142,8 +142,7 @@ impl Drop for TestProject {
 /// gateway with `policy`.
 async fn pipeline(policy: Policy) -> TestEnv {
     let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_validator(100).await;
+    env.spawn_intake_validating(100).await;
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
     env.spawn_authority().await;
     spawn_prd_gateway(&env, policy).await;
@@ -336,7 +335,7 @@ async fn approved_prd_job(env: &TestEnv, command: &str) -> Uuid {
         public.to_string(),
     )
     .await;
-    wait_for_status(env, request_id.as_uuid(), "RECEIVED").await;
+    wait_for_status(env, request_id.as_uuid(), "PENDING").await;
     let request = parse_request(public.to_string().as_bytes(), RequestId::generate).unwrap();
     let claims = Claims {
         token_id: Uuid::now_v7(),
@@ -347,6 +346,7 @@ async fn approved_prd_job(env: &TestEnv, command: &str) -> Uuid {
         requester: "agent-7".into(),
         issued_at: Utc::now(),
         expires_at: Utc::now() + chrono::Duration::minutes(10),
+        holder: None,
     };
     let job = ExecJob {
         request,

@@ -100,6 +100,7 @@ impl Forge {
             requester: "mallory".into(),
             issued_at: Utc::now(),
             expires_at: Utc::now() + chrono::Duration::minutes(10),
+            holder: None,
         }
     }
 
@@ -125,6 +126,7 @@ impl Forge {
             title: "t".into(),
             description: "d".into(),
             risk_level: None,
+            execution: Default::default(),
         };
         let job = ExecJob {
             request,

@@ -16,6 +16,7 @@ mod fake_telegram;
 mod helpers;
 mod identity;
 mod intake;
+mod manual;
 mod metrics;
 mod migrations;
 mod nats_auth;

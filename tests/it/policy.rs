@@ -92,6 +92,7 @@ async fn approved_prd_job(env: &TestEnv, command: &str) -> Uuid {
         requester: "agent-7".into(),
         issued_at: Utc::now(),
         expires_at: Utc::now() + chrono::Duration::minutes(10),
+        holder: None,
     };
     let job = ExecJob {
         request,

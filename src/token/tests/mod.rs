@@ -30,6 +30,7 @@ fn sample_claims() -> Claims {
         requester: "deploy-bot".to_owned(),
         issued_at: now(),
         expires_at: now() + Duration::minutes(5),
+        holder: None,
     }
 }
 

@@ -7,10 +7,12 @@ use pasetors::version4::{PublicToken, V4};
 
 use super::{ARGV_HASH, OTHER_ARGV_HASH, base64url, expected_for, now, sample_claims};
 use crate::envelope::RequestId;
+use crate::identity::Principal;
 use crate::request::Environment;
 use crate::token::claims::Payload;
 use crate::token::{
-    Expected, MAX_TOKEN_BYTES, SigningKey, TokenError, VerifyKey, generate_keypair, mint, verify,
+    Expected, MAX_TOKEN_BYTES, Presenter, SigningKey, TokenError, VerifyKey, check_presenter,
+    generate_keypair, mint, verify,
 };
 
 fn verify_code(key: &VerifyKey, token: &str, expected: &Expected<'_>) -> &'static str {
@@ -274,6 +276,14 @@ fn error_codes_are_distinct_and_messages_lowercase() {
         },
         TokenError::WrongAudience { found: "x".into() },
         TokenError::WrongIssuer { found: "x".into() },
+        TokenError::AutomaticToken,
+        TokenError::ManualToken {
+            holder: "api:alice".into(),
+        },
+        TokenError::NotTheHolder {
+            holder: "api:alice".into(),
+            caller: "api:mallory".into(),
+        },
         TokenError::Mint {
             reason: "signing failed",
         },
@@ -288,4 +298,52 @@ fn error_codes_are_distinct_and_messages_lowercase() {
         assert!(message.starts_with(char::is_lowercase), "{message}");
         assert!(!message.ends_with('.'), "{message}");
     }
+}
+
+#[test]
+fn a_manual_tokens_holder_round_trips_and_an_automatic_token_carries_no_holder_claim() {
+    let (signing_key, verify_key) = generate_keypair();
+    let automatic = sample_claims();
+    let token = mint(&signing_key, &automatic).expect("mint");
+    let untrusted = UntrustedToken::<Public, V4>::try_from(token.as_str()).expect("parse");
+    let payload: serde_json::Value =
+        serde_json::from_slice(untrusted.untrusted_payload()).expect("json payload");
+    assert!(payload.get("holder").is_none(), "{payload}");
+
+    let manual = crate::token::Claims {
+        holder: Some(Principal::ApiKey("alice".into())),
+        ..sample_claims()
+    };
+    let token = mint(&signing_key, &manual).expect("mint");
+    let verified = verify(&verify_key, &token, &expected_for(&manual)).expect("verify");
+    assert_eq!(verified.holder, Some(Principal::ApiKey("alice".into())));
+}
+
+#[test]
+fn only_the_pipeline_presents_an_automatic_token_and_only_its_holder_a_manual_one() {
+    let alice = Principal::ApiKey("alice".into());
+    let mallory = Principal::ApiKey("mallory".into());
+    let alice_on_nats = Principal::Nats("alice".into());
+    let automatic = sample_claims();
+    let manual = crate::token::Claims {
+        holder: Some(alice.clone()),
+        ..sample_claims()
+    };
+    let code = |claims: &crate::token::Claims, presenter| match check_presenter(claims, presenter) {
+        Ok(()) => "accepted",
+        Err(error) => error.code(),
+    };
+    assert_eq!(code(&automatic, Presenter::Pipeline), "accepted");
+    assert_eq!(
+        code(&automatic, Presenter::Client(&alice)),
+        "automatic_token"
+    );
+    assert_eq!(code(&manual, Presenter::Client(&alice)), "accepted");
+    assert_eq!(code(&manual, Presenter::Pipeline), "manual_token");
+    assert_eq!(code(&manual, Presenter::Client(&mallory)), "not_the_holder");
+    assert_eq!(
+        code(&manual, Presenter::Client(&alice_on_nats)),
+        "not_the_holder",
+        "a NATS user named like the key is another principal"
+    );
 }
