@@ -229,7 +229,7 @@ async fn a_manual_request_is_run_once_and_only_by_the_key_that_submitted_it() {
             .unwrap();
     assert_eq!(executions, 1);
     assert_eq!(
-        env.status_of(request_id).await.as_deref(),
+        env.execution_status_of(request_id).await.as_deref(),
         Some("SUCCEEDED")
     );
 
@@ -349,7 +349,7 @@ async fn an_automatic_request_is_run_by_the_pipeline_and_its_token_is_handed_to_
             .unwrap();
     assert_eq!(executions, 1);
     assert_eq!(
-        env.status_of(request_id).await.as_deref(),
+        env.execution_status_of(request_id).await.as_deref(),
         Some("SUCCEEDED")
     );
 

@@ -174,8 +174,11 @@ async fn a_publisher_and_an_operator_still_follow_their_request_with_status_wait
     for user in ["publisher", "operator"] {
         let request_id = Uuid::new_v4();
         let subject = format!("wingman.status.{request_id}");
-        env.publish_raw(&subject, status_event(request_id, "PENDING").to_string())
-            .await;
+        // Intake's event (its decision) names no command: an instruction approval, which its
+        // decision ends.
+        let mut decided = status_event(request_id, "PENDING");
+        decided["stage"] = json!("intake");
+        env.publish_raw(&subject, decided.to_string()).await;
         let waiting = tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
             .args(["status", &request_id.to_string(), "--wait", "--json"])
             .args(["--timeout", "30s"])
