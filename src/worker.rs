@@ -17,6 +17,30 @@ use crate::shutdown::Shutdown;
 /// How long a stopping worker waits for its tasks (below compose's 30 s grace period).
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
 
+/// The runtime a worker runs on: one thread (`WINGMAN_WORKER_THREADS`, default 1), which
+/// measured best on the 2-core machines Wingman targets, where six workers, NATS and Postgres
+/// share the cores and a multi-threaded runtime mostly hands wake-ups from thread to thread.
+/// Blocking work (validation) still goes to the blocking pool. More than 1 gives a
+/// multi-threaded runtime with that many worker threads.
+///
+/// # Errors
+/// When `WINGMAN_WORKER_THREADS` is not a positive number, or the runtime cannot start.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = parse_var::<usize>("WINGMAN_WORKER_THREADS")?.unwrap_or(1);
+    anyhow::ensure!(threads >= 1, "WINGMAN_WORKER_THREADS must be at least 1");
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("start the worker's runtime")
+}
+
 pub struct Worker {
     pub stage: Stage,
     pub settings: Settings,

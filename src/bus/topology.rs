@@ -301,6 +301,24 @@ fn same_stream_config(current: &stream::Config, wanted: &stream::Config) -> bool
 
 async fn ensure_consumer(js: &jetstream::Context, def: &ConsumerDef) -> anyhow::Result<()> {
     let stream = js.get_stream(&def.stream).await?;
+    // A consumer whose filter subject changed is made anew: nats-server 2.9 accepts the
+    // update but keeps waking the consumer on its old subject, so a waiting pull hears of a
+    // new message only when the client renews it (seconds later). What it held on the old
+    // subject is what no stage publishes any more (drain before upgrading, README).
+    if let Some(durable) = def.config.durable_name.as_deref()
+        && let Ok(mut existing) = stream
+            .get_consumer::<jetstream::consumer::pull::Config>(durable)
+            .await
+        && existing.info().await?.config.filter_subject != def.config.filter_subject
+    {
+        tracing::warn!(
+            consumer = durable,
+            stream = %def.stream,
+            filter = %def.config.filter_subject,
+            "the consumer's filter subject changed; making it anew"
+        );
+        stream.delete_consumer(durable).await?;
+    }
     // Creating with an identical config is a no-op on the server; a changed config updates
     // the editable fields.
     stream.create_consumer(def.config.clone()).await?;

@@ -61,16 +61,27 @@ pub async fn append(
     events: &[Envelope<AuditRecord>],
 ) -> sqlx::Result<Vec<bool>> {
     let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
-    let existing: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT event_id, stage FROM audit_events WHERE event_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut *connection)
-            .await?;
-    let mut seen: HashSet<(Uuid, String)> = existing.into_iter().collect();
-    let head: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *connection)
-            .await?;
+    // One round trip: the events already recorded, and the chain's head.
+    type Found = (Option<Uuid>, Option<String>, Option<i64>, Option<String>);
+    let found: Vec<Found> = sqlx::query_as(
+        "SELECT event_id, stage, NULL::bigint, NULL::text FROM audit_events WHERE event_id = ANY($1)
+         UNION ALL
+         (SELECT NULL::uuid, NULL::text, seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut seen: HashSet<(Uuid, String)> = HashSet::new();
+    let mut head = None;
+    for row in found {
+        match row {
+            (Some(event_id), Some(stage), _, _) => {
+                seen.insert((event_id, stage));
+            }
+            (_, _, Some(seq), Some(hash)) => head = Some((seq, hash)),
+            _ => {}
+        }
+    }
     let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
     let mut rows = Rows::default();
     let mut fresh = Vec::with_capacity(events.len());

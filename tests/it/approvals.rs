@@ -381,3 +381,55 @@ async fn a_bot_restart_neither_loses_nor_duplicates_prompts() {
     }
     env.stop().await;
 }
+
+/// An upgrade moved approvals to another subject: the consumer it finds with the old filter is
+/// made anew on the declared one (nats-server 2.9 would take an update of the filter but keep
+/// waking the consumer on the old subject, so a request reached approvals seconds late).
+#[tokio::test]
+async fn a_consumer_whose_filter_changed_is_made_anew_and_hears_of_a_request_at_once() {
+    let mut env = TestEnv::start().await;
+    let declared = env.bus.topology.consumer("approvals").unwrap().clone();
+    let stream = env.bus.js.get_stream(&declared.stream).await.unwrap();
+    stream.delete_consumer("approvals").await.unwrap();
+    let mut stale = declared.config.clone();
+    stale.filter_subject = env.bus.subjects.validated(wingman::events::Route::Auto);
+    stream.create_consumer(stale).await.unwrap();
+
+    env.bus.ensure_topology().await.unwrap();
+    let mut consumer = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("approvals")
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer.info().await.unwrap().config.filter_subject,
+        declared.config.filter_subject
+    );
+
+    env.spawn_intake_validating(0).await;
+    env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
+    // Both workers pull before the request arrives, as in a running deployment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let request_id = Uuid::new_v4();
+    let started = std::time::Instant::now();
+    submit(&env, &prd_request(request_id, None, "agent-7")).await;
+    let approvals = wingman::bus::topology::open_bucket(
+        &env.bus.js,
+        &env.bus.subjects.localize_name("wingman_approvals"),
+    )
+    .await
+    .unwrap();
+    let key = format!("request.{request_id}");
+    while approvals.get(&key).await.unwrap().is_none() {
+        assert!(
+            started.elapsed() < WAIT,
+            "approvals never recorded the request"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "approvals recorded the request {:?} after it was submitted",
+        started.elapsed()
+    );
+    env.stop().await;
+}

@@ -8,8 +8,11 @@ use wingman::api::{self, ApiState};
 use wingman::events::Stage;
 use wingman::worker::Worker;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    wingman::worker::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let keys = ApiKeys::from_env()?;
     let worker = Worker::start(Stage::Api, 9108).await?;
     let state = ApiState {

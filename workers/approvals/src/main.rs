@@ -12,8 +12,11 @@ use wingman::stages::approvals::{self, ApprovalsDeps};
 use wingman::telegram::TelegramClient;
 use wingman::worker::Worker;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    wingman::worker::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let rules = Rules::from_env()?;
     let telegram = match secret_var("TELEGRAM_BOT_TOKEN")? {
         None => None,

@@ -11,8 +11,11 @@ use wingman::events::Stage;
 use wingman::stages::authority::{self, AuthorityDeps};
 use wingman::worker::Worker;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    wingman::worker::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let key_file = var("WINGMAN_SIGNING_KEY_FILE")
         .context("WINGMAN_SIGNING_KEY_FILE must name the token signing key (create one with `wingman keygen`)")?;
     let signing_key =

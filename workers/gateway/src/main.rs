@@ -18,8 +18,11 @@ use wingman::request::Environment;
 use wingman::stages::gateway::{self, GatewayDeps};
 use wingman::worker::Worker;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    wingman::worker::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let key_file = var("WINGMAN_VERIFY_KEY_FILE")
         .context("WINGMAN_VERIFY_KEY_FILE must name the token verification key")?;
     let verify_key =

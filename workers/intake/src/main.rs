@@ -18,8 +18,11 @@ use wingman::stages::validator::Scoring;
 use wingman::validation::{ValidationConfig, Validator};
 use wingman::worker::Worker;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    wingman::worker::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let config = match var("WINGMAN_VALIDATION_CONFIG") {
         Some(path) => ValidationConfig::load(path.as_ref())?,
         None => ValidationConfig::default_config(),

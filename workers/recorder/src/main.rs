@@ -4,8 +4,11 @@ use wingman::events::Stage;
 use wingman::stages::recorder::{self, RecorderDeps};
 use wingman::worker::Worker;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    wingman::worker::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let worker = Worker::start(Stage::Recorder, 9106).await?;
     let pool = worker.settings.database.pool()?;
     if wingman::config::var("WINGMAN_MIGRATE").as_deref() != Some("0") {

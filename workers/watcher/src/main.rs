@@ -11,8 +11,11 @@ use wingman::stages::watcher::{self, GuardSettings, WatcherDeps};
 use wingman::telegram::TelegramClient;
 use wingman::worker::Worker;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    wingman::worker::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let defaults = GuardSettings::default();
     let guard = GuardSettings {
         enabled: var("WINGMAN_GUARD_ENABLED").as_deref() != Some("0"),
