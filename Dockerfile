@@ -13,9 +13,11 @@ RUN cargo build --release --workspace --bins --locked \
  && find target/release -maxdepth 1 -type f -executable -name 'wingman*' -exec cp {} /out/ \;
 
 # Runtime: Debian slim, no shell tools needed: the health probe is `wingman health <url>`.
+# Debian's docker-compose (v1) is the binary the gateway runs for `compose up` / `pull`, which
+# the Engine API cannot express (WINGMAN_COMPOSE_BIN; argv built by the gateway, no shell).
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates docker-compose \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 wingman \
  && useradd --system --uid 10001 --gid wingman --no-create-home --home-dir /nonexistent \
