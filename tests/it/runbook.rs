@@ -509,7 +509,15 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
         (403, Some("token_reused"))
     );
     env.settle_all().await;
-    let listed = env.output_of(checklist).await;
+    // What it printed (on the output subject of the key that submitted it): the project's
+    // two containers.
+    let submitter = wingman::identity::Principal::ApiKey("submitter".into());
+    let listed = env
+        .bus
+        .output(&submitter, RequestId::from_uuid(checklist))
+        .await
+        .unwrap()
+        .unwrap_or_default();
     assert!(
         listed.contains(&gateway_container) && listed.contains(&api_container),
         "{listed}"
@@ -703,6 +711,11 @@ async fn play(
     .await;
 }
 
+/// `wingman rollout show`: the live flags, as the seed's "verify validation enabled" step.
+async fn show(env: &TestEnv) -> String {
+    text(&run_wingman(env, &[], &["rollout", "show"]).await.stdout)
+}
+
 #[tokio::test]
 async fn the_seeds_validation_rollout_by_editing_the_env_and_restarting_is_watched_with_its_four_queries()
  {
@@ -718,10 +731,6 @@ async fn the_seeds_validation_rollout_by_editing_the_env_and_restarting_is_watch
     let env_file = directory.path().join(ENV_FILE);
 
     let mut submitted: Vec<(Uuid, &'static str)> = Vec::new();
-    let show = |env: &TestEnv| {
-        let env_run = run_wingman(env, &[], &["rollout", "show"]);
-        async move { text(&env_run.await.stdout) }
-    };
 
     // Before: the seed's current .env.prd, validation off; the baseline goes to humans.
     let variables = write_env_file(&env_file, "0", "100");
