@@ -52,11 +52,14 @@ fn compose_before(image: &str) -> String {
 }
 
 /// The seed's stage 1: the `execution-gateway` service added, built from the project's
-/// Dockerfile (so `--build` builds), serving `/health`.
+/// Dockerfile (so `--build` builds), serving `/health`, with the Engine's socket mounted (the
+/// only service that has it, as the seed's stage D checks).
 fn compose_with_gateway(image: &str, project: &str) -> String {
+    let socket = crate::helpers::docker_host().replace("unix://", "");
     format!(
         "{}  execution-gateway:\n    build: .\n    image: {project}-gateway:test\n    \
          network_mode: none\n    init: true\n    \
+         volumes:\n      - \"{socket}:/var/run/docker.sock\"\n    \
          command: [\"httpd\", \"-f\", \"-p\", \"127.0.0.1:5001\", \"-h\", \"/www\"]\n    \
          environment:\n      ALLOWED_ENVIRONMENTS: \"${{ALLOWED_ENVIRONMENTS}}\"\n      \
          GATEWAY_PORT: \"${{GATEWAY_PORT}}\"\n",
@@ -401,6 +404,12 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
     .await
     .unwrap();
     assert_eq!(started["operation"], "compose_up", "{started}");
+    let trail = run_wingman(&env, &[], &["audit", "show", &stage_c.to_string()]).await;
+    let trail = text(&trail.stdout);
+    assert!(
+        trail.contains("ops-bob") && trail.contains("execution_finished"),
+        "{trail}"
+    );
 
     // Stage D: the gateway's health probe, the API's validation variables (from .env.prd).
     let mut health = vec!["exec", gateway_container.as_str()];
@@ -426,8 +435,9 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
         "{}",
         text(&printed.stdout)
     );
-    // Privilege separation, read-only: the wrapper passes `inspect` straight to docker.
-    for container in [&api_container, &gateway_container] {
+    // Privilege separation, read-only (the wrapper passes `inspect` straight to docker): the
+    // gateway has the socket, the API has not.
+    for (container, has_socket) in [(&gateway_container, true), (&api_container, false)] {
         let mounts = wrapper_approved(
             &env,
             &[
@@ -439,7 +449,12 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
         )
         .await;
         assert!(mounts.status.success(), "{}", text(&mounts.stderr));
-        assert!(!text(&mounts.stdout).contains("docker.sock"), "{container}");
+        assert_eq!(
+            text(&mounts.stdout).contains("-> /var/run/docker.sock"),
+            has_socket,
+            "{container}: {}",
+            text(&mounts.stdout)
+        );
     }
 
     // The checklist: token minting and command execution through the gateway's HTTP face.
@@ -543,6 +558,34 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
         "the previous stack, without the gateway: {restored:?}"
     );
     assert!(restored["api"].1, "{restored:?}");
+
+    // The rollout's restart of Wingman's own API, typed as the seed types it, is refused:
+    // Wingman never changes its own control plane (README "Upgrade" says what to do).
+    let own_restart = reason("rollout 2 (restart the API)");
+    let refused = wrapper_approved(
+        &env,
+        &[
+            "compose",
+            "-f",
+            COMPOSE_FILE,
+            "-p",
+            &own,
+            "--env-file",
+            ENV_FILE,
+            "up",
+            "-d",
+            "api",
+            "--wingman-reason",
+            &own_restart,
+        ],
+    )
+    .await;
+    let said = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
+    assert_eq!(refused.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("environments.prd.control_plane") && said.contains("Upgrade"),
+        "{said}"
+    );
     env.stop().await;
 }
 
