@@ -85,7 +85,7 @@ impl TestProject {
 }
 
 /// The containers labelled with compose project `project` (name → running).
-async fn containers_of(project: &str) -> HashMap<String, bool> {
+pub(crate) async fn containers_of(project: &str) -> HashMap<String, bool> {
     let filters = HashMap::from([(
         "label".to_string(),
         vec![format!("com.docker.compose.project={project}")],
@@ -173,7 +173,7 @@ fn runbook_request(request_id: Uuid, command: &str, stage: &str) -> Value {
 }
 
 /// `wingman` as the console approver `approver`, with their own key.
-async fn wingman(env: &TestEnv, approver: &str, args: &[&str]) -> Output {
+pub(crate) async fn wingman(env: &TestEnv, approver: &str, args: &[&str]) -> Output {
     let key = env.approver_key(approver);
     run_wingman(
         env,
@@ -464,7 +464,7 @@ async fn other_compose_files_undeclared_probes_and_an_up_of_wingmans_own_project
 
 /// Runs `wingman-docker` (the wrapper installed as `docker`) with `args` for prd; approves
 /// at the console whatever request waits for a human meanwhile; returns its output.
-async fn wrapper_approved(env: &TestEnv, args: &[&str]) -> Output {
+pub(crate) async fn wrapper_approved(env: &TestEnv, args: &[&str]) -> Output {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman-docker"))
         .envs(env.child_env())
         .env("DOCKER_BIN", "/usr/bin/docker")

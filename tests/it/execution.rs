@@ -312,19 +312,19 @@ async fn the_gateway_refuses_every_forged_stale_or_mismatched_job_with_its_reaso
 
 /// The seed's four monitoring queries, verbatim (`/work/shared/seed/`, "Monitoring"): the three
 /// rates, and the scores of recent auto-rejections.
-const SEED_AUTO_REJECT_RATE: &str =
+pub(crate) const SEED_AUTO_REJECT_RATE: &str =
     "SELECT COUNT(*) FILTER (WHERE status = 'AUTO_REJECTED') * 100.0 / COUNT(*)
    FROM approval_requests
    WHERE created_at > NOW() - INTERVAL '24 hours';";
-const SEED_AUTO_APPROVE_RATE: &str =
+pub(crate) const SEED_AUTO_APPROVE_RATE: &str =
     "SELECT COUNT(*) FILTER (WHERE status = 'AUTO_APPROVED') * 100.0 / COUNT(*)
    FROM approval_requests
    WHERE created_at > NOW() - INTERVAL '24 hours';";
-const SEED_MANUAL_REVIEW_RATE: &str =
+pub(crate) const SEED_MANUAL_REVIEW_RATE: &str =
     "SELECT COUNT(*) FILTER (WHERE status = 'PENDING') * 100.0 / COUNT(*)
    FROM approval_requests
    WHERE created_at > NOW() - INTERVAL '24 hours';";
-const SEED_AUTO_REJECTED_SCORES: &str = "SELECT validator_scores
+pub(crate) const SEED_AUTO_REJECTED_SCORES: &str = "SELECT validator_scores
    FROM approval_requests
    WHERE status = 'AUTO_REJECTED'
      AND created_at > NOW() - INTERVAL '24 hours';";

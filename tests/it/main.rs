@@ -29,6 +29,7 @@ mod redaction;
 mod rollout;
 mod rollout_audit;
 mod rollout_environment;
+mod runbook;
 mod status_consumers;
 mod storage;
 mod unauthenticated;

@@ -18,7 +18,7 @@ use crate::helpers::{
 };
 
 /// Serves the gateway's HTTP face for `deps` on a free loopback port.
-async fn serve_gateway_http(env: &TestEnv, deps: Arc<GatewayDeps>) -> SocketAddr {
+pub(crate) async fn serve_gateway_http(env: &TestEnv, deps: Arc<GatewayDeps>) -> SocketAddr {
     let router = wingman::gateway_http::router(wingman::gateway_http::GatewayHttp {
         deps,
         metrics: wingman::metrics::install().unwrap(),
@@ -50,7 +50,7 @@ async fn pipeline(env: &mut TestEnv) -> (SocketAddr, SocketAddr) {
 }
 
 /// Waits for the authority's status event (the one that carries the token's expiry).
-async fn wait_for_token_minted(env: &TestEnv, request_id: Uuid) -> Value {
+pub(crate) async fn wait_for_token_minted(env: &TestEnv, request_id: Uuid) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let events = env

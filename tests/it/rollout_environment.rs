@@ -13,7 +13,7 @@ use wingman::stages::watcher::{self, GuardSettings};
 use crate::helpers::{TestEnv, run_wingman, text};
 
 /// The watcher (it audits every revision of the flags and answers `rollout set`).
-async fn start_watcher(env: &TestEnv) -> CancellationToken {
+pub(crate) async fn start_watcher(env: &TestEnv) -> CancellationToken {
     let deps = env
         .watcher_deps(
             None,
