@@ -84,7 +84,7 @@ pub async fn run(
         _ => Duration::ZERO,
     };
     let outcomes: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, count(*) FROM approval_requests WHERE request_id = ANY($1) GROUP BY status",
+        "SELECT COALESCE(execution_status, status), count(*) FROM approval_requests WHERE request_id = ANY($1) GROUP BY 1",
     )
     .bind(&ids)
     .fetch_all(&run.pool)
