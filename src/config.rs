@@ -1,4 +1,4 @@
-//! Typed settings, read once from the environment (the names of DESIGN.md and the seed).
+//! Typed settings, read once from the environment (the seed's names; every one is documented in `.env.prd.example`).
 //!
 //! Secrets (database URL, NATS password) are wrapped so that they never print.
 

@@ -7,7 +7,7 @@ use crate::request::parse_request;
 use crate::validation::{Validation, Validator, ValidatorResult};
 
 /// Prints each validator's score and findings and the decision; `--json` prints
-/// `{"decision": …, "validator_scores": {…}}` with DESIGN.md's keys.
+/// `{"decision": …, "validator_scores": {…}}` with the keys of CONTRACTS.md, "Validation scores".
 pub fn run(validator: &Validator, payload: &[u8], json_output: bool) -> anyhow::Result<Validation> {
     let request = parse_request(payload, RequestId::generate)
         .map_err(|invalid| anyhow::anyhow!("invalid request: {invalid}"))?;

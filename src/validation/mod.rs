@@ -1,6 +1,6 @@
 //! Validation: five validators score a request, and the composite decides whether it is
-//! auto-approved, auto-rejected, or left to a human (the seed's Phase 1–2, DESIGN.md
-//! "Validation").
+//! auto-approved, auto-rejected, or left to a human (the seed's Phase 1–2, CONTRACTS.md
+//! "Validation scores").
 //!
 //! The validator stage calls [`Validator::validate`] on every accepted request and
 //! publishes the [`Validation`] on `wingman.requests.validated`; its `validator_scores`

@@ -2,7 +2,7 @@
 //!
 //! These types are stored in `approval_requests.validator_scores`, shown to approvers on
 //! Telegram and printed by `wingman explain --json`, so their serialized shape is a
-//! contract (DESIGN.md, "Validation"): the keys `code_scanner`, `content_quality`,
+//! contract (CONTRACTS.md, "Validation scores"): the keys `code_scanner`, `content_quality`,
 //! `dependency_analyzer`, `semantic_analyzer`, each `{score, findings[]}`, and `composite`
 //! `{score, profile, decision, reasons[]}`.
 
@@ -24,7 +24,8 @@ pub struct Validation {
     pub validator_scores: ValidatorScores,
 }
 
-/// What the validator decided; the words are the request status words of DESIGN.md.
+/// What the validator decided; the words are the request status words (CONTRACTS.md, "The
+/// state machine").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Decision {
@@ -34,7 +35,7 @@ pub enum Decision {
     Pending,
 }
 
-/// The scores of the four validators and the composite, keyed as in DESIGN.md.
+/// The scores of the four validators and the composite, keyed as in CONTRACTS.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidatorScores {
     pub code_scanner: ValidatorResult,

@@ -216,7 +216,7 @@ fn every_service_is_on_the_network_and_every_worker_is_checked_and_on_its_own_na
         );
     }
     assert_eq!(with(&services, "nats_admin_password"), set(&["setup-nats"]));
-    // The ops ports of DESIGN.md, listening inside the container's network.
+    // The ops ports README lists, listening inside the container's network.
     let ports = [
         ("intake", "9101"),
         ("approvals", "9103"),
@@ -322,7 +322,7 @@ fn every_env_var_the_code_reads_is_documented_in_env_prd_example() {
     };
     let missing: Vec<&String> = names.iter().filter(|name| !word(name)).collect();
     assert!(missing.is_empty(), "not in .env.prd.example: {missing:?}");
-    // And the seed's and DESIGN.md's names, whichever worker reads them.
+    // And the seed's names, whichever worker reads them.
     for seed_name in [
         "ALLOWED_ENVIRONMENTS",
         "GATEWAY_PORT",
