@@ -207,6 +207,11 @@ async fn record_and_prompt(
         Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
         Err(error) => anyhow::bail!("record {key}: {error}"),
     }
+    // The nonce maps a Telegram button back to its request: without Telegram there is no
+    // button, so no key to store.
+    let Some(telegram) = &deps.telegram else {
+        return Ok(());
+    };
     let _ = deps
         .desk
         .approvals
@@ -215,9 +220,6 @@ async fn record_and_prompt(
             request_id.to_string().into(),
         )
         .await;
-    let Some(telegram) = &deps.telegram else {
-        return Ok(());
-    };
     // Send only while no prompt was recorded: a redelivery or a restart sends nothing twice.
     let Some((current, revision)) = deps.desk.record(request_id).await? else {
         return Ok(());
