@@ -277,6 +277,27 @@ async fn no_principal_can_forge_plant_or_pre_empt_an_audit_event() {
                 ),
                 "audit_status_not_owned",
             ),
+            // A harmless event of its own carrying, in the same message, a record of a kind
+            // its stage does not own that would move the request (a chained record).
+            (
+                own_subject.clone(),
+                {
+                    let smuggled = if own == Stage::Gateway {
+                        (AuditKind::ApprovalDecided, Status::Approved)
+                    } else {
+                        (AuditKind::ExecutionFinished, Status::Succeeded)
+                    };
+                    let mut event = forged(id, Uuid::now_v7(), own, harmless, None, json!({}));
+                    event.body.then.push(wingman::events::ChainedRecord {
+                        event_id: Uuid::now_v7(),
+                        kind: smuggled.0,
+                        status: Some(smuggled.1),
+                        data: json!({ "decided_by": "mallory" }),
+                    });
+                    event
+                },
+                "audit_kind_not_owned",
+            ),
             // A subject that does not parse, under its own stage.
             (
                 format!("wingman.audit.{}.nonsense", own.as_str()),
