@@ -116,8 +116,15 @@ pub enum Moved {
     Missing,
 }
 
-fn move_fields(item: &Received) -> Option<&StatusFields> {
-    item.first_move.as_ref().map(|m| &m.fields)
+/// One column of the received requests' first moves (`None` where a request has none).
+fn of_first_moves<T>(
+    received: &[Received],
+    field: impl Fn(&StatusFields) -> Option<T>,
+) -> Vec<Option<T>> {
+    received
+        .iter()
+        .map(|item| item.first_move.as_ref().and_then(|m| field(&m.fields)))
+        .collect()
 }
 
 /// A newly received request, with the decision recorded in the same batch when there is
@@ -212,52 +219,16 @@ pub async fn insert_received(
         )
     }))
     .bind(&updated)
-    .bind(
-        received
-            .iter()
-            .map(|item| move_fields(item).and_then(|f| f.validator_scores.clone().map(Json)))
-            .collect::<Vec<_>>(),
-    )
-    .bind(column(|item| {
-        item.first_move
-            .as_ref()
-            .and_then(|m| m.fields.profile.clone())
+    .bind(of_first_moves(received, |f| {
+        f.validator_scores.clone().map(Json)
     }))
-    .bind(
-        received
-            .iter()
-            .map(|item| move_fields(item).and_then(|f| f.composite_score))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        received
-            .iter()
-            .map(|item| move_fields(item).and_then(|f| f.validation_applied))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        received
-            .iter()
-            .map(|item| move_fields(item).and_then(|f| f.rollout_bucket))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        received
-            .iter()
-            .map(|item| move_fields(item).and_then(|f| f.expires_at))
-            .collect::<Vec<_>>(),
-    )
-    .bind(column(|item| {
-        item.first_move
-            .as_ref()
-            .and_then(|m| m.fields.validation_decision.clone())
-    }))
-    .bind(
-        received
-            .iter()
-            .map(|item| move_fields(item).and_then(|f| f.validation_error))
-            .collect::<Vec<_>>(),
-    )
+    .bind(of_first_moves(received, |f| f.profile.clone()))
+    .bind(of_first_moves(received, |f| f.composite_score))
+    .bind(of_first_moves(received, |f| f.validation_applied))
+    .bind(of_first_moves(received, |f| f.rollout_bucket))
+    .bind(of_first_moves(received, |f| f.expires_at))
+    .bind(of_first_moves(received, |f| f.validation_decision.clone()))
+    .bind(of_first_moves(received, |f| f.validation_error))
     .execute(connection)
     .await?;
     Ok(())
