@@ -3,7 +3,7 @@
 //! Label values come from small fixed sets (stage words, outcome words, reason codes), never
 //! from ids or error text. Histograms have explicit buckets so they aggregate across copies.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
@@ -226,9 +226,13 @@ const SCORE_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// Held while the recorder is installed, so two threads asking at once (tests spawn several
+/// stages in one process) never both try: the second waits and gets the first one's handle.
+static INSTALLING: Mutex<()> = Mutex::new(());
 
 /// Installs the process-wide recorder (once; later calls return the same handle).
 pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let _installing = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
@@ -236,8 +240,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(VALIDATOR_SCORE.into()), SCORE_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(BATCH_MESSAGES.into()), BATCH_BUCKETS)?
-        .install_recorder()
-        .or_else(|error| HANDLE.get().cloned().ok_or(error))?;
+        .install_recorder()?;
     let handle = HANDLE.get_or_init(|| handle).clone();
     describe_catalogue();
     Ok(handle)
@@ -393,4 +396,29 @@ pub fn consumer_pending(stage: &str, pending: u64) {
 
 pub fn rollout_guard(action: &'static str) {
     counter!(ROLLOUT_GUARD_ACTIONS, "action" => action).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tests start several stages in one process at once; each asks for the recorder. Before the
+    /// install was serialised, two first callers both tried to install and one failed with
+    /// "attempted to set a recorder after the metrics system was already initialized".
+    #[test]
+    fn stages_starting_at_once_in_one_process_all_get_the_one_recorder() {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    install().map(|_| ()).map_err(|error| error.to_string())
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.join().unwrap(), Ok(()));
+        }
+    }
 }
