@@ -30,6 +30,7 @@ pub mod gateway_http;
 pub mod identity;
 pub mod metrics;
 pub mod policy;
+pub mod readiness;
 pub mod report;
 pub mod request;
 pub mod rollout;

@@ -232,7 +232,9 @@ static INSTALLING: Mutex<()> = Mutex::new(());
 
 /// Installs the process-wide recorder (once; later calls return the same handle).
 pub fn install() -> anyhow::Result<PrometheusHandle> {
-    let _installing = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _installing = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }

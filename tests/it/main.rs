@@ -24,6 +24,7 @@ mod nats_permissions;
 mod nats_server;
 mod policy;
 mod processes;
+mod readiness;
 mod recorder;
 mod redaction;
 mod rollout;
