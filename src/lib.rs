@@ -22,6 +22,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod docker;
+pub mod duration;
 pub mod engine;
 pub mod envelope;
 pub mod events;

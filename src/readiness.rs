@@ -178,7 +178,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_dependency_that_hangs_is_unavailable_after_the_timeout_not_a_hung_probe() {
         let readiness = Readiness::default();
-        readiness.add("consumers", || std::future::pending());
+        readiness.add("consumers", std::future::pending);
         let report = readiness.check().await;
         assert_eq!(
             report.dependencies["consumers"],

@@ -325,7 +325,7 @@ async fn pending(deps: &ApprovalsDeps) -> anyhow::Result<String> {
 }
 
 async fn stats(deps: &ApprovalsDeps, window: &str) -> anyhow::Result<String> {
-    let since = crate::cli::parse_since(window)?;
+    let since = crate::duration::since(window).map_err(anyhow::Error::msg)?;
     let report =
         crate::report::report(&deps.pool, since, &crate::report::Criteria::default()).await?;
     let rates = &report.rates;
