@@ -13,6 +13,7 @@ mod deploy;
 mod docker;
 mod execution;
 mod fake_telegram;
+mod fresh_machine;
 mod helpers;
 mod identity;
 mod intake;
