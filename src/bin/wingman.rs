@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use wingman::approval::Verdict;
 use wingman::bus::Bus;
-use wingman::cli::{self, ExitCode, rollout::Change, submit::Submission};
+use wingman::cli::{self, ExitCode, ids::IdArg, rollout::Change, submit::Submission};
 use wingman::config::Settings;
 use wingman::envelope::RequestId;
 use wingman::request::{Environment, Execution, RiskLevel};
@@ -69,6 +69,10 @@ enum Command {
         /// Return once submitted instead of following the request.
         #[arg(long)]
         no_wait: bool,
+        /// Print only the request id (`id=$(wingman request -q --no-wait …)`); when waiting,
+        /// nothing else: the exit code tells how it ended.
+        #[arg(short, long, conflicts_with = "json")]
+        quiet: bool,
         /// Print one JSON object per stage as it happens (NDJSON; the settling one last)
         /// instead of progress lines; with --no-wait, {"request_id", "status": "SUBMITTED"}.
         #[arg(long)]
@@ -92,8 +96,9 @@ enum Command {
     },
     /// Show the latest status of a request (from its status subject).
     Status {
-        /// The request's id.
-        request_id: RequestId,
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
         /// Follow it until it settles (exit 0 done, 3 refused, 4 failed, 5 timed out).
         #[arg(long)]
         wait: bool,
@@ -120,6 +125,9 @@ enum Command {
         /// Print the rows as a JSON array.
         #[arg(long)]
         json: bool,
+        /// Print only the request ids, one per line.
+        #[arg(short, long, conflicts_with = "json")]
+        quiet: bool,
     },
     /// Requests waiting for a human decision (and recent auto-rejections a human may override).
     Pending {
@@ -130,8 +138,9 @@ enum Command {
     /// Approve a request as the console approver ($WINGMAN_APPROVER); overriding an
     /// auto-rejection needs --note with the reason.
     Approve {
-        /// The request's id.
-        request_id: RequestId,
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
         /// Why (required to override an auto-rejection); shown in the audit trail.
         #[arg(long)]
         note: Option<String>,
@@ -141,8 +150,9 @@ enum Command {
     },
     /// Reject a request as the console approver; a reason is required.
     Reject {
-        /// The request's id.
-        request_id: RequestId,
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
         /// Why; shown to the requester and in the audit trail.
         #[arg(long)]
         reason: String,
@@ -327,8 +337,9 @@ enum AuditAction {
     },
     /// One request's whole story: submitted, validated, decided, token minted, executed.
     Show {
-        /// The request's id.
-        request_id: RequestId,
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
         /// Print the events as a JSON array.
         #[arg(long)]
         json: bool,
@@ -395,6 +406,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             request_id,
             no_wait,
             json,
+            quiet,
             timeout,
             manual,
             api_url,
@@ -442,6 +454,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     request,
                     wait: !no_wait,
                     json,
+                    quiet,
                     timeout,
                     api,
                 },
@@ -454,6 +467,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             timeout,
         } => {
+            let request_id = request_id.resolve(|| settings()?.database.pool()).await?;
             let bus = connect(&settings()?).await?;
             let Some(event) = cli::watch::last_status(&bus, request_id).await? else {
                 anyhow::bail!(
@@ -484,6 +498,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             since,
             limit,
             json,
+            quiet,
         } => {
             let pool = settings()?.database.pool()?;
             cli::list::run(
@@ -494,6 +509,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     limit,
                 },
                 json,
+                quiet,
             )
             .await?;
             Ok(ExitCode::Ok)
@@ -540,6 +556,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     cli::audit::checkpoint(&pool, &key, json).await
                 }
                 AuditAction::Show { request_id, json } => {
+                    let request_id = request_id.resolve(|| Ok(pool.clone())).await?;
                     cli::audit::show(&pool, request_id, json).await
                 }
             }
@@ -553,6 +570,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             note,
             json,
         } => {
+            let request_id = request_id.resolve(|| settings()?.database.pool()).await?;
             cli::approve::vote(
                 &connect(&settings()?).await?,
                 request_id,
@@ -567,6 +585,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             reason,
             json,
         } => {
+            let request_id = request_id.resolve(|| settings()?.database.pool()).await?;
             cli::approve::vote(
                 &connect(&settings()?).await?,
                 request_id,

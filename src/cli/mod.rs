@@ -8,6 +8,7 @@ pub mod approvers;
 pub mod audit;
 pub mod explain;
 pub mod health;
+pub mod ids;
 pub mod list;
 pub mod nats_passwords;
 pub mod rollout;

@@ -22,6 +22,8 @@ pub struct Submission {
     pub request: Value,
     pub wait: bool,
     pub json: bool,
+    /// Print only the request id (then wait silently, unless not waiting).
+    pub quiet: bool,
     pub timeout: Duration,
     /// Submit through the HTTP API (as its key) instead of over NATS (as the NATS user).
     pub api: Option<ApiTarget>,
@@ -132,6 +134,15 @@ pub async fn run(bus: &Bus, submission: Submission) -> anyhow::Result<ExitCode> 
                 .context("submit the request")?;
         }
     }
+    if submission.quiet {
+        println!("{request_id}");
+        if !submission.wait {
+            return Ok(ExitCode::Ok);
+        }
+        let last =
+            follow_progress(bus, request_id, goal, submission.timeout, Progress::Silent).await?;
+        return Ok(last.as_ref().map_or(ExitCode::TimedOut, exit_code));
+    }
     if !submission.wait {
         if submission.json {
             println!(
@@ -204,6 +215,8 @@ pub enum Progress {
     Stderr,
     /// One JSON object per status event on stdout (NDJSON), as it happens.
     Json,
+    /// Nothing (`-q`: the id was printed; the exit code tells the end).
+    Silent,
 }
 
 /// Follows a request until it settles (or `timeout`), printing one line per stage; returns
@@ -217,12 +230,14 @@ pub async fn follow_progress(
     timeout: Duration,
     progress: Progress,
 ) -> anyhow::Result<Option<StatusEvent>> {
-    let live = (progress != Progress::Json && std::io::stderr().is_terminal())
-        .then(|| live_line(request_id));
+    let live = (matches!(progress, Progress::Stdout | Progress::Stderr)
+        && std::io::stderr().is_terminal())
+    .then(|| live_line(request_id));
     let print = |line: String| {
         let show = || match progress {
             Progress::Stdout => println!("{line}"),
             Progress::Stderr => eprintln!("{line}"),
+            Progress::Silent => {}
             Progress::Json => {
                 use std::io::Write as _;
                 let mut stdout = std::io::stdout().lock();

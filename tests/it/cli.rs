@@ -350,3 +350,85 @@ async fn the_health_probe_answers_in_json_with_the_reason_when_nothing_listens()
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn quiet_prints_only_ids_and_a_unique_prefix_stands_for_the_whole_id() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder();
+    let mut ids = Vec::new();
+    for target in ["api", "worker"] {
+        let output = wingman(
+            &env,
+            &[
+                "request",
+                "--env",
+                "dev",
+                "--title",
+                "Restart it",
+                "--description",
+                "Reload config. Rollback: start it. Verify: health.",
+                "-q",
+                "--no-wait",
+                "--",
+                "docker",
+                "restart",
+                target,
+            ],
+        )
+        .await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let printed = text(&output.stdout);
+        let id: Uuid = printed
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("-q prints only the id: {printed:?}"));
+        assert_eq!(printed, format!("{id}\n"));
+        ids.push(id.to_string());
+    }
+    env.settle_all().await;
+    for id in &ids {
+        env.wait_for_count(
+            "SELECT count(*) FROM approval_requests WHERE request_id = $1",
+            Some(id.parse().unwrap()),
+            1,
+        )
+        .await;
+    }
+
+    let short = &ids[0][..ids[0].len() - 6];
+    let status = wingman(&env, &["status", short]).await;
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    assert!(
+        text(&status.stdout).contains("docker restart api"),
+        "{}",
+        text(&status.stdout)
+    );
+
+    // Two ids made by one CLI within a few days share their first hex digits.
+    let common: String = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    assert!(common.len() >= 4, "{ids:?}");
+    let ambiguous = wingman(&env, &["status", &common[..4]]).await;
+    assert_eq!(ambiguous.status.code(), Some(1));
+    let message = text(&ambiguous.stderr);
+    assert!(
+        message.contains("ambiguous") && message.contains(&ids[0]) && message.contains(&ids[1]),
+        "{message}"
+    );
+    let unknown = wingman(&env, &["status", "ffffffff"]).await;
+    assert!(text(&unknown.stderr).contains("no request id starts with `ffffffff`"));
+
+    let list = wingman(&env, &["list", "-q"]).await;
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let mut listed: Vec<String> = text(&list.stdout).lines().map(str::to_string).collect();
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    env.stop().await;
+}
