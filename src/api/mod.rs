@@ -1,12 +1,14 @@
 //! The HTTP API (axum): submit and read requests, health, metrics.
 //!
 //! Every route but `/health` needs an API key of its role (see [`crate::access`]):
-//! `POST /requests` submit; `GET /requests…` and `GET /metrics` read.
+//! `POST /requests` submit; `GET /requests…` (the list, one request, its live events as
+//! Server-Sent Events) and `GET /metrics` read.
 //!
 //! It never holds the Docker socket and never writes Postgres: it publishes to NATS like any
 //! publisher and reads what the recorder wrote.
 
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod requests;
 
@@ -47,6 +49,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/requests/{request_id}",
             get(requests::get).route_layer(needs(Role::Read)),
+        )
+        .route(
+            "/requests/{request_id}/events",
+            get(events::events).route_layer(needs(Role::Read)),
         )
         .route(
             "/requests/{request_id}/output",

@@ -3,6 +3,7 @@
 pub mod consume;
 pub mod publish;
 pub mod reply;
+pub mod status_feed;
 pub mod subjects;
 pub mod topology;
 

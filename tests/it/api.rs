@@ -466,3 +466,64 @@ async fn listening_address(child: &mut tokio::process::Child) -> String {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     found
 }
+
+/// The `data:` of every `event: status` in a Server-Sent Events body.
+fn sse_statuses(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter(|block| block.lines().any(|line| line == "event: status"))
+        .filter_map(|block| block.lines().find_map(|line| line.strip_prefix("data: ")))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_client_follows_a_request_live_over_server_sent_events_until_it_settles() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake_validating(100).await;
+    env.spawn_recorder();
+    let address = env.spawn_api().await;
+    let request_id = Uuid::new_v4();
+    let mut request =
+        crate::helpers::well_explained(request_id, "dev", "docker restart api", "api");
+    request.as_object_mut().unwrap().remove("command");
+    // Opened before the request exists: the stream waits for it, then follows it.
+    let events = reqwest::Client::new()
+        .get(format!("http://{address}/requests/{request_id}/events"))
+        .header("x-api-key", READ_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    assert_eq!(
+        events.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let (status, _) = call_with_key(
+        "POST",
+        &format!("http://{address}/requests"),
+        Some(request),
+        Some(SUBMIT_KEY),
+    )
+    .await;
+    assert_eq!(status, 202);
+    // The body ends by itself once the request is settled (an instruction: its decision).
+    let body = tokio::time::timeout(std::time::Duration::from_secs(30), events.text())
+        .await
+        .expect("the event stream ends once the request settles")
+        .unwrap();
+    let statuses = sse_statuses(&body);
+    let last = statuses.last().expect("at least one status event");
+    assert_eq!(last["status"], "AUTO_APPROVED", "{body}");
+    assert_eq!(last["request_id"], request_id.to_string());
+    assert!(body.contains("\nid: "), "each event carries its id: {body}");
+
+    let (status, _) = call_with_key(
+        "GET",
+        &format!("http://{address}/requests/{request_id}/events"),
+        None,
+        Some(SUBMIT_KEY),
+    )
+    .await;
+    assert_eq!(status, 401, "a submit key may not read the event stream");
+    env.stop().await;
+}

@@ -1,5 +1,7 @@
 //! Following a request's status events on `wingman.status.<id>`: the last one, or each one
-//! as it comes (the stream keeps them, so a late watcher still sees the whole story).
+//! as it comes (the stream keeps them, so a late watcher still sees the whole story). The CLI
+//! (`wingman status --wait`, `request`) and the API's event stream
+//! (`GET /requests/{id}/events`) both read them here.
 //!
 //! When a follower stops is a [`Goal`]: the decision of an instruction approval, the end of
 //! the execution of a command, or (for `wingman request --manual`) the token being ready for
@@ -80,6 +82,38 @@ pub async fn last_status(bus: &Bus, request_id: RequestId) -> anyhow::Result<Opt
     }
 }
 
+/// Every status event of `request_id`, from the first, as they come (an ordered consumer:
+/// nothing durable is left behind). Events that do not decode are skipped.
+///
+/// # Errors
+/// When the status stream cannot be opened; later, an item per broken delivery.
+pub async fn events(
+    bus: &Bus,
+    request_id: RequestId,
+) -> anyhow::Result<impl futures::Stream<Item = anyhow::Result<StatusEvent>> + Send + use<>> {
+    let stream = bus.stream("WINGMAN_STATUS").await?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: bus.subjects.status(request_id),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .context("watch the status subject")?;
+    let messages = consumer
+        .messages()
+        .await
+        .context("watch the status subject")?;
+    Ok(messages.filter_map(|message| async move {
+        match message {
+            Err(error) => Some(Err(anyhow::anyhow!("watch the status subject: {error}"))),
+            Ok(message) => serde_json::from_slice::<StatusEvent>(&message.payload)
+                .ok()
+                .map(Ok),
+        }
+    }))
+}
+
 /// True when a follower with `goal` has nothing more to wait for.
 pub fn is_settled(event: &StatusEvent, goal: Goal) -> bool {
     if event.status == INVALID || event.status == REFUSED {
@@ -111,19 +145,7 @@ pub async fn follow(
     mut on_event: impl FnMut(&StatusEvent),
     mut on_idle: impl FnMut(Duration),
 ) -> anyhow::Result<Option<StatusEvent>> {
-    let stream = bus.stream("WINGMAN_STATUS").await?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: bus.subjects.status(request_id),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .context("watch the status subject")?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .context("watch the status subject")?;
+    let mut messages = std::pin::pin!(events(bus, request_id).await?);
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
     loop {
@@ -138,14 +160,10 @@ pub async fn follow(
             }
             () = tokio::time::sleep_until(deadline) => return Ok(None),
         };
-        let Some(message) = next else {
+        let Some(event) = next else {
             anyhow::bail!("the status stream closed");
         };
-        let message =
-            message.map_err(|error| anyhow::anyhow!("watch the status subject: {error}"))?;
-        let Ok(event) = serde_json::from_slice::<StatusEvent>(&message.payload) else {
-            continue;
-        };
+        let event = event?;
         on_event(&event);
         goal = goal.learn(&event);
         if is_settled(&event, goal) {

@@ -1,0 +1,59 @@
+//! `GET /requests/{id}/events`: a request's status events as Server-Sent Events, from the
+//! first, as they happen (`event: status`, `id:` the event id, `data:` the status event's
+//! JSON, the same as on `wingman.status.<id>`). The stream ends after the event that settles
+//! the request — its decision for an instruction, the end of its execution for a command —
+//! so a client needs no polling and no NATS connection. Keep-alive comments every 15 s.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+
+use crate::api::ApiState;
+use crate::api::error::ApiError;
+use crate::bus::status_feed::{self, Goal, is_settled};
+use crate::envelope::RequestId;
+
+pub async fn events(
+    State(state): State<ApiState>,
+    Path(request_id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
+        field: Some("request_id".into()),
+        code: "invalid_value",
+        message: format!("`{request_id}` is not a UUID"),
+    })?;
+    let feed = status_feed::events(&state.bus, request_id)
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("{error:#}")))?;
+    crate::metrics::api_request("events", 200);
+    let stream = futures::stream::unfold(
+        (Box::pin(feed), Goal::FromEvents, false),
+        |(mut feed, goal, ended)| async move {
+            if ended {
+                return None;
+            }
+            match feed.next().await? {
+                Err(error) => {
+                    let event = Event::default().event("error").data(format!("{error:#}"));
+                    Some((Ok(event), (feed, goal, true)))
+                }
+                Ok(status) => {
+                    let goal = goal.learn(&status);
+                    let settled = is_settled(&status, goal);
+                    let event = Event::default()
+                        .event("status")
+                        .id(status.event_id.to_string())
+                        .json_data(&status)
+                        .unwrap_or_else(|error| {
+                            Event::default().event("error").data(error.to_string())
+                        });
+                    Some((Ok(event), (feed, goal, settled)))
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
