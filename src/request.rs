@@ -23,7 +23,7 @@ pub const MAX_COMMAND_BYTES: usize = 4 * 1024;
 /// A whole submitted message larger than this is refused before it is parsed.
 pub const MAX_MESSAGE_BYTES: usize = 96 * 1024;
 
-const FIELDS: &[&str] = &[
+pub const FIELDS: &[&str] = &[
     "request_id",
     "requester",
     "environment",

@@ -16,6 +16,16 @@ use crate::api::error::ApiError;
 use crate::bus::status_feed::{self, Goal, is_settled};
 use crate::envelope::RequestId;
 
+#[utoipa::path(
+    get, path = "/requests/{request_id}/events", tag = "requests",
+    params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
+    responses(
+        (status = 200, description = "text/event-stream: `event: status` with the status event's JSON, until it settles", content_type = "text/event-stream", body = String),
+        (status = 400, description = "not a UUID", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "no key, or not a read key", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn events(
     State(state): State<ApiState>,
     Path(request_id): Path<String>,

@@ -8,6 +8,14 @@ use serde_json::json;
 
 use crate::api::ApiState;
 
+/// Ready when NATS and Postgres answer; 503 names the one that does not.
+#[utoipa::path(
+    get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "ready", body = Object),
+        (status = 503, description = "NATS or Postgres unreachable", body = Object),
+    )
+)]
 pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
     let nats = state.bus.client.connection_state() == async_nats::connection::State::Connected;
     let postgres = sqlx::query_scalar::<_, i32>("SELECT 1")

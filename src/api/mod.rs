@@ -10,6 +10,7 @@
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod openapi;
 pub mod requests;
 
 use axum::Router;
@@ -63,5 +64,6 @@ pub fn router(state: ApiState) -> Router {
             get(health::metrics).route_layer(needs(Role::Read)),
         )
         .route("/health", get(health::health))
+        .route("/openapi.json", get(openapi::document))
         .with_state(state)
 }

@@ -22,6 +22,17 @@ use crate::store::requests::{self, ListFilter};
 /// Validates like intake does (so a client hears of a mistake at once), then publishes the
 /// request to `wingman.requests.submitted.api.<key name>` (the key is who submitted) and
 /// answers 202 with its id.
+#[utoipa::path(
+    post, path = "/requests", tag = "requests",
+    request_body = crate::api::openapi::SubmitBody,
+    responses(
+        (status = 202, description = "submitted: the pipeline decides next", body = crate::api::openapi::Submitted),
+        (status = 400, description = "invalid: the field and the problem", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "no key, or not a submit key", body = crate::api::openapi::ErrorBody),
+        (status = 503, description = "NATS unreachable", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn submit(
     State(state): State<ApiState>,
     Extension(KeyName(key_name)): Extension<KeyName>,
@@ -67,6 +78,17 @@ pub async fn submit(
 
 /// The stored request, or (before the recorder has it, or when intake refused it) the last
 /// status event published for it.
+#[utoipa::path(
+    get, path = "/requests/{request_id}", tag = "requests",
+    params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
+    responses(
+        (status = 200, description = "the stored request (or its last status event)", body = Object),
+        (status = 400, description = "not a UUID", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "no key, or not a read key", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "no such request", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn get(
     State(state): State<ApiState>,
     Path(request_id): Path<String>,
@@ -95,6 +117,17 @@ pub async fn get(
 
 /// `GET /requests/{id}/output`: what the request printed when it ran, for the key that
 /// submitted it only (another key's request is a 404, as if it did not exist).
+#[utoipa::path(
+    get, path = "/requests/{request_id}/output", tag = "requests",
+    params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
+    responses(
+        (status = 200, description = "what it printed", body = crate::api::openapi::Output),
+        (status = 400, description = "not a UUID", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "no key, or not a submit key", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "no output for this key", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn output(
     State(state): State<ApiState>,
     Extension(KeyName(key_name)): Extension<KeyName>,
@@ -120,14 +153,29 @@ pub async fn output(
     Ok(Json(json!({ "request_id": request_id, "output": output })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// A decision (AUTO_APPROVED, PENDING, …) or an execution word (SUCCEEDED, …).
     status: Option<String>,
+    /// A duration ago (24h, 7d; a bare number is seconds) or an RFC 3339 time.
     since: Option<String>,
+    /// At most this many rows (1–1000; default 50).
     limit: Option<i64>,
 }
 
+/// Recent requests, newest first.
+#[utoipa::path(
+    get, path = "/requests", tag = "requests",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "the matching requests", body = crate::api::openapi::RequestList),
+        (status = 400, description = "a filter is invalid: the field and the problem", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "no key, or not a read key", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list(
     State(state): State<ApiState>,
     Query(query): Query<ListQuery>,
