@@ -94,13 +94,20 @@ async fn a_worker_that_goes_down_is_announced_in_the_approvers_telegram_chat_wit
         ("TELEGRAM_CHAT_ID", &chat),
         ("TELEGRAM_API_URL", &api_url),
         ("WINGMAN_ALERT_WEBHOOK_URL", &webhook.url),
-        ("WINGMAN_RUNBOOK_BASE_URL", "https://git.example/wingman/blob/main/"),
+        (
+            "WINGMAN_RUNBOOK_BASE_URL",
+            "https://git.example/wingman/blob/main/",
+        ),
         ("WINGMAN_ALERT_GROUP_WAIT", "1s"),
         ("WINGMAN_ALERT_GROUP_INTERVAL", "1s"),
     ])
     .await;
-    let prometheus =
-        Prometheus::start(&workers, &rules_with_short_for(), Some(&alertmanager.address)).await;
+    let prometheus = Prometheus::start(
+        &workers,
+        &rules_with_short_for(),
+        Some(&alertmanager.address),
+    )
+    .await;
     prometheus.wait_until_all_up(&workers).await;
     // Evaluated with every worker up: WorkerDown is not firing, nobody was told anything.
     poll("the rules to be evaluated", 30, || async {
@@ -120,11 +127,17 @@ async fn a_worker_that_goes_down_is_announced_in_the_approvers_telegram_chat_wit
     })
     .await;
     assert!(
-        prometheus.query("ALERTS{alertname=\"WorkerDown\"}").await.is_empty(),
+        prometheus
+            .query("ALERTS{alertname=\"WorkerDown\"}")
+            .await
+            .is_empty(),
         "WorkerDown fired while every worker was up"
     );
     assert!(
-        !telegram.sent().iter().any(|sent| sent.text.contains("WorkerDown")),
+        !telegram
+            .sent()
+            .iter()
+            .any(|sent| sent.text.contains("WorkerDown")),
         "{:#?}",
         telegram.sent()
     );

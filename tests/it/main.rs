@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod compose;
 mod console;
+mod dashboards;
 mod deploy;
 mod docker;
 mod execution;

@@ -54,9 +54,9 @@ pub async fn spawn_workers(
         let port = free_port();
         let child = Command::new(worker_binary(&format!("wingman-{job}")))
             .envs(env.child_env())
+            .env("API_PORT", "0")
             .envs(extra.iter().map(|(key, value)| (*key, *value)))
             .env("METRICS_PORT", port.to_string())
-            .env("API_PORT", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -245,7 +245,10 @@ impl Alertmanager {
         let port = free_port();
         let child = Command::new(debian_binary("prometheus-alertmanager"))
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
