@@ -281,3 +281,90 @@ async fn the_human_backlog_gauges_follow_what_waits_in_postgres() {
     drop(workers);
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_prompt_telegram_refuses_is_counted_and_fires_telegram_send_failures_at_the_webhook() {
+    let env = TestEnv::start().await;
+    let telegram = FakeTelegram::start().await;
+    let webhook = Webhook::start().await;
+    let chat = APPROVER_CHAT.to_string();
+    let api_url = telegram.api_url();
+    // The bot was removed from the approvers' chat: Telegram refuses the first prompt.
+    telegram.fail_next(
+        "sendMessage",
+        403,
+        "Forbidden: bot was kicked from the supergroup chat",
+    );
+    let workers = spawn_workers(
+        &env,
+        &["intake", "approvals", "recorder"],
+        &[
+            ("VALIDATION_ENABLED", "0"),
+            ("TELEGRAM_BOT_TOKEN", telegram.token()),
+            ("TELEGRAM_CHAT_ID", &chat),
+            ("TELEGRAM_API_URL", &api_url),
+        ],
+    )
+    .await;
+    let alertmanager = Alertmanager::start(&[
+        ("WINGMAN_ALERT_WEBHOOK_URL", &webhook.url),
+        ("WINGMAN_ALERT_GROUP_WAIT", "1s"),
+        ("WINGMAN_ALERT_GROUP_INTERVAL", "1s"),
+    ])
+    .await;
+    let prometheus = Prometheus::start(
+        &workers,
+        &rules_with_short_for(),
+        Some(&alertmanager.address),
+    )
+    .await;
+    prometheus.wait_until_all_up(&workers).await;
+
+    let request_id = Uuid::new_v4();
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        request_json(request_id, None).to_string(),
+    )
+    .await;
+    wait_for_status(&env, request_id, "PENDING").await;
+
+    let approvals = workers
+        .iter()
+        .find(|worker| worker.job == "approvals")
+        .unwrap();
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", approvals.port);
+    poll(
+        "telegram_sends_total{kind=\"prompt\",result=\"failed\"} 1",
+        60,
+        || async {
+            let scrape = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+            scrape
+                .lines()
+                .any(|line| line == "telegram_sends_total{kind=\"prompt\",result=\"failed\"} 1")
+                .then_some(())
+        },
+    )
+    .await;
+    let alert = poll("TelegramSendFailures at the webhook", 90, || async {
+        webhook
+            .bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|body| body["alerts"].as_array().cloned().unwrap_or_default())
+            .find(|alert| alert["labels"]["alertname"] == "TelegramSendFailures")
+    })
+    .await;
+    assert_eq!(alert["labels"]["kind"], "prompt", "{alert}");
+    assert_eq!(alert["labels"]["severity"], "critical", "{alert}");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "Telegram refuses the bot's prompt messages: approvers may see nothing"
+    );
+    assert_eq!(
+        alert["annotations"]["runbook_url"],
+        "README.md#telegramsendfailures"
+    );
+    drop(workers);
+    env.stop().await;
+}

@@ -281,7 +281,11 @@ fn prometheus_alerts_go_to_alertmanager_which_reads_the_bot_token_from_its_secre
         env["TELEGRAM_BOT_TOKEN_FILE"],
         "the same bot as the approvals worker"
     );
-    for setting in ["TELEGRAM_CHAT_ID", "TELEGRAM_API_URL", "WINGMAN_ALERT_WEBHOOK_URL"] {
+    for setting in [
+        "TELEGRAM_CHAT_ID",
+        "TELEGRAM_API_URL",
+        "WINGMAN_ALERT_WEBHOOK_URL",
+    ] {
         assert!(
             env[setting].contains(&format!("${{{setting}")),
             "{setting} comes from .env.prd: {env:?}"
