@@ -42,8 +42,9 @@ pub struct WorkerProcess {
     pub child: Child,
 }
 
-/// Starts `wingman-<job>` for each job, pointed at `env`, each on its own ops port, and waits
-/// until every one answers `/health`.
+/// Starts `wingman-<job>` for each job, pointed at `env`, each binding a free ops port of its
+/// own choosing (`METRICS_PORT=0`; the port is read from its start-up log line, so parallel
+/// tests never race for one), and waits until every one answers `/health`.
 pub async fn spawn_workers(
     env: &TestEnv,
     jobs: &[&str],
@@ -51,45 +52,75 @@ pub async fn spawn_workers(
 ) -> Vec<WorkerProcess> {
     let mut workers = Vec::new();
     for job in jobs {
-        let port = free_port();
-        let child = Command::new(worker_binary(&format!("wingman-{job}")))
+        let mut child = Command::new(worker_binary(&format!("wingman-{job}")))
             .envs(env.child_env())
             .env("API_PORT", "0")
             .envs(extra.iter().map(|(key, value)| (*key, *value)))
-            .env("METRICS_PORT", port.to_string())
+            .env("METRICS_PORT", "0")
+            .env("RUST_LOG", "warn,wingman::telemetry=info")
+            .env("WINGMAN_LOG_FORMAT", "json")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|error| panic!("start wingman-{job}: {error}"));
+        let port = ops_port(job, &mut child).await;
         workers.push(WorkerProcess {
             job: (*job).to_string(),
             port,
             child,
         });
     }
-    for worker in &mut workers {
+    for worker in &workers {
         let url = format!("http://127.0.0.1:{}/health", worker.port);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = worker.child.try_wait() {
-                panic!("wingman-{} exited at start with {status}", worker.job);
-            }
-            let answered = reqwest::get(&url)
-                .await
-                .is_ok_and(|response| response.status().is_success());
-            if answered {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out after 60 s waiting for wingman-{} to answer {url}",
-                worker.job
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        poll(
+            &format!("wingman-{} to answer {url}", worker.job),
+            60,
+            || async {
+                reqwest::get(&url)
+                    .await
+                    .is_ok_and(|response| response.status().is_success())
+                    .then_some(())
+            },
+        )
+        .await;
     }
     workers
+}
+
+/// Reads the worker's stderr until it says where it serves `/metrics`; then keeps draining
+/// it (printing warnings and errors, so a failing test shows them) in a background task.
+async fn ops_port(job: &str, child: &mut Child) -> u16 {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if entry["fields"]["message"] == "serving /metrics and /health" {
+                return entry["fields"]["address"]
+                    .as_str()
+                    .and_then(|address| address.rsplit(':').next())
+                    .and_then(|port| port.parse::<u16>().ok());
+            }
+            seen.push(line);
+        }
+        None
+    })
+    .await;
+    let Ok(Some(port)) = found else {
+        panic!(
+            "wingman-{job} never said where it serves /metrics; its log:\n{}",
+            seen.join("\n")
+        );
+    };
+    let job = job.to_string();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("wingman-{job}: {line}");
+        }
+    });
+    port
 }
 
 /// Polls `check` every 250 ms until it returns something, for at most `seconds`.
@@ -133,7 +164,7 @@ impl Prometheus {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("wingman.rules.yml"), rules).unwrap();
         let mut config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {}\n",
             dir.path().join("wingman.rules.yml").display()
         );
@@ -206,14 +237,22 @@ impl Prometheus {
     /// Waits until every worker's target has been scraped successfully (`up == 1`).
     pub async fn wait_until_all_up(&self, workers: &[WorkerProcess]) {
         let jobs: Vec<&str> = workers.iter().map(|worker| worker.job.as_str()).collect();
-        let what = format!("up == 1 for every worker ({jobs:?})");
-        poll(&what, 60, || async {
-            let up = self.query("up == 1").await;
-            jobs.iter()
-                .all(|job| up.iter().any(|series| series["metric"]["job"] == *job))
-                .then_some(())
-        })
-        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let up = self.query("up").await;
+            let all_up = jobs.iter().all(|job| {
+                up.iter()
+                    .any(|series| series["metric"]["job"] == *job && series["value"][1] == "1")
+            });
+            if all_up {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after 90 s waiting for up == 1 for every worker ({jobs:?}); up: {up:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
 
