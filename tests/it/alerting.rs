@@ -154,6 +154,7 @@ async fn a_worker_that_goes_down_is_announced_in_the_approvers_telegram_chat_wit
             Duration::from_secs(90),
         )
         .await;
+    println!("the approvers' chat got:\n{}", sent.text);
     assert_eq!(sent.parse_mode.as_deref(), Some("HTML"));
     assert!(
         sent.text.contains("Worker watcher is down (127.0.0.1:"),
@@ -367,4 +368,57 @@ async fn a_prompt_telegram_refuses_is_counted_and_fires_telegram_send_failures_a
     );
     drop(workers);
     env.stop().await;
+}
+
+/// The renderer writes a secret into YAML: a value that could break out of its quotes (and
+/// add a receiver, say) is refused, naming the setting, and nothing is written.
+#[test]
+fn render_config_refuses_a_malformed_setting_by_name_and_writes_nothing() {
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[
+                ("TELEGRAM_BOT_TOKEN", "123:abc'\n  evil: x"),
+                ("TELEGRAM_CHAT_ID", "-1"),
+            ],
+            "TELEGRAM_BOT_TOKEN",
+        ),
+        (
+            &[
+                ("TELEGRAM_BOT_TOKEN", "123:abc"),
+                ("TELEGRAM_CHAT_ID", "-1,2; rm -rf /"),
+            ],
+            "TELEGRAM_CHAT_ID",
+        ),
+        (&[("TELEGRAM_BOT_TOKEN", "123:abc")], "TELEGRAM_CHAT_ID"),
+        (
+            &[(
+                "WINGMAN_ALERT_WEBHOOK_URL",
+                "http://hooks.example/x'}\n- url: http://evil",
+            )],
+            "WINGMAN_ALERT_WEBHOOK_URL",
+        ),
+        (
+            &[("WINGMAN_ALERT_GROUP_WAIT", "soon")],
+            "WINGMAN_ALERT_GROUP_WAIT",
+        ),
+    ];
+    for (settings, named) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        let output = std::process::Command::new("sh")
+            .arg(repo_path("grafana/alertmanager/render-config"))
+            .arg(&config)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(settings.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{settings:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("render-config: {named}")),
+            "{settings:?}: {stderr}"
+        );
+        assert!(!config.exists(), "{settings:?}: a config was written");
+    }
 }
