@@ -84,3 +84,19 @@ ensure_docker_engine() {
   exports=$(scripts/docker-engine.sh) || { echo "error: could not start the Docker Engine" >&2; return 1; }
   eval "$(grep '^export ' <<<"$exports")"
 }
+
+# Debian's Prometheus and Alertmanager binaries (prometheus, promtool, prometheus-alertmanager,
+# amtool), installed without starting their system services: scripts/dev and the tests start
+# their own on loopback (tests/it/alerting.rs, tests/it/dashboards.rs).
+ensure_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null &&
+    command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null && return 0
+  say "installing Prometheus and Alertmanager (Debian's packages, services not started)"
+  local policy=/usr/sbin/policy-rc.d added_policy=0 status=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added_policy=1
+  fi
+  apt_install prometheus prometheus-alertmanager || status=$?
+  if [ "$added_policy" -eq 1 ]; then rm -f "$policy"; fi
+  return "$status"
+}

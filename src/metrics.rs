@@ -40,6 +40,10 @@ pub const EXECUTION_DURATION: &str = "execution_duration_seconds";
 pub const DOCKER_CALLS: &str = "gateway_docker_calls_total";
 pub const GATEWAY_OVERHEAD: &str = "gateway_overhead_seconds";
 pub const ROLLOUT_GUARD_ACTIONS: &str = "rollout_guard_actions_total";
+pub const APPROVALS_PENDING: &str = "approvals_pending";
+pub const APPROVALS_OLDEST_PENDING_AGE: &str = "approvals_oldest_pending_age_seconds";
+pub const APPROVALS_EXPIRING_SOON: &str = "approvals_expiring_soon";
+pub const TELEGRAM_SENDS: &str = "telegram_sends_total";
 pub const BUILD_INFO: &str = "wingman_build_info";
 
 /// The version this binary was built from (Cargo's) and its git revision, when the build set
@@ -226,6 +230,30 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         "counter",
         &["action"],
         "rollout guard checks: lowered, insufficient_data, ok",
+    ),
+    (
+        APPROVALS_PENDING,
+        "gauge",
+        &["environment"],
+        "PENDING requests waiting for a human, read from Postgres by the watcher on every tick",
+    ),
+    (
+        APPROVALS_OLDEST_PENDING_AGE,
+        "gauge",
+        &["environment"],
+        "age of the oldest PENDING request (0 when none), read by the watcher on every tick",
+    ),
+    (
+        APPROVALS_EXPIRING_SOON,
+        "gauge",
+        &["environment"],
+        "PENDING requests whose deadline is within 15 minutes (they expire, default deny, unless a human decides)",
+    ),
+    (
+        TELEGRAM_SENDS,
+        "counter",
+        &["kind", "result"],
+        "messages the bot sent or edited on Telegram (kind prompt, outcome, notice; result sent, failed)",
     ),
 ];
 
@@ -414,6 +442,25 @@ pub fn consumer_pending(stage: &str, pending: u64) {
 
 pub fn rollout_guard(action: &'static str) {
     counter!(ROLLOUT_GUARD_ACTIONS, "action" => action).increment(1);
+}
+
+/// The human backlog of one environment as Postgres has it now: how many requests wait,
+/// how long the oldest has waited, and how many expire within the warning window.
+pub fn human_backlog(
+    environment: &'static str,
+    pending: u64,
+    oldest: Duration,
+    expiring_soon: u64,
+) {
+    gauge!(APPROVALS_PENDING, "environment" => environment).set(pending as f64);
+    gauge!(APPROVALS_OLDEST_PENDING_AGE, "environment" => environment).set(oldest.as_secs_f64());
+    gauge!(APPROVALS_EXPIRING_SOON, "environment" => environment).set(expiring_soon as f64);
+}
+
+/// A Telegram send or edit: `kind` is prompt, outcome or notice; `sent` false when it failed.
+pub fn telegram_send(kind: &'static str, sent: bool) {
+    let result = if sent { "sent" } else { "failed" };
+    counter!(TELEGRAM_SENDS, "kind" => kind, "result" => result).increment(1);
 }
 
 #[cfg(test)]

@@ -49,7 +49,9 @@ impl TelegramClient {
                 .send_message(ChatId(*chat), text.clone())
                 .parse_mode(ParseMode::Html)
                 .reply_markup(ReplyMarkup::InlineKeyboard(keyboard(record)))
-                .await
+                .await;
+            crate::metrics::telegram_send("prompt", message.is_ok());
+            let message = message
                 .map_err(|error| anyhow::anyhow!("send the prompt to chat {chat}: {error}"))?;
             sent.push((*chat, message.id.0));
         }
@@ -72,19 +74,23 @@ impl TelegramClient {
             if let Err(error) = edited {
                 let text = error.to_string();
                 if !text.contains("not modified") {
+                    crate::metrics::telegram_send("outcome", false);
                     anyhow::bail!("edit the prompt in chat {chat}: {text}");
                 }
             }
+            crate::metrics::telegram_send("outcome", true);
         }
         Ok(())
     }
 
     pub async fn say(&self, chat: i64, text: &str) -> anyhow::Result<()> {
-        self.bot
+        let sent = self
+            .bot
             .send_message(ChatId(chat), cut(text, MAX_MESSAGE_CHARS))
             .parse_mode(ParseMode::Html)
-            .await
-            .map_err(|error| anyhow::anyhow!("send to chat {chat}: {error}"))?;
+            .await;
+        crate::metrics::telegram_send("notice", sent.is_ok());
+        sent.map_err(|error| anyhow::anyhow!("send to chat {chat}: {error}"))?;
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! Watcher: the clock of the pipeline.
 //!
 //! 1. Expires PENDING requests past their `expires_at` (default deny), guards the validation
-//!    rollout, reports each consumer's backlog as a gauge, writes the rollout flags for
+//!    rollout, reports each consumer's backlog and the human backlog ([`human_backlog`]) as
+//!    gauges, writes the rollout flags for
 //!    operators and audits every revision of them ([`rollout_changes`]).
 //! 2. Reads Postgres (read-only) and the consumers' state, answers
 //!    `wingman.rollout.change.<operator>`, watches the rollout bucket; publishes
@@ -12,6 +13,7 @@
 //! 4. It never approves anything, never takes a rollout author from a message body, and its
 //!    guard only ever lowers the rollout (refused where the flags are written).
 
+pub mod human_backlog;
 pub mod rollout_changes;
 
 use std::time::Duration;
@@ -105,6 +107,7 @@ async fn clock(deps: &WatcherDeps, shutdown: CancellationToken) -> anyhow::Resul
             tracing::warn!(error = %format!("{error:#}"), "expiry pass failed; will retry");
         }
         report_backlog(deps).await;
+        human_backlog::report(&deps.pool).await;
         if deps.guard.enabled && last_guard.elapsed() >= deps.guard.every {
             last_guard = tokio::time::Instant::now();
             if let Err(error) = guard(deps).await {

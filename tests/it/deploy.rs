@@ -259,6 +259,56 @@ fn prometheus_mounts_the_rule_file_and_grafana_its_provisioning() {
     assert!(scrape.contains("gateway:9105") && !scrape.contains("gateway:5001"));
 }
 
+/// Alerts reach people in production: Prometheus sends to the alertmanager service, which
+/// renders its config from the bot token FILE (a secret, never its environment) with the
+/// approvals worker's chat and Bot API settings, and runs no cluster gossip outside.
+#[test]
+fn prometheus_alerts_go_to_alertmanager_which_reads_the_bot_token_from_its_secret_file() {
+    let services = compose();
+    let alertmanager = &services["alertmanager"];
+    assert!(
+        strings(&alertmanager["secrets"]).contains(&"telegram_bot_token".to_string()),
+        "the alertmanager service needs the bot token secret"
+    );
+    let env = environment(alertmanager);
+    assert_eq!(
+        env["TELEGRAM_BOT_TOKEN_FILE"],
+        "/run/secrets/telegram_bot_token"
+    );
+    assert!(!env.contains_key("TELEGRAM_BOT_TOKEN"));
+    assert_eq!(
+        environment(&services["approvals"])["TELEGRAM_BOT_TOKEN_FILE"],
+        env["TELEGRAM_BOT_TOKEN_FILE"],
+        "the same bot as the approvals worker"
+    );
+    for setting in [
+        "TELEGRAM_CHAT_ID",
+        "TELEGRAM_API_URL",
+        "WINGMAN_ALERT_WEBHOOK_URL",
+    ] {
+        assert!(
+            env[setting].contains(&format!("${{{setting}")),
+            "{setting} comes from .env.prd: {env:?}"
+        );
+    }
+    let command = strings(&alertmanager["command"]).join(" ");
+    assert!(
+        command.contains("sh /etc/wingman/render-config /tmp/alertmanager.yml")
+            && command.contains("--config.file=/tmp/alertmanager.yml")
+            && command.ends_with("--cluster.listen-address="),
+        "renders its config at start: {command}"
+    );
+    assert!(
+        strings(&alertmanager["volumes"])
+            .contains(&"./grafana/alertmanager/render-config:/etc/wingman/render-config:ro".into())
+    );
+    let scrape = repo_file("grafana/prometheus.yml");
+    assert!(
+        scrape.contains("alertmanagers:") && scrape.contains("\"alertmanager:9093\""),
+        "prometheus.yml sends alerts to the alertmanager service"
+    );
+}
+
 /// Every variable name the code reads: `var("X")`, `parse_var::<T>("X")`, `secret_var("X")`
 /// (and so `X_FILE`), `duration_var("X")`, `flag_var("X", …)`, `std::env::var("X")`, clap's
 /// `env = "X"`, and the `…_VAR: &str = "X"` constants.

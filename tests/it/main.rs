@@ -1,6 +1,7 @@
 //! The one integration-test binary: real NATS, real Postgres, the real stages in-process
 //! (and real worker processes where a test kills one).
 
+mod alerting;
 mod api;
 mod approvals;
 mod audit;
@@ -9,6 +10,7 @@ mod cli;
 mod cluster;
 mod compose;
 mod console;
+mod dashboards;
 mod deploy;
 mod docker;
 mod execution;
@@ -23,6 +25,7 @@ mod migrations;
 mod nats_auth;
 mod nats_permissions;
 mod nats_server;
+mod observability;
 mod policy;
 mod processes;
 mod readiness;

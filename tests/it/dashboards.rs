@@ -1,0 +1,306 @@
+//! The dashboards proven: Debian's Prometheus scrapes the real workers of a pipeline run
+//! (auto-approved, human-approved, human-rejected, overridden and refused by the gateway,
+//! invalid, executed on the real Docker Engine, read on the API), with the recording and alert rules loaded, and every panel query of every
+//! dashboard in `grafana/dashboards/` must return data. Prints each panel with what it got.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::compose::wingman;
+use crate::docker;
+use crate::fake_telegram::FakeTelegram;
+use crate::helpers::{APPROVER_CHAT, READ_KEY, TestEnv, text, wait_for_status, well_explained};
+use crate::observability::{Prometheus, WorkerProcess, free_port, poll, repo_path, spawn_workers};
+
+const WORKERS: [&str; 7] = [
+    "intake",
+    "approvals",
+    "authority",
+    "gateway",
+    "recorder",
+    "watcher",
+    "api",
+];
+
+/// Grafana's variables, replaced the way a Grafana over this short run would resolve them.
+const VARIABLES: [(&str, &str); 4] = [
+    ("$__rate_interval", "5m"),
+    ("$__interval", "1h"),
+    ("$window", "24h"),
+    ("$stage", ".*"),
+];
+
+/// What one round adds, at least, to series the dashboards read.
+const ROUND_SERIES: [(&str, f64); 7] = [
+    ("executions_total{result=\"succeeded\"}", 2.0),
+    ("approval_decisions_total", 3.0),
+    ("token_rejections_total", 1.0),
+    ("requests_invalid_total", 1.0),
+    ("api_requests_total", 1.0),
+    ("approval_latency_seconds_count", 3.0),
+    ("telegram_sends_total{kind=\"prompt\"}", 3.0),
+];
+
+/// A prd request removing `container`: a human decides (the deployment profile's bar).
+fn prd_removal(request_id: Uuid, container: &str) -> Value {
+    json!({
+        "request_id": request_id, "requester": "agent-7", "environment": "prd",
+        "command": format!("docker rm -f {container}"),
+        "title": "Remove the retired reporting container",
+        "description": "The reporting service was retired last week (ticket OPS-481); its container only \
+            holds stale caches. Rollback: recreate from the compose file in git. Verify: docker ps shows it gone.",
+    })
+}
+
+/// A careless request the validators auto-reject, in `test`, where this run's gateway may
+/// not act: overridden by a human, its token is refused (`token_rejections_total`).
+fn careless(request_id: Uuid) -> Value {
+    json!({
+        "request_id": request_id, "requester": "agent-7", "environment": "test",
+        "command": "docker compose -p scratch down -v", "title": "cleanup", "description": "cleanup stuff",
+    })
+}
+
+/// One round of the pipeline's kinds of request, and a reader on the HTTP API at `api`.
+async fn one_round(env: &TestEnv, dev_container: &str, api: &str) {
+    let submit = |request: Value| async move {
+        env.publish_raw(
+            &format!("{}.requests.submitted.anonymous", env.prefix),
+            request.to_string(),
+        )
+        .await;
+    };
+    // Auto-approved and run on the real Engine.
+    let automatic = Uuid::new_v4();
+    submit(well_explained(
+        automatic,
+        "dev",
+        &format!("docker restart {dev_container}"),
+        dev_container,
+    ))
+    .await;
+    // A human approves (on the console) and the gateway removes the container.
+    let retired = docker::unique("wt-dash-retired");
+    docker::start_container(&retired, None).await;
+    let approved = Uuid::new_v4();
+    submit(prd_removal(approved, &retired)).await;
+    // A human rejects.
+    let rejected = Uuid::new_v4();
+    submit(prd_removal(rejected, &retired)).await;
+    // Auto-rejected, then overridden by a human: a false positive.
+    let overridden = Uuid::new_v4();
+    submit(careless(overridden)).await;
+    // Not a request at all.
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        "not json",
+    )
+    .await;
+
+    wait_for_status(env, automatic, "SUCCEEDED").await;
+    wait_for_status(env, approved, "PENDING").await;
+    wait_for_status(env, rejected, "PENDING").await;
+    wait_for_status(env, overridden, "AUTO_REJECTED").await;
+    env.settle_all().await;
+    let vote = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = wingman(env, "ops-bob", &args).await;
+        assert!(
+            output.status.success(),
+            "wingman {args:?}: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+    };
+    vote(vec!["approve".into(), approved.to_string()]).await;
+    wait_for_status(env, approved, "SUCCEEDED").await;
+    vote(vec![
+        "reject".into(),
+        rejected.to_string(),
+        "--reason".into(),
+        "the container is still in use".into(),
+    ])
+    .await;
+    vote(vec![
+        "approve".into(),
+        overridden.to_string(),
+        "--note".into(),
+        "scratch is a throw-away project: a false positive".into(),
+    ])
+    .await;
+    wait_for_status(env, rejected, "REJECTED").await;
+    wait_for_status(env, overridden, "APPROVED").await;
+    wait_for_status(env, overridden, "REFUSED").await;
+    env.settle_all().await;
+    docker::remove(&retired).await;
+    // A reader follows a request on the HTTP API.
+    let read = reqwest::Client::new()
+        .get(format!("http://{api}/requests/{approved}"))
+        .header("x-api-key", READ_KEY)
+        .send()
+        .await
+        .expect("GET /requests/{id} on the API worker");
+    assert_eq!(read.status(), 200);
+}
+
+/// What one panel query returned: its series, with values, or why nothing.
+fn describe(result: &[Value]) -> (bool, String) {
+    let values: Vec<String> = result
+        .iter()
+        .map(|series| {
+            let labels = series["metric"]
+                .as_object()
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .filter(|(name, _)| *name != "instance")
+                        .map(|(name, value)| format!("{name}={}", value.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let value = series["value"][1].as_str().unwrap_or("?").to_string();
+            format!("{{{labels}}} {value}")
+        })
+        .collect();
+    let has_number = result.iter().any(|series| {
+        series["value"][1]
+            .as_str()
+            .and_then(|value| value.parse::<f64>().ok())
+            .is_some_and(|value| !value.is_nan())
+    });
+    let summary = if values.is_empty() {
+        "no series".to_string()
+    } else {
+        format!("{} series: {}", values.len(), values.join("; "))
+    };
+    (has_number, summary)
+}
+
+#[tokio::test]
+async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_real_pipeline() {
+    let env = TestEnv::start().await;
+    env.register_approver("ops-bob", Default::default()).await;
+    let telegram = FakeTelegram::start().await;
+    let dev_container = docker::unique("wt-dash-api");
+    docker::start_container(&dev_container, None).await;
+    let chat = APPROVER_CHAT.to_string();
+    let api_url = telegram.api_url();
+    let api = format!("127.0.0.1:{}", free_port());
+    let api_port = api.rsplit(':').next().unwrap().to_string();
+    let workers: Vec<WorkerProcess> = spawn_workers(
+        &env,
+        &WORKERS,
+        &[
+            ("API_PORT", &api_port),
+            ("ALLOWED_ENVIRONMENTS", "dev,prd"),
+            ("VALIDATION_ENABLED", "1"),
+            ("VALIDATION_ROLLOUT_PERCENT", "100"),
+            ("TELEGRAM_BOT_TOKEN", telegram.token()),
+            ("TELEGRAM_CHAT_ID", &chat),
+            ("TELEGRAM_API_URL", &api_url),
+            ("WINGMAN_WATCH_INTERVAL", "1"),
+        ],
+    )
+    .await;
+    let rules = std::fs::read_to_string(repo_path("grafana/alerts/wingman.rules.yml")).unwrap();
+    let prometheus = Prometheus::start(&workers, &rules, None).await;
+    prometheus.wait_until_all_up(&workers).await;
+
+    // Two rounds with a scrape between them, so counters grow while Prometheus watches them
+    // (a rate needs two samples of a series that exists).
+    for round in 1..=2 {
+        one_round(&env, &dev_container, &api).await;
+        let wanted = f64::from(round);
+        // Every kind of event of this round is in Prometheus before the next round starts
+        // (scrapes can lag on a loaded machine), so each series exists before it grows.
+        for (series, per_round) in ROUND_SERIES {
+            let query = format!("sum({series})");
+            poll(
+                &format!(
+                    "Prometheus to scrape round {round}: {query} >= {}",
+                    per_round * wanted
+                ),
+                90,
+                || async {
+                    let result = prometheus.query(&query).await;
+                    let seen = result.first()?["value"][1].as_str()?.parse::<f64>().ok()?;
+                    (seen >= per_round * wanted).then_some(())
+                },
+            )
+            .await;
+        }
+    }
+    // The recording rules evaluated over the run too.
+    poll(
+        "the recording rules to count the validated requests",
+        60,
+        || async {
+            (!prometheus
+                .query("wingman:validation_validated:24h > 0")
+                .await
+                .is_empty())
+            .then_some(())
+        },
+    )
+    .await;
+
+    let mut report = Vec::new();
+    let mut empty = Vec::new();
+    let mut dashboards: Vec<_> = std::fs::read_dir(repo_path("grafana/dashboards"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "json")
+        })
+        .collect();
+    dashboards.sort();
+    let mut panels_checked = 0;
+    for path in &dashboards {
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let title = dashboard["title"].as_str().unwrap_or("?").to_string();
+        let mut panels: Vec<Value> = dashboard["panels"].as_array().cloned().unwrap_or_default();
+        let nested: Vec<Value> = panels
+            .iter()
+            .flat_map(|panel| panel["panels"].as_array().cloned().unwrap_or_default())
+            .collect();
+        panels.extend(nested);
+        for panel in panels.iter().filter(|panel| panel["type"] != "row") {
+            let panel_title = panel["title"].as_str().unwrap_or("?");
+            let mut panel_has_data = false;
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let mut expr = target["expr"].as_str().unwrap_or_default().to_string();
+                for (variable, value) in VARIABLES {
+                    expr = expr.replace(variable, value);
+                }
+                assert!(
+                    !expr.contains('$'),
+                    "{title} / {panel_title}: unknown variable in {expr}"
+                );
+                let (has_data, summary) = describe(&prometheus.query(&expr).await);
+                panel_has_data |= has_data;
+                report.push(format!(
+                    "{title} / {panel_title} [{}]: {summary}",
+                    target["refId"].as_str().unwrap_or("?")
+                ));
+            }
+            panels_checked += 1;
+            if !panel_has_data {
+                empty.push(format!("{title} / {panel_title}"));
+            }
+        }
+    }
+    println!("{}", report.join("\n"));
+    assert!(panels_checked > 30, "only {panels_checked} panels found");
+    assert!(
+        empty.is_empty(),
+        "panels that returned no data:\n  {}\n\nevery query:\n{}",
+        empty.join("\n  "),
+        report.join("\n")
+    );
+    drop(workers);
+    docker::remove(&dev_container).await;
+    env.stop().await;
+}
