@@ -156,7 +156,7 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         APPROVAL_DECISIONS,
         "counter",
         &["decision", "via"],
-        "human decisions: approved/rejected via telegram or cli",
+        "human decisions: approved/rejected via telegram, cli (signed console vote) or api (decide key, web console)",
     ),
     (
         APPROVAL_LATENCY,
@@ -232,7 +232,9 @@ static INSTALLING: Mutex<()> = Mutex::new(());
 
 /// Installs the process-wide recorder (once; later calls return the same handle).
 pub fn install() -> anyhow::Result<PrometheusHandle> {
-    let _installing = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _installing = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
@@ -372,7 +374,7 @@ pub fn docker_call(action: &'static str, result: &'static str) {
     counter!(DOCKER_CALLS, "action" => action, "result" => result).increment(1);
 }
 
-/// A human decision: `decision` APPROVED or REJECTED, `via` telegram or cli.
+/// A human decision: `decision` APPROVED or REJECTED, `via` telegram, cli or api.
 pub fn approval_decided(decision: &'static str, via: &'static str) {
     counter!(APPROVAL_DECISIONS, "decision" => decision, "via" => via).increment(1);
 }

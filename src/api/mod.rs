@@ -1,11 +1,14 @@
 //! The HTTP API (axum): submit and read requests, health, metrics.
 //!
 //! Every route but `/health` needs an API key of its role (see [`crate::access`]):
-//! `POST /requests` submit; `GET /requests…` and `GET /metrics` read.
+//! `POST /requests` submit; `GET /requests…` and `GET /metrics` read;
+//! `POST /requests/{id}/approve|reject` decide ([`decide`]). The web console (`/console`,
+//! [`crate::console`]) is merged in, behind its own login with the same keys.
 //!
 //! It never holds the Docker socket and never writes Postgres: it publishes to NATS like any
 //! publisher and reads what the recorder wrote.
 
+pub mod decide;
 pub mod error;
 pub mod health;
 pub mod requests;
@@ -32,6 +35,8 @@ pub struct ApiState {
     pub actor: String,
     /// The API keys and their roles; also audits refused calls.
     pub guard: Guard,
+    /// The web console's settings (`crate::console`).
+    pub console: crate::config::ConsoleSettings,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -53,9 +58,18 @@ pub fn router(state: ApiState) -> Router {
             get(requests::output).route_layer(needs(Role::Submit)),
         )
         .route(
+            "/requests/{request_id}/approve",
+            post(decide::approve).route_layer(needs(Role::Decide)),
+        )
+        .route(
+            "/requests/{request_id}/reject",
+            post(decide::reject).route_layer(needs(Role::Decide)),
+        )
+        .route(
             "/metrics",
             get(health::metrics).route_layer(needs(Role::Read)),
         )
         .route("/health", get(health::health))
+        .merge(crate::console::router(state.clone()))
         .with_state(state)
 }

@@ -536,6 +536,7 @@ impl TestEnv {
             metrics: wingman::metrics::install().unwrap(),
             actor: "api@test".into(),
             guard: self.guard(Stage::Api),
+            console: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
