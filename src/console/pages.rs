@@ -66,12 +66,13 @@ fn chrome(id: &str, session: &Session, state: &ConsoleState, page: &str) -> mini
     }
 }
 
-/// The session of the request, or a redirect to the login page.
-fn require(state: &ConsoleState, headers: &HeaderMap) -> Result<(String, Session), Response> {
-    state
-        .sessions
-        .get(headers, tokio::time::Instant::now())
-        .ok_or_else(|| Redirect::to("/console/login").into_response())
+/// The live session of the request (pages without one redirect to [`to_login`]).
+fn require(state: &ConsoleState, headers: &HeaderMap) -> Option<(String, Session)> {
+    state.sessions.get(headers, tokio::time::Instant::now())
+}
+
+fn to_login() -> Response {
+    Redirect::to("/console/login").into_response()
 }
 
 /// A 500 page for a store or bus error (the cause is logged, never shown).
@@ -136,8 +137,8 @@ async fn refuse(
 
 pub async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
     match require(&state, &headers) {
-        Ok(_) => Redirect::to("/console/pending").into_response(),
-        Err(login) => login,
+        Some(_) => Redirect::to("/console/pending").into_response(),
+        None => to_login(),
     }
 }
 
@@ -299,9 +300,8 @@ struct PendingRow {
 }
 
 pub async fn pending(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let (id, session) = match require(&state, &headers) {
-        Ok(found) => found,
-        Err(login) => return login,
+    let Some((id, session)) = require(&state, &headers) else {
+        return to_login();
     };
     let rows = match store::waiting(&state.api.pool, 500).await {
         Ok(rows) => rows,
@@ -432,7 +432,7 @@ pub async fn timeline(
     headers: HeaderMap,
     Path(request_id): Path<String>,
 ) -> Response {
-    if require(&state, &headers).is_err() {
+    if require(&state, &headers).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let Some(request_id) = parse_id(&request_id) else {
@@ -506,9 +506,8 @@ pub async fn request(
     headers: HeaderMap,
     Path(request_id): Path<String>,
 ) -> Response {
-    let (id, session) = match require(&state, &headers) {
-        Ok(found) => found,
-        Err(login) => return login,
+    let Some((id, session)) = require(&state, &headers) else {
+        return to_login();
     };
     let Some(request_id) = parse_id(&request_id) else {
         return render(
@@ -721,9 +720,8 @@ struct DayItem {
 }
 
 pub async fn overview(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let (id, session) = match require(&state, &headers) {
-        Ok(found) => found,
-        Err(login) => return login,
+    let Some((id, session)) = require(&state, &headers) else {
+        return to_login();
     };
     match overview_page(&state, &id, &session).await {
         Ok(response) => response,
@@ -833,7 +831,7 @@ async fn overview_page(
 
 /// The rates chart as an SVG image.
 pub async fn rates_chart(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
-    if require(&state, &headers).is_err() {
+    if require(&state, &headers).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let pool = &state.api.pool;

@@ -183,7 +183,14 @@ pub fn cohort(row: &RequestRow) -> String {
         || "no bucket".to_string(),
         |bucket| format!("bucket {bucket}"),
     );
-    let decision = row.validation_decision.as_deref().unwrap_or("none");
+    let Some(decision) = row.validation_decision.as_deref() else {
+        return match row.validation_applied {
+            None => "not validated yet".to_string(),
+            Some(_) => format!(
+                "validation was off for this request ({bucket}): no shadow decision — a human decides"
+            ),
+        };
+    };
     match row.validation_applied {
         Some(true) => {
             format!("in the validated cohort ({bucket}): the validators decided {decision}")
@@ -419,7 +426,7 @@ mod tests {
                 .contains("missing")
         );
         assert!(
-            chain_check(&[third.clone()], &[(2, "beef".into())])
+            chain_check(std::slice::from_ref(&third), &[(2, "beef".into())])
                 .unwrap_err()
                 .contains("does not link")
         );

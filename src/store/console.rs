@@ -106,9 +106,16 @@ pub async fn rollout_changes(
     pool: &PgPool,
     since: DateTime<Utc>,
 ) -> sqlx::Result<Vec<RolloutChange>> {
-    let rows: Vec<(DateTime<Utc>, Option<bool>, Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT at, (data->'new'->>'enabled')::boolean, (data->'new'->>'percent')::bigint,
-                data->>'by'
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        at: DateTime<Utc>,
+        enabled: Option<bool>,
+        percent: Option<i64>,
+        author: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT at, (data->'new'->>'enabled')::boolean AS enabled,
+                (data->'new'->>'percent')::bigint AS percent, data->>'by' AS author
          FROM audit_events WHERE kind = 'rollout_changed' AND at > $1 ORDER BY seq",
     )
     .bind(since)
@@ -116,13 +123,13 @@ pub async fn rollout_changes(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(at, enabled, percent, by)| RolloutChange {
-            at,
-            percent: match enabled {
+        .map(|row| RolloutChange {
+            at: row.at,
+            percent: match row.enabled {
                 Some(false) => Some(0),
-                _ => percent,
+                _ => row.percent,
             },
-            by: by.unwrap_or_default(),
+            by: row.author.unwrap_or_default(),
         })
         .collect())
 }
