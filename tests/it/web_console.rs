@@ -564,3 +564,85 @@ async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_n
     );
     console.stop().await;
 }
+
+#[tokio::test]
+async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indeterminate_runs() {
+    let console = Console::start(1, false).await;
+    let pool = &console.env.pool;
+    // Six days of validated requests (10 % auto-rejected, 20 % auto-approved, 70 % to a
+    // human), two rollout changes, and one execution that ended INDETERMINATE.
+    sqlx::query(
+        "INSERT INTO approval_requests (request_id, requester, environment, title, description, status,
+            created_at, updated_at, validation_applied, validation_decision)
+         SELECT gen_random_uuid(), 'seed', 'dev', 'seeded', 'd',
+                CASE WHEN i % 10 < 1 THEN 'AUTO_REJECTED' WHEN i % 10 < 3 THEN 'AUTO_APPROVED' ELSE 'APPROVED' END,
+                now() - make_interval(days => d), now() - make_interval(days => d), true,
+                CASE WHEN i % 10 < 1 THEN 'AUTO_REJECTED' WHEN i % 10 < 3 THEN 'AUTO_APPROVED' ELSE 'PENDING' END
+         FROM generate_series(1, 6) AS d, generate_series(0, 19) AS i",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let lost = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO approval_requests (request_id, requester, environment, title, description, status,
+            execution_status, created_at, updated_at)
+         VALUES ($1, 'seed', 'prd', 'Restart the payment worker', 'd', 'APPROVED', 'INDETERMINATE', now(), now())",
+    )
+    .bind(lost)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO executions (token_id, request_id, environment, operation, argv, status, started_at, error)
+         VALUES (gen_random_uuid(), $1, 'prd', 'container_restart', '[]', 'INDETERMINATE', now(),
+                 'the gateway stopped after claiming the token')",
+    )
+    .bind(lost)
+    .execute(pool)
+    .await
+    .unwrap();
+    for (seq, days, percent) in [(1_000_001_i64, 5, 10), (1_000_002, 2, 50)] {
+        sqlx::query(
+            "INSERT INTO audit_events (seq, event_id, kind, stage, actor, at, data, prev_hash, hash)
+             VALUES ($1, gen_random_uuid(), 'rollout_changed', 'watcher', 'watcher@test',
+                     now() - make_interval(days => $2), $3, 'seeded', 'seeded')",
+        )
+        .bind(seq)
+        .bind(days)
+        .bind(json!({ "by": "ops-anna", "new": { "enabled": true, "percent": percent } }))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    let browser = Browser::start().await;
+    browser.login(&console.base, READER).await;
+    browser
+        .goto(&format!("{}/console/overview", console.base))
+        .await;
+    let page = browser.wait_for_text("main", "Rates per day").await;
+    assert!(
+        page.contains("10 % by ops-anna") && page.contains("50 % by ops-anna"),
+        "{page}"
+    );
+    let days = browser.text("table.compact tbody").await;
+    assert_eq!(days.matches("10.0 %").count(), 6, "{days}");
+    assert_eq!(days.matches("70.0 %").count(), 6, "{days}");
+    let flagged = browser.text("tr.indeterminate").await;
+    assert!(flagged.contains("Restart the payment worker"), "{flagged}");
+    assert!(flagged.contains("needs a human"), "{flagged}");
+    let chart_loaded = browser
+        .client
+        .execute(
+            "const img = document.querySelector('img.chart'); return img.complete && img.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chart_loaded, json!(true), "the rates chart did not load");
+    browser.screenshot("overview", 1280).await;
+    browser.screenshot("overview", 390).await;
+    browser.close().await;
+    console.stop().await;
+}
