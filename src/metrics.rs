@@ -316,7 +316,8 @@ pub fn api_request(route: &'static str, status: u16) {
     counter!(API_REQUESTS, "route" => route, "class" => class).increment(1);
 }
 
-/// A caller was refused at `edge` (api, gateway, approvals for Telegram strangers);
+/// A caller was refused at `edge` (api, gateway, console for forged or sessionless forms,
+/// approvals for Telegram strangers);
 /// `audited` is false when its audit event was left to the window's summary.
 pub fn access_denied(edge: &'static str, audited: bool) {
     let audited = if audited { "true" } else { "false" };

@@ -66,25 +66,71 @@ async fn decide(
     let body: DecideBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecideBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|error| ApiError::Invalid {
-            field: Some("body".into()),
-            code: "invalid_json",
-            message: format!("body: expected {{\"reason\": \"...\"}}: {error}"),
-        })?
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(error) => {
+                let invalid = ApiError::Invalid {
+                    field: Some("body".into()),
+                    code: "invalid_json",
+                    message: format!("body: expected {{\"reason\": \"...\"}}: {error}"),
+                };
+                return Err(audited(&state, request_id, &key_name, invalid).await);
+            }
+        }
     };
-    let answer = cast(
+    let answer = match cast(
         &state.bus,
         &key_name,
         request_id,
         verdict,
         body.reason.as_deref(),
     )
-    .await?;
+    .await
+    {
+        Ok(answer) => answer,
+        Err(error @ ApiError::Invalid { .. }) => {
+            return Err(audited(&state, request_id, &key_name, error).await);
+        }
+        Err(error) => return Err(error),
+    };
     let status = http_status(&answer);
     crate::metrics::api_request("decide", status.as_u16());
     let mut value = serde_json::to_value(&answer).map_err(anyhow::Error::from)?;
     value["request_id"] = json!(request_id);
     Ok((status, Json(value)))
+}
+
+/// Audits a vote refused for bad input (`message_rejected`, best effort) and returns the error.
+async fn audited(
+    state: &ApiState,
+    request_id: RequestId,
+    key_name: &str,
+    error: ApiError,
+) -> ApiError {
+    if let ApiError::Invalid {
+        field,
+        code,
+        message,
+    } = &error
+    {
+        crate::metrics::api_request("decide", 400);
+        let data = json!({
+            "code": code, "field": field, "reason": message, "source": "api", "key_name": key_name,
+        });
+        let published = crate::stages::publish_audit(
+            &state.bus,
+            Some(request_id),
+            crate::events::AuditKind::MessageRejected,
+            crate::events::Stage::Api,
+            &state.actor,
+            data,
+        )
+        .await;
+        if let Err(problem) = published {
+            tracing::warn!(error = %format!("{problem:#}"), "could not audit an invalid vote");
+        }
+    }
+    error
 }
 
 /// Asks the approvals worker to apply a vote in the name of `key_name` (a `decide` key the

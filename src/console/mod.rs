@@ -52,8 +52,9 @@ pub struct ConsoleState {
     pub sessions: Sessions,
     pub templates: Arc<Environment<'static>>,
     /// The gateway's policy (`WINGMAN_POLICY_FILE`, else the shipped one), for the verdict a
-    /// request page shows before execution.
-    pub policy: Arc<Policy>,
+    /// request page shows before execution; `None` when the file does not load (the page
+    /// says so rather than show another policy's verdict).
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// The templates, autoescaped (their names end in `.html`).
@@ -81,17 +82,20 @@ pub fn templates() -> anyhow::Result<Environment<'static>> {
 /// The console's routes, to merge into the API's router.
 pub fn router(api: ApiState) -> Router<ApiState> {
     let policy = match crate::config::var("WINGMAN_POLICY_FILE") {
-        Some(path) => Policy::load(path.as_ref()).unwrap_or_else(|error| {
-            tracing::error!(error = %format!("{error:#}"), "the console shows the shipped policy");
-            Policy::default_policy()
-        }),
-        None => Policy::default_policy(),
+        Some(path) => match Policy::load(path.as_ref()) {
+            Ok(policy) => Some(policy),
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "the console cannot show policy verdicts");
+                None
+            }
+        },
+        None => Some(Policy::default_policy()),
     };
     let state = ConsoleState {
         api,
         sessions: Sessions::default(),
         templates: Arc::new(templates().expect("the console's templates parse")),
-        policy: Arc::new(policy),
+        policy: policy.map(Arc::new),
     };
     Router::new()
         .route("/console", get(pages::home))

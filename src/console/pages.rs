@@ -471,9 +471,13 @@ struct OperationView {
 
 fn operation_view(state: &ConsoleState, command: &str, environment: &str) -> Option<OperationView> {
     let operation = crate::docker::parse_command_line(command).ok()?;
-    let (policy, policy_allows) = match environment.parse::<Environment>() {
-        Err(_) => (format!("unknown environment `{environment}`"), false),
-        Ok(environment) => match state.policy.check_operation(environment, &operation) {
+    let (policy, policy_allows) = match (environment.parse::<Environment>(), &state.policy) {
+        (Err(_), _) => (format!("unknown environment `{environment}`"), false),
+        (Ok(_), None) => (
+            "unknown here: the console could not load WINGMAN_POLICY_FILE (the gateway checks the policy before it acts)".to_string(),
+            false,
+        ),
+        (Ok(environment), Some(policy)) => match policy.check_operation(environment, &operation) {
             Ok(()) => (
                 format!(
                     "allowed by the {environment} policy so far; the gateway resolves the targets with Docker and checks them again before it acts"

@@ -151,6 +151,13 @@ async fn a_read_key_the_requesters_own_key_and_a_key_of_nobody_are_refused() {
             .any(|data| data["code"] == "own_request" && data["approver"] == "api:carol"),
         "{refused:?}"
     );
+    let rejected = audit_rows(&console.env, &request_id, "message_rejected").await;
+    assert!(
+        rejected
+            .iter()
+            .any(|data| data["field"] == "body" && data["key_name"] == "alice"),
+        "{rejected:?}"
+    );
     let denied = audit_rows(&console.env, &request_id, "access_denied").await;
     assert!(
         denied.iter().any(|data| data["approver"] == "api:stranger"),
