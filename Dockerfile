@@ -6,6 +6,9 @@
 # Build stage: the release build CI also runs (`cargo build --release --workspace --bins
 # --locked`). No BuildKit-only syntax, so docker-compose v1 and v2 both build it.
 FROM rust:1.95-bookworm AS build
+# The git revision `wingman_build_info` reports (compose passes it: WINGMAN_REVISION in .env.prd).
+ARG WINGMAN_REVISION=unknown
+ENV WINGMAN_REVISION=${WINGMAN_REVISION}
 WORKDIR /src
 COPY . .
 RUN cargo build --release --workspace --bins --locked \

@@ -37,20 +37,45 @@ ensure_nats() {
   wait_for_port 127.0.0.1 4222 "nats-server"
 }
 
+# The Postgres server the tests and scripts/dev use, without a database name:
+# WINGMAN_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432). A password comes from
+# the URL, PGPASSWORD or ~/.pgpass (psql and Wingman read all three); nothing ever prompts.
+postgres_server() { echo "${WINGMAN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}"; }
+
 ensure_postgres() {
-  pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && return 0
-  say "starting PostgreSQL on 127.0.0.1:5432"
-  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-    apt_install postgresql
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    say "starting PostgreSQL on 127.0.0.1:5432"
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+      apt_install postgresql
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+    wait_for_port 127.0.0.1 5432 "postgres"
   fi
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
-  wait_for_port 127.0.0.1 5432 "postgres"
+  check_postgres_login
+}
+
+# Says what is missing when Postgres does not let us in, instead of a prompt or a hang.
+check_postgres_login() {
+  local server answer
+  server=$(postgres_server)
+  if ! answer=$(psql -w "$server/postgres" -tAc 'SELECT 1' 2>&1); then
+    {
+      echo "error: cannot log in to Postgres at ${server%%\?*}:"
+      echo "  ${answer}"
+      echo "  Wingman needs a superuser login there (it creates a database per test run)."
+      echo "  If the server asks for a password: export PGPASSWORD=… (or put it in ~/.pgpass,"
+      echo "  or in the URL: WINGMAN_TEST_POSTGRES=postgres://postgres:…@127.0.0.1:5432)."
+    } >&2
+    return 1
+  fi
 }
 
 ensure_database() { # name
-  if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
+  local server
+  server=$(postgres_server)
+  if ! psql -w "$server/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
     say "creating database $1"
-    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $1"
+    psql -w "$server/postgres" -qc "CREATE DATABASE $1"
   fi
 }
 

@@ -281,19 +281,14 @@ pub fn flag_var(name: &str, default: bool) -> anyhow::Result<bool> {
     }
 }
 
-/// A duration variable: `90s`, `30m`, `1h`, `2d`, or a bare number of seconds.
+/// A duration variable in the one duration syntax ([`crate::duration`]): `90s`, `30m`,
+/// `1h30m`, `2d`, or a bare number of seconds.
 pub fn duration_var(name: &str) -> anyhow::Result<Option<Duration>> {
-    let Some(text) = var(name) else {
-        return Ok(None);
-    };
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Some(Duration::from_secs(seconds)));
-    }
-    let duration = crate::cli::parse_duration(&text).with_context(|| name.to_string())?;
-    duration
-        .to_std()
-        .map(Some)
-        .map_err(|_| anyhow::anyhow!("{name}: `{text}` must be positive"))
+    var(name)
+        .map(|text| {
+            crate::duration::parse(&text).map_err(|error| anyhow::anyhow!("{name}: {error}"))
+        })
+        .transpose()
 }
 
 /// The login name of whoever runs this process: `$USER`, `$LOGNAME`, else the passwd entry of

@@ -40,10 +40,25 @@ pub const EXECUTION_DURATION: &str = "execution_duration_seconds";
 pub const DOCKER_CALLS: &str = "gateway_docker_calls_total";
 pub const GATEWAY_OVERHEAD: &str = "gateway_overhead_seconds";
 pub const ROLLOUT_GUARD_ACTIONS: &str = "rollout_guard_actions_total";
+pub const BUILD_INFO: &str = "wingman_build_info";
+
+/// The version this binary was built from (Cargo's) and its git revision, when the build set
+/// `WINGMAN_REVISION` (the Dockerfile passes it as a build argument), else `unknown`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = match option_env!("WINGMAN_REVISION") {
+    Some(revision) => revision,
+    None => "unknown",
+};
 
 /// Every metric Wingman exports: name, type, labels, help. Dashboards and alert rules may
 /// only use these (a test checks it).
 pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
+    (
+        BUILD_INFO,
+        "gauge",
+        &["version", "revision"],
+        "1, labelled with the version and git revision this process was built from",
+    ),
     (
         MESSAGES_TOTAL,
         "counter",
@@ -245,6 +260,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()?;
     let handle = HANDLE.get_or_init(|| handle).clone();
     describe_catalogue();
+    gauge!(BUILD_INFO, "version" => VERSION, "revision" => REVISION).set(1.0);
     Ok(handle)
 }
 

@@ -3,10 +3,12 @@
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{Router, extract::State, response::IntoResponse, routing::get};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::readiness::Readiness;
 
 /// Crates capped at a level whatever `RUST_LOG` says, because below it they log what must not
 /// reach a log line: bollard's debug lines print whole Engine API answers (an inspect's
@@ -49,23 +51,32 @@ pub fn init(service: &str, default_filter: &str) {
 pub async fn serve_ops(
     address: SocketAddr,
     metrics: PrometheusHandle,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("bind the metrics port {address}"))?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics and /health");
-    axum::serve(listener, ops_router(metrics))
+    axum::serve(listener, ops_router(metrics, readiness))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("ops server")
 }
 
-pub fn ops_router(metrics: PrometheusHandle) -> Router {
+/// `/metrics`, and `/health`: ready only when every dependency in `readiness` answers (see
+/// [`crate::readiness`]).
+pub fn ops_router(metrics: PrometheusHandle, readiness: Readiness) -> Router {
     Router::new()
         .route("/metrics", get(render_metrics))
-        .route("/health", get(|| async { (StatusCode::OK, "ok\n") }))
         .with_state(metrics)
+        .route(
+            "/health",
+            get(move || {
+                let readiness = readiness.clone();
+                async move { readiness.check().await.response() }
+            }),
+        )
 }
 
 async fn render_metrics(State(metrics): State<PrometheusHandle>) -> impl IntoResponse {

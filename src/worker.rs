@@ -12,6 +12,7 @@ use crate::bus::Bus;
 use crate::bus::consume::LoopOptions;
 use crate::config::{Settings, flag_var, parse_var};
 use crate::events::Stage;
+use crate::readiness::Readiness;
 use crate::shutdown::Shutdown;
 
 /// How long a stopping worker waits for its tasks (below compose's 30 s grace period).
@@ -53,6 +54,9 @@ pub struct Worker {
     /// (and seeds the rollout flags) as the NATS admin, and workers only open them, so no
     /// worker needs the right to change a stream.
     pub ensure_topology: bool,
+    /// What `/health` on the ops port checks: NATS from the start; the stage's main adds its
+    /// consumers (and Postgres, Docker) as it opens them.
+    pub readiness: Readiness,
 }
 
 impl Worker {
@@ -78,10 +82,14 @@ impl Worker {
         let address: SocketAddr = format!("{host}:{port}")
             .parse()
             .context("METRICS_HOST/METRICS_PORT")?;
-        let ops_metrics = metrics.clone();
+        let readiness = Readiness::default();
+        readiness.nats(&bus);
+        let (ops_metrics, ops_readiness) = (metrics.clone(), readiness.clone());
         let ops_token = shutdown.token();
         shutdown.tracker().spawn(async move {
-            if let Err(error) = crate::telemetry::serve_ops(address, ops_metrics, ops_token).await {
+            let serving =
+                crate::telemetry::serve_ops(address, ops_metrics, ops_readiness, ops_token);
+            if let Err(error) = serving.await {
                 tracing::error!(error = %format!("{error:#}"), "ops server stopped");
             }
         });
@@ -93,6 +101,7 @@ impl Worker {
             shutdown,
             metrics,
             ensure_topology,
+            readiness,
         })
     }
 

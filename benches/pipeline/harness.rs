@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use uuid::Uuid;
 
-use crate::{POSTGRES, WORKERS};
+use crate::{WORKERS, postgres};
 
 pub struct Pipeline {
     pub prefix: String,
@@ -28,7 +28,7 @@ impl Pipeline {
         let id = Uuid::new_v4().simple().to_string();
         let prefix = format!("wb_{}", &id[..10]);
         let database = prefix.clone();
-        let admin = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await?;
+        let admin = sqlx::PgPool::connect(&format!("{}/postgres", postgres())).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
             .execute(&admin)
             .await?;
@@ -43,7 +43,7 @@ impl Pipeline {
         let js = jetstream::new(client.clone());
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
-            .connect_lazy(&format!("{POSTGRES}/{database}"))?;
+            .connect_lazy(&format!("{}/{database}", postgres()))?;
         let mut pipeline = Self {
             prefix,
             database,
@@ -69,7 +69,7 @@ impl Pipeline {
         let child = Command::new(bin_dir().join(format!("wingman-{name}")))
             .env("NATS_URL", &self.nats_url)
             .env("WINGMAN_SUBJECT_PREFIX", &self.prefix)
-            .env("DATABASE_URL", format!("{POSTGRES}/{}", self.database))
+            .env("DATABASE_URL", format!("{}/{}", postgres(), self.database))
             .env("METRICS_PORT", port.to_string())
             .env("RUST_LOG", "error")
             .env("VALIDATION_ENABLED", "1")
@@ -137,7 +137,7 @@ impl Pipeline {
     }
 
     pub fn database_url(&self) -> String {
-        format!("{POSTGRES}/{}", self.database)
+        format!("{}/{}", postgres(), self.database)
     }
 
     /// The processes that serve this pipeline, by group: each worker, the nats-server
@@ -287,7 +287,7 @@ impl Pipeline {
             let _ = child.wait();
         }
         self.pool.close().await;
-        if let Ok(admin) = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await {
+        if let Ok(admin) = sqlx::PgPool::connect(&format!("{}/postgres", postgres())).await {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.database

@@ -48,7 +48,12 @@ use harness::Pipeline;
 use report::{Report, heading};
 
 const NATS: &str = "nats://127.0.0.1:4222";
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+/// The Postgres server (no database name): `WINGMAN_TEST_POSTGRES`, like the tests; a
+/// password from the URL, `PGPASSWORD` or `~/.pgpass`.
+fn postgres() -> String {
+    std::env::var("WINGMAN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
 const WORKERS: [&str; 5] = ["intake", "approvals", "authority", "gateway", "recorder"];
 
 #[tokio::main]

@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 pub const KEYS_FILE_VAR: &str = "WINGMAN_API_KEYS_FILE";
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Submit requests (`POST /requests`), and, on the gateway, fetch the token of an

@@ -146,10 +146,7 @@ pub async fn list(
     };
     let since = match &query.since {
         None => None,
-        Some(text) => Some(
-            crate::cli::parse_since(text)
-                .map_err(|error| invalid("since", format!("{error:#}")))?,
-        ),
+        Some(text) => Some(crate::duration::since(text).map_err(|error| invalid("since", error))?),
     };
     let filter = ListFilter {
         status,

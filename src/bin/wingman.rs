@@ -6,22 +6,38 @@ use std::process::ExitCode as ProcessExit;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use wingman::approval::Verdict;
 use wingman::bus::Bus;
-use wingman::cli::{self, ExitCode, parse_since, rollout::Change, submit::Submission};
+use wingman::cli::{self, ExitCode, ids::IdArg, rollout::Change, submit::Submission};
 use wingman::config::Settings;
 use wingman::envelope::RequestId;
-use wingman::request::Execution;
+use wingman::request::{Environment, Execution, RiskLevel};
 use wingman::status::Status;
 use wingman::store::requests::ListFilter;
 use wingman::validation::{ValidationConfig, Validator};
+
+/// Shown under every command's `--help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done: submitted, approved, executed successfully, or the check holds
+  1  error: bad input, a service unreachable, not ready
+  2  usage: an unknown flag or an invalid value (the message names it)
+  3  refused: invalid, rejected, auto-rejected, expired, or a vote not applied
+  4  failed: the command ran and failed or its outcome is unknown; a broken audit chain
+  5  timed out: still not settled when the wait ended (the request goes on)
+
+Durations everywhere (flags, WINGMAN_WAIT, ?since=): 90s, 30m, 1h30m, 7d; a bare number is seconds.
+Every command takes --json (one JSON document; `request`/`status --wait` stream one per stage).";
 
 #[derive(Parser)]
 #[command(
     name = "wingman",
     version,
-    about = "Approval-gated execution of destructive infrastructure commands"
+    about = "Approval-gated execution of destructive infrastructure commands",
+    after_help = EXIT_CODES,
+    after_long_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,9 +48,10 @@ struct Cli {
 enum Command {
     /// Submit a request and follow it until it settles: wingman request --env prd --title … --description … -- docker stop api
     Request {
-        /// Environment the command runs in: dev, test or prd.
+        /// Environment the command runs in.
         #[arg(long = "env", value_name = "ENV")]
-        environment: String,
+        environment: Environment,
+        /// One line: what and why (shown first to the approver).
         #[arg(long)]
         title: String,
         /// Why, what it touches, how to roll back, how to verify. `-` reads it from stdin.
@@ -43,21 +60,27 @@ enum Command {
         /// Who asks (default: $WINGMAN_REQUESTER, else $USER).
         #[arg(long, env = "WINGMAN_REQUESTER")]
         requester: Option<String>,
-        /// low, medium or high.
+        /// How risky you judge it (the validators weigh it).
         #[arg(long)]
-        risk_level: Option<String>,
+        risk_level: Option<RiskLevel>,
         /// Idempotency key: the same id submitted again is the same request.
         #[arg(long = "id")]
         request_id: Option<RequestId>,
         /// Return once submitted instead of following the request.
         #[arg(long)]
         no_wait: bool,
-        /// Print JSON (the final status event) instead of progress lines.
+        /// Print only the request id (`id=$(wingman request -q --no-wait …)`); when waiting,
+        /// nothing else: the exit code tells how it ended.
+        #[arg(short, long, conflicts_with = "json")]
+        quiet: bool,
+        /// Print one JSON object per stage as it happens (NDJSON; the settling one last)
+        /// instead of progress lines; with --no-wait, {"request_id", "status": "SUBMITTED"}.
         #[arg(long)]
         json: bool,
-        /// Stop waiting after this long (e.g. 90s, 30m, 2h); the request goes on.
-        #[arg(long, default_value = "1h")]
-        timeout: String,
+        /// Stop waiting after this long (e.g. 90s, 30m, 1h30m; a bare number is seconds); the
+        /// request goes on.
+        #[arg(long, default_value = "1h", value_parser = wingman::duration::parse)]
+        timeout: Duration,
         /// Manual execution: once approved, the token is minted for you and nothing runs
         /// until you fetch it (POST /gateway/token) and run it (POST /gateway/execute) with the
         /// API key that submitted it; so it is submitted through the API (--api-url).
@@ -73,14 +96,18 @@ enum Command {
     },
     /// Show the latest status of a request (from its status subject).
     Status {
-        request_id: RequestId,
-        /// Follow it until it settles.
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
+        /// Follow it until it settles (exit 0 done, 3 refused, 4 failed, 5 timed out).
         #[arg(long)]
         wait: bool,
+        /// Print the latest status event as JSON; with --wait, one per stage (NDJSON).
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = "1h")]
-        timeout: String,
+        /// Stop waiting after this long (e.g. 90s, 30m, 1h30m; a bare number is seconds).
+        #[arg(long, default_value = "1h", value_parser = wingman::duration::parse)]
+        timeout: Duration,
     },
     /// List recent requests (reads Postgres: DATABASE_URL).
     List {
@@ -89,31 +116,49 @@ enum Command {
         /// (EXECUTING, SUCCEEDED, FAILED, INDETERMINATE) filters how it ran.
         #[arg(long)]
         status: Option<Status>,
-        /// Only requests newer than this (e.g. 24h, 7d).
-        #[arg(long)]
-        since: Option<String>,
+        /// Only requests newer than this: a duration ago (24h, 7d) or an RFC 3339 time.
+        #[arg(long, value_parser = wingman::duration::since)]
+        since: Option<DateTime<Utc>>,
+        /// At most this many rows, newest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Print the rows as a JSON array.
         #[arg(long)]
         json: bool,
+        /// Print only the request ids, one per line.
+        #[arg(short, long, conflicts_with = "json")]
+        quiet: bool,
     },
     /// Requests waiting for a human decision (and recent auto-rejections a human may override).
     Pending {
+        /// Print the rows as a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Approve a request as the console approver ($WINGMAN_APPROVER); overriding an
     /// auto-rejection needs --note with the reason.
     Approve {
-        request_id: RequestId,
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
+        /// Why (required to override an auto-rejection); shown in the audit trail.
         #[arg(long)]
         note: Option<String>,
+        /// Print {"request_id", "applied", "message"|"error"} as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Reject a request as the console approver; a reason is required.
     Reject {
-        request_id: RequestId,
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
+        /// Why; shown to the requester and in the audit trail.
         #[arg(long)]
         reason: String,
+        /// Print {"request_id", "applied", "message"|"error"} as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Approver identities: make your key, register or revoke approvers (admin), list them.
     Approvers {
@@ -127,6 +172,7 @@ enum Command {
     },
     /// Run the validators on a request without submitting it (reads FILE, or stdin).
     Explain {
+        /// A request's JSON (as submitted); stdin when omitted.
         file: Option<std::path::PathBuf>,
         /// Print {"decision", "validator_scores"} as JSON.
         #[arg(long)]
@@ -143,20 +189,33 @@ enum Command {
     /// Write a token key pair: <NAME>.key (signing, mode 0600, for the authority only) and
     /// <NAME>.pub (verification, for the gateway).
     Keygen {
+        /// Where to write the two files.
         #[arg(long, default_value = ".")]
         dir: std::path::PathBuf,
+        /// The files' base name.
         #[arg(long, default_value = "wingman")]
         name: String,
+        /// Print {"signing_key", "verification_key"} (their paths) as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Apply the database migrations (the recorder also does at start, unless
     /// WINGMAN_MIGRATE=0), then let the application roles log in with the passwords in
     /// WINGMAN_DB_WRITER_PASSWORD(_FILE) and WINGMAN_DB_READER_PASSWORD(_FILE), when set.
-    Migrate,
+    Migrate {
+        /// Print {"migrated": true, "roles_may_log_in": [...]} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create or update the NATS streams, consumers and KV buckets declared in nats/, and
     /// apply VALIDATION_ENABLED / VALIDATION_ROLLOUT_PERCENT to the rollout flags when they
     /// changed since last applied (an unchanged environment keeps a live `rollout set`). Run
     /// once per deploy as the NATS admin; workers then run with WINGMAN_ENSURE_TOPOLOGY=0.
-    SetupNats,
+    SetupNats {
+        /// Print the counts, the rollout flags and what the environment did, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make an API key: prints the key once on stdout, and its entry (a SHA-256 hash, not
     /// the key) for the WINGMAN_API_KEYS_FILE, appended to --file when given.
     Apikey {
@@ -169,21 +228,38 @@ enum Command {
         /// Append the entry to this key file (created mode 0600 when missing).
         #[arg(long)]
         file: Option<std::path::PathBuf>,
+        /// Print {"name", "roles", "key", "entry"} as JSON (the key is in it: keep it secret).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the NATS server's password file: a bcrypt hash of each user's password, read
     /// from <DIR>/nats_<USER>_password (scripts/prd-secrets writes it to
     /// secrets/nats_passwords.conf, which nats/auth.conf includes).
     NatsPasswords {
+        /// Where the nats_<USER>_password files are.
         #[arg(long, default_value = ".")]
         dir: std::path::PathBuf,
+        /// The NATS users to include (e.g. intake recorder approvals …).
         #[arg(required = true)]
         users: Vec<String>,
+        /// Print {"file": TEXT, "users": [...]} as JSON.
+        #[arg(long)]
+        json: bool,
     },
+    /// Print a shell completion script: `wingman completions bash > /etc/bash_completion.d/wingman`,
+    /// `wingman completions zsh > "${fpath[1]}/_wingman"`, `wingman completions fish >
+    /// ~/.config/fish/completions/wingman.fish`.
+    Completions { shell: clap_complete::Shell },
     /// Exit 0 when GET <URL> answers 2xx within the timeout (the containers' health probe).
     Health {
+        /// e.g. http://127.0.0.1:9106/health
         url: String,
-        #[arg(long, default_value = "5s")]
-        timeout: String,
+        /// Print {"url", "status", "ready"} as JSON (also when it is not ready).
+        #[arg(long)]
+        json: bool,
+        /// How long to wait for the answer (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_parser = wingman::duration::parse)]
+        timeout: Duration,
     },
 }
 
@@ -214,13 +290,21 @@ enum ApproversAction {
         /// (nats:<user> or api:<key>; repeatable): their requests are their own.
         #[arg(long = "publisher")]
         publishers: Vec<wingman::identity::Principal>,
+        /// Print the approver as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke an approver and every credential of theirs (as the NATS admin).
-    Remove { name: String },
+    Remove {
+        /// The approver's name, as `wingman approvers list` shows it.
+        name: String,
+        /// Print {"removed": NAME} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Everyone who may decide, and what proves them.
     List {
+        /// Print the roster as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -236,15 +320,27 @@ enum AuditAction {
         /// The checkpoint verification key (from `wingman keygen --name audit`).
         #[arg(long, env = "WINGMAN_AUDIT_VERIFY_KEY_FILE")]
         key: Option<std::path::PathBuf>,
+        /// Print {"ok", "rows", "head", "checkpoint"} (or {"ok": false, "broken_at",
+        /// "problem"}) as JSON; the exit code is the same (0 holds, 4 broken).
+        #[arg(long)]
+        json: bool,
     },
     /// Print a signed checkpoint of the chain's head, to keep off this machine.
     Checkpoint {
+        /// The checkpoint signing key (from `wingman keygen --name audit`).
         #[arg(long, env = "WINGMAN_AUDIT_KEY_FILE")]
         key: std::path::PathBuf,
+        /// Print {"checkpoint": SIGNED, "seq", "hash"} as JSON (the file `verify --against`
+        /// reads is the "checkpoint" value).
+        #[arg(long)]
+        json: bool,
     },
     /// One request's whole story: submitted, validated, decided, token minted, executed.
     Show {
-        request_id: RequestId,
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
+        /// Print the events as a JSON array.
         #[arg(long)]
         json: bool,
     },
@@ -276,9 +372,9 @@ enum RolloutAction {
     },
     /// The seed's rates over the validated cohort and the go/no-go verdict.
     Report {
-        /// The window (e.g. 24h, 72h, 7d).
-        #[arg(long, default_value = "24h")]
-        since: String,
+        /// The window: a duration ago (24h, 72h, 7d) or an RFC 3339 time.
+        #[arg(long, default_value = "24h", value_parser = wingman::duration::since)]
+        since: DateTime<Utc>,
         #[arg(long)]
         json: bool,
     },
@@ -310,6 +406,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             request_id,
             no_wait,
             json,
+            quiet,
             timeout,
             manual,
             api_url,
@@ -337,10 +434,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let mut request = cli::submit::request_json(
                 &requester,
-                &environment,
+                environment.as_str(),
                 &title,
                 &description,
-                risk_level.as_deref(),
+                risk_level.map(RiskLevel::as_str),
                 request_id,
                 command_line.as_deref(),
             );
@@ -350,7 +447,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let api = api_url
                 .map(|url| cli::submit::ApiTarget::from_env(&url))
                 .transpose()?;
-            let timeout = wait_timeout(&timeout)?;
             let bus = connect(&settings()?).await?;
             cli::submit::run(
                 &bus,
@@ -358,6 +454,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     request,
                     wait: !no_wait,
                     json,
+                    quiet,
                     timeout,
                     api,
                 },
@@ -370,6 +467,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             timeout,
         } => {
+            let request_id = request_id.resolve(|| settings()?.database.pool()).await?;
             let bus = connect(&settings()?).await?;
             let Some(event) = cli::watch::last_status(&bus, request_id).await? else {
                 anyhow::bail!(
@@ -383,7 +481,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     &bus,
                     request_id,
                     cli::watch::Goal::FromEvents,
-                    wait_timeout(&timeout)?,
+                    timeout,
                     json,
                 )
                 .await;
@@ -400,8 +498,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             since,
             limit,
             json,
+            quiet,
         } => {
-            let since = since.as_deref().map(parse_since).transpose()?;
             let pool = settings()?.database.pool()?;
             cli::list::run(
                 &pool,
@@ -411,6 +509,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     limit,
                 },
                 json,
+                quiet,
             )
             .await?;
             Ok(ExitCode::Ok)
@@ -441,7 +540,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit { action } => {
             let pool = settings()?.database.pool()?;
             match action {
-                AuditAction::Verify { against, key } => {
+                AuditAction::Verify { against, key, json } => {
                     let pair = match (&against, &key) {
                         (Some(checkpoint), Some(key)) => {
                             Some((checkpoint.as_path(), key.as_path()))
@@ -451,10 +550,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                         ),
                         _ => None,
                     };
-                    cli::audit::verify(&pool, pair).await
+                    cli::audit::verify(&pool, pair, json).await
                 }
-                AuditAction::Checkpoint { key } => cli::audit::checkpoint(&pool, &key).await,
+                AuditAction::Checkpoint { key, json } => {
+                    cli::audit::checkpoint(&pool, &key, json).await
+                }
                 AuditAction::Show { request_id, json } => {
+                    let request_id = request_id.resolve(|| Ok(pool.clone())).await?;
                     cli::audit::show(&pool, request_id, json).await
                 }
             }
@@ -463,26 +565,46 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             cli::approve::pending(&settings()?.database.pool()?, json).await?;
             Ok(ExitCode::Ok)
         }
-        Command::Approve { request_id, note } => {
+        Command::Approve {
+            request_id,
+            note,
+            json,
+        } => {
+            let request_id = request_id.resolve(|| settings()?.database.pool()).await?;
             cli::approve::vote(
                 &connect(&settings()?).await?,
                 request_id,
                 Verdict::Approve,
                 note,
+                json,
             )
             .await
         }
-        Command::Reject { request_id, reason } => {
+        Command::Reject {
+            request_id,
+            reason,
+            json,
+        } => {
+            let request_id = request_id.resolve(|| settings()?.database.pool()).await?;
             cli::approve::vote(
                 &connect(&settings()?).await?,
                 request_id,
                 Verdict::Reject,
                 Some(reason),
+                json,
             )
             .await
         }
-        Command::Keygen { dir, name } => {
+        Command::Keygen { dir, name, json } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
             let (secret, public) = wingman::token::write_keypair(&dir, &name)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"signing_key": secret, "verification_key": public})
+                );
+                return Ok(ExitCode::Ok);
+            }
             println!(
                 "signing key (authority only, mode 0600): {}",
                 secret.display()
@@ -493,10 +615,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::Ok)
         }
-        Command::Migrate => {
+        Command::Migrate { json } => {
             let pool = settings()?.database.pool()?;
             wingman::store::migrate(&pool).await?;
-            println!("migrations applied");
+            if !json {
+                println!("migrations applied");
+            }
+            let mut may_log_in = Vec::new();
             let passwords = [
                 (
                     wingman::store::WRITER_ROLE,
@@ -510,37 +635,86 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             for (role, password) in passwords {
                 if let Some(password) = password {
                     wingman::store::set_role_password(&pool, role, &password).await?;
-                    println!("{role} may log in");
+                    if !json {
+                        println!("{role} may log in");
+                    }
+                    may_log_in.push(role);
                 }
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"migrated": true, "roles_may_log_in": may_log_in})
+                );
             }
             Ok(ExitCode::Ok)
         }
-        Command::SetupNats => {
+        Command::SetupNats { json } => {
             let bus = connect(&settings()?).await?;
-            cli::setup::run(&bus).await?;
+            cli::setup::run(&bus, json).await?;
             Ok(ExitCode::Ok)
         }
-        Command::Apikey { name, roles, file } => {
+        Command::Apikey {
+            name,
+            roles,
+            file,
+            json,
+        } => {
             let key = wingman::access::generate_key();
             let entry = wingman::access::entry_toml(&name, &key, &roles);
-            match file {
-                Some(path) => {
-                    append_private(&path, &format!("\n{entry}"))?;
-                    eprintln!("entry for `{name}` appended to {}", path.display());
-                }
+            if let Some(path) = &file {
+                append_private(path, &format!("\n{entry}"))?;
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name, "roles": roles, "key": key, "entry": entry, "file": file})
+                );
+                return Ok(ExitCode::Ok);
+            }
+            match &file {
+                Some(path) => eprintln!("entry for `{name}` appended to {}", path.display()),
                 None => eprint!("{entry}"),
             }
             println!("{key}");
             Ok(ExitCode::Ok)
         }
-        Command::NatsPasswords { dir, users } => {
+        Command::NatsPasswords { dir, users, json } => {
             let passwords = cli::nats_passwords::read_passwords(&dir, &users)?;
             let file = cli::nats_passwords::password_file(&passwords, cli::nats_passwords::COST)?;
+            if json {
+                println!("{}", serde_json::json!({ "file": file, "users": users }));
+                return Ok(ExitCode::Ok);
+            }
             print!("{file}");
             Ok(ExitCode::Ok)
         }
-        Command::Health { url, timeout } => {
-            let code = cli::health::probe(&url, wait_timeout(&timeout)?).await?;
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "wingman",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::Ok)
+        }
+        Command::Health { url, timeout, json } => {
+            let answer = cli::health::probe(&url, timeout).await;
+            if json {
+                let shown = match &answer {
+                    Ok(code) => serde_json::json!({
+                        "url": url, "status": code, "ready": (200..300).contains(code)
+                    }),
+                    Err(error) => serde_json::json!({
+                        "url": url, "status": null, "ready": false, "error": format!("{error:#}")
+                    }),
+                };
+                println!("{shown}");
+                let ready = shown["ready"] == true;
+                return Ok(if ready { ExitCode::Ok } else { ExitCode::Error });
+            }
+            let code = answer?;
             anyhow::ensure!((200..300).contains(&code), "{url} answered {code}");
             Ok(ExitCode::Ok)
         }
@@ -571,7 +745,6 @@ async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<E
             cli::rollout::change(&connect(settings).await?, &who(by), Change::Disable).await?;
         }
         RolloutAction::Report { since, json } => {
-            let since = parse_since(&since)?;
             let bus = connect(settings).await.ok();
             cli::rollout::report(&settings.database.pool()?, bus.as_ref(), since, json).await?;
         }
@@ -614,10 +787,14 @@ async fn approvers(
                 println!("{}", approvers::describe(&approver));
             }
         }
-        ApproversAction::Remove { name } => {
+        ApproversAction::Remove { name, json } => {
             let store = approvers::store(&connect(&settings()?).await?).await?;
             approvers::remove(&store, &name).await?;
-            println!("removed {name}: their credentials no longer decide anything");
+            if json {
+                println!("{}", serde_json::json!({ "removed": name }));
+            } else {
+                println!("removed {name}: their credentials no longer decide anything");
+            }
         }
         ApproversAction::List { json } => {
             let store = approvers::store(&connect(&settings()?).await?).await?;
@@ -645,9 +822,4 @@ fn append_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("open {}", path.display()))?;
     file.write_all(text.as_bytes())
         .with_context(|| format!("write {}", path.display()))
-}
-
-fn wait_timeout(text: &str) -> anyhow::Result<Duration> {
-    let duration = cli::parse_duration(text).context("--timeout")?;
-    duration.to_std().context("--timeout must be positive")
 }

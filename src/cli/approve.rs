@@ -53,6 +53,7 @@ pub async fn vote(
     request_id: RequestId,
     verdict: Verdict,
     note: Option<String>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let name = approver_name()?;
     let path = key_path()?;
@@ -81,7 +82,24 @@ pub async fn vote(
     })?;
     let answer: Value =
         serde_json::from_slice(&reply.payload).context("decode the approvals worker's answer")?;
-    if answer["ok"].as_bool() == Some(true) {
+    let applied = answer["ok"].as_bool() == Some(true);
+    if json {
+        let mut shown = serde_json::json!({"request_id": request_id, "applied": applied});
+        if let Value::Object(fields) = &answer {
+            for key in ["message", "error", "code"] {
+                if let Some(value) = fields.get(key) {
+                    shown[key] = value.clone();
+                }
+            }
+        }
+        println!("{shown}");
+        return Ok(if applied {
+            ExitCode::Ok
+        } else {
+            ExitCode::Denied
+        });
+    }
+    if applied {
         println!(
             "{request_id}: {}",
             answer["message"].as_str().unwrap_or("done")

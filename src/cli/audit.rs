@@ -11,12 +11,29 @@ use crate::store::{audit, chain};
 pub async fn verify(
     pool: &sqlx::PgPool,
     against: Option<(&Path, &Path)>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let verification = chain::verify(pool).await?;
+    let head = verification
+        .head
+        .as_ref()
+        .map(|head| serde_json::json!({"seq": head.seq, "hash": head.hash}));
+    let broken = |at: Value, problem: &str| {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "rows": verification.rows, "broken_at": at, "problem": problem})
+            );
+        }
+    };
     if let Some((seq, problem)) = &verification.broken {
-        println!("audit chain BROKEN at row {seq}: {problem}");
+        broken(serde_json::json!(seq), problem);
+        if !json {
+            println!("audit chain BROKEN at row {seq}: {problem}");
+        }
         return Ok(ExitCode::Failed);
     }
+    let mut checkpoint_held = Value::Null;
     if let Some((checkpoint_file, key_file)) = against {
         let key = crate::token::read_verify_key(key_file)?;
         let document = std::fs::read_to_string(checkpoint_file).map_err(|error| {
@@ -24,14 +41,27 @@ pub async fn verify(
         })?;
         let checkpoint = chain::open_checkpoint(&key, &document)?;
         if let Some(problem) = chain::check_against(pool, &verification, &checkpoint).await? {
-            println!("audit chain BROKEN against the checkpoint: {problem}");
+            broken(Value::String("checkpoint".into()), &problem);
+            if !json {
+                println!("audit chain BROKEN against the checkpoint: {problem}");
+            }
             return Ok(ExitCode::Failed);
         }
+        checkpoint_held = serde_json::json!({"at": checkpoint.at, "seq": checkpoint.seq});
+        if !json {
+            println!(
+                "checkpoint of {} (row {}) holds",
+                checkpoint.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                checkpoint.seq
+            );
+        }
+    }
+    if json {
         println!(
-            "checkpoint of {} (row {}) holds",
-            checkpoint.at.format("%Y-%m-%d %H:%M:%S UTC"),
-            checkpoint.seq
+            "{}",
+            serde_json::json!({"ok": true, "rows": verification.rows, "head": head, "checkpoint": checkpoint_held})
         );
+        return Ok(ExitCode::Ok);
     }
     match &verification.head {
         Some(head) => println!(
@@ -43,7 +73,11 @@ pub async fn verify(
     Ok(ExitCode::Ok)
 }
 
-pub async fn checkpoint(pool: &sqlx::PgPool, key_file: &Path) -> anyhow::Result<ExitCode> {
+pub async fn checkpoint(
+    pool: &sqlx::PgPool,
+    key_file: &Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let key = crate::token::read_signing_key(key_file)?;
     let verification = chain::verify(pool).await?;
     if let Some((seq, problem)) = verification.broken {
@@ -52,7 +86,15 @@ pub async fn checkpoint(pool: &sqlx::PgPool, key_file: &Path) -> anyhow::Result<
     let head = verification
         .head
         .ok_or_else(|| anyhow::anyhow!("the audit log is empty: nothing to checkpoint"))?;
-    println!("{}", chain::sign_checkpoint(&key, &head)?);
+    let signed = chain::sign_checkpoint(&key, &head)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"checkpoint": signed, "seq": head.seq, "hash": head.hash})
+        );
+        return Ok(ExitCode::Ok);
+    }
+    println!("{signed}");
     eprintln!(
         "checkpoint of row {} — store it off this machine; check later with `wingman audit verify --against FILE`",
         head.seq

@@ -3,8 +3,19 @@
 
 use crate::store::requests::{self, ListFilter, RequestRow};
 
-pub async fn run(pool: &sqlx::PgPool, filter: ListFilter, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    pool: &sqlx::PgPool,
+    filter: ListFilter,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let rows = requests::list(pool, &filter).await?;
+    if quiet {
+        for row in &rows {
+            println!("{}", row.request_id);
+        }
+        return Ok(());
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());

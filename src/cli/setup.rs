@@ -11,13 +11,26 @@
 use crate::bus::Bus;
 use crate::rollout::{BUCKET, Rollout, RolloutStore};
 
-pub async fn run(bus: &Bus) -> anyhow::Result<()> {
+pub async fn run(bus: &Bus, json: bool) -> anyhow::Result<()> {
     bus.ensure_topology().await?;
     let rollout = RolloutStore::new(
         crate::bus::topology::open_bucket(&bus.js, &bus.subjects.localize_name(BUCKET)).await?,
     );
     let applied = rollout.apply_environment(&Rollout::from_env()?).await?;
     let (current, _) = rollout.current().await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "streams": bus.topology.streams.len(),
+                "consumers": bus.topology.consumers.len(),
+                "buckets": bus.topology.buckets.len(),
+                "rollout": current,
+                "environment": applied.describe(),
+            })
+        );
+        return Ok(());
+    }
     println!(
         "topology ready: {} streams, {} consumers, {} buckets; validation {}",
         bus.topology.streams.len(),

@@ -22,6 +22,8 @@ pub struct Submission {
     pub request: Value,
     pub wait: bool,
     pub json: bool,
+    /// Print only the request id (then wait silently, unless not waiting).
+    pub quiet: bool,
     pub timeout: Duration,
     /// Submit through the HTTP API (as its key) instead of over NATS (as the NATS user).
     pub api: Option<ApiTarget>,
@@ -132,6 +134,15 @@ pub async fn run(bus: &Bus, submission: Submission) -> anyhow::Result<ExitCode> 
                 .context("submit the request")?;
         }
     }
+    if submission.quiet {
+        println!("{request_id}");
+        if !submission.wait {
+            return Ok(ExitCode::Ok);
+        }
+        let last =
+            follow_progress(bus, request_id, goal, submission.timeout, Progress::Silent).await?;
+        return Ok(last.as_ref().map_or(ExitCode::TimedOut, exit_code));
+    }
     if !submission.wait {
         if submission.json {
             println!(
@@ -161,7 +172,7 @@ pub async fn wait_for(
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
     let progress = if json_output {
-        Progress::Quiet
+        Progress::Json
     } else {
         Progress::Stdout
     };
@@ -175,14 +186,14 @@ pub async fn wait_for(
             );
         } else {
             eprintln!(
-                "gave up waiting after {}s; the request goes on: wingman status {request_id}",
-                timeout.as_secs()
+                "gave up waiting after {}; the request goes on: wingman status {request_id} --wait",
+                crate::duration::show(timeout)
             );
         }
         return Ok(ExitCode::TimedOut);
     };
     if json_output {
-        println!("{}", serde_json::to_string(&event)?);
+        // Already printed as the stream's last line.
     } else if goal == Goal::Token && event.details.contains_key("token_expires_at") {
         let holder = event
             .details
@@ -202,11 +213,16 @@ pub enum Progress {
     Stdout,
     /// For wrappers whose stdout is the command's own output.
     Stderr,
-    Quiet,
+    /// One JSON object per status event on stdout (NDJSON), as it happens.
+    Json,
+    /// Nothing (`-q`: the id was printed; the exit code tells the end).
+    Silent,
 }
 
-/// Follows a request until it settles (or `timeout`), showing each stage and a line while
-/// nothing happens; returns the settling event.
+/// Follows a request until it settles (or `timeout`), printing one line per stage; returns
+/// the settling event. On a terminal, one live line below them (a spinner with the current
+/// stage, what it waits for and how long) replaces the periodic "still waiting" lines;
+/// elsewhere (a pipe, a CI log) only the stage lines are printed.
 pub async fn follow_progress(
     bus: &Bus,
     request_id: RequestId,
@@ -214,39 +230,61 @@ pub async fn follow_progress(
     timeout: Duration,
     progress: Progress,
 ) -> anyhow::Result<Option<StatusEvent>> {
-    let interactive = std::io::stderr().is_terminal();
-    let last_status = std::cell::RefCell::new(String::from("SUBMITTED"));
-    let tick = if interactive {
-        Duration::from_secs(5)
-    } else {
-        Duration::from_secs(30)
+    let live = (matches!(progress, Progress::Stdout | Progress::Stderr)
+        && std::io::stderr().is_terminal())
+    .then(|| live_line(request_id));
+    let print = |line: String| {
+        let show = || match progress {
+            Progress::Stdout => println!("{line}"),
+            Progress::Stderr => eprintln!("{line}"),
+            Progress::Silent => {}
+            Progress::Json => {
+                use std::io::Write as _;
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{line}");
+                let _ = stdout.flush();
+            }
+        };
+        match &live {
+            Some(spinner) => spinner.suspend(show),
+            None => show(),
+        }
     };
-    follow(
+    let settled = follow(
         bus,
         request_id,
         goal,
         timeout,
-        tick,
+        Duration::from_secs(1),
         |event| {
-            *last_status.borrow_mut() = event.status.clone();
-            match progress {
-                Progress::Stdout => println!("{}", describe(event)),
-                Progress::Stderr => eprintln!("{}", describe(event)),
-                Progress::Quiet => {}
+            if progress == Progress::Json {
+                print(serde_json::to_string(event).unwrap_or_default());
+            } else {
+                print(describe(event));
+            }
+            if let Some(spinner) = &live {
+                spinner.set_message(waiting_for(&event.status, request_id));
             }
         },
-        |elapsed| {
-            if progress != Progress::Quiet {
-                let status = last_status.borrow();
-                eprintln!(
-                    "  … still {status} after {}s ({})",
-                    elapsed.as_secs(),
-                    waiting_for(&status)
-                );
-            }
-        },
+        |_| {},
     )
-    .await
+    .await;
+    if let Some(spinner) = live {
+        spinner.finish_and_clear();
+    }
+    settled
+}
+
+/// The live line: `⠋ 00:42 PENDING · waiting for an approver: …`.
+fn live_line(request_id: RequestId) -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.set_message(waiting_for("SUBMITTED", request_id));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
 }
 
 pub fn exit_code(event: &StatusEvent) -> ExitCode {
@@ -260,15 +298,21 @@ pub fn exit_code(event: &StatusEvent) -> ExitCode {
     }
 }
 
-fn waiting_for(status: &str) -> &'static str {
-    match status {
-        "SUBMITTED" => "waiting for intake",
-        "RECEIVED" => "waiting for validation",
-        "PENDING" => "waiting for an approver",
-        "APPROVED" | "AUTO_APPROVED" => "waiting for the authority and the gateway",
-        "EXECUTING" => "the gateway is running it",
-        _ => "waiting",
-    }
+/// What the live line says after `status`: what the request waits for, and for a human
+/// decision, how to give it.
+fn waiting_for(status: &str, request_id: RequestId) -> String {
+    let what = match status {
+        "SUBMITTED" => "waiting for intake".to_string(),
+        "RECEIVED" => "waiting for validation".to_string(),
+        "PENDING" => format!(
+            "waiting for an approver (their Telegram prompt, or `wingman approve {request_id}` \
+             by an approver other than you; prd needs two)"
+        ),
+        "APPROVED" | "AUTO_APPROVED" => "waiting for the authority and the gateway".to_string(),
+        "EXECUTING" => "the gateway is running it".to_string(),
+        _ => "waiting".to_string(),
+    };
+    format!("{status} · {what}")
 }
 
 /// One line per stage: time, status, stage, and what the step adds.
@@ -323,7 +367,7 @@ pub fn describe(event: &StatusEvent) -> String {
     }
     format!(
         "{}  {:<14} {:<10} {}",
-        event.at.format("%H:%M:%S"),
+        event.at.format("%H:%M:%S UTC"),
         event.status,
         event.stage.as_str(),
         summary.join(" · ")

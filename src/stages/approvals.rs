@@ -107,6 +107,9 @@ impl Handler for StatusUpdates {
 /// The durable consumer that edits Telegram prompts with each request's outcome.
 pub const PROMPT_UPDATES: &str = "approvals-updates";
 
+/// The durable consumers this stage reads (its readiness checks them).
+pub const CONSUMERS: &[&str] = &["approvals"];
+
 pub async fn run(
     deps: ApprovalsDeps,
     options: LoopOptions,
@@ -121,7 +124,7 @@ pub async fn run(
         Ok(roster) => tracing::info!(approvers = roster.approvers.len(), "approver roster loaded"),
         Err(error) => tracing::error!(%error, "cannot read the approver roster"),
     }
-    let pending = bus.consumer("approvals").await?;
+    let pending = bus.consumer(CONSUMERS[0]).await?;
     // The prompt updates read every status event; without Telegram there is no prompt to
     // edit, so the consumer is not started and those deliveries are not made at all.
     let updates = match &deps.telegram {

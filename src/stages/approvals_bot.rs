@@ -15,6 +15,7 @@ use teloxide::dptree;
 use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide::prelude::{Bot, CallbackQuery, Message, Requester, Update};
 use teloxide::types::{ForceReply, ParseMode, ReplyMarkup, User};
+use teloxide::utils::command::BotCommands;
 use tokio::task::JoinHandle;
 
 use crate::access::throttle::{Admission, AuditThrottle};
@@ -46,6 +47,18 @@ impl RunningBot {
 }
 
 pub fn start(bot: Bot, deps: Arc<ApprovalsDeps>) -> RunningBot {
+    // The command menu: best effort (a bot without it still answers every command).
+    let menu_bot = bot.clone();
+    tokio::spawn(async move {
+        // The Bot API's command names carry no slash ("1-32 lowercase letters, digits, _").
+        let menu = BotCommand::bot_commands().into_iter().map(|mut command| {
+            command.command = command.command.trim_start_matches('/').to_string();
+            command
+        });
+        if let Err(error) = menu_bot.set_my_commands(menu).await {
+            tracing::warn!(%error, "could not register the bot's command menu");
+        }
+    });
     let handler = dptree::entry()
         .branch(Update::filter_message().endpoint(on_message))
         .branch(Update::filter_callback_query().endpoint(on_callback));
@@ -215,14 +228,50 @@ fn outcome_text(outcome: Result<crate::approval::Decision, crate::approval::Refu
     }
 }
 
-const HELP: &str = "Wingman approvals\n\
-/pending — requests waiting for a decision\n\
-/status &lt;id&gt; — where a request is\n\
-/approve &lt;id&gt; [note] — approve\n\
-/reject &lt;id&gt; &lt;reason&gt; — reject (a reason is required)\n\
-/stats [24h|7d] — the rollout's rates\n\
-/rollout — validation rollout state\n\
-/whoami — your Telegram user id and this chat's id (for the allow-list)";
+// The bot's commands: parsed by teloxide's derive, and registered as the chat's command menu
+// (`setMyCommands`) when the bot starts, so Telegram offers them as the approver types `/`.
+// (Plain comments: the derive would show a doc comment in /help.)
+#[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
+#[command(rename_rule = "lowercase", description = "Wingman approvals")]
+pub enum BotCommand {
+    #[command(description = "requests waiting for a decision")]
+    Pending,
+    #[command(description = "where a request is: /status <id>")]
+    Status(String),
+    #[command(description = "approve: /approve <id> [note]")]
+    Approve(String),
+    #[command(description = "reject: /reject <id> <reason> (a reason is required)")]
+    Reject(String),
+    #[command(description = "the rollout's rates: /stats [24h|7d]")]
+    Stats(String),
+    #[command(description = "validation rollout state")]
+    Rollout,
+    #[command(description = "your Telegram user id and this chat's id (for the roster)")]
+    Whoami,
+    #[command(description = "these commands")]
+    Help,
+    #[command(description = "these commands", hide)]
+    Start,
+}
+
+impl BotCommand {
+    /// Parses `/name[@bot] args`; the `@bot` suffix Telegram adds in groups is dropped first
+    /// (this bot answers whatever its username), so only the name and arguments count.
+    pub fn read(text: &str) -> Option<Result<Self, String>> {
+        let command = text.strip_prefix('/')?;
+        let (name, rest) = command
+            .split_once(char::is_whitespace)
+            .unwrap_or((command, ""));
+        let name = name.split('@').next().unwrap_or_default().to_lowercase();
+        let line = format!("/{name} {}", rest.trim());
+        Some(Self::parse(line.trim_end(), "").map_err(|_| name))
+    }
+}
+
+/// The command menu's help text, HTML-escaped for the chat.
+fn help() -> String {
+    escape(&BotCommand::descriptions().to_string())
+}
 
 async fn on_message(
     bot: Bot,
@@ -252,49 +301,63 @@ async fn on_message(
             return Ok(());
         }
     }
-    let Some(command) = text.strip_prefix('/') else {
-        return Ok(());
+    let command = match BotCommand::read(&text) {
+        None => return Ok(()),
+        Some(Ok(command)) => command,
+        Some(Err(name)) => {
+            let known = BotCommand::bot_commands()
+                .iter()
+                .any(|command| command.command.trim_start_matches('/') == name);
+            let answer = if known {
+                format!("/{}: wrong arguments; see /help", escape(&name))
+            } else {
+                format!("unknown command /{}; see /help", escape(&name))
+            };
+            reply(answer).await?;
+            return Ok(());
+        }
     };
-    let mut words = command.splitn(3, char::is_whitespace);
-    let name = words
-        .next()
-        .unwrap_or_default()
-        .split('@')
-        .next()
-        .unwrap_or_default()
-        .to_lowercase();
-    let first = words.next().unwrap_or_default().trim().to_string();
-    let rest = words.next().unwrap_or_default().trim().to_string();
+    let split = |text: &str| {
+        let (first, rest) = text
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((text.trim(), ""));
+        (first.to_string(), rest.trim().to_string())
+    };
     let listed = deps.desk.telegram_approver(user_id).await?.is_some();
-    let answer = match name.as_str() {
-        "whoami" => format!("your user id: <code>{}</code>\nthis chat id: <code>{}</code>", user.id.0, chat.0),
-        "help" | "start" => HELP.to_string(),
-        "approve" | "reject" => {
+    let answer = match command {
+        BotCommand::Whoami => format!("your user id: <code>{}</code>\nthis chat id: <code>{}</code>", user.id.0, chat.0),
+        BotCommand::Help | BotCommand::Start => help(),
+        BotCommand::Approve(ref args) | BotCommand::Reject(ref args) => {
+            let verdict = if matches!(command, BotCommand::Approve(_)) { Verdict::Approve } else { Verdict::Reject };
+            let (first, rest) = split(args);
             let Ok(request_id) = first.parse::<RequestId>() else {
-                reply(format!("usage: /{name} &lt;request id&gt; {}", if name == "reject" { "&lt;reason&gt;" } else { "[note]" }))
+                let name = if verdict == Verdict::Approve { "approve" } else { "reject" };
+                reply(format!("usage: /{name} &lt;request id&gt; {}", if verdict == Verdict::Reject { "&lt;reason&gt;" } else { "[note]" }))
                     .await?;
                 return Ok(());
             };
-            let verdict = if name == "approve" { Verdict::Approve } else { Verdict::Reject };
             let note = Some(rest).filter(|note| !note.is_empty());
             escape(&vote_text(&deps, &throttle, user_id, request_id, verdict, note).await?)
         }
         _ if !listed => "not authorized: ask an operator to add your user id (see /whoami) to the approver roster (wingman approvers add)".into(),
-        "pending" => pending(&deps).await?,
-        "status" => match first.parse::<RequestId>() {
+        BotCommand::Pending => pending(&deps).await?,
+        BotCommand::Status(args) => match split(&args).0.parse::<RequestId>() {
             Ok(request_id) => match crate::store::requests::get(&deps.pool, request_id.as_uuid()).await? {
                 Some(row) => format!("<code>{}</code>: <b>{}</b>{} — {}", row.request_id, row.status, row.execution_status.as_deref().map(|run| format!(", ran: <b>{run}</b>")).unwrap_or_default(), escape(&row.title)),
                 None => format!("no request {request_id}"),
             },
             Err(_) => "usage: /status &lt;request id&gt;".into(),
         },
-        "stats" => stats(&deps, if first.is_empty() { "24h" } else { &first }).await?,
-        "rollout" => {
+        BotCommand::Stats(args) => {
+            let (window, _) = split(&args);
+            stats(&deps, if window.is_empty() { "24h" } else { &window }).await?
+        }
+        BotCommand::Rollout => {
             let store = crate::cli::rollout::store(&deps.desk.bus).await?;
             let (rollout, _) = store.current().await?;
             format!("validation {} (set by {})", rollout.describe(), escape(&rollout.updated_by))
         }
-        _ => format!("unknown command /{}; see /help", escape(&name)),
     };
     reply(answer).await?;
     Ok(())
@@ -325,7 +388,7 @@ async fn pending(deps: &ApprovalsDeps) -> anyhow::Result<String> {
 }
 
 async fn stats(deps: &ApprovalsDeps, window: &str) -> anyhow::Result<String> {
-    let since = crate::cli::parse_since(window)?;
+    let since = crate::duration::since(window).map_err(anyhow::Error::msg)?;
     let report =
         crate::report::report(&deps.pool, since, &crate::report::Criteria::default()).await?;
     let rates = &report.rates;
@@ -341,4 +404,47 @@ async fn stats(deps: &ApprovalsDeps, window: &str) -> anyhow::Result<String> {
             .as_str()
             .unwrap_or("?"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_read_with_their_arguments_and_a_group_suffix_is_ignored() {
+        assert_eq!(BotCommand::read("/pending"), Some(Ok(BotCommand::Pending)));
+        assert_eq!(
+            BotCommand::read("/approve@WingmanBot 0190 looks fine"),
+            Some(Ok(BotCommand::Approve("0190 looks fine".into())))
+        );
+        assert_eq!(
+            BotCommand::read("/REJECT 0190   too risky "),
+            Some(Ok(BotCommand::Reject("0190   too risky".into())))
+        );
+        assert_eq!(
+            BotCommand::read("/stats"),
+            Some(Ok(BotCommand::Stats(String::new())))
+        );
+        assert_eq!(
+            BotCommand::read("/frobnicate"),
+            Some(Err("frobnicate".into()))
+        );
+        assert_eq!(BotCommand::read("just chatting"), None);
+    }
+
+    #[test]
+    fn the_menu_lists_every_command_but_the_hidden_start() {
+        let menu: Vec<String> = BotCommand::bot_commands()
+            .into_iter()
+            .map(|command| command.command)
+            .collect();
+        assert_eq!(
+            menu,
+            [
+                "pending", "status", "approve", "reject", "stats", "rollout", "whoami", "help"
+            ]
+            .map(|name| format!("/{name}"))
+        );
+        assert!(help().contains("/approve"), "{}", help());
+    }
 }

@@ -124,6 +124,10 @@ impl Handler for FromApprovals {
     }
 }
 
+/// The durable consumers this stage reads: auto-approved, then human-approved requests (its
+/// readiness checks them).
+pub const CONSUMERS: &[&str] = &["authority-auto", "authority"];
+
 pub async fn run(
     deps: AuthorityDeps,
     options: LoopOptions,
@@ -131,8 +135,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let deps = Arc::new(deps);
     let bus = deps.bus.clone();
-    let auto = bus.consumer("authority-auto").await?;
-    let human = bus.consumer("authority").await?;
+    let auto = bus.consumer(CONSUMERS[0]).await?;
+    let human = bus.consumer(CONSUMERS[1]).await?;
     let (first, second, third) = tokio::join!(
         consume::run(
             Arc::new(FromValidator(Arc::clone(&deps))),

@@ -99,12 +99,15 @@ impl Handler for GatewayDeps {
     }
 }
 
+/// The durable consumers this stage reads (its readiness checks them).
+pub const CONSUMERS: &[&str] = &["gateway"];
+
 pub async fn run(
     deps: Arc<GatewayDeps>,
     options: LoopOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = deps.bus.consumer("gateway").await?;
+    let consumer = deps.bus.consumer(CONSUMERS[0]).await?;
     let bus = deps.bus.clone();
     consume::run(
         deps,

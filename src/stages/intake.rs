@@ -62,12 +62,15 @@ impl Handler for IntakeDeps {
     }
 }
 
+/// The durable consumers this stage reads (its readiness checks them).
+pub const CONSUMERS: &[&str] = &["intake"];
+
 pub async fn run(
     deps: IntakeDeps,
     options: LoopOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = deps.bus.consumer("intake").await?;
+    let consumer = deps.bus.consumer(CONSUMERS[0]).await?;
     let bus = deps.bus.clone();
     consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
 }

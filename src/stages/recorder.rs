@@ -129,13 +129,16 @@ impl Handler for Recorder {
     }
 }
 
+/// The durable consumers this stage reads (its readiness checks them).
+pub const CONSUMERS: &[&str] = &["recorder"];
+
 pub async fn run(
     deps: RecorderDeps,
     bus: Bus,
     options: LoopOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = bus.consumer("recorder").await?;
+    let consumer = bus.consumer(CONSUMERS[0]).await?;
     // Two batches at a time, appended in stream order (each takes the chain lock after the one
     // before it: `Turn`), so a request's `request_received` always comes before its moves and
     // one batch decodes while the other commits.

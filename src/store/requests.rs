@@ -446,6 +446,25 @@ pub async fn get(pool: &PgPool, request_id: Uuid) -> sqlx::Result<Option<Request
     .await
 }
 
+/// Up to `limit` request ids between `low` and `high` (a short id's range; the primary key's
+/// index answers it).
+pub async fn ids_between(
+    pool: &PgPool,
+    low: Uuid,
+    high: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT request_id FROM approval_requests WHERE request_id BETWEEN $1 AND $2 \
+         ORDER BY request_id LIMIT $3",
+    )
+    .bind(low)
+    .bind(high)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Filters of `GET /requests` and `wingman list`.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {

@@ -433,3 +433,50 @@ async fn a_consumer_whose_filter_changed_is_made_anew_and_hears_of_a_request_at_
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_bot_offers_its_command_menu_and_answers_commands_from_it() {
+    let fake = FakeTelegram::start().await;
+    let mut env = TestEnv::start().await;
+    env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fake.my_commands().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bot never registered its command menu (setMyCommands)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let menu: Vec<String> = fake
+        .my_commands()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for command in [
+        "pending", "status", "approve", "reject", "stats", "rollout", "whoami", "help",
+    ] {
+        assert!(
+            menu.iter().any(|name| name == command),
+            "{command} missing from {menu:?}"
+        );
+    }
+    fake.user_sends_text(ANNA, APPROVER_CHAT, "/help@wingman_test_bot");
+    let help = fake
+        .wait_for_sent(|sent| sent.text.contains("/approve"), WAIT)
+        .await;
+    assert!(help.text.starts_with("Wingman approvals"), "{}", help.text);
+    assert!(help.text.contains("/reject"), "{}", help.text);
+    fake.user_sends_text(ANNA, APPROVER_CHAT, "/frobnicate");
+    fake.wait_for_sent(
+        |sent| sent.text.contains("unknown command /frobnicate"),
+        WAIT,
+    )
+    .await;
+    fake.user_sends_text(ANNA, APPROVER_CHAT, "/approve");
+    fake.wait_for_sent(
+        |sent| sent.text.contains("usage: /approve &lt;request id&gt;"),
+        WAIT,
+    )
+    .await;
+    env.stop().await;
+}

@@ -5,7 +5,10 @@ use std::process::Output;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{TestEnv, request_json, run_wingman, text, wait_for_status, well_explained};
+use crate::helpers::{
+    TestEnv, json_lines, last_json_line, request_json, run_wingman, text, wait_for_status,
+    well_explained,
+};
 
 async fn wingman(env: &TestEnv, args: &[&str]) -> Output {
     run_wingman(env, &[], args).await
@@ -66,9 +69,9 @@ async fn an_invalid_request_is_refused_by_the_cli_in_one_line_naming_the_field()
         &[
             "request",
             "--env",
-            "staging",
+            "dev",
             "--title",
-            "x",
+            "",
             "--description",
             "y",
             "--no-wait",
@@ -83,7 +86,7 @@ async fn an_invalid_request_is_refused_by_the_cli_in_one_line_naming_the_field()
     let stderr = text(&output.stderr);
     assert_eq!(
         stderr.trim(),
-        "error: invalid request: field `environment`: unknown environment `staging` (expected dev, test or prd)"
+        "error: invalid request: field `title`: must not be empty"
     );
     env.stop().await;
 }
@@ -222,8 +225,26 @@ async fn status_wait_on_an_approved_command_waits_until_its_execution_ends() {
         .await;
     let output = waiting.wait_with_output().await.unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let last: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let last = last_json_line(&output.stdout);
     assert_eq!(last["status"], "SUCCEEDED", "{last}");
+    // --json streams one object per stage as it happens (NDJSON), the settling one last.
+    let events = json_lines(&output.stdout);
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|event| event["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses.first(), Some(&"AUTO_APPROVED"), "{statuses:?}");
+    let executing = statuses.iter().position(|status| *status == "EXECUTING");
+    assert!(
+        executing.is_some_and(|at| at + 1 < statuses.len()),
+        "EXECUTING comes before SUCCEEDED: {statuses:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|event| event["request_id"] == request_id.to_string()),
+        "{events:?}"
+    );
     crate::docker::remove(&name).await;
     env.stop().await;
 }
@@ -247,7 +268,167 @@ async fn status_wait_on_an_instruction_approval_ends_at_its_decision() {
         .await
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let last: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let last = last_json_line(&output.stdout);
     assert_eq!(last["status"], "AUTO_APPROVED", "{last}");
+    env.stop().await;
+}
+
+/// The binary alone, without a pipeline: usage errors and what needs no service.
+async fn wingman_alone(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run wingman")
+}
+
+#[tokio::test]
+async fn a_bad_duration_or_environment_is_a_usage_error_naming_the_flag_and_what_it_takes() {
+    let since = wingman_alone(&["list", "--since", "soon"]).await;
+    assert_eq!(since.status.code(), Some(2), "{}", text(&since.stderr));
+    let message = text(&since.stderr);
+    assert!(
+        message.contains("'--since <SINCE>'") && message.contains("a bare number is seconds"),
+        "{message}"
+    );
+    let zero = wingman_alone(&["status", &Uuid::new_v4().to_string(), "--timeout", "0"]).await;
+    assert_eq!(zero.status.code(), Some(2), "{}", text(&zero.stderr));
+    assert!(text(&zero.stderr).contains("'--timeout <TIMEOUT>'"));
+    let environment = wingman_alone(&[
+        "request",
+        "--env",
+        "staging",
+        "--title",
+        "t",
+        "--description",
+        "d",
+    ])
+    .await;
+    assert_eq!(environment.status.code(), Some(2));
+    let message = text(&environment.stderr);
+    assert!(
+        message.contains("'staging'") && message.contains("[possible values: dev, test, prd]"),
+        "{message}"
+    );
+    let help = wingman_alone(&["--help"]).await;
+    assert!(
+        text(&help.stdout).contains("Exit codes:") && text(&help.stdout).contains("5  timed out"),
+        "{}",
+        text(&help.stdout)
+    );
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_bash_zsh_and_fish_and_know_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = wingman_alone(&["completions", shell]).await;
+        assert!(output.status.success(), "{shell}: {}", text(&output.stderr));
+        let script = text(&output.stdout);
+        let json_flag = if shell == "fish" { "-l json" } else { "--json" };
+        for word in ["request", "approve", "rollout", json_flag] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let bash = text(&wingman_alone(&["completions", "bash"]).await.stdout);
+    assert!(bash.contains("complete -F"), "{bash}");
+}
+
+#[tokio::test]
+async fn the_health_probe_answers_in_json_with_the_reason_when_nothing_listens() {
+    let port = crate::nats_server::free_port();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let output = wingman_alone(&["health", &url, "--json", "--timeout", "2s"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["ready"], false, "{answer}");
+    assert_eq!(answer["url"], url.as_str());
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("Connection refused")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn quiet_prints_only_ids_and_a_unique_prefix_stands_for_the_whole_id() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder();
+    let mut ids = Vec::new();
+    for target in ["api", "worker"] {
+        let output = wingman(
+            &env,
+            &[
+                "request",
+                "--env",
+                "dev",
+                "--title",
+                "Restart it",
+                "--description",
+                "Reload config. Rollback: start it. Verify: health.",
+                "-q",
+                "--no-wait",
+                "--",
+                "docker",
+                "restart",
+                target,
+            ],
+        )
+        .await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let printed = text(&output.stdout);
+        let id: Uuid = printed
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("-q prints only the id: {printed:?}"));
+        assert_eq!(printed, format!("{id}\n"));
+        ids.push(id.to_string());
+    }
+    env.settle_all().await;
+    for id in &ids {
+        env.wait_for_count(
+            "SELECT count(*) FROM approval_requests WHERE request_id = $1",
+            Some(id.parse().unwrap()),
+            1,
+        )
+        .await;
+    }
+
+    let short = &ids[0][..ids[0].len() - 6];
+    let status = wingman(&env, &["status", short]).await;
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    assert!(
+        text(&status.stdout).contains("docker restart api"),
+        "{}",
+        text(&status.stdout)
+    );
+
+    // Two ids made by one CLI within a few days share their first hex digits.
+    let common: String = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    assert!(common.len() >= 4, "{ids:?}");
+    let ambiguous = wingman(&env, &["status", &common[..4]]).await;
+    assert_eq!(ambiguous.status.code(), Some(1));
+    let message = text(&ambiguous.stderr);
+    assert!(
+        message.contains("ambiguous") && message.contains(&ids[0]) && message.contains(&ids[1]),
+        "{message}"
+    );
+    let unknown = wingman(&env, &["status", "ffffffff"]).await;
+    assert!(text(&unknown.stderr).contains("no request id starts with `ffffffff`"));
+
+    let list = wingman(&env, &["list", "-q"]).await;
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let mut listed: Vec<String> = text(&list.stdout).lines().map(str::to_string).collect();
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
     env.stop().await;
 }

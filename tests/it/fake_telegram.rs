@@ -242,6 +242,11 @@ impl FakeTelegram {
             .unwrap_or(0)
     }
 
+    /// The bot's command menu, as its last `setMyCommands` set it: (command, description).
+    pub fn my_commands(&self) -> Vec<(String, String)> {
+        self.shared.lock().my_commands.clone()
+    }
+
     pub fn get_updates_calls(&self) -> usize {
         self.call_count("getUpdates")
     }
@@ -369,6 +374,8 @@ struct State {
     open_callbacks: HashSet<String>,
     calls: HashMap<String, usize>,
     failures: HashMap<String, VecDeque<ApiFailure>>,
+    /// The command menu from the last `setMyCommands`: (command, description).
+    my_commands: Vec<(String, String)>,
 }
 
 struct StoredMessage {
@@ -501,7 +508,24 @@ impl State {
                 Ok(chat)
             }
             "sendchataction" => param_chat_id(params).map(|_| json!(true)),
-            "setmycommands" | "deletemycommands" => Ok(json!(true)),
+            "setmycommands" => {
+                let commands = param_json(params, "commands")
+                    .and_then(|commands| commands.as_array().cloned())
+                    .ok_or_else(|| bad_request("commands must be an array"))?;
+                self.my_commands = commands
+                    .iter()
+                    .map(|command| {
+                        let field =
+                            |name: &str| command[name].as_str().unwrap_or_default().to_owned();
+                        (field("command"), field("description"))
+                    })
+                    .collect();
+                Ok(json!(true))
+            }
+            "deletemycommands" => {
+                self.my_commands.clear();
+                Ok(json!(true))
+            }
             _ => Err(ApiFailure {
                 code: 404,
                 description: "Not Found: method not found".to_owned(),

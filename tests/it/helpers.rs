@@ -899,3 +899,21 @@ pub async fn run_wingman(
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// The JSON objects a `--json` wait printed, one per line (NDJSON), each checked to be one.
+pub fn json_lines(bytes: &[u8]) -> Vec<Value> {
+    text(bytes)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not one JSON object per line ({error}): {line}"))
+        })
+        .collect()
+}
+
+/// The last object a `--json` wait printed: where it ended.
+pub fn last_json_line(bytes: &[u8]) -> Value {
+    json_lines(bytes)
+        .pop()
+        .unwrap_or_else(|| panic!("no JSON line in: {}", text(bytes)))
+}

@@ -386,7 +386,7 @@ async fn wingman_request_manual_submits_through_the_api_and_stops_when_the_token
     ];
     let output = run_wingman(&env, &[("WINGMAN_API_KEY", SUBMIT_KEY)], &args).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let ready: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ready = crate::helpers::last_json_line(&output.stdout);
     assert_eq!(
         (ready["execution"].as_str(), ready["holder"].as_str()),
         (Some("manual"), Some("api:submitter")),

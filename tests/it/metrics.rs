@@ -30,6 +30,15 @@ async fn every_stage_exports_valid_catalogued_metrics() {
     )
     .await;
     wait_for_status(&env, request_id, "SUCCEEDED").await;
+    // An auto-approved request never reaches approvals: one in prd waits for a human there.
+    let pending = Uuid::new_v4();
+    let payload = well_explained(pending, "prd", &format!("docker restart {name}"), &name);
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        payload.to_string(),
+    )
+    .await;
+    wait_for_status(&env, pending, "PENDING").await;
     env.settle_all().await;
 
     let scrape = reqwest::Client::new()
@@ -49,6 +58,14 @@ async fn every_stage_exports_valid_catalogued_metrics() {
     }
     assert!(scrape.contains("# TYPE pipeline_handle_duration_seconds histogram"));
     assert!(scrape.contains("# TYPE validator_score histogram"));
+    let build_info = format!(
+        "wingman_build_info{{version=\"{}\",revision=\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(
+        scrape.contains(&build_info),
+        "{build_info} missing:\n{scrape}"
+    );
     assert!(scrape.contains("executions_total{operation=\"container_restart\",environment=\"dev\",result=\"succeeded\"} "));
 
     let catalogue: BTreeSet<&str> = wingman::metrics::CATALOGUE

@@ -288,7 +288,7 @@ pub fn config(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn nats_server_binary() -> PathBuf {
+pub fn nats_server_binary() -> PathBuf {
     let debian = PathBuf::from("/usr/sbin/nats-server");
     if debian.exists() {
         return debian;

@@ -16,6 +16,8 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let keys = ApiKeys::from_env()?;
     let worker = Worker::start(Stage::Api, 9108).await?;
+    let pool = worker.settings.database.pool()?;
+    worker.readiness.postgres(&pool);
     let state = ApiState {
         guard: Guard {
             keys,
@@ -25,7 +27,7 @@ async fn run() -> anyhow::Result<()> {
             throttle: Default::default(),
         },
         bus: worker.bus.clone(),
-        pool: worker.settings.database.pool()?,
+        pool,
         metrics: worker.metrics.clone(),
         actor: worker.actor.clone(),
         console: wingman::config::ConsoleSettings::from_env()?,

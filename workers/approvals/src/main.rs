@@ -34,6 +34,11 @@ async fn run() -> anyhow::Result<()> {
         }
     };
     let worker = Worker::start(Stage::Approvals, 9103).await?;
+    let pool = worker.settings.database.pool()?;
+    worker
+        .readiness
+        .consumers(&worker.bus, approvals::CONSUMERS);
+    worker.readiness.postgres(&pool);
     let desk = Desk {
         bus: worker.bus.clone(),
         claims: open_bucket(
@@ -55,7 +60,7 @@ async fn run() -> anyhow::Result<()> {
     let deps = ApprovalsDeps {
         desk,
         telegram,
-        pool: worker.settings.database.pool()?,
+        pool,
     };
     let options = worker.loop_options(32, 1)?;
     let token = worker.shutdown.token();

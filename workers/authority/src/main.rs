@@ -21,6 +21,9 @@ async fn run() -> anyhow::Result<()> {
     let signing_key =
         wingman::token::read_signing_key(key_file.as_ref()).context("WINGMAN_SIGNING_KEY_FILE")?;
     let worker = Worker::start(Stage::Authority, 9104).await?;
+    worker
+        .readiness
+        .consumers(&worker.bus, authority::CONSUMERS);
     let claims = open_bucket(
         &worker.bus.js,
         &worker.bus.subjects.localize_name("wingman_claims"),

@@ -61,6 +61,17 @@ async fn run() -> anyhow::Result<()> {
         running_lease: parse_var::<u64>("WINGMAN_GATEWAY_LEASE_SECS")?
             .map_or(gateway::RUNNING_LEASE, std::time::Duration::from_secs),
     });
+    worker.readiness.consumers(&worker.bus, gateway::CONSUMERS);
+    let engine_deps = Arc::clone(&deps);
+    worker.readiness.add("docker", move || {
+        let deps = Arc::clone(&engine_deps);
+        async move {
+            deps.engine
+                .ping()
+                .await
+                .map_err(|error| format!("{error:#}"))
+        }
+    });
     let port = parse_var::<u16>("GATEWAY_PORT")?.unwrap_or(5001);
     let host = var("GATEWAY_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))

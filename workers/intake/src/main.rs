@@ -29,6 +29,7 @@ async fn run() -> anyhow::Result<()> {
     };
     let validator = Arc::new(Validator::new(config).context("validation config")?);
     let worker = Worker::start(Stage::Intake, 9101).await?;
+    worker.readiness.consumers(&worker.bus, intake::CONSUMERS);
     let js = &worker.bus.js;
     let claims = open_bucket(js, &worker.bus.subjects.localize_name("wingman_claims")).await?;
     let rollout =

@@ -11,6 +11,8 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let worker = Worker::start(Stage::Recorder, 9106).await?;
     let pool = worker.settings.database.pool()?;
+    worker.readiness.consumers(&worker.bus, recorder::CONSUMERS);
+    worker.readiness.postgres(&pool);
     if wingman::config::var("WINGMAN_MIGRATE").as_deref() != Some("0") {
         wingman::store::migrate(&pool).await?;
     }

@@ -41,9 +41,11 @@ async fn run() -> anyhow::Result<()> {
         _ => None,
     };
     let worker = Worker::start(Stage::Watcher, 9107).await?;
+    let pool = worker.settings.database.pool()?;
+    worker.readiness.postgres(&pool);
     let deps = WatcherDeps {
         bus: worker.bus.clone(),
-        pool: worker.settings.database.pool()?,
+        pool,
         claims: open_bucket(
             &worker.bus.js,
             &worker.bus.subjects.localize_name("wingman_claims"),
