@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::Form;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{Duration, Utc};
@@ -71,8 +71,25 @@ fn require(state: &ConsoleState, headers: &HeaderMap) -> Option<(String, Session
     state.sessions.get(headers, tokio::time::Instant::now())
 }
 
-fn to_login() -> Response {
-    Redirect::to("/console/login").into_response()
+/// The login page, coming back to `next` (a console page) after the login.
+fn to_login(next: &str) -> Response {
+    match safe_next(Some(next)) {
+        Some(next) => Redirect::to(&format!("/console/login?next={next}")).into_response(),
+        None => Redirect::to("/console/login").into_response(),
+    }
+}
+
+/// Where a login may send the browser: a console page (`/console/…` of plain path characters),
+/// never another site or a scheme-relative URL.
+pub fn safe_next(next: Option<&str>) -> Option<&str> {
+    next.filter(|next| {
+        next.starts_with("/console/")
+            && !next.contains("//")
+            && next
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+            && !next.contains("..")
+    })
 }
 
 /// A 500 page for a store or bus error (the cause is logged, never shown).
@@ -138,16 +155,29 @@ async fn refuse(
 pub async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
     match require(&state, &headers) {
         Some(_) => Redirect::to("/console/pending").into_response(),
-        None => to_login(),
+        None => to_login("/console/pending"),
     }
 }
 
-pub async fn login_form(State(state): State<ConsoleState>) -> Response {
-    login_page(&state, StatusCode::OK, None)
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+pub async fn login_form(
+    State(state): State<ConsoleState>,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    login_page(&state, StatusCode::OK, None, query.next.as_deref())
 }
 
 /// The login page with a fresh login CSRF token (in a cookie and the form).
-fn login_page(state: &ConsoleState, status: StatusCode, error: Option<&str>) -> Response {
+fn login_page(
+    state: &ConsoleState,
+    status: StatusCode,
+    error: Option<&str>,
+    next: Option<&str>,
+) -> Response {
     let token = session::random_token();
     let cookie = session::set_cookie(
         LOGIN_COOKIE,
@@ -159,7 +189,7 @@ fn login_page(state: &ConsoleState, status: StatusCode, error: Option<&str>) -> 
         state,
         "login.html",
         status,
-        context! { logged_in => false, csrf => token, error => error, page => "login" },
+        context! { logged_in => false, csrf => token, error => error, page => "login", next => safe_next(next) },
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -173,6 +203,7 @@ pub struct LoginForm {
     key: String,
     #[serde(default)]
     csrf: String,
+    next: Option<String>,
 }
 
 pub async fn login(
@@ -209,7 +240,8 @@ pub async fn login(
                 std::time::Duration::ZERO,
                 state.api.console.secure(),
             );
-            let mut response = Redirect::to("/console/pending").into_response();
+            let target = safe_next(form.next.as_deref()).unwrap_or("/console/pending");
+            let mut response = Redirect::to(target).into_response();
             for value in [cookie, clear] {
                 if let Ok(value) = HeaderValue::from_str(&value) {
                     response.headers_mut().append(header::SET_COOKIE, value);
@@ -239,7 +271,12 @@ pub async fn login(
                 }
                 LoginRefused::Key(_) => "That API key is not valid.",
             };
-            login_page(&state, StatusCode::UNAUTHORIZED, Some(message))
+            login_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some(message),
+                form.next.as_deref(),
+            )
         }
     }
 }
@@ -301,7 +338,7 @@ struct PendingRow {
 
 pub async fn pending(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
     let Some((id, session)) = require(&state, &headers) else {
-        return to_login();
+        return to_login("/console/pending");
     };
     let rows = match store::waiting(&state.api.pool, 500).await {
         Ok(rows) => rows,
@@ -511,7 +548,7 @@ pub async fn request(
     Path(request_id): Path<String>,
 ) -> Response {
     let Some((id, session)) = require(&state, &headers) else {
-        return to_login();
+        return to_login(&format!("/console/requests/{request_id}"));
     };
     let Some(request_id) = parse_id(&request_id) else {
         return render(
@@ -725,7 +762,7 @@ struct DayItem {
 
 pub async fn overview(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
     let Some((id, session)) = require(&state, &headers) else {
-        return to_login();
+        return to_login("/console/overview");
     };
     match overview_page(&state, &id, &session).await {
         Ok(response) => response,
@@ -852,6 +889,29 @@ pub async fn rates_chart(State(state): State<ConsoleState>, headers: HeaderMap) 
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "rollout chart failed");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn a_login_returns_only_to_a_console_page() {
+        assert_eq!(
+            safe_next(Some("/console/requests/0193-ab")),
+            Some("/console/requests/0193-ab")
+        );
+        for bad in [
+            "https://evil.example/console/",
+            "//evil.example/console/x",
+            "/console//evil.example",
+            "/console/../api",
+            "/console/x?y=<script>",
+            "/requests/1",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad}");
         }
     }
 }

@@ -17,6 +17,7 @@ use wingman::cli::approvers::Credentials;
 use wingman::request::Environment;
 
 use crate::docker;
+use crate::fake_telegram::FakeTelegram;
 use crate::helpers::TestEnv;
 
 /// The keys of these tests: three approvers (alice, bob; carol also submits), an operator's
@@ -38,6 +39,16 @@ impl Console {
     /// needs `prd_approvals`), authority, the API; with `engine`, the gateway on the real
     /// Docker Engine.
     pub async fn start(prd_approvals: usize, engine: bool) -> Self {
+        Self::start_with(prd_approvals, engine, None).await
+    }
+
+    /// Like [`Console::start`], with the approvals stage prompting on the fake Telegram and
+    /// linking its prompts to this console.
+    pub async fn start_with(
+        prd_approvals: usize,
+        engine: bool,
+        telegram: Option<&FakeTelegram>,
+    ) -> Self {
         let mut env = TestEnv::start().await;
         env.api_keys = ApiKeys::from_keys(&[
             ("alice", ALICE, &[Role::Decide]),
@@ -56,15 +67,16 @@ impl Console {
             )
             .await;
         }
+        let address: SocketAddr = env.spawn_api().await;
+        env.console_url = Some(format!("http://{address}"));
         env.spawn_intake().await;
         env.spawn_recorder();
-        env.spawn_approvals(None, &[], prd_approvals).await;
+        env.spawn_approvals(telegram, &[], prd_approvals).await;
         env.spawn_authority().await;
         if engine {
             env.spawn_gateway(&[Environment::Dev, Environment::Test, Environment::Prd])
                 .await;
         }
-        let address: SocketAddr = env.spawn_api().await;
         Self {
             env,
             base: format!("http://{address}"),
@@ -83,7 +95,7 @@ impl Console {
             "requester": "agent-web",
             "environment": environment,
             "command": command,
-            "title": format!("Web console check: {command}"),
+            "title": format!("Web console check: {}", command.chars().take(60).collect::<String>()),
             "description": description,
         });
         let (status, answer) = crate::api::call_with_key(
@@ -643,6 +655,65 @@ async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indet
     assert_eq!(chart_loaded, json!(true), "the rates chart did not load");
     browser.screenshot("overview", 1280).await;
     browser.screenshot("overview", 390).await;
+    browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn a_telegram_prompt_links_to_the_requests_page_which_opens_after_the_login() {
+    let fake = FakeTelegram::start().await;
+    let console = Console::start_with(1, false, Some(&fake)).await;
+    let targets: Vec<String> = (0..60)
+        .map(|i| format!("worker-{i:03}-of-the-batch-fleet"))
+        .collect();
+    let command = format!("docker stop {}", targets.join(" "));
+    let request_id = console
+        .submit_as(
+            CAROL,
+            "dev",
+            &command,
+            "Stop the batch fleet. Rollback: start it. Verify: ps.",
+        )
+        .await;
+    let prompt = fake
+        .wait_for_sent(
+            |sent| sent.text.contains(&request_id),
+            Duration::from_secs(30),
+        )
+        .await;
+    let page = format!("{}/console/requests/{request_id}", console.base);
+    assert!(
+        prompt.text.contains(&format!("<a href=\"{page}\">")),
+        "{}",
+        prompt.text
+    );
+    assert!(
+        !prompt.text.contains(&targets[59]),
+        "the prompt clips the command"
+    );
+
+    // On the phone: the link, the login, and straight back to the request's full evidence.
+    let browser = Browser::start().await;
+    browser.goto(&page).await;
+    browser
+        .client
+        .find(Locator::Css("input[name=key]"))
+        .await
+        .unwrap()
+        .send_keys(ALICE)
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let shown = browser.wait_for_text("pre.command", "docker stop").await;
+    assert_eq!(shown, command, "the page shows the whole command");
+    assert!(browser.exists("button.approve").await);
     browser.close().await;
     console.stop().await;
 }
