@@ -79,6 +79,21 @@ ensure_database() { # name
   fi
 }
 
+# The web console's browser tests (tests/it/web_console.rs) drive Debian's headless chromium
+# through chromedriver (WebDriver).
+ensure_chromium() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    return 0
+  fi
+  say "installing chromium and chromium-driver (the web console's browser tests)"
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+  else
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
 ensure_docker_engine() {
   local exports
   exports=$(scripts/docker-engine.sh) || { echo "error: could not start the Docker Engine" >&2; return 1; }

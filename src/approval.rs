@@ -1,4 +1,5 @@
-//! Human decisions: the rules every approver goes through, on Telegram or at the console.
+//! Human decisions: the rules every approver goes through, on Telegram, at the console or
+//! through the HTTP API (and its web console).
 //!
 //! A request waiting for a human has an [`ApprovalRecord`] in the `approvals` KV bucket
 //! (written by the approvals stage). A decision is taken once: the first approve/reject
@@ -16,6 +17,7 @@ use crate::bus::publish::publish_all;
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Decided, Stage};
 use crate::identity::Principal;
+use crate::identity::api_vote::ApiVote;
 use crate::identity::console_vote::{self, SignedVote};
 use crate::identity::roster::{Approver, Roster, RosterStore};
 use crate::request::{Environment, Request};
@@ -75,6 +77,8 @@ pub enum Verdict {
 pub enum Channel {
     Telegram,
     Console,
+    /// The HTTP API and the web console, in the name of a `decide` key.
+    Api,
 }
 
 impl Channel {
@@ -82,6 +86,7 @@ impl Channel {
         match self {
             Channel::Telegram => "telegram",
             Channel::Console => "cli",
+            Channel::Api => "api",
         }
     }
 }
@@ -361,6 +366,32 @@ impl Desk {
             request_id: statement.request_id,
             verdict: statement.verdict,
             note: statement.note,
+        };
+        self.vote(&ballot).await
+    }
+
+    /// A vote through the HTTP API: the API authenticated the `decide` key `vote.key_name`
+    /// (only its NATS user publishes on `wingman.api.decisions`); the roster says whose key
+    /// it is.
+    pub async fn vote_api(&self, vote: &ApiVote) -> anyhow::Result<Result<Decision, Refusal>> {
+        let roster = self.roster().await?;
+        let credential = format!("api:{}", vote.key_name);
+        let Some(approver) = roster.by_api_key(&vote.key_name) else {
+            let refusal = Refusal::NotAuthorized(format!(
+                "API key `{}` belongs to no approver on the roster",
+                vote.key_name
+            ));
+            self.audit_refusal(vote.request_id, &credential, vote.verdict, &refusal)
+                .await?;
+            return Ok(Err(refusal));
+        };
+        let ballot = Ballot {
+            approver,
+            credential,
+            channel: Channel::Api,
+            request_id: vote.request_id,
+            verdict: vote.verdict,
+            note: vote.note.clone(),
         };
         self.vote(&ballot).await
     }

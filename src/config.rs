@@ -168,6 +168,75 @@ impl ComposeSettings {
     }
 }
 
+/// The web console (served by the API worker, `crate::console`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// `WINGMAN_CONSOLE_URL`: the console's base URL as approvers reach it
+    /// (`https://wingman.example.com`), without a trailing slash. Telegram prompts link to a
+    /// request's page under it; with `https` the session cookie is `Secure`.
+    pub url: Option<String>,
+    /// `WINGMAN_CONSOLE_SESSION_TTL` (`8h`, `30m`): how long a login lasts. Default 8 h.
+    pub session_ttl: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            session_ttl: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+impl ConsoleSettings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let url = match var("WINGMAN_CONSOLE_URL") {
+            None => None,
+            Some(text) => Some(console_url(&text).context("WINGMAN_CONSOLE_URL")?),
+        };
+        let session_ttl =
+            duration_var("WINGMAN_CONSOLE_SESSION_TTL")?.unwrap_or(Self::default().session_ttl);
+        Ok(Self { url, session_ttl })
+    }
+
+    /// Whether the console is reached over https (its cookie is then `Secure`).
+    pub fn secure(&self) -> bool {
+        self.url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
+    }
+
+    /// The page of one request, when the base URL is known.
+    pub fn request_page(&self, request_id: &str) -> Option<String> {
+        self.url
+            .as_deref()
+            .map(|base| format!("{base}/console/requests/{request_id}"))
+    }
+}
+
+/// A console base URL: `http(s)://host[:port][/path]`, no query, no quotes or spaces; the
+/// trailing slash is dropped.
+///
+/// # Errors
+/// Says what is wrong with the text.
+pub fn console_url(text: &str) -> anyhow::Result<String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .with_context(|| format!("`{text}` must start with http:// or https://"))?;
+    anyhow::ensure!(
+        !rest.is_empty() && !rest.starts_with('/'),
+        "`{text}` names no host"
+    );
+    anyhow::ensure!(
+        !text.chars().any(|c| c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '"' | '<' | '>' | '\\' | '?' | '#' | '\'')),
+        "`{text}` must be a plain base URL (no spaces, quotes, query or fragment)"
+    );
+    Ok(text.trim_end_matches('/').to_string())
+}
+
 /// A non-empty environment variable.
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name)
@@ -241,4 +310,30 @@ pub fn login_name() -> Option<String> {
     }
     #[cfg(not(unix))]
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_url_is_a_plain_http_base_without_its_trailing_slash() {
+        assert_eq!(
+            console_url("https://wingman.example.com/").unwrap(),
+            "https://wingman.example.com"
+        );
+        assert_eq!(
+            console_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "wingman.example.com",
+            "https://",
+            "https://x.example/\"><script>",
+            "https://x.example/?q=1",
+            "javascript:alert(1)",
+        ] {
+            assert!(console_url(bad).is_err(), "{bad} was accepted");
+        }
+    }
 }

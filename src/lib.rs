@@ -21,6 +21,7 @@ pub mod approval;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod docker;
 pub mod duration;
 pub mod engine;

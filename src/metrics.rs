@@ -175,7 +175,7 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         APPROVAL_DECISIONS,
         "counter",
         &["decision", "via"],
-        "human decisions: approved/rejected via telegram or cli",
+        "human decisions: approved/rejected via telegram, cli (signed console vote) or api (decide key, web console)",
     ),
     (
         APPROVAL_LATENCY,
@@ -360,7 +360,8 @@ pub fn api_request(route: &'static str, status: u16) {
     counter!(API_REQUESTS, "route" => route, "class" => class).increment(1);
 }
 
-/// A caller was refused at `edge` (api, gateway, approvals for Telegram strangers);
+/// A caller was refused at `edge` (api, gateway, console for forged or sessionless forms,
+/// approvals for Telegram strangers);
 /// `audited` is false when its audit event was left to the window's summary.
 pub fn access_denied(edge: &'static str, audited: bool) {
     let audited = if audited { "true" } else { "false" };
@@ -418,7 +419,7 @@ pub fn docker_call(action: &'static str, result: &'static str) {
     counter!(DOCKER_CALLS, "action" => action, "result" => result).increment(1);
 }
 
-/// A human decision: `decision` APPROVED or REJECTED, `via` telegram or cli.
+/// A human decision: `decision` APPROVED or REJECTED, `via` telegram, cli or api.
 pub fn approval_decided(decision: &'static str, via: &'static str) {
     counter!(APPROVAL_DECISIONS, "decision" => decision, "via" => via).increment(1);
 }

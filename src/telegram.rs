@@ -24,6 +24,8 @@ pub struct TelegramClient {
     pub bot: Bot,
     /// Chats that receive prompts (`TELEGRAM_CHAT_ID`, comma-separated).
     pub chats: Vec<i64>,
+    /// The web console's base URL (`WINGMAN_CONSOLE_URL`): prompts link to the request's page.
+    pub console_url: Option<String>,
 }
 
 impl TelegramClient {
@@ -36,12 +38,23 @@ impl TelegramClient {
                     .map_err(|error| anyhow::anyhow!("TELEGRAM_API_URL: {error}"))?,
             );
         }
-        Ok(Self { bot, chats })
+        Ok(Self {
+            bot,
+            chats,
+            console_url: None,
+        })
+    }
+
+    /// Links every prompt to the request's page under `console_url` (a checked base URL,
+    /// `crate::config::console_url`).
+    pub fn with_console_url(mut self, console_url: Option<String>) -> Self {
+        self.console_url = console_url;
+        self
     }
 
     /// Sends the prompt to every approver chat; returns (chat, message) of each.
     pub async fn send_prompt(&self, record: &ApprovalRecord) -> anyhow::Result<Vec<(i64, i32)>> {
-        let text = prompt_text(record);
+        let text = prompt_text_linked(record, self.console_url.as_deref());
         let mut sent = Vec::new();
         for chat in &self.chats {
             let message = self
@@ -60,7 +73,11 @@ impl TelegramClient {
 
     /// Rewrites the prompts with the outcome and without buttons.
     pub async fn show_outcome(&self, record: &ApprovalRecord, outcome: &str) -> anyhow::Result<()> {
-        let text = format!("{}\n\n{}", prompt_text(record), outcome);
+        let text = format!(
+            "{}\n\n{}",
+            prompt_text_linked(record, self.console_url.as_deref()),
+            outcome
+        );
         for (chat, message) in &record.messages {
             let edited = self
                 .bot
@@ -111,6 +128,12 @@ pub fn keyboard(record: &ApprovalRecord) -> InlineKeyboardMarkup {
 
 /// Everything an approver needs to decide safely, escaped, within the limit.
 pub fn prompt_text(record: &ApprovalRecord) -> String {
+    prompt_text_linked(record, None)
+}
+
+/// [`prompt_text`], with a link to the request's page in the web console under `console_url`
+/// (the whole command, every finding and the audit trail are there).
+pub fn prompt_text_linked(record: &ApprovalRecord, console_url: Option<&str>) -> String {
     let request = &record.request;
     let headline = match record.status {
         Status::AutoRejected => "⛔ <b>Auto-rejected</b> (a human may override)",
@@ -145,6 +168,13 @@ pub fn prompt_text(record: &ApprovalRecord) -> String {
         ));
     }
     tail.push_str(&format!("Request: <code>{}</code>", request.request_id));
+    if let Some(base) = console_url {
+        let href = format!("{base}/console/requests/{}", request.request_id);
+        tail.push_str(&format!(
+            "\n<a href=\"{}\">Open the full evidence in the console</a>",
+            escape(&href).replace('"', "&quot;")
+        ));
+    }
     let mut middle = String::new();
     for reason in record.reasons.iter().take(4) {
         middle.push_str(&format!("• {}\n", escape(&clip(reason, 300))));
@@ -256,6 +286,25 @@ mod tests {
         );
         assert!(text.contains('…'));
         assert!(text.ends_with("</code>"), "the request id survives the cut");
+    }
+
+    #[test]
+    fn a_prompt_links_to_the_requests_page_when_the_console_is_configured() {
+        let targets: Vec<String> = (0..60)
+            .map(|i| format!("container-{i:03}-with-a-long-name"))
+            .collect();
+        let record = record(
+            &"x".repeat(30_000),
+            &format!("docker stop {}", targets.join(" ")),
+        );
+        let text = prompt_text_linked(&record, Some("https://wingman.example.com"));
+        let link = format!(
+            "<a href=\"https://wingman.example.com/console/requests/{}\">",
+            record.request.request_id
+        );
+        assert!(text.contains(&link), "{text}");
+        assert!(text.chars().count() <= MAX_PROMPT_CHARS);
+        assert!(!prompt_text(&record).contains("<a href"));
     }
 
     #[test]

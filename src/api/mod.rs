@@ -2,11 +2,14 @@
 //!
 //! Every route but `/health` needs an API key of its role (see [`crate::access`]):
 //! `POST /requests` submit; `GET /requests…` (the list, one request, its live events as
-//! Server-Sent Events) and `GET /metrics` read.
+//! Server-Sent Events) and `GET /metrics` read; `POST /requests/{id}/approve|reject` decide
+//! ([`decide`]); `GET /openapi.json` (no key) describes them. The web console (`/console`,
+//! [`crate::console`]) is merged in, behind its own login with the same keys.
 //!
 //! It never holds the Docker socket and never writes Postgres: it publishes to NATS like any
 //! publisher and reads what the recorder wrote.
 
+pub mod decide;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -35,6 +38,8 @@ pub struct ApiState {
     pub actor: String,
     /// The API keys and their roles; also audits refused calls.
     pub guard: Guard,
+    /// The web console's settings (`crate::console`).
+    pub console: crate::config::ConsoleSettings,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -60,10 +65,19 @@ pub fn router(state: ApiState) -> Router {
             get(requests::output).route_layer(needs(Role::Submit)),
         )
         .route(
+            "/requests/{request_id}/approve",
+            post(decide::approve).route_layer(needs(Role::Decide)),
+        )
+        .route(
+            "/requests/{request_id}/reject",
+            post(decide::reject).route_layer(needs(Role::Decide)),
+        )
+        .route(
             "/metrics",
             get(health::metrics).route_layer(needs(Role::Read)),
         )
         .route("/health", get(health::health))
         .route("/openapi.json", get(openapi::document))
+        .merge(crate::console::router(state.clone()))
         .with_state(state)
 }

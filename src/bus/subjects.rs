@@ -17,6 +17,7 @@ const OUTPUT: &str = "output";
 const DLQ: &str = "dlq";
 const TOKEN_REQUESTS: &str = "authority.token";
 const CONSOLE_DECISIONS: &str = "console.decisions";
+const API_DECISIONS: &str = "api.decisions";
 const ROLLOUT_CHANGE: &str = "rollout.change";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +106,12 @@ impl Subjects {
     /// to decide; only that worker publishes decisions.
     pub fn console_decisions(&self) -> String {
         self.subject(CONSOLE_DECISIONS)
+    }
+    /// Core request-reply: the HTTP API, having authenticated a `decide` key, asks the
+    /// approvals worker to decide in that key's name. Only the API's NATS user may publish
+    /// here (`nats/auth.conf`), so the subject proves the key was checked.
+    pub fn api_decisions(&self) -> String {
+        self.subject(API_DECISIONS)
     }
     /// Core request-reply: an operator asks the watcher to change the rollout on the subject
     /// of its own NATS user (`nats/auth.conf` lets only that user publish there), so the

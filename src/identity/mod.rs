@@ -12,9 +12,10 @@
 //!   `requester` field of a request stays a display label.
 //! - **Approvers.** One person is one entry of the roster, with the credentials that prove
 //!   them: console keys (Ed25519, votes signed with `wingman approve`), Telegram user ids, API
-//!   key names. One credential belongs to at most one person, so one principal is one vote
+//!   key names (votes through the HTTP API, [`api_vote`]). One credential belongs to at most one person, so one principal is one vote
 //!   whatever name it types. See [`roster`] and [`console_vote`].
 
+pub mod api_vote;
 pub mod console_vote;
 pub mod roster;
 

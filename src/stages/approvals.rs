@@ -3,7 +3,8 @@
 //! 1. Records each request waiting for a human in the `approvals` KV bucket with a single-use
 //!    nonce, sends the Telegram prompt (when a bot token is configured) and acks: it never
 //!    holds a JetStream message while a human thinks. Decisions come back as new events
-//!    (Telegram buttons and commands, or the console approver over `wingman.console.decisions`)
+//!    (Telegram buttons and commands, the console approver over `wingman.console.decisions`,
+//!    the HTTP API's `decide` keys over `wingman.api.decisions`)
 //!    and go through [`crate::approval::Desk`].
 //! 2. Consumes `wingman.requests.validated` (consumer `approvals`) and `wingman.status.>`
 //!    (consumer `approvals-updates`, to edit prompts with the outcome); publishes
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::approval::{ApprovalRecord, Desk};
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
 use crate::events::{Stage, StatusEvent, Validated};
+use crate::identity::api_vote::{ApiVote, VoteAnswer};
 use crate::identity::console_vote::SignedVote;
 use crate::status::Status;
 use crate::telegram::TelegramClient;
@@ -167,7 +169,13 @@ pub async fn run(
                 }
             }
         },
-        serve_console(Arc::clone(&deps), shutdown),
+        async {
+            let (console, api) = tokio::join!(
+                serve_console(Arc::clone(&deps), shutdown.clone()),
+                serve_api(Arc::clone(&deps), shutdown),
+            );
+            console.and(api)
+        },
     );
     if let Some(bot) = bot {
         bot.stop().await;
@@ -344,6 +352,29 @@ async fn serve_console(
                     Err(error) => json!({ "ok": false, "error": format!("{error:#}") }),
                 },
             }
+        }
+    })
+    .await
+}
+
+/// Answers the HTTP API's votes (`POST /requests/{id}/approve|reject`, the web console), in
+/// the name of the `decide` key the API authenticated.
+async fn serve_api(deps: Arc<ApprovalsDeps>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let bus = deps.desk.bus.clone();
+    crate::bus::reply::serve(&bus, bus.subjects.api_decisions(), "approvals", shutdown, |payload| {
+        let deps = Arc::clone(&deps);
+        async move {
+            let answer = match serde_json::from_slice::<ApiVote>(&payload) {
+                Err(error) => VoteAnswer::invalid("invalid_vote", format!("invalid vote: {error}")),
+                Ok(vote) => match deps.desk.vote_api(&vote).await {
+                    Ok(result) => VoteAnswer::of(&result),
+                    Err(error) => {
+                        tracing::warn!(error = %format!("{error:#}"), "could not apply an API vote");
+                        VoteAnswer::invalid("unavailable", "the vote could not be applied; try again".into())
+                    }
+                },
+            };
+            serde_json::to_value(answer).unwrap_or_else(|_| json!({ "outcome": "refused" }))
         }
     })
     .await

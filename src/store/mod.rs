@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod chain;
+pub mod console;
 pub mod executions;
 pub mod requests;
 

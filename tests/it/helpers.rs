@@ -78,6 +78,9 @@ pub struct TestEnv {
     /// The keys the API and gateway HTTP servers this test spawns accept (default
     /// [`test_api_keys`]); set before `spawn_api`.
     pub api_keys: ApiKeys,
+    /// The web console's base URL the approvals stage links its prompts to (set before
+    /// `spawn_approvals`).
+    pub console_url: Option<String>,
     database: String,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -162,6 +165,7 @@ impl TestEnv {
             pool,
             shutdown: CancellationToken::new(),
             api_keys: test_api_keys(),
+            console_url: None,
             database,
             tasks: Vec::new(),
         }
@@ -425,7 +429,9 @@ impl TestEnv {
             actor: "approvals@test".into(),
         };
         let telegram = telegram.map(|fake| {
-            TelegramClient::new(fake.token(), Some(&fake.api_url()), vec![APPROVER_CHAT]).unwrap()
+            TelegramClient::new(fake.token(), Some(&fake.api_url()), vec![APPROVER_CHAT])
+                .unwrap()
+                .with_console_url(self.console_url.clone())
         });
         ApprovalsDeps {
             desk,
@@ -536,6 +542,7 @@ impl TestEnv {
             metrics: wingman::metrics::install().unwrap(),
             actor: "api@test".into(),
             guard: self.guard(Stage::Api),
+            console: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -327,3 +327,57 @@ async fn the_pipeline_runs_with_every_worker_on_its_own_nats_user() {
     intake.kill().await.unwrap();
     env.stop().await;
 }
+
+#[tokio::test]
+async fn only_the_api_may_ask_the_approvals_worker_to_vote_in_a_keys_name() {
+    let server = NatsServer::single().await;
+    let env = TestEnv::on_server(&server).await;
+    // The approvals worker's user takes the API's votes; the API's user may ask.
+    let approvals = connect_as(&server, "approvals").await;
+    let mut votes = approvals
+        .client
+        .subscribe("wingman.api.decisions")
+        .await
+        .unwrap();
+    approvals.client.flush().await.unwrap();
+    let api = connect_as(&server, "api").await;
+    api.client
+        .publish("wingman.api.decisions", "from the api".into())
+        .await
+        .unwrap();
+    api.client.flush().await.unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(5), votes.next())
+        .await
+        .expect("the approvals worker receives the API's vote")
+        .unwrap();
+    assert_eq!(&received.payload[..], b"from the api");
+    // Nobody else may: a publisher or an operator naming a key it never presented is refused
+    // by the server, and nothing reaches the approvals worker.
+    for user in ["publisher", "operator", "intake", "gateway"] {
+        let mut forger = connect_as(&server, user).await;
+        forger
+            .client
+            .publish("wingman.api.decisions", format!("forged by {user}").into())
+            .await
+            .unwrap();
+        forger.client.flush().await.unwrap();
+        forger.assert_violation("wingman.api.decisions").await;
+    }
+    let leaked = tokio::time::timeout(Duration::from_millis(500), votes.next()).await;
+    assert!(
+        leaked.is_err(),
+        "a forged vote reached the approvals worker: {leaked:?}"
+    );
+    // The API may read the roster (which approver a key is), never write it.
+    let roster = api.js.get_key_value("wingman_approvers").await.unwrap();
+    assert!(roster.get("roster").await.is_ok());
+    let mut api = api;
+    assert!(
+        roster
+            .put("roster", "{\"approvers\":[]}".into())
+            .await
+            .is_err()
+    );
+    api.assert_violation("$KV.wingman_approvers.roster").await;
+    env.stop().await;
+}

@@ -28,6 +28,7 @@ async fn spawn_api_with(env: &mut TestEnv, limits: ThrottleLimits) -> SocketAddr
             throttle: AuditThrottle::new(limits),
             ..env.guard(Stage::Api)
         },
+        console: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -1,5 +1,6 @@
 //! `wingman-api`: the HTTP API (see `wingman::api`). Listens on `API_PORT` (default 8080).
-//! Needs `WINGMAN_API_KEYS_FILE` (it refuses to start without API keys).
+//! Needs `WINGMAN_API_KEYS_FILE` (it refuses to start without API keys). Serves the web
+//! console under `/console` (`WINGMAN_CONSOLE_URL`, `WINGMAN_CONSOLE_SESSION_TTL`).
 
 use anyhow::Context as _;
 use wingman::access::ApiKeys;
@@ -29,6 +30,7 @@ async fn run() -> anyhow::Result<()> {
         pool,
         metrics: worker.metrics.clone(),
         actor: worker.actor.clone(),
+        console: wingman::config::ConsoleSettings::from_env()?,
     };
     let port = wingman::config::parse_var::<u16>("API_PORT")?.unwrap_or(8080);
     let host = wingman::config::var("API_HOST").unwrap_or_else(|| "127.0.0.1".to_string());

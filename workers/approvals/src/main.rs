@@ -1,6 +1,7 @@
 //! `wingman-approvals`: puts requests in front of humans (see `wingman::stages::approvals`).
 //! Telegram with `TELEGRAM_BOT_TOKEN` + `TELEGRAM_CHAT_ID` (+ `TELEGRAM_API_URL`); approvers
-//! from the roster (`wingman approvers`) and `TELEGRAM_APPROVER_IDS`.
+//! from the roster (`wingman approvers`) and `TELEGRAM_APPROVER_IDS`. With
+//! `WINGMAN_CONSOLE_URL`, prompts link to the request's page in the web console.
 
 use anyhow::Context as _;
 use wingman::approval::{BUCKET, Desk, Rules};
@@ -26,11 +27,10 @@ async fn run() -> anyhow::Result<()> {
                 .split(',')
                 .map(|id| id.trim().parse::<i64>().map_err(|_| anyhow::anyhow!("TELEGRAM_CHAT_ID: `{id}` is not a chat id")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Some(TelegramClient::new(
-                &token,
-                var("TELEGRAM_API_URL").as_deref(),
-                chats,
-            )?)
+            Some(
+                TelegramClient::new(&token, var("TELEGRAM_API_URL").as_deref(), chats)?
+                    .with_console_url(wingman::config::ConsoleSettings::from_env()?.url),
+            )
         }
     };
     let worker = Worker::start(Stage::Approvals, 9103).await?;

@@ -1,0 +1,186 @@
+//! `POST /requests/{id}/approve` and `POST /requests/{id}/reject` (role `decide`): a vote in
+//! the name of the key that called, through the approvals worker's rules.
+//!
+//! The body is `{"reason": "..."}` (optional to approve, required to reject and to override an
+//! auto-rejection). The answer says what happened: `applied` (200), `counted` (202: prd needs
+//! another approver), or `refused` with the rule (`already_decided` 409 with `decided_by`,
+//! `own_request` / `not_authorized` / `same_approver` 403, `reason_required` 400,
+//! `unknown_request` 404, `expired` 409). The web console's forms go through [`cast`] too.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::KeyName;
+use crate::api::ApiState;
+use crate::api::error::ApiError;
+use crate::approval::Verdict;
+use crate::bus::Bus;
+use crate::envelope::RequestId;
+use crate::identity::api_vote::{ApiVote, Outcome, VoteAnswer, check_note};
+
+/// How long the approvals worker has to answer a vote.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    reason: Option<String>,
+}
+
+pub async fn approve(
+    state: State<ApiState>,
+    key: Extension<KeyName>,
+    request_id: Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    decide(state, key, request_id, body, Verdict::Approve).await
+}
+
+pub async fn reject(
+    state: State<ApiState>,
+    key: Extension<KeyName>,
+    request_id: Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    decide(state, key, request_id, body, Verdict::Reject).await
+}
+
+async fn decide(
+    State(state): State<ApiState>,
+    Extension(KeyName(key_name)): Extension<KeyName>,
+    Path(request_id): Path<String>,
+    body: Bytes,
+    verdict: Verdict,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
+        field: Some("request_id".into()),
+        code: "invalid_value",
+        message: format!("request_id: `{request_id}` is not a UUID"),
+    })?;
+    let body: DecideBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DecideBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(error) => {
+                let invalid = ApiError::Invalid {
+                    field: Some("body".into()),
+                    code: "invalid_json",
+                    message: format!("body: expected {{\"reason\": \"...\"}}: {error}"),
+                };
+                return Err(audited(&state, request_id, &key_name, invalid).await);
+            }
+        }
+    };
+    let answer = match cast(
+        &state.bus,
+        &key_name,
+        request_id,
+        verdict,
+        body.reason.as_deref(),
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(error @ ApiError::Invalid { .. }) => {
+            return Err(audited(&state, request_id, &key_name, error).await);
+        }
+        Err(error) => return Err(error),
+    };
+    let status = http_status(&answer);
+    crate::metrics::api_request("decide", status.as_u16());
+    let mut value = serde_json::to_value(&answer).map_err(anyhow::Error::from)?;
+    value["request_id"] = json!(request_id);
+    Ok((status, Json(value)))
+}
+
+/// Audits a vote refused for bad input (`message_rejected`, best effort) and returns the error.
+async fn audited(
+    state: &ApiState,
+    request_id: RequestId,
+    key_name: &str,
+    error: ApiError,
+) -> ApiError {
+    if let ApiError::Invalid {
+        field,
+        code,
+        message,
+    } = &error
+    {
+        crate::metrics::api_request("decide", 400);
+        let data = json!({
+            "code": code, "field": field, "reason": message, "source": "api", "key_name": key_name,
+        });
+        let published = crate::stages::publish_audit(
+            &state.bus,
+            Some(request_id),
+            crate::events::AuditKind::MessageRejected,
+            crate::events::Stage::Api,
+            &state.actor,
+            data,
+        )
+        .await;
+        if let Err(problem) = published {
+            tracing::warn!(error = %format!("{problem:#}"), "could not audit an invalid vote");
+        }
+    }
+    error
+}
+
+/// Asks the approvals worker to apply a vote in the name of `key_name` (a `decide` key the
+/// caller authenticated).
+///
+/// # Errors
+/// A bad reason (400, field `reason`), or the approvals worker not answering (503).
+pub async fn cast(
+    bus: &Bus,
+    key_name: &str,
+    request_id: RequestId,
+    verdict: Verdict,
+    reason: Option<&str>,
+) -> Result<VoteAnswer, ApiError> {
+    let note = check_note(reason).map_err(|message| ApiError::Invalid {
+        field: Some("reason".into()),
+        code: "invalid_value",
+        message,
+    })?;
+    let vote = ApiVote {
+        key_name: key_name.to_string(),
+        request_id,
+        verdict,
+        note,
+    };
+    let payload = serde_json::to_vec(&vote).map_err(anyhow::Error::from)?;
+    let reply = tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        bus.client
+            .request(bus.subjects.api_decisions(), payload.into()),
+    )
+    .await
+    .map_err(|_| ApiError::Unavailable("the approvals worker did not answer in time".into()))?
+    .map_err(|error| ApiError::Unavailable(format!("ask the approvals worker: {error}")))?;
+    serde_json::from_slice(&reply.payload).map_err(|error| {
+        ApiError::Internal(anyhow::anyhow!("the approvals worker's answer: {error}"))
+    })
+}
+
+/// The HTTP status of an answer.
+pub fn http_status(answer: &VoteAnswer) -> StatusCode {
+    match answer.outcome {
+        Outcome::Applied => StatusCode::OK,
+        Outcome::Counted => StatusCode::ACCEPTED,
+        Outcome::Refused => match answer.code.as_deref() {
+            Some("already_decided" | "expired") => StatusCode::CONFLICT,
+            Some("reason_required" | "invalid_vote") => StatusCode::BAD_REQUEST,
+            Some("unknown_request") => StatusCode::NOT_FOUND,
+            Some("unavailable") => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::FORBIDDEN,
+        },
+    }
+}

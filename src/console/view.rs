@@ -1,0 +1,435 @@
+//! What the console's pages show, as plain values computed from the stored rows: the
+//! templates only lay them out (and escape every string). Pure functions, tested here.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::identity::Principal;
+use crate::identity::roster::{Approver, Roster};
+use crate::store::audit::AuditRow;
+use crate::store::requests::RequestRow;
+
+/// "in 14 min", "in 2 h 05 min", "expired 3 min ago".
+pub fn countdown(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(expires_at) = expires_at else {
+        return "no deadline".to_string();
+    };
+    let seconds = (expires_at - now).num_seconds();
+    let span = |seconds: i64| {
+        let minutes = seconds / 60;
+        if minutes >= 60 {
+            format!("{} h {:02} min", minutes / 60, minutes % 60)
+        } else if minutes >= 1 {
+            format!("{minutes} min")
+        } else {
+            format!("{seconds} s")
+        }
+    };
+    if seconds > 0 {
+        format!("in {}", span(seconds))
+    } else {
+        format!("expired {} ago", span(-seconds))
+    }
+}
+
+/// What the visitor may do about a request, and why not when they may not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DecisionPanel {
+    /// Approve / Reject forms.
+    Vote { approver: String },
+    /// Decided already: by whom, when.
+    Decided {
+        status: String,
+        by: String,
+        at: String,
+        note: String,
+    },
+    /// Waiting, but this visitor cannot vote (the reason says why).
+    Cannot { reason: String },
+}
+
+/// Whether `approver` submitted the request (the rule of `crate::approval::own_request`, on
+/// the stored row).
+pub fn submitted_by_approver(approver: &Approver, row: &RequestRow) -> bool {
+    match row.submitted_by.parse::<Principal>() {
+        Ok(Principal::Anonymous) | Err(_) => {
+            approver.name == row.requester
+                || approver.name.ends_with(&format!(":{}", row.requester))
+        }
+        Ok(principal) => approver.submitted(&principal),
+    }
+}
+
+/// The decision panel of `row` for a visitor logged in with key `key_name`
+/// (`can_decide`: the key has the `decide` role).
+pub fn decision_panel(
+    row: &RequestRow,
+    roster: &Roster,
+    key_name: &str,
+    can_decide: bool,
+) -> DecisionPanel {
+    let waiting =
+        row.status == "PENDING" || (row.status == "AUTO_REJECTED" && row.decided_by.is_none());
+    if !waiting {
+        return DecisionPanel::Decided {
+            status: row.status.clone(),
+            by: row
+                .decided_by
+                .clone()
+                .unwrap_or_else(|| "the validators".to_string()),
+            at: row
+                .decided_at
+                .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
+            note: row.decision_note.clone().unwrap_or_default(),
+        };
+    }
+    if !can_decide {
+        return DecisionPanel::Cannot {
+            reason: format!(
+                "Your key `{key_name}` may read but not decide (it lacks the decide role)."
+            ),
+        };
+    }
+    let Some(approver) = roster.by_api_key(key_name) else {
+        return DecisionPanel::Cannot {
+            reason: format!("Your key `{key_name}` belongs to no approver on the roster."),
+        };
+    };
+    if submitted_by_approver(approver, row) {
+        return DecisionPanel::Cannot {
+            reason: format!(
+                "You ({}) submitted this request: someone else must decide it.",
+                approver.name
+            ),
+        };
+    }
+    DecisionPanel::Vote {
+        approver: approver.name.clone(),
+    }
+}
+
+/// One validator's verdict on the request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidatorView {
+    pub name: String,
+    pub score: String,
+    pub findings: Vec<FindingView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingView {
+    pub severity: String,
+    pub code: String,
+    pub reason: String,
+}
+
+/// Every validator's score and findings, from `validator_scores` (the composite is shown
+/// apart).
+pub fn validators(scores: Option<&Value>) -> Vec<ValidatorView> {
+    let Some(Value::Object(scores)) = scores else {
+        return Vec::new();
+    };
+    scores
+        .iter()
+        .filter(|(name, _)| name.as_str() != "composite")
+        .map(|(name, value)| ValidatorView {
+            name: name.clone(),
+            score: value
+                .get("score")
+                .map(|score| score.to_string())
+                .unwrap_or_else(|| "–".to_string()),
+            findings: value
+                .get("findings")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|finding| FindingView {
+                    severity: text_of(finding, "severity"),
+                    code: text_of(finding, "code"),
+                    reason: text_of(finding, "reason"),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn text_of(value: &Value, key: &str) -> String {
+    match value.get(key) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The composite's reasons.
+pub fn composite_reasons(scores: Option<&Value>) -> Vec<String> {
+    scores
+        .and_then(|scores| scores.get("composite"))
+        .and_then(|composite| composite.get("reasons"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|reason| reason.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The rollout cohort and the shadow decision: whether the validator's decision applied, and
+/// what it decided either way.
+pub fn cohort(row: &RequestRow) -> String {
+    let bucket = row.rollout_bucket.map_or_else(
+        || "no bucket".to_string(),
+        |bucket| format!("bucket {bucket}"),
+    );
+    let Some(decision) = row.validation_decision.as_deref() else {
+        return match row.validation_applied {
+            None => "not validated yet".to_string(),
+            Some(_) => format!(
+                "validation was off for this request ({bucket}): no shadow decision — a human decides"
+            ),
+        };
+    };
+    match row.validation_applied {
+        Some(true) => {
+            format!("in the validated cohort ({bucket}): the validators decided {decision}")
+        }
+        Some(false) => format!(
+            "outside the validated cohort ({bucket}): shadow decision {decision}, not applied — a human decides"
+        ),
+        None => "not validated yet".to_string(),
+    }
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditLine {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub stage: String,
+    pub status: String,
+    pub actor: String,
+    pub data: String,
+}
+
+/// The chain check of a request's rows: each row's hash is its content's, and each row's
+/// `prev_hash` is the hash of the row before it in the whole chain (`predecessors`: seq →
+/// hash of the rows at `seq - 1`).
+pub fn chain_check(rows: &[AuditRow], predecessors: &[(i64, String)]) -> Result<String, String> {
+    for row in rows {
+        if row.hash != row.expected_hash() {
+            return Err(format!(
+                "row {} ({}) was edited: its content does not match its hash",
+                row.seq, row.kind
+            ));
+        }
+        let expected_prev = if row.seq == 1 {
+            Some(crate::store::audit::GENESIS_HASH)
+        } else {
+            predecessors
+                .iter()
+                .find(|(seq, _)| *seq == row.seq - 1)
+                .map(|(_, hash)| hash.as_str())
+        };
+        match expected_prev {
+            None => {
+                return Err(format!(
+                    "row {} follows a missing row {}: rows were deleted",
+                    row.seq,
+                    row.seq - 1
+                ));
+            }
+            Some(hash) if hash != row.prev_hash => {
+                return Err(format!(
+                    "row {} does not link to row {}: the chain is broken",
+                    row.seq,
+                    row.seq - 1
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(format!(
+        "{} row(s): each hash matches its content and links to the row before it",
+        rows.len()
+    ))
+}
+
+pub fn audit_lines(rows: &[AuditRow]) -> Vec<AuditLine> {
+    rows.iter()
+        .map(|row| AuditLine {
+            seq: row.seq,
+            at: row.at.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+            kind: row.kind.clone(),
+            stage: row.stage.clone(),
+            status: row.status.clone().unwrap_or_default(),
+            actor: row.actor.clone(),
+            data: serde_json::to_string_pretty(&row.data.0).unwrap_or_default(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use serde_json::json;
+    use sqlx::types::Json;
+
+    fn row(status: &str, submitted_by: &str) -> RequestRow {
+        let now = Utc::now();
+        RequestRow {
+            request_id: uuid::Uuid::new_v4(),
+            status: status.into(),
+            execution_status: None,
+            requester: "agent".into(),
+            submitted_by: submitted_by.into(),
+            environment: "prd".into(),
+            command: Some("docker stop api".into()),
+            operation: None,
+            title: "t".into(),
+            description: "d".into(),
+            risk_level: None,
+            created_at: now,
+            updated_at: now,
+            validator_scores: None,
+            profile: None,
+            composite_score: None,
+            validation_applied: Some(false),
+            rollout_bucket: Some(42),
+            decided_by: None,
+            decided_at: None,
+            decision_note: None,
+            false_positive: false,
+            expires_at: None,
+            validation_decision: Some("PENDING".into()),
+            validation_error: false,
+        }
+    }
+
+    fn roster() -> Roster {
+        let approver = |name: &str, key: &str| Approver {
+            name: name.into(),
+            console_keys: Vec::new(),
+            telegram_ids: Vec::new(),
+            api_keys: vec![key.into()],
+            publishers: Vec::new(),
+            added_at: Utc::now(),
+        };
+        Roster {
+            approvers: vec![
+                approver("alice", "alice-key"),
+                approver("carol", "carol-key"),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_countdown_says_how_long_is_left_or_how_long_ago_it_expired() {
+        let now = Utc::now();
+        assert_eq!(
+            countdown(Some(now + Duration::seconds(14 * 60 + 5)), now),
+            "in 14 min"
+        );
+        assert_eq!(
+            countdown(Some(now + Duration::minutes(125)), now),
+            "in 2 h 05 min"
+        );
+        assert_eq!(
+            countdown(Some(now - Duration::minutes(3)), now),
+            "expired 3 min ago"
+        );
+        assert_eq!(countdown(None, now), "no deadline");
+    }
+
+    #[test]
+    fn only_an_approver_who_did_not_submit_gets_the_vote_forms() {
+        let roster = roster();
+        let pending = row("PENDING", "api:carol");
+        assert_eq!(
+            decision_panel(&pending, &roster, "alice-key", true),
+            DecisionPanel::Vote {
+                approver: "alice".into()
+            }
+        );
+        assert!(matches!(
+            decision_panel(&pending, &roster, "carol-key", true),
+            DecisionPanel::Cannot { reason } if reason.contains("submitted this request")
+        ));
+        assert!(matches!(
+            decision_panel(&pending, &roster, "alice-key", false),
+            DecisionPanel::Cannot { reason } if reason.contains("lacks the decide role")
+        ));
+        assert!(matches!(
+            decision_panel(&pending, &roster, "stranger", true),
+            DecisionPanel::Cannot { reason } if reason.contains("no approver")
+        ));
+        let mut decided = row("APPROVED", "api:carol");
+        decided.decided_by = Some("alice".into());
+        assert!(matches!(
+            decision_panel(&decided, &roster, "alice-key", true),
+            DecisionPanel::Decided { by, .. } if by == "alice"
+        ));
+    }
+
+    #[test]
+    fn the_cohort_line_names_the_shadow_decision_outside_the_cohort() {
+        let line = cohort(&row("PENDING", "anonymous"));
+        assert!(line.contains("shadow decision PENDING"), "{line}");
+        assert!(line.contains("bucket 42"), "{line}");
+    }
+
+    #[test]
+    fn validators_list_their_scores_and_findings_but_not_the_composite() {
+        let scores = json!({
+            "composite": {"score": 40, "reasons": ["r"]},
+            "code_scanner": {"score": 90, "findings": [{"severity": "high", "code": "C1", "reason": "<b>x</b>"}]},
+        });
+        let views = validators(Some(&scores));
+        assert_eq!(views.len(), 1);
+        assert_eq!(views[0].name, "code_scanner");
+        assert_eq!(views[0].findings[0].reason, "<b>x</b>");
+        assert_eq!(composite_reasons(Some(&scores)), vec!["r".to_string()]);
+    }
+
+    fn audit_row(seq: i64, prev_hash: &str) -> AuditRow {
+        let mut row = AuditRow {
+            seq,
+            event_id: uuid::Uuid::new_v4(),
+            request_id: None,
+            kind: "request_received".into(),
+            stage: "intake".into(),
+            status: None,
+            actor: "intake@test".into(),
+            at: Utc::now(),
+            data: Json(json!({"a": 1})),
+            prev_hash: prev_hash.into(),
+            hash: String::new(),
+        };
+        row.hash = row.expected_hash();
+        row
+    }
+
+    #[test]
+    fn the_chain_check_finds_an_edited_row_and_a_missing_link() {
+        let first = audit_row(1, crate::store::audit::GENESIS_HASH);
+        let third = audit_row(3, "feed");
+        assert!(chain_check(std::slice::from_ref(&first), &[]).is_ok());
+        let mut edited = first.clone();
+        edited.actor = "mallory".into();
+        assert!(chain_check(&[edited], &[]).unwrap_err().contains("edited"));
+        assert!(
+            chain_check(std::slice::from_ref(&third), &[])
+                .unwrap_err()
+                .contains("missing")
+        );
+        assert!(
+            chain_check(std::slice::from_ref(&third), &[(2, "beef".into())])
+                .unwrap_err()
+                .contains("does not link")
+        );
+        assert!(chain_check(&[third], &[(2, "feed".into())]).is_ok());
+    }
+}

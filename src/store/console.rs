@@ -1,0 +1,143 @@
+//! What the web console reads (`crate::console`), read-only: the requests waiting for a human,
+//! recent executions, the seed's rates per day, the rollout changes, and the links a
+//! request's audit rows hang from.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::report::Counts;
+use crate::store::requests::RequestRow;
+
+/// Requests waiting for a decision (PENDING), oldest first.
+pub async fn waiting(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<RequestRow>> {
+    let filter = crate::store::requests::ListFilter {
+        status: Some(crate::status::Status::Pending),
+        since: None,
+        limit,
+    };
+    let mut rows = crate::store::requests::list(pool, &filter).await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// How many requests wait for a human, and since when the oldest does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Backlog {
+    pub waiting: i64,
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+pub async fn backlog(pool: &PgPool) -> sqlx::Result<Backlog> {
+    sqlx::query_as(
+        "SELECT count(*) AS waiting, min(created_at) AS oldest
+         FROM approval_requests WHERE status = 'PENDING'",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// One execution, newest first, with its request's environment and title.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ExecutionRow {
+    pub request_id: Uuid,
+    pub environment: String,
+    pub title: String,
+    pub operation: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+pub async fn recent_executions(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<ExecutionRow>> {
+    sqlx::query_as(
+        "SELECT e.request_id, r.environment, r.title, e.operation, e.status, e.started_at,
+                e.finished_at, e.exit_code, e.error
+         FROM executions e JOIN approval_requests r USING (request_id)
+         ORDER BY e.started_at DESC LIMIT $1",
+    )
+    .bind(limit.clamp(1, 200))
+    .fetch_all(pool)
+    .await
+}
+
+/// The seed's counts over one day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct DayCounts {
+    pub day: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub counts: Counts,
+}
+
+/// The counts of `crate::report` per UTC day since `since` (days without requests are absent).
+pub async fn daily_counts(pool: &PgPool, since: DateTime<Utc>) -> sqlx::Result<Vec<DayCounts>> {
+    sqlx::query_as(
+        "SELECT
+            date_trunc('day', created_at) AS day,
+            count(*) AS total,
+            count(*) FILTER (WHERE validation_applied) AS validated,
+            count(*) FILTER (WHERE validation_applied AND validation_decision = 'AUTO_REJECTED') AS auto_rejected,
+            count(*) FILTER (WHERE validation_applied AND validation_decision = 'AUTO_APPROVED') AS auto_approved,
+            count(*) FILTER (WHERE validation_applied AND validation_decision = 'PENDING') AS manual_review,
+            count(*) FILTER (WHERE validation_applied AND validation_decision = 'AUTO_REJECTED' AND false_positive)
+                AS false_positives,
+            count(*) FILTER (WHERE validation_error) AS validation_errors
+         FROM approval_requests WHERE created_at > $1
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await
+}
+
+/// One audited change of the rollout flags (`rollout_changed`): when, and the percentage after
+/// (with validation off, 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolloutChange {
+    pub at: DateTime<Utc>,
+    pub percent: Option<i64>,
+    pub by: String,
+}
+
+pub async fn rollout_changes(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<RolloutChange>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        at: DateTime<Utc>,
+        enabled: Option<bool>,
+        percent: Option<i64>,
+        author: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT at, (data->'new'->>'enabled')::boolean AS enabled,
+                (data->'new'->>'percent')::bigint AS percent, data->>'by' AS author
+         FROM audit_events WHERE kind = 'rollout_changed' AND at > $1 ORDER BY seq",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| RolloutChange {
+            at: row.at,
+            percent: match row.enabled {
+                Some(false) => Some(0),
+                _ => row.percent,
+            },
+            by: row.author.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The hashes of the rows at `seqs` (the predecessors of a request's audit rows), by seq.
+pub async fn hashes_at(pool: &PgPool, seqs: &[i64]) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as("SELECT seq, hash FROM audit_events WHERE seq = ANY($1)")
+        .bind(seqs)
+        .fetch_all(pool)
+        .await
+}

@@ -1,0 +1,719 @@
+//! The web console in a real browser: headless chromium driven through WebDriver
+//! (chromedriver), against the real pipeline (NATS, Postgres, the stages, and for the
+//! execution the real Docker Engine). `scripts/lib.sh ensure_chromium` installs both.
+//!
+//! With `WINGMAN_SCREENSHOTS=<dir>`, the first test also saves screenshots of the pending list
+//! and a request's page at desktop (1280) and phone (390) widths.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wingman::access::{ApiKeys, Role};
+use wingman::cli::approvers::Credentials;
+use wingman::request::Environment;
+
+use crate::docker;
+use crate::fake_telegram::FakeTelegram;
+use crate::helpers::TestEnv;
+
+/// The keys of these tests: three approvers (alice, bob; carol also submits), an operator's
+/// read key, and a decide key the roster does not know.
+pub const ALICE: &str = "wmk_web_alice";
+pub const BOB: &str = "wmk_web_bob";
+pub const CAROL: &str = "wmk_web_carol";
+pub const READER: &str = "wmk_web_reader";
+pub const STRANGER: &str = "wmk_web_stranger";
+
+/// The real pipeline with the API (and its console) on a loopback port.
+pub struct Console {
+    pub env: TestEnv,
+    pub base: String,
+}
+
+impl Console {
+    /// Intake (validation off: every request waits for a human), recorder, approvals (prd
+    /// needs `prd_approvals`), authority, the API; with `engine`, the gateway on the real
+    /// Docker Engine.
+    pub async fn start(prd_approvals: usize, engine: bool) -> Self {
+        Self::start_with(prd_approvals, engine, None).await
+    }
+
+    /// Like [`Console::start`], with the approvals stage prompting on the fake Telegram and
+    /// linking its prompts to this console.
+    pub async fn start_with(
+        prd_approvals: usize,
+        engine: bool,
+        telegram: Option<&FakeTelegram>,
+    ) -> Self {
+        let mut env = TestEnv::start().await;
+        env.api_keys = ApiKeys::from_keys(&[
+            ("alice", ALICE, &[Role::Decide]),
+            ("bob", BOB, &[Role::Decide]),
+            ("carol", CAROL, &[Role::Submit, Role::Decide]),
+            ("reader", READER, &[Role::Read]),
+            ("stranger", STRANGER, &[Role::Decide]),
+        ]);
+        for name in ["alice", "bob", "carol"] {
+            env.register_approver(
+                name,
+                Credentials {
+                    api_keys: vec![name.to_string()],
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+        let address: SocketAddr = env.spawn_api().await;
+        env.console_url = Some(format!("http://{address}"));
+        env.spawn_intake().await;
+        env.spawn_recorder();
+        env.spawn_approvals(telegram, &[], prd_approvals).await;
+        env.spawn_authority().await;
+        if engine {
+            env.spawn_gateway(&[Environment::Dev, Environment::Test, Environment::Prd])
+                .await;
+        }
+        Self {
+            env,
+            base: format!("http://{address}"),
+        }
+    }
+
+    /// Submits a request through the API with `key`; returns its id once it waits for a human.
+    pub async fn submit_as(
+        &self,
+        key: &str,
+        environment: &str,
+        command: &str,
+        description: &str,
+    ) -> String {
+        let body = json!({
+            "requester": "agent-web",
+            "environment": environment,
+            "command": command,
+            "title": format!("Web console check: {}", command.chars().take(60).collect::<String>()),
+            "description": description,
+        });
+        let (status, answer) = crate::api::call_with_key(
+            "POST",
+            &format!("{}/requests", self.base),
+            Some(body),
+            Some(key),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        let request_id = answer["request_id"].as_str().unwrap().to_string();
+        self.env
+            .wait_for_count(
+                "SELECT count(*) FROM approval_requests WHERE request_id = $1 AND status = 'PENDING'",
+                Some(Uuid::parse_str(&request_id).unwrap()),
+                1,
+            )
+            .await;
+        request_id
+    }
+
+    pub async fn stop(self) {
+        self.env.stop().await;
+    }
+}
+
+/// Headless chromium behind its own chromedriver.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver is missing: scripts/test installs it (ensure_chromium)");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"] }),
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(error) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "chromedriver did not start: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        Self {
+            client,
+            _driver: driver,
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    async fn login(&self, base: &str, key: &str) {
+        self.goto(&format!("{base}/console/login")).await;
+        self.client
+            .find(Locator::Css("input[name=key]"))
+            .await
+            .unwrap()
+            .send_keys(key)
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Css("main form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.wait_for_text("header.top", "Signed in as").await;
+    }
+
+    async fn logout(&self) {
+        self.client
+            .find(Locator::Css("form.logout button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.wait_for_text("main", "Log in").await;
+    }
+
+    async fn text(&self, selector: &str) -> String {
+        match self.client.find(Locator::Css(selector)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    async fn exists(&self, selector: &str) -> bool {
+        !self
+            .client
+            .find_all(Locator::Css(selector))
+            .await
+            .unwrap()
+            .is_empty()
+    }
+
+    /// Waits (without reloading) until `selector`'s text contains `needle`.
+    async fn wait_for_text(&self, selector: &str, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.text(selector).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{needle}` never appeared in {selector}: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Fills `reason` and presses the form's `button` (`approve` or `reject`).
+    async fn vote(&self, button: &str, reason: &str) {
+        let form = self
+            .client
+            .find(Locator::Css(&format!("form.vote:has(button.{button})")))
+            .await
+            .unwrap();
+        form.find(Locator::Css("textarea"))
+            .await
+            .unwrap()
+            .send_keys(reason)
+            .await
+            .unwrap();
+        form.find(Locator::Css(&format!("button.{button}")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// The session cookie and the CSRF token of the page's logout form.
+    async fn session(&self) -> (String, String) {
+        let cookie = self
+            .client
+            .get_named_cookie("wingman_session")
+            .await
+            .unwrap()
+            .value()
+            .to_string();
+        let csrf = self
+            .client
+            .find(Locator::Css("form.logout input[name=csrf]"))
+            .await
+            .unwrap()
+            .attr("value")
+            .await
+            .unwrap()
+            .unwrap();
+        (cookie, csrf)
+    }
+
+    /// Saves a screenshot at `width` into `WINGMAN_SCREENSHOTS`, when set.
+    async fn screenshot(&self, name: &str, width: u32) {
+        let Ok(dir) = std::env::var("WINGMAN_SCREENSHOTS") else {
+            return;
+        };
+        let height: u32 = self
+            .client
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .ok()
+            .and_then(|value| value.as_u64())
+            .map_or(900, |height| height.clamp(600, 4000) as u32);
+        self.client
+            .set_window_size(width, height + 140)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{name}-{width}.png"), png).unwrap();
+        self.client.set_window_size(1280, 900).await.unwrap();
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// Posts the vote form of `request_id` as a forger would: with the given cookie and token.
+async fn forged_post(
+    base: &str,
+    request_id: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let mut form = vec![("verdict", "approve"), ("reason", "forged")];
+    if let Some(csrf) = csrf {
+        form.push(("csrf", csrf));
+    }
+    let mut request = client
+        .post(format!("{base}/console/requests/{request_id}/decide"))
+        .form(&form);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", format!("wingman_session={cookie}"));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_reaches_succeeded_live()
+ {
+    let console = Console::start(2, true).await;
+    let name = docker::unique("wt-web");
+    docker::start_container(&name, None).await;
+    let (_, started_before) = docker::state(&name).await.unwrap();
+    let hostile = "<script>document.title='pwned'</script><img src=x id=\"injected\"> Restart to reload the config. Rollback: docker start it. Verify: docker inspect.";
+    let request_id = console
+        .submit_as(CAROL, "prd", &format!("docker restart {name}"), hostile)
+        .await;
+    let page = format!("{}/console/requests/{request_id}", console.base);
+
+    let browser = Browser::start().await;
+    browser.login(&console.base, ALICE).await;
+    let pending = browser
+        .wait_for_text("main", &format!("docker restart {name}"))
+        .await;
+    assert!(pending.contains("prd"), "{pending}");
+    browser.screenshot("pending", 1280).await;
+    browser.screenshot("pending", 390).await;
+    browser
+        .client
+        .find(Locator::Css(&format!(
+            "a[href=\"/console/requests/{request_id}\"]"
+        )))
+        .await
+        .expect("the pending list links to the request")
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("#decision-h", "Decision").await;
+
+    // The description is untrusted text: shown as typed, never run or rendered as markup.
+    let description = browser.text(".description").await;
+    assert!(
+        description.contains("<script>document.title='pwned'</script>"),
+        "{description}"
+    );
+    assert!(
+        !browser.exists("#injected").await,
+        "the description's markup was rendered"
+    );
+    assert_ne!(browser.client.title().await.unwrap(), "pwned");
+    let command = browser.text("pre.command").await;
+    assert_eq!(command, format!("docker restart {name}"));
+    let operation = browser.text("#operation").await;
+    assert!(
+        operation.contains("allowed by the prd policy"),
+        "{operation}"
+    );
+    assert!(operation.contains("container_restart"), "{operation}");
+    browser.screenshot("request", 1280).await;
+    browser.screenshot("request", 390).await;
+
+    browser.vote("approve", "config reviewed").await;
+    let flash = browser.wait_for_text(".flash", "Counted").await;
+    assert!(flash.contains("another approver is needed"), "{flash}");
+    browser.logout().await;
+
+    browser.login(&console.base, BOB).await;
+    browser.goto(&page).await;
+    browser.vote("approve", "second pair of eyes").await;
+    let flash = browser.wait_for_text(".flash", "Done").await;
+    assert!(flash.contains("APPROVED by alice, bob"), "{flash}");
+    // The page is not reloaded: the timeline follows the status stream until the end.
+    let timeline = browser.wait_for_text("#timeline", "SUCCEEDED").await;
+    assert!(timeline.contains("APPROVED"), "{timeline}");
+    let (running, started_after) = docker::state(&name).await.unwrap();
+    assert!(running);
+    assert_ne!(
+        started_before, started_after,
+        "the container was really restarted"
+    );
+
+    // After a reload the audit trail has the whole story and its chain holds.
+    console.env.settle_all().await;
+    browser.goto(&page).await;
+    let chain = browser.text("#chain").await;
+    assert!(chain.contains("each hash matches its content"), "{chain}");
+    let audit = browser.text("ol.audit").await;
+    for kind in [
+        "request_received",
+        "approval_decided",
+        "token_minted",
+        "execution_finished",
+    ] {
+        assert!(
+            audit.contains(kind),
+            "{kind} missing from the audit trail: {audit}"
+        );
+    }
+    browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_nor_forge_a_vote() {
+    let console = Console::start(1, false).await;
+    let first = console
+        .submit_as(
+            CAROL,
+            "dev",
+            "docker stop web-1",
+            "Stop web-1. Rollback: start it. Verify: ps.",
+        )
+        .await;
+    let own = console
+        .submit_as(
+            CAROL,
+            "dev",
+            "docker stop web-2",
+            "Stop web-2. Rollback: start it. Verify: ps.",
+        )
+        .await;
+
+    // Bob opens the page while the request waits; Alice decides first, through the API.
+    let browser = Browser::start().await;
+    browser.login(&console.base, BOB).await;
+    browser
+        .goto(&format!("{}/console/requests/{first}", console.base))
+        .await;
+    assert!(browser.exists("button.approve").await);
+    let (_, bob_csrf) = browser.session().await;
+    let (status, answer) = crate::api::call_with_key(
+        "POST",
+        &format!("{}/requests/{first}/approve", console.base),
+        None,
+        Some(ALICE),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    browser.vote("approve", "looks fine").await;
+    let flash = browser.wait_for_text(".flash", "Already decided").await;
+    assert!(flash.contains("by alice"), "{flash}");
+    browser.logout().await;
+
+    // The requester sees their request but no vote buttons, and is told why.
+    browser.login(&console.base, CAROL).await;
+    browser
+        .goto(&format!("{}/console/requests/{own}", console.base))
+        .await;
+    assert!(
+        !browser.exists("button.approve").await,
+        "the requester got an Approve button"
+    );
+    let panel = browser.text(".decision").await;
+    assert!(
+        panel.contains("You (carol) submitted this request"),
+        "{panel}"
+    );
+    let (carol_cookie, carol_csrf) = browser.session().await;
+
+    // Forged POSTs: no token, another session's token, no session — all refused (403).
+    for (cookie, csrf, reason) in [
+        (Some(carol_cookie.as_str()), None, "csrf_mismatch"),
+        (
+            Some(carol_cookie.as_str()),
+            Some(bob_csrf.as_str()),
+            "csrf_mismatch",
+        ),
+        (None, Some(carol_csrf.as_str()), "no_session"),
+    ] {
+        let (status, body) = forged_post(&console.base, &own, cookie, csrf).await;
+        assert_eq!(status, 403, "{reason}: {body}");
+        assert!(body.contains(reason), "{body}");
+    }
+    // With her own session and token, the rules still refuse her own request.
+    let (status, body) =
+        forged_post(&console.base, &own, Some(&carol_cookie), Some(&carol_csrf)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Refused (own_request)"), "{body}");
+
+    console.env.settle_all().await;
+    let own_id = Uuid::parse_str(&own).unwrap();
+    assert_eq!(
+        console.env.status_of(own_id).await.as_deref(),
+        Some("PENDING")
+    );
+    let denied: Vec<Value> = sqlx::query_scalar(
+        "SELECT data FROM audit_events WHERE request_id = $1 AND kind = 'access_denied' ORDER BY seq",
+    )
+    .bind(own_id)
+    .fetch_all(&console.env.pool)
+    .await
+    .unwrap();
+    let reasons: Vec<&str> = denied
+        .iter()
+        .filter_map(|data| data["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["csrf_mismatch", "csrf_mismatch", "no_session"],
+        "{denied:?}"
+    );
+    let refused: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'decision_refused' AND data->>'code' = 'own_request'",
+    )
+    .bind(own_id)
+    .fetch_one(&console.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(refused, 1);
+
+    // An operator's read key sees the overview and its chart, and no vote forms.
+    browser.logout().await;
+    browser.login(&console.base, READER).await;
+    browser
+        .goto(&format!("{}/console/requests/{own}", console.base))
+        .await;
+    assert!(!browser.exists("form.vote").await);
+    assert!(
+        browser
+            .text(".decision")
+            .await
+            .contains("lacks the decide role")
+    );
+    browser
+        .goto(&format!("{}/console/overview", console.base))
+        .await;
+    let overview = browser.wait_for_text("main", "Human backlog").await;
+    assert!(overview.contains("1 waiting"), "{overview}");
+    let chart_loaded = browser
+        .client
+        .execute(
+            "const img = document.querySelector('img.chart'); return img.complete && img.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chart_loaded, json!(true), "the rates chart did not load");
+    browser.close().await;
+
+    // Every console response carries the strict policy.
+    let response = reqwest::get(format!("{}/console/login", console.base))
+        .await
+        .unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indeterminate_runs() {
+    let console = Console::start(1, false).await;
+    let pool = &console.env.pool;
+    // Six days of validated requests (10 % auto-rejected, 20 % auto-approved, 70 % to a
+    // human), two rollout changes, and one execution that ended INDETERMINATE.
+    sqlx::query(
+        "INSERT INTO approval_requests (request_id, requester, environment, title, description, status,
+            created_at, updated_at, validation_applied, validation_decision)
+         SELECT gen_random_uuid(), 'seed', 'dev', 'seeded', 'd',
+                CASE WHEN i % 10 < 1 THEN 'AUTO_REJECTED' WHEN i % 10 < 3 THEN 'AUTO_APPROVED' ELSE 'APPROVED' END,
+                now() - make_interval(days => d), now() - make_interval(days => d), true,
+                CASE WHEN i % 10 < 1 THEN 'AUTO_REJECTED' WHEN i % 10 < 3 THEN 'AUTO_APPROVED' ELSE 'PENDING' END
+         FROM generate_series(1, 6) AS d, generate_series(0, 19) AS i",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let lost = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO approval_requests (request_id, requester, environment, title, description, status,
+            execution_status, created_at, updated_at)
+         VALUES ($1, 'seed', 'prd', 'Restart the payment worker', 'd', 'APPROVED', 'INDETERMINATE', now(), now())",
+    )
+    .bind(lost)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO executions (token_id, request_id, environment, operation, argv, status, started_at, error)
+         VALUES (gen_random_uuid(), $1, 'prd', 'container_restart', '[]', 'INDETERMINATE', now(),
+                 'the gateway stopped after claiming the token')",
+    )
+    .bind(lost)
+    .execute(pool)
+    .await
+    .unwrap();
+    for (seq, days, percent) in [(1_000_001_i64, 5, 10), (1_000_002, 2, 50)] {
+        sqlx::query(
+            "INSERT INTO audit_events (seq, event_id, kind, stage, actor, at, data, prev_hash, hash)
+             VALUES ($1, gen_random_uuid(), 'rollout_changed', 'watcher', 'watcher@test',
+                     now() - make_interval(days => $2), $3, 'seeded', 'seeded')",
+        )
+        .bind(seq)
+        .bind(days)
+        .bind(json!({ "by": "ops-anna", "new": { "enabled": true, "percent": percent } }))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    let browser = Browser::start().await;
+    browser.login(&console.base, READER).await;
+    browser
+        .goto(&format!("{}/console/overview", console.base))
+        .await;
+    let page = browser.wait_for_text("main", "Rates per day").await;
+    assert!(
+        page.contains("10 % by ops-anna") && page.contains("50 % by ops-anna"),
+        "{page}"
+    );
+    let days = browser.text("table.compact tbody").await;
+    assert_eq!(days.matches("10.0 %").count(), 6, "{days}");
+    assert_eq!(days.matches("70.0 %").count(), 6, "{days}");
+    let flagged = browser.text("tr.indeterminate").await;
+    assert!(flagged.contains("Restart the payment worker"), "{flagged}");
+    assert!(flagged.contains("needs a human"), "{flagged}");
+    let chart_loaded = browser
+        .client
+        .execute(
+            "const img = document.querySelector('img.chart'); return img.complete && img.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chart_loaded, json!(true), "the rates chart did not load");
+    browser.screenshot("overview", 1280).await;
+    browser.screenshot("overview", 390).await;
+    browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn a_telegram_prompt_links_to_the_requests_page_which_opens_after_the_login() {
+    let fake = FakeTelegram::start().await;
+    let console = Console::start_with(1, false, Some(&fake)).await;
+    let targets: Vec<String> = (0..60)
+        .map(|i| format!("worker-{i:03}-of-the-batch-fleet"))
+        .collect();
+    let command = format!("docker stop {}", targets.join(" "));
+    let request_id = console
+        .submit_as(
+            CAROL,
+            "dev",
+            &command,
+            "Stop the batch fleet. Rollback: start it. Verify: ps.",
+        )
+        .await;
+    let prompt = fake
+        .wait_for_sent(
+            |sent| sent.text.contains(&request_id),
+            Duration::from_secs(30),
+        )
+        .await;
+    let page = format!("{}/console/requests/{request_id}", console.base);
+    assert!(
+        prompt.text.contains(&format!("<a href=\"{page}\">")),
+        "{}",
+        prompt.text
+    );
+    assert!(
+        !prompt.text.contains(&targets[59]),
+        "the prompt clips the command"
+    );
+
+    // On the phone: the link, the login, and straight back to the request's full evidence.
+    let browser = Browser::start().await;
+    browser.goto(&page).await;
+    browser
+        .client
+        .find(Locator::Css("input[name=key]"))
+        .await
+        .unwrap()
+        .send_keys(ALICE)
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let shown = browser.wait_for_text("pre.command", "docker stop").await;
+    assert_eq!(shown, command, "the page shows the whole command");
+    assert!(browser.exists("button.approve").await);
+    browser.close().await;
+    console.stop().await;
+}
