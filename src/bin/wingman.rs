@@ -257,31 +257,64 @@ enum RolloutAction {
         #[arg(long)]
         json: bool,
     },
-    /// Validate this percent of requests (0, 10, 50, 100 …).
+    /// Validate this percent of requests (0, 10, 50, 100 …). A raise of the enforced percent
+    /// passes the promote gate (see `promote`) or needs --force with --reason.
     Set {
         percent: u8,
-        /// Who makes the change (default: $USER).
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
-    /// Turn validation on (at the current percent).
+    /// Turn validation on (at the current percent); a raise, so it passes the promote gate.
     Enable {
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
-    /// Turn validation off: every request goes to a human.
+    /// Turn validation off: every request goes to a human (and is still scored: shadow mode).
     Disable {
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
-    /// The seed's rates over the validated cohort and the go/no-go verdict.
+    /// Move to the next phase (shadow → 10 → 50 → 100 %) — only when the current phase's
+    /// verdict is GO after its minimum duration (72 h at 10 %, 96 h at 50 %, 24 h of shadow;
+    /// WINGMAN_ROLLOUT_MIN_DURATION) on at least 30 requests (WINGMAN_ROLLOUT_MIN_SAMPLES).
+    /// The watcher judges it. --force --reason "…" promotes anyway, audited.
+    Promote {
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// The seed's rates, the verdict and the promote gate of the current phase (or --phase N,
+    /// --all, or a --since window). Exit code: 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA
+    /// (an error also exits 1).
     Report {
-        /// The window (e.g. 24h, 72h, 7d).
-        #[arg(long, default_value = "24h")]
-        since: String,
+        /// Report on phase N (1 = the first recorded; see --all).
+        #[arg(long, conflicts_with_all = ["all", "since"])]
+        phase: Option<usize>,
+        /// Report on every phase, oldest first; exits with the current phase's verdict.
+        #[arg(long, conflicts_with = "since")]
+        all: bool,
+        /// A window instead of a phase (e.g. 24h, 72h, 7d; it may mix phases).
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ChangeArgs {
+    /// Who makes the change where the bus has no authentication (default: $USER); the NATS
+    /// user otherwise.
+    #[arg(long)]
+    by: Option<String>,
+    /// Why (kept in the audit and the phase history; required with --force).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Raise the rollout although the promote gate refuses (audited with --reason).
+    #[arg(long, requires = "reason")]
+    force: bool,
+    /// Print the watcher's answer as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main]
@@ -547,33 +580,62 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<ExitCode> {
-    let who = |by: Option<String>| {
-        by.or_else(wingman::config::login_name)
-            .unwrap_or_else(|| "unknown".into())
+async fn rollout_change(settings: &Settings, what: Change, args: ChangeArgs) -> anyhow::Result<()> {
+    let who = args
+        .by
+        .or_else(wingman::config::login_name)
+        .unwrap_or_else(|| "unknown".into());
+    let why = cli::rollout::Why {
+        reason: args.reason,
+        force: args.force,
     };
+    cli::rollout::change(&connect(settings).await?, &who, what, why, args.json).await?;
+    Ok(())
+}
+
+async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<ExitCode> {
     match action {
         RolloutAction::Show { json } => {
             cli::rollout::show(&connect(settings).await?, json).await?;
         }
-        RolloutAction::Set { percent, by } => {
-            cli::rollout::change(
-                &connect(settings).await?,
-                &who(by),
-                Change::Percent(percent),
+        RolloutAction::Set { percent, change } => {
+            rollout_change(settings, Change::Percent(percent), change).await?;
+        }
+        RolloutAction::Enable { change } => {
+            rollout_change(settings, Change::Enable, change).await?;
+        }
+        RolloutAction::Disable { change } => {
+            rollout_change(settings, Change::Disable, change).await?;
+        }
+        RolloutAction::Promote { change } => {
+            rollout_change(settings, Change::Promote, change).await?;
+        }
+        RolloutAction::Report {
+            phase,
+            all,
+            since,
+            json,
+        } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let which = match (phase, all) {
+                (Some(number), _) => cli::rollout::Which::Number(number),
+                (None, true) => cli::rollout::Which::All,
+                (None, false) => cli::rollout::Which::Current,
+            };
+            let bus = connect(settings).await.ok();
+            let verdict = cli::rollout::report(
+                &settings.database.pool()?,
+                bus.as_ref(),
+                which,
+                since,
+                json,
             )
             .await?;
-        }
-        RolloutAction::Enable { by } => {
-            cli::rollout::change(&connect(settings).await?, &who(by), Change::Enable).await?;
-        }
-        RolloutAction::Disable { by } => {
-            cli::rollout::change(&connect(settings).await?, &who(by), Change::Disable).await?;
-        }
-        RolloutAction::Report { since, json } => {
-            let since = parse_since(&since)?;
-            let bus = connect(settings).await.ok();
-            cli::rollout::report(&settings.database.pool()?, bus.as_ref(), since, json).await?;
+            return Ok(match verdict.exit_code() {
+                0 => ExitCode::Ok,
+                1 => ExitCode::Error,
+                _ => ExitCode::Hold,
+            });
         }
     }
     Ok(ExitCode::Ok)
