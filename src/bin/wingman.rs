@@ -125,15 +125,20 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Run the validators on a request without submitting it (reads FILE, or stdin).
+    /// Run the validators on a request without submitting it (reads FILE, or stdin); also
+    /// shows the gateway policy's verdict on its operation and whether it falls in the live
+    /// rollout's cohort (read from the bus when reachable).
     Explain {
         file: Option<std::path::PathBuf>,
-        /// Print {"decision", "validator_scores"} as JSON.
+        /// Print {"decision", "validator_scores", "policy", "cohort"} as JSON.
         #[arg(long)]
         json: bool,
         /// A validation config file (default: $WINGMAN_VALIDATION_CONFIG, else the shipped one).
         #[arg(long, env = "WINGMAN_VALIDATION_CONFIG")]
         config: Option<std::path::PathBuf>,
+        /// The gateway policy file (default: $WINGMAN_POLICY_FILE, else the shipped one).
+        #[arg(long, env = "WINGMAN_POLICY_FILE")]
+        policy: Option<std::path::PathBuf>,
     },
     /// Show or change the live validation rollout, or report on it.
     Rollout {
@@ -448,7 +453,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .await?;
             Ok(ExitCode::Ok)
         }
-        Command::Explain { file, json, config } => {
+        Command::Explain {
+            file,
+            json,
+            config,
+            policy,
+        } => {
             let payload = match file {
                 Some(path) => {
                     std::fs::read(&path).with_context(|| format!("read {}", path.display()))?
@@ -466,7 +476,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 None => ValidationConfig::default_config(),
             };
             let validator = Validator::new(config).context("validation config")?;
-            cli::explain::run(&validator, &payload, json)?;
+            let policy = match policy {
+                Some(path) => wingman::policy::Policy::load(&path)?,
+                None => wingman::policy::Policy::default_policy(),
+            };
+            let flags = live_flags().await;
+            let flags = match &flags {
+                Ok(flags) => Ok(flags),
+                Err(why) => Err(why.as_str()),
+            };
+            cli::explain::run(&validator, &policy, flags, &payload, json)?;
             Ok(ExitCode::Ok)
         }
         Command::Rollout { action } => rollout(&settings()?, action).await,
@@ -687,6 +706,20 @@ async fn approvers(
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// The live rollout flags for `explain`, or why they could not be read (within 5 s).
+async fn live_flags() -> Result<wingman::rollout::Rollout, String> {
+    let read = async {
+        let bus = connect(&Settings::from_env()?).await?;
+        let (flags, _) = cli::rollout::store(&bus).await?.current().await?;
+        anyhow::Ok(flags)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(flags)) => Ok(flags),
+        Ok(Err(error)) => Err(format!("cannot read the rollout flags: {error:#}")),
+        Err(_) => Err("the bus did not answer within 5 s".into()),
+    }
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Bus> {
