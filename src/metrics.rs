@@ -248,7 +248,7 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         PHASE_SAMPLES,
         "gauge",
         &["basis"],
-        "requests judged in the current phase: basis=cohort (validated and enforced) or shadow (scored, not enforced)",
+        "requests in the current phase: basis=cohort (validated and enforced), shadow (scored, not enforced), judged (what the phase's rates are over: cohort, or shadow in shadow mode)",
     ),
     (
         PHASE_RATE,
@@ -476,6 +476,8 @@ pub fn rollout_phase(phase: &crate::report::PhaseReport) {
     let counts = &phase.report.counts;
     gauge!(PHASE_SAMPLES, "basis" => "cohort").set(counts.validated as f64);
     gauge!(PHASE_SAMPLES, "basis" => "shadow").set(counts.shadow_scored as f64);
+    gauge!(PHASE_SAMPLES, "basis" => "judged")
+        .set(counts.samples(phase.report.basis) as f64);
     let rates = &phase.report.rates;
     for (name, value) in [
         ("auto_reject", rates.auto_reject),
