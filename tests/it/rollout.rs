@@ -647,3 +647,77 @@ async fn an_instruction_to_the_validator_reaches_the_approver_as_a_finding_and_e
     );
     env.stop().await;
 }
+
+/// `name value` of an unlabelled series in a scrape.
+fn scraped(scrape: &str, name: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn the_rollout_gauges_follow_the_bucket_at_once_when_another_process_changes_it() {
+    let mut env = TestEnv::start().await;
+    env.set_rollout(true, 50).await;
+    env.spawn_watcher(
+        None,
+        GuardSettings {
+            enabled: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _intake = tokio::process::Command::new(crate::helpers::worker_binary("wingman-intake"))
+        .envs(env.child_env())
+        .env("METRICS_PORT", port.to_string())
+        // A start applies its environment to the flags (rollout::environment).
+        .env("VALIDATION_ENABLED", "1")
+        .env("VALIDATION_ROLLOUT_PERCENT", "50")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start wingman-intake");
+    let scrape = || async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    let wait_for = |enabled: f64, percent: f64| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = scrape().await.unwrap_or_default();
+            let seen = (
+                scraped(&text, "validation_enabled"),
+                scraped(&text, "validation_rollout_percent"),
+            );
+            if seen == (Some(enabled), Some(percent)) {
+                return scraped(&text, "validation_rollout_revision");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "intake's gauges stayed at {seen:?}, expected ({enabled}, {percent})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let before = wait_for(1.0, 50.0).await;
+    // Another process (the CLI, through the watcher) disables validation; no request flows.
+    let disable = wingman(&env, &["rollout", "disable", "--by", "ops-carol"]).await;
+    assert!(disable.status.success());
+    let after = wait_for(0.0, 50.0).await;
+    assert!(
+        after > before,
+        "the revision gauge moved too (the dashboard's annotation): {before:?} → {after:?}"
+    );
+    env.stop().await;
+}
