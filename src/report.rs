@@ -654,7 +654,7 @@ pub fn gate(
             phase.name()
         )),
     }
-    if samples < minimums.samples {
+    if samples < minimums.samples && !matches!(report.verdict, Verdict::InsufficientData(_)) {
         refusals.push(format!(
             "{samples} request(s) judged; the minimum is {}",
             minimums.samples

@@ -233,11 +233,11 @@ fn print_phase(judged: &PhaseReport) {
     let report = &judged.report;
     let started = phase.started_at.map_or_else(
         || "the beginning (no rollout change recorded)".to_string(),
-        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     );
     let ended = phase.ended_at.map_or_else(
         || "now (current)".to_string(),
-        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     );
     println!(
         "phase {}: {} — {started} → {ended}",
@@ -258,11 +258,11 @@ fn print_phase(judged: &PhaseReport) {
         );
     }
     let basis = match report.basis {
-        Basis::Cohort => "the validated cohort (enforced decisions)",
-        Basis::Shadow => "every scored request (shadow decisions, not enforced)",
+        Basis::Cohort => "validated (the cohort's enforced decisions)",
+        Basis::Shadow => "scored (shadow decisions, not enforced)",
     };
     println!(
-        "  {} requests; rates over {basis}: {}",
+        "  {} requests, the rates over {} {basis}",
         report.counts.total,
         report.counts.samples(report.basis)
     );

@@ -483,7 +483,7 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
     assert!(!refused.status.success());
     assert!(
         text(&refused.stderr).contains("promotion from shadow to 10 % refused")
-            && text(&refused.stderr).contains("3 shadow-scored request(s); at least 30"),
+            && text(&refused.stderr).contains("3 shadow-scored request(s); at least 30 are needed"),
         "{}",
         text(&refused.stderr)
     );
