@@ -288,7 +288,9 @@ static INSTALLING: Mutex<()> = Mutex::new(());
 
 /// Installs the process-wide recorder (once; later calls return the same handle).
 pub fn install() -> anyhow::Result<PrometheusHandle> {
-    let _installing = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _installing = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
@@ -476,8 +478,7 @@ pub fn rollout_phase(phase: &crate::report::PhaseReport) {
     let counts = &phase.report.counts;
     gauge!(PHASE_SAMPLES, "basis" => "cohort").set(counts.validated as f64);
     gauge!(PHASE_SAMPLES, "basis" => "shadow").set(counts.shadow_scored as f64);
-    gauge!(PHASE_SAMPLES, "basis" => "judged")
-        .set(counts.samples(phase.report.basis) as f64);
+    gauge!(PHASE_SAMPLES, "basis" => "judged").set(counts.samples(phase.report.basis) as f64);
     let rates = &phase.report.rates;
     for (name, value) in [
         ("auto_reject", rates.auto_reject),

@@ -223,10 +223,7 @@ pub fn rates(counts: &Counts, basis: Basis) -> Rates {
             auto_reject: percent(counts.shadow_auto_rejected, counts.shadow_scored),
             auto_approve: percent(counts.shadow_auto_approved, counts.shadow_scored),
             manual_review: percent(counts.shadow_manual_review, counts.shadow_scored),
-            false_positive: percent(
-                counts.shadow_false_positives,
-                counts.shadow_auto_rejected,
-            ),
+            false_positive: percent(counts.shadow_false_positives, counts.shadow_auto_rejected),
             false_approval,
         },
     }
@@ -400,7 +397,11 @@ impl PhaseMinimums {
     /// # Errors
     /// An unknown phase or a duration that does not parse.
     pub fn apply_durations(&mut self, text: &str) -> anyhow::Result<()> {
-        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
             let (phase, duration) = item.split_once('=').ok_or_else(|| {
                 anyhow::anyhow!(
                     "WINGMAN_ROLLOUT_MIN_DURATION: `{item}` is not <phase>=<duration> (e.g. 10=72h)"
@@ -488,7 +489,8 @@ impl Phase {
     /// The phase when nothing is recorded: since the beginning, with the flags as they are
     /// (when known).
     fn unrecorded(current: Option<&Rollout>) -> Self {
-        let (enabled, percent) = current.map_or((true, 100), |flags| (flags.enabled, flags.percent));
+        let (enabled, percent) =
+            current.map_or((true, 100), |flags| (flags.enabled, flags.percent));
         Self {
             number: 1,
             started_at: None,
@@ -614,12 +616,7 @@ pub fn human_duration(seconds: u64) -> String {
 
 /// The gate on promoting `phase` (judged by `report`) at `now`: only the current phase, only
 /// on GO, only after the phase's minimum duration on at least the minimum sample size.
-pub fn gate(
-    phase: &Phase,
-    report: &Report,
-    minimums: &PhaseMinimums,
-    now: DateTime<Utc>,
-) -> Gate {
+pub fn gate(phase: &Phase, report: &Report, minimums: &PhaseMinimums, now: DateTime<Utc>) -> Gate {
     let next_percent = next_step(phase.effective_percent);
     let minimum = minimums.duration_for(phase.effective_percent);
     let lasted = phase

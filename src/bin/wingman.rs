@@ -642,14 +642,9 @@ async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<E
                 (None, false) => cli::rollout::Which::Current,
             };
             let bus = connect(settings).await.ok();
-            let verdict = cli::rollout::report(
-                &settings.database.pool()?,
-                bus.as_ref(),
-                which,
-                since,
-                json,
-            )
-            .await?;
+            let verdict =
+                cli::rollout::report(&settings.database.pool()?, bus.as_ref(), which, since, json)
+                    .await?;
             return Ok(match verdict.exit_code() {
                 0 => ExitCode::Ok,
                 1 => ExitCode::Error,

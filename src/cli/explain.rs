@@ -17,10 +17,17 @@ use crate::validation::{Validation, Validator, ValidatorResult};
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum PolicyVerdict {
     /// The operation passes the rules that need no Docker.
-    Allowed { note: String },
-    Refused { rule: String, reason: String },
+    Allowed {
+        note: String,
+    },
+    Refused {
+        rule: String,
+        reason: String,
+    },
     /// An instruction approval runs nothing through the gateway.
-    NotApplicable { note: String },
+    NotApplicable {
+        note: String,
+    },
 }
 
 /// Where the request falls in the live rollout.
@@ -44,7 +51,8 @@ pub fn policy_verdict(policy: &Policy, request: &Request) -> PolicyVerdict {
         },
         Some(command) => match policy.check_operation(request.environment, &command.operation) {
             Ok(()) => PolicyVerdict::Allowed {
-                note: "the targets are resolved and checked again by the gateway when it runs".into(),
+                note: "the targets are resolved and checked again by the gateway when it runs"
+                    .into(),
             },
             Err(refusal) => PolicyVerdict::Refused {
                 rule: refusal.rule,
@@ -122,7 +130,9 @@ pub fn run(
         PolicyVerdict::Refused { rule, reason } => {
             println!("gateway policy: REFUSED by rule `{rule}`: {reason}")
         }
-        PolicyVerdict::NotApplicable { note } => println!("gateway policy: not applicable ({note})"),
+        PolicyVerdict::NotApplicable { note } => {
+            println!("gateway policy: not applicable ({note})")
+        }
     }
     let placement = match cohort.in_cohort {
         Some(true) => "in the validated cohort: this decision would be enforced",

@@ -254,7 +254,11 @@ fn print_phase(judged: &PhaseReport) {
                 .reason
                 .as_ref()
                 .map_or_else(String::new, |reason| format!(": {reason}")),
-            if phase.forced { " (FORCED past the gate)" } else { "" }
+            if phase.forced {
+                " (FORCED past the gate)"
+            } else {
+                ""
+            }
         );
     }
     let basis = match report.basis {

@@ -51,7 +51,11 @@ fn shadow(
 
 #[test]
 fn healthy_rates_over_enough_requests_are_a_go() {
-    let verdict = verdict(&counts(100, 8, 20, 0, 0), &Criteria::default(), Basis::Cohort);
+    let verdict = verdict(
+        &counts(100, 8, 20, 0, 0),
+        &Criteria::default(),
+        Basis::Cohort,
+    );
     assert!(matches!(verdict, Verdict::Go(_)), "{verdict:?}");
     assert_eq!(verdict.exit_code(), 0);
 }
@@ -72,7 +76,11 @@ fn critical_false_positives_or_any_error_are_a_no_go_even_on_few_samples() {
     assert!(matches!(no_go, Verdict::NoGo(_)));
     assert_eq!(no_go.exit_code(), 1);
     assert!(matches!(
-        verdict(&counts(100, 8, 20, 0, 1), &Criteria::default(), Basis::Cohort),
+        verdict(
+            &counts(100, 8, 20, 0, 1),
+            &Criteria::default(),
+            Basis::Cohort
+        ),
         Verdict::NoGo(_)
     ));
 }
@@ -156,6 +164,15 @@ fn change(hours: i64, old: Option<(bool, u8)>, new: (bool, u8), by: &str) -> Cha
     )
 }
 
+/// A phase as (number, enforced percent, start, end, percent before).
+type PhaseLine = (
+    usize,
+    u8,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<u8>,
+);
+
 #[test]
 fn phases_start_where_the_enforced_percent_moves_and_keep_author_and_reason() {
     let rows = vec![
@@ -167,19 +184,18 @@ fn phases_start_where_the_enforced_percent_moves_and_keep_author_and_reason() {
         change(120, Some((true, 50)), (true, 10), "watcher (rollout guard)"),
     ];
     let phases = phases_of(&rows);
-    let summary: Vec<(usize, u8, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<u8>)> =
-        phases
-            .iter()
-            .map(|phase| {
-                (
-                    phase.number,
-                    phase.effective_percent,
-                    phase.started_at,
-                    phase.ended_at,
-                    phase.from_percent,
-                )
-            })
-            .collect();
+    let summary: Vec<PhaseLine> = phases
+        .iter()
+        .map(|phase| {
+            (
+                phase.number,
+                phase.effective_percent,
+                phase.started_at,
+                phase.ended_at,
+                phase.from_percent,
+            )
+        })
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -191,7 +207,10 @@ fn phases_start_where_the_enforced_percent_moves_and_keep_author_and_reason() {
     );
     assert_eq!(phases[0].name(), "shadow");
     assert_eq!(phases[0].basis(), Basis::Shadow);
-    assert_eq!(phases[0].percent, 10, "the flags follow the changes inside a phase");
+    assert_eq!(
+        phases[0].percent, 10,
+        "the flags follow the changes inside a phase"
+    );
     assert_eq!(phases[2].by.as_deref(), Some("ops-dave"));
     assert_eq!(phases[2].reason.as_deref(), Some("ops-dave's reason"));
     assert_eq!(phases[3].basis(), Basis::Cohort);
@@ -237,7 +256,12 @@ fn the_gate_opens_only_on_go_after_the_phases_minimum_duration() {
         early.refusals
     );
     // GO, but a minute short of 72 h: refused.
-    let short = gate(ten, &healthy, &minimums, at(30 + 72) - ChronoDuration::minutes(1));
+    let short = gate(
+        ten,
+        &healthy,
+        &minimums,
+        at(30 + 72) - ChronoDuration::minutes(1),
+    );
     assert_eq!(short.refusals.len(), 1, "{:?}", short.refusals);
     // GO after 72 h: open, to 50 %.
     let open = gate(ten, &healthy, &minimums, at(30 + 72));
@@ -245,7 +269,12 @@ fn the_gate_opens_only_on_go_after_the_phases_minimum_duration() {
     assert_eq!(open.next_percent, Some(50));
     assert_eq!(open.summary(), "GO after 3 d 0 h on 100 request(s)");
     // A phase that is over is never promoted.
-    let over = gate(&phases[0], &judged(&phases[0], shadow(100, 8, 20, 0, 0, 0)), &minimums, at(200));
+    let over = gate(
+        &phases[0],
+        &judged(&phases[0], shadow(100, 8, 20, 0, 0, 0)),
+        &minimums,
+        at(200),
+    );
     assert!(over.refusals.contains(&"phase 1 is over".to_string()));
 }
 
@@ -261,5 +290,8 @@ fn phase_minimums_are_configurable_and_a_bad_value_names_the_phase() {
     let error = minimums.apply_durations("25=1h").unwrap_err().to_string();
     assert!(error.contains("unknown phase `25`"), "{error}");
     let error = minimums.apply_durations("50=soon").unwrap_err().to_string();
-    assert!(error.starts_with("WINGMAN_ROLLOUT_MIN_DURATION: phase 50:"), "{error}");
+    assert!(
+        error.starts_with("WINGMAN_ROLLOUT_MIN_DURATION: phase 50:"),
+        "{error}"
+    );
 }

@@ -57,7 +57,9 @@ impl ChangeRequest {
             return Err("a rollout change needs `percent`, `enabled` or `promote`".into());
         }
         if flags && self.promote {
-            return Err("promote: moves to the next phase; it takes no `percent` or `enabled`".into());
+            return Err(
+                "promote: moves to the next phase; it takes no `percent` or `enabled`".into(),
+            );
         }
         if let Some(percent) = self.percent
             && percent > 100

@@ -328,15 +328,19 @@ async fn out_of_cohort_requests_carry_their_shadow_decision_and_a_shadow_auto_ap
         "the status event carries no shadow decision: {pending}"
     );
     env.settle_all().await;
-    let (status, applied, decision, shadow): (String, Option<bool>, Option<String>, Option<String>) =
-        sqlx::query_as(
-            "SELECT status, validation_applied, validation_decision, shadow_decision
+    let (status, applied, decision, shadow): (
+        String,
+        Option<bool>,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT status, validation_applied, validation_decision, shadow_decision
              FROM approval_requests WHERE request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    )
+    .bind(request_id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert_eq!(
         (status.as_str(), applied, decision, shadow.as_deref()),
         ("PENDING", Some(false), None, Some("AUTO_APPROVED")),
@@ -356,7 +360,12 @@ async fn out_of_cohort_requests_carry_their_shadow_decision_and_a_shadow_auto_ap
     let rejected = as_approver(
         &env,
         "ops-bob",
-        &["reject", &request_id.to_string(), "--reason", "not during the freeze"],
+        &[
+            "reject",
+            &request_id.to_string(),
+            "--reason",
+            "not during the freeze",
+        ],
     )
     .await;
     assert!(rejected.status.success(), "{}", text(&rejected.stderr));
@@ -396,9 +405,9 @@ async fn in_shadow_mode_the_guard_judges_the_shadow_decisions_and_tells_the_appr
     let action = watcher::guard(&deps).await.unwrap();
     assert_eq!(action.action, "shadow_no_go", "{action:?}");
     assert!(
-        action
-            .detail
-            .contains("would have auto-approved 2 request(s) humans rejected (25.0 % of 8 decided > 5 %)"),
+        action.detail.contains(
+            "would have auto-approved 2 request(s) humans rejected (25.0 % of 8 decided > 5 %)"
+        ),
         "{}",
         action.detail
     );
@@ -408,7 +417,11 @@ async fn in_shadow_mode_the_guard_judges_the_shadow_decisions_and_tells_the_appr
             Duration::from_secs(10),
         )
         .await;
-    assert!(told.text.contains("Rollout guard (shadow)"), "{}", told.text);
+    assert!(
+        told.text.contains("Rollout guard (shadow)"),
+        "{}",
+        told.text
+    );
     // Shadow mode enforces nothing, so there is nothing to lower.
     let (flags, _) = env.rollout().await.current().await.unwrap();
     assert_eq!((flags.enabled, flags.percent), (false, 100));
@@ -502,7 +515,14 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
     );
     let promoted = rollout_cli(
         &env,
-        &["rollout", "promote", "--by", "ops-carol", "--reason", "a clean shadow run"],
+        &[
+            "rollout",
+            "promote",
+            "--by",
+            "ops-carol",
+            "--reason",
+            "a clean shadow run",
+        ],
     )
     .await;
     assert!(promoted.status.success(), "{}", text(&promoted.stderr));
@@ -524,12 +544,21 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
     let set = rollout_cli(&env, &["rollout", "set", "50", "--by", "ops-carol"]).await;
     assert!(!set.status.success(), "{}", text(&set.stdout));
     // ... and `--force` needs a reason, then promotes, audited.
-    let no_reason = rollout_cli(&env, &["rollout", "promote", "--force", "--by", "ops-carol"]).await;
+    let no_reason = rollout_cli(
+        &env,
+        &["rollout", "promote", "--force", "--by", "ops-carol"],
+    )
+    .await;
     assert!(!no_reason.status.success());
     let forced = rollout_cli(
         &env,
         &[
-            "rollout", "promote", "--force", "--by", "ops-dave", "--reason",
+            "rollout",
+            "promote",
+            "--force",
+            "--by",
+            "ops-dave",
+            "--reason",
             "incident 4411: the 50 % cohort is needed now",
         ],
     )
@@ -543,7 +572,11 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
     assert_eq!(changes[1]["by"], "ops-carol", "{:#}", changes[1]);
     assert_eq!(changes[1]["reason"], "a clean shadow run");
     assert_eq!(changes[1]["forced"], false);
-    assert!(changes[1]["gate"].as_str().unwrap().starts_with("GO after"), "{:#}", changes[1]);
+    assert!(
+        changes[1]["gate"].as_str().unwrap().starts_with("GO after"),
+        "{:#}",
+        changes[1]
+    );
     assert_eq!(changes[2]["by"], "ops-dave");
     assert_eq!(changes[2]["forced"], true);
     assert_eq!(
@@ -551,7 +584,10 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
         "incident 4411: the 50 % cohort is needed now"
     );
     assert!(
-        changes[2]["gate"].as_str().unwrap().starts_with("refused: "),
+        changes[2]["gate"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: "),
         "{:#}",
         changes[2]
     );
@@ -575,7 +611,10 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
     let second = rollout_cli(&env, &["rollout", "report", "--phase", "2", "--json"]).await;
     let second_report: Value = serde_json::from_slice(&second.stdout).unwrap();
     assert_eq!(second_report["verdict"], "INSUFFICIENT_DATA");
-    assert_eq!(second_report["counts"]["total"], 0, "phase 2 holds none of the others' rows");
+    assert_eq!(
+        second_report["counts"]["total"], 0,
+        "phase 2 holds none of the others' rows"
+    );
     let all = rollout_cli(&env, &["rollout", "report", "--all", "--json"]).await;
     let every: Value = serde_json::from_slice(&all.stdout).unwrap();
     let verdicts: Vec<&str> = every["phases"]
@@ -585,7 +624,11 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
         .map(|phase| phase["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(verdicts, ["GO", "INSUFFICIENT_DATA", "NO_GO"]);
-    assert_eq!(all.status.code(), Some(1), "--all exits with the current phase's verdict");
+    assert_eq!(
+        all.status.code(),
+        Some(1),
+        "--all exits with the current phase's verdict"
+    );
     env.stop().await;
 }
 
@@ -611,7 +654,9 @@ async fn an_instruction_to_the_validator_reaches_the_approver_as_a_finding_and_e
     .await;
     let pending = crate::helpers::wait_for_status(&env, request_id, "PENDING").await;
     assert!(
-        pending.to_string().contains("tries to instruct the validator"),
+        pending
+            .to_string()
+            .contains("tries to instruct the validator"),
         "the publisher's status shows the reason: {pending}"
     );
     let prompt = fake

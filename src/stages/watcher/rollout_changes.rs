@@ -109,7 +109,9 @@ async fn gate(deps: &WatcherDeps, request: &ChangeRequest) -> Result<ChangeNote,
     let wanted = request.apply(&current);
     let (from, to) = (current.effective_percent(), wanted.effective_percent());
     if request.promote && from == to {
-        return Err("promote: validation is enforced for 100 % already; nothing to promote to".into());
+        return Err(
+            "promote: validation is enforced for 100 % already; nothing to promote to".into(),
+        );
     }
     if to <= from {
         return Ok(note);
