@@ -531,6 +531,11 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
         "validation: disabled (100 % when enabled) → enabled, 10 %"
     );
 
+    // At once again: refused, whether or not the recorder has the new phase yet (the gate
+    // never judges the phase before the flags' own).
+    let again = rollout_cli(&env, &["rollout", "promote", "--by", "ops-carol"]).await;
+    assert!(!again.status.success(), "{}", text(&again.stdout));
+
     // Phase 2, 10 %, a moment old: promote is refused on duration and samples ...
     wait_for_phase_rows(&env, 2).await;
     let early = rollout_cli(&env, &["rollout", "promote", "--by", "ops-carol"]).await;

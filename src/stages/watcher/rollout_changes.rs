@@ -119,6 +119,15 @@ async fn gate(deps: &WatcherDeps, request: &ChangeRequest) -> Result<ChangeNote,
     let judged = report::current_phase(&deps.pool, Some(&current), &deps.phases)
         .await
         .map_err(|error| format!("the promote gate could not judge the phase: {error:#}"))?;
+    // The phases come from the audit log, which the recorder writes a moment after the flags
+    // change: until it holds the last change, the "current" phase would be the one before it
+    // (whose GO must not promote twice).
+    if judged.phase.effective_percent != from {
+        return Err(format!(
+            "the audit log has not recorded the last rollout change yet (its phase is {}, the flags enforce {from} %); try again in a moment",
+            judged.phase.name()
+        ));
+    }
     let mut gate = judged.gate;
     if let Some(next) = gate.next_percent
         && to > next
