@@ -527,6 +527,14 @@ pub fn phases_of(rows: &[ChangeRow]) -> Vec<Phase> {
             .and_then(|percent| u8::try_from(percent).ok())
             .unwrap_or(0);
         let effective = if enabled { percent } else { 0 };
+        // The server's time of the revision; the audit's own time for rows from before it
+        // was recorded (a watcher that was down audits late).
+        let at = data
+            .get("written_at")
+            .and_then(Value::as_str)
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map_or(*at, |written| written.with_timezone(&Utc).min(*at));
+        let at = &at;
         if let Some(last) = phases.last_mut() {
             if last.effective_percent == effective {
                 // Same enforced percent: the phase goes on; keep the flags current.

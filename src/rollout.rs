@@ -244,10 +244,11 @@ impl RolloutStore {
     /// before this returns, when they are set) and a task keeps it current from a KV watch,
     /// reopening the watch when it ends. Each announced revision sets the rollout gauges.
     pub async fn follow(&self, shutdown: tokio_util::sync::CancellationToken) -> RolloutView {
-        let initial = self.current().await.ok().map(|(flags, _)| flags);
-        if let Some(flags) = &initial {
+        let initial = self.current().await.ok().map(|(flags, revision)| {
             crate::metrics::rollout(flags.enabled, flags.percent);
-        }
+            crate::metrics::rollout_revision(revision);
+            flags
+        });
         let (sender, flags) = tokio::sync::watch::channel(initial);
         let kv = self.kv.clone();
         tokio::spawn(async move {

@@ -765,6 +765,7 @@ async fn the_rollout_gauges_follow_the_bucket_at_once_when_another_process_chang
     let disable = wingman(&env, &["rollout", "disable", "--by", "ops-carol"]).await;
     assert!(disable.status.success());
     let after = wait_for(0.0, 50.0).await;
+    assert!(before.is_some(), "the revision gauge is set from the start");
     assert!(
         after > before,
         "the revision gauge moved too (the dashboard's annotation): {before:?} → {after:?}"

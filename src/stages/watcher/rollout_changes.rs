@@ -198,6 +198,10 @@ async fn audit_from(
             stored,
         };
         let attribution = change::attribute(previous.as_ref(), &seen);
+        let mut data = serde_json::to_value(&attribution)?;
+        // When the server stored the revision (not when it is audited: after a restart the
+        // watch replays history): the phases start here.
+        data["written_at"] = json!(crate::envelope::truncate_to_micros(entry.created));
         let event = Envelope::derived(
             RequestId::from_uuid(uuid::Uuid::nil()),
             entry.created,
@@ -207,7 +211,7 @@ async fn audit_from(
                 stage: Stage::Watcher,
                 status: None,
                 actor: deps.actor.clone(),
-                data: serde_json::to_value(&attribution)?,
+                data,
                 then: Vec::new(),
             },
         );
