@@ -295,3 +295,20 @@ fn phase_minimums_are_configurable_and_a_bad_value_names_the_phase() {
         "{error}"
     );
 }
+
+#[test]
+fn a_phase_starts_when_the_server_stored_the_change_not_when_it_was_audited() {
+    // The watcher was down for 10 hours: it audits the change late, with the server's time.
+    let (audited, mut data) = change(10, Some((false, 100)), (true, 10), "ops-carol");
+    data["written_at"] = json!(at(0));
+    let phases = phases_of(&[
+        change(-5, None, (false, 100), "deployment"),
+        (audited, data),
+    ]);
+    assert_eq!(phases[1].started_at, Some(at(0)));
+    assert_eq!(phases[0].ended_at, Some(at(0)));
+    // A written_at later than the audit cannot push a phase's start forward.
+    let (audited, mut data) = change(10, Some((false, 100)), (true, 10), "ops-carol");
+    data["written_at"] = json!(at(50));
+    assert_eq!(phases_of(&[(audited, data)])[0].started_at, Some(at(10)));
+}
