@@ -53,6 +53,14 @@ pub const REVISION: &str = match option_env!("WINGMAN_REVISION") {
     Some(revision) => revision,
     None => "unknown",
 };
+pub const SHADOW_DECISIONS: &str = "validation_shadow_decisions_total";
+pub const ROLLOUT_REVISION: &str = "validation_rollout_revision";
+pub const PHASE_PERCENT: &str = "rollout_phase_percent";
+pub const PHASE_STARTED: &str = "rollout_phase_started_timestamp_seconds";
+pub const PHASE_SAMPLES: &str = "rollout_phase_samples";
+pub const PHASE_RATE: &str = "rollout_phase_rate_percent";
+pub const PHASE_VERDICT: &str = "rollout_phase_verdict";
+pub const SHADOW_DIVERGENCE: &str = "rollout_phase_shadow_divergence";
 
 /// Every metric Wingman exports: name, type, labels, help. Dashboards and alert rules may
 /// only use these (a test checks it).
@@ -229,7 +237,55 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         ROLLOUT_GUARD_ACTIONS,
         "counter",
         &["action"],
-        "rollout guard checks: lowered, insufficient_data, ok",
+        "rollout guard checks: lowered, insufficient_data, ok, shadow_no_go, shadow_ok",
+    ),
+    (
+        SHADOW_DECISIONS,
+        "counter",
+        &["decision"],
+        "what validation would have decided for requests outside the rollout cohort (shadow mode; not enforced)",
+    ),
+    (
+        ROLLOUT_REVISION,
+        "gauge",
+        &[],
+        "the KV revision of the rollout flags as last announced (changes on every rollout change: the dashboard's annotation)",
+    ),
+    (
+        PHASE_PERCENT,
+        "gauge",
+        &[],
+        "the current rollout phase: the percent validation is enforced for (0: shadow), from the watcher",
+    ),
+    (
+        PHASE_STARTED,
+        "gauge",
+        &[],
+        "when the current rollout phase started (unix seconds; 0 when no change was ever recorded)",
+    ),
+    (
+        PHASE_SAMPLES,
+        "gauge",
+        &["basis"],
+        "requests in the current phase: basis=cohort (validated and enforced), shadow (scored, not enforced), judged (what the phase's rates are over: cohort, or shadow in shadow mode)",
+    ),
+    (
+        PHASE_RATE,
+        "gauge",
+        &["rate"],
+        "the seed's rates over the current phase's judged requests: auto_reject, auto_approve, manual_review, false_positive",
+    ),
+    (
+        PHASE_VERDICT,
+        "gauge",
+        &[],
+        "the current phase's verdict, as `wingman rollout report` exits: 0 GO, 1 NO-GO, 2 HOLD or insufficient data",
+    ),
+    (
+        SHADOW_DIVERGENCE,
+        "gauge",
+        &["kind"],
+        "shadow decisions a human contradicted in the current phase: would_auto_approve_human_rejected, would_auto_reject_human_approved",
     ),
     (
         APPROVALS_PENDING,
@@ -462,6 +518,45 @@ pub fn human_backlog(
 pub fn telegram_send(kind: &'static str, sent: bool) {
     let result = if sent { "sent" } else { "failed" };
     counter!(TELEGRAM_SENDS, "kind" => kind, "result" => result).increment(1);
+}
+
+/// What validation would have decided for a request outside the cohort (not enforced).
+pub fn shadow_decision(decision: &'static str) {
+    counter!(SHADOW_DECISIONS, "decision" => decision).increment(1);
+}
+
+/// The KV revision of the rollout flags, as a watch announced it.
+pub fn rollout_revision(revision: u64) {
+    gauge!(ROLLOUT_REVISION).set(revision as f64);
+}
+
+/// The current rollout phase as the watcher last judged it ([`crate::report::PhaseReport`]).
+pub fn rollout_phase(phase: &crate::report::PhaseReport) {
+    gauge!(PHASE_PERCENT).set(f64::from(phase.phase.effective_percent));
+    gauge!(PHASE_STARTED).set(
+        phase
+            .phase
+            .started_at
+            .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0),
+    );
+    let counts = &phase.report.counts;
+    gauge!(PHASE_SAMPLES, "basis" => "cohort").set(counts.validated as f64);
+    gauge!(PHASE_SAMPLES, "basis" => "shadow").set(counts.shadow_scored as f64);
+    gauge!(PHASE_SAMPLES, "basis" => "judged").set(counts.samples(phase.report.basis) as f64);
+    let rates = &phase.report.rates;
+    for (name, value) in [
+        ("auto_reject", rates.auto_reject),
+        ("auto_approve", rates.auto_approve),
+        ("manual_review", rates.manual_review),
+        ("false_positive", rates.false_positive),
+    ] {
+        gauge!(PHASE_RATE, "rate" => name).set(value);
+    }
+    gauge!(PHASE_VERDICT).set(f64::from(phase.report.verdict.exit_code()));
+    gauge!(SHADOW_DIVERGENCE, "kind" => "would_auto_approve_human_rejected")
+        .set(counts.shadow_false_approvals as f64);
+    gauge!(SHADOW_DIVERGENCE, "kind" => "would_auto_reject_human_approved")
+        .set(counts.shadow_false_positives as f64);
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::envelope::RequestId;
 pub mod change;
 pub mod environment;
 
-pub use change::{ChangeMark, ChangeRequest, Stored};
+pub use change::{ChangeMark, ChangeNote, ChangeRequest, Stored};
 pub use environment::Applied;
 
 pub const BUCKET: &str = "wingman_rollout";
@@ -69,6 +69,12 @@ impl Rollout {
             applied: self.enabled && bucket < self.percent,
             bucket,
         }
+    }
+
+    /// The percent of requests whose validation is enforced: 0 when disabled (shadow mode:
+    /// every request is still scored, none is decided by validation).
+    pub fn effective_percent(&self) -> u8 {
+        if self.enabled { self.percent } else { 0 }
     }
 
     /// `enabled, 50 %` / `disabled (50 %)`.
@@ -134,7 +140,20 @@ impl RolloutStore {
         via: &str,
         change: impl Fn(&Rollout) -> Rollout,
     ) -> anyhow::Result<(Rollout, Rollout)> {
-        self.write(author, via, None, false, change).await
+        self.write(author, via, &ChangeNote::default(), false, change)
+            .await
+    }
+
+    /// Like [`change_as`](Self::change_as), with the operator's reason and what the promote
+    /// gate said (and whether it was forced), for the audit and the phase history.
+    pub async fn change_noted(
+        &self,
+        author: &str,
+        via: &str,
+        note: &ChangeNote,
+        change: impl Fn(&Rollout) -> Rollout,
+    ) -> anyhow::Result<(Rollout, Rollout)> {
+        self.write(author, via, note, false, change).await
     }
 
     /// Like [`change_as`](Self::change_as) for the watcher's rollout guard, which may only
@@ -146,15 +165,18 @@ impl RolloutStore {
         reason: &str,
         change: impl Fn(&Rollout) -> Rollout,
     ) -> anyhow::Result<(Rollout, Rollout)> {
-        self.write(author, "guard", Some(reason), true, change)
-            .await
+        let note = ChangeNote {
+            reason: Some(reason.to_string()),
+            ..ChangeNote::default()
+        };
+        self.write(author, "guard", &note, true, change).await
     }
 
     async fn write(
         &self,
         author: &str,
         via: &str,
-        reason: Option<&str>,
+        note: &ChangeNote,
         only_lower: bool,
         change: impl Fn(&Rollout) -> Rollout,
     ) -> anyhow::Result<(Rollout, Rollout)> {
@@ -175,7 +197,9 @@ impl RolloutStore {
                     author: author.to_string(),
                     via: via.to_string(),
                     replaces: revision,
-                    reason: reason.map(str::to_string),
+                    reason: note.reason.clone(),
+                    forced: note.forced,
+                    gate: note.gate.clone(),
                 }),
             };
             match self
@@ -220,10 +244,11 @@ impl RolloutStore {
     /// before this returns, when they are set) and a task keeps it current from a KV watch,
     /// reopening the watch when it ends. Each announced revision sets the rollout gauges.
     pub async fn follow(&self, shutdown: tokio_util::sync::CancellationToken) -> RolloutView {
-        let initial = self.current().await.ok().map(|(flags, _)| flags);
-        if let Some(flags) = &initial {
+        let initial = self.current().await.ok().map(|(flags, revision)| {
             crate::metrics::rollout(flags.enabled, flags.percent);
-        }
+            crate::metrics::rollout_revision(revision);
+            flags
+        });
         let (sender, flags) = tokio::sync::watch::channel(initial);
         let kv = self.kv.clone();
         tokio::spawn(async move {
@@ -251,6 +276,7 @@ impl RolloutStore {
                     match serde_json::from_slice::<Rollout>(&entry.value) {
                         Ok(flags) => {
                             crate::metrics::rollout(flags.enabled, flags.percent);
+                            crate::metrics::rollout_revision(entry.revision);
                             sender.send_replace(Some(flags));
                         }
                         Err(error) => {

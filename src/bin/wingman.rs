@@ -170,16 +170,21 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Run the validators on a request without submitting it (reads FILE, or stdin).
+    /// Run the validators on a request without submitting it (reads FILE, or stdin); also
+    /// shows the gateway policy's verdict on its operation and whether it falls in the live
+    /// rollout's cohort (read from the bus when reachable).
     Explain {
         /// A request's JSON (as submitted); stdin when omitted.
         file: Option<std::path::PathBuf>,
-        /// Print {"decision", "validator_scores"} as JSON.
+        /// Print {"decision", "validator_scores", "policy", "cohort"} as JSON.
         #[arg(long)]
         json: bool,
         /// A validation config file (default: $WINGMAN_VALIDATION_CONFIG, else the shipped one).
         #[arg(long, env = "WINGMAN_VALIDATION_CONFIG")]
         config: Option<std::path::PathBuf>,
+        /// The gateway policy file (default: $WINGMAN_POLICY_FILE, else the shipped one).
+        #[arg(long, env = "WINGMAN_POLICY_FILE")]
+        policy: Option<std::path::PathBuf>,
     },
     /// Show or change the live validation rollout, or report on it.
     Rollout {
@@ -353,31 +358,65 @@ enum RolloutAction {
         #[arg(long)]
         json: bool,
     },
-    /// Validate this percent of requests (0, 10, 50, 100 …).
+    /// Validate this percent of requests (0, 10, 50, 100 …). A raise of the enforced percent
+    /// passes the promote gate (see `promote`) or needs --force with --reason.
     Set {
         percent: u8,
-        /// Who makes the change (default: $USER).
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
-    /// Turn validation on (at the current percent).
+    /// Turn validation on (at the current percent); a raise, so it passes the promote gate.
     Enable {
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
-    /// Turn validation off: every request goes to a human.
+    /// Turn validation off: every request goes to a human (and is still scored: shadow mode).
     Disable {
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
-    /// The seed's rates over the validated cohort and the go/no-go verdict.
+    /// Move to the next phase (shadow → 10 → 50 → 100 %) — only when the current phase's
+    /// verdict is GO after its minimum duration (72 h at 10 %, 96 h at 50 %, 24 h of shadow;
+    /// WINGMAN_ROLLOUT_MIN_DURATION) on at least 30 requests (WINGMAN_ROLLOUT_MIN_SAMPLES).
+    /// The watcher judges it. --force --reason "…" promotes anyway, audited.
+    Promote {
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// The seed's rates, the verdict and the promote gate of the current phase (or --phase N,
+    /// --all, or a --since window). Exit code: 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA
+    /// (an error also exits 1).
     Report {
-        /// The window: a duration ago (24h, 72h, 7d) or an RFC 3339 time.
-        #[arg(long, default_value = "24h", value_parser = wingman::duration::since)]
-        since: DateTime<Utc>,
+        /// Report on phase N (1 = the first recorded; see --all).
+        #[arg(long, conflicts_with_all = ["all", "since"])]
+        phase: Option<usize>,
+        /// Report on every phase, oldest first; exits with the current phase's verdict.
+        #[arg(long, conflicts_with = "since")]
+        all: bool,
+        /// A window instead of a phase: a duration ago (24h, 72h, 7d) or an RFC 3339 time
+        /// (it may mix phases).
+        #[arg(long, value_parser = wingman::duration::since)]
+        since: Option<DateTime<Utc>>,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ChangeArgs {
+    /// Who makes the change where the bus has no authentication (default: $USER); the NATS
+    /// user otherwise.
+    #[arg(long)]
+    by: Option<String>,
+    /// Why (kept in the audit and the phase history; required with --force).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Raise the rollout although the promote gate refuses (audited with --reason).
+    #[arg(long, requires = "reason")]
+    force: bool,
+    /// Print the watcher's answer as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main]
@@ -514,7 +553,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .await?;
             Ok(ExitCode::Ok)
         }
-        Command::Explain { file, json, config } => {
+        Command::Explain {
+            file,
+            json,
+            config,
+            policy,
+        } => {
             let payload = match file {
                 Some(path) => {
                     std::fs::read(&path).with_context(|| format!("read {}", path.display()))?
@@ -532,7 +576,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 None => ValidationConfig::default_config(),
             };
             let validator = Validator::new(config).context("validation config")?;
-            cli::explain::run(&validator, &payload, json)?;
+            let policy = match policy {
+                Some(path) => wingman::policy::Policy::load(&path)?,
+                None => wingman::policy::Policy::default_policy(),
+            };
+            let flags = live_flags().await;
+            let flags = match &flags {
+                Ok(flags) => Ok(flags),
+                Err(why) => Err(why.as_str()),
+            };
+            cli::explain::run(&validator, &policy, flags, &payload, json)?;
             Ok(ExitCode::Ok)
         }
         Command::Rollout { action } => rollout(&settings()?, action).await,
@@ -721,32 +774,56 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<ExitCode> {
-    let who = |by: Option<String>| {
-        by.or_else(wingman::config::login_name)
-            .unwrap_or_else(|| "unknown".into())
+async fn rollout_change(settings: &Settings, what: Change, args: ChangeArgs) -> anyhow::Result<()> {
+    let who = args
+        .by
+        .or_else(wingman::config::login_name)
+        .unwrap_or_else(|| "unknown".into());
+    let why = cli::rollout::Why {
+        reason: args.reason,
+        force: args.force,
     };
+    cli::rollout::change(&connect(settings).await?, &who, what, why, args.json).await?;
+    Ok(())
+}
+
+async fn rollout(settings: &Settings, action: RolloutAction) -> anyhow::Result<ExitCode> {
     match action {
         RolloutAction::Show { json } => {
             cli::rollout::show(&connect(settings).await?, json).await?;
         }
-        RolloutAction::Set { percent, by } => {
-            cli::rollout::change(
-                &connect(settings).await?,
-                &who(by),
-                Change::Percent(percent),
-            )
-            .await?;
+        RolloutAction::Set { percent, change } => {
+            rollout_change(settings, Change::Percent(percent), change).await?;
         }
-        RolloutAction::Enable { by } => {
-            cli::rollout::change(&connect(settings).await?, &who(by), Change::Enable).await?;
+        RolloutAction::Enable { change } => {
+            rollout_change(settings, Change::Enable, change).await?;
         }
-        RolloutAction::Disable { by } => {
-            cli::rollout::change(&connect(settings).await?, &who(by), Change::Disable).await?;
+        RolloutAction::Disable { change } => {
+            rollout_change(settings, Change::Disable, change).await?;
         }
-        RolloutAction::Report { since, json } => {
+        RolloutAction::Promote { change } => {
+            rollout_change(settings, Change::Promote, change).await?;
+        }
+        RolloutAction::Report {
+            phase,
+            all,
+            since,
+            json,
+        } => {
+            let which = match (phase, all) {
+                (Some(number), _) => cli::rollout::Which::Number(number),
+                (None, true) => cli::rollout::Which::All,
+                (None, false) => cli::rollout::Which::Current,
+            };
             let bus = connect(settings).await.ok();
-            cli::rollout::report(&settings.database.pool()?, bus.as_ref(), since, json).await?;
+            let verdict =
+                cli::rollout::report(&settings.database.pool()?, bus.as_ref(), which, since, json)
+                    .await?;
+            return Ok(match verdict.exit_code() {
+                0 => ExitCode::Ok,
+                1 => ExitCode::Error,
+                _ => ExitCode::Hold,
+            });
         }
     }
     Ok(ExitCode::Ok)
@@ -802,6 +879,20 @@ async fn approvers(
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// The live rollout flags for `explain`, or why they could not be read (within 5 s).
+async fn live_flags() -> Result<wingman::rollout::Rollout, String> {
+    let read = async {
+        let bus = connect(&Settings::from_env()?).await?;
+        let (flags, _) = cli::rollout::store(&bus).await?.current().await?;
+        anyhow::Ok(flags)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(flags)) => Ok(flags),
+        Ok(Err(error)) => Err(format!("cannot read the rollout flags: {error:#}")),
+        Err(_) => Err("the bus did not answer within 5 s".into()),
+    }
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Bus> {

@@ -22,8 +22,10 @@ pub use crate::bus::status_feed as watch;
 pub enum ExitCode {
     /// Done: submitted, approved, or executed successfully.
     Ok = 0,
-    /// Something went wrong (bad input, unreachable service).
+    /// Something went wrong (bad input, unreachable service); `rollout report`: NO-GO.
     Error = 1,
+    /// `rollout report`: HOLD or INSUFFICIENT DATA.
+    Hold = 2,
     /// The request was refused: invalid, rejected, auto-rejected or expired.
     Denied = 3,
     /// The command ran and failed, or its outcome is unknown (INDETERMINATE).

@@ -1,8 +1,10 @@
-//! `wingman rollout show | set <pct> | enable | disable | report`: the live validation rollout.
-//! A change is a request to the watcher on `wingman.rollout.change.<author>`, the author being
-//! the NATS user (`NATS_USER`; only that user may publish there), or `--by` where the bus has
-//! no auth (local dev). The watcher writes the flags and audits every change: who, when,
-//! old → new.
+//! `wingman rollout show | set <pct> | enable | disable | promote | report`: the live
+//! validation rollout. A change is a request to the watcher on
+//! `wingman.rollout.change.<author>`, the author being the NATS user (`NATS_USER`; only that
+//! user may publish there), or `--by` where the bus has no auth (local dev). The watcher
+//! writes the flags and audits every change: who, when, old → new, why; a raise passes its
+//! promote gate or is forced with a reason. The report judges a phase (default: the current
+//! one) and exits 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA.
 
 use std::time::Duration;
 
@@ -10,13 +12,22 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::bus::Bus;
-use crate::report::{self, Criteria, Verdict};
+use crate::report::{self, Basis, PhaseMinimums, PhaseReport, Verdict};
 use crate::rollout::{BUCKET, ChangeRequest, Rollout, RolloutStore};
 
 pub enum Change {
     Percent(u8),
     Enable,
     Disable,
+    /// To the next phase (shadow → 10 → 50 → 100 %), through the promote gate.
+    Promote,
+}
+
+/// Why, and whether to raise past a refusing promote gate.
+#[derive(Debug, Clone, Default)]
+pub struct Why {
+    pub reason: Option<String>,
+    pub force: bool,
 }
 
 pub async fn store(bus: &Bus) -> anyhow::Result<RolloutStore> {
@@ -41,27 +52,43 @@ pub async fn show(bus: &Bus, json_output: bool) -> anyhow::Result<Rollout> {
 }
 
 /// Asks the watcher for `change` as `who` (or as the NATS user, when connected as one).
-pub async fn change(bus: &Bus, who: &str, change: Change) -> anyhow::Result<(Rollout, Rollout)> {
+pub async fn change(
+    bus: &Bus,
+    who: &str,
+    change: Change,
+    why: Why,
+    json_output: bool,
+) -> anyhow::Result<(Rollout, Rollout)> {
     if let Change::Percent(percent) = change {
         anyhow::ensure!(
             percent <= 100,
             "the rollout percent must be between 0 and 100, got {percent}"
         );
     }
+    let base = ChangeRequest {
+        reason: why.reason,
+        force: why.force,
+        ..ChangeRequest::default()
+    };
     let request = match change {
         Change::Percent(percent) => ChangeRequest {
             percent: Some(percent),
-            enabled: None,
+            ..base
         },
         Change::Enable => ChangeRequest {
-            percent: None,
             enabled: Some(true),
+            ..base
         },
         Change::Disable => ChangeRequest {
-            percent: None,
             enabled: Some(false),
+            ..base
+        },
+        Change::Promote => ChangeRequest {
+            promote: true,
+            ..base
         },
     };
+    request.validate().map_err(|error| anyhow::anyhow!(error))?;
     let author = crate::config::var("NATS_USER").unwrap_or_else(|| who.to_string());
     let subject = bus.subjects.rollout_change(&author)?;
     let reply = tokio::time::timeout(
@@ -86,65 +113,228 @@ pub async fn change(bus: &Bus, who: &str, change: Change) -> anyhow::Result<(Rol
         serde_json::from_value(answer["old"].clone()).context("decode the old flags")?;
     let new: Rollout =
         serde_json::from_value(answer["new"].clone()).context("decode the new flags")?;
-    println!("validation: {} → {}", old.describe(), new.describe());
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        println!("validation: {} → {}", old.describe(), new.describe());
+    }
     Ok((old, new))
 }
 
+/// Which phase(s) a report covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The current phase (the default).
+    Current,
+    /// Phase number N (1 = the first recorded).
+    Number(usize),
+    /// Every phase, oldest first; the verdict is the current one's.
+    All,
+}
+
+/// The report on one phase, every phase, or (`since`) a window that may mix phases; returns
+/// the verdict the command exits with (the current phase's for `All`).
 pub async fn report(
     pool: &sqlx::PgPool,
     bus: Option<&Bus>,
-    since: chrono::DateTime<chrono::Utc>,
+    which: Which,
+    since: Option<chrono::DateTime<chrono::Utc>>,
     json_output: bool,
 ) -> anyhow::Result<Verdict> {
-    let report = report::report(pool, since, &Criteria::default()).await?;
-    let guard = match bus {
-        Some(bus) => store(bus).await?.last_guard().await?,
-        None => None,
+    let (flags, guard) = match bus {
+        Some(bus) => {
+            let store = store(bus).await?;
+            (
+                store.current().await.ok().map(|(flags, _)| flags),
+                store.last_guard().await?,
+            )
+        }
+        None => (None, None),
     };
+    if let Some(since) = since {
+        return window_report(pool, since, guard, json_output).await;
+    }
+    let minimums = PhaseMinimums::from_env()?;
+    let phases = report::phases(pool, flags.as_ref()).await?;
+    let chosen: Vec<report::Phase> = match which {
+        Which::Current => phases.last().cloned().into_iter().collect(),
+        Which::All => phases.clone(),
+        Which::Number(number) => {
+            let phase = phases
+                .iter()
+                .find(|phase| phase.number == number)
+                .cloned()
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--phase: there is no phase {number} (phases 1 to {} are recorded)",
+                        phases.len()
+                    )
+                })?;
+            vec![phase]
+        }
+    };
+    let now = chrono::Utc::now();
+    let mut judged = Vec::with_capacity(chosen.len());
+    for phase in chosen {
+        judged.push(report::phase_report(pool, phase, &minimums, now).await?);
+    }
+    let verdict = judged
+        .last()
+        .map(|last| last.report.verdict.clone())
+        .ok_or_else(|| anyhow::anyhow!("no rollout phase to report on"))?;
+    if json_output {
+        let mut value = if which == Which::All {
+            serde_json::json!({ "phases": judged, "verdict": verdict.word() })
+        } else {
+            serde_json::to_value(&judged[0])?
+        };
+        value["rollout_guard"] = serde_json::to_value(&guard)?;
+        value["minimums"] = serde_json::to_value(minimums)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(verdict);
+    }
+    for (index, phase) in judged.iter().enumerate() {
+        if index > 0 {
+            println!();
+        }
+        print_phase(phase);
+    }
+    print_guard(guard.as_ref());
+    Ok(verdict)
+}
+
+async fn window_report(
+    pool: &sqlx::PgPool,
+    since: chrono::DateTime<chrono::Utc>,
+    guard: Option<crate::stages::watcher::GuardAction>,
+    json_output: bool,
+) -> anyhow::Result<Verdict> {
+    let minimums = PhaseMinimums::from_env()?;
+    let report = report::report(pool, since, &minimums.criteria()).await?;
     if json_output {
         let mut value = serde_json::to_value(&report)?;
         value["rollout_guard"] = serde_json::to_value(&guard)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(report.verdict);
     }
+    println!(
+        "since {} (a window; it may mix phases) — {} requests, {} validated",
+        since.format("%Y-%m-%d %H:%M UTC"),
+        report.counts.total,
+        report.counts.validated
+    );
+    print_rates(&report);
+    print_guard(guard.as_ref());
+    Ok(report.verdict)
+}
+
+fn print_phase(judged: &PhaseReport) {
+    let phase = &judged.phase;
+    let report = &judged.report;
+    let started = phase.started_at.map_or_else(
+        || "the beginning (no rollout change recorded)".to_string(),
+        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    );
+    let ended = phase.ended_at.map_or_else(
+        || "now (current)".to_string(),
+        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    );
+    println!(
+        "phase {}: {} — {started} → {ended}",
+        phase.number,
+        phase.name()
+    );
+    if let Some(by) = &phase.by {
+        let from = phase
+            .from_percent
+            .map_or_else(String::new, |from| format!(" from {} %", from));
+        println!(
+            "  started by {by}{from}{}{}",
+            phase
+                .reason
+                .as_ref()
+                .map_or_else(String::new, |reason| format!(": {reason}")),
+            if phase.forced {
+                " (FORCED past the gate)"
+            } else {
+                ""
+            }
+        );
+    }
+    let basis = match report.basis {
+        Basis::Cohort => "validated (the cohort's enforced decisions)",
+        Basis::Shadow => "scored (shadow decisions, not enforced)",
+    };
+    println!(
+        "  {} requests, the rates over {} {basis}",
+        report.counts.total,
+        report.counts.samples(report.basis)
+    );
+    print_rates(report);
+    let gate = &judged.gate;
+    match (phase.ended_at, gate.next_percent) {
+        (Some(_), _) => {}
+        (None, None) => println!("promote: nothing after 100 %"),
+        (None, Some(next)) if gate.open => {
+            println!("promote: open — `wingman rollout promote` moves to {next} %")
+        }
+        (None, Some(next)) => {
+            println!("promote to {next} %: refused");
+            for refusal in &gate.refusals {
+                println!("  - {refusal}");
+            }
+        }
+    }
+}
+
+fn print_rates(report: &report::Report) {
     let counts = &report.counts;
     let rates = &report.rates;
+    let (rejected, approved, manual, false_positives) = match report.basis {
+        Basis::Cohort => (
+            counts.auto_rejected,
+            counts.auto_approved,
+            counts.manual_review,
+            counts.false_positives,
+        ),
+        Basis::Shadow => (
+            counts.shadow_auto_rejected,
+            counts.shadow_auto_approved,
+            counts.shadow_manual_review,
+            counts.shadow_false_positives,
+        ),
+    };
     println!(
-        "since {} — {} requests, {} validated",
-        since.format("%Y-%m-%d %H:%M UTC"),
-        counts.total,
-        counts.validated
+        "  auto-reject    {:>5.1} %  ({rejected:>4})   expected 5–10 %",
+        rates.auto_reject
     );
     println!(
-        "  auto-reject    {:>5.1} %  ({:>4})   expected 5–10 %",
-        rates.auto_reject, counts.auto_rejected
+        "  auto-approve   {:>5.1} %  ({approved:>4})   expected 15–30 %",
+        rates.auto_approve
     );
     println!(
-        "  auto-approve   {:>5.1} %  ({:>4})   expected 15–30 %",
-        rates.auto_approve, counts.auto_approved
+        "  manual review  {:>5.1} %  ({manual:>4})   expected 60–80 %",
+        rates.manual_review
     );
     println!(
-        "  manual review  {:>5.1} %  ({:>4})   expected 60–80 %",
-        rates.manual_review, counts.manual_review
-    );
-    println!(
-        "  false positive {:>5.1} %  ({:>4})   target < 5 %, critical > 10 %",
-        rates.false_positive, counts.false_positives
+        "  false positive {:>5.1} %  ({false_positives:>4})   target < 5 %, critical > 10 %",
+        rates.false_positive
     );
     println!(
         "  validation errors      ({:>4})   expected 0",
         counts.validation_errors
     );
-    let (word, reasons) = match &report.verdict {
-        Verdict::Go(reasons) => ("GO", reasons),
-        Verdict::NoGo(reasons) => ("NO-GO", reasons),
-        Verdict::Hold(reasons) => ("HOLD", reasons),
-        Verdict::InsufficientData(reasons) => ("INSUFFICIENT DATA", reasons),
-    };
-    println!("verdict: {word}");
-    for reason in reasons {
+    println!(
+        "  shadow (outside the cohort): {} scored; would auto-approve, human rejected: {}; would auto-reject, human approved: {}",
+        counts.shadow_scored, counts.shadow_false_approvals, counts.shadow_false_positives
+    );
+    println!("verdict: {}", report.verdict.word());
+    for reason in report.verdict.reasons() {
         println!("  - {reason}");
     }
+}
+
+fn print_guard(guard: Option<&crate::stages::watcher::GuardAction>) {
     if let Some(guard) = guard {
         println!(
             "rollout guard, last look at {}: {} — {}",
@@ -153,5 +343,4 @@ pub async fn report(
             guard.detail
         );
     }
-    Ok(report.verdict)
 }

@@ -117,7 +117,7 @@ fn draw(
             .map(|day| {
                 (
                     day_of(start, day.day) + 0.5,
-                    (line.rate)(&rates(&day.counts)),
+                    (line.rate)(&rates(&day.counts, crate::report::Basis::Cohort)),
                 )
             })
             .collect();
@@ -184,6 +184,7 @@ mod tests {
                 manual_review: validated - rejected - validated / 4,
                 false_positives: 0,
                 validation_errors: 0,
+                ..Counts::default()
             },
         };
         let changes = [RolloutChange {

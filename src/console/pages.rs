@@ -21,7 +21,7 @@ use crate::envelope::RequestId;
 use crate::events::{AuditKind, Stage, StatusEvent};
 use crate::identity::api_vote::Outcome;
 use crate::identity::roster::{self, Roster, RosterStore};
-use crate::report::{Criteria, rates, verdict};
+use crate::report::{Basis, Criteria, rates, verdict};
 use crate::request::Environment;
 use crate::rollout::RolloutStore;
 use crate::store::{audit, console as store, requests};
@@ -782,10 +782,10 @@ async fn overview_page(
         open_bucket(&bus.js, &bus.subjects.localize_name(crate::rollout::BUCKET)).await?,
     );
     let flags = rollout.current().await.ok().map(|(flags, _)| flags);
-    let counts = crate::report::counts(pool, since).await?;
+    let counts = crate::report::counts(pool, since, None).await?;
     let criteria = Criteria::default();
-    let report_rates = rates(&counts);
-    let report_verdict = serde_json::to_value(verdict(&counts, &criteria))?;
+    let report_rates = rates(&counts, Basis::Cohort);
+    let report_verdict = serde_json::to_value(verdict(&counts, &criteria, Basis::Cohort))?;
     let days = store::daily_counts(pool, since).await?;
     let changes = store::rollout_changes(pool, since).await?;
     let backlog = store::backlog(pool).await?;
@@ -794,7 +794,7 @@ async fn overview_page(
     let day_items: Vec<DayItem> = days
         .iter()
         .map(|day| {
-            let day_rates = rates(&day.counts);
+            let day_rates = rates(&day.counts, Basis::Cohort);
             DayItem {
                 day: day.day.format("%Y-%m-%d").to_string(),
                 validated: day.counts.validated,

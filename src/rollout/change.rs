@@ -15,40 +15,98 @@ use super::Rollout;
 /// What the audit says instead of a name when the author is not proven.
 pub const UNPROVEN: &str = "direct write, author unproven";
 
-/// What an operator asks the watcher for (`wingman rollout set|enable|disable`). The author
-/// is never in the body: it is the subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The longest reason a change may carry.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// The seed's phases, in order: validation enforced for 10 %, 50 %, then 100 % of requests
+/// (shadow mode, 0 %, comes before them).
+pub const PHASE_STEPS: [u8; 3] = [10, 50, 100];
+
+/// The phase after one enforcing `effective` % (`None` at 100 %).
+pub fn next_step(effective: u8) -> Option<u8> {
+    PHASE_STEPS.into_iter().find(|step| *step > effective)
+}
+
+/// What an operator asks the watcher for (`wingman rollout set|enable|disable|promote`). The
+/// author is never in the body: it is the subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// To the next phase of the seed's schedule (shadow → 10 → 50 → 100 %).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promote: bool,
+    /// Why (kept in the audit and the phase history; required with `force`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Raise the rollout although the promote gate refuses (audited with the reason).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 impl ChangeRequest {
     /// # Errors
-    /// When nothing would change or the percent is above 100 (the message names the field).
+    /// When nothing would change, the percent is above 100, `promote` comes with flags, or a
+    /// forced change has no reason (the message names the field).
     pub fn validate(&self) -> Result<(), String> {
-        if self.percent.is_none() && self.enabled.is_none() {
-            return Err("a rollout change needs `percent` or `enabled`".into());
+        let flags = self.percent.is_some() || self.enabled.is_some();
+        if !flags && !self.promote {
+            return Err("a rollout change needs `percent`, `enabled` or `promote`".into());
+        }
+        if flags && self.promote {
+            return Err(
+                "promote: moves to the next phase; it takes no `percent` or `enabled`".into(),
+            );
         }
         if let Some(percent) = self.percent
             && percent > 100
         {
             return Err(format!("percent: must be between 0 and 100, got {percent}"));
         }
+        if let Some(reason) = &self.reason {
+            if reason.trim().is_empty() {
+                return Err("reason: is empty".into());
+            }
+            if reason.chars().count() > MAX_REASON_CHARS {
+                return Err(format!("reason: longer than {MAX_REASON_CHARS} characters"));
+            }
+        }
+        if self.force && self.reason.is_none() {
+            return Err("reason: a forced change needs a reason (--reason)".into());
+        }
         Ok(())
     }
 
-    /// The flags after this change.
+    /// The flags after this change (a promotion at 100 % changes nothing).
     pub fn apply(&self, current: &Rollout) -> Rollout {
+        if self.promote {
+            return match next_step(current.effective_percent()) {
+                Some(percent) => Rollout {
+                    enabled: true,
+                    percent,
+                    ..current.clone()
+                },
+                None => current.clone(),
+            };
+        }
         Rollout {
             enabled: self.enabled.unwrap_or(current.enabled),
             percent: self.percent.unwrap_or(current.percent),
             ..current.clone()
         }
     }
+}
+
+/// What a write adds to its mark besides the author: the operator's reason, and for a raise
+/// what the promote gate said and whether it was forced past it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeNote {
+    pub reason: Option<String>,
+    pub forced: bool,
+    pub gate: Option<String>,
 }
 
 /// Who wrote a revision through the watcher, and why.
@@ -63,6 +121,12 @@ pub struct ChangeMark {
     pub replaces: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The change raised the rollout although the promote gate refused (`--force`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// What the promote gate said about a raise (GO, or the refusals a force overrode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
 }
 
 /// The value in the bucket: the flags and, when the watcher wrote them, its mark.
@@ -96,6 +160,10 @@ pub struct Attribution {
     pub via: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Raised past a refusing promote gate (`--force`, with its reason).
+    pub forced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
     /// The flags before (unknown when the previous revision is no longer retained).
     pub old: Option<Rollout>,
     /// The flags after (`None`: deleted or unreadable).
@@ -125,6 +193,8 @@ pub fn attribute(previous: Option<&Seen>, seen: &Seen) -> Attribution {
             claimed_by: None,
             via: Some(mark.via.clone()),
             reason: mark.reason.clone(),
+            forced: mark.forced,
+            gate: mark.gate.clone(),
             old,
             new,
         }
@@ -136,6 +206,8 @@ pub fn attribute(previous: Option<&Seen>, seen: &Seen) -> Attribution {
             claimed_by: new.as_ref().map(|flags| flags.updated_by.clone()),
             via: None,
             reason: None,
+            forced: false,
+            gate: None,
             old,
             new,
         }
@@ -176,6 +248,8 @@ mod tests {
             via: format!("wingman.rollout.change.{author}"),
             replaces,
             reason: None,
+            forced: false,
+            gate: None,
         }
     }
 
@@ -237,18 +311,15 @@ mod tests {
 
     #[test]
     fn a_change_request_names_the_field_it_gets_wrong() {
-        let none = ChangeRequest {
-            percent: None,
-            enabled: None,
-        };
+        let none = ChangeRequest::default();
         assert!(
             none.validate()
                 .unwrap_err()
-                .contains("`percent` or `enabled`")
+                .contains("`percent`, `enabled` or `promote`")
         );
         let high = ChangeRequest {
             percent: Some(101),
-            enabled: None,
+            ..ChangeRequest::default()
         };
         assert!(high.validate().unwrap_err().starts_with("percent:"));
         let unknown = serde_json::from_str::<ChangeRequest>(r#"{"percent":5,"by":"mallory"}"#);
@@ -259,10 +330,57 @@ mod tests {
                 .contains("unknown field `by`")
         );
         let enable = ChangeRequest {
-            percent: None,
             enabled: Some(true),
+            ..ChangeRequest::default()
         };
         let applied = enable.apply(&flags(false, 50, "a"));
         assert_eq!((applied.enabled, applied.percent), (true, 50));
+    }
+
+    #[test]
+    fn a_forced_change_needs_a_reason_and_a_promotion_takes_no_flags() {
+        let forced = ChangeRequest {
+            promote: true,
+            force: true,
+            ..ChangeRequest::default()
+        };
+        assert!(forced.validate().unwrap_err().starts_with("reason:"));
+        let blank = ChangeRequest {
+            promote: true,
+            reason: Some("  ".into()),
+            ..ChangeRequest::default()
+        };
+        assert_eq!(blank.validate().unwrap_err(), "reason: is empty");
+        let mixed = ChangeRequest {
+            promote: true,
+            percent: Some(50),
+            ..ChangeRequest::default()
+        };
+        assert!(mixed.validate().unwrap_err().starts_with("promote:"));
+        let fine = ChangeRequest {
+            promote: true,
+            force: true,
+            reason: Some("incident 4411: the 10 % phase was judged on the shadow run".into()),
+            ..ChangeRequest::default()
+        };
+        assert_eq!(fine.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_promotion_follows_the_seeds_schedule_from_shadow_to_100() {
+        let promote = ChangeRequest {
+            promote: true,
+            ..ChangeRequest::default()
+        };
+        let mut flags = flags(false, 100, "environment");
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            flags = promote.apply(&flags);
+            seen.push(flags.effective_percent());
+        }
+        assert_eq!(seen, [10, 50, 100, 100]);
+        assert_eq!(next_step(0), Some(10));
+        assert_eq!(next_step(30), Some(50));
+        assert_eq!(next_step(100), None);
     }
 }

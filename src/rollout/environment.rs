@@ -158,6 +158,8 @@ impl RolloutStore {
                         "VALIDATION_ENABLED / VALIDATION_ROLLOUT_PERCENT changed since last applied"
                             .into(),
                     ),
+                    forced: false,
+                    gate: Some("not checked: a deployment's environment".into()),
                 }),
             };
             match self

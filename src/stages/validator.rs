@@ -1,10 +1,12 @@
 //! Validation: the second half of intake's one step — scores each accepted request and decides
 //! what happens next.
 //!
-//! 1. Runs the five validators ([`crate::validation`]) on requests in the validated cohort (the
-//!    live rollout flags, kept current by a KV watch, decide who is in it) and takes the
-//!    composite's decision: AUTO_APPROVED, AUTO_REJECTED or PENDING. Requests outside the
-//!    cohort go to PENDING with `validation_applied = false`.
+//! 1. Runs the five validators ([`crate::validation`]) on every request and enforces the
+//!    composite's decision (AUTO_APPROVED, AUTO_REJECTED or PENDING) for the validated cohort
+//!    (the live rollout flags, kept current by a KV watch, decide who is in it). Requests
+//!    outside the cohort go to PENDING with `validation_applied = false` and carry what
+//!    validation would have decided as their shadow decision, in the audit only (shadow mode:
+//!    the rollout is judged before the first phase, and humans are not told it).
 //! 2. Consumes nothing itself: intake hands it the requests of a batch and publishes what it
 //!    returns (`wingman.requests.validated.<route>`, the `request_validated` audit record and
 //!    the status event).
@@ -49,6 +51,9 @@ pub struct Decided {
     pub cohort: Cohort,
     pub rollout: Rollout,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Outside the cohort: what validation would have decided (not enforced, not shown to
+    /// approvers), or why it could not say.
+    pub shadow: Option<Result<Validation, String>>,
 }
 
 impl Scoring {
@@ -63,23 +68,26 @@ impl Scoring {
             .iter()
             .map(|(request, _)| rollout.cohort(request.request_id))
             .collect();
-        let applied: Vec<Request> = requests
+        // Every request is scored (shadow mode); only the cohort's decision is enforced.
+        let all: Vec<Request> = requests
             .iter()
-            .zip(&cohorts)
-            .filter(|(_, cohort)| cohort.applied)
-            .map(|((request, _), _)| (*request).clone())
+            .map(|(request, _)| (*request).clone())
             .collect();
-        let mut validations = self.validate_guarded(applied).await.into_iter();
+        let mut validations = self.validate_guarded(all).await.into_iter();
         requests
             .iter()
             .zip(cohorts)
             .map(|((request, published), cohort)| {
-                let outcome = cohort.applied.then(|| {
-                    validations
-                        .next()
-                        .unwrap_or_else(|| Err(("lost", "validation lost its result".into())))
-                });
-                self.decided(rollout, request, *published, cohort, outcome)
+                let outcome = validations
+                    .next()
+                    .unwrap_or_else(|| Err(("lost", "validation lost its result".into())));
+                if cohort.applied {
+                    self.decided(rollout, request, *published, cohort, Some(outcome))
+                } else {
+                    let mut decided = self.decided(rollout, request, *published, cohort, None);
+                    decided.shadow = Some(shadow_of(request, outcome));
+                    decided
+                }
             })
             .collect()
     }
@@ -121,6 +129,7 @@ impl Scoring {
             cohort,
             rollout: rollout.clone(),
             expires_at,
+            shadow: None,
         }
     }
 
@@ -186,9 +195,27 @@ impl Decided {
         }
     }
 
-    /// The data of the `request_validated` audit record.
+    /// The shadow decision's word, when the request was outside the cohort and scored.
+    pub fn shadow_decision(&self) -> Option<Status> {
+        match &self.shadow {
+            Some(Ok(validation)) => Some(status_of(validation.decision)),
+            _ => None,
+        }
+    }
+
+    /// The data of the `request_validated` audit record. Outside the cohort it carries the
+    /// shadow decision (`shadow_decision`, `shadow_score`, `shadow_profile`,
+    /// `shadow_reasons`); a shadow validation that failed is a validation error too.
     pub fn audit_data(&self) -> Value {
         let composite = self.composite();
+        let shadow = match &self.shadow {
+            Some(Ok(validation)) => Some(&validation.validator_scores.composite),
+            _ => None,
+        };
+        let shadow_error = match &self.shadow {
+            Some(Err(error)) => Some(error.as_str()),
+            _ => None,
+        };
         json!({
             "validator_scores": self.scores(),
             "profile": composite.map(|c| c.profile.as_str()),
@@ -196,11 +223,15 @@ impl Decided {
             "reasons": composite.map(|c| c.reasons.clone()),
             "validation_applied": self.cohort.applied,
             "validation_decision": self.validation.as_ref().map(|_| self.status.as_str()),
-            "validation_error": self.error.is_some(),
-            "error": self.error,
+            "validation_error": self.error.is_some() || shadow_error.is_some(),
+            "error": self.error.as_deref().or(shadow_error),
             "rollout_bucket": self.cohort.bucket,
             "rollout": self.rollout.describe(),
             "expires_at": self.expires_at,
+            "shadow_decision": self.shadow_decision().map(Status::as_str),
+            "shadow_score": shadow.map(|c| c.score),
+            "shadow_profile": shadow.map(|c| c.profile.as_str()),
+            "shadow_reasons": shadow.map(|c| c.reasons.clone()),
         })
     }
 
@@ -227,6 +258,24 @@ impl Decided {
             validator_scores: self.scores(),
             validation_error: self.error.clone(),
             expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A shadow outcome: counted like an enforced one, by its own metric, and never acted on.
+fn shadow_of(
+    request: &Request,
+    outcome: Result<Validation, (&'static str, String)>,
+) -> Result<Validation, String> {
+    match outcome {
+        Ok(validation) => {
+            metrics::shadow_decision(status_of(validation.decision).as_str());
+            Ok(validation)
+        }
+        Err((code, reason)) => {
+            metrics::validation_error(code);
+            tracing::warn!(request_id = %request.request_id, reason, "shadow validation failed (not enforced)");
+            Err(reason)
         }
     }
 }

@@ -47,12 +47,17 @@ pub struct WatcherDeps {
     /// Where the guard tells approvers it acted (optional).
     pub telegram: Option<TelegramClient>,
     pub guard: GuardSettings,
+    /// Each phase's minimum duration and sample size, for the promote gate
+    /// (`WINGMAN_ROLLOUT_MIN_*`).
+    pub phases: report::PhaseMinimums,
     /// How often to look (`WINGMAN_WATCH_INTERVAL`, default 5 s).
     pub interval: Duration,
     pub actor: String,
 }
 
-/// The rollout guard (`WINGMAN_GUARD_*`).
+/// The rollout guard (`WINGMAN_GUARD_*`). At 0 % (shadow mode) it judges the shadow
+/// decisions instead: nothing to lower, but approvers are told when validation would have
+/// auto-approved what they reject, or rejected what they approve, too often.
 #[derive(Debug, Clone)]
 pub struct GuardSettings {
     pub enabled: bool,
@@ -108,9 +113,13 @@ async fn clock(deps: &WatcherDeps, shutdown: CancellationToken) -> anyhow::Resul
         }
         report_backlog(deps).await;
         human_backlog::report(&deps.pool).await;
-        if deps.guard.enabled && last_guard.elapsed() >= deps.guard.every {
+        // The phase gauges and the guard look at the guard's pace: both read Postgres.
+        if last_guard.elapsed() >= deps.guard.every {
             last_guard = tokio::time::Instant::now();
-            if let Err(error) = guard(deps).await {
+            report_phase(deps).await;
+            if deps.guard.enabled
+                && let Err(error) = guard(deps).await
+            {
                 tracing::warn!(error = %format!("{error:#}"), "rollout guard pass failed; will retry");
             }
         }
@@ -220,13 +229,31 @@ async fn report_backlog(deps: &WatcherDeps) {
     }
 }
 
+/// The current phase's rates, verdict and shadow divergence as gauges (the rollout
+/// dashboard's per-phase panels).
+async fn report_phase(deps: &WatcherDeps) {
+    let current = deps.rollout.current().await.ok().map(|(flags, _)| flags);
+    match report::current_phase(&deps.pool, current.as_ref(), &deps.phases).await {
+        Ok(phase) => metrics::rollout_phase(&phase),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "could not judge the rollout phase");
+        }
+    }
+}
+
 /// One look of the rollout guard: lowers the rollout one step when the false-positive rate is
-/// critical over enough samples; otherwise says why it did nothing.
+/// critical over enough samples; otherwise says why it did nothing. In shadow mode (nothing
+/// enforced) it judges the shadow decisions and tells approvers when they are critical.
 pub async fn guard(deps: &WatcherDeps) -> anyhow::Result<GuardAction> {
     let window = chrono::Duration::from_std(deps.guard.window)?;
-    let counts = report::counts(&deps.pool, Utc::now() - window).await?;
-    let rates = report::rates(&counts);
+    let counts = report::counts(&deps.pool, Utc::now() - window, None).await?;
     let (rollout, _) = deps.rollout.current().await?;
+    if rollout.effective_percent() == 0 {
+        let action = shadow_guard(deps, &counts).await;
+        deps.rollout.record_guard(&action).await?;
+        return Ok(action);
+    }
+    let rates = report::rates(&counts, report::Basis::Cohort);
     let action = if counts.auto_rejected < deps.guard.min_auto_rejected {
         metrics::rollout_guard("insufficient_data");
         GuardAction {
@@ -290,6 +317,69 @@ pub async fn guard(deps: &WatcherDeps) -> anyhow::Result<GuardAction> {
     };
     deps.rollout.record_guard(&action).await?;
     Ok(action)
+}
+
+/// The guard's look in shadow mode: the shadow's false positives (would have auto-rejected,
+/// a human approved) over the same minimum as the live guard, and its false approvals (would
+/// have auto-approved, a human rejected) on any decided sample.
+async fn shadow_guard(deps: &WatcherDeps, counts: &report::Counts) -> GuardAction {
+    let rates = report::rates(counts, report::Basis::Shadow);
+    let criteria = report::Criteria::default();
+    let mut critical = Vec::new();
+    if counts.shadow_auto_rejected >= deps.guard.min_auto_rejected
+        && rates.false_positive > deps.guard.critical_rate
+    {
+        critical.push(format!(
+            "validation would have auto-rejected {} request(s) humans approved ({:.1} % of {} > {:.0} %)",
+            counts.shadow_false_positives,
+            rates.false_positive,
+            counts.shadow_auto_rejected,
+            deps.guard.critical_rate
+        ));
+    }
+    if counts.shadow_false_approvals > 0 && rates.false_approval > criteria.false_approval_critical
+    {
+        critical.push(format!(
+            "validation would have auto-approved {} request(s) humans rejected ({:.1} % of {} decided > {:.0} %)",
+            counts.shadow_false_approvals,
+            rates.false_approval,
+            counts.shadow_auto_approved_decided,
+            criteria.false_approval_critical
+        ));
+    }
+    let detail = format!(
+        "shadow mode: {} scored, {} would-be auto-approvals rejected by a human, {} would-be auto-rejections approved",
+        counts.shadow_scored, counts.shadow_false_approvals, counts.shadow_false_positives
+    );
+    if critical.is_empty() {
+        metrics::rollout_guard("shadow_ok");
+        return GuardAction {
+            at: crate::envelope::now(),
+            action: "shadow_ok".into(),
+            detail,
+        };
+    }
+    metrics::rollout_guard("shadow_no_go");
+    let reason = format!("{detail}: {} — do not promote", critical.join("; "));
+    tracing::warn!(%reason, "rollout guard: the shadow run says no");
+    if let Some(telegram) = &deps.telegram {
+        for chat in &telegram.chats {
+            let _ = telegram
+                .say(
+                    *chat,
+                    &format!(
+                        "⚠️ <b>Rollout guard (shadow)</b>: {}",
+                        crate::telegram::escape(&reason)
+                    ),
+                )
+                .await;
+        }
+    }
+    GuardAction {
+        at: crate::envelope::now(),
+        action: "shadow_no_go".into(),
+        detail: reason,
+    }
 }
 
 /// 100 → 50 → 10 → 0.

@@ -74,20 +74,12 @@ pub struct DayCounts {
 
 /// The counts of `crate::report` per UTC day since `since` (days without requests are absent).
 pub async fn daily_counts(pool: &PgPool, since: DateTime<Utc>) -> sqlx::Result<Vec<DayCounts>> {
-    sqlx::query_as(
-        "SELECT
-            date_trunc('day', created_at) AS day,
-            count(*) AS total,
-            count(*) FILTER (WHERE validation_applied) AS validated,
-            count(*) FILTER (WHERE validation_applied AND validation_decision = 'AUTO_REJECTED') AS auto_rejected,
-            count(*) FILTER (WHERE validation_applied AND validation_decision = 'AUTO_APPROVED') AS auto_approved,
-            count(*) FILTER (WHERE validation_applied AND validation_decision = 'PENDING') AS manual_review,
-            count(*) FILTER (WHERE validation_applied AND validation_decision = 'AUTO_REJECTED' AND false_positive)
-                AS false_positives,
-            count(*) FILTER (WHERE validation_error) AS validation_errors
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT date_trunc('day', created_at) AS day, {}
          FROM approval_requests WHERE created_at > $1
          GROUP BY 1 ORDER BY 1",
-    )
+        crate::report::COUNT_COLUMNS
+    )))
     .bind(since)
     .fetch_all(pool)
     .await

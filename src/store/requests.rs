@@ -68,6 +68,8 @@ pub struct StatusFields {
     pub expires_at: Option<DateTime<Utc>>,
     pub validation_decision: Option<String>,
     pub validation_error: Option<bool>,
+    /// Outside the cohort: what validation would have decided (shadow mode).
+    pub shadow_decision: Option<String>,
 }
 
 impl StatusFields {
@@ -99,6 +101,7 @@ impl StatusFields {
             expires_at: time("expires_at"),
             validation_decision: text("validation_decision"),
             validation_error: data.get("validation_error").and_then(Value::as_bool),
+            shadow_decision: text("shadow_decision"),
         }
     }
 }
@@ -172,20 +175,20 @@ pub async fn insert_received(
             (request_id, requester, environment, command, operation, title, description, risk_level,
              status, created_at, updated_at, submitted_by, validator_scores, profile,
              composite_score, validation_applied, rollout_bucket, expires_at, validation_decision,
-             validation_error)
+             validation_error, shadow_decision)
          SELECT r.request_id, r.requester, r.environment, r.command, r.operation, r.title,
                 r.description, r.risk_level, r.status, r.at, r.updated_at, r.submitted_by,
                 r.validator_scores, r.profile, r.composite_score, r.validation_applied,
                 r.rollout_bucket, r.expires_at, r.validation_decision,
-                COALESCE(r.validation_error, false)
+                COALESCE(r.validation_error, false), r.shadow_decision
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
                      $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[],
                      $12::timestamptz[], $13::jsonb[], $14::text[], $15::int[], $16::bool[],
-                     $17::smallint[], $18::timestamptz[], $19::text[], $20::bool[])
+                     $17::smallint[], $18::timestamptz[], $19::text[], $20::bool[], $21::text[])
               AS r(request_id, requester, environment, command, operation, title, description,
                    risk_level, at, submitted_by, status, updated_at, validator_scores, profile,
                    composite_score, validation_applied, rollout_bucket, expires_at,
-                   validation_decision, validation_error)
+                   validation_decision, validation_error, shadow_decision)
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(&ids)
@@ -229,6 +232,7 @@ pub async fn insert_received(
     .bind(of_first_moves(received, |f| f.expires_at))
     .bind(of_first_moves(received, |f| f.validation_decision.clone()))
     .bind(of_first_moves(received, |f| f.validation_error))
+    .bind(of_first_moves(received, |f| f.shadow_decision.clone()))
     .execute(connection)
     .await?;
     Ok(())
@@ -286,15 +290,16 @@ pub async fn move_statuses(
             false_positive = COALESCE(m.false_positive, r.false_positive),
             expires_at = COALESCE(m.expires_at, r.expires_at),
             validation_decision = COALESCE(m.validation_decision, r.validation_decision),
-            validation_error = COALESCE(m.validation_error, r.validation_error)
+            validation_error = COALESCE(m.validation_error, r.validation_error),
+            shadow_decision = COALESCE(m.shadow_decision, r.shadow_decision)
          FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[],
                      $6::text[], $7::int[], $8::bool[], $9::smallint[], $10::text[],
                      $11::timestamptz[], $12::text[], $13::bool[], $14::timestamptz[],
-                     $15::text[], $16::bool[])
+                     $15::text[], $16::bool[], $17::text[])
               AS m(request_id, status, at, predecessors, validator_scores, profile,
                    composite_score, validation_applied, rollout_bucket, decided_by, decided_at,
                    decision_note, false_positive, expires_at, validation_decision,
-                   validation_error)
+                   validation_error, shadow_decision)
          WHERE r.request_id = m.request_id
            AND r.execution_status IS NULL
            AND r.status = ANY(string_to_array(m.predecessors, ','))
@@ -340,6 +345,7 @@ pub async fn move_statuses(
     .bind(times(|fields| fields.expires_at))
     .bind(texts(|m| m.fields.validation_decision.clone()))
     .bind(flags(|fields| fields.validation_error))
+    .bind(texts(|m| m.fields.shadow_decision.clone()))
     .fetch_all(&mut *connection)
     .await?;
     outcomes(connection, &ids, applied).await

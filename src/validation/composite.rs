@@ -8,10 +8,11 @@
 //!    finding reaches `thresholds.block_auto_approve_at`.
 //! 3. PENDING otherwise: a human decides.
 //!
-//! The profile is deployment when the text has more deployment words than operational
-//! ones (title words count twice, a docker command as one operational word), operational
-//! when fewer, the stricter deployment on a tie, and `profiles.default` when neither
-//! appears.
+//! The profile is operational for a read-only operation (inspect, logs, compose ps, a
+//! probe exec: it deploys nothing, whatever its description says), else deployment when the
+//! text has more deployment words than operational ones (title words count twice, a docker
+//! command as one operational word), operational when fewer, the stricter deployment on a
+//! tie, and `profiles.default` when neither appears.
 
 use crate::validation::facts::Facts;
 use crate::validation::lexicon::Category;
@@ -94,9 +95,15 @@ pub(crate) fn decide(
             Decision::Pending
         }
     };
-    reasons.push(format!(
-        "profile {profile}: {deployment_words} deployment and {operational_words} operational word(s)"
-    ));
+    if facts.read_only() {
+        reasons.push(format!(
+            "profile {profile}: a read-only operation ({deployment_words} deployment and {operational_words} operational word(s) in its text)"
+        ));
+    } else {
+        reasons.push(format!(
+            "profile {profile}: {deployment_words} deployment and {operational_words} operational word(s)"
+        ));
+    }
     CompositeResult {
         score,
         profile,
@@ -113,7 +120,9 @@ fn detect_profile(validator: &Validator, facts: &Facts<'_>) -> (Profile, u32, u3
     };
     let deployment = count(Category::Deployment);
     let operational = count(Category::Operational) + u32::from(facts.operation.is_some());
-    let profile = if deployment == 0 && operational == 0 {
+    let profile = if facts.read_only() {
+        Profile::Operational
+    } else if deployment == 0 && operational == 0 {
         validator.config.profiles.default
     } else if deployment >= operational {
         Profile::Deployment

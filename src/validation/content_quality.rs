@@ -64,10 +64,16 @@ fn framework_points(
         match text {
             None => missing.push(*name),
             Some(text) if is_vague(quality, text) => {
-                points += quality.vague_section_points;
+                points += if is_vague_answer(quality, text) {
+                    quality.vague_section_points
+                } else {
+                    quality.boilerplate_section_points
+                };
                 // Only a known vague answer ("TBD") is quoted: any other text, however
                 // short, could be a secret pasted into the wrong place.
-                let span = if is_vague_answer(quality, text) {
+                let span = if is_vague_answer(quality, text)
+                    || is_answer_in(&quality.boilerplate_answers, text)
+                {
                     format!("{name}: {text}")
                 } else {
                     (*name).to_string()
@@ -96,17 +102,22 @@ fn framework_points(
     points
 }
 
-/// Whether a section's text says nothing: too few words, or a vague answer ("TBD").
+/// Whether a section's text says nothing specific: too few words, a vague answer ("TBD") or
+/// a boilerplate one ("Fix bugs if found").
 fn is_vague(quality: &ContentQualityConfig, text: &str) -> bool {
     let words = text.split_ascii_whitespace().count();
     i64::try_from(words).unwrap_or(i64::MAX) < quality.section_min_words
         || is_vague_answer(quality, text)
+        || is_answer_in(&quality.boilerplate_answers, text)
 }
 
 fn is_vague_answer(quality: &ContentQualityConfig, text: &str) -> bool {
+    is_answer_in(&quality.vague_answers, text)
+}
+
+fn is_answer_in(answers: &[String], text: &str) -> bool {
     let bare = text.trim_end_matches(['.', '!', ' ']);
-    quality
-        .vague_answers
+    answers
         .iter()
         .any(|answer| answer.eq_ignore_ascii_case(bare))
 }

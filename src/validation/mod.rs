@@ -34,6 +34,8 @@ mod semantic_analyzer;
 mod text_scan;
 
 #[cfg(test)]
+mod calibration;
+#[cfg(test)]
 mod corpus;
 #[cfg(test)]
 mod test_support;

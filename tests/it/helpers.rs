@@ -523,9 +523,16 @@ impl TestEnv {
                     .unwrap()
             }),
             guard,
+            phases: wingman::report::PhaseMinimums::default(),
             interval: Duration::from_millis(200),
             actor: "watcher@test".into(),
         }
+    }
+
+    /// Runs a watcher built by [`watcher_deps`](Self::watcher_deps) and changed by the test.
+    pub fn spawn_watcher_deps(&mut self, deps: WatcherDeps) {
+        let task = tokio::spawn(stages::watcher::run(deps, self.shutdown.clone()));
+        self.tasks.push(task);
     }
 
     pub async fn spawn_watcher(&mut self, telegram: Option<&FakeTelegram>, guard: GuardSettings) {

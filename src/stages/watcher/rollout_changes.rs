@@ -9,6 +9,10 @@
 //!    `rollout_changed` audit event per revision: old → new, and the author when the mark
 //!    proves it, else "direct write, author unproven". The event id is derived from the
 //!    revision, so a restart (which replays the history) records nothing twice.
+//!    A change that raises the enforced percent passes the promote gate first
+//!    ([`crate::report::gate`]: the current phase's verdict is GO, it has run its minimum
+//!    duration on its minimum sample size, and the raise goes no further than the next phase);
+//!    `force` with a reason raises past a refusing gate, and the mark records both.
 //! 3. It never takes an author from a message body.
 
 use std::time::Duration;
@@ -21,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::publish::{Outgoing, publish_all};
 use crate::envelope::{Envelope, RequestId};
 use crate::events::{AuditKind, AuditRecord, Stage};
+use crate::report;
 use crate::rollout::change::{self, Seen};
-use crate::rollout::{ChangeRequest, Stored};
+use crate::rollout::{ChangeNote, ChangeRequest, Stored};
 
 use super::WatcherDeps;
 
@@ -71,9 +76,13 @@ pub async fn answer(deps: &WatcherDeps, subject: &str, payload: &Bytes) -> Value
     if let Err(error) = request.validate() {
         return refused(format!("invalid rollout change: {error}"));
     }
+    let note = match gate(deps, &request).await {
+        Ok(note) => note,
+        Err(refusal) => return refused(refusal),
+    };
     match deps
         .rollout
-        .change_as(author, subject, |current| request.apply(current))
+        .change_noted(author, subject, &note, |current| request.apply(current))
         .await
     {
         Ok((old, new)) => {
@@ -82,6 +91,67 @@ pub async fn answer(deps: &WatcherDeps, subject: &str, payload: &Bytes) -> Value
         }
         Err(error) => refused(format!("{error:#}")),
     }
+}
+
+/// The promote gate on `request`: a change that does not raise the enforced percent passes
+/// as it is; a raise passes on an open gate, no further than the next phase, or with
+/// `force` (and its reason). The error is the refusal, in words.
+async fn gate(deps: &WatcherDeps, request: &ChangeRequest) -> Result<ChangeNote, String> {
+    let mut note = ChangeNote {
+        reason: request.reason.clone(),
+        ..ChangeNote::default()
+    };
+    let (current, _) = deps
+        .rollout
+        .current()
+        .await
+        .map_err(|error| format!("{error:#}"))?;
+    let wanted = request.apply(&current);
+    let (from, to) = (current.effective_percent(), wanted.effective_percent());
+    if request.promote && from == to {
+        return Err(
+            "promote: validation is enforced for 100 % already; nothing to promote to".into(),
+        );
+    }
+    if to <= from {
+        return Ok(note);
+    }
+    let judged = report::current_phase(&deps.pool, Some(&current), &deps.phases)
+        .await
+        .map_err(|error| format!("the promote gate could not judge the phase: {error:#}"))?;
+    // The phases come from the audit log, which the recorder writes a moment after the flags
+    // change: until it holds the last change, the "current" phase would be the one before it
+    // (whose GO must not promote twice).
+    if judged.phase.effective_percent != from {
+        return Err(format!(
+            "the audit log has not recorded the last rollout change yet (its phase is {}, the flags enforce {from} %); try again in a moment",
+            judged.phase.name()
+        ));
+    }
+    let mut gate = judged.gate;
+    if let Some(next) = gate.next_percent
+        && to > next
+    {
+        gate.open = false;
+        gate.refusals.push(format!(
+            "{to} % skips a phase: the next one after {} is {next} %",
+            judged.phase.name()
+        ));
+    }
+    note.gate = Some(gate.summary());
+    if gate.open {
+        return Ok(note);
+    }
+    if request.force {
+        note.forced = true;
+        tracing::warn!(from, to, gate = %gate.summary(), "rollout raised past a refusing promote gate (forced)");
+        return Ok(note);
+    }
+    Err(format!(
+        "promotion from {} to {to} % refused: {} (`--force --reason …` overrides, audited)",
+        judged.phase.name(),
+        gate.refusals.join("; ")
+    ))
 }
 
 fn refused(error: String) -> Value {
@@ -128,6 +198,10 @@ async fn audit_from(
             stored,
         };
         let attribution = change::attribute(previous.as_ref(), &seen);
+        let mut data = serde_json::to_value(&attribution)?;
+        // When the server stored the revision (not when it is audited: after a restart the
+        // watch replays history): the phases start here.
+        data["written_at"] = json!(crate::envelope::truncate_to_micros(entry.created));
         let event = Envelope::derived(
             RequestId::from_uuid(uuid::Uuid::nil()),
             entry.created,
@@ -137,7 +211,7 @@ async fn audit_from(
                 stage: Stage::Watcher,
                 status: None,
                 actor: deps.actor.clone(),
-                data: serde_json::to_value(&attribution)?,
+                data,
                 then: Vec::new(),
             },
         );

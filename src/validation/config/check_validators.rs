@@ -67,12 +67,22 @@ pub(super) fn content_quality(quality: &ContentQualityConfig) -> Result<(), Conf
         0,
         quality.section_points,
     )?;
+    between(
+        "content_quality.boilerplate_section_points",
+        quality.boilerplate_section_points,
+        quality.vague_section_points,
+        quality.section_points,
+    )?;
     at_least(
         "content_quality.section_min_words",
         quality.section_min_words,
         1,
     )?;
     keywords("content_quality.vague_answers", &quality.vague_answers)?;
+    keywords(
+        "content_quality.boilerplate_answers",
+        &quality.boilerplate_answers,
+    )?;
     keywords("content_quality.reason_keywords", &quality.reason_keywords)?;
     keywords(
         "content_quality.rollback_keywords",

@@ -82,8 +82,13 @@ pub struct ContentQualityConfig {
     pub framework_min_sections: i64,
     pub section_points: i64,
     pub vague_section_points: i64,
+    /// A section that says something generic ("Tests pass", "Fix bugs if found"): more than
+    /// a non-answer, far less than a substantive section.
+    pub boilerplate_section_points: i64,
     pub section_min_words: i64,
     pub vague_answers: Vec<String>,
+    /// Generic lines that fit any request (compared whole, case-insensitive).
+    pub boilerplate_answers: Vec<String>,
     pub reason_keywords: Vec<String>,
     pub rollback_keywords: Vec<String>,
     pub verification_keywords: Vec<String>,

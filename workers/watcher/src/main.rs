@@ -56,6 +56,7 @@ async fn run() -> anyhow::Result<()> {
         ),
         telegram,
         guard,
+        phases: wingman::report::PhaseMinimums::from_env()?,
         interval: duration_var("WINGMAN_WATCH_INTERVAL")?.unwrap_or(Duration::from_secs(5)),
         actor: worker.actor.clone(),
     };
