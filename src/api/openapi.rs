@@ -157,8 +157,19 @@ mod tests {
     #[test]
     fn every_route_of_the_router_is_described() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
-        let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
-        for path in ["/requests", "/requests/{request_id}", "/requests/{request_id}/events", "/requests/{request_id}/output", "/health"] {
+        let paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for path in [
+            "/requests",
+            "/requests/{request_id}",
+            "/requests/{request_id}/events",
+            "/requests/{request_id}/output",
+            "/health",
+        ] {
             assert!(paths.contains(&path), "{path} missing from {paths:?}");
         }
     }
