@@ -61,6 +61,34 @@ fn careless(request_id: Uuid) -> Value {
     })
 }
 
+/// At `percent`, `count` well-explained instruction approvals in dev (no command: nothing
+/// runs), recorded before it returns.
+async fn bulk(env: &TestEnv, percent: u8, count: usize) {
+    env.set_rollout(true, percent).await;
+    // Intake follows the bucket by a watch: let it see the change before the requests.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let request_id = Uuid::new_v4();
+        let mut request = well_explained(request_id, "dev", "docker restart api", "api");
+        request.as_object_mut().unwrap().remove("command");
+        env.publish_raw(
+            &format!("{}.requests.submitted.anonymous", env.prefix),
+            request.to_string(),
+        )
+        .await;
+        ids.push(request_id);
+    }
+    for request_id in ids {
+        env.wait_for_count(
+            "SELECT count(*) FROM approval_requests WHERE request_id = $1",
+            Some(request_id),
+            1,
+        )
+        .await;
+    }
+}
+
 /// One round of the pipeline's kinds of request, and a reader on the HTTP API at `api`.
 async fn one_round(env: &TestEnv, dev_container: &str, api: &str) {
     let submit = |request: Value| async move {
@@ -200,12 +228,32 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
             ("TELEGRAM_CHAT_ID", &chat),
             ("TELEGRAM_API_URL", &api_url),
             ("WINGMAN_WATCH_INTERVAL", "1"),
+            ("WINGMAN_GUARD_EVERY", "2s"),
         ],
     )
     .await;
     let rules = std::fs::read_to_string(repo_path("grafana/alerts/wingman.rules.yml")).unwrap();
     let prometheus = Prometheus::start(&workers, &rules, None).await;
     prometheus.wait_until_all_up(&workers).await;
+
+    // The rollout panels blank their rates below the seed's 30 samples: a shadow phase at 50 %
+    // (requests outside the cohort are only scored), then 100 % with enough instruction
+    // approvals that the current phase and the window both have their 30 validated requests.
+    for attempt in 1..=5 {
+        bulk(&env, 50, 12).await;
+        let shadowed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approval_requests WHERE shadow_decision IS NOT NULL",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        if shadowed > 0 {
+            break;
+        }
+        // Intake had not seen 50 % yet (its watch lags on a loaded machine): again.
+        assert!(attempt < 5, "no request was shadow-scored at 50 %");
+    }
+    bulk(&env, 100, 32).await;
 
     // Two rounds with a scrape between them, so counters grow while Prometheus watches them
     // (a rate needs two samples of a series that exists).
