@@ -94,6 +94,18 @@ ensure_chromium() {
   fi
 }
 
+# schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI description (tests/it/api_fuzz.rs).
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  if command -v st >/dev/null && st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    return 0
+  fi
+  say "installing schemathesis $SCHEMATHESIS_VERSION (pip; fuzzes the API against its OpenAPI description)"
+  python3 -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+    || { echo "error: could not install schemathesis from PyPI (python3 -m pip)" >&2; return 1; }
+  hash -r
+}
+
 ensure_docker_engine() {
   local exports
   exports=$(scripts/docker-engine.sh) || { echo "error: could not start the Docker Engine" >&2; return 1; }

@@ -33,6 +33,22 @@ struct DecideBody {
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/requests/{request_id}/approve", tag = "decisions",
+    params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
+    request_body(content = crate::api::openapi::DecideBody, description = "the reason (optional; required to override an auto-rejection)"),
+    responses(
+        (status = 200, description = "applied: the decision is taken", body = Object),
+        (status = 202, description = "counted: prd needs another approver", body = Object),
+        (status = 400, description = "a reason is required, or the body is invalid", body = Object),
+        (status = 401, description = "no key, or not a decide key", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "refused by a rule: own_request, not_authorized, same_approver", body = Object),
+        (status = 404, description = "no such request", body = Object),
+        (status = 409, description = "already decided (by whom) or expired", body = Object),
+        (status = 503, description = "the approvals worker did not answer", body = Object),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn approve(
     state: State<ApiState>,
     key: Extension<KeyName>,
@@ -42,6 +58,22 @@ pub async fn approve(
     decide(state, key, request_id, body, Verdict::Approve).await
 }
 
+#[utoipa::path(
+    post, path = "/requests/{request_id}/reject", tag = "decisions",
+    params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
+    request_body(content = crate::api::openapi::DecideBody, description = "the reason (required)"),
+    responses(
+        (status = 200, description = "applied: the decision is taken", body = Object),
+        (status = 202, description = "counted: prd needs another approver", body = Object),
+        (status = 400, description = "a reason is required, or the body is invalid", body = Object),
+        (status = 401, description = "no key, or not a decide key", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "refused by a rule: own_request, not_authorized, same_approver", body = Object),
+        (status = 404, description = "no such request", body = Object),
+        (status = 409, description = "already decided (by whom) or expired", body = Object),
+        (status = 503, description = "the approvals worker did not answer", body = Object),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn reject(
     state: State<ApiState>,
     key: Extension<KeyName>,

@@ -3,6 +3,9 @@
 //! JSON, the same as on `wingman.status.<id>`). The stream ends after the event that settles
 //! the request — its decision for an instruction, the end of its execution for a command —
 //! so a client needs no polling and no NATS connection. Keep-alive comments every 15 s.
+//!
+//! An id with no status event is a 404 — after a short grace ([`FIRST_EVENT_GRACE`]), so a
+//! client that opens the stream right after its `202` still gets the stream, not a 404.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -16,6 +19,9 @@ use crate::api::error::ApiError;
 use crate::bus::status_feed::{self, Goal, is_settled};
 use crate::envelope::RequestId;
 
+/// How long a stream waits for the first status event of an id before answering 404.
+pub const FIRST_EVENT_GRACE: Duration = Duration::from_secs(1);
+
 #[utoipa::path(
     get, path = "/requests/{request_id}/events", tag = "requests",
     params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
@@ -23,6 +29,7 @@ use crate::envelope::RequestId;
         (status = 200, description = "text/event-stream: `event: status` with the status event's JSON, until it settles", content_type = "text/event-stream", body = String),
         (status = 400, description = "not a UUID", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "no key, or not a read key", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "no status event of this id (after a 1 s grace)", body = crate::api::openapi::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -35,10 +42,23 @@ pub async fn events(
         code: "invalid_value",
         message: format!("`{request_id}` is not a UUID"),
     })?;
-    let feed = status_feed::events(&state.bus, request_id)
-        .await
-        .map_err(|error| ApiError::Unavailable(format!("{error:#}")))?;
+    let mut feed = Box::pin(
+        status_feed::events(&state.bus, request_id)
+            .await
+            .map_err(|error| ApiError::Unavailable(format!("{error:#}")))?,
+    );
+    let first = match tokio::time::timeout(FIRST_EVENT_GRACE, feed.next()).await {
+        Ok(Some(first)) => first,
+        Ok(None) | Err(_) => {
+            crate::metrics::api_request("events", 404);
+            return Err(ApiError::NotFound(format!(
+                "no request {request_id}: no status event within {} s",
+                FIRST_EVENT_GRACE.as_secs()
+            )));
+        }
+    };
     crate::metrics::api_request("events", 200);
+    let feed = futures::stream::once(async move { first }).chain(feed);
     let stream = futures::stream::unfold(
         (Box::pin(feed), Goal::FromEvents, false),
         |(mut feed, goal, ended)| async move {

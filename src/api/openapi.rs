@@ -59,6 +59,16 @@ pub enum ExecutionName {
     Manual,
 }
 
+/// The body of `POST /requests/{id}/approve|reject`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct DecideBody {
+    /// Why: shown to the requester and in the audit trail.
+    #[schema(max_length = 2000)]
+    pub reason: Option<String>,
+}
+
 /// `202` to `POST /requests`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Submitted {
@@ -125,9 +135,11 @@ impl Modify for KeyHeader {
         crate::api::requests::get,
         crate::api::events::events,
         crate::api::requests::output,
+        crate::api::decide::approve,
+        crate::api::decide::reject,
         crate::api::health::health,
     ),
-    components(schemas(SubmitBody, Submitted, ErrorBody, RequestList, Output)),
+    components(schemas(SubmitBody, Submitted, ErrorBody, RequestList, Output, DecideBody)),
     modifiers(&KeyHeader)
 )]
 pub struct ApiDoc;
@@ -168,6 +180,8 @@ mod tests {
             "/requests/{request_id}",
             "/requests/{request_id}/events",
             "/requests/{request_id}/output",
+            "/requests/{request_id}/approve",
+            "/requests/{request_id}/reject",
             "/health",
         ] {
             assert!(paths.contains(&path), "{path} missing from {paths:?}");

@@ -486,7 +486,15 @@ async fn a_client_follows_a_request_live_over_server_sent_events_until_it_settle
     let mut request =
         crate::helpers::well_explained(request_id, "dev", "docker restart api", "api");
     request.as_object_mut().unwrap().remove("command");
-    // Opened before the request exists: the stream waits for it, then follows it.
+    // Opened right after the 202, before intake has said anything: the stream still comes.
+    let (status, _) = call_with_key(
+        "POST",
+        &format!("http://{address}/requests"),
+        Some(request),
+        Some(SUBMIT_KEY),
+    )
+    .await;
+    assert_eq!(status, 202);
     let events = reqwest::Client::new()
         .get(format!("http://{address}/requests/{request_id}/events"))
         .header("x-api-key", READ_KEY)
@@ -498,14 +506,6 @@ async fn a_client_follows_a_request_live_over_server_sent_events_until_it_settle
         events.headers()["content-type"].to_str().unwrap(),
         "text/event-stream"
     );
-    let (status, _) = call_with_key(
-        "POST",
-        &format!("http://{address}/requests"),
-        Some(request),
-        Some(SUBMIT_KEY),
-    )
-    .await;
-    assert_eq!(status, 202);
     // The body ends by itself once the request is settled (an instruction: its decision).
     let body = tokio::time::timeout(std::time::Duration::from_secs(30), events.text())
         .await
@@ -525,5 +525,13 @@ async fn a_client_follows_a_request_live_over_server_sent_events_until_it_settle
     )
     .await;
     assert_eq!(status, 401, "a submit key may not read the event stream");
+    let (status, body) = call_with_key(
+        "GET",
+        &format!("http://{address}/requests/{}/events", Uuid::new_v4()),
+        None,
+        Some(READ_KEY),
+    )
+    .await;
+    assert_eq!(status, 404, "an id nobody submitted: {body}");
     env.stop().await;
 }

@@ -3,6 +3,7 @@
 
 mod alerting;
 mod api;
+mod api_fuzz;
 mod approvals;
 mod audit;
 mod audit_forgery;
