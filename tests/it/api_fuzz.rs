@@ -23,6 +23,7 @@ async fn schemathesis(
         .expect("schemathesis is missing: scripts/test installs it (pip install schemathesis)");
     let reports = tempfile::tempdir().unwrap();
     tokio::process::Command::new(st)
+        .current_dir(reports.path())
         .args(["run", &format!("http://{address}/openapi.json")])
         .args(["--checks", "not_a_server_error"])
         .args(["--include-tag", tag])
