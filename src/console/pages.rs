@@ -783,6 +783,15 @@ async fn overview_page(
     );
     let flags = rollout.current().await.ok().map(|(flags, _)| flags);
     let counts = crate::report::counts(pool, since, None).await?;
+    // The current phase, judged as `wingman rollout report` judges it (with its promote gate);
+    // a misconfigured minimum shows as an error on the page, not a failed page.
+    let phase = match crate::report::PhaseMinimums::from_env() {
+        Ok(minimums) => crate::report::current_phase(pool, flags.as_ref(), &minimums)
+            .await
+            .map(|phase| phase_view(&phase))
+            .unwrap_or_else(|error| json!({ "error": format!("{error:#}") })),
+        Err(error) => json!({ "error": format!("{error:#}") }),
+    };
     let criteria = Criteria::default();
     let report_rates = rates(&counts, Basis::Cohort);
     let report_verdict = serde_json::to_value(verdict(&counts, &criteria, Basis::Cohort))?;
@@ -844,6 +853,7 @@ async fn overview_page(
             ..chrome(id, session, state, "overview"),
             ..context! {
                 days_back => REPORT_DAYS,
+                phase => phase,
                 rollout => flags.as_ref().map(|flags| json!({
                     "describe": flags.describe(),
                     "enabled": flags.enabled,
@@ -868,6 +878,41 @@ async fn overview_page(
             }
         },
     ))
+}
+
+/// What the overview shows of the current phase: percent (or shadow), since when, its
+/// verdict and rates over what it is judged on, and what the promote gate says.
+fn phase_view(phase: &crate::report::PhaseReport) -> serde_json::Value {
+    let report = &phase.report;
+    let samples = report.counts.samples(report.basis);
+    let percent = |value: f64| format!("{value:.1} %");
+    json!({
+        "number": phase.phase.number,
+        "name": if phase.phase.effective_percent == 0 {
+            "shadow (0 % enforced, every request scored)".to_string()
+        } else {
+            format!("{} % enforced", phase.phase.effective_percent)
+        },
+        "since": phase.phase.started_at.map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        "by": phase.phase.by,
+        "basis": match report.basis {
+            crate::report::Basis::Cohort => "validated requests",
+            crate::report::Basis::Shadow => "shadow-scored requests",
+        },
+        "samples": samples,
+        "verdict": serde_json::to_value(&report.verdict).unwrap_or_default(),
+        "rates": {
+            "auto_reject": percent(report.rates.auto_reject),
+            "auto_approve": percent(report.rates.auto_approve),
+            "manual_review": percent(report.rates.manual_review),
+            "false_positive": percent(report.rates.false_positive),
+        },
+        "gate": {
+            "open": phase.gate.open,
+            "next": phase.gate.next_percent,
+            "summary": phase.gate.summary(),
+        },
+    })
 }
 
 /// The rates chart as an SVG image.

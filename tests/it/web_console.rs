@@ -638,6 +638,14 @@ async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indet
         page.contains("10 % by ops-anna") && page.contains("50 % by ops-anna"),
         "{page}"
     );
+    // The current phase is judged like `wingman rollout report` judges it, with its gate.
+    let phase = page
+        .split("Current phase")
+        .nth(1)
+        .and_then(|rest| rest.split("Report, last").next())
+        .unwrap_or_else(|| panic!("no current phase on the overview: {page}"));
+    assert!(phase.contains("Phase 2: 50 % enforced"), "{phase}");
+    assert!(phase.contains("Promote"), "{phase}");
     let days = browser.text("table.compact tbody").await;
     assert_eq!(days.matches("10.0 %").count(), 6, "{days}");
     assert_eq!(days.matches("70.0 %").count(), 6, "{days}");
