@@ -253,7 +253,28 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
         // Intake had not seen 50 % yet (its watch lags on a loaded machine): again.
         assert!(attempt < 5, "no request was shadow-scored at 50 %");
     }
+    // `increase()` counts from a series' first scrape: the cohort's series must be in
+    // Prometheus before the 32 land, or a loaded machine's late first scrape hides them.
+    bulk(&env, 100, 1).await;
+    let validated = "sum(validation_outcomes_total{applied=\"true\",decision=\"AUTO_APPROVED\"})";
+    poll(
+        &format!("Prometheus to scrape the cohort's series: {validated}"),
+        90,
+        || async { (!prometheus.query(validated).await.is_empty()).then_some(()) },
+    )
+    .await;
     bulk(&env, 100, 32).await;
+    let window = "sum(increase(validation_outcomes_total{applied=\"true\"}[24h]))";
+    poll(
+        &format!("Prometheus to count the bulk: {window} >= 30"),
+        90,
+        || async {
+            let result = prometheus.query(window).await;
+            let seen = result.first()?["value"][1].as_str()?.parse::<f64>().ok()?;
+            (seen >= 30.0).then_some(())
+        },
+    )
+    .await;
 
     // Two rounds with a scrape between them, so counters grow while Prometheus watches them
     // (a rate needs two samples of a series that exists).
