@@ -216,7 +216,7 @@ impl Decided {
             Some(Err(error)) => Some(error.as_str()),
             _ => None,
         };
-        json!({
+        let mut data = json!({
             "validator_scores": self.scores(),
             "profile": composite.map(|c| c.profile.as_str()),
             "composite_score": composite.map(|c| c.score),
@@ -228,11 +228,16 @@ impl Decided {
             "rollout_bucket": self.cohort.bucket,
             "rollout": self.rollout.describe(),
             "expires_at": self.expires_at,
-            "shadow_decision": self.shadow_decision().map(Status::as_str),
-            "shadow_score": shadow.map(|c| c.score),
-            "shadow_profile": shadow.map(|c| c.profile.as_str()),
-            "shadow_reasons": shadow.map(|c| c.reasons.clone()),
-        })
+        });
+        // Only outside the cohort: the cohort's records (every one at 100 %) stay as small as
+        // before shadow mode, for the recorder that hashes and stores each of them.
+        if self.shadow.is_some() {
+            data["shadow_decision"] = json!(self.shadow_decision().map(Status::as_str));
+            data["shadow_score"] = json!(shadow.map(|c| c.score));
+            data["shadow_profile"] = json!(shadow.map(|c| c.profile.as_str()));
+            data["shadow_reasons"] = json!(shadow.map(|c| c.reasons.clone()));
+        }
+        data
     }
 
     /// Adds what a publisher is told about the decision to its status event.
