@@ -90,11 +90,7 @@ async fn decide(
     body: Bytes,
     verdict: Verdict,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
-        field: Some("request_id".into()),
-        code: "invalid_value",
-        message: format!("request_id: `{request_id}` is not a UUID"),
-    })?;
+    let request_id = crate::api::error::request_id(&request_id)?;
     let body: DecideBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecideBody::default()
     } else {

@@ -28,6 +28,15 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// A request id from a path: a UUID, or a 400 naming `request_id`.
+pub fn request_id(text: &str) -> Result<crate::envelope::RequestId, ApiError> {
+    text.parse().map_err(|_| ApiError::Invalid {
+        field: Some("request_id".into()),
+        code: "invalid_value",
+        message: format!("request_id: `{text}` is not a UUID"),
+    })
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {

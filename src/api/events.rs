@@ -17,7 +17,6 @@ use futures::{Stream, StreamExt};
 use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::bus::status_feed::{self, Goal, is_settled};
-use crate::envelope::RequestId;
 
 /// How long a stream waits for the first status event of an id before answering 404.
 pub const FIRST_EVENT_GRACE: Duration = Duration::from_secs(1);
@@ -37,11 +36,7 @@ pub async fn events(
     State(state): State<ApiState>,
     Path(request_id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
-        field: Some("request_id".into()),
-        code: "invalid_value",
-        message: format!("`{request_id}` is not a UUID"),
-    })?;
+    let request_id = crate::api::error::request_id(&request_id)?;
     let mut feed = Box::pin(
         status_feed::events(&state.bus, request_id)
             .await

@@ -93,11 +93,7 @@ pub async fn get(
     State(state): State<ApiState>,
     Path(request_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
-        field: Some("request_id".into()),
-        code: "invalid_value",
-        message: format!("`{request_id}` is not a UUID"),
-    })?;
+    let request_id = crate::api::error::request_id(&request_id)?;
     crate::metrics::api_request("get", 200);
     if let Some(row) = requests::get(&state.pool, request_id.as_uuid()).await? {
         return Ok(Json(
@@ -133,11 +129,7 @@ pub async fn output(
     Extension(KeyName(key_name)): Extension<KeyName>,
     Path(request_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let request_id: RequestId = request_id.parse().map_err(|_| ApiError::Invalid {
-        field: Some("request_id".into()),
-        code: "invalid_value",
-        message: format!("`{request_id}` is not a UUID"),
-    })?;
+    let request_id = crate::api::error::request_id(&request_id)?;
     let output = state
         .bus
         .output(&Principal::ApiKey(key_name), request_id)
