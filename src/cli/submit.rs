@@ -304,10 +304,12 @@ fn waiting_for(status: &str, request_id: RequestId) -> String {
     let what = match status {
         "SUBMITTED" => "waiting for intake".to_string(),
         "RECEIVED" => "waiting for validation".to_string(),
-        "PENDING" => format!(
-            "waiting for an approver (their Telegram prompt, or `wingman approve {request_id}` \
-             by an approver other than you; prd needs two)"
-        ),
+        "PENDING" => {
+            let short: String = request_id.to_string().chars().take(13).collect();
+            format!(
+                "waiting for an approver other than you: Telegram, or `wingman approve {short}`"
+            )
+        }
         "APPROVED" | "AUTO_APPROVED" => "waiting for the authority and the gateway".to_string(),
         "EXECUTING" => "the gateway is running it".to_string(),
         _ => "waiting".to_string(),
@@ -340,7 +342,7 @@ pub fn describe(event: &StatusEvent) -> String {
     }
     if let Some(expires) = detail("token_expires_at") {
         let short = chrono::DateTime::parse_from_rfc3339(&expires)
-            .map_or(expires.clone(), |at| at.format("%H:%M:%S").to_string());
+            .map_or(expires.clone(), |at| at.format("%H:%M:%S UTC").to_string());
         summary.push(format!("capability token minted (expires {short})"));
         if let Some(holder) = detail("holder") {
             summary.push(format!(
@@ -363,7 +365,9 @@ pub fn describe(event: &StatusEvent) -> String {
         }
     }
     if let Some(expires_at) = detail("expires_at") {
-        summary.push(format!("expires {expires_at}"));
+        let shown = chrono::DateTime::parse_from_rfc3339(&expires_at)
+            .map_or(expires_at, |at| at.format("%H:%M:%S UTC").to_string());
+        summary.push(format!("expires {shown}"));
     }
     format!(
         "{}  {:<14} {:<10} {}",
