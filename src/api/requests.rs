@@ -100,7 +100,7 @@ pub async fn get(
             serde_json::to_value(row).map_err(anyhow::Error::from)?,
         ));
     }
-    match crate::cli::watch::last_status(&state.bus, request_id)
+    match crate::bus::status_feed::last_status(&state.bus, request_id)
         .await
         .map_err(ApiError::Internal)?
     {

@@ -96,7 +96,7 @@ async fn run(arguments: Vec<String>) -> anyhow::Result<u8> {
     let Some(last) = follow_progress(
         &bus,
         request.request_id,
-        wingman::cli::watch::Goal::Execution,
+        wingman::bus::status_feed::Goal::Execution,
         timeout,
         Progress::Stderr,
     )

@@ -508,7 +508,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let request_id = request_id.resolve(|| settings()?.database.pool()).await?;
             let bus = connect(&settings()?).await?;
-            let Some(event) = cli::watch::last_status(&bus, request_id).await? else {
+            let Some(event) = wingman::bus::status_feed::last_status(&bus, request_id).await?
+            else {
                 anyhow::bail!(
                     "no status for {request_id} yet (is it submitted? is intake running?)"
                 );
@@ -519,7 +520,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 return cli::submit::wait_for(
                     &bus,
                     request_id,
-                    cli::watch::Goal::FromEvents,
+                    wingman::bus::status_feed::Goal::FromEvents,
                     timeout,
                     json,
                 )

@@ -14,8 +14,6 @@ pub mod nats_passwords;
 pub mod rollout;
 pub mod setup;
 pub mod submit;
-/// Following a request's status events lives in the bus layer (the API streams them too).
-pub use crate::bus::status_feed as watch;
 
 /// How a command ended, as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

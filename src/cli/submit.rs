@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use crate::bus::Bus;
 use crate::bus::publish::{Outgoing, publish_all};
+use crate::bus::status_feed::{self as watch, Goal, follow};
 use crate::cli::ExitCode;
-use crate::cli::watch::{self, Goal, follow};
 use crate::envelope::RequestId;
 use crate::events::{INVALID, REFUSED, StatusEvent};
 use crate::request::{Execution, parse_request};

@@ -457,7 +457,7 @@ fn timeline_items(events: &[StatusEvent]) -> Vec<TimelineItem> {
 
 fn settled(events: &[StatusEvent]) -> bool {
     events.last().is_some_and(|event| {
-        crate::cli::watch::is_settled(event, crate::cli::watch::Goal::Execution)
+        crate::bus::status_feed::is_settled(event, crate::bus::status_feed::Goal::Execution)
             || matches!(event.status.as_str(), "REJECTED" | "EXPIRED")
     })
 }
