@@ -249,7 +249,16 @@ pub async fn guard(deps: &WatcherDeps) -> anyhow::Result<GuardAction> {
     let counts = report::counts(&deps.pool, Utc::now() - window, None).await?;
     let (rollout, _) = deps.rollout.current().await?;
     if rollout.effective_percent() == 0 {
-        let action = shadow_guard(deps, &counts).await;
+        // Approvers are told when the shadow run turns critical, not again on every pass
+        // while it stays so (the last action is kept with the flags).
+        let already_said = deps
+            .rollout
+            .last_guard()
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|last| last.action == "shadow_no_go");
+        let action = shadow_guard(deps, &counts, already_said).await;
         deps.rollout.record_guard(&action).await?;
         return Ok(action);
     }
@@ -322,7 +331,11 @@ pub async fn guard(deps: &WatcherDeps) -> anyhow::Result<GuardAction> {
 /// The guard's look in shadow mode: the shadow's false positives (would have auto-rejected,
 /// a human approved) over the same minimum as the live guard, and its false approvals (would
 /// have auto-approved, a human rejected) on any decided sample.
-async fn shadow_guard(deps: &WatcherDeps, counts: &report::Counts) -> GuardAction {
+async fn shadow_guard(
+    deps: &WatcherDeps,
+    counts: &report::Counts,
+    already_said: bool,
+) -> GuardAction {
     let rates = report::rates(counts, report::Basis::Shadow);
     let criteria = report::Criteria::default();
     let mut critical = Vec::new();
@@ -362,7 +375,7 @@ async fn shadow_guard(deps: &WatcherDeps, counts: &report::Counts) -> GuardActio
     metrics::rollout_guard("shadow_no_go");
     let reason = format!("{detail}: {} — do not promote", critical.join("; "));
     tracing::warn!(%reason, "rollout guard: the shadow run says no");
-    if let Some(telegram) = &deps.telegram {
+    if let Some(telegram) = deps.telegram.as_ref().filter(|_| !already_said) {
         for chat in &telegram.chats {
             let _ = telegram
                 .say(

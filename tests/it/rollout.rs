@@ -422,6 +422,19 @@ async fn in_shadow_mode_the_guard_judges_the_shadow_decisions_and_tells_the_appr
         "{}",
         told.text
     );
+    // The next pass finds it still critical and says nothing new (no message every minute).
+    let again = watcher::guard(&deps).await.unwrap();
+    assert_eq!(again.action, "shadow_no_go", "{again:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let told_count = fake
+        .sent()
+        .iter()
+        .filter(|sent| sent.text.contains("Rollout guard (shadow)"))
+        .count();
+    assert_eq!(
+        told_count, 1,
+        "approvers are told once while it stays critical"
+    );
     // Shadow mode enforces nothing, so there is nothing to lower.
     let (flags, _) = env.rollout().await.current().await.unwrap();
     assert_eq!((flags.enabled, flags.percent), (false, 100));
