@@ -546,6 +546,25 @@ async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_n
             .await
             .contains("lacks the decide role")
     );
+    // The read key's own session and token do not make a vote: refused by role, audited.
+    let (reader_cookie, reader_csrf) = browser.session().await;
+    let (status, body) = forged_post(
+        &console.base,
+        &own,
+        Some(&reader_cookie),
+        Some(&reader_csrf),
+    )
+    .await;
+    assert_eq!(status, 403, "a read key voted: {body}");
+    assert!(body.contains("wrong_role"), "{body}");
+    let by_role: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'access_denied' AND data->>'reason' = 'wrong_role'",
+    )
+    .bind(own_id)
+    .fetch_one(&console.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(by_role, 1);
     browser
         .goto(&format!("{}/console/overview", console.base))
         .await;
