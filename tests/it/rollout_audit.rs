@@ -170,6 +170,24 @@ async fn an_operator_changes_the_rollout_only_through_the_watcher_and_is_proven_
             .contains("unknown field `by`"),
         "{answer}"
     );
+    // Past the CLI (which requires --reason with --force), a raw forced raise without a reason
+    // is refused by the watcher, naming the field, and changes nothing.
+    let forced = operator
+        .request(
+            "wingman.rollout.change.operator",
+            r#"{"percent":100,"force":true}"#.as_bytes().to_vec().into(),
+        )
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&forced.payload).unwrap();
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("reason: a forced change needs a reason"),
+        "{answer}"
+    );
     // Nobody but the watcher (and admin) writes the flags.
     let writers_refused: Vec<&str> = USERS
         .iter()
