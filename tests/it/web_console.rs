@@ -174,6 +174,25 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
+    /// Submits the login form with `key`, whatever comes of it.
+    async fn submit_login(&self, base: &str, key: &str) {
+        self.goto(&format!("{base}/console/login")).await;
+        self.client
+            .find(Locator::Css("input[name=key]"))
+            .await
+            .unwrap()
+            .send_keys(key)
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Css("main form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
     async fn login(&self, base: &str, key: &str) {
         self.goto(&format!("{base}/console/login")).await;
         self.client
@@ -648,6 +667,27 @@ async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indet
     }
 
     let browser = Browser::start().await;
+    // A guessed key gets the login page again, no session, and an audited refusal.
+    browser
+        .submit_login(&console.base, "wmk_guessed_0000")
+        .await;
+    let refused = browser
+        .wait_for_text("main", "That API key is not valid.")
+        .await;
+    assert!(!refused.contains("Signed in as"), "{refused}");
+    browser
+        .goto(&format!("{}/console/overview", console.base))
+        .await;
+    browser.wait_for_text("main", "Log in").await;
+    console
+        .env
+        .wait_for_count(
+            "SELECT count(*) FROM audit_events WHERE kind = 'access_denied'
+               AND data->>'route' = '/console/login' AND data->>'reason' = 'invalid_api_key'",
+            None,
+            1,
+        )
+        .await;
     browser.login(&console.base, READER).await;
     browser
         .goto(&format!("{}/console/overview", console.base))
