@@ -576,14 +576,15 @@ async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_n
     .await;
     assert_eq!(status, 403, "a read key voted: {body}");
     assert!(body.contains("wrong_role"), "{body}");
-    let by_role: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'access_denied' AND data->>'reason' = 'wrong_role'",
-    )
-    .bind(own_id)
-    .fetch_one(&console.env.pool)
-    .await
-    .unwrap();
-    assert_eq!(by_role, 1);
+    // The refusal's audit row goes through the recorder: wait for it rather than race it.
+    console
+        .env
+        .wait_for_count(
+            "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'access_denied' AND data->>'reason' = 'wrong_role'",
+            Some(own_id),
+            1,
+        )
+        .await;
     browser
         .goto(&format!("{}/console/overview", console.base))
         .await;
