@@ -14,15 +14,15 @@ use serde_json::{Map, json};
 
 use crate::bus::Bus;
 use crate::bus::publish::publish_all;
+use crate::bus::step::Step;
+use crate::claims::{self, Created, DecisionClaim, Key};
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Decided, Stage};
-use crate::identity::Principal;
-use crate::identity::api_vote::ApiVote;
+use crate::identity::api_vote::{ApiVote, Outcome, VoteAnswer};
 use crate::identity::console_vote::{self, SignedVote};
 use crate::identity::roster::{Approver, Roster, RosterStore};
+use crate::principal::Principal;
 use crate::request::{Environment, Request};
-use crate::stages::Step;
-use crate::stages::authority::DecisionClaim;
 use crate::status::Status;
 
 pub const BUCKET: &str = "wingman_approvals";
@@ -65,12 +65,7 @@ pub struct Rules {
     pub prd_approvals: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Approve,
-    Reject,
-}
+pub use crate::identity::Verdict;
 
 /// Where a vote came from, for the metrics and the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +110,66 @@ pub enum Decision {
     },
     /// Recorded; more approvals are needed (prd with two approvers).
     Counted { have: usize, need: usize },
+}
+
+impl Decision {
+    /// For a human: "APPROVED by alice", "approval 1 of 2 recorded; …".
+    pub fn describe(&self) -> String {
+        match self {
+            Decision::Decided {
+                status,
+                approvers,
+                false_positive,
+            } => {
+                let fp = if *false_positive {
+                    " (override: recorded as a false positive)"
+                } else {
+                    ""
+                };
+                format!("{status} by {}{fp}", approvers.join(", "))
+            }
+            Decision::Counted { have, need } => {
+                format!("approval {have} of {need} recorded; another approver is needed")
+            }
+        }
+    }
+}
+
+/// The answer an API vote gets for what the desk made of it.
+pub fn answer(result: &Result<Decision, Refusal>) -> VoteAnswer {
+    match result {
+        Ok(
+            decision @ Decision::Decided {
+                status, approvers, ..
+            },
+        ) => VoteAnswer {
+            outcome: Outcome::Applied,
+            message: decision.describe(),
+            code: None,
+            status: Some(*status),
+            decided_by: Some(approvers.join(", ")),
+        },
+        Ok(decision @ Decision::Counted { .. }) => VoteAnswer {
+            outcome: Outcome::Counted,
+            message: decision.describe(),
+            code: None,
+            status: None,
+            decided_by: None,
+        },
+        Err(refusal) => {
+            let (status, decided_by) = match refusal {
+                Refusal::AlreadyDecided { status, by, .. } => (Some(*status), Some(by.clone())),
+                _ => (None, None),
+            };
+            VoteAnswer {
+                outcome: Outcome::Refused,
+                message: refusal.to_string(),
+                code: Some(refusal.code().to_string()),
+                status,
+                decided_by,
+            }
+        }
+    }
 }
 
 /// Why a vote changed nothing. Every refusal is audited by the caller.
@@ -293,12 +348,10 @@ impl Desk {
 
     /// The decision already taken on a request, if any.
     pub async fn decision(&self, request_id: RequestId) -> anyhow::Result<Option<DecisionClaim>> {
-        let value = self
-            .claims
-            .get(format!("decision.{request_id}"))
-            .await
-            .map_err(|error| anyhow::anyhow!("read the decision: {error}"))?;
-        Ok(value.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+        let key = Key::Decision(request_id).to_string();
+        Ok(claims::read(&self.claims, &key, "the decision")
+            .await?
+            .map(|(claim, _)| claim))
     }
 
     /// The roster as it is now, with the deployment's `TELEGRAM_APPROVER_IDS`.
@@ -448,23 +501,11 @@ impl Desk {
             approvers: approvers.clone(),
             at: crate::envelope::now(),
         };
-        match self
-            .claims
-            .create(
-                format!("decision.{request_id}"),
-                serde_json::to_vec(&claim)?.into(),
-            )
-            .await
+        let key = Key::Decision(request_id).to_string();
+        if let Created::Theirs(winner, _) =
+            claims::create_once(&self.claims, &key, &claim, "the decision").await?
         {
-            Ok(_) => {}
-            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let winner = self
-                    .decision(request_id)
-                    .await?
-                    .map(|claim| already(&claim));
-                return Ok(Err(winner.unwrap_or(Refusal::Unknown(request_id))));
-            }
-            Err(error) => anyhow::bail!("claim the decision: {error}"),
+            return Ok(Err(already(&winner)));
         }
         let note = ballot
             .note
@@ -560,7 +601,7 @@ impl Desk {
             AuditKind::DecisionRefused
         };
         let data = json!({ "approver": credential, "verdict": verdict, "code": refusal.code(), "reason": refusal.to_string() });
-        crate::stages::publish_audit(
+        crate::bus::step::publish_audit(
             &self.bus,
             Some(request_id),
             kind,

@@ -7,11 +7,24 @@ use std::time::Duration;
 use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::bus::subjects::DEFAULT_PREFIX;
-use crate::bus::topology::TopologyOverrides;
-
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/wingman";
+
+/// The subject prefix of a deployment that sets none (`WINGMAN_SUBJECT_PREFIX`).
+pub const DEFAULT_PREFIX: &str = "wingman";
+
+/// Knobs an operator (or a test) may turn without editing `nats/`.
+#[derive(Debug, Clone, Default)]
+pub struct TopologyOverrides {
+    /// Replaces every consumer's `ack_wait` (env `WINGMAN_ACK_WAIT_SECS`).
+    pub ack_wait: Option<Duration>,
+    /// Replaces every stream's replica count (env `WINGMAN_STREAM_REPLICAS`; 3 on a cluster).
+    pub replicas: Option<usize>,
+    /// Caps every stream's and bucket's byte limit (env `WINGMAN_STREAM_MAX_BYTES`). JetStream
+    /// reserves a stream's `max_bytes` in the server's store when it is created, so tests,
+    /// which make many topologies on one shared server, make theirs small. Not for production.
+    pub max_bytes: Option<i64>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -152,18 +165,23 @@ pub struct ComposeSettings {
     pub timeout: Duration,
 }
 
+/// The default compose binary: Debian bookworm's `docker-compose` package (1.29).
+pub const DEFAULT_COMPOSE_BIN: &str = "docker-compose";
+
+/// The default bound on one compose run, below the gateway consumer's ack wait (120 s).
+pub const DEFAULT_COMPOSE_TIMEOUT: Duration = Duration::from_secs(100);
+
 impl ComposeSettings {
     pub fn from_env() -> anyhow::Result<Self> {
         let command = match var("WINGMAN_COMPOSE_BIN") {
-            None => vec![crate::engine::DEFAULT_COMPOSE_BIN.to_string()],
+            None => vec![DEFAULT_COMPOSE_BIN.to_string()],
             Some(text) => shlex::split(&text)
                 .filter(|words| !words.is_empty())
                 .with_context(|| {
                     format!("WINGMAN_COMPOSE_BIN: `{text}` is not a program and its arguments")
                 })?,
         };
-        let timeout = duration_var("WINGMAN_COMPOSE_TIMEOUT")?
-            .unwrap_or(crate::engine::DEFAULT_COMPOSE_TIMEOUT);
+        let timeout = duration_var("WINGMAN_COMPOSE_TIMEOUT")?.unwrap_or(DEFAULT_COMPOSE_TIMEOUT);
         Ok(Self { command, timeout })
     }
 }

@@ -27,14 +27,14 @@ use crate::access::guard::{Guard, check};
 use crate::access::{KeyName, Role};
 use crate::bus::consume::StageError;
 use crate::bus::publish::publish_all;
+use crate::bus::step::publish_audit;
 use crate::docker::parse_command_line;
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, ExecJob, REFUSED, Stage};
-use crate::identity::Principal;
+use crate::principal::Principal;
 use crate::request::{Command, Environment, Execution, Request};
 use crate::stages::authority::TokenRequest;
 use crate::stages::gateway::{GatewayDeps, execute};
-use crate::stages::publish_audit;
 use crate::token::Presenter;
 
 #[derive(Clone)]

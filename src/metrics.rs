@@ -530,33 +530,46 @@ pub fn rollout_revision(revision: u64) {
     gauge!(ROLLOUT_REVISION).set(revision as f64);
 }
 
-/// The current rollout phase as the watcher last judged it ([`crate::report::PhaseReport`]).
-pub fn rollout_phase(phase: &crate::report::PhaseReport) {
-    gauge!(PHASE_PERCENT).set(f64::from(phase.phase.effective_percent));
-    gauge!(PHASE_STARTED).set(
-        phase
-            .phase
-            .started_at
-            .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0),
-    );
-    let counts = &phase.report.counts;
-    gauge!(PHASE_SAMPLES, "basis" => "cohort").set(counts.validated as f64);
-    gauge!(PHASE_SAMPLES, "basis" => "shadow").set(counts.shadow_scored as f64);
-    gauge!(PHASE_SAMPLES, "basis" => "judged").set(counts.samples(phase.report.basis) as f64);
-    let rates = &phase.report.rates;
+/// The current rollout phase as the watcher last judged it, in numbers
+/// (`report::PhaseReport::gauges` makes it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseGauges {
+    pub effective_percent: u8,
+    /// Unix seconds; 0 before the first phase.
+    pub started_at: f64,
+    pub cohort_samples: i64,
+    pub shadow_samples: i64,
+    pub judged_samples: i64,
+    pub auto_reject: f64,
+    pub auto_approve: f64,
+    pub manual_review: f64,
+    pub false_positive: f64,
+    /// As `wingman rollout report` exits: 0 GO, 1 NO-GO, 2 HOLD or insufficient data.
+    pub verdict_exit_code: u8,
+    pub shadow_false_approvals: i64,
+    pub shadow_false_positives: i64,
+}
+
+/// Sets the current phase's gauges.
+pub fn rollout_phase(phase: &PhaseGauges) {
+    gauge!(PHASE_PERCENT).set(f64::from(phase.effective_percent));
+    gauge!(PHASE_STARTED).set(phase.started_at);
+    gauge!(PHASE_SAMPLES, "basis" => "cohort").set(phase.cohort_samples as f64);
+    gauge!(PHASE_SAMPLES, "basis" => "shadow").set(phase.shadow_samples as f64);
+    gauge!(PHASE_SAMPLES, "basis" => "judged").set(phase.judged_samples as f64);
     for (name, value) in [
-        ("auto_reject", rates.auto_reject),
-        ("auto_approve", rates.auto_approve),
-        ("manual_review", rates.manual_review),
-        ("false_positive", rates.false_positive),
+        ("auto_reject", phase.auto_reject),
+        ("auto_approve", phase.auto_approve),
+        ("manual_review", phase.manual_review),
+        ("false_positive", phase.false_positive),
     ] {
         gauge!(PHASE_RATE, "rate" => name).set(value);
     }
-    gauge!(PHASE_VERDICT).set(f64::from(phase.report.verdict.exit_code()));
+    gauge!(PHASE_VERDICT).set(f64::from(phase.verdict_exit_code));
     gauge!(SHADOW_DIVERGENCE, "kind" => "would_auto_approve_human_rejected")
-        .set(counts.shadow_false_approvals as f64);
+        .set(phase.shadow_false_approvals as f64);
     gauge!(SHADOW_DIVERGENCE, "kind" => "would_auto_reject_human_approved")
-        .set(counts.shadow_false_positives as f64);
+        .set(phase.shadow_false_positives as f64);
 }
 
 #[cfg(test)]

@@ -688,6 +688,31 @@ pub struct PhaseReport {
     pub gate: Gate,
 }
 
+impl PhaseReport {
+    /// The numbers the watcher sets as the phase gauges.
+    pub fn gauges(&self) -> crate::metrics::PhaseGauges {
+        let counts = &self.report.counts;
+        let rates = &self.report.rates;
+        crate::metrics::PhaseGauges {
+            effective_percent: self.phase.effective_percent,
+            started_at: self
+                .phase
+                .started_at
+                .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0),
+            cohort_samples: counts.validated,
+            shadow_samples: counts.shadow_scored,
+            judged_samples: counts.samples(self.report.basis),
+            auto_reject: rates.auto_reject,
+            auto_approve: rates.auto_approve,
+            manual_review: rates.manual_review,
+            false_positive: rates.false_positive,
+            verdict_exit_code: self.report.verdict.exit_code(),
+            shadow_false_approvals: counts.shadow_false_approvals,
+            shadow_false_positives: counts.shadow_false_positives,
+        }
+    }
+}
+
 /// Judges `phase` at `now`.
 pub async fn phase_report(
     pool: &PgPool,

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::docker::{self, DockerOperation};
 use crate::envelope::RequestId;
-use crate::identity::Principal;
+use crate::principal::Principal;
 
 /// Limits on field sizes, in characters (the description in bytes).
 pub const MAX_REQUESTER: usize = 200;

@@ -13,6 +13,7 @@ use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::claims::{self, Created};
 use crate::envelope::RequestId;
 
 pub mod change;
@@ -98,22 +99,24 @@ impl RolloutStore {
         Self { kv }
     }
 
+    /// Opens the deployment's rollout bucket (created by `wingman setup-nats`).
+    pub async fn open(bus: &crate::bus::Bus) -> anyhow::Result<Self> {
+        let name = bus.subjects.localize_name(BUCKET);
+        Ok(Self::new(
+            crate::bus::topology::open_bucket(&bus.js, &name).await?,
+        ))
+    }
+
     /// Writes `initial` unless the flags already exist. Starts apply the environment with
     /// [`apply_environment`](Self::apply_environment); this is for tests and tools that only
     /// need flags to exist.
     pub async fn seed(&self, initial: &Rollout) -> anyhow::Result<()> {
-        match self
-            .kv
-            .create(KEY, serde_json::to_vec(initial)?.into())
-            .await
+        if let Created::Ours(_) =
+            claims::create_once(&self.kv, KEY, initial, "seed the rollout flags").await?
         {
-            Ok(_) => {
-                tracing::info!(rollout = %initial.describe(), "seeded the rollout flags from the environment");
-                Ok(())
-            }
-            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
-            Err(error) => Err(anyhow::anyhow!("seed the rollout flags: {error}")),
+            tracing::info!(rollout = %initial.describe(), "seeded the rollout flags from the environment");
         }
+        Ok(())
     }
 
     /// The current flags and their revision (for compare-and-set).
@@ -233,6 +236,12 @@ pub struct RolloutView {
 }
 
 impl RolloutView {
+    /// A view of flags that never change (a tool, or a test that sets the flags itself).
+    pub fn fixed(flags: Rollout) -> Self {
+        let (_, flags) = tokio::sync::watch::channel(Some(flags));
+        Self { flags }
+    }
+
     /// The flags as last announced (`None` until they are set at all).
     pub fn current(&self) -> Option<Rollout> {
         self.flags.borrow().clone()
@@ -291,12 +300,19 @@ impl RolloutStore {
     }
 }
 
+/// The rollout guard's last look, kept in the rollout bucket (key `guard`) for
+/// `wingman rollout report`; the watcher's guard writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardAction {
+    pub at: DateTime<Utc>,
+    /// `lowered`, `insufficient_data` or `ok`.
+    pub action: String,
+    pub detail: String,
+}
+
 impl RolloutStore {
     /// Keeps the rollout guard's last look (key `guard`).
-    pub async fn record_guard(
-        &self,
-        action: &crate::stages::watcher::GuardAction,
-    ) -> anyhow::Result<()> {
+    pub async fn record_guard(&self, action: &GuardAction) -> anyhow::Result<()> {
         self.kv
             .put(GUARD_KEY, serde_json::to_vec(action)?.into())
             .await
@@ -305,7 +321,7 @@ impl RolloutStore {
     }
 
     /// The rollout guard's last look, if it ever looked.
-    pub async fn last_guard(&self) -> anyhow::Result<Option<crate::stages::watcher::GuardAction>> {
+    pub async fn last_guard(&self) -> anyhow::Result<Option<GuardAction>> {
         let value = self
             .kv
             .get(GUARD_KEY)

@@ -25,8 +25,8 @@ use serde_json::json;
 use crate::access::throttle::{Admission, AuditThrottle};
 use crate::access::{ApiKeys, Denied, KeyName, Role};
 use crate::bus::Bus;
+use crate::bus::step::publish_audit;
 use crate::events::{AuditKind, Stage};
-use crate::stages::publish_audit;
 
 /// The keys of one HTTP edge, and how to audit its refusals.
 #[derive(Clone)]

@@ -153,7 +153,7 @@ impl ApiKeys {
                 .with_context(|| format!("key `{}`: sha256 must be 64 hex digits", entry.name))?;
             anyhow::ensure!(!entry.roles.is_empty(), "key `{}` has no roles", entry.name);
             // The name is the principal of what the key submits (`api:<name>`).
-            crate::identity::check_name(&entry.name)
+            crate::principal::check_name(&entry.name)
                 .map_err(|problem| anyhow::anyhow!("key name: {problem}"))?;
             entries.push(KeyEntry {
                 name: entry.name,

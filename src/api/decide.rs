@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::KeyName;
-use crate::api::ApiState;
 use crate::api::error::ApiError;
+use crate::api::state::ApiState;
 use crate::approval::Verdict;
 use crate::bus::Bus;
 use crate::envelope::RequestId;
@@ -36,12 +36,12 @@ struct DecideBody {
 #[utoipa::path(
     post, path = "/requests/{request_id}/approve", tag = "decisions",
     params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
-    request_body(content = crate::api::openapi::DecideBody, description = "the reason (optional; required to override an auto-rejection)"),
+    request_body(content = crate::api::schema::DecideBody, description = "the reason (optional; required to override an auto-rejection)"),
     responses(
         (status = 200, description = "applied: the decision is taken", body = Object),
         (status = 202, description = "counted: prd needs another approver", body = Object),
         (status = 400, description = "a reason is required, or the body is invalid", body = Object),
-        (status = 401, description = "no key, or not a decide key", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "no key, or not a decide key", body = crate::api::schema::ErrorBody),
         (status = 403, description = "refused by a rule: own_request, not_authorized, same_approver", body = Object),
         (status = 404, description = "no such request", body = Object),
         (status = 409, description = "already decided (by whom) or expired", body = Object),
@@ -61,12 +61,12 @@ pub async fn approve(
 #[utoipa::path(
     post, path = "/requests/{request_id}/reject", tag = "decisions",
     params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
-    request_body(content = crate::api::openapi::DecideBody, description = "the reason (required)"),
+    request_body(content = crate::api::schema::DecideBody, description = "the reason (required)"),
     responses(
         (status = 200, description = "applied: the decision is taken", body = Object),
         (status = 202, description = "counted: prd needs another approver", body = Object),
         (status = 400, description = "a reason is required, or the body is invalid", body = Object),
-        (status = 401, description = "no key, or not a decide key", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "no key, or not a decide key", body = crate::api::schema::ErrorBody),
         (status = 403, description = "refused by a rule: own_request, not_authorized, same_approver", body = Object),
         (status = 404, description = "no such request", body = Object),
         (status = 409, description = "already decided (by whom) or expired", body = Object),
@@ -145,7 +145,7 @@ async fn audited(
         let data = json!({
             "code": code, "field": field, "reason": message, "source": "api", "key_name": key_name,
         });
-        let published = crate::stages::publish_audit(
+        let published = crate::bus::step::publish_audit(
             &state.bus,
             Some(request_id),
             crate::events::AuditKind::MessageRejected,

@@ -14,8 +14,8 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 
-use crate::api::ApiState;
 use crate::api::error::ApiError;
+use crate::api::state::ApiState;
 use crate::bus::status_feed::{self, Goal, is_settled};
 
 /// How long a stream waits for the first status event of an id before answering 404.
@@ -26,9 +26,9 @@ pub const FIRST_EVENT_GRACE: Duration = Duration::from_secs(1);
     params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
     responses(
         (status = 200, description = "text/event-stream: `event: status` with the status event's JSON, until it settles", content_type = "text/event-stream", body = String),
-        (status = 400, description = "not a UUID", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "no key, or not a read key", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "no status event of this id (after a 1 s grace)", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "not a UUID", body = crate::api::schema::ErrorBody),
+        (status = 401, description = "no key, or not a read key", body = crate::api::schema::ErrorBody),
+        (status = 404, description = "no status event of this id (after a 1 s grace)", body = crate::api::schema::ErrorBody),
     ),
     security(("api_key" = []))
 )]

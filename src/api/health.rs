@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 
 /// Ready when NATS and Postgres answer; 503 names the one that does not.
 #[utoipa::path(

@@ -4,7 +4,8 @@
 //! `POST /requests` submit; `GET /requests…` (the list, one request, its live events as
 //! Server-Sent Events) and `GET /metrics` read; `POST /requests/{id}/approve|reject` decide
 //! ([`decide`]); `GET /openapi.json` (no key) describes them. The web console (`/console`,
-//! [`crate::console`]) is merged in, behind its own login with the same keys.
+//! [`crate::console`]) is served beside it ([`crate::web`]), behind its own login with the
+//! same keys.
 //!
 //! It never holds the Docker socket and never writes Postgres: it publishes to NATS like any
 //! publisher and reads what the recorder wrote.
@@ -15,34 +16,21 @@ pub mod events;
 pub mod health;
 pub mod openapi;
 pub mod requests;
+pub mod schema;
+pub mod state;
+
+pub use state::ApiState;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use metrics_exporter_prometheus::PrometheusHandle;
-use sqlx::PgPool;
 
 use crate::access::Role;
-use crate::access::guard::{Guard, check};
-use crate::bus::Bus;
+use crate::access::guard::check;
 
-/// What every handler may use.
-#[derive(Clone)]
-pub struct ApiState {
-    /// Submissions are published to the bus, as any publisher would.
-    pub bus: Bus,
-    /// Read-only use: the recorder owns the writes.
-    pub pool: PgPool,
-    pub metrics: PrometheusHandle,
-    /// Who we are in audit events.
-    pub actor: String,
-    /// The API keys and their roles; also audits refused calls.
-    pub guard: Guard,
-    /// The web console's settings (`crate::console`).
-    pub console: crate::config::ConsoleSettings,
-}
-
-pub fn router(state: ApiState) -> Router {
+/// The API's routes, each behind the key role it needs; [`crate::web::router`] serves them
+/// with the web console's.
+pub fn routes(state: &ApiState) -> Router<ApiState> {
     let guard = state.guard.clone();
     let needs = |role: Role| from_fn_with_state(guard.with(role), check);
     Router::new()
@@ -78,6 +66,4 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/health", get(health::health))
         .route("/openapi.json", get(openapi::document))
-        .merge(crate::console::router(state.clone()))
-        .with_state(state)
 }

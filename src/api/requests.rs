@@ -8,14 +8,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::KeyName;
-use crate::api::ApiState;
 use crate::api::error::ApiError;
+use crate::api::state::ApiState;
 use crate::bus::publish::{Outgoing, publish_all};
+use crate::bus::step::publish_audit;
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Stage};
-use crate::identity::Principal;
+use crate::principal::Principal;
 use crate::request::parse_request;
-use crate::stages::publish_audit;
 use crate::status::Status;
 use crate::store::requests::{self, ListFilter};
 
@@ -24,12 +24,12 @@ use crate::store::requests::{self, ListFilter};
 /// answers 202 with its id.
 #[utoipa::path(
     post, path = "/requests", tag = "requests",
-    request_body = crate::api::openapi::SubmitBody,
+    request_body = crate::api::schema::SubmitBody,
     responses(
-        (status = 202, description = "submitted: the pipeline decides next", body = crate::api::openapi::Submitted),
-        (status = 400, description = "invalid: the field and the problem", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "no key, or not a submit key", body = crate::api::openapi::ErrorBody),
-        (status = 503, description = "NATS unreachable", body = crate::api::openapi::ErrorBody),
+        (status = 202, description = "submitted: the pipeline decides next", body = crate::api::schema::Submitted),
+        (status = 400, description = "invalid: the field and the problem", body = crate::api::schema::ErrorBody),
+        (status = 401, description = "no key, or not a submit key", body = crate::api::schema::ErrorBody),
+        (status = 503, description = "NATS unreachable", body = crate::api::schema::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -83,9 +83,9 @@ pub async fn submit(
     params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
     responses(
         (status = 200, description = "the stored request (or its last status event)", body = Object),
-        (status = 400, description = "not a UUID", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "no key, or not a read key", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "no such request", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "not a UUID", body = crate::api::schema::ErrorBody),
+        (status = 401, description = "no key, or not a read key", body = crate::api::schema::ErrorBody),
+        (status = 404, description = "no such request", body = crate::api::schema::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -117,10 +117,10 @@ pub async fn get(
     get, path = "/requests/{request_id}/output", tag = "requests",
     params(("request_id" = String, Path, format = Uuid, description = "the request's id")),
     responses(
-        (status = 200, description = "what it printed", body = crate::api::openapi::Output),
-        (status = 400, description = "not a UUID", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "no key, or not a submit key", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "no output for this key", body = crate::api::openapi::ErrorBody),
+        (status = 200, description = "what it printed", body = crate::api::schema::Output),
+        (status = 400, description = "not a UUID", body = crate::api::schema::ErrorBody),
+        (status = 401, description = "no key, or not a submit key", body = crate::api::schema::ErrorBody),
+        (status = 404, description = "no output for this key", body = crate::api::schema::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -162,9 +162,9 @@ pub struct ListQuery {
     get, path = "/requests", tag = "requests",
     params(ListQuery),
     responses(
-        (status = 200, description = "the matching requests", body = crate::api::openapi::RequestList),
-        (status = 400, description = "a filter is invalid: the field and the problem", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "no key, or not a read key", body = crate::api::openapi::ErrorBody),
+        (status = 200, description = "the matching requests", body = crate::api::schema::RequestList),
+        (status = 400, description = "a filter is invalid: the field and the problem", body = crate::api::schema::ErrorBody),
+        (status = 401, description = "no key, or not a read key", body = crate::api::schema::ErrorBody),
     ),
     security(("api_key" = []))
 )]

@@ -4,6 +4,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 
 use super::*;
+use crate::identity::api_vote::Outcome;
 use crate::identity::roster::Approver;
 
 fn approver(name: &str) -> Approver {
@@ -285,4 +286,17 @@ fn every_refusal_has_its_own_code() {
     .map(Refusal::code)
     .collect();
     assert_eq!(codes.len(), 7);
+}
+
+#[test]
+fn a_refusal_by_someone_elses_decision_names_them() {
+    let answer = answer(&Err(Refusal::AlreadyDecided {
+        status: Status::Approved,
+        by: "alice".into(),
+        at: "2026-12-04 17:00:00 UTC".into(),
+    }));
+    assert_eq!(answer.outcome, Outcome::Refused);
+    assert_eq!(answer.code.as_deref(), Some("already_decided"));
+    assert_eq!(answer.decided_by.as_deref(), Some("alice"));
+    assert!(answer.message.contains("already APPROVED by alice"));
 }

@@ -886,7 +886,10 @@ async fn approvers(
 async fn live_flags() -> Result<wingman::rollout::Rollout, String> {
     let read = async {
         let bus = connect(&Settings::from_env()?).await?;
-        let (flags, _) = cli::rollout::store(&bus).await?.current().await?;
+        let (flags, _) = wingman::rollout::RolloutStore::open(&bus)
+            .await?
+            .current()
+            .await?;
         anyhow::Ok(flags)
     };
     match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {

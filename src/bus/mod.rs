@@ -4,6 +4,7 @@ pub mod consume;
 pub mod publish;
 pub mod reply;
 pub mod status_feed;
+pub mod step;
 pub mod subjects;
 pub mod topology;
 
@@ -16,7 +17,7 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use crate::config::NatsSettings;
 use crate::envelope::{Envelope, RequestId};
 use crate::events::ExecutionOutput;
-use crate::identity::Principal;
+use crate::principal::Principal;
 use subjects::Subjects;
 use topology::Topology;
 

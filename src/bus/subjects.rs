@@ -3,9 +3,9 @@
 
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Route, Stage};
-use crate::identity::Principal;
+use crate::principal::Principal;
 
-pub const DEFAULT_PREFIX: &str = "wingman";
+pub use crate::config::DEFAULT_PREFIX;
 
 const SUBMITTED: &str = "requests.submitted";
 const VALIDATED: &str = "requests.validated";

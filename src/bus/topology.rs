@@ -12,9 +12,14 @@ use backon::{ExponentialBuilder, Retryable};
 use serde::Deserialize;
 
 use crate::bus::subjects::Subjects;
+pub use crate::config::TopologyOverrides;
 
 /// In creation order: `requests` gives up the submit subjects (older deployments) before
 /// `submissions` takes them, since two streams may not share a subject.
+/// The approvals worker's durable consumer that edits Telegram prompts with each request's
+/// outcome; started only with a bot token (the watcher does not count its backlog without).
+pub const PROMPT_UPDATES: &str = "approvals-updates";
+
 const STREAMS: &[(&str, &str)] = &[
     ("requests", include_str!("../../nats/streams/requests.json")),
     (
@@ -102,19 +107,6 @@ fn one_replica() -> usize {
 
 fn one() -> i64 {
     1
-}
-
-/// Knobs an operator (or a test) may turn without editing `nats/`.
-#[derive(Debug, Clone, Default)]
-pub struct TopologyOverrides {
-    /// Replaces every consumer's `ack_wait` (env `WINGMAN_ACK_WAIT_SECS`).
-    pub ack_wait: Option<Duration>,
-    /// Replaces every stream's replica count (env `WINGMAN_STREAM_REPLICAS`; 3 on a cluster).
-    pub replicas: Option<usize>,
-    /// Caps every stream's and bucket's byte limit (env `WINGMAN_STREAM_MAX_BYTES`). JetStream
-    /// reserves a stream's `max_bytes` in the server's store when it is created, so tests,
-    /// which make many topologies on one shared server, make theirs small. Not for production.
-    pub max_bytes: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

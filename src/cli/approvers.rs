@@ -12,8 +12,8 @@ use std::path::Path;
 use chrono::Utc;
 
 use crate::bus::Bus;
-use crate::identity::Principal;
-use crate::identity::roster::{Approver, BUCKET, Roster, RosterStore};
+use crate::identity::roster::{Approver, Roster, RosterStore};
+use crate::principal::Principal;
 
 /// The credentials to add to (or create) one approver's entry.
 #[derive(Debug, Clone, Default)]
@@ -25,9 +25,7 @@ pub struct Credentials {
 }
 
 pub async fn store(bus: &Bus) -> anyhow::Result<RosterStore> {
-    let kv =
-        crate::bus::topology::open_bucket(&bus.js, &bus.subjects.localize_name(BUCKET)).await?;
-    Ok(RosterStore { kv })
+    RosterStore::open(bus).await
 }
 
 /// Writes a new approver key pair as `<dir>/approver.key` (0600) and `approver.pub`; returns

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::bus::Bus;
 use crate::report::{self, Basis, PhaseMinimums, PhaseReport, Verdict};
-use crate::rollout::{BUCKET, ChangeRequest, Rollout, RolloutStore};
+use crate::rollout::{ChangeRequest, Rollout, RolloutStore};
 
 pub enum Change {
     Percent(u8),
@@ -30,14 +30,8 @@ pub struct Why {
     pub force: bool,
 }
 
-pub async fn store(bus: &Bus) -> anyhow::Result<RolloutStore> {
-    let kv =
-        crate::bus::topology::open_bucket(&bus.js, &bus.subjects.localize_name(BUCKET)).await?;
-    Ok(RolloutStore::new(kv))
-}
-
 pub async fn show(bus: &Bus, json_output: bool) -> anyhow::Result<Rollout> {
-    let (rollout, _) = store(bus).await?.current().await?;
+    let (rollout, _) = RolloutStore::open(bus).await?.current().await?;
     if json_output {
         println!("{}", serde_json::to_string_pretty(&rollout)?);
     } else {
@@ -143,7 +137,7 @@ pub async fn report(
 ) -> anyhow::Result<Verdict> {
     let (flags, guard) = match bus {
         Some(bus) => {
-            let store = store(bus).await?;
+            let store = RolloutStore::open(bus).await?;
             (
                 store.current().await.ok().map(|(flags, _)| flags),
                 store.last_guard().await?,
@@ -206,7 +200,7 @@ pub async fn report(
 async fn window_report(
     pool: &sqlx::PgPool,
     since: chrono::DateTime<chrono::Utc>,
-    guard: Option<crate::stages::watcher::GuardAction>,
+    guard: Option<crate::rollout::GuardAction>,
     json_output: bool,
 ) -> anyhow::Result<Verdict> {
     let minimums = PhaseMinimums::from_env()?;
@@ -334,7 +328,7 @@ fn print_rates(report: &report::Report) {
     }
 }
 
-fn print_guard(guard: Option<&crate::stages::watcher::GuardAction>) {
+fn print_guard(guard: Option<&crate::rollout::GuardAction>) {
     if let Some(guard) = guard {
         println!(
             "rollout guard, last look at {}: {} — {}",

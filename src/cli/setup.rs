@@ -9,13 +9,11 @@
 //! update or delete a stream (see `nats/server-prd.conf`).
 
 use crate::bus::Bus;
-use crate::rollout::{BUCKET, Rollout, RolloutStore};
+use crate::rollout::{Rollout, RolloutStore};
 
 pub async fn run(bus: &Bus, json: bool) -> anyhow::Result<()> {
     bus.ensure_topology().await?;
-    let rollout = RolloutStore::new(
-        crate::bus::topology::open_bucket(&bus.js, &bus.subjects.localize_name(BUCKET)).await?,
-    );
+    let rollout = RolloutStore::open(bus).await?;
     let applied = rollout.apply_environment(&Rollout::from_env()?).await?;
     let (current, _) = rollout.current().await?;
     if json {

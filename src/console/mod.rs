@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::Environment;
 
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 use crate::policy::Policy;
 use session::Sessions;
 

@@ -13,14 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::approval::Verdict;
-use crate::bus::topology::open_bucket;
 use crate::console::ConsoleState;
 use crate::console::session::{self, COOKIE, LOGIN_COOKIE, LoginRefused, Session};
 use crate::console::view;
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Stage, StatusEvent};
 use crate::identity::api_vote::Outcome;
-use crate::identity::roster::{self, Roster, RosterStore};
+use crate::identity::roster::{Roster, RosterStore};
 use crate::report::{Basis, Criteria, rates, verdict};
 use crate::request::Environment;
 use crate::rollout::RolloutStore;
@@ -123,7 +122,7 @@ async fn refuse(
             data["key_name"] = json!(key);
         }
         tracing::warn!(route, reason, "console call refused");
-        if let Err(error) = crate::stages::publish_audit(
+        if let Err(error) = crate::bus::step::publish_audit(
             &state.api.bus,
             request_id,
             AuditKind::AccessDenied,
@@ -376,8 +375,7 @@ fn parse_id(text: &str) -> Option<RequestId> {
 
 async fn roster_of(state: &ConsoleState) -> anyhow::Result<Roster> {
     let bus = &state.api.bus;
-    let kv = open_bucket(&bus.js, &bus.subjects.localize_name(roster::BUCKET)).await?;
-    Ok(RosterStore { kv }.load().await?.0)
+    Ok(RosterStore::open(bus).await?.load().await?.0)
 }
 
 /// Every status event of a request, in order (the status stream keeps the last 64 of each).
@@ -778,9 +776,7 @@ async fn overview_page(
     let pool = &state.api.pool;
     let bus = &state.api.bus;
     let since = Utc::now() - Duration::days(REPORT_DAYS);
-    let rollout = RolloutStore::new(
-        open_bucket(&bus.js, &bus.subjects.localize_name(crate::rollout::BUCKET)).await?,
-    );
+    let rollout = RolloutStore::open(bus).await?;
     let flags = rollout.current().await.ok().map(|(flags, _)| flags);
     let counts = crate::report::counts(pool, since, None).await?;
     // The current phase, judged as `wingman rollout report` judges it (with its promote gate);

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::identity::Principal;
 use crate::identity::roster::{Approver, Roster};
+use crate::principal::Principal;
 use crate::store::audit::AuditRow;
 use crate::store::requests::RequestRow;
 

@@ -28,11 +28,7 @@ use crate::docker::{ComposeAction, ComposeOp};
 use crate::engine::result::Report;
 use crate::engine::{EngineError, ExecutionResult, Limits, redact};
 
-/// The default compose binary: Debian bookworm's `docker-compose` package (1.29).
-pub const DEFAULT_COMPOSE_BIN: &str = "docker-compose";
-
-/// The default bound on one compose run, below the gateway consumer's ack wait (120 s).
-pub const DEFAULT_COMPOSE_TIMEOUT: Duration = Duration::from_secs(100);
+pub use crate::config::{DEFAULT_COMPOSE_BIN, DEFAULT_COMPOSE_TIMEOUT};
 
 /// Bytes of compose output read before the rest is drained unread.
 const READ_BOUND: usize = 256 * 1024;

@@ -7,13 +7,13 @@
 //! [`crate::identity::roster::Roster::by_api_key`] and applies the
 //! same rules as every other channel ([`crate::approval::Desk::vote_api`]).
 //!
-//! [`VoteAnswer`] is what the approvals worker says back: applied, counted (prd needs another
+//! [`VoteAnswer`] is what the approvals worker says back (`crate::approval::answer` makes it): applied, counted (prd needs another
 //! approver), or refused with the rule (and, when someone else was first, who).
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{Decision, Refusal, Verdict};
 use crate::envelope::RequestId;
+use crate::identity::Verdict;
 use crate::status::Status;
 
 /// Longest reason a vote may carry (the same cut as every note in the audit trail).
@@ -60,43 +60,6 @@ pub struct VoteAnswer {
 }
 
 impl VoteAnswer {
-    /// The answer for what the desk made of a vote.
-    pub fn of(result: &Result<Decision, Refusal>) -> Self {
-        match result {
-            Ok(
-                decision @ Decision::Decided {
-                    status, approvers, ..
-                },
-            ) => Self {
-                outcome: Outcome::Applied,
-                message: crate::stages::approvals::describe(decision),
-                code: None,
-                status: Some(*status),
-                decided_by: Some(approvers.join(", ")),
-            },
-            Ok(decision @ Decision::Counted { .. }) => Self {
-                outcome: Outcome::Counted,
-                message: crate::stages::approvals::describe(decision),
-                code: None,
-                status: None,
-                decided_by: None,
-            },
-            Err(refusal) => {
-                let (status, decided_by) = match refusal {
-                    Refusal::AlreadyDecided { status, by, .. } => (Some(*status), Some(by.clone())),
-                    _ => (None, None),
-                };
-                Self {
-                    outcome: Outcome::Refused,
-                    message: refusal.to_string(),
-                    code: Some(refusal.code().to_string()),
-                    status,
-                    decided_by,
-                }
-            }
-        }
-    }
-
     /// An answer for a vote that never reached the rules (undecodable, a bad note).
     pub fn invalid(code: &str, message: String) -> Self {
         Self {
@@ -140,18 +103,5 @@ mod tests {
         let long = "x".repeat(MAX_NOTE + 1);
         assert!(check_note(Some(&long)).unwrap_err().starts_with("reason:"));
         assert!(check_note(Some("a\u{7}b")).unwrap_err().contains("control"));
-    }
-
-    #[test]
-    fn a_refusal_by_someone_elses_decision_names_them() {
-        let answer = VoteAnswer::of(&Err(Refusal::AlreadyDecided {
-            status: Status::Approved,
-            by: "alice".into(),
-            at: "2026-12-04 17:00:00 UTC".into(),
-        }));
-        assert_eq!(answer.outcome, Outcome::Refused);
-        assert_eq!(answer.code.as_deref(), Some("already_decided"));
-        assert_eq!(answer.decided_by.as_deref(), Some("alice"));
-        assert!(answer.message.contains("already APPROVED by alice"));
     }
 }

@@ -10,8 +10,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::approval::Verdict;
 use crate::envelope::RequestId;
+use crate::identity::Verdict;
 use crate::identity::roster::{Approver, Roster};
 use crate::token::{SigningKey, VerifyKey, open_document, sign_document};
 

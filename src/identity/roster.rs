@@ -19,7 +19,8 @@ use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{Principal, check_name};
+use crate::claims::{self, Created};
+use crate::principal::{Principal, check_name};
 use crate::token::VerifyKey;
 
 /// The bucket, as declared in `nats/kv/approvers.json`.
@@ -161,6 +162,14 @@ pub struct RosterStore {
 }
 
 impl RosterStore {
+    /// Opens the deployment's roster bucket (created by `wingman setup-nats`).
+    pub async fn open(bus: &crate::bus::Bus) -> anyhow::Result<Self> {
+        let name = bus.subjects.localize_name(BUCKET);
+        Ok(Self {
+            kv: crate::bus::topology::open_bucket(&bus.js, &name).await?,
+        })
+    }
+
     /// The roster and its revision (0 when none was ever written).
     ///
     /// # Errors
@@ -198,15 +207,16 @@ impl RosterStore {
             roster
                 .check()
                 .map_err(|problem| anyhow::anyhow!("{problem}"))?;
-            let bytes = serde_json::to_vec(&roster)?;
             // A concurrent write makes the create or the compare-and-set fail: read again.
             if revision == 0 {
-                match self.kv.create(KEY, bytes.into()).await {
-                    Ok(_) => return Ok(roster),
-                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                    Err(error) => anyhow::bail!("write the approver roster: {error}"),
+                let created: Created<Roster> =
+                    claims::create_once(&self.kv, KEY, &roster, "write the approver roster")
+                        .await?;
+                if let Created::Ours(_) = created {
+                    return Ok(roster);
                 }
             } else {
+                let bytes = serde_json::to_vec(&roster)?;
                 match self.kv.update(KEY, bytes.into(), revision).await {
                     Ok(_) => return Ok(roster),
                     Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {}

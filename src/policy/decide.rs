@@ -20,7 +20,7 @@
 
 use crate::docker::{ComposeOp, ContainerFacts, DockerOperation, Resolution, Resolved};
 use crate::engine::Admission;
-use crate::policy::{ControlPlane, EnvironmentPolicy, Policy, PolicyRefusal, probes, projects};
+use crate::policy::{ControlPlane, EnvironmentPolicy, Policy, PolicyRefusal, projects};
 use crate::request::Environment;
 
 impl Policy {
@@ -258,7 +258,7 @@ impl Rules<'_> {
         let Some(facts) = facts else {
             return Ok(None);
         };
-        probes::probe_for(
+        projects::probe_for(
             self.environment,
             &self.all.projects,
             op,

@@ -2,19 +2,14 @@
 //!
 //! A probe is declared per registered project, in one of two shapes ([`ProbeSpec`]): an argv
 //! run as is, or the names of environment variables to print. A request's exec argv must
-//! equal a declared probe's argv exactly ([`probe_for`], on the compose project Docker says
+//! equal a declared probe's argv exactly (`projects::probe_for`, on the compose project Docker says
 //! the container belongs to); the engine then runs the [`Probe`] the policy found, never the
 //! typed argv. Probes that would print secrets are refused when the policy loads.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
-use crate::docker::{ExecOp, NameKind, check_name};
+use crate::docker::{NameKind, check_name};
 use crate::engine::{Probe, redact};
-use crate::policy::PolicyRefusal;
-use crate::policy::projects::{RegisteredProject, registered};
-use crate::request::Environment;
 
 /// One declared probe: an argv run as is (`health = ["wget", "-qO-", "http://…/health"]`),
 /// or named environment variables to print (`env = { print_env = ["VALIDATION_ENABLED"] }`),
@@ -105,63 +100,5 @@ impl ProbeSpec {
             }
         }
         Ok(())
-    }
-}
-
-/// The declared probe of `project` whose argv is the exec's, or why there is none.
-pub(crate) fn probe_for(
-    environment: Environment,
-    projects: &BTreeMap<String, RegisteredProject>,
-    op: &ExecOp,
-    container: &str,
-    project: Option<&str>,
-) -> Result<Probe, PolicyRefusal> {
-    let env = environment.as_str();
-    let typed = shlex::try_join(op.argv.iter().map(String::as_str))
-        .unwrap_or_else(|_| format!("{:?}", op.argv));
-    let Some(project) = project else {
-        return Err(PolicyRefusal {
-            rule: "projects".to_string(),
-            reason: format!(
-                "container {container} belongs to no compose project: the gateway runs only \
-                 probes declared for a registered project ([projects.<name>.probes])"
-            ),
-        });
-    };
-    let Some(registration) = registered(environment, projects, project) else {
-        return Err(PolicyRefusal {
-            rule: "projects".to_string(),
-            reason: format!(
-                "container {container} belongs to compose project {project}, which is not \
-                 registered for {env}: the gateway runs only probes declared for a registered \
-                 project ([projects.{project}.probes])"
-            ),
-        });
-    };
-    match registration
-        .probes
-        .iter()
-        .find(|(_, probe)| probe.argv() == op.argv)
-    {
-        Some((name, probe)) => Ok(probe.to_probe(name)),
-        None => {
-            let declared: Vec<String> = registration
-                .probes
-                .values()
-                .map(|probe| format!("`{}`", probe.argv().join(" ")))
-                .collect();
-            let declared = if declared.is_empty() {
-                "none".to_string()
-            } else {
-                declared.join(", ")
-            };
-            Err(PolicyRefusal {
-                rule: format!("projects.{project}.probes"),
-                reason: format!(
-                    "`{typed}` is not a probe declared for compose project {project} (declared: \
-                     {declared}): the gateway never runs an arbitrary command in a container"
-                ),
-            })
-        }
     }
 }

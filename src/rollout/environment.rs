@@ -18,6 +18,7 @@ use async_nats::jetstream::kv;
 use serde::{Deserialize, Serialize};
 
 use super::{ChangeMark, KEY, Rollout, RolloutStore, Stored};
+use crate::claims::{self, Created};
 
 /// The key under which the bucket keeps the values last applied from the environment.
 pub const ENVIRONMENT_KEY: &str = "environment";
@@ -128,10 +129,9 @@ impl RolloutStore {
                     updated_by: VIA_ENVIRONMENT.into(),
                     ..environment.clone()
                 };
-                match self.kv.create(KEY, serde_json::to_vec(&seed)?.into()).await {
-                    Ok(_) => return Ok(Applied::Seeded(seed)),
-                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => continue,
-                    Err(error) => anyhow::bail!("seed the rollout flags: {error}"),
+                match claims::create_once(&self.kv, KEY, &seed, "seed the rollout flags").await? {
+                    Created::Ours(_) => return Ok(Applied::Seeded(seed)),
+                    Created::Theirs(..) => continue,
                 }
             };
             let old: Rollout = serde_json::from_slice(&entry.value)

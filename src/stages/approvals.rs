@@ -104,8 +104,7 @@ impl Handler for StatusUpdates {
     }
 }
 
-/// The durable consumer that edits Telegram prompts with each request's outcome.
-pub const PROMPT_UPDATES: &str = "approvals-updates";
+pub use crate::bus::topology::PROMPT_UPDATES;
 
 /// The durable consumers this stage reads (its readiness checks them).
 pub const CONSUMERS: &[&str] = &["approvals"];
@@ -134,7 +133,10 @@ pub async fn run(
     let bot = match &deps.telegram {
         Some(telegram) => Some(crate::stages::approvals_bot::start(
             telegram.bot.clone(),
-            Arc::clone(&deps),
+            Arc::new(crate::stages::approvals_bot::BotDeps {
+                desk: deps.desk.clone(),
+                pool: deps.pool.clone(),
+            }),
         )),
         None => {
             tracing::info!(
@@ -347,7 +349,7 @@ async fn serve_console(
             match serde_json::from_slice::<SignedVote>(&payload) {
                 Err(error) => json!({ "ok": false, "error": format!("invalid vote: {error}") }),
                 Ok(vote) => match deps.desk.vote_console(&vote).await {
-                    Ok(Ok(decision)) => json!({ "ok": true, "message": describe(&decision) }),
+                    Ok(Ok(decision)) => json!({ "ok": true, "message": decision.describe() }),
                     Ok(Err(refusal)) => json!({ "ok": false, "code": refusal.code(), "error": refusal.to_string() }),
                     Err(error) => json!({ "ok": false, "error": format!("{error:#}") }),
                 },
@@ -367,7 +369,7 @@ async fn serve_api(deps: Arc<ApprovalsDeps>, shutdown: CancellationToken) -> any
             let answer = match serde_json::from_slice::<ApiVote>(&payload) {
                 Err(error) => VoteAnswer::invalid("invalid_vote", format!("invalid vote: {error}")),
                 Ok(vote) => match deps.desk.vote_api(&vote).await {
-                    Ok(result) => VoteAnswer::of(&result),
+                    Ok(result) => crate::approval::answer(&result),
                     Err(error) => {
                         tracing::warn!(error = %format!("{error:#}"), "could not apply an API vote");
                         VoteAnswer::invalid("unavailable", "the vote could not be applied; try again".into())
@@ -378,24 +380,4 @@ async fn serve_api(deps: Arc<ApprovalsDeps>, shutdown: CancellationToken) -> any
         }
     })
     .await
-}
-
-pub fn describe(decision: &crate::approval::Decision) -> String {
-    match decision {
-        crate::approval::Decision::Decided {
-            status,
-            approvers,
-            false_positive,
-        } => {
-            let fp = if *false_positive {
-                " (override: recorded as a false positive)"
-            } else {
-                ""
-            };
-            format!("{status} by {}{fp}", approvers.join(", "))
-        }
-        crate::approval::Decision::Counted { have, need } => {
-            format!("approval {have} of {need} recorded; another approver is needed")
-        }
-    }
 }

@@ -22,7 +22,6 @@ use crate::access::throttle::{Admission, AuditThrottle};
 use crate::approval::{Refusal, Verdict};
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Stage};
-use crate::stages::approvals::{ApprovalsDeps, describe};
 use crate::status::Status;
 use crate::telegram::escape;
 
@@ -46,7 +45,14 @@ impl RunningBot {
     }
 }
 
-pub fn start(bot: Bot, deps: Arc<ApprovalsDeps>) -> RunningBot {
+/// What the bot reads and votes through: the approvals worker's desk, and Postgres (read
+/// only) for `/pending`, `/status` and `/stats`.
+pub struct BotDeps {
+    pub desk: crate::approval::Desk,
+    pub pool: sqlx::PgPool,
+}
+
+pub fn start(bot: Bot, deps: Arc<BotDeps>) -> RunningBot {
     // The command menu: best effort (a bot without it still answers every command).
     let menu_bot = bot.clone();
     tokio::spawn(async move {
@@ -81,7 +87,7 @@ fn user_id_of(user: &User) -> i64 {
 async fn on_callback(
     bot: Bot,
     query: CallbackQuery,
-    deps: Arc<ApprovalsDeps>,
+    deps: Arc<BotDeps>,
     awaiting: Awaiting,
     throttle: AuditThrottle,
 ) -> HandlerResult {
@@ -168,7 +174,7 @@ async fn on_callback(
 /// it) only while its user id is within the audit limit; past it, it is refused here,
 /// counted, and left to the window's summary.
 async fn vote_text(
-    deps: &ApprovalsDeps,
+    deps: &BotDeps,
     throttle: &AuditThrottle,
     user_id: i64,
     request_id: RequestId,
@@ -198,7 +204,7 @@ async fn vote_text(
 }
 
 /// Publishes the window's summary of strangers' votes that were not audited one by one.
-fn schedule_summary(deps: &ApprovalsDeps, throttle: &AuditThrottle, at: tokio::time::Instant) {
+fn schedule_summary(deps: &BotDeps, throttle: &AuditThrottle, at: tokio::time::Instant) {
     let desk = deps.desk.clone();
     let throttle = throttle.clone();
     tokio::spawn(async move {
@@ -206,7 +212,7 @@ fn schedule_summary(deps: &ApprovalsDeps, throttle: &AuditThrottle, at: tokio::t
         let Some(summary) = throttle.take_summary(tokio::time::Instant::now()) else {
             return;
         };
-        let audited = crate::stages::publish_audit(
+        let audited = crate::bus::step::publish_audit(
             &desk.bus,
             None,
             AuditKind::AccessDenied,
@@ -223,7 +229,7 @@ fn schedule_summary(deps: &ApprovalsDeps, throttle: &AuditThrottle, at: tokio::t
 
 fn outcome_text(outcome: Result<crate::approval::Decision, crate::approval::Refusal>) -> String {
     match outcome {
-        Ok(decision) => describe(&decision),
+        Ok(decision) => decision.describe(),
         Err(refusal) => refusal.to_string(),
     }
 }
@@ -276,7 +282,7 @@ fn help() -> String {
 async fn on_message(
     bot: Bot,
     message: Message,
-    deps: Arc<ApprovalsDeps>,
+    deps: Arc<BotDeps>,
     awaiting: Awaiting,
     throttle: AuditThrottle,
 ) -> HandlerResult {
@@ -354,7 +360,7 @@ async fn on_message(
             stats(&deps, if window.is_empty() { "24h" } else { &window }).await?
         }
         BotCommand::Rollout => {
-            let store = crate::cli::rollout::store(&deps.desk.bus).await?;
+            let store = crate::rollout::RolloutStore::open(&deps.desk.bus).await?;
             let (rollout, _) = store.current().await?;
             format!("validation {} (set by {})", rollout.describe(), escape(&rollout.updated_by))
         }
@@ -363,7 +369,7 @@ async fn on_message(
     Ok(())
 }
 
-async fn pending(deps: &ApprovalsDeps) -> anyhow::Result<String> {
+async fn pending(deps: &BotDeps) -> anyhow::Result<String> {
     let filter = crate::store::requests::ListFilter {
         status: Some(Status::Pending),
         since: None,
@@ -387,7 +393,7 @@ async fn pending(deps: &ApprovalsDeps) -> anyhow::Result<String> {
     Ok(format!("{} waiting:\n{}", rows.len(), lines.join("\n")))
 }
 
-async fn stats(deps: &ApprovalsDeps, window: &str) -> anyhow::Result<String> {
+async fn stats(deps: &BotDeps, window: &str) -> anyhow::Result<String> {
     let since = crate::duration::since(window).map_err(anyhow::Error::msg)?;
     let report =
         crate::report::report(&deps.pool, since, &crate::report::Criteria::default()).await?;

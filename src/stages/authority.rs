@@ -27,12 +27,13 @@ use uuid::Uuid;
 
 use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::bus::step::Step;
+use crate::claims::{self, Created, DecisionClaim, Key};
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Decided, ExecJob, Stage, Validated};
-use crate::identity::Principal;
 use crate::metrics;
+use crate::principal::Principal;
 use crate::request::{Execution, Request};
-use crate::stages::Step;
 use crate::status::Status;
 use crate::token::{self, Claims, SigningKey};
 
@@ -58,15 +59,6 @@ pub struct Minted {
     /// token is handed to. `None`: the pipeline runs it, and it is handed to nobody.
     #[serde(default)]
     pub holder: Option<Principal>,
-}
-
-/// The decision claim the approvals stage writes (`decision.<request_id>`): the first
-/// decision wins.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DecisionClaim {
-    pub decision: Status,
-    pub approvers: Vec<String>,
-    pub at: DateTime<Utc>,
 }
 
 /// Consumes the validator's decisions.
@@ -102,8 +94,7 @@ impl Handler for FromApprovals {
             return Ok(Outcome::Done);
         }
         let request_id = decided.request.request_id;
-        let claim =
-            read_json::<DecisionClaim>(&self.0.claims, &format!("decision.{request_id}")).await?;
+        let claim = read_json::<DecisionClaim>(&self.0.claims, Key::Decision(request_id)).await?;
         match claim {
             Some(claim) if claim.decision == Status::Approved => {
                 authorize(
@@ -232,8 +223,8 @@ async fn mint_once(
     approvers: Vec<String>,
     origin: DateTime<Utc>,
 ) -> Result<Minted, StageError> {
-    let key = format!("minted.{}", request.request_id);
-    if let Some(minted) = read_json::<Minted>(&deps.claims, &key).await? {
+    let key = Key::Minted(request.request_id);
+    if let Some(minted) = read_json::<Minted>(&deps.claims, key).await? {
         return Ok(minted);
     }
     let issued_at = Utc::now();
@@ -260,38 +251,27 @@ async fn mint_once(
         approvers,
         holder: claims.holder.clone(),
     };
-    let value = serde_json::to_vec(&minted).map_err(|error| StageError::Transient(error.into()))?;
-    match deps.claims.create(&key, value.into()).await {
-        Ok(_) => {
+    match claims::create_once(&deps.claims, &key.to_string(), &minted, "the token")
+        .await
+        .map_err(StageError::Transient)?
+    {
+        Created::Ours(_) => {
             metrics::token_minted(request.environment.as_str());
             Ok(minted)
         }
         // Another copy minted first: use its token, drop ours.
-        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-            read_json::<Minted>(&deps.claims, &key)
-                .await?
-                .ok_or_else(|| StageError::Transient(anyhow::anyhow!("{key} vanished")))
-        }
-        Err(error) => Err(StageError::Transient(anyhow::anyhow!(
-            "store {key}: {error}"
-        ))),
+        Created::Theirs(theirs, _) => Ok(theirs),
     }
 }
 
-pub async fn read_json<T: serde::de::DeserializeOwned>(
-    claims: &kv::Store,
-    key: &str,
+async fn read_json<T: serde::de::DeserializeOwned>(
+    bucket: &kv::Store,
+    key: Key,
 ) -> Result<Option<T>, StageError> {
-    let bytes = claims
-        .get(key)
+    claims::read(bucket, &key.to_string(), "claim")
         .await
-        .map_err(|error| StageError::Transient(anyhow::anyhow!("read {key}: {error}")))?;
-    match bytes {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|error| StageError::Transient(anyhow::anyhow!("decode {key}: {error}"))),
-    }
+        .map(|found| found.map(|(value, _)| value))
+        .map_err(StageError::Transient)
 }
 
 /// A request on `wingman.authority.token`. Only the gateway may publish there
@@ -351,7 +331,7 @@ async fn serve_token_requests(
         async move {
             match serde_json::from_slice::<TokenRequest>(&payload) {
                 Err(error) => json!({ "error": format!("invalid token request: {error}"), "code": "invalid_token_request" }),
-                Ok(asked) => match read_json::<Minted>(&deps.claims, &format!("minted.{}", asked.request_id)).await {
+                Ok(asked) => match read_json::<Minted>(&deps.claims, Key::Minted(asked.request_id)).await {
                     Ok(minted) => match hand_out(asked.request_id, minted.as_ref(), &asked.principal) {
                         Ok(minted) => {
                             json!({ "token": minted.token, "token_id": minted.token_id, "expires_at": minted.expires_at })

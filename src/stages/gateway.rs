@@ -33,13 +33,14 @@ use uuid::Uuid;
 use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
 use crate::bus::publish::{Outgoing, publish_all};
+use crate::bus::step::Step;
+use crate::claims::{self, Created, Key};
 use crate::docker::{DockerOperation, parse_command_line};
 use crate::engine::{Engine, ExecutionResult, Limits};
 use crate::events::{AuditKind, ExecJob, ExecutionOutput, REFUSED, Stage};
 use crate::metrics;
 use crate::policy::Policy;
 use crate::request::{Environment, Request};
-use crate::stages::Step;
 use crate::status::Status;
 use crate::token::{self, Expected, Presenter, VerifyKey};
 
@@ -182,7 +183,7 @@ pub async fn execute(
     if let Err(refusal) = deps.policy.check_operation(request.environment, &operation) {
         return refuse("policy", refusal.to_string());
     }
-    let key = format!("exec.{}", claims.token_id);
+    let key = Key::Exec(claims.token_id).to_string();
     if let Some((claim, _)) = read_claim(&deps.claims, &key).await? {
         return replay(
             &step,
@@ -248,12 +249,12 @@ pub async fn execute(
         result: None,
         duration_ms: None,
     };
-    let revision = match deps.claims.create(&key, to_bytes(&claim)?).await {
-        Ok(revision) => revision,
-        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-            let (claim, _) = read_claim(&deps.claims, &key)
-                .await?
-                .ok_or_else(|| StageError::Transient(anyhow::anyhow!("{key} vanished")))?;
+    let revision = match claims::create_once(&deps.claims, &key, &claim, "the execution claim")
+        .await
+        .map_err(StageError::Transient)?
+    {
+        Created::Ours(revision) => revision,
+        Created::Theirs(claim, _) => {
             return replay(
                 &step,
                 &claim,
@@ -263,11 +264,6 @@ pub async fn execute(
                 claims.token_id,
                 deps.running_lease,
             );
-        }
-        Err(error) => {
-            return Err(StageError::Transient(anyhow::anyhow!(
-                "claim {key}: {error}"
-            )));
         }
     };
     crate::failpoint::hit("gateway_after_claim").await;
@@ -482,14 +478,7 @@ fn to_bytes(claim: &ExecClaim) -> Result<Bytes, StageError> {
 }
 
 async fn read_claim(claims: &kv::Store, key: &str) -> Result<Option<(ExecClaim, u64)>, StageError> {
-    let entry = claims
-        .entry(key)
+    claims::read(claims, key, "the execution claim")
         .await
-        .map_err(|error| StageError::Transient(anyhow::anyhow!("read {key}: {error}")))?;
-    match entry.filter(|entry| entry.operation == kv::Operation::Put) {
-        None => Ok(None),
-        Some(entry) => serde_json::from_slice(&entry.value)
-            .map(|claim| Some((claim, entry.revision)))
-            .map_err(|error| StageError::Transient(anyhow::anyhow!("decode {key}: {error}"))),
-    }
+        .map_err(StageError::Transient)
 }

@@ -4,7 +4,7 @@
 //!    then scores it and decides ([`crate::stages::validator`]): AUTO_APPROVED,
 //!    AUTO_REJECTED or PENDING (outside the rollout cohort, or when validation fails).
 //! 2. Consumes `wingman.requests.submitted.<principal>`, where the subject's suffix is who
-//!    submitted ([`crate::identity::Principal`], proven by the server's permissions, recorded
+//!    submitted ([`crate::principal::Principal`], proven by the server's permissions, recorded
 //!    as `submitted_by`); publishes per request one audit message (`request_received` and
 //!    `request_validated`, on `wingman.audit.intake.request_received`), one status event with
 //!    the decision, and `wingman.requests.validated.<route>` only when a stage acts on it
@@ -20,19 +20,20 @@
 use std::sync::Arc;
 
 use async_nats::jetstream::kv;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
 use crate::bus::publish::Outgoing;
+use crate::bus::step::Step;
+use crate::claims::{self, Created, Key};
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Stage};
-use crate::identity::Principal;
 use crate::metrics;
+use crate::principal::Principal;
 use crate::request::{Request, parse_request};
-use crate::stages::Step;
 use crate::stages::validator::{Decided, Scoring};
 use crate::status::Status;
 
@@ -142,11 +143,12 @@ async fn admit(deps: &IntakeDeps, delivery: &Delivery) -> Result<Option<Request>
             ));
         }
     };
-    request.submitted_by = Principal::from_submit_subject(&deps.bus.subjects, &delivery.subject)
-        .map_err(|problem| {
-            metrics::request_invalid("unknown_principal");
-            StageError::permanent("unknown_principal", problem, Some(request.request_id))
-        })?;
+    request.submitted_by =
+        Principal::from_submit_subject(&deps.bus.subjects.submitted_base(), &delivery.subject)
+            .map_err(|problem| {
+                metrics::request_invalid("unknown_principal");
+                StageError::permanent("unknown_principal", problem, Some(request.request_id))
+            })?;
     tracing::Span::current().record("request_id", tracing::field::display(request.request_id));
     match claim(deps, &request, delivery).await? {
         Claim::Ours => {}
@@ -233,29 +235,20 @@ async fn claim(
     request: &Request,
     delivery: &Delivery,
 ) -> Result<Claim, StageError> {
-    let key = format!("intake.{}", request.request_id);
+    let key = Key::Intake(request.request_id).to_string();
     // Who submitted is part of the content: the same id from another principal is a
     // conflict, never a silent duplicate of somebody else's request.
     let fingerprint = hex::encode(Sha256::digest(
         format!("{}\n{}", request.submitted_by, request.to_public_json()).as_bytes(),
     ));
     let value = json!({ "stream_sequence": delivery.stream_sequence, "fingerprint": fingerprint });
-    match deps.claims.create(&key, value.to_string().into()).await {
-        Ok(_) => return Ok(Claim::Ours),
-        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
-        Err(error) => {
-            return Err(StageError::Transient(anyhow::anyhow!(
-                "claim {key}: {error}"
-            )));
-        }
-    }
-    let stored = deps
-        .claims
-        .get(&key)
+    let stored = match claims::create_once(&deps.claims, &key, &value, "the request id")
         .await
-        .map_err(|error| StageError::Transient(anyhow::anyhow!("read claim {key}: {error}")))?
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .unwrap_or(Value::Null);
+        .map_err(StageError::Transient)?
+    {
+        Created::Ours(_) => return Ok(Claim::Ours),
+        Created::Theirs(stored, _) => stored,
+    };
     if stored["stream_sequence"].as_u64() == Some(delivery.stream_sequence) {
         Ok(Claim::Ours)
     } else if stored["fingerprint"].as_str() == Some(fingerprint.as_str()) {

@@ -307,3 +307,95 @@ fn record_scores(validation: &Validation) {
     );
     metrics::validator_score("composite", f64::from(scores.composite.score));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validation::test_support::{GOOD_DESCRIPTION, request};
+
+    fn everyone() -> Rollout {
+        Rollout {
+            enabled: true,
+            percent: 100,
+            updated_by: "test".into(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn scoring() -> Scoring {
+        Scoring {
+            validator: Arc::new(Validator::with_defaults()),
+            rollout: RolloutView::fixed(everyone()),
+            approval_ttl: Duration::from_secs(3600),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// ARCHITECTURE.md: "A validator that fails never approves". A request the validators
+    /// auto-approve when they work goes to a human, with the error, when they panic, time out
+    /// or lose its result — in the cohort and in the shadow run alike.
+    #[tokio::test]
+    async fn a_validator_that_fails_never_approves() {
+        let scoring = scoring();
+        let rollout = everyone();
+        let request = request(
+            "dev",
+            Some("docker restart api"),
+            "Restart the api container after the memory leak",
+            GOOD_DESCRIPTION,
+        );
+        let published = Utc::now();
+        let working = scoring.decide_all(&rollout, &[(&request, published)]).await;
+        assert_eq!(working[0].status, Status::AutoApproved, "the control case");
+
+        let cohort = rollout.cohort(request.request_id);
+        assert!(cohort.applied);
+        for (code, reason) in [
+            ("panic", "a validator panicked"),
+            ("timeout", "validation took longer than 30000 ms"),
+            ("lost", "validation lost its result"),
+        ] {
+            let failed = scoring.decided(
+                &rollout,
+                &request,
+                published,
+                cohort,
+                Some(Err((code, reason.to_string()))),
+            );
+            assert_eq!(failed.status, Status::Pending, "{code}");
+            assert!(
+                failed.expires_at.is_some(),
+                "{code}: a human has a deadline"
+            );
+            assert_eq!(failed.route(&request), Some(Route::Human), "{code}");
+            let event = failed.event(request.clone());
+            assert_eq!(event.validation_error.as_deref(), Some(reason), "{code}");
+            assert_eq!(
+                failed.audit_data()["validation_error"],
+                json!(true),
+                "{code}"
+            );
+
+            // Outside the cohort the shadow run's failure is never a shadow approval either.
+            let shadow = shadow_of(&request, Err((code, reason.to_string())));
+            let mut outside = scoring.decided(
+                &rollout,
+                &request,
+                published,
+                Cohort {
+                    applied: false,
+                    ..cohort
+                },
+                None,
+            );
+            outside.shadow = Some(shadow);
+            assert_eq!(outside.status, Status::Pending, "{code}");
+            assert_eq!(outside.shadow_decision(), None, "{code}");
+            assert_eq!(
+                outside.audit_data()["validation_error"],
+                json!(true),
+                "{code}"
+            );
+        }
+    }
+}

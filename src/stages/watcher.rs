@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -28,13 +27,13 @@ use uuid::Uuid;
 
 use crate::bus::Bus;
 use crate::bus::publish::publish_all;
+use crate::bus::step::Step;
+use crate::claims::{self, Created, DecisionClaim, Key};
 use crate::envelope::RequestId;
 use crate::events::{AuditKind, Stage};
 use crate::metrics;
 use crate::report;
-use crate::rollout::RolloutStore;
-use crate::stages::Step;
-use crate::stages::authority::DecisionClaim;
+use crate::rollout::{GuardAction, RolloutStore};
 use crate::status::Status;
 use crate::telegram::TelegramClient;
 
@@ -85,15 +84,6 @@ impl Default for GuardSettings {
 
 /// The author the guard's rollout changes carry.
 pub const GUARD_AUTHOR: &str = "watcher (rollout guard)";
-
-/// The guard's last look, kept in the rollout bucket (key `guard`) for `wingman rollout report`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GuardAction {
-    pub at: DateTime<Utc>,
-    /// `lowered`, `insufficient_data` or `ok`.
-    pub action: String,
-    pub detail: String,
-}
 
 /// Runs the clock, the rollout change desk and the rollout audit until `shutdown`.
 pub async fn run(deps: WatcherDeps, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -146,28 +136,13 @@ pub async fn expire_due(deps: &WatcherDeps) -> anyhow::Result<usize> {
             approvers: vec!["watcher".into()],
             at: expires_at,
         };
-        let key = format!("decision.{request_id}");
-        match deps
-            .claims
-            .create(&key, serde_json::to_vec(&claim)?.into())
-            .await
-        {
-            Ok(_) => {}
-            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-                // Decided in time by a human (the recorder will catch up), or expired by us
-                // before a crash: only the latter is (re)announced.
-                let existing: Option<DecisionClaim> = deps
-                    .claims
-                    .get(&key)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-                if existing.map(|claim| claim.decision) != Some(Status::Expired) {
-                    continue;
-                }
-            }
-            Err(error) => anyhow::bail!("claim {key}: {error}"),
+        let key = Key::Decision(request_id).to_string();
+        match claims::create_once(&deps.claims, &key, &claim, "the expiry").await? {
+            Created::Ours(_) => {}
+            // Decided in time by a human (the recorder will catch up), or expired by us
+            // before a crash: only the latter is (re)announced.
+            Created::Theirs(existing, _) if existing.decision != Status::Expired => continue,
+            Created::Theirs(..) => {}
         }
         let step = Step {
             subjects: &deps.bus.subjects,
@@ -211,7 +186,7 @@ async fn report_backlog(deps: &WatcherDeps) {
         };
         // Without Telegram nobody reads the prompt updates (the approvals worker does not
         // start that consumer), so its backlog is by design, not a stalled stage.
-        if name == crate::stages::approvals::PROMPT_UPDATES && deps.telegram.is_none() {
+        if name == crate::bus::topology::PROMPT_UPDATES && deps.telegram.is_none() {
             continue;
         }
         let Ok(stream) = deps.bus.js.get_stream(&def.stream).await else {
@@ -234,7 +209,7 @@ async fn report_backlog(deps: &WatcherDeps) {
 async fn report_phase(deps: &WatcherDeps) {
     let current = deps.rollout.current().await.ok().map(|(flags, _)| flags);
     match report::current_phase(&deps.pool, current.as_ref(), &deps.phases).await {
-        Ok(phase) => metrics::rollout_phase(&phase),
+        Ok(phase) => metrics::rollout_phase(&phase.gauges()),
         Err(error) => {
             tracing::warn!(error = %format!("{error:#}"), "could not judge the rollout phase");
         }

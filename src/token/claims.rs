@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::envelope::RequestId;
-use crate::identity::Principal;
+use crate::principal::Principal;
 use crate::request::Environment;
 use crate::token::TokenError;
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod bounds;
 mod check;
 mod check_validators;
 mod sections;

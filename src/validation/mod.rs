@@ -38,7 +38,7 @@ mod calibration;
 #[cfg(test)]
 mod corpus;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use config::{
     ActionKeywords, CodeScannerConfig, CommandSeverity, ConfigError, ContentQualityConfig,

@@ -262,11 +262,15 @@ async fn the_gateway_refuses_every_forged_stale_or_mismatched_job_with_its_reaso
     wait_for_status(&env, request_id, "SUCCEEDED").await;
     let (_, restarted_at) = docker::state(&name).await.unwrap();
     assert_ne!(restarted_at, started_before);
-    let minted: stages::authority::Minted =
-        stages::authority::read_json(&env.claims().await, &format!("minted.{request_id}"))
-            .await
-            .unwrap()
-            .unwrap();
+    let (minted, _): (stages::authority::Minted, u64) = wingman::claims::read(
+        &env.claims().await,
+        &wingman::claims::Key::Minted(wingman::envelope::RequestId::from_uuid(request_id))
+            .to_string(),
+        "the token",
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let request: Request = sqlx::query_scalar::<_, sqlx::types::Json<Value>>(
         "SELECT data->'request' FROM audit_events WHERE request_id = $1 AND kind = 'request_received'",
     )

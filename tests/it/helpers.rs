@@ -555,7 +555,7 @@ impl TestEnv {
         let address = listener.local_addr().unwrap();
         let token = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
-            let router = wingman::api::router(state);
+            let router = wingman::web::router(state);
             axum::serve(
                 listener,
                 router.into_make_service_with_connect_info::<SocketAddr>(),

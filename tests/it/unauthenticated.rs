@@ -35,7 +35,7 @@ async fn spawn_api_with(env: &mut TestEnv, limits: ThrottleLimits) -> SocketAddr
     let token = env.shutdown.clone();
     tokio::spawn(async move {
         let router =
-            wingman::api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+            wingman::web::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let _ = axum::serve(listener, router)
             .with_graceful_shutdown(token.cancelled_owned())
             .await;

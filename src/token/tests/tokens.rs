@@ -7,7 +7,7 @@ use pasetors::version4::{PublicToken, V4};
 
 use super::{ARGV_HASH, OTHER_ARGV_HASH, base64url, expected_for, now, sample_claims};
 use crate::envelope::RequestId;
-use crate::identity::Principal;
+use crate::principal::Principal;
 use crate::request::Environment;
 use crate::token::claims::Payload;
 use crate::token::{

@@ -1,7 +1,9 @@
 //! Checks of the four validators' config sections, each error naming its key.
 
 use crate::validation::config::ConfigError;
-use crate::validation::config::check::{at_least, between, env_points, invalid, keywords, percent};
+use crate::validation::config::bounds::{
+    at_least, between, env_points, invalid, keywords, percent,
+};
 use crate::validation::config::sections::operation_names;
 use crate::validation::config::validator_sections::{
     ContentQualityConfig, DependencyConfig, SemanticConfig,

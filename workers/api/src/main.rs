@@ -5,7 +5,7 @@
 use anyhow::Context as _;
 use wingman::access::ApiKeys;
 use wingman::access::guard::Guard;
-use wingman::api::{self, ApiState};
+use wingman::api::ApiState;
 use wingman::events::Stage;
 use wingman::worker::Worker;
 
@@ -42,7 +42,7 @@ async fn run() -> anyhow::Result<()> {
     worker
         .run(async move {
             // The peer address names the source of refused calls (their audit is rate-limited).
-            let router = api::router(state);
+            let router = wingman::web::router(state);
             axum::serve(
                 listener,
                 router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
