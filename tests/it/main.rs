@@ -5,6 +5,7 @@ mod alerting;
 mod api;
 mod api_fuzz;
 mod approvals;
+mod architecture;
 mod audit;
 mod audit_forgery;
 mod cli;
