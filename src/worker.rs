@@ -15,6 +15,67 @@ use crate::events::Stage;
 use crate::readiness::Readiness;
 use crate::shutdown::Shutdown;
 
+/// A long-running worker. Its stage's word names everything else: the compose service, the
+/// NATS user, the Prometheus job, the binary (`wingman-<stage>`, crate `workers/<stage>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSpec {
+    pub stage: Stage,
+    /// `/metrics` and `/health` (`METRICS_PORT` overrides it).
+    pub ops_port: u16,
+}
+
+impl WorkerSpec {
+    /// The stage word: compose service, NATS user, Prometheus job.
+    pub fn name(self) -> &'static str {
+        self.stage.as_str()
+    }
+
+    /// The binary: `wingman-<stage>`.
+    pub fn binary(self) -> String {
+        format!("wingman-{}", self.name())
+    }
+}
+
+/// The one list of workers and their ops ports. The worker mains start from it; the
+/// deployment files (compose, Prometheus, NATS users, the dev script) are checked against it
+/// (`deploy::every_worker_of_the_one_list_is_built_deployed_scraped_and_checked`). 9102 was
+/// the validator's, which is now part of intake.
+pub const WORKERS: [WorkerSpec; 7] = [
+    WorkerSpec {
+        stage: Stage::Intake,
+        ops_port: 9101,
+    },
+    WorkerSpec {
+        stage: Stage::Approvals,
+        ops_port: 9103,
+    },
+    WorkerSpec {
+        stage: Stage::Authority,
+        ops_port: 9104,
+    },
+    WorkerSpec {
+        stage: Stage::Gateway,
+        ops_port: 9105,
+    },
+    WorkerSpec {
+        stage: Stage::Recorder,
+        ops_port: 9106,
+    },
+    WorkerSpec {
+        stage: Stage::Watcher,
+        ops_port: 9107,
+    },
+    WorkerSpec {
+        stage: Stage::Api,
+        ops_port: 9108,
+    },
+];
+
+/// The worker of `stage`; `None` for a stage that is no worker (the CLI).
+pub fn spec(stage: Stage) -> Option<WorkerSpec> {
+    WORKERS.into_iter().find(|worker| worker.stage == stage)
+}
+
 /// How long a stopping worker waits for its tasks (below compose's 30 s grace period).
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -62,8 +123,11 @@ pub struct Worker {
 impl Worker {
     /// Connects to NATS, ensures the declared topology (unless `WINGMAN_ENSURE_TOPOLOGY=0`)
     /// and serves `/metrics` on
-    /// `METRICS_PORT` (default `default_port`; 0 picks a free one).
-    pub async fn start(stage: Stage, default_port: u16) -> anyhow::Result<Self> {
+    /// `METRICS_PORT` (default: the stage's port in [`WORKERS`]; 0 picks a free one).
+    pub async fn start(stage: Stage) -> anyhow::Result<Self> {
+        let default_port = spec(stage)
+            .with_context(|| format!("{} is not a worker", stage.as_str()))?
+            .ops_port;
         let settings = Settings::from_env()?;
         crate::telemetry::init(&format!("wingman-{}", stage.as_str()), "info");
         let metrics = crate::metrics::install()?;

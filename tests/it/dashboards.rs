@@ -12,16 +12,6 @@ use crate::fake_telegram::FakeTelegram;
 use crate::helpers::{APPROVER_CHAT, READ_KEY, TestEnv, text, wait_for_status, well_explained};
 use crate::observability::{Prometheus, WorkerProcess, free_port, poll, repo_path, spawn_workers};
 
-const WORKERS: [&str; 7] = [
-    "intake",
-    "approvals",
-    "authority",
-    "gateway",
-    "recorder",
-    "watcher",
-    "api",
-];
-
 /// Grafana's variables, replaced the way a Grafana over this short run would resolve them.
 const VARIABLES: [(&str, &str); 4] = [
     ("$__rate_interval", "5m"),
@@ -216,9 +206,13 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
     let api_url = telegram.api_url();
     let api = format!("127.0.0.1:{}", free_port());
     let api_port = api.rsplit(':').next().unwrap().to_string();
+    let every_worker: Vec<&str> = wingman::worker::WORKERS
+        .iter()
+        .map(|worker| worker.name())
+        .collect();
     let workers: Vec<WorkerProcess> = spawn_workers(
         &env,
-        &WORKERS,
+        &every_worker,
         &[
             ("API_PORT", &api_port),
             ("ALLOWED_ENVIRONMENTS", "dev,prd"),

@@ -10,16 +10,14 @@ use uuid::Uuid;
 
 use crate::helpers::TestEnv;
 
-/// The long-running Wingman workers, by compose service name (= stage word).
-const WORKERS: &[&str] = &[
-    "intake",
-    "approvals",
-    "authority",
-    "gateway",
-    "recorder",
-    "watcher",
-    "api",
-];
+/// The long-running Wingman workers, by compose service name (= stage word), from the one
+/// list (`wingman::worker::WORKERS`).
+fn workers() -> Vec<&'static str> {
+    wingman::worker::WORKERS
+        .iter()
+        .map(|worker| worker.name())
+        .collect()
+}
 
 fn repo_file(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
@@ -93,8 +91,8 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 #[test]
 fn only_the_gateway_has_the_docker_socket_and_only_the_authority_the_signing_key() {
     let services = compose();
-    for worker in WORKERS {
-        assert!(services.contains_key(*worker), "no `{worker}` service");
+    for worker in workers() {
+        assert!(services.contains_key(worker), "no `{worker}` service");
     }
     assert_eq!(with(&services, "docker.sock"), set(&["gateway"]));
     assert_eq!(with(&services, "token_signing_key"), set(&["authority"]));
@@ -179,8 +177,8 @@ fn every_service_is_on_the_network_and_every_worker_is_checked_and_on_its_own_na
             );
         }
     }
-    for worker in WORKERS {
-        let service = &services[*worker];
+    for worker in workers() {
+        let service = &services[worker];
         let env = environment(service);
         assert_eq!(
             service["restart"].as_str(),
@@ -194,7 +192,7 @@ fn every_service_is_on_the_network_and_every_worker_is_checked_and_on_its_own_na
             probe.starts_with("CMD wingman health http://127.0.0.1:") && probe.ends_with("/health"),
             "{worker}: healthcheck {probe}"
         );
-        assert_eq!(env.get("NATS_USER").map(String::as_str), Some(*worker));
+        assert_eq!(env.get("NATS_USER").map(String::as_str), Some(worker));
         let secret = format!("nats_{worker}_password");
         assert_eq!(
             env["NATS_PASSWORD_FILE"],
@@ -216,25 +214,104 @@ fn every_service_is_on_the_network_and_every_worker_is_checked_and_on_its_own_na
         );
     }
     assert_eq!(with(&services, "nats_admin_password"), set(&["setup-nats"]));
-    // The ops ports README lists, listening inside the container's network.
-    let ports = [
-        ("intake", "9101"),
-        ("approvals", "9103"),
-        ("authority", "9104"),
-        ("gateway", "9105"),
-        ("recorder", "9106"),
-        ("watcher", "9107"),
-        ("api", "9108"),
-    ];
-    for (worker, port) in ports {
-        let env = environment(&services[worker]);
+    // The ops ports of the one list, listening inside the container's network.
+    for worker in wingman::worker::WORKERS {
+        let env = environment(&services[worker.name()]);
         assert_eq!(
             (env["METRICS_PORT"].as_str(), env["METRICS_HOST"].as_str()),
-            (port, "0.0.0.0")
+            (worker.ops_port.to_string().as_str(), "0.0.0.0")
         );
     }
     assert_eq!(environment(&services["api"])["API_HOST"], "0.0.0.0");
     assert_eq!(environment(&services["gateway"])["GATEWAY_HOST"], "0.0.0.0");
+}
+
+/// The list of workers exists once (`wingman::worker::WORKERS`); every other place that
+/// names them is held to it, both ways: a worker crate per entry, a compose service running
+/// its binary with its healthcheck on its ops port, a Prometheus job scraping that port, a
+/// NATS user, and the dev script's scrape list; and no worker anywhere that the list lacks.
+#[test]
+fn every_worker_of_the_one_list_is_built_deployed_scraped_and_checked() {
+    let listed: BTreeSet<String> = workers().into_iter().map(String::from).collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+
+    let crates: BTreeSet<String> = std::fs::read_dir(root.join("workers"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(crates, listed, "workers/ and the list differ");
+
+    let services = compose();
+    let running: BTreeSet<String> = services
+        .iter()
+        .filter_map(|(name, service)| {
+            let command = strings(&service["command"]);
+            let binary = command.first()?.strip_prefix("wingman-")?.to_string();
+            assert_eq!(&binary, name, "service {name} runs another worker's binary");
+            Some(binary)
+        })
+        .collect();
+    assert_eq!(
+        running, listed,
+        "the compose file's workers and the list differ"
+    );
+
+    let scrape: Value = serde_yaml_ng::from_str(&repo_file("grafana/prometheus.yml")).unwrap();
+    let mut jobs = BTreeMap::new();
+    for job in scrape["scrape_configs"].as_sequence().unwrap() {
+        let name = job["job_name"].as_str().unwrap().to_string();
+        let targets = strings(&job["static_configs"][0]["targets"]);
+        jobs.insert(name, targets);
+    }
+    let auth = repo_file("nats/auth.conf");
+    let dev = repo_file("scripts/dev");
+    for worker in wingman::worker::WORKERS {
+        let name = worker.name();
+        let port = worker.ops_port;
+        let manifest = repo_file(&format!("workers/{name}/Cargo.toml"));
+        assert!(
+            manifest.contains(&format!("name = \"{}\"", worker.binary())),
+            "workers/{name} does not build {}",
+            worker.binary()
+        );
+        // The gateway's and the API's healthchecks ask their HTTP face (whose /health checks
+        // the same dependencies), so they also prove that face serves; every other worker's
+        // asks its ops port.
+        let checked = match worker.stage {
+            wingman::events::Stage::Gateway => "${GATEWAY_PORT:-5001}".to_string(),
+            wingman::events::Stage::Api => environment(&services[name])["API_PORT"].clone(),
+            _ => port.to_string(),
+        };
+        let probe = strings(&services[name]["healthcheck"]["test"]).join(" ");
+        assert_eq!(
+            probe,
+            format!("CMD wingman health http://127.0.0.1:{checked}/health"),
+            "{name}: its healthcheck asks another port"
+        );
+        assert_eq!(
+            jobs.get(name),
+            Some(&vec![format!("{name}:{port}")]),
+            "grafana/prometheus.yml does not scrape {name} on {port}"
+        );
+        assert!(
+            auth.contains(&format!("{{ user: {name}, ")),
+            "nats/auth.conf lacks {name}"
+        );
+        assert!(
+            dev.contains(&format!(" {name}:{port}")),
+            "scripts/dev does not scrape {name}:{port}"
+        );
+    }
+    let other_jobs: BTreeSet<&str> = jobs
+        .keys()
+        .map(String::as_str)
+        .filter(|job| !listed.contains(*job))
+        .collect();
+    assert_eq!(
+        other_jobs,
+        BTreeSet::from(["alertmanager", "prometheus"]),
+        "a scrape job for a worker the list lacks"
+    );
 }
 
 #[test]

@@ -9,19 +9,25 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
+use wingman::events::Stage;
+
 use crate::helpers::{BusOptions, TestEnv, worker_binary};
 use crate::nats_server::{free_port, nats_server_binary};
 
-/// Every worker, with the dependency its `/health` must name beside NATS.
-const WORKERS: &[(&str, &str)] = &[
-    ("wingman-intake", "consumers"),
-    ("wingman-approvals", "consumers"),
-    ("wingman-authority", "consumers"),
-    ("wingman-gateway", "docker"),
-    ("wingman-recorder", "postgres"),
-    ("wingman-watcher", "postgres"),
-    ("wingman-api", "postgres"),
-];
+/// Every worker (binary), with the dependency its `/health` must name beside NATS.
+fn every_worker() -> Vec<(String, &'static str)> {
+    wingman::worker::WORKERS
+        .iter()
+        .map(|worker| {
+            let named = match worker.stage {
+                Stage::Gateway => "docker",
+                Stage::Recorder | Stage::Watcher | Stage::Api => "postgres",
+                _ => "consumers",
+            };
+            (worker.binary(), named)
+        })
+        .collect()
+}
 
 /// A JetStream server without users: killed, it comes back on the same port with its store.
 struct JetStream {
@@ -88,13 +94,13 @@ impl Drop for JetStream {
 }
 
 struct Running {
-    name: &'static str,
+    name: String,
     named: &'static str,
     health: String,
     _child: Child,
 }
 
-fn spawn(env: &TestEnv, name: &'static str, named: &'static str, logs: &Path) -> Running {
+fn spawn(env: &TestEnv, name: &str, named: &'static str, logs: &Path) -> Running {
     let ops_port = free_port();
     let log = std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
     let child = Command::new(worker_binary(name))
@@ -108,7 +114,7 @@ fn spawn(env: &TestEnv, name: &'static str, named: &'static str, logs: &Path) ->
         .spawn()
         .unwrap_or_else(|error| panic!("start {name}: {error}"));
     Running {
-        name,
+        name: name.to_string(),
         named,
         health: format!("http://127.0.0.1:{ops_port}/health"),
         _child: child,
@@ -134,7 +140,7 @@ async fn wait_all(
     loop {
         let mut answers = Vec::new();
         for worker in workers {
-            answers.push((worker.name, health(client, &worker.health).await));
+            answers.push((worker.name.as_str(), health(client, &worker.health).await));
         }
         if answers
             .iter()
@@ -146,7 +152,7 @@ async fn wait_all(
                 .collect();
         }
         if tokio::time::Instant::now() > deadline {
-            let logs: Vec<String> = WORKERS
+            let logs: Vec<String> = every_worker()
                 .iter()
                 .map(|(name, _)| {
                     let text = std::fs::read_to_string(logs.join(format!("{name}.log")))
@@ -174,7 +180,7 @@ async fn every_worker_is_not_ready_while_nats_is_down_and_ready_again_when_it_is
     })
     .await;
     let logs = tempfile::tempdir().unwrap();
-    let workers: Vec<Running> = WORKERS
+    let workers: Vec<Running> = every_worker()
         .iter()
         .map(|(name, named)| spawn(&env, name, named, logs.path()))
         .collect();

@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let keys = ApiKeys::from_env()?;
-    let worker = Worker::start(Stage::Api, 9108).await?;
+    let worker = Worker::start(Stage::Api).await?;
     let pool = worker.settings.database.pool()?;
     worker.readiness.postgres(&pool);
     let state = ApiState {

@@ -33,7 +33,7 @@ async fn run() -> anyhow::Result<()> {
             )
         }
     };
-    let worker = Worker::start(Stage::Approvals, 9103).await?;
+    let worker = Worker::start(Stage::Approvals).await?;
     let pool = worker.settings.database.pool()?;
     worker
         .readiness

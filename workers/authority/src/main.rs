@@ -20,7 +20,7 @@ async fn run() -> anyhow::Result<()> {
         .context("WINGMAN_SIGNING_KEY_FILE must name the token signing key (create one with `wingman keygen`)")?;
     let signing_key =
         wingman::token::read_signing_key(key_file.as_ref()).context("WINGMAN_SIGNING_KEY_FILE")?;
-    let worker = Worker::start(Stage::Authority, 9104).await?;
+    let worker = Worker::start(Stage::Authority).await?;
     worker
         .readiness
         .consumers(&worker.bus, authority::CONSUMERS);

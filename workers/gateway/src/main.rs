@@ -44,7 +44,7 @@ async fn run() -> anyhow::Result<()> {
     let engine = Engine::connect(var("DOCKER_HOST").as_deref())
         .await
         .context("connect to the Docker Engine (DOCKER_HOST)")?;
-    let worker = Worker::start(Stage::Gateway, 9105).await?;
+    let worker = Worker::start(Stage::Gateway).await?;
     let claims = open_bucket(
         &worker.bus.js,
         &worker.bus.subjects.localize_name("wingman_claims"),

@@ -28,7 +28,7 @@ async fn run() -> anyhow::Result<()> {
         None => ValidationConfig::default_config(),
     };
     let validator = Arc::new(Validator::new(config).context("validation config")?);
-    let worker = Worker::start(Stage::Intake, 9101).await?;
+    let worker = Worker::start(Stage::Intake).await?;
     worker.readiness.consumers(&worker.bus, intake::CONSUMERS);
     let js = &worker.bus.js;
     let claims = open_bucket(js, &worker.bus.subjects.localize_name("wingman_claims")).await?;

@@ -9,7 +9,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let worker = Worker::start(Stage::Recorder, 9106).await?;
+    let worker = Worker::start(Stage::Recorder).await?;
     let pool = worker.settings.database.pool()?;
     worker.readiness.consumers(&worker.bus, recorder::CONSUMERS);
     worker.readiness.postgres(&pool);

@@ -40,7 +40,7 @@ async fn run() -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let worker = Worker::start(Stage::Watcher, 9107).await?;
+    let worker = Worker::start(Stage::Watcher).await?;
     let pool = worker.settings.database.pool()?;
     worker.readiness.postgres(&pool);
     let deps = WatcherDeps {
