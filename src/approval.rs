@@ -194,6 +194,9 @@ pub enum Refusal {
     Expired(String),
     #[error("{0} already approved; a different approver is needed")]
     SameApprover(String),
+    /// A withdrawal by someone other than the principal that submitted the request.
+    #[error("only {0}, who submitted it, may withdraw this request")]
+    NotRequester(String),
 }
 
 impl Refusal {
@@ -206,6 +209,7 @@ impl Refusal {
             Refusal::AlreadyDecided { .. } => "already_decided",
             Refusal::Expired(_) => "expired",
             Refusal::SameApprover(_) => "same_approver",
+            Refusal::NotRequester(_) => "not_requester",
         }
     }
 }
@@ -304,6 +308,62 @@ pub fn judge(
             overriding,
         })
     }
+}
+
+/// A withdrawal, as it travels on `<prefix>.requests.cancel.<principal>` (the subject, not the
+/// body, says who asks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawal {
+    pub request_id: RequestId,
+    /// Why, for the audit trail and the approvers' prompt.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The answer a withdrawal gets (the same shape as an API vote's).
+pub fn withdrawal_answer(result: &Result<DecisionClaim, Refusal>) -> VoteAnswer {
+    match result {
+        Ok(claim) => VoteAnswer {
+            outcome: Outcome::Applied,
+            message: format!("{} by {}", claim.decision, claim.approvers.join(", ")),
+            code: None,
+            status: Some(claim.decision),
+            decided_by: Some(claim.approvers.join(", ")),
+        },
+        Err(refusal) => answer(&Err(refusal.clone())),
+    }
+}
+
+/// The withdrawal rule, purely: only the principal that submitted a request withdraws it,
+/// and only while it waits for a decision (PENDING, before its deadline, nobody decided). An
+/// AUTO_REJECTED request is decided already (only an approver's override would run it).
+///
+/// # Errors
+/// The [`Refusal`] that applies: not the requester, already decided, auto-rejected, expired.
+pub fn judge_cancel(
+    record: &ApprovalRecord,
+    decided: Option<&DecisionClaim>,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    if record.request.submitted_by != *principal {
+        return Err(Refusal::NotRequester(
+            record.request.submitted_by.to_string(),
+        ));
+    }
+    if let Some(claim) = decided {
+        return Err(already(claim));
+    }
+    if record.status == Status::AutoRejected {
+        return Err(already_rejected_by_validators());
+    }
+    if let Some(expires_at) = record.expires_at.filter(|at| *at <= now) {
+        return Err(Refusal::Expired(
+            expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the request is the approver's own: who submitted it, as authenticated. Only where
@@ -586,6 +646,105 @@ impl Desk {
             waited.to_std().unwrap_or_default(),
         );
         Ok(())
+    }
+
+    /// Withdraws a request for `principal`, which the subject it asked on proves (see
+    /// [`crate::bus::subjects::Subjects::cancel`]): claims the decision CANCELLED (so it races
+    /// votes and the expiry fairly: the first wins), then publishes the `request_cancelled`
+    /// audit event and the CANCELLED status event. Refusals are audited.
+    pub async fn cancel(
+        &self,
+        principal: &Principal,
+        request_id: RequestId,
+        note: Option<String>,
+    ) -> anyhow::Result<Result<DecisionClaim, Refusal>> {
+        let outcome = self.try_cancel(principal, request_id, note).await?;
+        if let Err(refusal) = &outcome {
+            let kind = if matches!(refusal, Refusal::NotRequester(_)) {
+                AuditKind::AccessDenied
+            } else {
+                AuditKind::DecisionRefused
+            };
+            let data = json!({
+                "principal": principal.to_string(),
+                "action": "cancel",
+                "code": refusal.code(),
+                "reason": refusal.to_string(),
+            });
+            crate::bus::step::publish_audit(
+                &self.bus,
+                Some(request_id),
+                kind,
+                Stage::Approvals,
+                &self.actor,
+                data,
+            )
+            .await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn try_cancel(
+        &self,
+        principal: &Principal,
+        request_id: RequestId,
+        note: Option<String>,
+    ) -> anyhow::Result<Result<DecisionClaim, Refusal>> {
+        let Some((record, _)) = self.record(request_id).await? else {
+            return Ok(Err(Refusal::Unknown(request_id)));
+        };
+        let decided = self.decision(request_id).await?;
+        if let Err(refusal) = judge_cancel(&record, decided.as_ref(), principal, Utc::now()) {
+            return Ok(Err(refusal));
+        }
+        let claim = DecisionClaim {
+            decision: Status::Cancelled,
+            approvers: vec![principal.to_string()],
+            at: crate::envelope::now(),
+        };
+        let key = Key::Decision(request_id).to_string();
+        if let Created::Theirs(winner, _) =
+            claims::create_once(&self.claims, &key, &claim, "the withdrawal").await?
+        {
+            return Ok(Err(already(&winner)));
+        }
+        let step = Step {
+            subjects: &self.bus.subjects,
+            stage: Stage::Approvals,
+            actor: &self.actor,
+            request_id,
+            origin: claim.at,
+        };
+        let by = principal.to_string();
+        let note = note
+            .as_deref()
+            .map(str::trim)
+            .filter(|note| !note.is_empty());
+        let mut details = Map::new();
+        details.insert("decided_by".into(), json!(by));
+        if let Some(note) = note {
+            details.insert("note".into(), json!(note));
+        }
+        publish_all(
+            &self.bus.js,
+            &[
+                step.audit(
+                    AuditKind::RequestCancelled,
+                    Some(Status::Cancelled),
+                    json!({
+                        "cancelled_by": by,
+                        "decided_by": by,
+                        "decided_at": claim.at,
+                        "note": note,
+                        "environment": record.request.environment.as_str(),
+                    }),
+                ),
+                step.status(Status::Cancelled.as_str(), details),
+            ],
+        )
+        .await?;
+        crate::metrics::request_cancelled(record.request.environment.as_str());
+        Ok(Ok(claim))
     }
 
     async fn audit_refusal(

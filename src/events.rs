@@ -154,6 +154,8 @@ pub enum AuditKind {
     ApprovalDecided,
     DecisionRefused,
     RequestExpired,
+    /// The principal that submitted a request withdrew it before a decision (`wingman cancel`).
+    RequestCancelled,
     TokenMinted,
     TokenRefused,
     ExecutionStarted,
@@ -163,13 +165,14 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 12] = [
+    pub const ALL: [AuditKind; 13] = [
         AuditKind::RequestReceived,
         AuditKind::MessageRejected,
         AuditKind::RequestValidated,
         AuditKind::ApprovalDecided,
         AuditKind::DecisionRefused,
         AuditKind::RequestExpired,
+        AuditKind::RequestCancelled,
         AuditKind::TokenMinted,
         AuditKind::TokenRefused,
         AuditKind::ExecutionStarted,
@@ -195,6 +198,7 @@ impl AuditKind {
             }
             AuditKind::ApprovalDecided => &[Status::Approved, Status::Rejected],
             AuditKind::RequestExpired => &[Status::Expired],
+            AuditKind::RequestCancelled => &[Status::Cancelled],
             AuditKind::ExecutionStarted => &[Status::Executing],
             AuditKind::ExecutionFinished => {
                 &[Status::Succeeded, Status::Failed, Status::Indeterminate]
@@ -216,6 +220,7 @@ impl AuditKind {
             AuditKind::ApprovalDecided => "approval_decided",
             AuditKind::DecisionRefused => "decision_refused",
             AuditKind::RequestExpired => "request_expired",
+            AuditKind::RequestCancelled => "request_cancelled",
             AuditKind::TokenMinted => "token_minted",
             AuditKind::TokenRefused => "token_refused",
             AuditKind::ExecutionStarted => "execution_started",
@@ -246,6 +251,7 @@ pub const AUDIT_OWNERS: &[(Stage, &[AuditKind])] = &[
         Stage::Approvals,
         &[
             AuditKind::ApprovalDecided,
+            AuditKind::RequestCancelled,
             AuditKind::DecisionRefused,
             AuditKind::AccessDenied,
             AuditKind::MessageRejected,

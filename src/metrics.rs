@@ -33,6 +33,7 @@ pub const FALSE_POSITIVES: &str = "false_positives_total";
 pub const APPROVAL_DECISIONS: &str = "approval_decisions_total";
 pub const APPROVAL_LATENCY: &str = "approval_latency_seconds";
 pub const REQUESTS_EXPIRED: &str = "requests_expired_total";
+pub const REQUESTS_CANCELLED: &str = "requests_cancelled_total";
 pub const TOKENS_MINTED: &str = "tokens_minted_total";
 pub const TOKEN_REJECTIONS: &str = "token_rejections_total";
 pub const EXECUTIONS: &str = "executions_total";
@@ -196,6 +197,12 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         "counter",
         &["environment"],
         "PENDING requests that expired without a decision",
+    ),
+    (
+        REQUESTS_CANCELLED,
+        "counter",
+        &["environment"],
+        "PENDING requests their requester withdrew (wingman cancel, POST /requests/{id}/cancel)",
     ),
     (
         TOKENS_MINTED,
@@ -491,6 +498,10 @@ pub fn approval_latency(environment: &'static str, waited: Duration) {
 
 pub fn request_expired(environment: &'static str) {
     counter!(REQUESTS_EXPIRED, "environment" => environment).increment(1);
+}
+
+pub fn request_cancelled(environment: &'static str) {
+    counter!(REQUESTS_CANCELLED, "environment" => environment).increment(1);
 }
 
 pub fn consumer_pending(stage: &str, pending: u64) {

@@ -4,7 +4,8 @@
 //! each kept in its own column of `approval_requests`, so the decision stays readable after
 //! the request ran:
 //! - the decision (`status`): `RECEIVED → AUTO_APPROVED | AUTO_REJECTED | PENDING`,
-//!   `PENDING → APPROVED | REJECTED | EXPIRED`, `AUTO_REJECTED → APPROVED` (override);
+//!   `PENDING → APPROVED | REJECTED | EXPIRED | CANCELLED` (cancelled: withdrawn by the
+//!   principal that submitted it, `wingman cancel`), `AUTO_REJECTED → APPROVED` (override);
 //! - the execution (`execution_status`, NULL until the gateway starts):
 //!   `NULL → EXECUTING → SUCCEEDED | FAILED | INDETERMINATE`, only on an APPROVED or
 //!   AUTO_APPROVED row.
@@ -27,6 +28,7 @@ pub enum Status {
     Approved,
     Rejected,
     Expired,
+    Cancelled,
     Executing,
     Succeeded,
     Failed,
@@ -34,7 +36,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 11] = [
+    pub const ALL: [Status; 12] = [
         Status::Received,
         Status::AutoApproved,
         Status::AutoRejected,
@@ -42,6 +44,7 @@ impl Status {
         Status::Approved,
         Status::Rejected,
         Status::Expired,
+        Status::Cancelled,
         Status::Executing,
         Status::Succeeded,
         Status::Failed,
@@ -57,6 +60,7 @@ impl Status {
             Status::Approved => "APPROVED",
             Status::Rejected => "REJECTED",
             Status::Expired => "EXPIRED",
+            Status::Cancelled => "CANCELLED",
             Status::Executing => "EXECUTING",
             Status::Succeeded => "SUCCEEDED",
             Status::Failed => "FAILED",
@@ -70,7 +74,7 @@ impl Status {
             Status::Received => &[],
             Status::AutoApproved | Status::AutoRejected | Status::Pending => &[Status::Received],
             Status::Approved => &[Status::Pending, Status::AutoRejected],
-            Status::Rejected | Status::Expired => &[Status::Pending],
+            Status::Rejected | Status::Expired | Status::Cancelled => &[Status::Pending],
             Status::Executing => &[Status::Approved, Status::AutoApproved],
             Status::Succeeded | Status::Failed | Status::Indeterminate => &[Status::Executing],
         }
@@ -103,6 +107,7 @@ impl Status {
         match self {
             Status::Rejected
             | Status::Expired
+            | Status::Cancelled
             | Status::Succeeded
             | Status::Failed
             | Status::Indeterminate => true,
@@ -120,7 +125,7 @@ impl fmt::Display for Status {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown status `{0}` (expected one of RECEIVED, AUTO_APPROVED, AUTO_REJECTED, PENDING, APPROVED, REJECTED, EXPIRED, EXECUTING, SUCCEEDED, FAILED, INDETERMINATE)"
+    "unknown status `{0}` (expected one of RECEIVED, AUTO_APPROVED, AUTO_REJECTED, PENDING, APPROVED, REJECTED, EXPIRED, CANCELLED, EXECUTING, SUCCEEDED, FAILED, INDETERMINATE)"
 )]
 pub struct UnknownStatus(String);
 

@@ -25,12 +25,12 @@ use crate::envelope::RequestId;
 use crate::identity::api_vote::{ApiVote, Outcome, VoteAnswer, check_note};
 
 /// How long the approvals worker has to answer a vote.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DecideBody {
-    reason: Option<String>,
+pub(crate) struct DecideBody {
+    pub(crate) reason: Option<String>,
 }
 
 #[utoipa::path(
@@ -91,21 +91,7 @@ async fn decide(
     verdict: Verdict,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request_id = crate::api::error::request_id(&request_id)?;
-    let body: DecideBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DecideBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(body) => body,
-            Err(error) => {
-                let invalid = ApiError::Invalid {
-                    field: Some("body".into()),
-                    code: "invalid_json",
-                    message: format!("body: expected {{\"reason\": \"...\"}}: {error}"),
-                };
-                return Err(audited(&state, request_id, &key_name, invalid).await);
-            }
-        }
-    };
+    let body = reason_body("decide", &state, request_id, &key_name, &body).await?;
     let answer = match cast(
         &state.bus,
         &key_name,
@@ -117,7 +103,7 @@ async fn decide(
     {
         Ok(answer) => answer,
         Err(error @ ApiError::Invalid { .. }) => {
-            return Err(audited(&state, request_id, &key_name, error).await);
+            return Err(audited("decide", &state, request_id, &key_name, error).await);
         }
         Err(error) => return Err(error),
     };
@@ -128,8 +114,35 @@ async fn decide(
     Ok((status, Json(value)))
 }
 
-/// Audits a vote refused for bad input (`message_rejected`, best effort) and returns the error.
-async fn audited(
+/// The `{"reason": "..."}` body of a vote or a withdrawal (empty: no reason); an invalid one
+/// is refused naming the field, and audited.
+pub(crate) async fn reason_body(
+    route: &'static str,
+    state: &ApiState,
+    request_id: RequestId,
+    key_name: &str,
+    body: &[u8],
+) -> Result<DecideBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DecideBody::default());
+    }
+    match serde_json::from_slice(body) {
+        Ok(body) => Ok(body),
+        Err(error) => {
+            let invalid = ApiError::Invalid {
+                field: Some("body".into()),
+                code: "invalid_json",
+                message: format!("body: expected {{\"reason\": \"...\"}}: {error}"),
+            };
+            Err(audited(route, state, request_id, key_name, invalid).await)
+        }
+    }
+}
+
+/// Audits a vote or a withdrawal refused for bad input (`message_rejected`, best effort) and
+/// returns the error.
+pub(crate) async fn audited(
+    route: &'static str,
     state: &ApiState,
     request_id: RequestId,
     key_name: &str,
@@ -141,7 +154,7 @@ async fn audited(
         message,
     } = &error
     {
-        crate::metrics::api_request("decide", 400);
+        crate::metrics::api_request(route, 400);
         let data = json!({
             "code": code, "field": field, "reason": message, "source": "api", "key_name": key_name,
         });

@@ -2,7 +2,8 @@
 //!
 //! Every route but `/health` needs an API key of its role (see [`crate::access`]):
 //! `POST /requests` submit; `GET /requests…` (the list, one request, its live events as
-//! Server-Sent Events) and `GET /metrics` read; `POST /requests/{id}/approve|reject` decide
+//! Server-Sent Events) and `GET /metrics` read; `POST /requests/{id}/cancel` submit (the key that
+//! submitted withdraws it, [`cancel`]); `POST /requests/{id}/approve|reject` decide
 //! ([`decide`]); `GET /openapi.json` (no key) describes them. The web console (`/console`,
 //! [`crate::console`]) is served beside it ([`crate::web`]), behind its own login with the
 //! same keys.
@@ -10,6 +11,7 @@
 //! It never holds the Docker socket and never writes Postgres: it publishes to NATS like any
 //! publisher and reads what the recorder wrote.
 
+pub mod cancel;
 pub mod decide;
 pub mod error;
 pub mod events;
@@ -51,6 +53,10 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
         .route(
             "/requests/{request_id}/output",
             get(requests::output).route_layer(needs(Role::Submit)),
+        )
+        .route(
+            "/requests/{request_id}/cancel",
+            post(cancel::cancel).route_layer(needs(Role::Submit)),
         )
         .route(
             "/requests/{request_id}/approve",

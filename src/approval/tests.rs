@@ -281,11 +281,12 @@ fn every_refusal_has_its_own_code() {
         already_rejected_by_validators(),
         Refusal::Expired("t".into()),
         Refusal::SameApprover("x".into()),
+        Refusal::NotRequester("x".into()),
     ]
     .iter()
     .map(Refusal::code)
     .collect();
-    assert_eq!(codes.len(), 7);
+    assert_eq!(codes.len(), 8);
 }
 
 #[test]
@@ -299,4 +300,56 @@ fn a_refusal_by_someone_elses_decision_names_them() {
     assert_eq!(answer.code.as_deref(), Some("already_decided"));
     assert_eq!(answer.decided_by.as_deref(), Some("alice"));
     assert!(answer.message.contains("already APPROVED by alice"));
+}
+
+/// The withdrawal rule: only the principal that submitted it, only while nobody decided,
+/// before its deadline, and never an auto-rejection.
+#[test]
+fn only_the_requester_withdraws_a_request_that_still_waits() {
+    let ci = Principal::Nats("ci".into());
+    let now = Utc::now();
+    let waiting = record("prd", Status::Pending, ci.clone());
+    assert_eq!(judge_cancel(&waiting, None, &ci, now), Ok(()));
+
+    let other = Principal::ApiKey("ci".into());
+    assert_eq!(
+        judge_cancel(&waiting, None, &other, now),
+        Err(Refusal::NotRequester("nats:ci".into())),
+        "the same name under another kind of credential is another principal"
+    );
+    assert!(matches!(
+        judge_cancel(&waiting, None, &Principal::Anonymous, now),
+        Err(Refusal::NotRequester(_))
+    ));
+
+    let claim = DecisionClaim {
+        decision: Status::Approved,
+        approvers: vec!["anna".into()],
+        at: now,
+    };
+    assert!(matches!(
+        judge_cancel(&waiting, Some(&claim), &ci, now),
+        Err(Refusal::AlreadyDecided { status: Status::Approved, ref by, .. }) if by == "anna"
+    ));
+    assert_eq!(
+        judge_cancel(
+            &record("dev", Status::AutoRejected, ci.clone()),
+            None,
+            &ci,
+            now
+        ),
+        Err(already_rejected_by_validators())
+    );
+    let mut late = waiting.clone();
+    late.expires_at = Some(now - Duration::minutes(1));
+    assert!(matches!(
+        judge_cancel(&late, None, &ci, now),
+        Err(Refusal::Expired(_))
+    ));
+    // Where nothing is authenticated (no NATS users), an anonymous request is anonymous's.
+    let local = record("dev", Status::Pending, Principal::Anonymous);
+    assert_eq!(
+        judge_cancel(&local, None, &Principal::Anonymous, now),
+        Ok(())
+    );
 }

@@ -24,7 +24,7 @@ Exit codes:
   0  done: submitted, approved, executed successfully, or the check holds
   1  error: bad input, a service unreachable, not ready
   2  usage: an unknown flag or an invalid value (the message names it)
-  3  refused: invalid, rejected, auto-rejected, expired, or a vote not applied
+  3  refused: invalid, rejected, auto-rejected, expired, cancelled, or a vote or withdrawal not applied
   4  failed: the command ran and failed or its outcome is unknown; a broken audit chain
   5  timed out: still not settled when the wait ended (the request goes on)
 
@@ -160,6 +160,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Withdraw a request you submitted while it waits for a decision (audited; refused with
+    /// exit 3 when it is not yours, already decided or expired): wingman cancel 0191e5a0 --reason "not needed"
+    Cancel(cli::cancel::CancelArgs),
     /// Approver identities: make your key, register or revoke approvers (admin), list them.
     Approvers {
         #[command(subcommand)]
@@ -590,6 +593,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Rollout { action } => rollout(&settings()?, action).await,
+        Command::Cancel(args) => cli::cancel::run(args, &settings()?).await,
         Command::Approvers { action } => approvers(&settings, action).await,
         Command::Audit { action } => {
             let pool = settings()?.database.pool()?;

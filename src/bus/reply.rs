@@ -25,6 +25,22 @@ where
     F: Fn(Bytes) -> Fut,
     Fut: Future<Output = Value>,
 {
+    serve_subjects(bus, subject, queue, shutdown, |_, payload| answer(payload)).await
+}
+
+/// [`serve`], for a wildcard `subject` whose matched subject says who asks (the last
+/// tokens of `<prefix>.requests.cancel.<principal>`): `answer` gets it with the payload.
+pub async fn serve_subjects<F, Fut>(
+    bus: &Bus,
+    subject: String,
+    queue: &str,
+    shutdown: CancellationToken,
+    answer: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(String, Bytes) -> Fut,
+    Fut: Future<Output = Value>,
+{
     let mut requests = bus
         .client
         .queue_subscribe(subject.clone(), queue.to_string())
@@ -38,7 +54,7 @@ where
         let Some(reply) = message.reply.clone() else {
             continue;
         };
-        let answer = answer(message.payload.clone()).await;
+        let answer = answer(message.subject.to_string(), message.payload.clone()).await;
         if let Err(error) = bus.client.publish(reply, answer.to_string().into()).await {
             tracing::warn!(%error, %subject, "could not answer a request");
         }

@@ -8,6 +8,7 @@ use crate::principal::Principal;
 pub use crate::config::DEFAULT_PREFIX;
 
 const SUBMITTED: &str = "requests.submitted";
+const CANCEL: &str = "requests.cancel";
 const VALIDATED: &str = "requests.validated";
 const DECIDED: &str = "approvals.decided";
 const EXEC_JOBS: &str = "exec.jobs";
@@ -55,6 +56,16 @@ impl Subjects {
     /// `<prefix>.requests.submitted`, the parent of every principal's submit subject.
     pub fn submitted_base(&self) -> String {
         self.subject(SUBMITTED)
+    }
+    /// Core request-reply: where `principal` asks to withdraw a request it submitted,
+    /// `<prefix>.requests.cancel.<principal>`; as for submissions, the suffix proves who asks
+    /// (each NATS user may publish only on its own, the API only on `api.<key>`).
+    pub fn cancel(&self, principal: &Principal) -> String {
+        format!("{}.{}", self.cancel_base(), principal.submit_suffix())
+    }
+    /// `<prefix>.requests.cancel`, the parent of every principal's cancel subject.
+    pub fn cancel_base(&self) -> String {
+        self.subject(CANCEL)
     }
     /// `<prefix>.requests.validated.<route>`: a decision for the stage that acts on it.
     pub fn validated(&self, route: Route) -> String {

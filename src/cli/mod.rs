@@ -6,6 +6,7 @@
 pub mod approve;
 pub mod approvers;
 pub mod audit;
+pub mod cancel;
 pub mod explain;
 pub mod health;
 pub mod ids;
@@ -24,7 +25,8 @@ pub enum ExitCode {
     Error = 1,
     /// `rollout report`: HOLD or INSUFFICIENT DATA.
     Hold = 2,
-    /// The request was refused: invalid, rejected, auto-rejected or expired.
+    /// The request was refused: invalid, rejected, auto-rejected, expired or cancelled (or a
+    /// vote or a withdrawal was not applied).
     Denied = 3,
     /// The command ran and failed, or its outcome is unknown (INDETERMINATE).
     Failed = 4,

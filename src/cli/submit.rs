@@ -292,7 +292,9 @@ pub fn exit_code(event: &StatusEvent) -> ExitCode {
         return ExitCode::Denied;
     }
     match event.status.parse::<Status>() {
-        Ok(Status::Rejected | Status::AutoRejected | Status::Expired) => ExitCode::Denied,
+        Ok(Status::Rejected | Status::AutoRejected | Status::Expired | Status::Cancelled) => {
+            ExitCode::Denied
+        }
         Ok(Status::Failed | Status::Indeterminate) => ExitCode::Failed,
         _ => ExitCode::Ok,
     }

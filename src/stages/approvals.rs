@@ -172,11 +172,12 @@ pub async fn run(
             }
         },
         async {
-            let (console, api) = tokio::join!(
+            let (console, api, cancel) = tokio::join!(
                 serve_console(Arc::clone(&deps), shutdown.clone()),
-                serve_api(Arc::clone(&deps), shutdown),
+                serve_api(Arc::clone(&deps), shutdown.clone()),
+                serve_cancel(Arc::clone(&deps), shutdown),
             );
-            console.and(api)
+            console.and(api).and(cancel)
         },
     );
     if let Some(bot) = bot {
@@ -326,6 +327,15 @@ pub fn outcome_line(event: &StatusEvent) -> Option<String> {
             detail("note").unwrap_or_default()
         ),
         "EXPIRED" => format!("⌛ <b>EXPIRED</b> at {at}: no decision in time (default deny)"),
+        "CANCELLED" => {
+            let note = detail("note")
+                .map(|note| format!(" — {note}"))
+                .unwrap_or_default();
+            format!(
+                "↩️ <b>CANCELLED</b> by {} at {at}: withdrawn by its requester{note}",
+                detail("decided_by").unwrap_or_default()
+            )
+        }
         "SUCCEEDED" | "FAILED" | "INDETERMINATE" | "REFUSED" => {
             let result = detail("result")
                 .or_else(|| detail("error"))
@@ -375,6 +385,39 @@ async fn serve_api(deps: Arc<ApprovalsDeps>, shutdown: CancellationToken) -> any
                         VoteAnswer::invalid("unavailable", "the vote could not be applied; try again".into())
                     }
                 },
+            };
+            serde_json::to_value(answer).unwrap_or_else(|_| json!({ "outcome": "refused" }))
+        }
+    })
+    .await
+}
+
+/// Answers withdrawals (`wingman cancel`, `POST /requests/{id}/cancel`) on
+/// `<prefix>.requests.cancel.<principal>`: NATS lets each user publish only on its own suffix
+/// (the API only on `api.<key>`, for the key it checked), so the subject proves who asks.
+async fn serve_cancel(deps: Arc<ApprovalsDeps>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let bus = deps.desk.bus.clone();
+    let base = bus.subjects.cancel_base();
+    let subject = format!("{base}.>");
+    crate::bus::reply::serve_subjects(&bus, subject, "approvals", shutdown, |subject, payload| {
+        let deps = Arc::clone(&deps);
+        let base = base.clone();
+        async move {
+            let answer = match (
+                crate::principal::Principal::from_submit_subject(&base, &subject),
+                serde_json::from_slice::<crate::approval::Withdrawal>(&payload),
+            ) {
+                (Err(problem), _) => VoteAnswer::invalid("invalid_subject", problem),
+                (_, Err(error)) => VoteAnswer::invalid("invalid_withdrawal", format!("invalid withdrawal: {error}")),
+                (Ok(principal), Ok(withdrawal)) => {
+                    match deps.desk.cancel(&principal, withdrawal.request_id, withdrawal.note).await {
+                        Ok(result) => crate::approval::withdrawal_answer(&result),
+                        Err(error) => {
+                            tracing::warn!(error = %format!("{error:#}"), "could not apply a withdrawal");
+                            VoteAnswer::invalid("unavailable", "the withdrawal could not be applied; try again".into())
+                        }
+                    }
+                }
             };
             serde_json::to_value(answer).unwrap_or_else(|_| json!({ "outcome": "refused" }))
         }

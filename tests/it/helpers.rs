@@ -401,7 +401,9 @@ impl TestEnv {
         approvers: &[&str],
         prd_approvals: usize,
     ) -> ApprovalsDeps {
-        let roster = self.roster().await;
+        // On its own NATS user when the test connected one (`connect_stage_as("approvals")`).
+        let bus = self.bus_for("approvals");
+        let roster = RosterStore::open(&bus).await.unwrap();
         let mut telegram_ids = Vec::new();
         for approver in approvers {
             if let Some(id) = approver.strip_prefix("telegram:") {
@@ -413,14 +415,16 @@ impl TestEnv {
             }
         }
         let desk = Desk {
-            bus: self.bus.clone(),
-            claims: self.claims().await,
+            claims: open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
+                .await
+                .unwrap(),
             approvals: open_bucket(
-                &self.bus.js,
-                &self.bus.subjects.localize_name(wingman::approval::BUCKET),
+                &bus.js,
+                &bus.subjects.localize_name(wingman::approval::BUCKET),
             )
             .await
             .unwrap(),
+            bus,
             roster,
             rules: Rules {
                 telegram_ids,

@@ -381,3 +381,106 @@ async fn only_the_api_may_ask_the_approvals_worker_to_vote_in_a_keys_name() {
     api.assert_violation("$KV.wingman_approvers.roster").await;
     env.stop().await;
 }
+
+/// `wingman cancel` on production users: the subject a withdrawal arrives on names the NATS
+/// user that sent it, and only that user may publish there, so nobody withdraws another's
+/// request — not by asking in their own name (refused by the rule, audited) and not by
+/// pretending to be them (refused by the server). The approvals worker runs as its own user.
+#[tokio::test]
+async fn only_the_nats_user_that_submitted_a_request_may_withdraw_it() {
+    let server = NatsServer::single().await;
+    let mut env = TestEnv::on_server(&server).await;
+    for stage in ["approvals", "recorder"] {
+        env.connect_stage_as(stage, credentials(stage)).await;
+    }
+    env.spawn_intake().await;
+    env.spawn_recorder();
+    env.spawn_approvals(None, &[], 1).await;
+
+    let publisher = connect_as(&server, "publisher").await;
+    let request_id = Uuid::new_v4();
+    publisher
+        .js
+        .publish(
+            "wingman.requests.submitted.publisher",
+            request_json(request_id, Some("docker stop api"))
+                .to_string()
+                .into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .expect("submitted");
+    env.wait_for_count(
+        "SELECT count(*) FROM approval_requests WHERE request_id = $1 AND status = 'PENDING'",
+        Some(request_id),
+        1,
+    )
+    .await;
+
+    let cli_as = |user: &'static str| {
+        let password_file = env.keys_dir.path().join(format!("nats-{user}-password"));
+        std::fs::write(&password_file, password(user)).unwrap();
+        let env = env.child_env();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
+                .envs(env)
+                .env("NATS_USER", user)
+                .env("NATS_PASSWORD_FILE", &password_file)
+                .args(["cancel", &request_id.to_string(), "--json"])
+                .output()
+                .await
+                .expect("run wingman cancel")
+        }
+    };
+    // The operator asks in its own name: the rule refuses it, and it is audited.
+    let output = cli_as("operator").await;
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        crate::helpers::text(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["code"], "not_requester", "{answer}");
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'access_denied' AND data->>'principal' = 'nats:operator'",
+        Some(request_id),
+        1,
+    )
+    .await;
+    // The operator pretends to be the publisher: the server refuses the subject.
+    let mut operator = connect_as(&server, "operator").await;
+    operator
+        .client
+        .publish(
+            "wingman.requests.cancel.publisher",
+            serde_json::json!({"request_id": request_id})
+                .to_string()
+                .into(),
+        )
+        .await
+        .unwrap();
+    operator
+        .assert_violation("wingman.requests.cancel.publisher")
+        .await;
+    assert_eq!(env.status_of(request_id).await.as_deref(), Some("PENDING"));
+
+    // The publisher that submitted it withdraws it.
+    let output = cli_as("publisher").await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        crate::helpers::text(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["decided_by"], "nats:publisher", "{answer}");
+    env.wait_for_count(
+        "SELECT count(*) FROM approval_requests WHERE request_id = $1 AND status = 'CANCELLED' AND decided_by = 'nats:publisher'",
+        Some(request_id),
+        1,
+    )
+    .await;
+    env.stop().await;
+}
