@@ -10,7 +10,7 @@
 use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use crate::bus::Bus;
 use crate::bus::publish::publish_all;
@@ -660,26 +660,8 @@ impl Desk {
     ) -> anyhow::Result<Result<DecisionClaim, Refusal>> {
         let outcome = self.try_cancel(principal, request_id, note).await?;
         if let Err(refusal) = &outcome {
-            let kind = if matches!(refusal, Refusal::NotRequester(_)) {
-                AuditKind::AccessDenied
-            } else {
-                AuditKind::DecisionRefused
-            };
-            let data = json!({
-                "principal": principal.to_string(),
-                "action": "cancel",
-                "code": refusal.code(),
-                "reason": refusal.to_string(),
-            });
-            crate::bus::step::publish_audit(
-                &self.bus,
-                Some(request_id),
-                kind,
-                Stage::Approvals,
-                &self.actor,
-                data,
-            )
-            .await?;
+            let asked = json!({ "principal": principal.to_string(), "action": "cancel" });
+            self.publish_refusal(request_id, refusal, asked).await?;
         }
         Ok(outcome)
     }
@@ -754,19 +736,31 @@ impl Desk {
         verdict: Verdict,
         refusal: &Refusal,
     ) -> anyhow::Result<()> {
-        let kind = if matches!(refusal, Refusal::NotAuthorized(_)) {
-            AuditKind::AccessDenied
-        } else {
-            AuditKind::DecisionRefused
+        let asked = json!({ "approver": credential, "verdict": verdict });
+        self.publish_refusal(request_id, refusal, asked).await
+    }
+
+    /// Audits a refusal: `access_denied` when the asker proved no right to ask (not an
+    /// approver, not the requester), else `decision_refused`; `asked` says who asked what.
+    async fn publish_refusal(
+        &self,
+        request_id: RequestId,
+        refusal: &Refusal,
+        mut asked: Value,
+    ) -> anyhow::Result<()> {
+        let kind = match refusal {
+            Refusal::NotAuthorized(_) | Refusal::NotRequester(_) => AuditKind::AccessDenied,
+            _ => AuditKind::DecisionRefused,
         };
-        let data = json!({ "approver": credential, "verdict": verdict, "code": refusal.code(), "reason": refusal.to_string() });
+        asked["code"] = json!(refusal.code());
+        asked["reason"] = json!(refusal.to_string());
         crate::bus::step::publish_audit(
             &self.bus,
             Some(request_id),
             kind,
             Stage::Approvals,
             &self.actor,
-            data,
+            asked,
         )
         .await
     }

@@ -60,3 +60,27 @@ where
         }
     }
 }
+
+/// Asks a worker that answers on `subject` (core request-reply), for a command line: at most
+/// 10 s, and an error that names the worker (`wingman-<worker>`) when nothing answers.
+pub async fn ask(
+    bus: &Bus,
+    subject: String,
+    payload: Vec<u8>,
+    worker: &str,
+) -> anyhow::Result<Bytes> {
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        bus.client.request(subject, payload.into()),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the {worker} worker did not answer within 10 s (is wingman-{worker} running?)"
+        )
+    })?
+    .map_err(|error| {
+        anyhow::anyhow!("ask the {worker} worker: {error} (is wingman-{worker} running?)")
+    })?;
+    Ok(reply.payload)
+}

@@ -6,7 +6,6 @@
 //! that submitted, first decision wins.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -66,22 +65,10 @@ pub async fn vote(
     })?;
     let vote = console_vote::sign(&key, &name, request_id, verdict, note, Utc::now())?;
     let payload = serde_json::to_vec(&vote)?;
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        bus.client
-            .request(bus.subjects.console_decisions(), payload.into()),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "the approvals worker did not answer within 10 s (is wingman-approvals running?)"
-        )
-    })?
-    .map_err(|error| {
-        anyhow::anyhow!("ask the approvals worker: {error} (is wingman-approvals running?)")
-    })?;
+    let reply =
+        crate::bus::reply::ask(bus, bus.subjects.console_decisions(), payload, "approvals").await?;
     let answer: Value =
-        serde_json::from_slice(&reply.payload).context("decode the approvals worker's answer")?;
+        serde_json::from_slice(&reply).context("decode the approvals worker's answer")?;
     let applied = answer["ok"].as_bool() == Some(true);
     if json {
         let mut shown = serde_json::json!({"request_id": request_id, "applied": applied});

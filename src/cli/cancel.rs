@@ -7,8 +7,6 @@
 //! CANCELLED — the first of a vote, the expiry and a withdrawal wins — and audits both the
 //! withdrawal and every refusal.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use serde_json::json;
 
@@ -68,19 +66,7 @@ pub async fn run(args: CancelArgs, settings: &Settings) -> anyhow::Result<ExitCo
 /// Asks the approvals worker, on this connection's own cancel subject.
 pub async fn ask(bus: &Bus, withdrawal: &Withdrawal) -> anyhow::Result<VoteAnswer> {
     let subject = bus.subjects.cancel(&bus.principal);
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        bus.client
-            .request(subject, serde_json::to_vec(withdrawal)?.into()),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "the approvals worker did not answer within 10 s (is wingman-approvals running?)"
-        )
-    })?
-    .map_err(|error| {
-        anyhow::anyhow!("ask the approvals worker: {error} (is wingman-approvals running?)")
-    })?;
-    serde_json::from_slice(&reply.payload).context("decode the approvals worker's answer")
+    let payload = serde_json::to_vec(withdrawal)?;
+    let reply = crate::bus::reply::ask(bus, subject, payload, "approvals").await?;
+    serde_json::from_slice(&reply).context("decode the approvals worker's answer")
 }
