@@ -156,19 +156,23 @@ pub fn answer(result: &Result<Decision, Refusal>) -> VoteAnswer {
             status: None,
             decided_by: None,
         },
-        Err(refusal) => {
-            let (status, decided_by) = match refusal {
-                Refusal::AlreadyDecided { status, by, .. } => (Some(*status), Some(by.clone())),
-                _ => (None, None),
-            };
-            VoteAnswer {
-                outcome: Outcome::Refused,
-                message: refusal.to_string(),
-                code: Some(refusal.code().to_string()),
-                status,
-                decided_by,
-            }
-        }
+        Err(refusal) => refused(refusal),
+    }
+}
+
+/// The answer to a vote or a withdrawal the rules refused: the rule, and who decided first
+/// when someone did.
+fn refused(refusal: &Refusal) -> VoteAnswer {
+    let (status, decided_by) = match refusal {
+        Refusal::AlreadyDecided { status, by, .. } => (Some(*status), Some(by.clone())),
+        _ => (None, None),
+    };
+    VoteAnswer {
+        outcome: Outcome::Refused,
+        message: refusal.to_string(),
+        code: Some(refusal.code().to_string()),
+        status,
+        decided_by,
     }
 }
 
@@ -331,7 +335,7 @@ pub fn withdrawal_answer(result: &Result<DecisionClaim, Refusal>) -> VoteAnswer 
             status: Some(claim.decision),
             decided_by: Some(claim.approvers.join(", ")),
         },
-        Err(refusal) => answer(&Err(refusal.clone())),
+        Err(refusal) => refused(refusal),
     }
 }
 

@@ -17,7 +17,7 @@ impl Pipeline {
         let mut out = Vec::new();
         for def in &topology.consumers {
             let name = def.config.durable_name.clone().unwrap_or_default();
-            if name == wingman::stages::approvals::PROMPT_UPDATES {
+            if name == wingman::bus::topology::PROMPT_UPDATES {
                 continue;
             }
             let mut consumer: jetstream::consumer::PullConsumer =

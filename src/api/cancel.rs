@@ -12,14 +12,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::access::KeyName;
-use crate::api::decide::{audited, http_status, reason_body};
+use crate::api::decide::{ask_approvals, audited, reason_body, respond};
 use crate::api::error::ApiError;
 use crate::api::state::ApiState;
 use crate::approval::Withdrawal;
-use crate::identity::api_vote::{VoteAnswer, check_note};
+use crate::identity::api_vote::check_note;
 use crate::principal::Principal;
 
 #[utoipa::path(
@@ -57,34 +57,11 @@ pub async fn cancel(
         }
     };
     let withdrawal = Withdrawal { request_id, note };
-    let answer = ask(&state, &key_name, &withdrawal).await?;
-    let status = http_status(&answer);
-    crate::metrics::api_request("cancel", status.as_u16());
-    let mut value = serde_json::to_value(&answer).map_err(anyhow::Error::from)?;
-    value["request_id"] = json!(request_id);
-    Ok((status, Json(value)))
-}
-
-/// Asks the approvals worker in the name of `key_name` (a `submit` key the caller
-/// authenticated).
-async fn ask(
-    state: &ApiState,
-    key_name: &str,
-    withdrawal: &Withdrawal,
-) -> Result<VoteAnswer, ApiError> {
+    // Asked on the key's own cancel subject, which only the API's NATS user may publish.
     let subject = state
         .bus
         .subjects
-        .cancel(&Principal::ApiKey(key_name.to_string()));
-    let payload = serde_json::to_vec(withdrawal).map_err(anyhow::Error::from)?;
-    let reply = tokio::time::timeout(
-        crate::api::decide::ANSWER_TIMEOUT,
-        state.bus.client.request(subject, payload.into()),
-    )
-    .await
-    .map_err(|_| ApiError::Unavailable("the approvals worker did not answer in time".into()))?
-    .map_err(|error| ApiError::Unavailable(format!("ask the approvals worker: {error}")))?;
-    serde_json::from_slice(&reply.payload).map_err(|error| {
-        ApiError::Internal(anyhow::anyhow!("the approvals worker's answer: {error}"))
-    })
+        .cancel(&Principal::ApiKey(key_name.clone()));
+    let answer = ask_approvals(&state.bus, subject, &withdrawal).await?;
+    respond("cancel", request_id, &answer)
 }

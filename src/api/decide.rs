@@ -25,7 +25,7 @@ use crate::envelope::RequestId;
 use crate::identity::api_vote::{ApiVote, Outcome, VoteAnswer, check_note};
 
 /// How long the approvals worker has to answer a vote.
-pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,11 +107,7 @@ async fn decide(
         }
         Err(error) => return Err(error),
     };
-    let status = http_status(&answer);
-    crate::metrics::api_request("decide", status.as_u16());
-    let mut value = serde_json::to_value(&answer).map_err(anyhow::Error::from)?;
-    value["request_id"] = json!(request_id);
-    Ok((status, Json(value)))
+    respond("decide", request_id, &answer)
 }
 
 /// The `{"reason": "..."}` body of a vote or a withdrawal (empty: no reason); an invalid one
@@ -197,18 +193,38 @@ pub async fn cast(
         verdict,
         note,
     };
-    let payload = serde_json::to_vec(&vote).map_err(anyhow::Error::from)?;
-    let reply = tokio::time::timeout(
-        ANSWER_TIMEOUT,
-        bus.client
-            .request(bus.subjects.api_decisions(), payload.into()),
-    )
-    .await
-    .map_err(|_| ApiError::Unavailable("the approvals worker did not answer in time".into()))?
-    .map_err(|error| ApiError::Unavailable(format!("ask the approvals worker: {error}")))?;
+    ask_approvals(bus, bus.subjects.api_decisions(), &vote).await
+}
+
+/// Asks the approvals worker on `subject` (core request-reply) and reads its answer: 503 when
+/// it does not answer within [`ANSWER_TIMEOUT`]. Votes and withdrawals both go through here.
+pub(crate) async fn ask_approvals(
+    bus: &Bus,
+    subject: String,
+    question: &impl serde::Serialize,
+) -> Result<VoteAnswer, ApiError> {
+    let payload = serde_json::to_vec(question).map_err(anyhow::Error::from)?;
+    let reply = tokio::time::timeout(ANSWER_TIMEOUT, bus.client.request(subject, payload.into()))
+        .await
+        .map_err(|_| ApiError::Unavailable("the approvals worker did not answer in time".into()))?
+        .map_err(|error| ApiError::Unavailable(format!("ask the approvals worker: {error}")))?;
     serde_json::from_slice(&reply.payload).map_err(|error| {
         ApiError::Internal(anyhow::anyhow!("the approvals worker's answer: {error}"))
     })
+}
+
+/// The approvals worker's answer as the route's response: its HTTP status, counted under
+/// `route`, and the answer with the request id.
+pub(crate) fn respond(
+    route: &'static str,
+    request_id: RequestId,
+    answer: &VoteAnswer,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let status = http_status(answer);
+    crate::metrics::api_request(route, status.as_u16());
+    let mut value = serde_json::to_value(answer).map_err(anyhow::Error::from)?;
+    value["request_id"] = json!(request_id);
+    Ok((status, Json(value)))
 }
 
 /// The HTTP status of an answer.

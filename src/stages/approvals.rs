@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::approval::{ApprovalRecord, Desk};
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
+use crate::bus::topology::PROMPT_UPDATES;
 use crate::events::{Stage, StatusEvent, Validated};
 use crate::identity::api_vote::{ApiVote, VoteAnswer};
 use crate::identity::console_vote::SignedVote;
@@ -103,8 +104,6 @@ impl Handler for StatusUpdates {
         Ok(Outcome::Done)
     }
 }
-
-pub use crate::bus::topology::PROMPT_UPDATES;
 
 /// The durable consumers this stage reads (its readiness checks them).
 pub const CONSUMERS: &[&str] = &["approvals"];

@@ -3,10 +3,13 @@
 //! first of a withdrawal, a vote and the expiry wins. (On NATS users, where the subject proves
 //! who asks: `nats_permissions::only_the_nats_user_that_submitted_a_request_may_withdraw_it`.)
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::api::call_with_key;
+use crate::fake_telegram::FakeTelegram;
 use crate::helpers::{
     DECIDE_KEY, OPERATOR_KEY, SUBMIT_KEY, TestEnv, run_wingman, text, wait_for_status,
 };
@@ -135,7 +138,8 @@ async fn only_the_key_that_submitted_a_request_may_cancel_it_through_the_api() {
     let address = env.spawn_api().await;
     env.spawn_intake().await;
     env.spawn_recorder();
-    env.spawn_approvals(None, &[], 1).await;
+    let telegram = FakeTelegram::start().await;
+    env.spawn_approvals(Some(&telegram), &[], 1).await;
     let base = format!("http://{address}");
 
     let body = json!({
@@ -156,6 +160,12 @@ async fn only_the_key_that_submitted_a_request_may_cancel_it_through_the_api() {
     let id = submitted["request_id"].as_str().unwrap().to_string();
     let request_id = Uuid::parse_str(&id).unwrap();
     wait_for_status(&env, request_id, "PENDING").await;
+    let prompt = telegram
+        .wait_for_sent(
+            |sent| sent.text.contains("Stop api-1"),
+            Duration::from_secs(30),
+        )
+        .await;
     let cancel = format!("{base}/requests/{id}/cancel");
 
     // Another submit key: refused by the rule, audited, and the request still waits.
@@ -176,6 +186,26 @@ async fn only_the_key_that_submitted_a_request_may_cancel_it_through_the_api() {
     // A decide key has no submit role: the route refuses it before any rule.
     let (status, _) = call_with_key("POST", &cancel, None, Some(DECIDE_KEY)).await;
     assert_eq!(status, 401);
+    // Nothing waits under an unknown id; a body that is not JSON is refused naming it.
+    let (status, answer) = call_with_key(
+        "POST",
+        &format!("{base}/requests/{}/cancel", Uuid::new_v4()),
+        None,
+        Some(OPERATOR_KEY),
+    )
+    .await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["code"], "unknown_request", "{answer}");
+    let response = reqwest::Client::new()
+        .post(&cancel)
+        .header("x-api-key", OPERATOR_KEY)
+        .body("withdraw it please")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["field"], "body", "{answer}");
     // A reason that is not text is refused naming the field.
     let (status, answer) = call_with_key(
         "POST",
@@ -191,7 +221,7 @@ async fn only_the_key_that_submitted_a_request_may_cancel_it_through_the_api() {
     let (status, answer) = call_with_key(
         "POST",
         &cancel,
-        Some(json!({"reason": "superseded by another request"})),
+        Some(json!({"reason": "superseded by <b>another</b> request"})),
         Some(OPERATOR_KEY),
     )
     .await;
@@ -199,6 +229,25 @@ async fn only_the_key_that_submitted_a_request_may_cancel_it_through_the_api() {
     assert_eq!(answer["outcome"], "applied");
     assert_eq!(answer["status"], "CANCELLED");
     assert_eq!(answer["decided_by"], "api:operator");
+    // The approvers' prompt says so, the requester's reason escaped (untrusted text).
+    let edit = telegram
+        .wait_for_edit(
+            |edit| {
+                edit.message_id == prompt.message_id
+                    && edit
+                        .text
+                        .as_deref()
+                        .is_some_and(|t| t.contains("CANCELLED"))
+            },
+            Duration::from_secs(30),
+        )
+        .await;
+    let text = edit.text.unwrap();
+    assert!(
+        text.contains("<b>CANCELLED</b> by api:operator")
+            && text.contains("superseded by &lt;b&gt;another&lt;/b&gt; request"),
+        "{text}"
+    );
 
     // First decision wins: an approver's vote afterwards is told who withdrew it.
     let (status, answer) = call_with_key(

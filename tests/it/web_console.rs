@@ -194,21 +194,7 @@ impl Browser {
     }
 
     async fn login(&self, base: &str, key: &str) {
-        self.goto(&format!("{base}/console/login")).await;
-        self.client
-            .find(Locator::Css("input[name=key]"))
-            .await
-            .unwrap()
-            .send_keys(key)
-            .await
-            .unwrap();
-        self.client
-            .find(Locator::Css("main form button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.submit_login(base, key).await;
         self.wait_for_text("header.top", "Signed in as").await;
     }
 
