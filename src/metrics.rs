@@ -11,40 +11,40 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::events::{AuditKind, Stage};
 
-pub const MESSAGES_TOTAL: &str = "pipeline_messages_total";
-pub const HANDLE_DURATION: &str = "pipeline_handle_duration_seconds";
-pub const BATCH_MESSAGES: &str = "pipeline_batch_messages";
-pub const QUEUE_WAIT: &str = "pipeline_queue_wait_seconds";
-pub const SETTLE_DURATION: &str = "pipeline_settle_duration_seconds";
-pub const DLQ_TOTAL: &str = "pipeline_dlq_messages_total";
-pub const REQUESTS_RECEIVED: &str = "requests_received_total";
-pub const REQUESTS_INVALID: &str = "requests_invalid_total";
-pub const AUDIT_RECORDED: &str = "audit_events_recorded_total";
-pub const API_REQUESTS: &str = "api_requests_total";
-pub const ACCESS_DENIED: &str = "access_denied_total";
-pub const VALIDATION_OUTCOMES: &str = "validation_outcomes_total";
-pub const VALIDATION_ERRORS: &str = "validation_errors_total";
-pub const VALIDATOR_SCORE: &str = "validator_score";
-pub const ROLLOUT_PERCENT: &str = "validation_rollout_percent";
-pub const ROLLOUT_ENABLED: &str = "validation_enabled";
+pub const MESSAGES_TOTAL: &str = "wingman_pipeline_messages_total";
+pub const HANDLE_DURATION: &str = "wingman_pipeline_handle_duration_seconds";
+pub const BATCH_MESSAGES: &str = "wingman_pipeline_batch_messages";
+pub const QUEUE_WAIT: &str = "wingman_pipeline_queue_wait_seconds";
+pub const SETTLE_DURATION: &str = "wingman_pipeline_settle_duration_seconds";
+pub const DLQ_TOTAL: &str = "wingman_pipeline_dlq_messages_total";
+pub const REQUESTS_RECEIVED: &str = "wingman_requests_received_total";
+pub const REQUESTS_INVALID: &str = "wingman_requests_invalid_total";
+pub const AUDIT_RECORDED: &str = "wingman_audit_events_recorded_total";
+pub const API_REQUESTS: &str = "wingman_api_requests_total";
+pub const ACCESS_DENIED: &str = "wingman_access_denied_total";
+pub const VALIDATION_OUTCOMES: &str = "wingman_validation_outcomes_total";
+pub const VALIDATION_ERRORS: &str = "wingman_validation_errors_total";
+pub const VALIDATOR_SCORE: &str = "wingman_validator_score";
+pub const ROLLOUT_PERCENT: &str = "wingman_validation_rollout_percent";
+pub const ROLLOUT_ENABLED: &str = "wingman_validation_enabled";
 
-pub const CONSUMER_PENDING: &str = "pipeline_consumer_pending";
-pub const FALSE_POSITIVES: &str = "false_positives_total";
-pub const APPROVAL_DECISIONS: &str = "approval_decisions_total";
-pub const APPROVAL_LATENCY: &str = "approval_latency_seconds";
-pub const REQUESTS_EXPIRED: &str = "requests_expired_total";
-pub const REQUESTS_CANCELLED: &str = "requests_cancelled_total";
-pub const TOKENS_MINTED: &str = "tokens_minted_total";
-pub const TOKEN_REJECTIONS: &str = "token_rejections_total";
-pub const EXECUTIONS: &str = "executions_total";
-pub const EXECUTION_DURATION: &str = "execution_duration_seconds";
-pub const DOCKER_CALLS: &str = "gateway_docker_calls_total";
-pub const GATEWAY_OVERHEAD: &str = "gateway_overhead_seconds";
-pub const ROLLOUT_GUARD_ACTIONS: &str = "rollout_guard_actions_total";
-pub const APPROVALS_PENDING: &str = "approvals_pending";
-pub const APPROVALS_OLDEST_PENDING_AGE: &str = "approvals_oldest_pending_age_seconds";
-pub const APPROVALS_EXPIRING_SOON: &str = "approvals_expiring_soon";
-pub const TELEGRAM_SENDS: &str = "telegram_sends_total";
+pub const CONSUMER_PENDING: &str = "wingman_pipeline_consumer_pending";
+pub const FALSE_POSITIVES: &str = "wingman_false_positives_total";
+pub const APPROVAL_DECISIONS: &str = "wingman_approval_decisions_total";
+pub const APPROVAL_LATENCY: &str = "wingman_approval_latency_seconds";
+pub const REQUESTS_EXPIRED: &str = "wingman_requests_expired_total";
+pub const REQUESTS_CANCELLED: &str = "wingman_requests_cancelled_total";
+pub const TOKENS_MINTED: &str = "wingman_tokens_minted_total";
+pub const TOKEN_REJECTIONS: &str = "wingman_token_rejections_total";
+pub const EXECUTIONS: &str = "wingman_executions_total";
+pub const EXECUTION_DURATION: &str = "wingman_execution_duration_seconds";
+pub const DOCKER_CALLS: &str = "wingman_gateway_docker_calls_total";
+pub const GATEWAY_OVERHEAD: &str = "wingman_gateway_overhead_seconds";
+pub const ROLLOUT_GUARD_ACTIONS: &str = "wingman_rollout_guard_actions_total";
+pub const APPROVALS_PENDING: &str = "wingman_approvals_pending";
+pub const APPROVALS_OLDEST_PENDING_AGE: &str = "wingman_approvals_oldest_pending_age_seconds";
+pub const APPROVALS_EXPIRING_SOON: &str = "wingman_approvals_expiring_soon";
+pub const TELEGRAM_SENDS: &str = "wingman_telegram_sends_total";
 pub const BUILD_INFO: &str = "wingman_build_info";
 
 /// The version this binary was built from (Cargo's) and its git revision, when the build set
@@ -54,14 +54,14 @@ pub const REVISION: &str = match option_env!("WINGMAN_REVISION") {
     Some(revision) => revision,
     None => "unknown",
 };
-pub const SHADOW_DECISIONS: &str = "validation_shadow_decisions_total";
-pub const ROLLOUT_REVISION: &str = "validation_rollout_revision";
-pub const PHASE_PERCENT: &str = "rollout_phase_percent";
-pub const PHASE_STARTED: &str = "rollout_phase_started_timestamp_seconds";
-pub const PHASE_SAMPLES: &str = "rollout_phase_samples";
-pub const PHASE_RATE: &str = "rollout_phase_rate_percent";
-pub const PHASE_VERDICT: &str = "rollout_phase_verdict";
-pub const SHADOW_DIVERGENCE: &str = "rollout_phase_shadow_divergence";
+pub const SHADOW_DECISIONS: &str = "wingman_validation_shadow_decisions_total";
+pub const ROLLOUT_REVISION: &str = "wingman_validation_rollout_revision";
+pub const PHASE_PERCENT: &str = "wingman_rollout_phase_percent";
+pub const PHASE_STARTED: &str = "wingman_rollout_phase_started_timestamp_seconds";
+pub const PHASE_SAMPLES: &str = "wingman_rollout_phase_samples";
+pub const PHASE_RATE: &str = "wingman_rollout_phase_rate_percent";
+pub const PHASE_VERDICT: &str = "wingman_rollout_phase_verdict";
+pub const SHADOW_DIVERGENCE: &str = "wingman_rollout_phase_shadow_divergence";
 
 /// Every metric Wingman exports: name, type, labels, help. Dashboards and alert rules may
 /// only use these (a test checks it).
@@ -586,6 +586,28 @@ pub fn rollout_phase(phase: &PhaseGauges) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Prometheus shared with other services scrapes their `executions_total` and
+    /// `api_requests_total` too: without the one prefix, a dashboard sum would add theirs to
+    /// ours. Every name is also listed once, so no two catalogue rows describe one series.
+    #[test]
+    fn every_catalogued_metric_name_starts_with_the_application_prefix_and_is_listed_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, ..) in CATALOGUE {
+            assert!(
+                name.starts_with("wingman_"),
+                "{name} lacks the wingman_ prefix"
+            );
+            let lower_case = name
+                .bytes()
+                .all(|byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'_'));
+            assert!(
+                lower_case && name.len() > "wingman_".len(),
+                "{name} is not a lower-case Prometheus name"
+            );
+            assert!(seen.insert(*name), "{name} is catalogued twice");
+        }
+    }
 
     /// Tests start several stages in one process at once; each asks for the recorder. Before the
     /// install was serialised, two first callers both tried to install and one failed with

@@ -6,7 +6,7 @@
 //! - per job, from its own audit rows: `execution_started.at` → `execution_finished.at`
 //!   (microseconds; publishing EXECUTING, the KV claim, the Engine call, the claim update),
 //!   beside the same inspect made straight through the Engine API by the bench;
-//! - the exact mean of `gateway_overhead_seconds` (its `_sum` / `_count` over the phase);
+//! - the exact mean of `wingman_gateway_overhead_seconds` (its `_sum` / `_count` over the phase);
 //! - that histogram's p50 / p99 bucket bounds, as before.
 
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use uuid::Uuid;
+use wingman::metrics;
 
 use crate::harness::{self, Pipeline};
 use crate::load::{raw_calls, remove_container, start_container};
@@ -38,9 +39,9 @@ pub struct CommandPath {
     pub gateway_span: Latencies,
     /// The same inspect, straight through the Engine API.
     pub raw_engine: Latencies,
-    /// Exact mean of `gateway_overhead_seconds` over the phase, ms.
+    /// Exact mean of `wingman_gateway_overhead_seconds` over the phase, ms.
     pub overhead_mean_ms: f64,
-    /// `gateway_overhead_seconds` bucket bounds (p50, p99), ms.
+    /// `wingman_gateway_overhead_seconds` bucket bounds (p50, p99), ms.
     pub overhead_bounds_ms: Option<(f64, f64)>,
 }
 
@@ -58,12 +59,12 @@ pub async fn run(
         container: Some(container.clone()),
     };
     let overhead_before = overhead_totals(run).await;
-    let buckets_before = run.buckets("gateway", "gateway_overhead_seconds", "").await;
+    let buckets_before = run.buckets("gateway", metrics::GATEWAY_OVERHEAD, "").await;
     let measured = sweep::step(run, watch, rate, warmup, seconds, &mix).await;
     remove_container(&container);
     let (decisions, window) = measured?;
     let overhead_after = overhead_totals(run).await;
-    let buckets_after = run.buckets("gateway", "gateway_overhead_seconds", "").await;
+    let buckets_after = run.buckets("gateway", metrics::GATEWAY_OVERHEAD, "").await;
     let commands: Vec<_> = window.iter().filter(|(sent, _)| sent.command).collect();
     let ids: Vec<Uuid> = commands.iter().map(|(sent, _)| sent.id).collect();
     let executed_ms: Vec<f64> = commands
@@ -127,9 +128,9 @@ pub async fn run(
 /// (`_sum`, `_count`) of the gateway's overhead histogram.
 async fn overhead_totals(run: &Pipeline) -> (f64, f64) {
     (
-        run.metric_sum("gateway", "gateway_overhead_seconds_sum")
+        run.metric_sum("gateway", &format!("{}_sum", metrics::GATEWAY_OVERHEAD))
             .await,
-        run.metric_sum("gateway", "gateway_overhead_seconds_count")
+        run.metric_sum("gateway", &format!("{}_count", metrics::GATEWAY_OVERHEAD))
             .await,
     )
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use uuid::Uuid;
+use wingman::metrics;
 
 use crate::{WORKERS, postgres};
 
@@ -207,7 +208,7 @@ impl Pipeline {
         for (name, ..) in &self.children {
             let filter = format!("stage=\"{name}\"");
             if let Some(quantiles) = self
-                .histogram(name, "pipeline_handle_duration_seconds", &filter)
+                .histogram(name, metrics::HANDLE_DURATION, &filter)
                 .await
             {
                 out.push((name.clone(), quantiles));
@@ -235,8 +236,8 @@ impl Pipeline {
         let mut out = Vec::new();
         for (name, ..) in &self.children {
             let text = self.scrape(name).await;
-            let sum = sum_of(&text, "pipeline_batch_messages_sum");
-            let count = sum_of(&text, "pipeline_batch_messages_count");
+            let sum = sum_of(&text, &format!("{}_sum", metrics::BATCH_MESSAGES));
+            let count = sum_of(&text, &format!("{}_count", metrics::BATCH_MESSAGES));
             if count > 0.0 {
                 out.push((name.clone(), sum / count));
             }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use wingman::metrics;
 
 use crate::harness::{self, Pipeline};
 use crate::openloop::{self, Mix};
@@ -228,12 +229,9 @@ pub async fn decision_path(run: &Pipeline) -> Vec<(&'static str, &'static str, V
     let mut out = Vec::new();
     for stage in ["intake"] {
         for (part, metric) in [
-            ("waiting in JetStream", "pipeline_queue_wait_seconds"),
-            ("handling (per message)", "pipeline_handle_duration_seconds"),
-            (
-                "publishing + acking (per batch)",
-                "pipeline_settle_duration_seconds",
-            ),
+            ("waiting in JetStream", metrics::QUEUE_WAIT),
+            ("handling (per message)", metrics::HANDLE_DURATION),
+            ("publishing + acking (per batch)", metrics::SETTLE_DURATION),
         ] {
             let filter = format!("stage=\"{stage}\"");
             out.push((stage, part, run.buckets(stage, metric, &filter).await));

@@ -8,9 +8,9 @@
 //! role, the key's name). The key itself is never logged, audited or echoed.
 //!
 //! Refusals come from anyone who reaches the port, so what they may write into the permanent
-//! audit is bounded ([`AuditThrottle`]): every one is counted in `access_denied_total`, but per
-//! peer address only a few per minute are audited one by one; the rest of the minute becomes
-//! one summary event with the count. The peer address is known when the router is served with
+//! audit is bounded ([`AuditThrottle`]): every one is counted in `wingman_access_denied_total`,
+//! but per peer address only a few per minute are audited one by one; the rest of the minute
+//! becomes one summary event with the count. The peer address is known when the router is served with
 //! `into_make_service_with_connect_info::<SocketAddr>()` (the API and the gateway are).
 
 use std::net::SocketAddr;

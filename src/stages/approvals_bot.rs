@@ -3,8 +3,8 @@
 //! `/help`, `/whoami`. Every decision goes through [`crate::approval::Desk::vote`].
 //!
 //! Anyone can write to the bot, so a vote from a Telegram user who is not an approver (a
-//! stranger) is counted in `access_denied_total{edge="approvals"}` always, but audited one by
-//! one only up to the [`AuditThrottle`]'s limit per user id and minute; the rest of the
+//! stranger) is counted in `wingman_access_denied_total{edge="approvals"}` always, but audited
+//! one by one only up to the [`AuditThrottle`]'s limit per user id and minute; the rest of the
 //! minute becomes one summary audit event with the count.
 
 use std::collections::HashMap;

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::routing::post;
 use serde_json::Value;
 use uuid::Uuid;
+use wingman::metrics;
 
 use crate::fake_telegram::FakeTelegram;
 use crate::helpers::{APPROVER_CHAT, TestEnv, request_json, wait_for_status};
@@ -224,9 +225,9 @@ async fn the_human_backlog_gauges_follow_what_waits_in_postgres() {
         async move {
             poll(what, 60, || async {
                 let scrape = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
-                let pending = gauge(&scrape, "approvals_pending", "test")?;
-                let expiring = gauge(&scrape, "approvals_expiring_soon", "test")?;
-                let oldest = gauge(&scrape, "approvals_oldest_pending_age_seconds", "test")?;
+                let pending = gauge(&scrape, metrics::APPROVALS_PENDING, "test")?;
+                let expiring = gauge(&scrape, metrics::APPROVALS_EXPIRING_SOON, "test")?;
+                let oldest = gauge(&scrape, metrics::APPROVALS_OLDEST_PENDING_AGE, "test")?;
                 ((pending, expiring) == wanted).then_some((scrape, oldest))
             })
             .await
@@ -236,7 +237,7 @@ async fn the_human_backlog_gauges_follow_what_waits_in_postgres() {
     assert_eq!(oldest, 0.0);
     for environment in ["dev", "prd"] {
         assert_eq!(
-            gauge(&scrape, "approvals_pending", environment),
+            gauge(&scrape, metrics::APPROVALS_PENDING, environment),
             Some(0.0),
             "every environment is exported: {scrape}"
         );
@@ -334,17 +335,17 @@ async fn a_prompt_telegram_refuses_is_counted_and_fires_telegram_send_failures_a
         .find(|worker| worker.job == "approvals")
         .unwrap();
     let metrics_url = format!("http://127.0.0.1:{}/metrics", approvals.port);
-    poll(
-        "telegram_sends_total{kind=\"prompt\",result=\"failed\"} 1",
-        60,
-        || async {
-            let scrape = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
-            scrape
-                .lines()
-                .any(|line| line == "telegram_sends_total{kind=\"prompt\",result=\"failed\"} 1")
-                .then_some(())
-        },
-    )
+    let failed_prompt = format!(
+        "{}{{kind=\"prompt\",result=\"failed\"}} 1",
+        metrics::TELEGRAM_SENDS
+    );
+    poll(&failed_prompt, 60, || async {
+        let scrape = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+        scrape
+            .lines()
+            .any(|line| line == failed_prompt)
+            .then_some(())
+    })
     .await;
     let alert = poll("TelegramSendFailures at the webhook", 90, || async {
         webhook

@@ -128,11 +128,13 @@ async fn health_reports_both_dependencies_and_metrics_are_exposed() {
     let (status, metrics) = call("GET", &format!("http://{address}/metrics"), None).await;
     assert_eq!(status, 200);
     let text = metrics.as_str().unwrap();
-    assert!(
-        text.contains("pipeline_messages_total{stage=\"intake\",outcome=\"forwarded\"}"),
-        "{text}"
+    let forwarded = format!(
+        "{}{{stage=\"intake\",outcome=\"forwarded\"}}",
+        wingman::metrics::MESSAGES_TOTAL
     );
-    assert!(text.contains("# TYPE pipeline_handle_duration_seconds histogram"));
+    assert!(text.contains(&forwarded), "{text}");
+    let histogram = format!("# TYPE {} histogram", wingman::metrics::HANDLE_DURATION);
+    assert!(text.contains(&histogram), "{text}");
     env.stop().await;
 }
 

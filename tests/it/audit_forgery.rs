@@ -358,7 +358,7 @@ async fn no_principal_can_forge_plant_or_pre_empt_an_audit_event() {
         assert!(
             scrape
                 .lines()
-                .any(|line| line.starts_with("pipeline_dlq_messages_total")
+                .any(|line| line.starts_with(wingman::metrics::DLQ_TOTAL)
                     && line.contains("stage=\"recorder\"")
                     && line.contains(&format!("reason=\"{code}\""))),
             "{code} not counted:\n{scrape}"

@@ -20,15 +20,16 @@ const VARIABLES: [(&str, &str); 4] = [
     ("$stage", ".*"),
 ];
 
-/// What one round adds, at least, to series the dashboards read.
-const ROUND_SERIES: [(&str, f64); 7] = [
-    ("executions_total{result=\"succeeded\"}", 2.0),
-    ("approval_decisions_total", 3.0),
-    ("token_rejections_total", 1.0),
-    ("requests_invalid_total", 1.0),
-    ("api_requests_total", 1.0),
-    ("approval_latency_seconds_count", 3.0),
-    ("telegram_sends_total{kind=\"prompt\"}", 3.0),
+/// What one round adds, at least, to series the dashboards read: the metric, what follows its
+/// name in the selector (labels, or a histogram's `_count`), and by how much.
+const ROUND_SERIES: [(&str, &str, f64); 7] = [
+    (wingman::metrics::EXECUTIONS, "{result=\"succeeded\"}", 2.0),
+    (wingman::metrics::APPROVAL_DECISIONS, "", 3.0),
+    (wingman::metrics::TOKEN_REJECTIONS, "", 1.0),
+    (wingman::metrics::REQUESTS_INVALID, "", 1.0),
+    (wingman::metrics::API_REQUESTS, "", 1.0),
+    (wingman::metrics::APPROVAL_LATENCY, "_count", 3.0),
+    (wingman::metrics::TELEGRAM_SENDS, "{kind=\"prompt\"}", 3.0),
 ];
 
 /// A prd request removing `container`: a human decides (the deployment profile's bar).
@@ -43,7 +44,7 @@ fn prd_removal(request_id: Uuid, container: &str) -> Value {
 }
 
 /// A careless request the validators auto-reject, in `test`, where this run's gateway may
-/// not act: overridden by a human, its token is refused (`token_rejections_total`).
+/// not act: overridden by a human, its token is refused (`wingman_token_rejections_total`).
 fn careless(request_id: Uuid) -> Value {
     json!({
         "request_id": request_id, "requester": "agent-7", "environment": "test",
@@ -250,20 +251,26 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
     // `increase()` counts from a series' first scrape: the cohort's series must be in
     // Prometheus before the 32 land, or a loaded machine's late first scrape hides them.
     bulk(&env, 100, 1).await;
-    let validated = "sum(validation_outcomes_total{applied=\"true\",decision=\"AUTO_APPROVED\"})";
+    let validated = format!(
+        "sum({}{{applied=\"true\",decision=\"AUTO_APPROVED\"}})",
+        wingman::metrics::VALIDATION_OUTCOMES
+    );
     poll(
         &format!("Prometheus to scrape the cohort's series: {validated}"),
         90,
-        || async { (!prometheus.query(validated).await.is_empty()).then_some(()) },
+        || async { (!prometheus.query(&validated).await.is_empty()).then_some(()) },
     )
     .await;
     bulk(&env, 100, 32).await;
-    let window = "sum(increase(validation_outcomes_total{applied=\"true\"}[24h]))";
+    let window = format!(
+        "sum(increase({}{{applied=\"true\"}}[24h]))",
+        wingman::metrics::VALIDATION_OUTCOMES
+    );
     poll(
         &format!("Prometheus to count the bulk: {window} >= 30"),
         90,
         || async {
-            let result = prometheus.query(window).await;
+            let result = prometheus.query(&window).await;
             let seen = result.first()?["value"][1].as_str()?.parse::<f64>().ok()?;
             (seen >= 30.0).then_some(())
         },
@@ -277,8 +284,8 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
         let wanted = f64::from(round);
         // Every kind of event of this round is in Prometheus before the next round starts
         // (scrapes can lag on a loaded machine), so each series exists before it grows.
-        for (series, per_round) in ROUND_SERIES {
-            let query = format!("sum({series})");
+        for (metric, selector, per_round) in ROUND_SERIES {
+            let query = format!("sum({metric}{selector})");
             poll(
                 &format!(
                     "Prometheus to scrape round {round}: {query} >= {}",

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use uuid::Uuid;
+use wingman::metrics;
 use wingman::request::Environment;
 
 use crate::docker;
@@ -52,26 +53,35 @@ async fn every_stage_exports_valid_catalogued_metrics() {
         .unwrap();
     for stage in ["intake", "authority", "gateway", "recorder", "approvals"] {
         assert!(
-            scrape.contains(&format!("pipeline_messages_total{{stage=\"{stage}\"")),
+            scrape.contains(&format!("{}{{stage=\"{stage}\"", metrics::MESSAGES_TOTAL)),
             "{stage} missing:\n{scrape}"
         );
     }
-    assert!(scrape.contains("# TYPE pipeline_handle_duration_seconds histogram"));
-    assert!(scrape.contains("# TYPE validator_score histogram"));
+    for histogram in [metrics::HANDLE_DURATION, metrics::VALIDATOR_SCORE] {
+        assert!(
+            scrape.contains(&format!("# TYPE {histogram} histogram")),
+            "{histogram} missing:\n{scrape}"
+        );
+    }
     let build_info = format!(
-        "wingman_build_info{{version=\"{}\",revision=\"",
+        "{}{{version=\"{}\",revision=\"",
+        metrics::BUILD_INFO,
         env!("CARGO_PKG_VERSION")
     );
     assert!(
         scrape.contains(&build_info),
         "{build_info} missing:\n{scrape}"
     );
-    assert!(scrape.contains("executions_total{operation=\"container_restart\",environment=\"dev\",result=\"succeeded\"} "));
+    let succeeded = format!(
+        "{}{{operation=\"container_restart\",environment=\"dev\",result=\"succeeded\"}} ",
+        metrics::EXECUTIONS
+    );
+    assert!(
+        scrape.contains(&succeeded),
+        "{succeeded} missing:\n{scrape}"
+    );
 
-    let catalogue: BTreeSet<&str> = wingman::metrics::CATALOGUE
-        .iter()
-        .map(|(name, ..)| *name)
-        .collect();
+    let catalogue: BTreeSet<&str> = metrics::CATALOGUE.iter().map(|(name, ..)| *name).collect();
     let exported: BTreeSet<String> = scrape
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))

@@ -131,9 +131,13 @@ async fn container_id(name: &str) -> String {
 
 /// How many jobs the gateway refused on a policy rule so far, in this process.
 fn policy_rejections(handle: &metrics_exporter_prometheus::PrometheusHandle) -> u64 {
+    let series = format!(
+        "{}{{reason=\"policy\"}} ",
+        wingman::metrics::TOKEN_REJECTIONS
+    );
     wingman::metrics::render(handle)
         .lines()
-        .find_map(|line| line.strip_prefix("token_rejections_total{reason=\"policy\"} "))
+        .find_map(|line| line.strip_prefix(&series))
         .map_or(0, |count| count.trim().parse().unwrap())
 }
 

@@ -760,11 +760,11 @@ async fn the_rollout_gauges_follow_the_bucket_at_once_when_another_process_chang
         loop {
             let text = scrape().await.unwrap_or_default();
             let seen = (
-                scraped(&text, "validation_enabled"),
-                scraped(&text, "validation_rollout_percent"),
+                scraped(&text, wingman::metrics::ROLLOUT_ENABLED),
+                scraped(&text, wingman::metrics::ROLLOUT_PERCENT),
             );
             if seen == (Some(enabled), Some(percent)) {
-                return scraped(&text, "validation_rollout_revision");
+                return scraped(&text, wingman::metrics::ROLLOUT_REVISION);
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

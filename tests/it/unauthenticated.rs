@@ -1,7 +1,7 @@
 //! What an unauthenticated caller can write into the permanent audit is bounded: a flood of
 //! 401s at the HTTP edge, or of `/approve` from a Telegram stranger, is counted in full in
-//! `access_denied_total` but audited one by one only up to the per-source limit; the rest of
-//! the window becomes one summary event with the count.
+//! `wingman_access_denied_total` but audited one by one only up to the per-source limit; the
+//! rest of the window becomes one summary event with the count.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -50,11 +50,12 @@ async fn access_denied_rows(env: &TestEnv) -> Vec<Value> {
         .unwrap()
 }
 
-/// The value of `access_denied_total` for these labels in a scrape.
+/// The value of `wingman_access_denied_total` for these labels in a scrape.
 fn refused_count(scrape: &str, edge: &str, audited: &str) -> f64 {
+    let series = format!("{}{{", wingman::metrics::ACCESS_DENIED);
     scrape
         .lines()
-        .filter(|line| line.starts_with("access_denied_total{"))
+        .filter(|line| line.starts_with(&series))
         .filter(|line| {
             line.contains(&format!("edge=\"{edge}\""))
                 && line.contains(&format!("audited=\"{audited}\""))

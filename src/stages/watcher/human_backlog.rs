@@ -3,9 +3,9 @@
 //! 1. On every tick of the watcher's clock, counts the PENDING requests of each environment,
 //!    the age of the oldest, and how many expire within [`EXPIRY_WARNING`].
 //! 2. Reads `approval_requests` (read-only); publishes nothing.
-//! 3. Sets the `approvals_pending`, `approvals_oldest_pending_age_seconds` and
-//!    `approvals_expiring_soon` gauges for every environment, 0 where nothing waits, so they
-//!    follow the state (a decision, an expiry, a restart) and not only the events seen.
+//! 3. Sets the `wingman_approvals_pending`, `wingman_approvals_oldest_pending_age_seconds` and
+//!    `wingman_approvals_expiring_soon` gauges for every environment, 0 where nothing waits, so
+//!    they follow the state (a decision, an expiry, a restart) and not only the events seen.
 //! 4. It never decides or expires anything (`expire_due` does).
 
 use std::time::Duration;
