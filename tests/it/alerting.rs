@@ -110,7 +110,8 @@ async fn a_worker_that_goes_down_is_announced_in_the_approvers_telegram_chat_wit
     )
     .await;
     prometheus.wait_until_all_up(&workers).await;
-    // Evaluated with every worker up: WorkerDown is not firing, nobody was told anything.
+    // Evaluated with every worker up: WorkerDown is not firing, nobody was told of one.
+    // (WorkerMissing does fire, for the workers this test does not start.)
     poll("the rules to be evaluated", 30, || async {
         let rules = reqwest::get(format!("{}/api/v1/rules", prometheus.url))
             .await

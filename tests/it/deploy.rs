@@ -88,6 +88,55 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|name| name.to_string()).collect()
 }
 
+/// How Prometheus finds one job's targets, as `grafana/prometheus.yml` says.
+#[derive(Debug, PartialEq)]
+enum Discovery {
+    /// `dns_sd_configs`: every record of `names` of this type, on `port`. On Docker's embedded
+    /// DNS a compose service name has one A record per running replica.
+    Dns {
+        names: Vec<String>,
+        record: String,
+        port: u64,
+    },
+    /// `static_configs`: these `host:port` targets.
+    Static(Vec<String>),
+}
+
+/// Every scrape job of `grafana/prometheus.yml` by name. A job found any other way (say
+/// `docker_sd_configs`, which needs the Docker socket only the gateway may hold) fails here.
+fn scrape_jobs() -> BTreeMap<String, Discovery> {
+    let scrape: Value = serde_yaml_ng::from_str(&repo_file("grafana/prometheus.yml")).unwrap();
+    let mut jobs = BTreeMap::new();
+    for job in scrape["scrape_configs"].as_sequence().unwrap() {
+        let name = job["job_name"].as_str().unwrap().to_string();
+        let found_by: Vec<&str> = job
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(Value::as_str)
+            .filter(|key| key.ends_with("_sd_configs") || *key == "static_configs")
+            .collect();
+        let discovery = match found_by.as_slice() {
+            ["dns_sd_configs"] => {
+                let configs = job["dns_sd_configs"].as_sequence().unwrap();
+                assert_eq!(configs.len(), 1, "{name}: one dns_sd_config");
+                let config = &configs[0];
+                Discovery::Dns {
+                    names: strings(&config["names"]),
+                    record: config["type"].as_str().unwrap_or("SRV").to_string(),
+                    port: config["port"].as_u64().unwrap_or(0),
+                }
+            }
+            ["static_configs"] => Discovery::Static(strings(&job["static_configs"][0]["targets"])),
+            other => {
+                panic!("{name}: found by {other:?}, expected dns_sd_configs or static_configs")
+            }
+        };
+        jobs.insert(name, discovery);
+    }
+    jobs
+}
+
 #[test]
 fn only_the_gateway_has_the_docker_socket_and_only_the_authority_the_signing_key() {
     let services = compose();
@@ -228,8 +277,9 @@ fn every_service_is_on_the_network_and_every_worker_is_checked_and_on_its_own_na
 
 /// The list of workers exists once (`wingman::worker::WORKERS`); every other place that
 /// names them is held to it, both ways: a worker crate per entry, a compose service running
-/// its binary with its healthcheck on its ops port, a Prometheus job scraping that port, a
-/// NATS user, and the dev script's scrape list; and no worker anywhere that the list lacks.
+/// its binary with its healthcheck on its ops port, a Prometheus job finding every replica of
+/// that service in DNS and scraping that port, a NATS user, and the dev script's scrape list;
+/// and no worker anywhere that the list lacks.
 #[test]
 fn every_worker_of_the_one_list_is_built_deployed_scraped_and_checked() {
     let listed: BTreeSet<String> = workers().into_iter().map(String::from).collect();
@@ -256,13 +306,7 @@ fn every_worker_of_the_one_list_is_built_deployed_scraped_and_checked() {
         "the compose file's workers and the list differ"
     );
 
-    let scrape: Value = serde_yaml_ng::from_str(&repo_file("grafana/prometheus.yml")).unwrap();
-    let mut jobs = BTreeMap::new();
-    for job in scrape["scrape_configs"].as_sequence().unwrap() {
-        let name = job["job_name"].as_str().unwrap().to_string();
-        let targets = strings(&job["static_configs"][0]["targets"]);
-        jobs.insert(name, targets);
-    }
+    let jobs = scrape_jobs();
     let auth = repo_file("nats/auth.conf");
     let dev = repo_file("scripts/dev");
     for worker in wingman::worker::WORKERS {
@@ -288,10 +332,16 @@ fn every_worker_of_the_one_list_is_built_deployed_scraped_and_checked() {
             format!("CMD wingman health http://127.0.0.1:{checked}/health"),
             "{name}: its healthcheck asks another port"
         );
+        // `--scale intake=3` is three A records of the service name: all three are scraped (a
+        // static target on the name would reach one of them at random per scrape).
         assert_eq!(
             jobs.get(name),
-            Some(&vec![format!("{name}:{port}")]),
-            "grafana/prometheus.yml does not scrape {name} on {port}"
+            Some(&Discovery::Dns {
+                names: vec![name.to_string()],
+                record: "A".to_string(),
+                port: u64::from(port),
+            }),
+            "grafana/prometheus.yml does not find every replica of {name} in DNS and scrape it on {port}"
         );
         assert!(
             auth.contains(&format!("{{ user: {name}, ")),
@@ -312,6 +362,21 @@ fn every_worker_of_the_one_list_is_built_deployed_scraped_and_checked() {
         BTreeSet::from(["alertmanager", "prometheus"]),
         "a scrape job for a worker the list lacks"
     );
+
+    // The alerts on a worker's `up` name every worker of the list: WorkerDown (a replica that
+    // does not answer) by one regex, WorkerMissing (no replica left in DNS) one by one.
+    let rules = repo_file("grafana/alerts/wingman.rules.yml");
+    let every_job = format!("job=~\"{}\"", workers().join("|"));
+    assert!(
+        rules.contains(&format!("up{{{every_job}}} == 0")),
+        "WorkerDown does not watch {every_job}"
+    );
+    for name in workers() {
+        assert!(
+            rules.contains(&format!("absent(up{{job=\"{name}\"}})")),
+            "WorkerMissing does not watch {name}"
+        );
+    }
 }
 
 #[test]
@@ -331,9 +396,15 @@ fn prometheus_mounts_the_rule_file_and_grafana_its_provisioning() {
     let grafana = strings(&services["grafana"]["volumes"]).join(" ");
     assert!(grafana.contains("./grafana/provisioning:/etc/grafana/provisioning"));
     assert!(grafana.contains("./grafana/dashboards:/var/lib/grafana/dashboards"));
-    // Prometheus scrapes the ops ports, which need no API key.
-    let scrape = repo_file("grafana/prometheus.yml");
-    assert!(scrape.contains("gateway:9105") && !scrape.contains("gateway:5001"));
+    // Prometheus scrapes the ops ports, which need no API key, never the gateway's HTTP face.
+    let gateway = wingman::worker::WORKERS
+        .iter()
+        .find(|worker| worker.name() == "gateway")
+        .unwrap();
+    assert!(
+        matches!(scrape_jobs()["gateway"], Discovery::Dns { port, .. } if port == u64::from(gateway.ops_port))
+    );
+    assert!(!repo_file("grafana/prometheus.yml").contains("5001"));
 }
 
 /// Alerts reach people in production: Prometheus sends to the alertmanager service, which
