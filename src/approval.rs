@@ -636,7 +636,7 @@ impl Desk {
                         "approvers": claim.approvers,
                     }),
                 ),
-                step.status(status.as_str(), details),
+                step.status(status, details),
             ],
         )
         .await?;
@@ -725,7 +725,7 @@ impl Desk {
                         "environment": record.request.environment.as_str(),
                     }),
                 ),
-                step.status(Status::Cancelled.as_str(), details),
+                step.status(Status::Cancelled, details),
             ],
         )
         .await?;

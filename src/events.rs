@@ -7,18 +7,22 @@
 //! | `wingman.approvals.decided` | `Envelope<Decided>` |
 //! | `wingman.exec.jobs` | `Envelope<ExecJob>` |
 //! | `wingman.audit.<stage>.<kind>` | `Envelope<AuditRecord>` (the stage that owns the kind, [`AUDIT_OWNERS`]) |
-//! | `wingman.status.<request_id>` | [`StatusEvent`] (flat, for publishers) |
+//! | `wingman.status.<request_id>` | [`StatusEvent`] (flat, for publishers; its word a [`PublicStatus`]) |
 //! | `wingman.output.<principal>.<request_id>` | `Envelope<ExecutionOutput>` (the requester only) |
 //! | `wingman.dlq.<stage>` | [`DeadLetter`] |
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::envelope::RequestId;
 use crate::request::Request;
 use crate::status::Status;
+
+mod status_event;
+
+pub use status_event::{PublicStatus, StatusEvent};
 
 /// The stages of the pipeline; each word is used for its module, worker, consumer and label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -340,28 +344,6 @@ impl crate::envelope::Envelope<AuditRecord> {
         records
     }
 }
-
-/// `wingman.status.<request_id>`: what a publisher waits on. `details` are flattened into
-/// the object (scores, approver, token expiry, result, error).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusEvent {
-    pub event_id: Uuid,
-    pub request_id: RequestId,
-    /// A [`Status`] word, or `INVALID` for a message intake refused.
-    pub status: String,
-    pub at: DateTime<Utc>,
-    pub stage: Stage,
-    #[serde(flatten)]
-    pub details: Map<String, Value>,
-}
-
-/// The status word of a request that never entered the pipeline (intake refused it). It is
-/// only ever published on the status subject, never stored as a row status.
-pub const INVALID: &str = "INVALID";
-
-/// The status word published when the gateway refuses a job (bad token, policy): the request
-/// keeps its row status; nothing ran.
-pub const REFUSED: &str = "REFUSED";
 
 /// `wingman.dlq.<stage>`: a message a stage refused for good, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

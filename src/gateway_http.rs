@@ -30,7 +30,7 @@ use crate::bus::publish::publish_all;
 use crate::bus::step::publish_audit;
 use crate::docker::parse_command_line;
 use crate::envelope::RequestId;
-use crate::events::{AuditKind, ExecJob, REFUSED, Stage};
+use crate::events::{AuditKind, ExecJob, PublicStatus, Stage};
 use crate::principal::Principal;
 use crate::request::{Command, Environment, Execution, Request};
 use crate::stages::authority::TokenRequest;
@@ -247,7 +247,8 @@ async fn execute_now(
         .find(|message| message.subject == status_subject)
         .and_then(|message| serde_json::from_slice::<Value>(&message.payload).ok())
         .unwrap_or(Value::Null);
-    let refused = status_event["status"] == REFUSED;
+    let refused = PublicStatus::deserialize(&status_event["status"])
+        .is_ok_and(|status| status == PublicStatus::Refused);
     // A refused call has not moved the request: its audit event is published, not a REFUSED
     // status that would end the submitter's `wingman status --wait`.
     let to_publish: Vec<_> = outgoing

@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::StreamExt;
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use wingman::events::PublicStatus;
+use wingman::status::Status;
 
 use crate::harness::Pipeline;
 use crate::openloop::Mix;
@@ -177,11 +180,16 @@ impl Pipeline {
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("status closed"))?;
                 let event: Value = serde_json::from_slice(&message.payload)?;
-                match event["status"].as_str() {
-                    Some("SUCCEEDED") => break,
+                match PublicStatus::deserialize(&event["status"]).ok() {
+                    Some(PublicStatus::Request(Status::Succeeded)) => break,
                     Some(
-                        other @ ("FAILED" | "INDETERMINATE" | "REFUSED" | "AUTO_REJECTED"
-                        | "PENDING"),
+                        other @ (PublicStatus::Request(
+                            Status::Failed
+                            | Status::Indeterminate
+                            | Status::AutoRejected
+                            | Status::Pending,
+                        )
+                        | PublicStatus::Refused),
                     ) => anyhow::bail!("bench restart ended {other}: {event}"),
                     _ => {}
                 }

@@ -20,6 +20,8 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+use wingman::events::PublicStatus;
+use wingman::status::Status;
 
 use crate::harness::Pipeline;
 
@@ -64,11 +66,11 @@ pub struct Watch {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The two fields of a status event the watch needs (the word decoded without a copy).
 #[derive(Deserialize)]
-struct StatusEvent<'a> {
+struct StatusEvent {
     request_id: Uuid,
-    #[serde(borrow)]
-    status: &'a str,
+    status: PublicStatus,
 }
 
 impl Watch {
@@ -110,10 +112,15 @@ impl Watch {
                     let mut marks = marks.lock().expect("marks");
                     let entry = marks.entry(event.request_id).or_default();
                     match event.status {
-                        "AUTO_APPROVED" | "AUTO_REJECTED" | "PENDING" => {
+                        PublicStatus::Request(
+                            Status::AutoApproved | Status::AutoRejected | Status::Pending,
+                        ) => {
                             entry.visible.get_or_insert(now);
                         }
-                        "SUCCEEDED" | "FAILED" | "INDETERMINATE" | "REFUSED" => {
+                        PublicStatus::Request(
+                            Status::Succeeded | Status::Failed | Status::Indeterminate,
+                        )
+                        | PublicStatus::Refused => {
                             entry.executed.get_or_insert(now);
                         }
                         _ => {}

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::Bus;
 use crate::bus::publish::{Outgoing, publish_all};
 use crate::envelope::{ENVELOPE_VERSION, Envelope, RequestId};
-use crate::events::{AuditKind, AuditRecord, DeadLetter, INVALID, Stage, StatusEvent};
+use crate::events::{AuditKind, AuditRecord, DeadLetter, PublicStatus, Stage, StatusEvent};
 use crate::metrics;
 
 /// What a stage decided to do with a message.
@@ -529,7 +529,7 @@ pub fn dead_letter_messages(
         let status = StatusEvent {
             event_id: crate::envelope::derive_uuid_v7(delivery.published, &format!("{key}:status")),
             request_id,
-            status: INVALID.to_string(),
+            status: PublicStatus::Invalid,
             at: crate::envelope::now(),
             stage,
             details,

@@ -16,7 +16,7 @@ use futures::StreamExt;
 
 use crate::bus::Bus;
 use crate::envelope::RequestId;
-use crate::events::{INVALID, REFUSED, Stage, StatusEvent};
+use crate::events::{PublicStatus, Stage, StatusEvent};
 use crate::status::Status;
 
 /// What a follower waits for.
@@ -48,7 +48,7 @@ impl Goal {
         if self != Goal::FromEvents {
             return self;
         }
-        if event.stage == Stage::Intake && event.status != INVALID {
+        if event.stage == Stage::Intake && event.status != PublicStatus::Invalid {
             return Goal::for_command(event.details.contains_key("command"));
         }
         if event.details.contains_key("token_expires_at") || event.stage == Stage::Gateway {
@@ -116,11 +116,9 @@ pub async fn events(
 
 /// True when a follower with `goal` has nothing more to wait for.
 pub fn is_settled(event: &StatusEvent, goal: Goal) -> bool {
-    if event.status == INVALID || event.status == REFUSED {
+    let Some(status) = event.status.request() else {
+        // INVALID or REFUSED: nothing follows.
         return true;
-    }
-    let Ok(status) = event.status.parse::<Status>() else {
-        return false;
     };
     match goal {
         Goal::Decision => status == Status::AutoRejected || status.is_final(false),
@@ -179,13 +177,14 @@ mod tests {
     use super::*;
 
     fn event(status: &str, stage: Stage, details: Value) -> StatusEvent {
+        let status = PublicStatus::parse(status).expect("a status word");
         let Value::Object(details) = details else {
             unreachable!("details are an object")
         };
         StatusEvent {
             event_id: uuid::Uuid::now_v7(),
             request_id: RequestId::generate(),
-            status: status.into(),
+            status,
             at: chrono::Utc::now(),
             stage,
             details,
@@ -197,7 +196,7 @@ mod tests {
         for event in events {
             goal = goal.learn(event);
             if is_settled(event, goal) {
-                return Some(event.status.clone());
+                return Some(event.status.to_string());
             }
         }
         None

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::publish::Outgoing;
 use super::subjects::Subjects;
 use crate::envelope::{Envelope, RequestId, derive_uuid_v7};
-use crate::events::{AuditKind, AuditRecord, ChainedRecord, Stage, StatusEvent};
+use crate::events::{AuditKind, AuditRecord, ChainedRecord, PublicStatus, Stage, StatusEvent};
 use crate::status::Status;
 
 /// The messages one step of one request produces, with ids derived from the request, the
@@ -87,11 +87,12 @@ impl Step<'_> {
     }
 
     /// The status event publishers wait on.
-    pub fn status(&self, status: &str, details: Map<String, Value>) -> Outgoing {
+    pub fn status(&self, status: impl Into<PublicStatus>, details: Map<String, Value>) -> Outgoing {
+        let status = status.into();
         let event = StatusEvent {
             event_id: derive_uuid_v7(self.origin, &self.key(&format!("status:{status}"))),
             request_id: self.request_id,
-            status: status.to_string(),
+            status,
             at: crate::envelope::now(),
             stage: self.stage,
             details,

@@ -11,7 +11,7 @@ use crate::bus::publish::{Outgoing, publish_all};
 use crate::bus::status_feed::{self as watch, Goal, follow};
 use crate::cli::ExitCode;
 use crate::envelope::RequestId;
-use crate::events::{INVALID, REFUSED, StatusEvent};
+use crate::events::{PublicStatus, StatusEvent};
 use crate::request::{Execution, parse_request};
 use crate::status::Status;
 
@@ -263,7 +263,7 @@ pub async fn follow_progress(
                 print(describe(event));
             }
             if let Some(spinner) = &live {
-                spinner.set_message(waiting_for(&event.status, request_id));
+                spinner.set_message(waiting_for(Some(event.status), request_id));
             }
         },
         |_| {},
@@ -282,41 +282,42 @@ fn live_line(request_id: RequestId) -> indicatif::ProgressBar {
         indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
-    spinner.set_message(waiting_for("SUBMITTED", request_id));
+    spinner.set_message(waiting_for(None, request_id));
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner
 }
 
 pub fn exit_code(event: &StatusEvent) -> ExitCode {
-    if event.status == INVALID || event.status == REFUSED {
-        return ExitCode::Denied;
-    }
-    match event.status.parse::<Status>() {
-        Ok(Status::Rejected | Status::AutoRejected | Status::Expired | Status::Cancelled) => {
-            ExitCode::Denied
-        }
-        Ok(Status::Failed | Status::Indeterminate) => ExitCode::Failed,
-        _ => ExitCode::Ok,
+    match event.status {
+        PublicStatus::Invalid | PublicStatus::Refused => ExitCode::Denied,
+        PublicStatus::Request(
+            Status::Rejected | Status::AutoRejected | Status::Expired | Status::Cancelled,
+        ) => ExitCode::Denied,
+        PublicStatus::Request(Status::Failed | Status::Indeterminate) => ExitCode::Failed,
+        PublicStatus::Request(_) => ExitCode::Ok,
     }
 }
 
-/// What the live line says after `status`: what the request waits for, and for a human
-/// decision, how to give it.
-fn waiting_for(status: &str, request_id: RequestId) -> String {
+/// What the live line says after `status` (`None`: submitted, no status event yet): what the
+/// request waits for, and for a human decision, how to give it.
+fn waiting_for(status: Option<PublicStatus>, request_id: RequestId) -> String {
     let what = match status {
-        "SUBMITTED" => "waiting for intake".to_string(),
-        "RECEIVED" => "waiting for validation".to_string(),
-        "PENDING" => {
+        None => "waiting for intake".to_string(),
+        Some(PublicStatus::Request(Status::Received)) => "waiting for validation".to_string(),
+        Some(PublicStatus::Request(Status::Pending)) => {
             let short: String = request_id.to_string().chars().take(13).collect();
             format!(
                 "waiting for an approver other than you: Telegram, or `wingman approve {short}`"
             )
         }
-        "APPROVED" | "AUTO_APPROVED" => "waiting for the authority and the gateway".to_string(),
-        "EXECUTING" => "the gateway is running it".to_string(),
-        _ => "waiting".to_string(),
+        Some(PublicStatus::Request(Status::Approved | Status::AutoApproved)) => {
+            "waiting for the authority and the gateway".to_string()
+        }
+        Some(PublicStatus::Request(Status::Executing)) => "the gateway is running it".to_string(),
+        Some(_) => "waiting".to_string(),
     };
-    format!("{status} · {what}")
+    let word = status.map_or("SUBMITTED", PublicStatus::as_str);
+    format!("{word} · {what}")
 }
 
 /// One line per stage: time, status, stage, and what the step adds.
@@ -334,7 +335,7 @@ pub fn describe(event: &StatusEvent) -> String {
         summary.push(environment);
     }
     // Intake's event (the decision, taken in the hop that receives) names what was asked.
-    if event.stage == crate::events::Stage::Intake && event.status != crate::events::INVALID {
+    if event.stage == crate::events::Stage::Intake && event.status != PublicStatus::Invalid {
         summary
             .push(detail("command").unwrap_or_else(|| "instruction approval (no command)".into()));
     }

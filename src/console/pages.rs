@@ -17,12 +17,13 @@ use crate::console::ConsoleState;
 use crate::console::session::{self, COOKIE, LOGIN_COOKIE, LoginRefused, Session};
 use crate::console::view;
 use crate::envelope::RequestId;
-use crate::events::{AuditKind, Stage, StatusEvent};
+use crate::events::{AuditKind, PublicStatus, Stage, StatusEvent};
 use crate::identity::api_vote::Outcome;
 use crate::identity::roster::{Roster, RosterStore};
 use crate::report::{Basis, Criteria, rates, verdict};
 use crate::request::Environment;
 use crate::rollout::RolloutStore;
+use crate::status::Status;
 use crate::store::{audit, console as store, requests};
 
 /// How far back the overview's report and chart look.
@@ -428,7 +429,7 @@ fn timeline_items(events: &[StatusEvent]) -> Vec<TimelineItem> {
         .iter()
         .map(|event| TimelineItem {
             at: event.at.format("%H:%M:%S%.3f").to_string(),
-            status: event.status.clone(),
+            status: event.status.to_string(),
             stage: event.stage.as_str().to_string(),
             details: event
                 .details
@@ -441,13 +442,17 @@ fn timeline_items(events: &[StatusEvent]) -> Vec<TimelineItem> {
                     (key.clone(), crate::telegram::clip(&text, 400))
                 })
                 .collect(),
-            tone: match event.status.as_str() {
-                "SUCCEEDED" | "APPROVED" | "AUTO_APPROVED" => "good",
-                "FAILED" | "REJECTED" | "AUTO_REJECTED" | "EXPIRED" | "REFUSED" | "INVALID" => {
-                    "bad"
-                }
-                "INDETERMINATE" => "alert",
-                _ => "neutral",
+            tone: match event.status {
+                PublicStatus::Request(
+                    Status::Succeeded | Status::Approved | Status::AutoApproved,
+                ) => "good",
+                PublicStatus::Request(
+                    Status::Failed | Status::Rejected | Status::AutoRejected | Status::Expired,
+                )
+                | PublicStatus::Refused
+                | PublicStatus::Invalid => "bad",
+                PublicStatus::Request(Status::Indeterminate) => "alert",
+                PublicStatus::Request(_) => "neutral",
             },
         })
         .collect()
@@ -456,7 +461,8 @@ fn timeline_items(events: &[StatusEvent]) -> Vec<TimelineItem> {
 fn settled(events: &[StatusEvent]) -> bool {
     events.last().is_some_and(|event| {
         crate::bus::status_feed::is_settled(event, crate::bus::status_feed::Goal::Execution)
-            || matches!(event.status.as_str(), "REJECTED" | "EXPIRED")
+            || event.status == Status::Rejected
+            || event.status == Status::Expired
     })
 }
 

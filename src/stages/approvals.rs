@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::approval::{ApprovalRecord, Desk};
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
 use crate::bus::topology::PROMPT_UPDATES;
-use crate::events::{Stage, StatusEvent, Validated};
+use crate::events::{PublicStatus, Stage, StatusEvent, Validated};
 use crate::identity::api_vote::{ApiVote, VoteAnswer};
 use crate::identity::console_vote::SignedVote;
 use crate::status::Status;
@@ -310,8 +310,8 @@ pub fn outcome_line(event: &StatusEvent) -> Option<String> {
             .map(crate::telegram::escape)
     };
     let at = event.at.format("%Y-%m-%d %H:%M:%S UTC");
-    let line = match event.status.as_str() {
-        "APPROVED" if event.stage == Stage::Approvals => {
+    let line = match event.status {
+        PublicStatus::Request(Status::Approved) if event.stage == Stage::Approvals => {
             let note = detail("note")
                 .map(|note| format!(" — {note}"))
                 .unwrap_or_default();
@@ -320,13 +320,15 @@ pub fn outcome_line(event: &StatusEvent) -> Option<String> {
                 detail("decided_by").unwrap_or_default()
             )
         }
-        "REJECTED" => format!(
+        PublicStatus::Request(Status::Rejected) => format!(
             "❌ <b>REJECTED</b> by {} at {at} — {}",
             detail("decided_by").unwrap_or_default(),
             detail("note").unwrap_or_default()
         ),
-        "EXPIRED" => format!("⌛ <b>EXPIRED</b> at {at}: no decision in time (default deny)"),
-        "CANCELLED" => {
+        PublicStatus::Request(Status::Expired) => {
+            format!("⌛ <b>EXPIRED</b> at {at}: no decision in time (default deny)")
+        }
+        PublicStatus::Request(Status::Cancelled) => {
             let note = detail("note")
                 .map(|note| format!(" — {note}"))
                 .unwrap_or_default();
@@ -335,7 +337,8 @@ pub fn outcome_line(event: &StatusEvent) -> Option<String> {
                 detail("decided_by").unwrap_or_default()
             )
         }
-        "SUCCEEDED" | "FAILED" | "INDETERMINATE" | "REFUSED" => {
+        PublicStatus::Request(Status::Succeeded | Status::Failed | Status::Indeterminate)
+        | PublicStatus::Refused => {
             let result = detail("result")
                 .or_else(|| detail("error"))
                 .unwrap_or_default();

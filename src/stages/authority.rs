@@ -202,7 +202,7 @@ async fn authorize(
         outgoing.push(step.event(deps.bus.subjects.exec_jobs(), "job", job));
     }
     outgoing.push(step.audit(AuditKind::TokenMinted, None, minted_audit));
-    outgoing.push(step.status(status.as_str(), details));
+    outgoing.push(step.status(status, details));
     Ok(Outcome::Forward(outgoing))
 }
 

@@ -37,7 +37,7 @@ use crate::bus::step::Step;
 use crate::claims::{self, Created, Key};
 use crate::docker::{DockerOperation, parse_command_line};
 use crate::engine::{Engine, ExecutionResult, Limits};
-use crate::events::{AuditKind, ExecJob, ExecutionOutput, REFUSED, Stage};
+use crate::events::{AuditKind, ExecJob, ExecutionOutput, PublicStatus, Stage};
 use crate::metrics;
 use crate::policy::Policy;
 use crate::request::{Environment, Request};
@@ -234,7 +234,7 @@ pub async fn execute(
             }),
         ),
         step.status(
-            Status::Executing.as_str(),
+            Status::Executing,
             details(&[("operation", json!(operation.to_string()))]),
         ),
     ];
@@ -412,7 +412,7 @@ fn finished_events(
             }),
         ),
         step.status(
-            status.as_str(),
+            status,
             details(&[
                 ("result", json!(result.summary)),
                 ("exit_code", json!(result.exit_code)),
@@ -441,10 +441,7 @@ fn indeterminate(step: &Step<'_>, token_id: Uuid, reason: &str) -> Vec<Outgoing>
             Some(Status::Indeterminate),
             json!({ "token_id": token_id, "error": reason }),
         ),
-        step.status(
-            Status::Indeterminate.as_str(),
-            details(&[("error", json!(reason))]),
-        ),
+        step.status(Status::Indeterminate, details(&[("error", json!(reason))])),
     ]
 }
 
@@ -458,7 +455,7 @@ fn refusal(step: &Step<'_>, code: &'static str, reason: &str, token_id: Uuid) ->
             json!({ "code": code, "reason": reason, "token_id": token_id }),
         ),
         step.status(
-            REFUSED,
+            PublicStatus::Refused,
             details(&[("code", json!(code)), ("error", json!(reason))]),
         ),
     ]

@@ -209,7 +209,7 @@ fn publish(
                 decided.audit_data(),
             ),
         ]),
-        step.status(decided.status.as_str(), details),
+        step.status(decided.status, details),
     ];
     if let Some(route) = decided.route(&request) {
         outgoing.push(step.event(

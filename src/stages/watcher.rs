@@ -165,7 +165,7 @@ pub async fn expire_due(deps: &WatcherDeps) -> anyhow::Result<usize> {
                     Some(Status::Expired),
                     json!({ "expires_at": expires_at }),
                 ),
-                step.status(Status::Expired.as_str(), details),
+                step.status(Status::Expired, details),
             ],
         )
         .await?;
