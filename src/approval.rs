@@ -17,6 +17,7 @@ use crate::bus::publish::publish_all;
 use crate::bus::step::Step;
 use crate::claims::{self, Created, DecisionClaim, Key};
 use crate::envelope::RequestId;
+use crate::events::payload::{ApprovalDecided, RequestCancelled};
 use crate::events::{AuditKind, Decided, Stage};
 use crate::identity::api_vote::{ApiVote, Outcome, VoteAnswer};
 use crate::identity::console_vote::{self, SignedVote};
@@ -624,17 +625,16 @@ impl Desk {
             &self.bus.js,
             &[
                 step.event(self.bus.subjects.decided(), "decided", decided),
-                step.audit(
-                    AuditKind::ApprovalDecided,
+                step.record(
                     Some(status),
-                    json!({
-                        "decided_by": by,
-                        "decided_at": claim.at,
-                        "note": note,
-                        "false_positive": false_positive,
-                        "overrides_auto_reject": overriding,
-                        "approvers": claim.approvers,
-                    }),
+                    &ApprovalDecided {
+                        decided_by: Some(by),
+                        decided_at: Some(claim.at),
+                        note: note.map(str::to_string),
+                        false_positive: Some(false_positive),
+                        overrides_auto_reject: overriding,
+                        approvers: claim.approvers.clone(),
+                    },
                 ),
                 step.status(status, details),
             ],
@@ -714,16 +714,15 @@ impl Desk {
         publish_all(
             &self.bus.js,
             &[
-                step.audit(
-                    AuditKind::RequestCancelled,
+                step.record(
                     Some(Status::Cancelled),
-                    json!({
-                        "cancelled_by": by,
-                        "decided_by": by,
-                        "decided_at": claim.at,
-                        "note": note,
-                        "environment": record.request.environment.as_str(),
-                    }),
+                    &RequestCancelled {
+                        cancelled_by: by.clone(),
+                        decided_by: Some(by),
+                        decided_at: Some(claim.at),
+                        note: note.map(str::to_string),
+                        environment: Some(record.request.environment),
+                    },
                 ),
                 step.status(Status::Cancelled, details),
             ],

@@ -20,6 +20,7 @@ use crate::envelope::RequestId;
 use crate::request::Request;
 use crate::status::Status;
 
+pub mod payload;
 mod status_event;
 
 pub use status_event::{PublicStatus, StatusEvent};
@@ -298,6 +299,8 @@ pub struct AuditRecord {
     pub status: Option<Status>,
     /// Which worker process did it (`intake@host:pid`), for forensics.
     pub actor: String,
+    /// What the step records, as stored and hashed: a [`payload`] struct's JSON for the kinds
+    /// someone reads back, free-form for the others.
     pub data: Value,
     /// Later records of the same step, carried in the same message so a step stores one
     /// audit message: the recorder appends each right after this one, in order, as a row of

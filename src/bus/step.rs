@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::publish::Outgoing;
 use super::subjects::Subjects;
 use crate::envelope::{Envelope, RequestId, derive_uuid_v7};
+use crate::events::payload::Payload;
 use crate::events::{AuditKind, AuditRecord, ChainedRecord, PublicStatus, Stage, StatusEvent};
 use crate::status::Status;
 
@@ -36,8 +37,9 @@ impl Step<'_> {
         Outgoing::json(subject, envelope.event_id.to_string(), &envelope)
     }
 
-    /// The audit event of this step, on `wingman.audit.<stage>.<kind>`; `data` carries what the
-    /// recorder projects. Its id is derived (a redelivery yields the same one, recorded once).
+    /// The audit event of this step, on `wingman.audit.<stage>.<kind>`; `data` is free-form
+    /// (a refusal, a minted token) or a typed payload's ([`Step::record`]). Its id is derived
+    /// (a redelivery yields the same one, recorded once).
     pub fn audit(&self, kind: AuditKind, status: Option<Status>, data: Value) -> Outgoing {
         let record = AuditRecord {
             kind,
@@ -84,6 +86,11 @@ impl Step<'_> {
             record,
         );
         Outgoing::audit(self.subjects, &envelope)
+    }
+
+    /// The audit event of this step with a typed payload: its kind is the payload's.
+    pub fn record<P: Payload>(&self, status: Option<Status>, payload: &P) -> Outgoing {
+        self.audit(P::KIND, status, payload.to_data())
     }
 
     /// The status event publishers wait on.

@@ -37,6 +37,7 @@ use crate::bus::step::Step;
 use crate::claims::{self, Created, Key};
 use crate::docker::{DockerOperation, parse_command_line};
 use crate::engine::{Engine, ExecutionResult, Limits};
+use crate::events::payload::{ExecutionFinished, ExecutionIndeterminate, ExecutionStarted};
 use crate::events::{AuditKind, ExecJob, ExecutionOutput, PublicStatus, Stage};
 use crate::metrics;
 use crate::policy::Policy;
@@ -216,22 +217,21 @@ pub async fn execute(
     // EXECUTING is durable before the claim and the Docker call (ids are derived: a
     // redelivery republishes nothing new).
     let started = [
-        step.audit(
-            AuditKind::ExecutionStarted,
+        step.record(
             Some(Status::Executing),
-            json!({
-                "token_id": claims.token_id,
-                "operation": operation.name(),
-                "argv": operation.canonical_argv(),
-                "environment": request.environment,
-                "approvers": claims.approvers,
-                "resolved": resolved,
-                "probe": admission.probe,
-                "compose_project_directory": admission
+            &ExecutionStarted {
+                token_id: Some(claims.token_id),
+                operation: operation.name().to_string(),
+                argv: Some(operation.canonical_argv()),
+                environment: Some(request.environment),
+                approvers: claims.approvers.clone(),
+                resolved: json!(resolved),
+                probe: json!(admission.probe),
+                compose_project_directory: admission
                     .project
                     .as_ref()
                     .map(|project| project.directory.display().to_string()),
-            }),
+            },
         ),
         step.status(
             Status::Executing,
@@ -398,18 +398,17 @@ fn finished_events(
         .subjects
         .output(&request.submitted_by, request.request_id);
     let mut events = vec![
-        step.audit(
-            AuditKind::ExecutionFinished,
+        step.record(
             Some(status),
-            json!({
-                "token_id": token_id,
-                "operation": operation.name(),
-                "exit_code": result.exit_code,
-                "duration_ms": claim.duration_ms,
-                "summary": result.summary,
-                "output": result.output,
-                "targets": result.targets,
-            }),
+            &ExecutionFinished {
+                token_id: Some(token_id),
+                operation: operation.name().to_string(),
+                exit_code: Some(result.exit_code),
+                duration_ms: claim.duration_ms,
+                summary: result.summary.clone(),
+                output: Some(result.output.clone()),
+                targets: result.targets.clone(),
+            },
         ),
         step.status(
             status,
@@ -436,10 +435,12 @@ fn finished_events(
 
 fn indeterminate(step: &Step<'_>, token_id: Uuid, reason: &str) -> Vec<Outgoing> {
     vec![
-        step.audit(
-            AuditKind::ExecutionFinished,
+        step.record(
             Some(Status::Indeterminate),
-            json!({ "token_id": token_id, "error": reason }),
+            &ExecutionIndeterminate {
+                token_id: Some(token_id),
+                error: Some(reason.to_string()),
+            },
         ),
         step.status(Status::Indeterminate, details(&[("error", json!(reason))])),
     ]

@@ -30,7 +30,8 @@ use crate::bus::publish::Outgoing;
 use crate::bus::step::Step;
 use crate::claims::{self, Created, Key};
 use crate::envelope::RequestId;
-use crate::events::{AuditKind, Stage};
+use crate::events::Stage;
+use crate::events::payload::{Payload as _, RequestReceived};
 use crate::metrics;
 use crate::principal::Principal;
 use crate::request::{Request, parse_request};
@@ -196,21 +197,15 @@ fn publish(
         details.insert("operation".into(), json!(command.operation.name()));
     }
     decided.add_details(&mut details);
+    let received = RequestReceived { request };
     let mut outgoing = vec![
         step.audits(vec![
-            (
-                AuditKind::RequestReceived,
-                Some(Status::Received),
-                json!({ "request": request }),
-            ),
-            (
-                AuditKind::RequestValidated,
-                Some(decided.status),
-                decided.audit_data(),
-            ),
+            received.entry(Some(Status::Received)),
+            decided.audit().entry(Some(decided.status)),
         ]),
         step.status(decided.status, details),
     ];
+    let request = received.request;
     if let Some(route) = decided.route(&request) {
         outgoing.push(step.event(
             deps.bus.subjects.validated(route),

@@ -21,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+use crate::events::payload::{Payload as _, RequestValidated, Shadow};
 use crate::events::{Route, Validated};
 use crate::metrics;
 use crate::request::Request;
@@ -203,41 +204,47 @@ impl Decided {
         }
     }
 
-    /// The data of the `request_validated` audit record. Outside the cohort it carries the
+    /// The `request_validated` audit record's payload. Outside the cohort it carries the
     /// shadow decision (`shadow_decision`, `shadow_score`, `shadow_profile`,
     /// `shadow_reasons`); a shadow validation that failed is a validation error too.
-    pub fn audit_data(&self) -> Value {
+    pub fn audit(&self) -> RequestValidated {
         let composite = self.composite();
-        let shadow = match &self.shadow {
-            Some(Ok(validation)) => Some(&validation.validator_scores.composite),
-            _ => None,
-        };
         let shadow_error = match &self.shadow {
             Some(Err(error)) => Some(error.as_str()),
             _ => None,
         };
-        let mut data = json!({
-            "validator_scores": self.scores(),
-            "profile": composite.map(|c| c.profile.as_str()),
-            "composite_score": composite.map(|c| c.score),
-            "reasons": composite.map(|c| c.reasons.clone()),
-            "validation_applied": self.cohort.applied,
-            "validation_decision": self.validation.as_ref().map(|_| self.status.as_str()),
-            "validation_error": self.error.is_some() || shadow_error.is_some(),
-            "error": self.error.as_deref().or(shadow_error),
-            "rollout_bucket": self.cohort.bucket,
-            "rollout": self.rollout.describe(),
-            "expires_at": self.expires_at,
-        });
-        // Only outside the cohort: the cohort's records (every one at 100 %) stay as small as
-        // before shadow mode, for the recorder that hashes and stores each of them.
-        if self.shadow.is_some() {
-            data["shadow_decision"] = json!(self.shadow_decision().map(Status::as_str));
-            data["shadow_score"] = json!(shadow.map(|c| c.score));
-            data["shadow_profile"] = json!(shadow.map(|c| c.profile.as_str()));
-            data["shadow_reasons"] = json!(shadow.map(|c| c.reasons.clone()));
+        RequestValidated {
+            validator_scores: self.scores(),
+            profile: composite.map(|c| c.profile),
+            composite_score: composite.map(|c| c.score),
+            reasons: composite.map(|c| c.reasons.clone()),
+            validation_applied: Some(self.cohort.applied),
+            validation_decision: self.validation.as_ref().map(|_| self.status),
+            validation_error: Some(self.error.is_some() || shadow_error.is_some()),
+            error: self.error.as_deref().or(shadow_error).map(str::to_string),
+            rollout_bucket: Some(self.cohort.bucket),
+            rollout: self.rollout.describe(),
+            expires_at: self.expires_at,
+            // Only outside the cohort: the cohort's records (every one at 100 %) stay as small
+            // as before shadow mode, for the recorder that hashes and stores each of them.
+            shadow: self.shadow.as_ref().map(|shadow| {
+                let composite = shadow
+                    .as_ref()
+                    .ok()
+                    .map(|validation| &validation.validator_scores.composite);
+                Shadow {
+                    shadow_decision: self.shadow_decision(),
+                    shadow_score: composite.map(|c| c.score),
+                    shadow_profile: composite.map(|c| c.profile),
+                    shadow_reasons: composite.map(|c| c.reasons.clone()),
+                }
+            }),
         }
-        data
+    }
+
+    /// The `request_validated` record's data: [`Decided::audit`] as JSON.
+    pub fn audit_data(&self) -> Value {
+        self.audit().to_data()
     }
 
     /// Adds what a publisher is told about the decision to its status event.
@@ -396,6 +403,117 @@ mod tests {
                 json!(true),
                 "{code}"
             );
+        }
+    }
+
+    /// The `request_validated` data as this stage wrote it with `json!` before its payload
+    /// was typed (verbatim): the typed payload must write the very same JSON, which the audit
+    /// chain hashes.
+    fn old_audit_data(decided: &Decided) -> Value {
+        let composite = decided.composite();
+        let shadow = match &decided.shadow {
+            Some(Ok(validation)) => Some(&validation.validator_scores.composite),
+            _ => None,
+        };
+        let shadow_error = match &decided.shadow {
+            Some(Err(error)) => Some(error.as_str()),
+            _ => None,
+        };
+        let mut data = json!({
+            "validator_scores": decided.scores(),
+            "profile": composite.map(|c| c.profile.as_str()),
+            "composite_score": composite.map(|c| c.score),
+            "reasons": composite.map(|c| c.reasons.clone()),
+            "validation_applied": decided.cohort.applied,
+            "validation_decision": decided.validation.as_ref().map(|_| decided.status.as_str()),
+            "validation_error": decided.error.is_some() || shadow_error.is_some(),
+            "error": decided.error.as_deref().or(shadow_error),
+            "rollout_bucket": decided.cohort.bucket,
+            "rollout": decided.rollout.describe(),
+            "expires_at": decided.expires_at,
+        });
+        if decided.shadow.is_some() {
+            data["shadow_decision"] = json!(decided.shadow_decision().map(Status::as_str));
+            data["shadow_score"] = json!(shadow.map(|c| c.score));
+            data["shadow_profile"] = json!(shadow.map(|c| c.profile.as_str()));
+            data["shadow_reasons"] = json!(shadow.map(|c| c.reasons.clone()));
+        }
+        data
+    }
+
+    #[tokio::test]
+    async fn the_typed_record_is_the_json_written_before_in_and_outside_the_cohort() {
+        let scoring = scoring();
+        let published = Utc::now();
+        let approved = request(
+            "dev",
+            Some("docker restart api"),
+            "Restart the api container after the memory leak",
+            GOOD_DESCRIPTION,
+        );
+        let removal = request("prd", Some("docker rm -f db"), "x", "");
+        let shadow_only = Rollout {
+            enabled: false,
+            ..everyone()
+        };
+        let mut decisions = Vec::new();
+        for rollout in [everyone(), shadow_only] {
+            decisions.extend(
+                scoring
+                    .decide_all(&rollout, &[(&approved, published), (&removal, published)])
+                    .await,
+            );
+        }
+        let cohort = everyone().cohort(approved.request_id);
+        let mut failed_shadow = scoring.decided(
+            &everyone(),
+            &approved,
+            published,
+            Cohort {
+                applied: false,
+                ..cohort
+            },
+            None,
+        );
+        failed_shadow.shadow = Some(shadow_of(
+            &approved,
+            Err(("panic", "a validator panicked".into())),
+        ));
+        decisions.push(failed_shadow);
+        decisions.push(scoring.decided(
+            &everyone(),
+            &approved,
+            published,
+            cohort,
+            Some(Err((
+                "timeout",
+                "validation took longer than 30000 ms".into(),
+            ))),
+        ));
+        let shapes: Vec<(bool, bool, Option<Status>)> = decisions
+            .iter()
+            .map(|decided| {
+                (
+                    decided.cohort.applied,
+                    decided.shadow.is_some(),
+                    decided.validation.as_ref().map(|_| decided.status),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                (true, false, Some(Status::AutoApproved)),
+                (true, false, Some(Status::AutoRejected)),
+                (false, true, None),
+                (false, true, None),
+                (false, true, None),
+                (true, false, None),
+            ],
+            "every shape of the record is covered"
+        );
+        for decided in &decisions {
+            assert_eq!(decided.audit_data(), old_audit_data(decided), "{decided:?}");
         }
     }
 }

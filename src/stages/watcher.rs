@@ -30,7 +30,8 @@ use crate::bus::publish::publish_all;
 use crate::bus::step::Step;
 use crate::claims::{self, Created, DecisionClaim, Key};
 use crate::envelope::RequestId;
-use crate::events::{AuditKind, Stage};
+use crate::events::Stage;
+use crate::events::payload::RequestExpired;
 use crate::metrics;
 use crate::report;
 use crate::rollout::{GuardAction, RolloutStore};
@@ -160,10 +161,11 @@ pub async fn expire_due(deps: &WatcherDeps) -> anyhow::Result<usize> {
         publish_all(
             &deps.bus.js,
             &[
-                step.audit(
-                    AuditKind::RequestExpired,
+                step.record(
                     Some(Status::Expired),
-                    json!({ "expires_at": expires_at }),
+                    &RequestExpired {
+                        expires_at: Some(expires_at),
+                    },
                 ),
                 step.status(Status::Expired, details),
             ],
