@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use crate::cli::ExitCode;
 use crate::envelope::RequestId;
+use crate::events::AuditKind;
+use crate::events::payload::{Payload as _, RequestReceived};
 use crate::store::{audit, chain};
 
 pub async fn verify(
@@ -124,23 +126,23 @@ pub async fn show(
             row.kind,
             row.stage,
             row.status.unwrap_or_default(),
-            summary(&row.data.0)
+            summary(&row.kind, &row.data.0)
         );
     }
     Ok(ExitCode::Ok)
 }
 
-/// The most telling fields of an event, on one line.
-fn summary(data: &Value) -> String {
+/// The most telling fields of an event, on one line: who asked what (a `request_received`
+/// row's typed payload), then whichever of a few common keys the row's data has, whatever its
+/// kind (a display of free-form data: refusals are not typed).
+fn summary(kind: &str, data: &Value) -> String {
     let mut parts = Vec::new();
-    if let Some(request) = data.get("request") {
-        parts.push(format!(
-            "{} in {}",
-            request["requester"].as_str().unwrap_or("?"),
-            request["environment"].as_str().unwrap_or("?")
-        ));
-        if let Some(line) = request["command"]["line"].as_str() {
-            parts.push(line.to_string());
+    if kind == AuditKind::RequestReceived.as_str()
+        && let Ok(RequestReceived { request }) = RequestReceived::from_data(data)
+    {
+        parts.push(format!("{} in {}", request.requester, request.environment));
+        if let Some(command) = &request.command {
+            parts.push(command.line.clone());
         }
     }
     for key in [

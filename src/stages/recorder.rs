@@ -21,9 +21,9 @@ use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError, Turn};
 use crate::bus::subjects::Subjects;
 use crate::envelope::Envelope;
+use crate::events::payload::{ExecutionEnd, ExecutionStarted, Payload as _, RequestReceived};
 use crate::events::{AuditKind, AuditRecord, Stage};
 use crate::metrics;
-use crate::request::Request;
 use crate::stages::admission;
 use crate::status::Status;
 use crate::store::{audit, executions, requests};
@@ -207,7 +207,7 @@ async fn project(
     let mut moves: Vec<(&Envelope<AuditRecord>, Status)> = Vec::new();
     for event in events {
         if event.body.kind == AuditKind::RequestReceived {
-            let request = <Request as serde::Deserialize>::deserialize(&event.body.data["request"])
+            let RequestReceived { request } = RequestReceived::from_data(&event.body.data)
                 .map_err(|error| {
                     StageError::permanent(
                         "undecodable",
@@ -246,12 +246,19 @@ async fn project(
     Ok(())
 }
 
+/// The move an event makes. Data that does not read as its kind's payload (a key of another
+/// type) still moves the status, with no fields: as when a key that did not read was skipped.
 fn move_of(event: &Envelope<AuditRecord>, status: Status) -> requests::Move {
+    let fields = requests::StatusFields::of(event.body.kind, &event.body.data)
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, request_id = %event.request_id, kind = event.body.kind.as_str(), "audit data not as its kind writes it; status moved without its fields");
+            requests::StatusFields::default()
+        });
     requests::Move {
         request_id: event.request_id.as_uuid(),
         status,
         at: event.at,
-        fields: requests::StatusFields::from_data(&event.body.data),
+        fields,
     }
 }
 
@@ -276,18 +283,25 @@ async fn apply_round(
         let record = &event.body;
         match moved {
             requests::Moved::Applied => match record.kind {
-                AuditKind::ExecutionStarted => {
-                    executions::started(
-                        connection,
-                        event.request_id.as_uuid(),
-                        &record.data,
-                        event.at,
-                    )
-                    .await?;
-                }
-                AuditKind::ExecutionFinished => {
-                    executions::finished(connection, status.as_str(), &record.data, event.at)
+                AuditKind::ExecutionStarted => match ExecutionStarted::from_data(&record.data) {
+                    Ok(started) => {
+                        executions::started(
+                            connection,
+                            event.request_id.as_uuid(),
+                            &started,
+                            event.at,
+                        )
                         .await?;
+                    }
+                    Err(error) => undecodable_execution(event, &error),
+                },
+                AuditKind::ExecutionFinished => {
+                    match ExecutionEnd::from_record(*status, &record.data) {
+                        Ok(end) => {
+                            executions::finished(connection, *status, &end, event.at).await?;
+                        }
+                        Err(error) => undecodable_execution(event, &error),
+                    }
                 }
                 _ => {}
             },
@@ -303,4 +317,11 @@ async fn apply_round(
         }
     }
     Ok(())
+}
+
+/// An execution record whose data does not read as the gateway writes it (a key of another
+/// type): its status moved, its `executions` row is left as it is, as when a key that did
+/// not read was skipped.
+fn undecodable_execution(event: &Envelope<AuditRecord>, error: &serde_json::Error) {
+    tracing::warn!(%error, request_id = %event.request_id, kind = event.body.kind.as_str(), "execution audit data not as the gateway writes it; executions row not written");
 }

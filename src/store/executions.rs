@@ -1,21 +1,23 @@
-//! `executions`: one row per capability token the gateway claimed (written by the recorder).
+//! `executions`: one row per capability token the gateway claimed (written by the recorder),
+//! from the typed payloads of the gateway's `execution_started` and `execution_finished`
+//! records (`events::payload`).
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
-/// Records an execution that started (from an `execution_started` audit event).
+use crate::events::payload::{ExecutionEnd, ExecutionStarted};
+use crate::status::Status;
+
+/// Records an execution that started (from an `execution_started` audit event); nothing
+/// without a token id.
 pub async fn started(
     connection: &mut PgConnection,
     request_id: Uuid,
-    data: &Value,
+    started: &ExecutionStarted,
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    let Some(token_id) = data["token_id"]
-        .as_str()
-        .and_then(|text| text.parse::<Uuid>().ok())
-    else {
+    let Some(token_id) = started.token_id else {
         return Ok(());
     };
     sqlx::query(
@@ -24,27 +26,36 @@ pub async fn started(
     )
     .bind(token_id)
     .bind(request_id)
-    .bind(data["environment"].as_str().unwrap_or_default())
-    .bind(data["operation"].as_str().unwrap_or_default())
-    .bind(Json(data["argv"].clone()))
+    .bind(started.environment.map_or("", |environment| environment.as_str()))
+    .bind(&started.operation)
+    .bind(Json(&started.argv))
     .bind(at)
     .execute(connection)
     .await?;
     Ok(())
 }
 
-/// Records how an execution ended (from an `execution_finished` audit event).
+/// Records how an execution ended (from an `execution_finished` audit event that set
+/// `status`); nothing without a token id.
 pub async fn finished(
     connection: &mut PgConnection,
-    status: &str,
-    data: &Value,
+    status: Status,
+    end: &ExecutionEnd,
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    let Some(token_id) = data["token_id"]
-        .as_str()
-        .and_then(|text| text.parse::<Uuid>().ok())
-    else {
+    let Some(token_id) = end.token_id() else {
         return Ok(());
+    };
+    let (duration_ms, exit_code, output, error) = match end {
+        ExecutionEnd::Ran(finished) => (
+            finished.duration_ms.and_then(|ms| i64::try_from(ms).ok()),
+            finished.exit_code,
+            finished.output.as_deref(),
+            None,
+        ),
+        ExecutionEnd::Indeterminate(indeterminate) => {
+            (None, None, None, indeterminate.error.as_deref())
+        }
     };
     sqlx::query(
         "UPDATE executions SET status = $2, finished_at = $3, duration_ms = $4, exit_code = $5,
@@ -52,16 +63,12 @@ pub async fn finished(
          WHERE token_id = $1 AND status = 'EXECUTING'",
     )
     .bind(token_id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(at)
-    .bind(data["duration_ms"].as_i64())
-    .bind(
-        data["exit_code"]
-            .as_i64()
-            .and_then(|code| i32::try_from(code).ok()),
-    )
-    .bind(data["output"].as_str())
-    .bind(data["error"].as_str())
+    .bind(duration_ms)
+    .bind(exit_code)
+    .bind(output)
+    .bind(error)
     .execute(connection)
     .await?;
     Ok(())

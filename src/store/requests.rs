@@ -2,7 +2,8 @@
 //!
 //! The decision lives in `status` and never moves on when the request runs; the execution's
 //! state lives in `execution_status` (see `status`). `move_statuses` moves decisions,
-//! `move_executions` moves executions, each only from where the state machine allows.
+//! `move_executions` moves executions, each only from where the state machine allows; a move
+//! carries the [`StatusFields`] its audit record's typed payload sets (`fields`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,6 +13,10 @@ use uuid::Uuid;
 
 use crate::request::Request;
 use crate::status::Status;
+
+mod fields;
+
+pub use fields::StatusFields;
 
 /// A request as stored: what `GET /requests/{id}` and `wingman status` show.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -52,59 +57,6 @@ const COLUMNS: &str = "request_id, status, execution_status, requester, submitte
     risk_level, created_at, updated_at, validator_scores, profile, composite_score, validation_applied, \
     rollout_bucket, decided_by, decided_at, decision_note, false_positive, expires_at, validation_decision, \
     validation_error";
-
-/// The fields a status move may set, taken from the audit event's data (absent = unchanged).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StatusFields {
-    pub validator_scores: Option<Value>,
-    pub profile: Option<String>,
-    pub composite_score: Option<i32>,
-    pub validation_applied: Option<bool>,
-    pub rollout_bucket: Option<i16>,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub decision_note: Option<String>,
-    pub false_positive: Option<bool>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub validation_decision: Option<String>,
-    pub validation_error: Option<bool>,
-    /// Outside the cohort: what validation would have decided (shadow mode).
-    pub shadow_decision: Option<String>,
-}
-
-impl StatusFields {
-    /// Reads the well-known keys of an audit event's `data`.
-    pub fn from_data(data: &Value) -> Self {
-        let text = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_string);
-        let time = |key: &str| {
-            data.get(key)
-                .and_then(Value::as_str)
-                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-                .map(|at| at.with_timezone(&Utc))
-        };
-        Self {
-            validator_scores: data.get("validator_scores").cloned(),
-            profile: text("profile"),
-            composite_score: data
-                .get("composite_score")
-                .and_then(Value::as_i64)
-                .and_then(|v| i32::try_from(v).ok()),
-            validation_applied: data.get("validation_applied").and_then(Value::as_bool),
-            rollout_bucket: data
-                .get("rollout_bucket")
-                .and_then(Value::as_i64)
-                .and_then(|v| i16::try_from(v).ok()),
-            decided_by: text("decided_by"),
-            decided_at: time("decided_at"),
-            decision_note: text("note"),
-            false_positive: data.get("false_positive").and_then(Value::as_bool),
-            expires_at: time("expires_at"),
-            validation_decision: text("validation_decision"),
-            validation_error: data.get("validation_error").and_then(Value::as_bool),
-            shadow_decision: text("shadow_decision"),
-        }
-    }
-}
 
 /// What a status move did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
