@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 
+use crate::events::payload::Payload as _;
 use crate::rollout::Rollout;
-use crate::rollout::change::next_step;
+use crate::rollout::change::{Attribution, next_step};
 
 /// Counts over a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -510,7 +511,7 @@ impl Phase {
     }
 }
 
-/// One `rollout_changed` row: when, and its data.
+/// One `rollout_changed` row: when, and its data (an [`Attribution`]).
 pub type ChangeRow = (DateTime<Utc>, Value);
 
 /// Phases from the rollout changes, oldest first: a change starts a phase when it moves the
@@ -519,24 +520,18 @@ pub type ChangeRow = (DateTime<Utc>, Value);
 pub fn phases_of(rows: &[ChangeRow]) -> Vec<Phase> {
     let mut phases: Vec<Phase> = Vec::new();
     for (at, data) in rows {
-        let new = data.get("new").filter(|new| !new.is_null());
-        let enabled = new
-            .and_then(|new| new.get("enabled"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let percent = new
-            .and_then(|new| new.get("percent"))
-            .and_then(Value::as_u64)
-            .and_then(|percent| u8::try_from(percent).ok())
-            .unwrap_or(0);
+        let change = Attribution::from_data(data).unwrap_or_else(|error| {
+            tracing::warn!(%error, "a rollout_changed row not as the watcher writes it; read as enforcing nothing");
+            Attribution::default()
+        });
+        let (enabled, percent) = change
+            .new
+            .as_ref()
+            .map_or((false, 0), |new| (new.enabled, new.percent));
         let effective = if enabled { percent } else { 0 };
         // The server's time of the revision; the audit's own time for rows from before it
         // was recorded (a watcher that was down audits late).
-        let at = data
-            .get("written_at")
-            .and_then(Value::as_str)
-            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-            .map_or(*at, |written| written.with_timezone(&Utc).min(*at));
+        let at = change.written_at.map_or(*at, |written| written.min(*at));
         let at = &at;
         if let Some(last) = phases.last_mut() {
             if last.effective_percent == effective {
@@ -547,7 +542,6 @@ pub fn phases_of(rows: &[ChangeRow]) -> Vec<Phase> {
             }
             last.ended_at = Some(*at);
         }
-        let text = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_string);
         phases.push(Phase {
             number: phases.len() + 1,
             started_at: Some(*at),
@@ -555,10 +549,11 @@ pub fn phases_of(rows: &[ChangeRow]) -> Vec<Phase> {
             enabled,
             percent,
             effective_percent: effective,
-            by: text("by"),
-            reason: text("reason"),
-            forced: data.get("forced").and_then(Value::as_bool).unwrap_or(false),
-            gate: text("gate"),
+            // Rows from before `by` was written have none.
+            by: Some(change.by).filter(|by| !by.is_empty()),
+            reason: change.reason,
+            forced: change.forced,
+            gate: change.gate,
             from_percent: phases.last().map(|phase| phase.effective_percent),
         });
     }

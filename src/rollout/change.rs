@@ -8,9 +8,12 @@
 //! written by the watcher; anything else (an `admin` `kv put`, a copied value, a delete) is a
 //! direct write whose author is unproven.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Rollout;
+use crate::events::AuditKind;
+use crate::events::payload::Payload;
 
 /// What the audit says instead of a name when the author is not proven.
 pub const UNPROVEN: &str = "direct write, author unproven";
@@ -146,28 +149,78 @@ pub struct Seen {
     pub stored: Option<Stored>,
 }
 
-/// What the audit records about one revision (`rollout_changed`'s data).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What the audit records about one revision: the `rollout_changed` payload, written by the
+/// watcher's watch, read by the report's phases (`report::phases_of`) and the console's chart
+/// (`store::console::rollout_changes`). Read leniently: rows from before a key existed (the
+/// first rows had only `by`, `old`, `new` and `reason`) read it as its default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Attribution {
+    #[serde(default)]
     pub revision: u64,
     /// The proven author, or [`UNPROVEN`].
+    #[serde(default)]
     pub by: String,
+    #[serde(default)]
     pub author_proven: bool,
     /// The name the value gives itself when the author is unproven (`updated_by`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Raised past a refusing promote gate (`--force`, with its reason).
+    #[serde(default)]
     pub forced: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<String>,
     /// The flags before (unknown when the previous revision is no longer retained).
-    pub old: Option<Rollout>,
+    #[serde(default)]
+    pub old: Option<RecordedFlags>,
     /// The flags after (`None`: deleted or unreadable).
-    pub new: Option<Rollout>,
+    #[serde(default)]
+    pub new: Option<RecordedFlags>,
+    /// When the NATS server stored the revision (the row's `at` is when the watcher audited
+    /// it, later after a restart): the phases start here. Set by the watcher, which has the
+    /// server's time; absent in rows from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<DateTime<Utc>>,
+}
+
+impl Payload for Attribution {
+    const KIND: AuditKind = AuditKind::RolloutChanged;
+}
+
+/// The flags as a `rollout_changed` row records them: a [`Rollout`] (all four keys written),
+/// read leniently so that a row which lacks who and when still tells the phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedFlags {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub percent: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl RecordedFlags {
+    /// As [`Rollout::effective_percent`]: 0 when disabled.
+    pub fn effective_percent(&self) -> u8 {
+        if self.enabled { self.percent } else { 0 }
+    }
+}
+
+impl From<Rollout> for RecordedFlags {
+    fn from(flags: Rollout) -> Self {
+        Self {
+            enabled: flags.enabled,
+            percent: flags.percent,
+            updated_by: Some(flags.updated_by),
+            updated_at: Some(flags.updated_at),
+        }
+    }
 }
 
 /// Attributes `seen`, given the revision of the same key the watch saw just before it
@@ -184,7 +237,7 @@ pub fn attribute(previous: Option<&Seen>, seen: &Seen) -> Attribution {
     let new = seen.stored.as_ref().map(|stored| stored.flags.clone());
     let old = previous
         .and_then(|previous| previous.stored.as_ref())
-        .map(|stored| stored.flags.clone());
+        .map(|stored| RecordedFlags::from(stored.flags.clone()));
     if let Some(mark) = proven {
         Attribution {
             revision: seen.revision,
@@ -196,7 +249,8 @@ pub fn attribute(previous: Option<&Seen>, seen: &Seen) -> Attribution {
             forced: mark.forced,
             gate: mark.gate.clone(),
             old,
-            new,
+            new: new.map(RecordedFlags::from),
+            written_at: None,
         }
     } else {
         Attribution {
@@ -209,7 +263,8 @@ pub fn attribute(previous: Option<&Seen>, seen: &Seen) -> Attribution {
             forced: false,
             gate: None,
             old,
-            new,
+            new: new.map(RecordedFlags::from),
+            written_at: None,
         }
     }
 }
@@ -297,6 +352,84 @@ mod tests {
         };
         let attribution = attribute(Some(&after), &deleted);
         assert_eq!((attribution.author_proven, attribution.new), (false, None));
+    }
+
+    /// The `rollout_changed` data as the watcher wrote it before it was typed (the
+    /// attribution, then `written_at` added to it), and as older versions wrote it: the
+    /// first rows had only `by`, `old`, `new` and `reason`.
+    #[test]
+    fn the_rollout_changed_record_is_the_json_written_before_and_old_rows_read() {
+        let updated_at = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let written_at = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:01.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let stamped = |enabled, percent, by: &str| Rollout {
+            enabled,
+            percent,
+            updated_by: by.into(),
+            updated_at,
+        };
+        let before = seen(3, stamped(false, 100, "environment"), None);
+        let mut raised = mark("ops-carol", 3);
+        raised.reason = Some("shadow looked right".into());
+        raised.forced = true;
+        raised.gate = Some("refused: too few samples".into());
+        let after = seen(4, stamped(true, 10, "ops-carol"), Some(raised));
+        let proven = Attribution {
+            written_at: Some(written_at),
+            ..attribute(Some(&before), &after)
+        };
+        let flags = |enabled: bool, percent: u8, by: &str| {
+            serde_json::json!({
+                "enabled": enabled, "percent": percent, "updated_by": by,
+                "updated_at": "2026-12-01T10:00:00Z",
+            })
+        };
+        let old = serde_json::json!({
+            "revision": 4, "by": "ops-carol", "author_proven": true,
+            "via": "wingman.rollout.change.ops-carol", "reason": "shadow looked right",
+            "forced": true, "gate": "refused: too few samples",
+            "old": flags(false, 100, "environment"), "new": flags(true, 10, "ops-carol"),
+            "written_at": "2026-12-01T10:00:01.500Z",
+        });
+        assert_eq!(proven.to_data(), old);
+        assert_eq!(Attribution::from_data(&old).unwrap(), proven);
+
+        let deleted = Attribution {
+            written_at: Some(written_at),
+            ..attribute(
+                Some(&after),
+                &Seen {
+                    revision: 5,
+                    stored: None,
+                },
+            )
+        };
+        let old = serde_json::json!({
+            "revision": 5, "by": UNPROVEN, "author_proven": false, "forced": false,
+            "old": flags(true, 10, "ops-carol"), "new": null,
+            "written_at": "2026-12-01T10:00:01.500Z",
+        });
+        assert_eq!(deleted.to_data(), old);
+        assert_eq!(Attribution::from_data(&old).unwrap(), deleted);
+
+        let first_rows = serde_json::json!({
+            "by": "watcher (rollout guard)", "reason": "false approvals",
+            "old": flags(true, 50, "ops"), "new": {"enabled": true, "percent": 10},
+        });
+        let read = Attribution::from_data(&first_rows).unwrap();
+        assert_eq!(
+            (
+                read.by.as_str(),
+                read.forced,
+                read.written_at,
+                read.revision
+            ),
+            ("watcher (rollout guard)", false, None, 0)
+        );
+        assert_eq!(read.new.map(|new| new.effective_percent()), Some(10));
     }
 
     #[test]

@@ -4,10 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::events::payload::Payload as _;
 use crate::report::Counts;
+use crate::rollout::change::Attribution;
 use crate::store::requests::RequestRow;
 
 /// Requests waiting for a decision (PENDING), oldest first.
@@ -98,30 +102,22 @@ pub async fn rollout_changes(
     pool: &PgPool,
     since: DateTime<Utc>,
 ) -> sqlx::Result<Vec<RolloutChange>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        at: DateTime<Utc>,
-        enabled: Option<bool>,
-        percent: Option<i64>,
-        author: Option<String>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT at, (data->'new'->>'enabled')::boolean AS enabled,
-                (data->'new'->>'percent')::bigint AS percent, data->>'by' AS author
-         FROM audit_events WHERE kind = 'rollout_changed' AND at > $1 ORDER BY seq",
+    let rows: Vec<(DateTime<Utc>, Json<Value>)> = sqlx::query_as(
+        "SELECT at, data FROM audit_events WHERE kind = 'rollout_changed' AND at > $1 ORDER BY seq",
     )
     .bind(since)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| RolloutChange {
-            at: row.at,
-            percent: match row.enabled {
-                Some(false) => Some(0),
-                _ => row.percent,
-            },
-            by: row.author.unwrap_or_default(),
+        .map(|(at, Json(data))| {
+            // A row that does not read as the watcher writes it shows no percent and no author.
+            let change = Attribution::from_data(&data).unwrap_or_default();
+            RolloutChange {
+                at,
+                percent: change.new.map(|new| i64::from(new.effective_percent())),
+                by: change.by,
+            }
         })
         .collect())
 }

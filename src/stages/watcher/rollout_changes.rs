@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::publish::{Outgoing, publish_all};
 use crate::envelope::{Envelope, RequestId};
+use crate::events::payload::Payload as _;
 use crate::events::{AuditKind, AuditRecord, Stage};
 use crate::report;
 use crate::rollout::change::{self, Seen};
@@ -197,11 +198,12 @@ async fn audit_from(
             revision: entry.revision,
             stored,
         };
-        let attribution = change::attribute(previous.as_ref(), &seen);
-        let mut data = serde_json::to_value(&attribution)?;
-        // When the server stored the revision (not when it is audited: after a restart the
-        // watch replays history): the phases start here.
-        data["written_at"] = json!(crate::envelope::truncate_to_micros(entry.created));
+        let attribution = change::Attribution {
+            // When the server stored the revision (not when it is audited: after a restart
+            // the watch replays history): the phases start here.
+            written_at: Some(crate::envelope::truncate_to_micros(entry.created)),
+            ..change::attribute(previous.as_ref(), &seen)
+        };
         let event = Envelope::derived(
             RequestId::from_uuid(uuid::Uuid::nil()),
             entry.created,
@@ -211,7 +213,7 @@ async fn audit_from(
                 stage: Stage::Watcher,
                 status: None,
                 actor: deps.actor.clone(),
-                data,
+                data: attribution.to_data(),
                 then: Vec::new(),
             },
         );
