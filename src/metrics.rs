@@ -350,9 +350,34 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(BATCH_MESSAGES.into()), BATCH_BUCKETS)?
         .install_recorder()?;
     let handle = HANDLE.get_or_init(|| handle).clone();
+    keep_up(handle.clone());
     describe_catalogue();
     gauge!(BUILD_INFO, "version" => VERSION, "revision" => REVISION).set(1.0);
     Ok(handle)
+}
+
+/// How often the exporter folds the samples histograms recorded into their buckets.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs the exporter's upkeep every [`UPKEEP_EVERY`] for the life of the process.
+///
+/// `install_recorder` (unlike the exporter's own HTTP `install`) starts no upkeep task: each
+/// histogram keeps every sample it recorded until a scrape renders it. A worker nobody
+/// scrapes (Prometheus down, a dev machine without one) then grew by every sample of every
+/// message — intake by ~160 bytes per request, 9 MiB a minute at 1 000 requests/s in the
+/// soak. A plain thread, so it runs whichever runtime (or none) the process has.
+fn keep_up(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "metrics upkeep thread not started: histograms grow until scraped");
+    }
 }
 
 /// Gives every catalogued metric its type and help text in the exposition.
