@@ -14,10 +14,81 @@ use serde_json::Value;
 use crate::approval::Verdict;
 use crate::bus::Bus;
 use crate::cli::ExitCode;
+use crate::cli::ids::IdArg;
+use crate::config::Settings;
 use crate::envelope::RequestId;
 use crate::identity::console_vote;
 use crate::status::Status;
 use crate::store::requests::{self, ListFilter};
+
+/// `wingman pending`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct PendingArgs {
+    /// Print the rows as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `wingman approve`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+    /// DATABASE_URL to look it up).
+    pub request_id: IdArg,
+    /// Why (required to override an auto-rejection); shown in the audit trail.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Print {"request_id", "applied", "message"|"error"} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `wingman reject`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RejectArgs {
+    /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+    /// DATABASE_URL to look it up).
+    pub request_id: IdArg,
+    /// Why; shown to the requester and in the audit trail.
+    #[arg(long)]
+    pub reason: String,
+    /// Print {"request_id", "applied", "message"|"error"} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Lists what waits for a human, from `DATABASE_URL`.
+pub async fn run_pending(args: PendingArgs) -> anyhow::Result<ExitCode> {
+    pending(&Settings::from_env()?.database.pool()?, args.json).await?;
+    Ok(ExitCode::Ok)
+}
+
+/// Votes to approve, as the console approver.
+pub async fn run_approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
+    let request_id = args
+        .request_id
+        .resolve(|| Settings::from_env()?.database.pool())
+        .await?;
+    let bus = crate::cli::connect(&Settings::from_env()?).await?;
+    vote(&bus, request_id, Verdict::Approve, args.note, args.json).await
+}
+
+/// Votes to reject, as the console approver; the reason is the vote's note.
+pub async fn run_reject(args: RejectArgs) -> anyhow::Result<ExitCode> {
+    let request_id = args
+        .request_id
+        .resolve(|| Settings::from_env()?.database.pool())
+        .await?;
+    let bus = crate::cli::connect(&Settings::from_env()?).await?;
+    vote(
+        &bus,
+        request_id,
+        Verdict::Reject,
+        Some(args.reason),
+        args.json,
+    )
+    .await
+}
 
 /// Who the console approver is: `WINGMAN_APPROVER`, else `$USER` — the name the roster
 /// lists for the key; the key is what proves it.

@@ -7,13 +7,112 @@
 //! reads it at every vote, so a change counts from the next vote on. The bucket keeps the
 //! previous revisions (`nats kv history wingman_approvers roster`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
 use crate::bus::Bus;
+use crate::cli::ExitCode;
+use crate::config::Settings;
 use crate::identity::roster::{Approver, Roster, RosterStore};
 use crate::principal::Principal;
+
+/// `wingman approvers`' subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ApproversAction {
+    /// Make your approver key (`approver.key`, mode 0600, in --dir) and print its public
+    /// key, for an admin to register with `wingman approvers add`.
+    Keygen {
+        /// Default: ~/.config/wingman (where `wingman approve` looks).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Register an approver, or add credentials to one (as the NATS admin): e.g.
+    /// wingman approvers add anna --console-key k4.public.… --telegram 4242
+    Add {
+        /// The person's name: what audit rows show and what a vote counts as.
+        name: String,
+        /// A public key from `wingman approvers keygen` (repeatable).
+        #[arg(long = "console-key")]
+        console_keys: Vec<String>,
+        /// A Telegram user id (the bot's /whoami shows it; repeatable).
+        #[arg(long = "telegram")]
+        telegram_ids: Vec<i64>,
+        /// The name of an API key with the decide role that is this person (repeatable).
+        #[arg(long = "api-key")]
+        api_keys: Vec<String>,
+        /// A publisher principal that is this person, beside nats:<name> and api:<name>
+        /// (nats:<user> or api:<key>; repeatable): their requests are their own.
+        #[arg(long = "publisher")]
+        publishers: Vec<Principal>,
+        /// Print the approver as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an approver and every credential of theirs (as the NATS admin).
+    Remove {
+        /// The approver's name, as `wingman approvers list` shows it.
+        name: String,
+        /// Print {"removed": NAME} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everyone who may decide, and what proves them.
+    List {
+        /// Print the roster as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one `wingman approvers` subcommand; all but `keygen` talk to the bus.
+pub async fn run(action: ApproversAction) -> anyhow::Result<ExitCode> {
+    match action {
+        ApproversAction::Keygen { dir } => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None => crate::cli::approve::config_dir()?,
+            };
+            println!("{}", keygen(&dir)?);
+        }
+        ApproversAction::Add {
+            name,
+            console_keys,
+            telegram_ids,
+            api_keys,
+            publishers,
+            json,
+        } => {
+            let store = store(&crate::cli::connect(&Settings::from_env()?).await?).await?;
+            let credentials = Credentials {
+                console_keys,
+                telegram_ids,
+                api_keys,
+                publishers,
+            };
+            let approver = add(&store, &name, credentials).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&approver)?);
+            } else {
+                println!("{}", describe(&approver));
+            }
+        }
+        ApproversAction::Remove { name, json } => {
+            let store = store(&crate::cli::connect(&Settings::from_env()?).await?).await?;
+            remove(&store, &name).await?;
+            if json {
+                println!("{}", serde_json::json!({ "removed": name }));
+            } else {
+                println!("removed {name}: their credentials no longer decide anything");
+            }
+        }
+        ApproversAction::List { json } => {
+            let store = store(&crate::cli::connect(&Settings::from_env()?).await?).await?;
+            list(&store, json).await?;
+        }
+    }
+    Ok(ExitCode::Ok)
+}
 
 /// The credentials to add to (or create) one approver's entry.
 #[derive(Debug, Clone, Default)]

@@ -1,15 +1,78 @@
 //! `wingman audit verify | checkpoint | show`: the tamper-evident log, as an auditor uses it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::cli::ExitCode;
+use crate::cli::ids::IdArg;
+use crate::config::Settings;
 use crate::envelope::RequestId;
 use crate::events::AuditKind;
 use crate::events::payload::{Payload as _, RequestReceived};
 use crate::store::{audit, chain};
 
+/// `wingman audit`'s subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditAction {
+    /// Walk the hash chain and name the first broken or missing link.
+    Verify {
+        /// A checkpoint file from `wingman audit checkpoint`: also detects truncation after it.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// The checkpoint verification key (from `wingman keygen --name audit`).
+        #[arg(long, env = "WINGMAN_AUDIT_VERIFY_KEY_FILE")]
+        key: Option<PathBuf>,
+        /// Print {"ok", "rows", "head", "checkpoint"} (or {"ok": false, "broken_at",
+        /// "problem"}) as JSON; the exit code is the same (0 holds, 4 broken).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a signed checkpoint of the chain's head, to keep off this machine.
+    Checkpoint {
+        /// The checkpoint signing key (from `wingman keygen --name audit`).
+        #[arg(long, env = "WINGMAN_AUDIT_KEY_FILE")]
+        key: PathBuf,
+        /// Print {"checkpoint": SIGNED, "seq", "hash"} as JSON (the file `verify --against`
+        /// reads is the "checkpoint" value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One request's whole story: submitted, validated, decided, token minted, executed.
+    Show {
+        /// The request's id, or a unique prefix of it (at least 4 hex digits; needs
+        /// DATABASE_URL to look it up).
+        request_id: IdArg,
+        /// Print the events as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one `wingman audit` subcommand against the log in `DATABASE_URL`.
+pub async fn run(action: AuditAction) -> anyhow::Result<ExitCode> {
+    let pool = Settings::from_env()?.database.pool()?;
+    match action {
+        AuditAction::Verify { against, key, json } => {
+            let pair = match (&against, &key) {
+                (Some(checkpoint), Some(key)) => Some((checkpoint.as_path(), key.as_path())),
+                (Some(_), None) => {
+                    anyhow::bail!("--against needs --key (or WINGMAN_AUDIT_VERIFY_KEY_FILE)")
+                }
+                _ => None,
+            };
+            verify(&pool, pair, json).await
+        }
+        AuditAction::Checkpoint { key, json } => checkpoint(&pool, &key, json).await,
+        AuditAction::Show { request_id, json } => {
+            let request_id = request_id.resolve(|| Ok(pool.clone())).await?;
+            show(&pool, request_id, json).await
+        }
+    }
+}
+
+/// Walks the chain; with `against` (a checkpoint and its verification key), also checks that
+/// nothing after the checkpoint was cut off.
 pub async fn verify(
     pool: &sqlx::PgPool,
     against: Option<(&Path, &Path)>,

@@ -37,9 +37,7 @@ pub async fn run(args: CancelArgs, settings: &Settings) -> anyhow::Result<ExitCo
     let reason = crate::identity::api_vote::check_note(args.reason.as_deref())
         .map_err(|problem| anyhow::anyhow!("--{problem}"))?;
     let request_id = args.request_id.resolve(|| settings.database.pool()).await?;
-    let mut nats = settings.nats.clone();
-    nats.connect_attempts = nats.connect_attempts.min(3);
-    let bus = Bus::connect(&nats, "wingman-cli").await?;
+    let bus = crate::cli::connect(settings).await?;
     let withdrawal = Withdrawal {
         request_id,
         note: reason,

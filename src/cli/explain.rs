@@ -2,14 +2,68 @@
 //! say what else would decide its fate: the gateway policy's verdict on its operation, and
 //! whether it falls in the validated cohort of the live rollout (or only gets a shadow score).
 
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::cli::ExitCode;
+use crate::config::Settings;
 use crate::envelope::RequestId;
 use crate::policy::Policy;
 use crate::request::{Request, parse_request};
-use crate::rollout::Rollout;
-use crate::validation::{Validation, Validator, ValidatorResult};
+use crate::rollout::{Rollout, RolloutStore};
+use crate::validation::{Validation, ValidationConfig, Validator, ValidatorResult};
+
+/// `wingman explain`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// A request's JSON (as submitted); stdin when omitted.
+    pub file: Option<PathBuf>,
+    /// Print {"decision", "validator_scores", "policy", "cohort"} as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// A validation config file (default: $WINGMAN_VALIDATION_CONFIG, else the shipped one).
+    #[arg(long, env = "WINGMAN_VALIDATION_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The gateway policy file (default: $WINGMAN_POLICY_FILE, else the shipped one).
+    #[arg(long, env = "WINGMAN_POLICY_FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+/// Reads the request, the validation config and the policy, asks the bus for the live
+/// rollout flags (a bus out of reach is reported, not fatal) and prints the explanation.
+pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let payload = match args.file {
+        Some(path) => std::fs::read(&path).with_context(|| format!("read {}", path.display()))?,
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("read the request from stdin")?;
+            bytes
+        }
+    };
+    let config = match args.config {
+        Some(path) => ValidationConfig::load(&path)?,
+        None => ValidationConfig::default_config(),
+    };
+    let validator = Validator::new(config).context("validation config")?;
+    let policy = match args.policy {
+        Some(path) => Policy::load(&path)?,
+        None => Policy::default_policy(),
+    };
+    let flags = live_flags().await;
+    let flags = match &flags {
+        Ok(flags) => Ok(flags),
+        Err(why) => Err(why.as_str()),
+    };
+    explain(&validator, &policy, flags, &payload, args.json)?;
+    Ok(ExitCode::Ok)
+}
 
 /// The gateway policy's verdict on a request's operation, from the rules that need no Docker
 /// (the gateway still resolves the targets and checks them at execution time).
@@ -84,7 +138,7 @@ pub fn cohort_view(request: &Request, flags: Result<&Rollout, &str>) -> CohortVi
 /// Prints each validator's score and findings, the decision, the policy's verdict and the
 /// cohort; `--json` prints `{"decision", "validator_scores", "policy", "cohort"}` with the keys
 /// of CONTRACTS.md, "Validation scores".
-pub fn run(
+pub fn explain(
     validator: &Validator,
     policy: &Policy,
     flags: Result<&Rollout, &str>,
@@ -144,6 +198,20 @@ pub fn run(
         cohort.rollout, cohort.request_id, cohort.bucket
     );
     Ok(validation)
+}
+
+/// The live rollout flags, or why they could not be read (within 5 s).
+async fn live_flags() -> Result<Rollout, String> {
+    let read = async {
+        let bus = crate::cli::connect(&Settings::from_env()?).await?;
+        let (flags, _) = RolloutStore::open(&bus).await?.current().await?;
+        anyhow::Ok(flags)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), read).await {
+        Ok(Ok(flags)) => Ok(flags),
+        Ok(Err(error)) => Err(format!("cannot read the rollout flags: {error:#}")),
+        Err(_) => Err("the bus did not answer within 5 s".into()),
+    }
 }
 
 fn decision_word(validation: &Validation) -> String {

@@ -7,6 +7,44 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::cli::ExitCode;
+
+/// `wingman health`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// e.g. http://127.0.0.1:9106/health
+    pub url: String,
+    /// Print {"url", "status", "ready"} as JSON (also when it is not ready).
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the answer (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+}
+
+/// Exit 0 when `url` answers 2xx within the timeout, 1 otherwise (with `--json`, the answer
+/// is printed either way). Reads no setting, so a probe depends on nothing else.
+pub async fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
+    let HealthArgs { url, json, timeout } = args;
+    let answer = probe(&url, timeout).await;
+    if json {
+        let shown = match &answer {
+            Ok(code) => serde_json::json!({
+                "url": url, "status": code, "ready": (200..300).contains(code)
+            }),
+            Err(error) => serde_json::json!({
+                "url": url, "status": null, "ready": false, "error": format!("{error:#}")
+            }),
+        };
+        println!("{shown}");
+        let ready = shown["ready"] == true;
+        return Ok(if ready { ExitCode::Ok } else { ExitCode::Error });
+    }
+    let code = answer?;
+    anyhow::ensure!((200..300).contains(&code), "{url} answered {code}");
+    Ok(ExitCode::Ok)
+}
+
 /// GETs `url` (`http://host:port/path`) and returns the status code.
 pub async fn probe(url: &str, timeout: Duration) -> anyhow::Result<u16> {
     let rest = url

@@ -7,9 +7,25 @@
 //! allows). The plain passwords stay in each worker's own secret file (`NATS_PASSWORD_FILE`).
 //! `scripts/prd-secrets` writes the file from `secrets/nats_<user>_password`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+
+use crate::cli::ExitCode;
+
+/// `wingman nats-passwords`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct NatsPasswordsArgs {
+    /// Where the nats_<USER>_password files are.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// The NATS users to include (e.g. intake recorder approvals …).
+    #[arg(required = true)]
+    pub users: Vec<String>,
+    /// Print {"file": TEXT, "users": [...]} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// bcrypt's work factor: nats-server checks the hash once per connection, and workers
 /// connect once, so the server can afford what slows an offline guesser down.
@@ -17,6 +33,19 @@ pub const COST: u32 = 11;
 
 /// bcrypt reads at most this many bytes of a password; a longer one would be cut silently.
 const MAX_PASSWORD_BYTES: usize = 72;
+
+/// Prints the password file for `users`, read from `--dir`.
+pub fn run(args: NatsPasswordsArgs) -> anyhow::Result<ExitCode> {
+    let NatsPasswordsArgs { dir, users, json } = args;
+    let passwords = read_passwords(&dir, &users)?;
+    let file = password_file(&passwords, COST)?;
+    if json {
+        println!("{}", serde_json::json!({ "file": file, "users": users }));
+        return Ok(ExitCode::Ok);
+    }
+    print!("{file}");
+    Ok(ExitCode::Ok)
+}
 
 /// The variable `nats/auth.conf` reads `user`'s password from: `WINGMAN_NATS_<USER>_PASSWORD`.
 pub fn variable(user: &str) -> String {

@@ -9,12 +9,130 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::bus::Bus;
+use crate::cli::ExitCode;
+use crate::config::Settings;
 use crate::report::{self, Basis, PhaseMinimums, PhaseReport, Verdict};
 use crate::rollout::{ChangeRequest, Rollout, RolloutStore};
 
+/// `wingman rollout`'s subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RolloutAction {
+    /// The current flags.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate this percent of requests (0, 10, 50, 100 …). A raise of the enforced percent
+    /// passes the promote gate (see `promote`) or needs --force with --reason.
+    Set {
+        percent: u8,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Turn validation on (at the current percent); a raise, so it passes the promote gate.
+    Enable {
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Turn validation off: every request goes to a human (and is still scored: shadow mode).
+    Disable {
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Move to the next phase (shadow → 10 → 50 → 100 %) — only when the current phase's
+    /// verdict is GO after its minimum duration (72 h at 10 %, 96 h at 50 %, 24 h of shadow;
+    /// WINGMAN_ROLLOUT_MIN_DURATION) on at least 30 requests (WINGMAN_ROLLOUT_MIN_SAMPLES).
+    /// The watcher judges it. --force --reason "…" promotes anyway, audited.
+    Promote {
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// The seed's rates, the verdict and the promote gate of the current phase (or --phase N,
+    /// --all, or a --since window). Exit code: 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA
+    /// (an error also exits 1).
+    Report {
+        /// Report on phase N (1 = the first recorded; see --all).
+        #[arg(long, conflicts_with_all = ["all", "since"])]
+        phase: Option<usize>,
+        /// Report on every phase, oldest first; exits with the current phase's verdict.
+        #[arg(long, conflicts_with = "since")]
+        all: bool,
+        /// A window instead of a phase: a duration ago (24h, 72h, 7d) or an RFC 3339 time
+        /// (it may mix phases).
+        #[arg(long, value_parser = crate::duration::since)]
+        since: Option<DateTime<Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The flags every rollout change takes.
+#[derive(Debug, clap::Args)]
+pub struct ChangeArgs {
+    /// Who makes the change where the bus has no authentication (default: $USER); the NATS
+    /// user otherwise.
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Why (kept in the audit and the phase history; required with --force).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Raise the rollout although the promote gate refuses (audited with --reason).
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+    /// Print the watcher's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs one `wingman rollout` subcommand; `report` exits with its verdict (0 GO, 1 NO-GO,
+/// 2 HOLD or INSUFFICIENT DATA).
+pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_env()?;
+    match action {
+        RolloutAction::Show { json } => {
+            show(&crate::cli::connect(&settings).await?, json).await?;
+        }
+        RolloutAction::Set { percent, change } => {
+            run_change(&settings, Change::Percent(percent), change).await?;
+        }
+        RolloutAction::Enable { change } => {
+            run_change(&settings, Change::Enable, change).await?;
+        }
+        RolloutAction::Disable { change } => {
+            run_change(&settings, Change::Disable, change).await?;
+        }
+        RolloutAction::Promote { change } => {
+            run_change(&settings, Change::Promote, change).await?;
+        }
+        RolloutAction::Report {
+            phase,
+            all,
+            since,
+            json,
+        } => {
+            let which = match (phase, all) {
+                (Some(number), _) => Which::Number(number),
+                (None, true) => Which::All,
+                (None, false) => Which::Current,
+            };
+            let bus = crate::cli::connect(&settings).await.ok();
+            let verdict =
+                report(&settings.database.pool()?, bus.as_ref(), which, since, json).await?;
+            return Ok(match verdict.exit_code() {
+                0 => ExitCode::Ok,
+                1 => ExitCode::Error,
+                _ => ExitCode::Hold,
+            });
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// What a change asks for.
 pub enum Change {
     Percent(u8),
     Enable,
@@ -43,6 +161,27 @@ pub async fn show(bus: &Bus, json_output: bool) -> anyhow::Result<Rollout> {
         );
     }
     Ok(rollout)
+}
+
+/// Asks the watcher for `what` with the change flags, as `--by` (default: the login name).
+async fn run_change(settings: &Settings, what: Change, args: ChangeArgs) -> anyhow::Result<()> {
+    let who = args
+        .by
+        .or_else(crate::config::login_name)
+        .unwrap_or_else(|| "unknown".into());
+    let why = Why {
+        reason: args.reason,
+        force: args.force,
+    };
+    change(
+        &crate::cli::connect(settings).await?,
+        &who,
+        what,
+        why,
+        args.json,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Asks the watcher for `change` as `who` (or as the NATS user, when connected as one).

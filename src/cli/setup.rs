@@ -9,9 +9,27 @@
 //! update or delete a stream (see `nats/server-prd.conf`).
 
 use crate::bus::Bus;
+use crate::cli::ExitCode;
+use crate::config::Settings;
 use crate::rollout::{Rollout, RolloutStore};
 
-pub async fn run(bus: &Bus, json: bool) -> anyhow::Result<()> {
+/// `wingman setup-nats`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct SetupNatsArgs {
+    /// Print the counts, the rollout flags and what the environment did, as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Connects with the environment's settings and sets the topology up.
+pub async fn run(args: SetupNatsArgs) -> anyhow::Result<ExitCode> {
+    let bus = crate::cli::connect(&Settings::from_env()?).await?;
+    setup(&bus, args.json).await?;
+    Ok(ExitCode::Ok)
+}
+
+/// Ensures the topology on `bus` and applies the environment's rollout flags.
+pub async fn setup(bus: &Bus, json: bool) -> anyhow::Result<()> {
     bus.ensure_topology().await?;
     let rollout = RolloutStore::open(bus).await?;
     let applied = rollout.apply_environment(&Rollout::from_env()?).await?;
