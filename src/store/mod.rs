@@ -9,11 +9,15 @@ pub mod requests;
 use anyhow::Context as _;
 
 /// Applies the migrations in `migrations/` (idempotent; sqlx serializes concurrent runs).
+///
+/// Migrations a newer version applied and this one does not know are left alone: after a
+/// rollback the previous version's `migrate` service runs on the newer schema, and must
+/// succeed there for the workers to start (README "Roll back"). The ones it knows are still
+/// checked against their checksums.
 pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    sqlx::migrate!("./migrations")
-        .run(pool)
-        .await
-        .context("run database migrations")
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await.context("run database migrations")
 }
 
 /// The login role of the recorder (the only writer) and of every other service (readers),

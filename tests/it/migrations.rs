@@ -16,8 +16,8 @@ async fn apply(pool: &PgPool, file: &std::path::Path) {
         .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
 }
 
-#[tokio::test]
-async fn executed_rows_get_their_decision_back_and_their_execution_in_its_own_column() {
+/// An empty database of its own: the server's admin pool, its name, a pool on it.
+async fn fresh_database() -> (PgPool, String, PgPool) {
     let database = format!("wt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let admin = PgPool::connect(&format!("{}/postgres", postgres_base()))
         .await
@@ -29,6 +29,22 @@ async fn executed_rows_get_their_decision_back_and_their_execution_in_its_own_co
     let pool = PgPool::connect(&format!("{}/{database}", postgres_base()))
         .await
         .unwrap();
+    (admin, database, pool)
+}
+
+async fn drop_database(admin: PgPool, database: String, pool: PgPool) {
+    pool.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn executed_rows_get_their_decision_back_and_their_execution_in_its_own_column() {
+    let (admin, database, pool) = fresh_database().await;
     let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let mut files: Vec<_> = std::fs::read_dir(&directory)
         .unwrap()
@@ -88,11 +104,26 @@ async fn executed_rows_get_their_decision_back_and_their_execution_in_its_own_co
             "`{statement}`: {error}"
         );
     }
-    pool.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-    )))
-    .execute(&admin)
+    drop_database(admin, database, pool).await;
+}
+
+/// A rollback starts the previous version's `migrate` service on the schema the newer one
+/// left: it meets a migration it does not know, and must still succeed, or `setup-nats` and
+/// every worker after it never start (README "Roll back").
+#[tokio::test]
+async fn the_previous_version_migrates_a_database_a_newer_version_migrated() {
+    let (admin, database, pool) = fresh_database().await;
+    wingman::store::migrate(&pool).await.unwrap();
+    // A migration only a newer version has, recorded as sqlx records it.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99991231000000, 'added by a newer version', true, '\\x00', 1)",
+    )
+    .execute(&pool)
     .await
     .unwrap();
+    wingman::store::migrate(&pool)
+        .await
+        .expect("migrate beside a newer version's migration");
+    drop_database(admin, database, pool).await;
 }
