@@ -3,7 +3,7 @@
 //! Label values come from small fixed sets (stage words, outcome words, reason codes), never
 //! from ids or error text. Histograms have explicit buckets so they aggregate across copies.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
@@ -54,6 +54,13 @@ pub const REVISION: &str = match option_env!("WINGMAN_REVISION") {
     Some(revision) => revision,
     None => "unknown",
 };
+
+/// What `wingman --version` prints after the name, e.g. `0.1.0 (revision 494b973)`: the two
+/// halves of the image tag (`scripts/image-tag`), so an operator can tell which image runs.
+pub fn version_line() -> &'static str {
+    static LINE: LazyLock<String> = LazyLock::new(|| format!("{VERSION} (revision {REVISION})"));
+    LINE.as_str()
+}
 pub const SHADOW_DECISIONS: &str = "wingman_validation_shadow_decisions_total";
 pub const ROLLOUT_REVISION: &str = "wingman_validation_rollout_revision";
 pub const PHASE_PERCENT: &str = "wingman_rollout_phase_percent";

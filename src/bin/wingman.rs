@@ -24,7 +24,7 @@ Every command takes --json (one JSON document; `request`/`status --wait` stream 
 #[derive(Parser)]
 #[command(
     name = "wingman",
-    version,
+    version = wingman::metrics::version_line(),
     about = "Approval-gated execution of destructive infrastructure commands",
     after_help = EXIT_CODES,
     after_long_help = EXIT_CODES

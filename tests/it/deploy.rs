@@ -725,3 +725,23 @@ fn no_service_carries_a_secret_value_in_its_environment() {
         );
     }
 }
+
+/// `wingman --version` names the revision as well as the version: the two halves of the image
+/// tag, so `docker compose … run --rm cli --version` tells which image a service runs.
+#[test]
+fn wingman_version_prints_the_version_and_the_revision() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wingman"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        printed.trim_end(),
+        format!(
+            "wingman {} (revision {})",
+            wingman::metrics::VERSION,
+            wingman::metrics::REVISION
+        )
+    );
+}
