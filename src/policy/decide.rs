@@ -345,7 +345,8 @@ impl Rules<'_> {
             "the gateway never stops, restarts, removes, recreates or rebuilds Wingman's own \
              services in {} (read-only operations and declared probes are allowed); an operator \
              upgrades or restarts Wingman on its host after an approved instruction request, as \
-             README \"Production → Upgrade\" says: `{command} up -d --build`",
+             README \"Production → Upgrade\" says: `{command} up -d --no-build` after \
+             building the new WINGMAN_IMAGE_TAG",
             self.env()
         )
     }

@@ -188,7 +188,7 @@ fn the_control_plane_refuses_every_mutating_operation_with_what_to_do_instead() 
         assert!(
             refusal.reason.contains(
                 "README \"Production → Upgrade\" says: `docker compose -f \
-                 docker-compose.prd.yml -p wingman-prd --env-file .env.prd up -d --build`"
+                 docker-compose.prd.yml -p wingman-prd --env-file .env.prd up -d --no-build`"
             ),
             "{line}: {refusal}"
         );
@@ -359,7 +359,7 @@ fn the_shipped_control_plane_is_every_service_of_the_production_compose_file() {
     let registered = &shipped.projects[&plane.project];
     assert!(
         include_str!("../../docker-compose.prd.yml").contains(&format!(
-            "{} up -d --build",
+            "{} up -d --no-build",
             registered.command_prefix(&plane.project)
         ))
     );

@@ -745,3 +745,71 @@ fn wingman_version_prints_the_version_and_the_revision() {
         )
     );
 }
+
+/// Every service that runs a Wingman binary runs `wingman-prd:` with the one tag variable of
+/// `.env.prd`, never `:latest`: the previous version's image stays, and a rollback names its
+/// tag (README "Roll back"). One service builds it, passing the revision the binaries report.
+#[test]
+fn every_wingman_service_runs_the_one_tagged_image_and_one_service_builds_it() {
+    let services = compose();
+    let runs_wingman = |service: &Value| {
+        let entrypoint = strings(&service["entrypoint"]);
+        let command = strings(&service["command"]);
+        entrypoint
+            .first()
+            .or(command.first())
+            .is_some_and(|program| program.starts_with("wingman"))
+    };
+    let wingman_services: BTreeSet<String> = services
+        .iter()
+        .filter(|(_, service)| runs_wingman(service))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let mut expected: BTreeSet<String> = ["migrate", "setup-nats", "cli"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    expected.extend(workers().into_iter().map(String::from));
+    assert_eq!(wingman_services, expected);
+
+    let images: BTreeSet<&str> = wingman_services
+        .iter()
+        .map(|name| services[name]["image"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(images.len(), 1, "the Wingman services run {images:?}");
+    let image = images.first().unwrap();
+    assert!(
+        image.starts_with("wingman-prd:${WINGMAN_IMAGE_TAG:?"),
+        "{image}: not the one tag variable, required"
+    );
+    for (name, service) in &services {
+        let image = service["image"].as_str().unwrap_or_default();
+        assert!(
+            image.contains(':') && !image.ends_with(":latest"),
+            "{name} runs {image}: an untagged or :latest image cannot be rolled back to"
+        );
+        assert!(
+            wingman_services.contains(name) || !image.starts_with("wingman-prd"),
+            "{name} runs Wingman's image without a Wingman binary"
+        );
+    }
+
+    let building: Vec<&String> = services
+        .iter()
+        .filter(|(_, service)| !service["build"].is_null())
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(building, ["migrate"], "one service builds the image");
+    let build = &services["migrate"]["build"];
+    assert_eq!(build["context"].as_str(), Some("."));
+    assert_eq!(
+        build["args"]["WINGMAN_REVISION"].as_str(),
+        Some("${WINGMAN_REVISION:-unknown}")
+    );
+    assert!(
+        repo_file(".env.prd.example")
+            .lines()
+            .any(|line| line == "WINGMAN_IMAGE_TAG="),
+        ".env.prd.example does not name WINGMAN_IMAGE_TAG"
+    );
+}
