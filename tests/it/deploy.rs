@@ -813,3 +813,78 @@ fn every_wingman_service_runs_the_one_tagged_image_and_one_service_builds_it() {
         ".env.prd.example does not name WINGMAN_IMAGE_TAG"
     );
 }
+
+/// The Dockerfile's instructions, continuation lines joined, comments dropped.
+fn dockerfile_instructions() -> Vec<String> {
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in repo_file("Dockerfile").lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(part) => current.push_str(part),
+            None => {
+                current.push_str(line);
+                instructions.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    instructions
+}
+
+/// A change to our sources rebuilds only the workspace crates: the dependencies are compiled
+/// (`cargo chef cook`) from the recipe alone, before the sources are copied in and before the
+/// revision argument (which changes the cache key of every RUN after it); cooked with the
+/// flags of the real build, so the build finds them. scripts/rollback-test shows it on a real
+/// Docker build ("Using cache" for the cook step).
+#[test]
+fn the_dependency_layer_is_cooked_before_the_sources_and_the_revision_arrive() {
+    let instructions = dockerfile_instructions();
+    let position = |prefix: &str| {
+        let build_stage = instructions
+            .iter()
+            .position(|instruction| instruction == "FROM chef AS build")
+            .expect("a build stage FROM chef");
+        instructions[build_stage..]
+            .iter()
+            .position(|instruction| instruction.starts_with(prefix))
+            .map(|index| build_stage + index)
+            .unwrap_or_else(|| panic!("no `{prefix}` in the build stage: {instructions:#?}"))
+    };
+    let cook = position("RUN cargo chef cook");
+    let sources = position("COPY . .");
+    let revision = position("ARG WINGMAN_REVISION");
+    let build = position("RUN cargo build");
+    assert!(
+        cook < sources && sources < revision && revision < build,
+        "cook, COPY . ., ARG WINGMAN_REVISION, cargo build: out of order"
+    );
+    let flags = "--release --workspace --bins --locked";
+    assert!(instructions[cook].contains(flags), "{}", instructions[cook]);
+    assert!(
+        instructions[build].contains(flags),
+        "{}",
+        instructions[build]
+    );
+    assert!(
+        instructions.iter().any(|instruction| {
+            instruction.starts_with("RUN cargo install cargo-chef --version ")
+                && instruction.ends_with(" --locked")
+        }),
+        "cargo-chef is installed at a pinned version, --locked"
+    );
+    let dockerignore = repo_file(".dockerignore");
+    let ignored: BTreeSet<&str> = dockerignore
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(str::trim)
+        .collect();
+    for excluded in ["target", ".git", "secrets", ".env.prd"] {
+        assert!(
+            ignored.contains(excluded),
+            ".dockerignore lets {excluded} in"
+        );
+    }
+}
