@@ -423,6 +423,14 @@ async fn other_compose_files_undeclared_probes_and_an_up_of_wingmans_own_project
             "environments.prd.control_plane".to_string(),
             "README \"Production → Upgrade\"".to_string(),
         ),
+        // The seed's rollout restart, verbatim: a service Wingman's project does not have.
+        (
+            format!(
+                "docker compose -f docker-compose.prd.yml -p {own} --env-file .env.prd up -d wingman-api"
+            ),
+            "environments.prd.control_plane".to_string(),
+            "README \"Production → Upgrade\"".to_string(),
+        ),
         (
             format!(
                 "docker compose -p {} up -d",

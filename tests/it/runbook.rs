@@ -559,33 +559,38 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
     );
     assert!(restored["api"].1, "{restored:?}");
 
-    // The rollout's restart of Wingman's own API, typed as the seed types it, is refused:
-    // Wingman never changes its own control plane (README "Upgrade" says what to do).
-    let own_restart = reason("rollout 2 (restart the API)");
-    let refused = wrapper_approved(
-        &env,
-        &[
-            "compose",
-            "-f",
-            COMPOSE_FILE,
-            "-p",
-            &own,
-            "--env-file",
-            ENV_FILE,
-            "up",
-            "-d",
-            "api",
-            "--wingman-reason",
-            &own_restart,
-        ],
-    )
-    .await;
-    let said = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
-    assert_eq!(refused.status.code(), Some(3), "{said}");
-    assert!(
-        said.contains("environments.prd.control_plane") && said.contains("Upgrade"),
-        "{said}"
-    );
+    // The rollout's restart of Wingman's own API is refused, typed as the seed types it
+    // (`wingman-api`, a service Wingman's compose file does not have) or with Wingman's own
+    // service name: Wingman never changes its own control plane (README "Upgrade" says what
+    // to do), and compose never runs in its directory.
+    for service in ["wingman-api", "api"] {
+        let own_restart = reason(&format!("rollout 2 (restart the API as `{service}`)"));
+        let refused = wrapper_approved(
+            &env,
+            &[
+                "compose",
+                "-f",
+                COMPOSE_FILE,
+                "-p",
+                &own,
+                "--env-file",
+                ENV_FILE,
+                "up",
+                "-d",
+                service,
+                "--wingman-reason",
+                &own_restart,
+            ],
+        )
+        .await;
+        let said = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
+        assert_eq!(refused.status.code(), Some(3), "{service}: {said}");
+        assert!(
+            said.contains("environments.prd.control_plane")
+                && said.contains("README \"Production → Upgrade\""),
+            "{service}: {said}"
+        );
+    }
     env.stop().await;
 }
 
