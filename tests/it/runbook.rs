@@ -406,10 +406,23 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
     assert_eq!(started["operation"], "compose_up", "{started}");
     let trail = run_wingman(&env, &[], &["audit", "show", &stage_c.to_string()]).await;
     let trail = text(&trail.stdout);
+    eprintln!("--- Stage C: wingman audit show {stage_c} ---\n{trail}--- end of Stage C ---");
     assert!(
         trail.contains("ops-bob") && trail.contains("execution_finished"),
         "{trail}"
     );
+    // The files stage C was built from, as `sha256sum` prints them: the ones of stage 1.
+    for file in [COMPOSE_FILE, ENV_FILE] {
+        let path = project.directory.path().join(file);
+        let digest = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap()))
+        };
+        assert!(
+            trail.contains(&format!("{digest}  {}\n", path.display())),
+            "{file}: {trail}"
+        );
+    }
 
     // Stage D: the gateway's health probe, the API's validation variables (from .env.prd).
     let mut health = vec!["exec", gateway_container.as_str()];
