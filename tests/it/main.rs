@@ -33,6 +33,7 @@ mod observability;
 mod policy;
 mod processes;
 mod readiness;
+mod readme;
 mod recorder;
 mod redaction;
 mod rollout;
