@@ -26,6 +26,7 @@ mod intake;
 mod manual;
 mod metrics;
 mod migrations;
+mod monitoring;
 mod nats_auth;
 mod nats_permissions;
 mod nats_server;

@@ -651,7 +651,7 @@ async fn restart(
 }
 
 /// A request id inside (or outside) the validated cohort at `percent`.
-fn id_in_cohort(percent: u8, inside: bool) -> Uuid {
+pub(crate) fn id_in_cohort(percent: u8, inside: bool) -> Uuid {
     loop {
         let id = RequestId::generate();
         if (id.rollout_bucket() < percent) == inside {
