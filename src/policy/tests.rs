@@ -378,6 +378,33 @@ fn the_shipped_control_plane_is_every_service_of_the_production_compose_file() {
 }
 
 #[test]
+fn every_container_of_wingmans_project_the_docs_name_is_a_service_of_the_production_compose_file() {
+    let compose: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(include_str!("../../docker-compose.prd.yml")).unwrap();
+    let services = compose["services"].as_mapping().unwrap();
+    // Compose names a service's containers `<project>-<service>-<n>`.
+    let container = regex::Regex::new(r"wingman-prd-([a-z][a-z-]*[a-z])-[0-9]+").unwrap();
+    for (file, text) in [
+        (
+            "config/policy.toml",
+            include_str!("../../config/policy.toml"),
+        ),
+        ("README.md", include_str!("../../README.md")),
+        ("ARCHITECTURE.md", include_str!("../../ARCHITECTURE.md")),
+        ("CONTRACTS.md", include_str!("../../CONTRACTS.md")),
+    ] {
+        for found in container.captures_iter(text) {
+            let service = &found[1];
+            assert!(
+                services.contains_key(service),
+                "{file} names {}, but docker-compose.prd.yml has no service {service}",
+                &found[0]
+            );
+        }
+    }
+}
+
+#[test]
 fn a_bad_policy_file_names_the_problem() {
     let minimal = "allow = []\nmax_stop_timeout_secs = 1\n";
     let cases = [

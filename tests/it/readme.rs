@@ -1,12 +1,14 @@
 //! The README's examples, run as printed: "Try it" (the dev request auto-approved, the prd
-//! one PENDING and approved by the second approver it makes). The text is read from
-//! README.md, so an edit that changes what the examples do fails here.
+//! one PENDING and approved by the second approver it makes), and what "Production" says the
+//! docker wrapper submits. The text is read from README.md, so an edit that changes what the
+//! examples do fails here.
 
 use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
 use uuid::Uuid;
+use wingman::docker::{Classification, classify};
 use wingman::request::Environment;
 
 use crate::helpers::{TestEnv, text, wait_for_status};
@@ -267,4 +269,60 @@ async fn the_readmes_try_it_auto_approves_the_dev_request_and_the_second_approve
     )
     .await;
     env.stop().await;
+}
+
+#[test]
+fn production_says_every_changing_stage_of_the_seed_goes_through_the_wrapper() {
+    let production = section("## Production");
+    let paragraph = production
+        .split("\n\n")
+        .find(|paragraph| paragraph.contains("through the docker wrapper"))
+        .expect("README \"Production\" says what the docker wrapper submits");
+    let paragraph = paragraph.split_whitespace().collect::<Vec<_>>().join(" ");
+    // The seed's stages A, B, C and D on a registered project: each changes something, so the
+    // wrapper submits it (and the README must say so), none is passed straight to docker.
+    for (stage, line, named) in [
+        (
+            "A",
+            "compose -f docker-compose.prd.yml -p shop --env-file .env.prd down",
+            "`down`",
+        ),
+        (
+            "B",
+            "compose -f docker-compose.prd.yml -p shop --env-file .env.prd down --remove-orphans",
+            "`down --remove-orphans`",
+        ),
+        (
+            "C",
+            "compose -f docker-compose.prd.yml -p shop --env-file .env.prd up -d --build",
+            "`up -d [--build]`",
+        ),
+        (
+            "D",
+            "exec shop-web-1 wget -qO- http://127.0.0.1:8080/health",
+            "`docker exec` probes",
+        ),
+    ] {
+        let args: Vec<String> = line.split(' ').map(str::to_string).collect();
+        assert!(
+            matches!(classify(&args), Classification::Mutating { .. }),
+            "stage {stage}: the wrapper submits `docker {line}`"
+        );
+        assert!(
+            paragraph.contains(named),
+            "stage {stage}: README \"Production\" names {named} as submitted: {paragraph}"
+        );
+    }
+    for read_only in [
+        "inspect shop-web-1",
+        "logs shop-web-1",
+        "compose -p shop ps",
+    ] {
+        let args: Vec<String> = read_only.split(' ').map(str::to_string).collect();
+        assert_eq!(classify(&args), Classification::ReadOnly, "{read_only}");
+    }
+    assert!(
+        paragraph.contains("read-only commands (`inspect`, `logs`, `ps`) go straight to docker"),
+        "{paragraph}"
+    );
 }

@@ -487,6 +487,17 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
     assert_eq!(status, 202, "{accepted}");
     let checklist: Uuid = accepted["request_id"].as_str().unwrap().parse().unwrap();
     wait_for_status(&env, checklist, "PENDING").await;
+    // With the seed's .env.prd (validation off) it waits for a human, as README "Validate"
+    // step 3 says it does.
+    let validate = crate::readme::section("### Validate (the seed's checklist)");
+    let first_status = validate
+        .lines()
+        .find(|line| line.contains("cli status \"$ID\""))
+        .expect("README \"Validate\" shows the checklist request's status");
+    assert!(
+        first_status.contains("# PENDING (validation off)"),
+        "README \"Validate\" step 3: {first_status}"
+    );
     env.settle_all().await;
     let approved = wingman(&env, "ops-bob", &["approve", &checklist.to_string()]).await;
     assert!(approved.status.success(), "{}", text(&approved.stderr));
