@@ -9,7 +9,7 @@ use crate::cli::ids::IdArg;
 use crate::config::Settings;
 use crate::envelope::RequestId;
 use crate::events::AuditKind;
-use crate::events::payload::{Payload as _, RequestReceived};
+use crate::events::payload::{ExecutionStarted, Payload as _, RequestReceived};
 use crate::store::{audit, chain};
 
 /// `wingman audit`'s subcommands.
@@ -191,8 +191,36 @@ pub async fn show(
             row.status.unwrap_or_default(),
             summary(&row.kind, &row.data.0)
         );
+        for line in file_digests(&row.kind, &row.data.0) {
+            println!("{:>6}  {line}", "");
+        }
     }
     Ok(ExitCode::Ok)
+}
+
+/// The files a `compose up` / `pull` ran with, one line each under its `execution_started`
+/// row, as `sha256sum` prints them (`<sha256>  <path>`), so `sha256sum -c` can check them.
+fn file_digests(kind: &str, data: &Value) -> Vec<String> {
+    if kind != AuditKind::ExecutionStarted.as_str() {
+        return Vec::new();
+    }
+    let Ok(started) = ExecutionStarted::from_data(data) else {
+        return Vec::new();
+    };
+    started
+        .compose_files
+        .iter()
+        .chain(started.env_file.as_ref())
+        .map(|file| match (&file.sha256, &file.error) {
+            (Some(sha256), _) => format!("{sha256}  {}", file.path),
+            (None, error) => format!(
+                "{:<64}  {} ({})",
+                "unreadable",
+                file.path,
+                error.as_deref().unwrap_or("no digest")
+            ),
+        })
+        .collect()
 }
 
 /// The most telling fields of an event, on one line: who asked what (a `request_received`
@@ -227,4 +255,38 @@ fn summary(kind: &str, data: &Value) -> String {
         }
     }
     parts.join(" · ")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_compose_ups_files_are_listed_under_its_execution_started_row_as_sha256sum_prints_them() {
+        let data = json!({
+            "operation": "compose_up",
+            "compose_files": [
+                {"path": "/srv/shop/docker-compose.yml", "sha256": "ab".repeat(32)},
+                {"path": "/srv/shop/prd.yml", "sha256": null, "error": "No such file or directory (os error 2)"},
+            ],
+            "env_file": {"path": "/srv/shop/.env.prd", "sha256": "cd".repeat(32)},
+        });
+        assert_eq!(
+            file_digests("execution_started", &data),
+            [
+                format!("{}  /srv/shop/docker-compose.yml", "ab".repeat(32)),
+                format!(
+                    "{:<64}  /srv/shop/prd.yml (No such file or directory (os error 2))",
+                    "unreadable"
+                ),
+                format!("{}  /srv/shop/.env.prd", "cd".repeat(32)),
+            ]
+        );
+        assert!(file_digests("execution_finished", &data).is_empty());
+        assert!(
+            file_digests("execution_started", &json!({"operation": "container_stop"})).is_empty()
+        );
+    }
 }

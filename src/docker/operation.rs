@@ -246,6 +246,13 @@ impl ComposeAction {
             ComposeAction::Pull => "pull",
         }
     }
+
+    /// Whether the action needs the project's compose model, so the gateway runs the compose
+    /// binary with the registered files (`up`, `pull`); the others act on the project's
+    /// containers by label, through the Engine API.
+    pub fn reads_compose_files(self) -> bool {
+        matches!(self, ComposeAction::Up | ComposeAction::Pull)
+    }
 }
 
 #[cfg(test)]

@@ -17,11 +17,17 @@
 //! logs ([`crate::engine::redact::text`]) and cut at [`Limits::max_output_bytes`]. A binary
 //! that cannot start ran nothing: a failed target. A run past the timeout is killed and
 //! reported as an [`EngineError`], since it may have changed part of the project.
+//!
+//! The approval covers a command line, but compose builds whatever the registered files say
+//! when it runs: [`ComposeProject::digests`] reads them just before, so the audit records
+//! the SHA-256 of each file the approved operation was performed with.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::docker::{ComposeAction, ComposeOp};
@@ -44,6 +50,29 @@ pub struct ComposeProject {
     pub env_file: Option<String>,
 }
 
+/// One registered file as the gateway read it just before running compose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// The path compose is given (the registration's, under the project directory).
+    pub path: String,
+    /// The lowercase hex SHA-256 of its content (`sha256sum` prints the same); `null` when it
+    /// could not be read.
+    pub sha256: Option<String>,
+    /// Why it could not be read (absent when it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The registered files of a project, each with its digest: what a `compose up` / `pull` ran
+/// with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComposeFileDigests {
+    /// The `-f` files, in order.
+    pub compose_files: Vec<FileDigest>,
+    /// The `--env-file`, when one is registered.
+    pub env_file: Option<FileDigest>,
+}
+
 /// Which compose binary to run, and for how long at most.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComposeBinary {
@@ -58,6 +87,54 @@ impl Default for ComposeBinary {
             command: vec![DEFAULT_COMPOSE_BIN.to_string()],
             timeout: DEFAULT_COMPOSE_TIMEOUT,
         }
+    }
+}
+
+impl ComposeProject {
+    /// Reads the registered compose files and env file as they are now and digests each: what
+    /// compose is about to run with. A file that cannot be read is recorded with the error
+    /// (compose will then fail on it too); this never fails.
+    pub async fn digests(&self) -> ComposeFileDigests {
+        let mut compose_files = Vec::with_capacity(self.files.len());
+        for file in &self.files {
+            compose_files.push(digest(&within(&self.directory, file)).await);
+        }
+        let env_file = match &self.env_file {
+            Some(file) => Some(digest(&within(&self.directory, file)).await),
+            None => None,
+        };
+        ComposeFileDigests {
+            compose_files,
+            env_file,
+        }
+    }
+}
+
+/// The SHA-256 of the file at `path`, read in chunks.
+async fn digest(path: &str) -> FileDigest {
+    async fn sha256(path: &str) -> std::io::Result<String> {
+        let mut file = tokio::fs::File::open(path).await?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = file.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok(hex::encode(hasher.finalize()));
+            }
+            hasher.update(&buffer[..read]);
+        }
+    }
+    match sha256(path).await {
+        Ok(hash) => FileDigest {
+            path: path.to_string(),
+            sha256: Some(hash),
+            error: None,
+        },
+        Err(error) => FileDigest {
+            path: path.to_string(),
+            sha256: None,
+            error: Some(error.to_string()),
+        },
     }
 }
 
@@ -267,6 +344,46 @@ mod tests {
             files: vec!["docker-compose.yml".into(), "prd.yml".into()],
             env_file: Some(".env.prd".into()),
         }
+    }
+
+    #[tokio::test]
+    async fn the_digests_are_of_the_registered_files_as_they_are_now() {
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(
+            directory.path().join("docker-compose.yml"),
+            "services: {}\n",
+        )
+        .unwrap();
+        let project = ComposeProject {
+            directory: directory.path().into(),
+            ..shop()
+        };
+        let digests = project.digests().await;
+        let path = |file: &str| directory.path().join(file).display().to_string();
+        assert_eq!(
+            digests.compose_files[0],
+            FileDigest {
+                path: path("docker-compose.yml"),
+                // `printf 'services: {}\n' | sha256sum`
+                sha256: Some(
+                    "fa6ccea1ca4e3a031d9e99f25cc05db803aa9bac642c000ddab14f6d9da54b52".into()
+                ),
+                error: None,
+            }
+        );
+        // A file that is missing is recorded as such; compose will fail on it too.
+        let missing = &digests.compose_files[1];
+        assert_eq!(
+            (missing.path.as_str(), missing.sha256.as_deref()),
+            (path("prd.yml").as_str(), None)
+        );
+        assert!(
+            missing.error.as_deref().unwrap().contains("No such file"),
+            "{missing:?}"
+        );
+        let env_file = digests.env_file.unwrap();
+        assert_eq!(env_file.path, path(".env.prd"));
+        assert_eq!(env_file.sha256, None);
     }
 
     #[test]

@@ -50,12 +50,11 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 
-use crate::docker::{
-    ComposeAction, ContainerAction, ContainerOp, DockerOperation, Resolution, Resolved,
-};
+use crate::docker::{ContainerAction, ContainerOp, DockerOperation, Resolution, Resolved};
 
 pub use compose_cli::{
-    ComposeBinary, ComposeProject, DEFAULT_COMPOSE_BIN, DEFAULT_COMPOSE_TIMEOUT, compose_argv,
+    ComposeBinary, ComposeFileDigests, ComposeProject, DEFAULT_COMPOSE_BIN,
+    DEFAULT_COMPOSE_TIMEOUT, FileDigest, compose_argv,
 };
 pub use error::EngineError;
 pub use probe::{PROBE_TIMEOUT, Probe};
@@ -163,9 +162,7 @@ impl Engine {
         limits: &Limits,
     ) -> Result<ExecutionResult, EngineError> {
         match (operation, resolved) {
-            (DockerOperation::Compose(op), _)
-                if matches!(op.action, ComposeAction::Up | ComposeAction::Pull) =>
-            {
+            (DockerOperation::Compose(op), _) if op.action.reads_compose_files() => {
                 let project =
                     admission
                         .project
@@ -257,7 +254,7 @@ impl Engine {
                 self.perform_container(op, &aims, limits).await
             }
             (DockerOperation::Compose(op), Resolved::Compose(members))
-                if !matches!(op.action, ComposeAction::Up | ComposeAction::Pull) =>
+                if !op.action.reads_compose_files() =>
             {
                 compose::perform(self, op, members, limits).await
             }

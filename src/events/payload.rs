@@ -20,7 +20,9 @@
 //!
 //! On the wire and in `audit_events.data` each payload is the very JSON the stages wrote with
 //! `json!` before (the audit chain hashes it): keys the old code always wrote are always
-//! written, `null` where it wrote null, and nothing is added. Reading is lenient: a key a
+//! written, `null` where it wrote null, and nothing is added — a key added since (the file
+//! digests of a `compose up`) is written only where it says something, so every other record
+//! keeps its bytes. Reading is lenient: a key a
 //! record lacks (a hand-made or older record) reads as `None` or, for what nobody projects,
 //! its default, so the column it feeds is left as it is, as when it was read by key.
 
@@ -31,7 +33,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::AuditKind;
-use crate::engine::TargetResult;
+use crate::engine::{FileDigest, TargetResult};
 use crate::request::{Environment, Request};
 use crate::status::Status;
 use crate::validation::Profile;
@@ -194,6 +196,15 @@ pub struct ExecutionStarted {
     pub probe: Value,
     /// The registered project directory a `compose up` / `pull` runs from (`null` otherwise).
     pub compose_project_directory: Option<String>,
+    /// The registered compose files a `compose up` / `pull` ran with, in order, each with its
+    /// SHA-256 as the gateway read it just before running compose: the approval covers a
+    /// command line, this says what it was performed with. Absent for other operations (their
+    /// records stay as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compose_files: Vec<FileDigest>,
+    /// The registered env file, likewise; absent when none is registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<FileDigest>,
 }
 
 impl Payload for ExecutionStarted {

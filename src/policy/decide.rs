@@ -7,7 +7,8 @@
 //!    `compose up` / `compose pull` act on a registered project only (`projects`);
 //! 3. volume removal and the stop timeout (`allow_volume_removal`, `max_stop_timeout_secs`);
 //! 4. compose targets by name: a protected project or service, or a mutating operation on
-//!    the control plane, is refused even when none of its containers exists right now;
+//!    the control plane's project (whatever services it names), is refused even when none of
+//!    its containers exists right now;
 //! 5. every resolved container: no target may be ambiguous (`targets`), none may be a
 //!    protected container (canonical name), service or project (labels), and a mutating
 //!    operation may not touch the control plane (labels);
@@ -169,6 +170,9 @@ impl Rules<'_> {
                 ),
             );
         }
+        // Whatever services it names: compose acts on the project as a whole (`up` and `pull`
+        // through Wingman's own registered files, in its own directory), and a name outside
+        // the list is a mistake (the seed's `wingman-api`) or a service the list forgot.
         if let Some(plane) = self.control_plane()
             && mutating
             && &plane.project == project
@@ -179,18 +183,26 @@ impl Rules<'_> {
                 .filter(|service| includes(service.as_str()))
                 .map(String::as_str)
                 .collect();
-            if !touched.is_empty() {
-                return self.refuse(
-                    "control_plane",
-                    format!(
-                        "compose {} of project {project} ({scope}) would change Wingman's own \
-                         control plane (services {}): {}",
-                        op.action.as_str(),
-                        touched.join(", "),
-                        self.instead(plane)
-                    ),
-                );
-            }
+            let what = if touched.is_empty() {
+                format!(
+                    "would run on Wingman's own compose project, its control plane (services \
+                     {}), though it names none of them",
+                    plane.services.join(", ")
+                )
+            } else {
+                format!(
+                    "would change Wingman's own control plane (services {})",
+                    touched.join(", ")
+                )
+            };
+            return self.refuse(
+                "control_plane",
+                format!(
+                    "compose {} of project {project} ({scope}) {what}: {}",
+                    op.action.as_str(),
+                    self.instead(plane)
+                ),
+            );
         }
         Ok(())
     }

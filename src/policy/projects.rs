@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::docker::ExecOp;
-use crate::docker::{ComposeAction, ComposeOp, NameKind, check_name};
+use crate::docker::{ComposeOp, NameKind, check_name};
 use crate::engine::ComposeProject;
 use crate::engine::Probe;
 use crate::policy::PolicyRefusal;
@@ -188,8 +188,7 @@ pub(crate) fn check_registered(
     projects: &BTreeMap<String, RegisteredProject>,
     op: &ComposeOp,
 ) -> Result<(), PolicyRefusal> {
-    if !matches!(op.action, ComposeAction::Up | ComposeAction::Pull)
-        || registered(environment, projects, &op.project).is_some()
+    if !op.action.reads_compose_files() || registered(environment, projects, &op.project).is_some()
     {
         return Ok(());
     }

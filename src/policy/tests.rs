@@ -240,7 +240,8 @@ fn read_only_operations_on_the_control_plane_stay_allowed() {
 }
 
 #[test]
-fn services_of_wingmans_project_outside_the_control_plane_are_ordinary() {
+fn a_container_of_wingmans_project_outside_the_control_plane_is_ordinary_but_compose_on_the_project_never_is()
+ {
     let mut policy = policy();
     let plane = policy
         .environments
@@ -250,15 +251,26 @@ fn services_of_wingmans_project_outside_the_control_plane_are_ordinary() {
         .as_mut()
         .unwrap();
     plane.services.retain(|service| service != "grafana");
-    let operation = parse_command_line("docker compose -p wingman-prd restart grafana").unwrap();
-    assert_eq!(
+    let check = |line: &str| {
+        let operation = parse_command_line(line).unwrap();
         policy.check(
             Environment::Prd,
             &operation,
-            &resolve(&operation, &listing())
-        ),
-        Ok(())
-    );
+            &resolve(&operation, &listing()),
+        )
+    };
+    assert_eq!(check("docker restart wingman-prd-grafana-1"), Ok(()));
+    for line in [
+        "docker compose -p wingman-prd restart grafana",
+        "docker compose -p wingman-prd stop not-a-service",
+    ] {
+        let refusal = check(line).expect_err(line);
+        assert_eq!(refusal.rule, "environments.prd.control_plane", "{line}");
+        assert!(
+            refusal.reason.contains("though it names none of them"),
+            "{line}: {refusal}"
+        );
+    }
 }
 
 #[test]
@@ -363,6 +375,33 @@ fn the_shipped_control_plane_is_every_service_of_the_production_compose_file() {
             registered.command_prefix(&plane.project)
         ))
     );
+}
+
+#[test]
+fn every_container_of_wingmans_project_the_docs_name_is_a_service_of_the_production_compose_file() {
+    let compose: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(include_str!("../../docker-compose.prd.yml")).unwrap();
+    let services = compose["services"].as_mapping().unwrap();
+    // Compose names a service's containers `<project>-<service>-<n>`.
+    let container = regex::Regex::new(r"wingman-prd-([a-z][a-z-]*[a-z])-[0-9]+").unwrap();
+    for (file, text) in [
+        (
+            "config/policy.toml",
+            include_str!("../../config/policy.toml"),
+        ),
+        ("README.md", include_str!("../../README.md")),
+        ("ARCHITECTURE.md", include_str!("../../ARCHITECTURE.md")),
+        ("CONTRACTS.md", include_str!("../../CONTRACTS.md")),
+    ] {
+        for found in container.captures_iter(text) {
+            let service = &found[1];
+            assert!(
+                services.contains_key(service),
+                "{file} names {}, but docker-compose.prd.yml has no service {service}",
+                &found[0]
+            );
+        }
+    }
 }
 
 #[test]
@@ -471,16 +510,33 @@ fn up_of_wingmans_own_project_is_refused_in_prd_with_the_upgrade_procedure() {
         "docker compose -f docker-compose.prd.yml -p wingman-prd --env-file .env.prd up -d --build",
         "docker compose -p wingman-prd up -d api",
         "docker compose -p wingman-prd pull",
+        // The seed's rollout restart, verbatim: `wingman-api` is no service of Wingman's
+        // compose file (its API is `api`), and the project is refused all the same.
+        "docker compose -f docker-compose.prd.yml -p wingman-prd --env-file .env.prd up -d wingman-api",
+        "docker compose -p wingman-prd pull wingman-api",
     ] {
         let refusal = admit(Environment::Prd, line).unwrap_err();
         assert_eq!(refusal.rule, "environments.prd.control_plane", "{line}");
         assert!(
             refusal
                 .reason
-                .contains("after an approved instruction request"),
+                .contains("after an approved instruction request")
+                && refusal.reason.contains("README \"Production → Upgrade\""),
             "{refusal}"
         );
     }
+    let seed = "docker compose -f docker-compose.prd.yml -p wingman-prd --env-file .env.prd up -d wingman-api";
+    let operation = parse_command_line(seed).unwrap();
+    let refusal = policy_with_shop()
+        .check_operation(Environment::Prd, &operation)
+        .unwrap_err();
+    assert!(
+        refusal.reason.starts_with(
+            "compose up of project wingman-prd (services wingman-api) would run on Wingman's \
+             own compose project, its control plane (services nats, postgres,"
+        ),
+        "refused before anything is resolved: {refusal}"
+    );
 }
 
 #[test]

@@ -36,7 +36,7 @@ use crate::bus::publish::{Outgoing, publish_all};
 use crate::bus::step::Step;
 use crate::claims::{self, Created, Key};
 use crate::docker::{DockerOperation, parse_command_line};
-use crate::engine::{Engine, ExecutionResult, Limits};
+use crate::engine::{ComposeFileDigests, Engine, ExecutionResult, Limits};
 use crate::events::payload::{ExecutionFinished, ExecutionIndeterminate, ExecutionStarted};
 use crate::events::{AuditKind, ExecJob, ExecutionOutput, PublicStatus, Stage};
 use crate::metrics;
@@ -214,6 +214,14 @@ pub async fn execute(
         Ok(admission) => admission,
         Err(refusal) => return refuse("policy", refusal.to_string()),
     };
+    // What a `compose up` / `pull` is about to run with: the registered files as they are
+    // now (compose reads them again when it runs; this is the last look before it does).
+    let files = match (&operation, &admission.project) {
+        (DockerOperation::Compose(op), Some(project)) if op.action.reads_compose_files() => {
+            project.digests().await
+        }
+        _ => ComposeFileDigests::default(),
+    };
     // EXECUTING is durable before the claim and the Docker call (ids are derived: a
     // redelivery republishes nothing new).
     let started = [
@@ -231,6 +239,8 @@ pub async fn execute(
                     .project
                     .as_ref()
                     .map(|project| project.directory.display().to_string()),
+                compose_files: files.compose_files,
+                env_file: files.env_file,
             },
         ),
         step.status(

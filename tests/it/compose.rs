@@ -37,7 +37,7 @@ struct TestProject {
 
 impl TestProject {
     /// A project with one service `web` built from a Dockerfile, serving `/health` and
-    /// carrying two rollout variables and a password in its environment.
+    /// carrying two rollout variables and a password in its environment, and an env file.
     fn new() -> Self {
         let name = docker::unique("wt-up");
         let directory = tempfile::tempdir().unwrap();
@@ -60,16 +60,18 @@ impl TestProject {
             ),
         )
         .unwrap();
+        std::fs::write(path.join(".env.prd"), "GREETING=hello\n").unwrap();
         TestProject { name, directory }
     }
 
     /// The shipped policy, Wingman's own project renamed to `own`, with this project
-    /// registered for prd and its two probes declared.
+    /// registered for prd (its compose file and env file) and its two probes declared.
     fn policy(&self, own: &str) -> Policy {
         let mut text = include_str!("../../config/policy.toml").replace("wingman-prd", own);
         text.push_str(&format!(
             "\n[projects.{name}]\nenvironments = [\"prd\"]\nproject_directory = \"{dir}\"\n\
-             compose_files = [\"docker-compose.yml\"]\n[projects.{name}.probes]\n\
+             compose_files = [\"docker-compose.yml\"]\nenv_file = \".env.prd\"\n\
+             [projects.{name}.probes]\n\
              health = [\"wget\", \"-qO-\", \"http://127.0.0.1:8080/health\"]\n\
              env = {{ print_env = [\"VALIDATION_ENABLED\", \"VALIDATION_ROLLOUT_PERCENT\"] }}\n",
             name = self.name,
@@ -275,6 +277,36 @@ async fn stage_c_compose_up_build_of_a_registered_project_is_approved_and_its_co
         "the directory came from the policy: {started}"
     );
     assert_eq!(started["operation"], "compose_up");
+    // What the approval was performed with: each registered file's SHA-256 as the gateway
+    // read it before running compose, also in `wingman audit show` (as `sha256sum` prints).
+    let sha256 = |file: &str| {
+        use sha2::Digest as _;
+        let path = project.directory.path().join(file);
+        let content = std::fs::read(&path).unwrap();
+        (
+            path.display().to_string(),
+            hex::encode(sha2::Sha256::digest(content)),
+        )
+    };
+    let (compose_path, compose_sha256) = sha256("docker-compose.yml");
+    let (env_path, env_sha256) = sha256(".env.prd");
+    assert_eq!(
+        started["compose_files"],
+        json!([{"path": compose_path, "sha256": compose_sha256}]),
+        "{started}"
+    );
+    assert_eq!(
+        started["env_file"],
+        json!({"path": env_path, "sha256": env_sha256}),
+        "{started}"
+    );
+    let shown = run_wingman(&env, &[], &["audit", "show", &request_id.to_string()]).await;
+    let shown = text(&shown.stdout);
+    assert!(
+        shown.contains(&format!("{compose_sha256}  {compose_path}\n"))
+            && shown.contains(&format!("{env_sha256}  {env_path}\n")),
+        "{shown}"
+    );
     let decided: Value = sqlx::query_scalar(
         "SELECT data FROM audit_events WHERE request_id = $1 AND kind = 'approval_decided'",
     )
@@ -296,6 +328,18 @@ async fn stage_c_compose_up_build_of_a_registered_project_is_approved_and_its_co
         env.output_of(health_id).await.contains("healthy"),
         "{}",
         env.output_of(health_id).await
+    );
+    env.settle_all().await;
+    let probed: Value = sqlx::query_scalar(
+        "SELECT data FROM audit_events WHERE request_id = $1 AND kind = 'execution_started'",
+    )
+    .bind(health_id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        probed.get("compose_files").is_none() && probed.get("env_file").is_none(),
+        "no compose files read for a probe: {probed}"
     );
 
     // The env probe prints the two named variables and never the password beside them.
@@ -419,6 +463,14 @@ async fn other_compose_files_undeclared_probes_and_an_up_of_wingmans_own_project
         (
             format!(
                 "docker compose -f docker-compose.prd.yml -p {own} --env-file .env.prd up -d --build"
+            ),
+            "environments.prd.control_plane".to_string(),
+            "README \"Production → Upgrade\"".to_string(),
+        ),
+        // The seed's rollout restart, verbatim: a service Wingman's project does not have.
+        (
+            format!(
+                "docker compose -f docker-compose.prd.yml -p {own} --env-file .env.prd up -d wingman-api"
             ),
             "environments.prd.control_plane".to_string(),
             "README \"Production → Upgrade\"".to_string(),

@@ -228,6 +228,20 @@ impl TestEnv {
         self.spawn_intake_task(approval_ttl).await;
     }
 
+    /// Intake like [`spawn_intake_with_ttl`](Self::spawn_intake_with_ttl) that stops on its
+    /// own: cancel the token and await the handle before starting the next intake, so a test
+    /// can give its requests two different approval TTLs, one intake after the other.
+    pub async fn spawn_intake_stoppable(
+        &mut self,
+        percent: u8,
+        approval_ttl: Duration,
+    ) -> (CancellationToken, JoinHandle<anyhow::Result<()>>) {
+        self.set_rollout(true, percent).await;
+        let stop = self.shutdown.child_token();
+        let task = self.intake_task(approval_ttl, stop.clone()).await;
+        (stop, task)
+    }
+
     /// Sets the live rollout flags (as `wingman rollout set` would, without the watcher).
     pub async fn set_rollout(&self, enabled: bool, percent: u8) {
         let rollout = self.rollout().await;
@@ -245,6 +259,15 @@ impl TestEnv {
     }
 
     async fn spawn_intake_task(&mut self, approval_ttl: Duration) {
+        let task = self.intake_task(approval_ttl, self.shutdown.clone()).await;
+        self.tasks.push(task);
+    }
+
+    async fn intake_task(
+        &self,
+        approval_ttl: Duration,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<anyhow::Result<()>> {
         let bus = self.bus_for("intake");
         let claims = open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
             .await
@@ -269,12 +292,7 @@ impl TestEnv {
             scoring,
             actor: "intake@test".into(),
         };
-        let task = tokio::spawn(stages::intake::run(
-            deps,
-            self.options("intake"),
-            self.shutdown.clone(),
-        ));
-        self.tasks.push(task);
+        tokio::spawn(stages::intake::run(deps, self.options("intake"), shutdown))
     }
 
     pub fn spawn_recorder(&mut self) {

@@ -406,10 +406,23 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
     assert_eq!(started["operation"], "compose_up", "{started}");
     let trail = run_wingman(&env, &[], &["audit", "show", &stage_c.to_string()]).await;
     let trail = text(&trail.stdout);
+    eprintln!("--- Stage C: wingman audit show {stage_c} ---\n{trail}--- end of Stage C ---");
     assert!(
         trail.contains("ops-bob") && trail.contains("execution_finished"),
         "{trail}"
     );
+    // The files stage C was built from, as `sha256sum` prints them: the ones of stage 1.
+    for file in [COMPOSE_FILE, ENV_FILE] {
+        let path = project.directory.path().join(file);
+        let digest = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap()))
+        };
+        assert!(
+            trail.contains(&format!("{digest}  {}\n", path.display())),
+            "{file}: {trail}"
+        );
+    }
 
     // Stage D: the gateway's health probe, the API's validation variables (from .env.prd).
     let mut health = vec!["exec", gateway_container.as_str()];
@@ -474,6 +487,17 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
     assert_eq!(status, 202, "{accepted}");
     let checklist: Uuid = accepted["request_id"].as_str().unwrap().parse().unwrap();
     wait_for_status(&env, checklist, "PENDING").await;
+    // With the seed's .env.prd (validation off) it waits for a human, as README "Validate"
+    // step 3 says it does.
+    let validate = crate::readme::section("### Validate (the seed's checklist)");
+    let first_status = validate
+        .lines()
+        .find(|line| line.contains("cli status \"$ID\""))
+        .expect("README \"Validate\" shows the checklist request's status");
+    assert!(
+        first_status.contains("# PENDING (validation off)"),
+        "README \"Validate\" step 3: {first_status}"
+    );
     env.settle_all().await;
     let approved = wingman(&env, "ops-bob", &["approve", &checklist.to_string()]).await;
     assert!(approved.status.success(), "{}", text(&approved.stderr));
@@ -559,33 +583,38 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
     );
     assert!(restored["api"].1, "{restored:?}");
 
-    // The rollout's restart of Wingman's own API, typed as the seed types it, is refused:
-    // Wingman never changes its own control plane (README "Upgrade" says what to do).
-    let own_restart = reason("rollout 2 (restart the API)");
-    let refused = wrapper_approved(
-        &env,
-        &[
-            "compose",
-            "-f",
-            COMPOSE_FILE,
-            "-p",
-            &own,
-            "--env-file",
-            ENV_FILE,
-            "up",
-            "-d",
-            "api",
-            "--wingman-reason",
-            &own_restart,
-        ],
-    )
-    .await;
-    let said = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
-    assert_eq!(refused.status.code(), Some(3), "{said}");
-    assert!(
-        said.contains("environments.prd.control_plane") && said.contains("Upgrade"),
-        "{said}"
-    );
+    // The rollout's restart of Wingman's own API is refused, typed as the seed types it
+    // (`wingman-api`, a service Wingman's compose file does not have) or with Wingman's own
+    // service name: Wingman never changes its own control plane (README "Upgrade" says what
+    // to do), and compose never runs in its directory.
+    for service in ["wingman-api", "api"] {
+        let own_restart = reason(&format!("rollout 2 (restart the API as `{service}`)"));
+        let refused = wrapper_approved(
+            &env,
+            &[
+                "compose",
+                "-f",
+                COMPOSE_FILE,
+                "-p",
+                &own,
+                "--env-file",
+                ENV_FILE,
+                "up",
+                "-d",
+                service,
+                "--wingman-reason",
+                &own_restart,
+            ],
+        )
+        .await;
+        let said = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
+        assert_eq!(refused.status.code(), Some(3), "{service}: {said}");
+        assert!(
+            said.contains("environments.prd.control_plane")
+                && said.contains("README \"Production → Upgrade\""),
+            "{service}: {said}"
+        );
+    }
     env.stop().await;
 }
 
@@ -633,7 +662,7 @@ async fn restart(
 }
 
 /// A request id inside (or outside) the validated cohort at `percent`.
-fn id_in_cohort(percent: u8, inside: bool) -> Uuid {
+pub(crate) fn id_in_cohort(percent: u8, inside: bool) -> Uuid {
     loop {
         let id = RequestId::generate();
         if (id.rollout_bucket() < percent) == inside {

@@ -238,6 +238,8 @@ fn execution_started_writes_null_for_no_probe_and_no_project() {
         ]}),
         probe: Value::Null,
         compose_project_directory: None,
+        compose_files: Vec::new(),
+        env_file: None,
     };
     pinned(
         &started,
@@ -255,6 +257,64 @@ fn execution_started_writes_null_for_no_probe_and_no_project() {
             "compose_project_directory": null,
         }),
     );
+}
+
+#[test]
+fn execution_started_of_a_compose_up_records_the_digest_of_each_registered_file() {
+    let digest = |path: &str, sha256: Option<&str>, error: Option<&str>| FileDigest {
+        path: path.into(),
+        sha256: sha256.map(str::to_string),
+        error: error.map(str::to_string),
+    };
+    let started = ExecutionStarted {
+        token_id: Some(token()),
+        operation: "compose_up".into(),
+        argv: Some(vec![
+            "compose".into(),
+            "-p".into(),
+            "shop".into(),
+            "up".into(),
+        ]),
+        environment: Some(Environment::Prd),
+        approvers: vec!["anna".into()],
+        resolved: json!({"kind": "compose", "members": []}),
+        probe: Value::Null,
+        compose_project_directory: Some("/srv/shop".into()),
+        compose_files: vec![
+            digest("/srv/shop/docker-compose.yml", Some(&"ab".repeat(32)), None),
+            digest(
+                "/srv/shop/prd.yml",
+                None,
+                Some("No such file or directory (os error 2)"),
+            ),
+        ],
+        env_file: Some(digest("/srv/shop/.env.prd", Some(&"cd".repeat(32)), None)),
+    };
+    pinned(
+        &started,
+        json!({
+            "token_id": "0193a5e0-0000-7000-8000-0000000000aa",
+            "operation": "compose_up",
+            "argv": ["compose", "-p", "shop", "up"],
+            "environment": "prd",
+            "approvers": ["anna"],
+            "resolved": {"kind": "compose", "members": []},
+            "probe": null,
+            "compose_project_directory": "/srv/shop",
+            "compose_files": [
+                {"path": "/srv/shop/docker-compose.yml", "sha256": "ab".repeat(32)},
+                {"path": "/srv/shop/prd.yml", "sha256": null,
+                 "error": "No such file or directory (os error 2)"},
+            ],
+            "env_file": {"path": "/srv/shop/.env.prd", "sha256": "cd".repeat(32)},
+        }),
+    );
+    // A record from before the digests reads as "none recorded".
+    let before = ExecutionStarted::from_data(&json!({
+        "token_id": token(), "operation": "compose_up", "compose_project_directory": "/srv/shop"
+    }))
+    .unwrap();
+    assert_eq!((before.compose_files, before.env_file), (Vec::new(), None));
 }
 
 #[test]
