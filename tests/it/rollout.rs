@@ -785,3 +785,84 @@ async fn the_rollout_gauges_follow_the_bucket_at_once_when_another_process_chang
     );
     env.stop().await;
 }
+
+/// A Postgres where nothing listens.
+const NO_DATABASE: &str = "postgres://postgres@127.0.0.1:1/wingman";
+
+#[tokio::test]
+async fn an_error_exits_4_never_the_1_a_script_reads_as_no_go_or_refused() {
+    let mut env = TestEnv::start().await;
+    env.set_rollout(false, 100).await;
+
+    // The report cannot reach its database: no verdict, exit 4 (1 would read as NO-GO).
+    for args in [
+        &["rollout", "report"][..],
+        &["rollout", "report", "--json"][..],
+        &["rollout", "report", "--all"][..],
+    ] {
+        let report = run_wingman(&env, &[("DATABASE_URL", NO_DATABASE)], args).await;
+        assert_eq!(
+            report.status.code(),
+            Some(4),
+            "wingman {args:?}: {}{}",
+            text(&report.stdout),
+            text(&report.stderr)
+        );
+        assert!(text(&report.stderr).starts_with("error: "), "{args:?}");
+        assert!(report.stdout.is_empty(), "no report printed: {args:?}");
+    }
+    // No such phase: no verdict either.
+    let missing = run_wingman(&env, &[], &["rollout", "report", "--phase", "9"]).await;
+    assert_eq!(missing.status.code(), Some(4), "{}", text(&missing.stderr));
+
+    // A promotion that cannot reach NATS: nothing asked, exit 4 (1 would read as refused).
+    let unreachable = run_wingman(
+        &env,
+        &[("NATS_URL", "nats://127.0.0.1:1")],
+        &["rollout", "promote", "--by", "ops-carol"],
+    )
+    .await;
+    assert_eq!(
+        unreachable.status.code(),
+        Some(4),
+        "{}",
+        text(&unreachable.stderr)
+    );
+
+    // A watcher that cannot read its database cannot judge the gate: it says so (not a
+    // refusal), and the promotion exits 4.
+    let mut deps = env
+        .watcher_deps(
+            None,
+            GuardSettings {
+                enabled: false,
+                ..Default::default()
+            },
+        )
+        .await;
+    deps.pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy(NO_DATABASE)
+        .unwrap();
+    env.spawn_watcher_deps(deps);
+    let promote = run_wingman(
+        &env,
+        &[],
+        &["rollout", "promote", "--by", "ops-carol", "--json"],
+    )
+    .await;
+    assert_eq!(promote.status.code(), Some(4), "{}", text(&promote.stderr));
+    assert!(
+        text(&promote.stderr).contains("the watcher could not make the rollout change")
+            && text(&promote.stderr).contains("could not judge the phase"),
+        "{}",
+        text(&promote.stderr)
+    );
+    let (flags, _) = env.rollout().await.current().await.unwrap();
+    assert_eq!(
+        (flags.enabled, flags.percent),
+        (false, 100),
+        "nothing changed"
+    );
+    env.stop().await;
+}
