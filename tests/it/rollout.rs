@@ -1107,3 +1107,43 @@ async fn an_error_exits_4_never_the_1_a_script_reads_as_no_go_or_refused() {
     );
     env.stop().await;
 }
+
+/// The dashboards' rate panels and the rate alerts compare with `wingman_rollout_min_samples`
+/// (grafana/), not a literal 30: the watcher exports the minimum it was configured with.
+#[tokio::test]
+async fn the_watcher_exports_its_configured_minimum_sample_size_for_the_panels_and_alerts() {
+    let env = TestEnv::start().await;
+    env.set_rollout(true, 10).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _watcher = tokio::process::Command::new(crate::helpers::worker_binary("wingman-watcher"))
+        .envs(env.child_env())
+        .env("METRICS_PORT", port.to_string())
+        .env("WINGMAN_ROLLOUT_MIN_SAMPLES", "45")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start wingman-watcher");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let scrape = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let minimum = scraped(&scrape, wingman::metrics::MIN_SAMPLES);
+        if minimum == Some(45.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watcher's {} is {minimum:?}, expected 45",
+            wingman::metrics::MIN_SAMPLES
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.stop().await;
+}
