@@ -114,16 +114,18 @@ ensure_docker_engine() {
 
 # Debian's Prometheus and Alertmanager binaries (prometheus, promtool, prometheus-alertmanager,
 # amtool), installed without starting their system services: scripts/dev and the tests start
-# their own on loopback (tests/it/alerting.rs, tests/it/dashboards.rs).
+# their own on loopback (tests/it/alerting.rs, tests/it/dashboards.rs). Also python3's yaml
+# module (python3-yaml), without which scripts/check-observability refuses to run.
 ensure_prometheus() {
   command -v prometheus >/dev/null && command -v promtool >/dev/null &&
-    command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null && return 0
-  say "installing Prometheus and Alertmanager (Debian's packages, services not started)"
+    command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null &&
+    python3 -c 'import yaml' 2>/dev/null && return 0
+  say "installing Prometheus, Alertmanager and python3-yaml (Debian's packages, services not started)"
   local policy=/usr/sbin/policy-rc.d added_policy=0 status=0
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added_policy=1
   fi
-  apt_install prometheus prometheus-alertmanager || status=$?
+  apt_install prometheus prometheus-alertmanager python3-yaml || status=$?
   if [ "$added_policy" -eq 1 ]; then rm -f "$policy"; fi
   return "$status"
 }

@@ -69,6 +69,7 @@ pub const PHASE_SAMPLES: &str = "wingman_rollout_phase_samples";
 pub const PHASE_RATE: &str = "wingman_rollout_phase_rate_percent";
 pub const PHASE_VERDICT: &str = "wingman_rollout_phase_verdict";
 pub const SHADOW_DIVERGENCE: &str = "wingman_rollout_phase_shadow_divergence";
+pub const MIN_SAMPLES: &str = "wingman_rollout_min_samples";
 
 /// Every metric Wingman exports: name, type, labels, help. Dashboards and alert rules may
 /// only use these (a test checks it).
@@ -294,6 +295,12 @@ pub const CATALOGUE: &[(&str, &str, &[&str], &str)] = &[
         "gauge",
         &[],
         "the current phase's verdict, as `wingman rollout report` exits: 0 GO, 1 NO-GO, 2 HOLD or insufficient data",
+    ),
+    (
+        MIN_SAMPLES,
+        "gauge",
+        &[],
+        "the fewest judged requests a rate is trusted on (WINGMAN_ROLLOUT_MIN_SAMPLES, default 30), from the watcher: the report's and the promote gate's minimum, and the bar of the dashboards' rate panels and the rate alerts",
     ),
     (
         SHADOW_DIVERGENCE,
@@ -591,6 +598,12 @@ pub struct PhaseGauges {
     pub verdict_exit_code: u8,
     pub shadow_false_approvals: i64,
     pub shadow_false_positives: i64,
+}
+
+/// The configured minimum sample size (`PhaseMinimums::samples`), which the dashboards' rate
+/// panels and the rate alerts compare with instead of a literal 30.
+pub fn rollout_min_samples(samples: i64) {
+    gauge!(MIN_SAMPLES).set(samples as f64);
 }
 
 /// Sets the current phase's gauges.

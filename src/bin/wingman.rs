@@ -17,6 +17,8 @@ Exit codes:
   3  refused: invalid, rejected, auto-rejected, expired, cancelled, or a vote or withdrawal not applied
   4  failed: the command ran and failed or its outcome is unknown; a broken audit chain
   5  timed out: still not settled when the wait ended (the request goes on)
+`wingman rollout` differs: report 0 GO, 1 NO-GO, 2 HOLD; a change 1 when refused; any error 4
+(see `wingman rollout --help`).
 
 Durations everywhere (flags, WINGMAN_WAIT, ?since=): 90s, 30m, 1h30m, 7d; a bare number is seconds.
 Every command takes --json (one JSON document; `request`/`status --wait` stream one per stage).";
@@ -67,7 +69,11 @@ enum Command {
     /// shows the gateway policy's verdict on its operation and whether it falls in the live
     /// rollout's cohort (read from the bus when reachable).
     Explain(cli::explain::ExplainArgs),
-    /// Show or change the live validation rollout, or report on it.
+    /// Show or change the live validation rollout, or report on it (exit codes: see below).
+    #[command(
+        after_help = cli::rollout::EXIT_CODES,
+        after_long_help = cli::rollout::EXIT_CODES
+    )]
     Rollout {
         #[command(subcommand)]
         action: cli::rollout::RolloutAction,
@@ -103,11 +109,16 @@ enum Command {
 async fn main() -> ProcessExit {
     wingman::telemetry::init("wingman-cli", "warn");
     let cli = Cli::parse();
+    // `rollout`'s 1 is a verdict (NO-GO, a refused change): its errors exit otherwise.
+    let error_exit_code: fn(&anyhow::Error) -> ExitCode = match &cli.command {
+        Command::Rollout { .. } => cli::rollout::error_exit_code,
+        _ => |_| ExitCode::Error,
+    };
     match run(cli.command).await {
         Ok(code) => ProcessExit::from(code as u8),
         Err(error) => {
             eprintln!("error: {error:#}");
-            ProcessExit::from(ExitCode::Error as u8)
+            ProcessExit::from(error_exit_code(&error) as u8)
         }
     }
 }

@@ -30,14 +30,16 @@ use crate::config::Settings;
 pub enum ExitCode {
     /// Done: submitted, approved, or executed successfully.
     Ok = 0,
-    /// Something went wrong (bad input, unreachable service); `rollout report`: NO-GO.
+    /// Something went wrong (bad input, unreachable service); `rollout report`: NO-GO;
+    /// a rollout change the watcher refused (`rollout::error_exit_code`).
     Error = 1,
     /// `rollout report`: HOLD or INSUFFICIENT DATA.
     Hold = 2,
     /// The request was refused: invalid, rejected, auto-rejected, expired or cancelled (or a
     /// vote or a withdrawal was not applied).
     Denied = 3,
-    /// The command ran and failed, or its outcome is unknown (INDETERMINATE).
+    /// The command ran and failed, or its outcome is unknown (INDETERMINATE); any error of
+    /// `wingman rollout` (no verdict, no change), whose 1 is a verdict.
     Failed = 4,
     /// Still not settled when the wait timed out.
     TimedOut = 5,

@@ -4,7 +4,9 @@
 //! user may publish there), or `--by` where the bus has no auth (local dev). The watcher
 //! writes the flags and audits every change: who, when, old → new, why; a raise passes its
 //! promote gate or is forced with a reason. The report judges a phase (default: the current
-//! one) and exits 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA.
+//! one) and exits 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA; a change exits 1 when the
+//! watcher refuses it. Any other error exits 4 ([`error_exit_code`]): a script that reads 1 as
+//! "roll back" must never roll back because the database or the bus was unreachable.
 
 use std::time::Duration;
 
@@ -22,23 +24,27 @@ use crate::rollout::{ChangeRequest, Rollout, RolloutStore};
 #[derive(Debug, clap::Subcommand)]
 pub enum RolloutAction {
     /// The current flags.
+    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
     Show {
         #[arg(long)]
         json: bool,
     },
     /// Validate this percent of requests (0, 10, 50, 100 …). A raise of the enforced percent
     /// passes the promote gate (see `promote`) or needs --force with --reason.
+    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
     Set {
         percent: u8,
         #[command(flatten)]
         change: ChangeArgs,
     },
     /// Turn validation on (at the current percent); a raise, so it passes the promote gate.
+    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
     Enable {
         #[command(flatten)]
         change: ChangeArgs,
     },
     /// Turn validation off: every request goes to a human (and is still scored: shadow mode).
+    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
     Disable {
         #[command(flatten)]
         change: ChangeArgs,
@@ -47,13 +53,15 @@ pub enum RolloutAction {
     /// verdict is GO after its minimum duration (72 h at 10 %, 96 h at 50 %, 24 h of shadow;
     /// WINGMAN_ROLLOUT_MIN_DURATION) on at least 30 requests (WINGMAN_ROLLOUT_MIN_SAMPLES).
     /// The watcher judges it. --force --reason "…" promotes anyway, audited.
+    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
     Promote {
         #[command(flatten)]
         change: ChangeArgs,
     },
     /// The seed's rates, the verdict and the promote gate of the current phase (or --phase N,
-    /// --all, or a --since window). Exit code: 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA
-    /// (an error also exits 1).
+    /// --all, or a --since window). Exit code: 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA,
+    /// 4 no verdict (an error: the database unreachable, no such phase).
+    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
     Report {
         /// Report on phase N (1 = the first recorded; see --all).
         #[arg(long, conflicts_with_all = ["all", "since"])]
@@ -88,8 +96,35 @@ pub struct ChangeArgs {
     pub json: bool,
 }
 
+/// Shown under `wingman rollout --help` and each of its subcommands' help.
+pub const EXIT_CODES: &str = "\
+Exit codes of `wingman rollout`:
+  0  report: GO; show, a change: done
+  1  report: NO-GO; a change: refused (the watcher's promote gate, or an invalid change)
+  2  report: HOLD or INSUFFICIENT DATA (2 is also a usage error: an unknown flag, a bad value)
+  4  an error: no verdict, no change (the database, NATS or the watcher unreachable or failing,
+     no such phase); never a NO-GO, try again";
+
+/// A change refused: by the watcher (its promote gate, or a change it does not take), or an
+/// invalid one refused before it is sent. The one error of `wingman rollout` that exits 1 (the
+/// change's "no", like a NO-GO report).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// The exit code of a `wingman rollout` error: 1 for a change the watcher refused
+/// ([`Refused`]), 4 (`ExitCode::Failed`) for every other error, so no error reads as a
+/// verdict (the report's 1 is NO-GO, its 2 HOLD).
+pub fn error_exit_code(error: &anyhow::Error) -> ExitCode {
+    if error.downcast_ref::<Refused>().is_some() {
+        ExitCode::Error
+    } else {
+        ExitCode::Failed
+    }
+}
+
 /// Runs one `wingman rollout` subcommand; `report` exits with its verdict (0 GO, 1 NO-GO,
-/// 2 HOLD or INSUFFICIENT DATA).
+/// 2 HOLD or INSUFFICIENT DATA); an error's exit code is [`error_exit_code`]'s.
 pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     match action {
@@ -192,11 +227,13 @@ pub async fn change(
     why: Why,
     json_output: bool,
 ) -> anyhow::Result<(Rollout, Rollout)> {
-    if let Change::Percent(percent) = change {
-        anyhow::ensure!(
-            percent <= 100,
+    if let Change::Percent(percent) = change
+        && percent > 100
+    {
+        return Err(Refused(format!(
             "the rollout percent must be between 0 and 100, got {percent}"
-        );
+        ))
+        .into());
     }
     let base = ChangeRequest {
         reason: why.reason,
@@ -221,7 +258,9 @@ pub async fn change(
             ..base
         },
     };
-    request.validate().map_err(|error| anyhow::anyhow!(error))?;
+    request
+        .validate()
+        .map_err(|error| Refused(format!("invalid rollout change: {error}")))?;
     let author = crate::config::var("NATS_USER").unwrap_or_else(|| who.to_string());
     let subject = bus.subjects.rollout_change(&author)?;
     let reply = tokio::time::timeout(
@@ -237,10 +276,12 @@ pub async fn change(
     let answer: Value =
         serde_json::from_slice(&reply.payload).context("decode the watcher's answer")?;
     if answer["ok"].as_bool() != Some(true) {
-        anyhow::bail!(
-            "the watcher refused the rollout change: {}",
-            answer["error"].as_str().unwrap_or("unknown error")
-        );
+        let error = answer["error"].as_str().unwrap_or("unknown error");
+        // A watcher from before `refused` was answered only refused.
+        if answer["refused"].as_bool() == Some(false) {
+            anyhow::bail!("the watcher could not make the rollout change: {error}");
+        }
+        return Err(Refused(format!("the watcher refused the rollout change: {error}")).into());
     }
     let old: Rollout =
         serde_json::from_value(answer["old"].clone()).context("decode the old flags")?;

@@ -176,29 +176,26 @@ pub fn composite_reasons(scores: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
-/// The rollout cohort and the shadow decision: whether the validator's decision applied, and
-/// what it decided either way.
+/// The rollout cohort: whether the validators' decision applied to this request, and what it
+/// was. Outside the cohort (`validation_applied` false, at any percent, and with validation
+/// off) a human decides; its shadow decision is not in the row and never shown here, so the
+/// approver's decision it is measured against stays their own (README "Shadow mode").
 pub fn cohort(row: &RequestRow) -> String {
     let bucket = row.rollout_bucket.map_or_else(
         || "no bucket".to_string(),
         |bucket| format!("bucket {bucket}"),
     );
-    let Some(decision) = row.validation_decision.as_deref() else {
-        return match row.validation_applied {
-            None => "not validated yet".to_string(),
-            Some(_) => format!(
-                "validation was off for this request ({bucket}): no shadow decision — a human decides"
-            ),
-        };
-    };
-    match row.validation_applied {
-        Some(true) => {
+    match (row.validation_applied, row.validation_decision.as_deref()) {
+        (None, _) => "not validated yet".to_string(),
+        (Some(false), _) => format!(
+            "outside the validated cohort ({bucket}): the validators' decision does not apply — a human decides (what they would have decided is kept for the rollout report, not shown)"
+        ),
+        (Some(true), Some(decision)) => {
             format!("in the validated cohort ({bucket}): the validators decided {decision}")
         }
-        Some(false) => format!(
-            "outside the validated cohort ({bucket}): shadow decision {decision}, not applied — a human decides"
+        (Some(true), None) => format!(
+            "in the validated cohort ({bucket}): validation failed, no decision — a human decides"
         ),
-        None => "not validated yet".to_string(),
     }
 }
 
@@ -297,7 +294,9 @@ mod tests {
             validator_scores: None,
             profile: None,
             composite_score: None,
-            validation_applied: Some(false),
+            // In the cohort, sent to a human: a row the validator writes (outside the cohort
+            // `validation_decision` is NULL).
+            validation_applied: Some(true),
             rollout_bucket: Some(42),
             decided_by: None,
             decided_at: None,
@@ -375,10 +374,44 @@ mod tests {
     }
 
     #[test]
-    fn the_cohort_line_names_the_shadow_decision_outside_the_cohort() {
+    fn in_the_cohort_the_cohort_line_names_the_validators_decision() {
         let line = cohort(&row("PENDING", "anonymous"));
-        assert!(line.contains("shadow decision PENDING"), "{line}");
-        assert!(line.contains("bucket 42"), "{line}");
+        assert_eq!(
+            line,
+            "in the validated cohort (bucket 42): the validators decided PENDING"
+        );
+        let mut failed = row("PENDING", "anonymous");
+        failed.validation_decision = None;
+        failed.validation_error = true;
+        let line = cohort(&failed);
+        assert!(line.contains("validation failed"), "{line}");
+    }
+
+    /// Outside the cohort the validator writes `validation_applied` false and no
+    /// `validation_decision` (its shadow decision is in another column, never read here), at
+    /// 50 % as with validation off: the line says a human decides, not that validation was off.
+    #[test]
+    fn outside_the_cohort_the_cohort_line_says_a_human_decides_and_shows_no_shadow_decision() {
+        let mut outside = row("PENDING", "anonymous");
+        outside.validation_applied = Some(false);
+        outside.validation_decision = None;
+        let line = cohort(&outside);
+        assert!(
+            line.starts_with("outside the validated cohort (bucket 42)")
+                && line.contains("a human decides"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("validation was off") && !line.contains("no shadow decision"),
+            "{line}"
+        );
+        for decision in ["AUTO_APPROVED", "AUTO_REJECTED", "PENDING"] {
+            assert!(!line.contains(decision), "{line}");
+        }
+        let mut unvalidated = row("RECEIVED", "anonymous");
+        unvalidated.validation_applied = None;
+        unvalidated.validation_decision = None;
+        assert_eq!(cohort(&unvalidated), "not validated yet");
     }
 
     #[test]

@@ -207,8 +207,9 @@ async fn report_backlog(deps: &WatcherDeps) {
 }
 
 /// The current phase's rates, verdict and shadow divergence as gauges (the rollout
-/// dashboard's per-phase panels).
+/// dashboard's per-phase panels), and the minimum sample size they are trusted on.
 async fn report_phase(deps: &WatcherDeps) {
+    metrics::rollout_min_samples(deps.phases.samples);
     let current = deps.rollout.current().await.ok().map(|(flags, _)| flags);
     match report::current_phase(&deps.pool, current.as_ref(), &deps.phases).await {
         Ok(phase) => metrics::rollout_phase(&phase.gauges()),

@@ -2,6 +2,9 @@
 //! (auto-approved, human-approved, human-rejected, overridden and refused by the gateway,
 //! invalid, executed on the real Docker Engine, read on the API), with the recording and alert rules loaded, and every panel query of every
 //! dashboard in `grafana/dashboards/` must return data. Prints each panel with what it got.
+//! Before that, while the phase and the window hold fewer than 30 validated requests, the rate
+//! panels must return nothing (blank, not 33 % of 3), and the rollout dashboard's annotation
+//! query must mark a rollout change.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -11,6 +14,11 @@ use crate::docker;
 use crate::fake_telegram::FakeTelegram;
 use crate::helpers::{APPROVER_CHAT, READ_KEY, TestEnv, text, wait_for_status, well_explained};
 use crate::observability::{Prometheus, WorkerProcess, free_port, poll, repo_path, spawn_workers};
+
+/// The rollout dashboard's panel of the current phase's rates, blank below the minimum.
+const PHASE_RATES: &str = "Rates of the current phase";
+/// One of the rollout dashboard's rate panels over the window, blank below the minimum.
+const WINDOW_RATE: &str = "Auto-approve rate ($window)";
 
 /// Grafana's variables, replaced the way a Grafana over this short run would resolve them.
 const VARIABLES: [(&str, &str); 4] = [
@@ -162,6 +170,134 @@ async fn one_round(env: &TestEnv, dev_container: &str, api: &str) {
     assert_eq!(read.status(), 200);
 }
 
+/// The rollout dashboard (`grafana/dashboards/rollout.json`).
+fn rollout_dashboard() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo_path("grafana/dashboards/rollout.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// `expr` with Grafana's variables replaced.
+fn resolved(expr: &str) -> String {
+    VARIABLES
+        .iter()
+        .fold(expr.to_string(), |expr, (variable, value)| {
+            expr.replace(variable, value)
+        })
+}
+
+/// The queries of the rollout dashboard's panel whose title starts with `title`.
+fn panel_queries(title: &str) -> Vec<String> {
+    let dashboard = rollout_dashboard();
+    let mut panels: Vec<Value> = dashboard["panels"].as_array().cloned().unwrap_or_default();
+    let nested: Vec<Value> = panels
+        .iter()
+        .flat_map(|panel| panel["panels"].as_array().cloned().unwrap_or_default())
+        .collect();
+    panels.extend(nested);
+    let panel = panels
+        .iter()
+        .find(|panel| {
+            panel["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(title))
+        })
+        .unwrap_or_else(|| panic!("no panel {title:?} in the rollout dashboard"));
+    panel["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|target| resolved(target["expr"].as_str().unwrap_or_default()))
+        .collect()
+}
+
+/// The rollout dashboard's annotation queries (`annotations.list[].expr`): name and query.
+fn annotation_queries() -> Vec<(String, String)> {
+    rollout_dashboard()["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|annotation| {
+            let expr = annotation["expr"].as_str()?;
+            Some((
+                annotation["name"].as_str().unwrap_or("?").to_string(),
+                resolved(expr),
+            ))
+        })
+        .collect()
+}
+
+/// The value of a query's first series.
+fn first_value(result: &[Value]) -> Option<f64> {
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+/// While the current phase (50 %) and the window hold fewer than 30 validated requests, the
+/// phase's rate panel and a window rate panel return no series, although the counts and rates
+/// they are gated on are in Prometheus. Returns what each returned, for the report.
+async fn rates_are_blank_below_the_minimum(prometheus: &Prometheus) -> Vec<String> {
+    let window_query = format!(
+        "sum(increase({}{{applied=\"true\"}}[24h]))",
+        wingman::metrics::VALIDATION_OUTCOMES
+    );
+    let (judged, window) = poll(
+        "the watcher to judge the 50 % phase and Prometheus to scrape it and the cohort's counts",
+        90,
+        || async {
+            let percent =
+                first_value(&prometheus.query("max(wingman_rollout_phase_percent)").await)?;
+            let judged = first_value(
+                &prometheus
+                    .query("max(wingman_rollout_phase_samples{basis=\"judged\"})")
+                    .await,
+            )?;
+            let rates = prometheus
+                .query("max by (rate) (wingman_rollout_phase_rate_percent)")
+                .await;
+            let window = first_value(&prometheus.query(&window_query).await)?;
+            (percent == 50.0 && judged > 0.0 && window > 0.0 && rates.len() == 4)
+                .then_some((judged, window))
+        },
+    )
+    .await;
+    assert!(
+        judged < 30.0 && window < 30.0,
+        "the check needs fewer than 30 validated requests: {judged} in the phase, {window} in the window"
+    );
+    // What the panels would read without their minimum: rates of a handful of requests.
+    let ungated = [
+        (
+            PHASE_RATES,
+            "max by (rate) (wingman_rollout_phase_rate_percent)".to_string(),
+        ),
+        (
+            WINDOW_RATE,
+            format!(
+                "sum(increase({0}{{applied=\"true\",decision=\"AUTO_APPROVED\"}}[24h])) / sum(increase({0}{{applied=\"true\"}}[24h]))",
+                wingman::metrics::VALIDATION_OUTCOMES
+            ),
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (title, ungated) in ungated {
+        let (has_number, would_read) = describe(&prometheus.query(&ungated).await);
+        assert!(has_number, "{title}: nothing to blank: {ungated}");
+        for expr in panel_queries(title) {
+            let result = prometheus.query(&expr).await;
+            assert!(
+                result.is_empty(),
+                "{title} shows rates of {judged} judged (phase) / {window} validated (window) requests: {}\n{expr}",
+                describe(&result).1
+            );
+            seen.push(format!(
+                "Wingman rollout / {title} at {judged} judged in the phase, {window} validated in the window: no series (blank; without the minimum it would read {would_read})"
+            ));
+        }
+    }
+    seen
+}
+
 /// What one panel query returned: its series, with values, or why nothing.
 fn describe(result: &[Value]) -> (bool, String) {
     let values: Vec<String> = result
@@ -234,6 +370,20 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
     // The rollout panels blank their rates below the seed's 30 samples: a shadow phase at 50 %
     // (requests outside the cohort are only scored), then 100 % with enough instruction
     // approvals that the current phase and the window both have their 30 validated requests.
+    // First one validated request at the start's 100 %, scraped before the 50 % phase, so the
+    // window's `increase()` counts the 50 % phase's validated requests (a series' first scrape
+    // hides the increments before it).
+    bulk(&env, 100, 1).await;
+    let validated = format!(
+        "sum({}{{applied=\"true\",decision=\"AUTO_APPROVED\"}})",
+        wingman::metrics::VALIDATION_OUTCOMES
+    );
+    poll(
+        &format!("Prometheus to scrape the cohort's series: {validated}"),
+        90,
+        || async { (!prometheus.query(&validated).await.is_empty()).then_some(()) },
+    )
+    .await;
     for attempt in 1..=5 {
         bulk(&env, 50, 12).await;
         let shadowed: i64 = sqlx::query_scalar(
@@ -248,19 +398,41 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
         // Intake had not seen 50 % yet (its watch lags on a loaded machine): again.
         assert!(attempt < 5, "no request was shadow-scored at 50 %");
     }
-    // `increase()` counts from a series' first scrape: the cohort's series must be in
-    // Prometheus before the 32 land, or a loaded machine's late first scrape hides them.
-    bulk(&env, 100, 1).await;
-    let validated = format!(
-        "sum({}{{applied=\"true\",decision=\"AUTO_APPROVED\"}})",
-        wingman::metrics::VALIDATION_OUTCOMES
-    );
+    let mut early = rates_are_blank_below_the_minimum(&prometheus).await;
+    // The annotation compares the flags' revision across 15 s steps: the change must come after
+    // Prometheus holds a step of the revision before it (this run is seconds old here).
     poll(
-        &format!("Prometheus to scrape the cohort's series: {validated}"),
-        90,
-        || async { (!prometheus.query(&validated).await.is_empty()).then_some(()) },
+        "Prometheus to hold two 15 s steps of the rollout revision",
+        60,
+        || async {
+            let steps = prometheus
+                .query("max(wingman_validation_rollout_revision)[2m:15s]")
+                .await;
+            (steps.first()?["values"].as_array()?.len() >= 2).then_some(())
+        },
     )
     .await;
+    // Back to 100 %: a rollout change (50 → 100 %), which the dashboard's annotation marks.
+    bulk(&env, 100, 1).await;
+    for (name, expr) in annotation_queries() {
+        let result = poll(
+            &format!("the annotation {name:?} to mark the change to 100 %: {expr}"),
+            90,
+            || async {
+                let result = prometheus.query(&expr).await;
+                describe(&result).0.then_some(result)
+            },
+        )
+        .await;
+        early.push(format!(
+            "Wingman rollout / annotation {name} (after 50 → 100 %): {}",
+            describe(&result).1
+        ));
+    }
+    assert!(
+        early.iter().any(|line| line.contains("annotation")),
+        "the rollout dashboard has no annotation query"
+    );
     bulk(&env, 100, 32).await;
     let window = format!(
         "sum(increase({}{{applied=\"true\"}}[24h]))",
@@ -341,10 +513,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
             let panel_title = panel["title"].as_str().unwrap_or("?");
             let mut panel_has_data = false;
             for target in panel["targets"].as_array().into_iter().flatten() {
-                let mut expr = target["expr"].as_str().unwrap_or_default().to_string();
-                for (variable, value) in VARIABLES {
-                    expr = expr.replace(variable, value);
-                }
+                let expr = resolved(target["expr"].as_str().unwrap_or_default());
                 assert!(
                     !expr.contains('$'),
                     "{title} / {panel_title}: unknown variable in {expr}"
@@ -362,6 +531,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus_scraping_a_re
             }
         }
     }
+    println!("{}", early.join("\n"));
     println!("{}", report.join("\n"));
     assert!(panels_checked > 30, "only {panels_checked} panels found");
     assert!(

@@ -9,6 +9,7 @@ mod architecture;
 mod audit;
 mod audit_forgery;
 mod cancel;
+mod check_observability;
 mod cli;
 mod cluster;
 mod compose;

@@ -785,3 +785,365 @@ async fn the_rollout_gauges_follow_the_bucket_at_once_when_another_process_chang
     );
     env.stop().await;
 }
+
+/// The seeded run's phase minimums: 3 s each, as in the README's walk-through (the seed's are
+/// days).
+const SHORT_MINIMUMS: &str = "shadow=3s,10=3s,50=3s,100=3s";
+
+/// `wingman <args>` with the seeded run's minimums (the seed's 30 samples), printed as the
+/// operator sees it: the command, its output and its exit code.
+async fn operator_runs(env: &TestEnv, args: &[&str]) -> Output {
+    let output = run_wingman(
+        env,
+        &[
+            ("WINGMAN_ROLLOUT_MIN_DURATION", SHORT_MINIMUMS),
+            ("WINGMAN_ROLLOUT_MIN_SAMPLES", "30"),
+        ],
+        args,
+    )
+    .await;
+    let shown: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            if arg.contains(' ') {
+                format!("\"{arg}\"")
+            } else {
+                (*arg).to_string()
+            }
+        })
+        .collect();
+    println!("$ wingman {}", shown.join(" "));
+    print!("{}", text(&output.stdout));
+    print!("{}", text(&output.stderr));
+    println!("[exit {}]\n", output.status.code().unwrap_or(-1));
+    output
+}
+
+/// Seeds validated rows in the cohort: `rejected` auto-rejected, `approved` auto-approved and
+/// `pending` sent to a human, none overridden.
+async fn seed_cohort(env: &TestEnv, rejected: usize, approved: usize, pending: usize) {
+    seed(env, rejected, "AUTO_REJECTED", 0, true).await;
+    seed(env, approved, "AUTO_APPROVED", 0, true).await;
+    seed(env, pending, "PENDING", 0, true).await;
+}
+
+/// Seeds shadow-scored rows outside the cohort, each decided by a human as validation would
+/// have: `rejected` would-be auto-rejections, `approved` would-be auto-approvals, `pending`.
+async fn seed_agreeing_shadow(env: &TestEnv, rejected: usize, approved: usize, pending: usize) {
+    seed_shadow(env, rejected, "AUTO_REJECTED", "REJECTED").await;
+    seed_shadow(env, approved, "AUTO_APPROVED", "APPROVED").await;
+    seed_shadow(env, pending, "PENDING", "PENDING").await;
+}
+
+/// The README's "A phase from shadow to 10 % to 50 %, as the operator sees it", run: the real
+/// `wingman` binary against the real watcher (its promote gate) and recorder (the phases are
+/// its `rollout_changed` rows). Prints each report; `--nocapture` shows them.
+#[tokio::test]
+async fn a_seeded_run_from_shadow_to_50_prints_each_phase() {
+    let mut env = TestEnv::start().await;
+    env.rollout()
+        .await
+        .seed(&wingman::rollout::Rollout {
+            enabled: false,
+            percent: 100,
+            updated_by: "environment".into(),
+            updated_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    env.spawn_recorder();
+    let mut deps = env
+        .watcher_deps(
+            None,
+            GuardSettings {
+                enabled: false,
+                ..Default::default()
+            },
+        )
+        .await;
+    // The CLI reads the same minimums from WINGMAN_ROLLOUT_MIN_DURATION (`operator_runs`).
+    deps.phases
+        .apply_durations(SHORT_MINIMUMS)
+        .expect("the run's minimums parse");
+    env.spawn_watcher_deps(deps);
+    wait_for_phase_rows(&env, 1).await;
+
+    // Phase 1, shadow, four requests in: INSUFFICIENT DATA (2), and the gate refuses (1).
+    seed_agreeing_shadow(&env, 0, 0, 4).await;
+    let report = operator_runs(&env, &["rollout", "report"]).await;
+    assert_eq!(report.status.code(), Some(2));
+    let shown = text(&report.stdout);
+    assert!(
+        shown.starts_with("phase 1: shadow")
+            && shown.contains("4 requests, the rates over 4 scored")
+            && shown.contains("verdict: INSUFFICIENT DATA")
+            && shown.contains("promote to 10 %: refused"),
+        "{shown}"
+    );
+    let refused = operator_runs(
+        &env,
+        &[
+            "rollout",
+            "promote",
+            "--by",
+            "ops-carol",
+            "--reason",
+            "start",
+        ],
+    )
+    .await;
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a refused promotion exits 1"
+    );
+    assert!(
+        text(&refused.stderr).contains("promotion from shadow to 10 % refused"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // 46 scored, every shadow rate in the seed's band, no human contradicting a would-be
+    // auto-approval, after the 3 s minimum: GO (0), and the promotion passes.
+    seed_agreeing_shadow(&env, 3, 9, 30).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = operator_runs(&env, &["rollout", "report"]).await;
+    assert_eq!(report.status.code(), Some(0));
+    let shown = text(&report.stdout);
+    assert!(
+        shown.contains("46 requests, the rates over 46 scored")
+            && shown.contains("verdict: GO")
+            && shown.contains("promote: open — `wingman rollout promote` moves to 10 %"),
+        "{shown}"
+    );
+    let promoted = operator_runs(
+        &env,
+        &[
+            "rollout",
+            "promote",
+            "--by",
+            "ops-carol",
+            "--reason",
+            "shadow run of 46 requests: every rate in band, no divergence",
+        ],
+    )
+    .await;
+    assert_eq!(promoted.status.code(), Some(0));
+    assert_eq!(
+        text(&promoted.stdout).trim(),
+        "validation: disabled (100 % when enabled) → enabled, 10 %"
+    );
+
+    // Phase 2, 10 %, just started: nothing judged yet, the gate refuses.
+    wait_for_phase_rows(&env, 2).await;
+    let early = operator_runs(&env, &["rollout", "promote", "--by", "ops-carol"]).await;
+    assert_eq!(early.status.code(), Some(1));
+    assert!(
+        text(&early.stderr).contains("promotion from 10 % to 50 % refused"),
+        "{}",
+        text(&early.stderr)
+    );
+    // 40 validated in the cohort, in the seed's bands, and 60 more outside it, scored.
+    seed_cohort(&env, 3, 8, 29).await;
+    seed_agreeing_shadow(&env, 4, 12, 44).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = operator_runs(&env, &["rollout", "report"]).await;
+    assert_eq!(report.status.code(), Some(0));
+    let shown = text(&report.stdout);
+    assert!(
+        shown.starts_with("phase 2: 10 %")
+            && shown.contains(
+                "started by ops-carol from 0 %: shadow run of 46 requests: every rate in band, no divergence"
+            )
+            && shown.contains("100 requests, the rates over 40 validated")
+            && shown.contains("shadow (outside the cohort): 60 scored")
+            && shown.contains("verdict: GO")
+            && shown.contains("promote: open — `wingman rollout promote` moves to 50 %"),
+        "{shown}"
+    );
+    let promoted = operator_runs(
+        &env,
+        &[
+            "rollout",
+            "promote",
+            "--by",
+            "ops-carol",
+            "--reason",
+            "10 % phase GO",
+        ],
+    )
+    .await;
+    assert_eq!(promoted.status.code(), Some(0));
+    assert_eq!(
+        text(&promoted.stdout).trim(),
+        "validation: enabled, 10 % → enabled, 50 %"
+    );
+
+    // Phase 3, 50 %, just started: INSUFFICIENT DATA (2); each phase keeps its own verdict.
+    wait_for_phase_rows(&env, 3).await;
+    let report = operator_runs(&env, &["rollout", "report"]).await;
+    assert_eq!(report.status.code(), Some(2));
+    assert!(
+        text(&report.stdout).starts_with("phase 3: 50 %"),
+        "{}",
+        text(&report.stdout)
+    );
+    let all = operator_runs(&env, &["rollout", "report", "--all"]).await;
+    assert_eq!(
+        all.status.code(),
+        Some(2),
+        "--all exits with the current phase's verdict"
+    );
+    let shown = text(&all.stdout);
+    let verdicts: Vec<&str> = shown
+        .lines()
+        .filter_map(|line| line.strip_prefix("verdict: "))
+        .collect();
+    assert_eq!(verdicts, ["GO", "GO", "INSUFFICIENT DATA"], "{shown}");
+    let all_json = run_wingman(
+        &env,
+        &[("WINGMAN_ROLLOUT_MIN_DURATION", SHORT_MINIMUMS)],
+        &["rollout", "report", "--all", "--json"],
+    )
+    .await;
+    let every: Value = serde_json::from_slice(&all_json.stdout).unwrap();
+    let phases: Vec<(u64, &str, u64)> = every["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|phase| {
+            (
+                phase["phase"]["effective_percent"].as_u64().unwrap(),
+                phase["verdict"].as_str().unwrap(),
+                phase["counts"]["total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [(0, "GO", 46), (10, "GO", 100), (50, "INSUFFICIENT_DATA", 0)],
+        "each phase holds only its own rows"
+    );
+    env.stop().await;
+}
+
+/// A Postgres where nothing listens.
+const NO_DATABASE: &str = "postgres://postgres@127.0.0.1:1/wingman";
+
+#[tokio::test]
+async fn an_error_exits_4_never_the_1_a_script_reads_as_no_go_or_refused() {
+    let mut env = TestEnv::start().await;
+    env.set_rollout(false, 100).await;
+
+    // The report cannot reach its database: no verdict, exit 4 (1 would read as NO-GO).
+    for args in [
+        &["rollout", "report"][..],
+        &["rollout", "report", "--json"][..],
+        &["rollout", "report", "--all"][..],
+    ] {
+        let report = run_wingman(&env, &[("DATABASE_URL", NO_DATABASE)], args).await;
+        assert_eq!(
+            report.status.code(),
+            Some(4),
+            "wingman {args:?}: {}{}",
+            text(&report.stdout),
+            text(&report.stderr)
+        );
+        assert!(text(&report.stderr).starts_with("error: "), "{args:?}");
+        assert!(report.stdout.is_empty(), "no report printed: {args:?}");
+    }
+    // No such phase: no verdict either.
+    let missing = run_wingman(&env, &[], &["rollout", "report", "--phase", "9"]).await;
+    assert_eq!(missing.status.code(), Some(4), "{}", text(&missing.stderr));
+
+    // A promotion that cannot reach NATS: nothing asked, exit 4 (1 would read as refused).
+    let unreachable = run_wingman(
+        &env,
+        &[("NATS_URL", "nats://127.0.0.1:1")],
+        &["rollout", "promote", "--by", "ops-carol"],
+    )
+    .await;
+    assert_eq!(
+        unreachable.status.code(),
+        Some(4),
+        "{}",
+        text(&unreachable.stderr)
+    );
+
+    // A watcher that cannot read its database cannot judge the gate: it says so (not a
+    // refusal), and the promotion exits 4.
+    let mut deps = env
+        .watcher_deps(
+            None,
+            GuardSettings {
+                enabled: false,
+                ..Default::default()
+            },
+        )
+        .await;
+    deps.pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy(NO_DATABASE)
+        .unwrap();
+    env.spawn_watcher_deps(deps);
+    let promote = run_wingman(
+        &env,
+        &[],
+        &["rollout", "promote", "--by", "ops-carol", "--json"],
+    )
+    .await;
+    assert_eq!(promote.status.code(), Some(4), "{}", text(&promote.stderr));
+    assert!(
+        text(&promote.stderr).contains("the watcher could not make the rollout change")
+            && text(&promote.stderr).contains("could not judge the phase"),
+        "{}",
+        text(&promote.stderr)
+    );
+    let (flags, _) = env.rollout().await.current().await.unwrap();
+    assert_eq!(
+        (flags.enabled, flags.percent),
+        (false, 100),
+        "nothing changed"
+    );
+    env.stop().await;
+}
+
+/// The dashboards' rate panels and the rate alerts compare with `wingman_rollout_min_samples`
+/// (grafana/), not a literal 30: the watcher exports the minimum it was configured with.
+#[tokio::test]
+async fn the_watcher_exports_its_configured_minimum_sample_size_for_the_panels_and_alerts() {
+    let env = TestEnv::start().await;
+    env.set_rollout(true, 10).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _watcher = tokio::process::Command::new(crate::helpers::worker_binary("wingman-watcher"))
+        .envs(env.child_env())
+        .env("METRICS_PORT", port.to_string())
+        .env("WINGMAN_ROLLOUT_MIN_SAMPLES", "45")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start wingman-watcher");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let scrape = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let minimum = scraped(&scrape, wingman::metrics::MIN_SAMPLES);
+        if minimum == Some(45.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watcher's {} is {minimum:?}, expected 45",
+            wingman::metrics::MIN_SAMPLES
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.stop().await;
+}

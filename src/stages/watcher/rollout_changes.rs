@@ -65,21 +65,28 @@ pub async fn serve(deps: &WatcherDeps, shutdown: CancellationToken) -> anyhow::R
     }
 }
 
-/// Applies one change request; the answer is `{ok, old, new}` or `{ok: false, error}`.
+/// Applies one change request; the answer is `{ok, old, new}`, or `{ok: false, refused,
+/// error}`: `refused` true when the watcher said no (a closed promote gate, an invalid change),
+/// false when it could not decide (the database or the bucket failed, the audit log lags), so
+/// `wingman rollout promote` exits 1 only on a real "no".
 pub async fn answer(deps: &WatcherDeps, subject: &str, payload: &Bytes) -> Value {
     let Some(author) = deps.bus.subjects.rollout_author(subject) else {
-        return refused(format!("subject {subject} names no author"));
+        return not_made(NotMade::Refused(format!(
+            "subject {subject} names no author"
+        )));
     };
     let request: ChangeRequest = match serde_json::from_slice(payload) {
         Ok(request) => request,
-        Err(error) => return refused(format!("invalid rollout change: {error}")),
+        Err(error) => {
+            return not_made(NotMade::Refused(format!("invalid rollout change: {error}")));
+        }
     };
     if let Err(error) = request.validate() {
-        return refused(format!("invalid rollout change: {error}"));
+        return not_made(NotMade::Refused(format!("invalid rollout change: {error}")));
     }
     let note = match gate(deps, &request).await {
         Ok(note) => note,
-        Err(refusal) => return refused(refusal),
+        Err(why) => return not_made(why),
     };
     match deps
         .rollout
@@ -90,14 +97,24 @@ pub async fn answer(deps: &WatcherDeps, subject: &str, payload: &Bytes) -> Value
             tracing::info!(author, old = %old.describe(), new = %new.describe(), "rollout changed");
             json!({ "ok": true, "old": old, "new": new })
         }
-        Err(error) => refused(format!("{error:#}")),
+        Err(error) => not_made(NotMade::Failed(format!("{error:#}"))),
     }
+}
+
+/// Why a change was not made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NotMade {
+    /// The watcher said no: the promote gate is closed, or the change is invalid.
+    Refused(String),
+    /// The watcher could not decide: the database or the bucket failed, or the audit log
+    /// has not caught up yet. Trying again later may succeed.
+    Failed(String),
 }
 
 /// The promote gate on `request`: a change that does not raise the enforced percent passes
 /// as it is; a raise passes on an open gate, no further than the next phase, or with
-/// `force` (and its reason). The error is the refusal, in words.
-async fn gate(deps: &WatcherDeps, request: &ChangeRequest) -> Result<ChangeNote, String> {
+/// `force` (and its reason). The error is the refusal, or why the gate could not judge.
+async fn gate(deps: &WatcherDeps, request: &ChangeRequest) -> Result<ChangeNote, NotMade> {
     let mut note = ChangeNote {
         reason: request.reason.clone(),
         ..ChangeNote::default()
@@ -106,28 +123,32 @@ async fn gate(deps: &WatcherDeps, request: &ChangeRequest) -> Result<ChangeNote,
         .rollout
         .current()
         .await
-        .map_err(|error| format!("{error:#}"))?;
+        .map_err(|error| NotMade::Failed(format!("read the rollout flags: {error:#}")))?;
     let wanted = request.apply(&current);
     let (from, to) = (current.effective_percent(), wanted.effective_percent());
     if request.promote && from == to {
-        return Err(
+        return Err(NotMade::Refused(
             "promote: validation is enforced for 100 % already; nothing to promote to".into(),
-        );
+        ));
     }
     if to <= from {
         return Ok(note);
     }
     let judged = report::current_phase(&deps.pool, Some(&current), &deps.phases)
         .await
-        .map_err(|error| format!("the promote gate could not judge the phase: {error:#}"))?;
+        .map_err(|error| {
+            NotMade::Failed(format!(
+                "the promote gate could not judge the phase: {error:#}"
+            ))
+        })?;
     // The phases come from the audit log, which the recorder writes a moment after the flags
     // change: until it holds the last change, the "current" phase would be the one before it
     // (whose GO must not promote twice).
     if judged.phase.effective_percent != from {
-        return Err(format!(
+        return Err(NotMade::Failed(format!(
             "the audit log has not recorded the last rollout change yet (its phase is {}, the flags enforce {from} %); try again in a moment",
             judged.phase.name()
-        ));
+        )));
     }
     let mut gate = judged.gate;
     if let Some(next) = gate.next_percent
@@ -148,16 +169,24 @@ async fn gate(deps: &WatcherDeps, request: &ChangeRequest) -> Result<ChangeNote,
         tracing::warn!(from, to, gate = %gate.summary(), "rollout raised past a refusing promote gate (forced)");
         return Ok(note);
     }
-    Err(format!(
+    Err(NotMade::Refused(format!(
         "promotion from {} to {to} % refused: {} (`--force --reason …` overrides, audited)",
         judged.phase.name(),
         gate.refusals.join("; ")
-    ))
+    )))
 }
 
-fn refused(error: String) -> Value {
-    tracing::warn!(%error, "rollout change refused");
-    json!({ "ok": false, "error": error })
+fn not_made(why: NotMade) -> Value {
+    let (refused, error) = match why {
+        NotMade::Refused(error) => (true, error),
+        NotMade::Failed(error) => (false, error),
+    };
+    if refused {
+        tracing::warn!(%error, "rollout change refused");
+    } else {
+        tracing::warn!(%error, "rollout change not made: the watcher could not decide");
+    }
+    json!({ "ok": false, "refused": refused, "error": error })
 }
 
 /// Audits every revision of the flags until `shutdown`; reopens the watch after an error,
