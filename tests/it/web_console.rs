@@ -2,20 +2,21 @@
 //! (chromedriver), against the real pipeline (NATS, Postgres, the stages, and for the
 //! execution the real Docker Engine). `scripts/lib.sh ensure_chromium` installs both.
 //!
-//! With `WINGMAN_SCREENSHOTS=<dir>`, the first test also saves screenshots of the pending list
-//! and a request's page at desktop (1280) and phone (390) widths.
+//! With `WINGMAN_SCREENSHOTS=<dir>`, the tests also save full-page screenshots of the pending
+//! list, a request's page and the overview at desktop (1280) and phone (390) widths; every run
+//! checks that those pages do not scroll sideways on a phone.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wingman::access::{ApiKeys, Role};
 use wingman::cli::approvers::Credentials;
 use wingman::request::Environment;
 
+use crate::browser::{Browser, PHONE_WIDTH};
 use crate::docker;
 use crate::fake_telegram::FakeTelegram;
 use crate::helpers::TestEnv;
@@ -122,195 +123,6 @@ impl Console {
     }
 }
 
-/// Headless chromium behind its own chromedriver.
-struct Browser {
-    client: Client,
-    _driver: tokio::process::Child,
-}
-
-impl Browser {
-    async fn start() -> Self {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let driver = tokio::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver is missing: scripts/test installs it (ensure_chromium)");
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"] }),
-        );
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(capabilities.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(client) => break client,
-                Err(error) => {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "chromedriver did not start: {error}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        };
-        Self {
-            client,
-            _driver: driver,
-        }
-    }
-
-    async fn goto(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
-    }
-
-    /// Submits the login form with `key`, whatever comes of it.
-    async fn submit_login(&self, base: &str, key: &str) {
-        self.goto(&format!("{base}/console/login")).await;
-        self.client
-            .find(Locator::Css("input[name=key]"))
-            .await
-            .unwrap()
-            .send_keys(key)
-            .await
-            .unwrap();
-        self.client
-            .find(Locator::Css("main form button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    }
-
-    async fn login(&self, base: &str, key: &str) {
-        self.submit_login(base, key).await;
-        self.wait_for_text("header.top", "Signed in as").await;
-    }
-
-    async fn logout(&self) {
-        self.client
-            .find(Locator::Css("form.logout button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        self.wait_for_text("main", "Log in").await;
-    }
-
-    async fn text(&self, selector: &str) -> String {
-        match self.client.find(Locator::Css(selector)).await {
-            Ok(element) => element.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        }
-    }
-
-    async fn exists(&self, selector: &str) -> bool {
-        !self
-            .client
-            .find_all(Locator::Css(selector))
-            .await
-            .unwrap()
-            .is_empty()
-    }
-
-    /// Waits (without reloading) until `selector`'s text contains `needle`.
-    async fn wait_for_text(&self, selector: &str, needle: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = self.text(selector).await;
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "`{needle}` never appeared in {selector}: {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
-    /// Fills `reason` and presses the form's `button` (`approve` or `reject`).
-    async fn vote(&self, button: &str, reason: &str) {
-        let form = self
-            .client
-            .find(Locator::Css(&format!("form.vote:has(button.{button})")))
-            .await
-            .unwrap();
-        form.find(Locator::Css("textarea"))
-            .await
-            .unwrap()
-            .send_keys(reason)
-            .await
-            .unwrap();
-        form.find(Locator::Css(&format!("button.{button}")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    }
-
-    /// The session cookie and the CSRF token of the page's logout form.
-    async fn session(&self) -> (String, String) {
-        let cookie = self
-            .client
-            .get_named_cookie("wingman_session")
-            .await
-            .unwrap()
-            .value()
-            .to_string();
-        let csrf = self
-            .client
-            .find(Locator::Css("form.logout input[name=csrf]"))
-            .await
-            .unwrap()
-            .attr("value")
-            .await
-            .unwrap()
-            .unwrap();
-        (cookie, csrf)
-    }
-
-    /// Saves a screenshot at `width` into `WINGMAN_SCREENSHOTS`, when set.
-    async fn screenshot(&self, name: &str, width: u32) {
-        let Ok(dir) = std::env::var("WINGMAN_SCREENSHOTS") else {
-            return;
-        };
-        let height: u32 = self
-            .client
-            .execute("return document.documentElement.scrollHeight", vec![])
-            .await
-            .ok()
-            .and_then(|value| value.as_u64())
-            .map_or(900, |height| height.clamp(600, 4000) as u32);
-        self.client
-            .set_window_size(width, height + 140)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let png = self.client.screenshot().await.unwrap();
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(format!("{dir}/{name}-{width}.png"), png).unwrap();
-        self.client.set_window_size(1280, 900).await.unwrap();
-    }
-
-    async fn close(self) {
-        let _ = self.client.close().await;
-    }
-}
-
 /// Posts the vote form of `request_id` as a forger would: with the given cookie and token.
 async fn forged_post(
     base: &str,
@@ -353,8 +165,9 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
         .wait_for_text("main", &format!("docker restart {name}"))
         .await;
     assert!(pending.contains("prd"), "{pending}");
+    browser.assert_fits_a_phone("the pending list").await;
     browser.screenshot("pending", 1280).await;
-    browser.screenshot("pending", 390).await;
+    browser.screenshot("pending", PHONE_WIDTH).await;
     browser
         .client
         .find(Locator::Css(&format!(
@@ -386,8 +199,9 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
         "{operation}"
     );
     assert!(operation.contains("container_restart"), "{operation}");
+    browser.assert_fits_a_phone("the request's page").await;
     browser.screenshot("request", 1280).await;
-    browser.screenshot("request", 390).await;
+    browser.screenshot("request", PHONE_WIDTH).await;
 
     browser.vote("approve", "config reviewed").await;
     let flash = browser.wait_for_text(".flash", "Counted").await;
@@ -707,8 +521,9 @@ async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indet
         .await
         .unwrap();
     assert_eq!(chart_loaded, json!(true), "the rates chart did not load");
+    browser.assert_fits_a_phone("the overview").await;
     browser.screenshot("overview", 1280).await;
-    browser.screenshot("overview", 390).await;
+    browser.screenshot("overview", PHONE_WIDTH).await;
     browser.close().await;
     console.stop().await;
 }

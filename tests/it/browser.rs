@@ -1,0 +1,295 @@
+//! Headless chromium driven through WebDriver (chromedriver), for the web console's tests
+//! (`web_console`): log in, read and click, vote, lay a page out at a phone's width, and save
+//! screenshots.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// The width of a phone's screen in CSS pixels (an iPhone 12 to 15).
+pub const PHONE_WIDTH: u32 = 390;
+
+/// A Chrome DevTools Protocol command, as chromedriver takes it at
+/// `POST /session/{id}/goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Headless chromium behind its own chromedriver.
+pub struct Browser {
+    pub client: Client,
+    _driver: tokio::process::Child,
+}
+
+impl Browser {
+    pub async fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver is missing: scripts/test installs it (ensure_chromium)");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"] }),
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(error) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "chromedriver did not start: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        Self {
+            client,
+            _driver: driver,
+        }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// Submits the login form with `key`, whatever comes of it.
+    pub async fn submit_login(&self, base: &str, key: &str) {
+        self.goto(&format!("{base}/console/login")).await;
+        self.client
+            .find(Locator::Css("input[name=key]"))
+            .await
+            .unwrap()
+            .send_keys(key)
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Css("main form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    pub async fn login(&self, base: &str, key: &str) {
+        self.submit_login(base, key).await;
+        self.wait_for_text("header.top", "Signed in as").await;
+    }
+
+    pub async fn logout(&self) {
+        self.client
+            .find(Locator::Css("form.logout button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.wait_for_text("main", "Log in").await;
+    }
+
+    pub async fn text(&self, selector: &str) -> String {
+        match self.client.find(Locator::Css(selector)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    pub async fn exists(&self, selector: &str) -> bool {
+        !self
+            .client
+            .find_all(Locator::Css(selector))
+            .await
+            .unwrap()
+            .is_empty()
+    }
+
+    /// Waits (without reloading) until `selector`'s text contains `needle`.
+    pub async fn wait_for_text(&self, selector: &str, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.text(selector).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{needle}` never appeared in {selector}: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Fills `reason` and presses the form's `button` (`approve` or `reject`).
+    pub async fn vote(&self, button: &str, reason: &str) {
+        let form = self
+            .client
+            .find(Locator::Css(&format!("form.vote:has(button.{button})")))
+            .await
+            .unwrap();
+        form.find(Locator::Css("textarea"))
+            .await
+            .unwrap()
+            .send_keys(reason)
+            .await
+            .unwrap();
+        form.find(Locator::Css(&format!("button.{button}")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// The session cookie and the CSRF token of the page's logout form.
+    pub async fn session(&self) -> (String, String) {
+        let cookie = self
+            .client
+            .get_named_cookie("wingman_session")
+            .await
+            .unwrap()
+            .value()
+            .to_string();
+        let csrf = self
+            .client
+            .find(Locator::Css("form.logout input[name=csrf]"))
+            .await
+            .unwrap()
+            .attr("value")
+            .await
+            .unwrap()
+            .unwrap();
+        (cookie, csrf)
+    }
+
+    /// Runs a Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`).
+    async fn cdp(&self, cmd: &'static str, params: Value) {
+        self.client
+            .issue_cmd(Cdp { cmd, params })
+            .await
+            .unwrap_or_else(|error| panic!("{cmd}: {error}"));
+    }
+
+    /// Lays the page out `width` CSS pixels wide (below 640, as a phone: a device-width
+    /// viewport and touch) and `height` tall. Through the DevTools protocol, because a window
+    /// cannot be made as narrow as a phone. Asserts the page is shown that wide: a page wider
+    /// than a phone's screen makes the phone zoom out, and `window.innerWidth` grows.
+    async fn viewport(&self, width: u32, height: u32) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 640 }),
+        )
+        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let measured = self.widths().await;
+            if measured["inner"] == json!(width) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "laid out for a screen {width} px wide, the page is shown {} px wide: it does not fit ({measured})",
+                measured["inner"]
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The page's width as shown (`inner`), its scroll width, and the first elements that
+    /// reach past the layout's right edge (inside a box that scrolls on its own, they do not
+    /// widen the page).
+    async fn widths(&self) -> Value {
+        self.client
+            .execute(
+                "const edge = document.documentElement.clientWidth;
+                 const wider = Array.from(document.querySelectorAll('body *'))
+                   .filter((element) => element.getBoundingClientRect().right > edge + 0.5)
+                   .slice(0, 5)
+                   .map((element) => element.tagName.toLowerCase() + '.' + element.className);
+                 return { inner: window.innerWidth, scroll: document.documentElement.scrollWidth, wider: wider };",
+                vec![],
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Back to the window's own size (1280 × 900).
+    async fn reset_viewport(&self) {
+        self.cdp("Emulation.clearDeviceMetricsOverride", json!({}))
+            .await;
+    }
+
+    /// Asserts that the page, laid out at a phone's width, is no wider than the screen: nothing
+    /// makes the reader scroll sideways (a wide table or chart scrolls in its own box).
+    pub async fn assert_fits_a_phone(&self, page: &str) {
+        self.viewport(PHONE_WIDTH, 844).await;
+        let measured = self.widths().await;
+        self.reset_viewport().await;
+        assert!(
+            measured["scroll"].as_u64().unwrap() <= u64::from(PHONE_WIDTH),
+            "{page} scrolls sideways at {PHONE_WIDTH} px: {measured}"
+        );
+    }
+
+    /// Saves a screenshot of the whole page laid out `width` px wide into
+    /// `WINGMAN_SCREENSHOTS`, when set: the height is measured at that width.
+    pub async fn screenshot(&self, name: &str, width: u32) {
+        let Ok(dir) = std::env::var("WINGMAN_SCREENSHOTS") else {
+            return;
+        };
+        self.viewport(width, 900).await;
+        let height: u32 = self
+            .client
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .ok()
+            .and_then(|value| value.as_u64())
+            .map_or(900, |height| height.clamp(600, 16_000) as u32);
+        self.viewport(width, height).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let png = self.client.screenshot().await.unwrap();
+        self.reset_viewport().await;
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{name}-{width}.png"), png).unwrap();
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
