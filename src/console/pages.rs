@@ -29,6 +29,9 @@ use crate::store::{audit, console as store, requests};
 /// How far back the overview's report and chart look.
 const REPORT_DAYS: i64 = 14;
 
+/// How many requests the pending list shows at most (the oldest; the page says how many wait).
+const PENDING_PAGE: i64 = 500;
+
 /// The peer of the connection (for the audit of refusals), when the server knows it.
 fn peer(connect: Option<&ConnectInfo<SocketAddr>>) -> String {
     connect.map_or_else(|| "unknown".to_string(), |info| info.0.ip().to_string())
@@ -340,10 +343,16 @@ pub async fn pending(State(state): State<ConsoleState>, headers: HeaderMap) -> R
     let Some((id, session)) = require(&state, &headers) else {
         return to_login("/console/pending");
     };
-    let rows = match store::waiting(&state.api.pool, 500).await {
-        Ok(rows) => rows,
-        Err(error) => return unavailable(&state, &error.into()),
-    };
+    let pool = &state.api.pool;
+    let (rows, backlog) =
+        match tokio::try_join!(store::waiting(pool, PENDING_PAGE), store::backlog(pool)) {
+            Ok(read) => read,
+            Err(error) => return unavailable(&state, &error.into()),
+        };
+    // A request may arrive between the two reads: never say fewer wait than are shown.
+    let waiting = backlog
+        .waiting
+        .max(i64::try_from(rows.len()).unwrap_or(i64::MAX));
     let now = Utc::now();
     let rows: Vec<PendingRow> = rows
         .into_iter()
@@ -366,7 +375,7 @@ pub async fn pending(State(state): State<ConsoleState>, headers: HeaderMap) -> R
         &state,
         "pending.html",
         StatusCode::OK,
-        context! { ..chrome(&id, &session, &state, "pending"), ..context! { rows => rows } },
+        context! { ..chrome(&id, &session, &state, "pending"), ..context! { rows => rows, waiting => waiting } },
     )
 }
 

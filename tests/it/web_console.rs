@@ -245,6 +245,53 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
 }
 
 #[tokio::test]
+async fn the_pending_list_shows_the_oldest_requests_first_however_long_the_backlog() {
+    let console = Console::start(1, false).await;
+    // 502 requests waiting, `waiting-502` the oldest: more than the list shows (500).
+    sqlx::query(
+        "INSERT INTO approval_requests (request_id, requester, environment, title, description, status,
+            created_at, updated_at)
+         SELECT gen_random_uuid(), 'seed', 'dev', 'waiting-' || i, 'd', 'PENDING',
+                now() - make_interval(mins => i), now() - make_interval(mins => i)
+         FROM generate_series(1, 502) AS i",
+    )
+    .execute(&console.env.pool)
+    .await
+    .unwrap();
+    let browser = Browser::start().await;
+    browser.login(&console.base, READER).await;
+    let count = browser.wait_for_text("#count", "waiting").await;
+    assert_eq!(
+        count,
+        "500 of 502 waiting, oldest first: the newer ones appear as these are decided."
+    );
+    let mut titles = Vec::new();
+    for link in browser
+        .client
+        .find_all(Locator::Css("table.list tbody tr td:first-child a"))
+        .await
+        .unwrap()
+    {
+        titles.push(link.text().await.unwrap());
+    }
+    assert_eq!(titles.len(), 500);
+    assert_eq!(
+        (titles[0].as_str(), titles[499].as_str()),
+        ("waiting-502", "waiting-3"),
+        "the 500 oldest, oldest first"
+    );
+    assert!(
+        titles.windows(2).all(|pair| {
+            let minutes = |title: &str| title["waiting-".len()..].parse::<u32>().unwrap();
+            minutes(&pair[0]) > minutes(&pair[1])
+        }),
+        "oldest first: {titles:?}"
+    );
+    browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test]
 async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_nor_forge_a_vote() {
     let console = Console::start(1, false).await;
     let first = console
@@ -264,9 +311,29 @@ async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_n
         )
         .await;
 
-    // Bob opens the page while the request waits; Alice decides first, through the API.
+    // Bob's pending list: oldest first, every waiting request counted.
     let browser = Browser::start().await;
     browser.login(&console.base, BOB).await;
+    let count = browser.wait_for_text("#count", "waiting").await;
+    assert_eq!(count, "2 of 2 waiting, oldest first.");
+    let mut listed = Vec::new();
+    for link in browser
+        .client
+        .find_all(Locator::Css("table.list tbody tr td:first-child a"))
+        .await
+        .unwrap()
+    {
+        listed.push(link.attr("href").await.unwrap().unwrap());
+    }
+    assert_eq!(
+        listed,
+        [
+            format!("/console/requests/{first}"),
+            format!("/console/requests/{own}")
+        ]
+    );
+
+    // Bob opens the page while the request waits; Alice decides first, through the API.
     browser
         .goto(&format!("{}/console/requests/{first}", console.base))
         .await;
