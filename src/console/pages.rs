@@ -467,14 +467,6 @@ fn timeline_items(events: &[StatusEvent]) -> Vec<TimelineItem> {
         .collect()
 }
 
-fn settled(events: &[StatusEvent]) -> bool {
-    events.last().is_some_and(|event| {
-        crate::bus::status_feed::is_settled(event, crate::bus::status_feed::Goal::Execution)
-            || event.status == Status::Rejected
-            || event.status == Status::Expired
-    })
-}
-
 /// The timeline fragment (`<li>` items), polled by the page's script while the request is
 /// not settled (`X-Timeline-Settled: 1` says it is).
 pub async fn timeline(
@@ -498,7 +490,7 @@ pub async fn timeline(
         StatusCode::OK,
         context! { timeline => timeline_items(&events) },
     );
-    if settled(&events) {
+    if view::timeline_settled(&events) {
         response
             .headers_mut()
             .insert("x-timeline-settled", HeaderValue::from_static("1"));
@@ -643,7 +635,7 @@ async fn request_page(
                 panel => panel,
                 needs_reason => needs_reason,
                 timeline => timeline_items(&events),
-                timeline_settled => settled(&events),
+                timeline_settled => view::timeline_settled(&events),
                 chain_ok => chain.is_ok(),
                 chain => match &chain { Ok(text) | Err(text) => text.clone() },
                 audit => view::audit_lines(&audit_rows),

@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::bus::status_feed::{Goal, is_settled};
+use crate::events::StatusEvent;
 use crate::identity::roster::{Approver, Roster};
 use crate::principal::Principal;
 use crate::store::audit::AuditRow;
@@ -109,6 +111,25 @@ pub fn decision_panel(
     DecisionPanel::Vote {
         approver: approver.name.clone(),
     }
+}
+
+/// Whether a request's timeline is over for its kind, so the page stops following it: an
+/// instruction (no command) at its decision, a manual command at its minted token (its holder
+/// runs it whenever they choose), an automatic command at the end of its execution; a
+/// refusal, a rejection, an expiry or a withdrawal ends any. The kind is read from the events
+/// as `GET /requests/{id}/events` reads it ([`Goal::learn`]); the token's event says whether
+/// the command is manual.
+pub fn timeline_settled(events: &[StatusEvent]) -> bool {
+    let goal = events.iter().fold(Goal::FromEvents, |goal, event| {
+        let goal = goal.learn(event);
+        let manual = event.details.get("execution").and_then(Value::as_str) == Some("manual");
+        if goal == Goal::Execution && manual && event.details.contains_key("token_expires_at") {
+            Goal::Token
+        } else {
+            goal
+        }
+    });
+    events.last().is_some_and(|event| is_settled(event, goal))
 }
 
 /// One validator's verdict on the request.
@@ -392,6 +413,70 @@ mod tests {
         assert_eq!(views[0].name, "code_scanner");
         assert_eq!(views[0].findings[0].reason, "<b>x</b>");
         assert_eq!(composite_reasons(Some(&scores)), vec!["r".to_string()]);
+    }
+
+    fn status(status: &str, stage: crate::events::Stage, details: Value) -> StatusEvent {
+        let Value::Object(details) = details else {
+            unreachable!("details are an object")
+        };
+        StatusEvent {
+            event_id: uuid::Uuid::now_v7(),
+            request_id: crate::envelope::RequestId::generate(),
+            status: crate::events::PublicStatus::parse(status).expect("a status word"),
+            at: Utc::now(),
+            stage,
+            details,
+        }
+    }
+
+    #[test]
+    fn a_timeline_is_followed_until_the_request_is_over_for_its_kind() {
+        use crate::events::Stage::{Approvals, Authority, Gateway, Intake};
+        let settled_after = |story: &[StatusEvent]| {
+            (1..=story.len())
+                .find(|&end| timeline_settled(&story[..end]))
+                .map(|end| story[end - 1].status.to_string())
+        };
+        assert!(!timeline_settled(&[]));
+        // An instruction: its decision ends it (it has nothing to execute).
+        let instruction = [
+            status("PENDING", Intake, json!({"title": "t"})),
+            status("APPROVED", Approvals, json!({"decided_by": "alice"})),
+        ];
+        assert_eq!(settled_after(&instruction).as_deref(), Some("APPROVED"));
+        // An automatic command: the end of its execution.
+        let command = [
+            status("PENDING", Intake, json!({"command": "docker restart api"})),
+            status("APPROVED", Approvals, json!({"decided_by": "alice"})),
+            status(
+                "APPROVED",
+                Authority,
+                json!({"token_expires_at": "2026-12-04T14:00:00Z", "execution": "automatic"}),
+            ),
+            status("EXECUTING", Gateway, json!({})),
+            status("SUCCEEDED", Gateway, json!({"exit_code": 0})),
+        ];
+        assert_eq!(settled_after(&command).as_deref(), Some("SUCCEEDED"));
+        // A manual command: its token (its holder runs it later).
+        let manual = [
+            status("PENDING", Intake, json!({"command": "docker restart api"})),
+            status("APPROVED", Approvals, json!({"decided_by": "alice"})),
+            status(
+                "APPROVED",
+                Authority,
+                json!({"token_expires_at": "2026-12-04T14:00:00Z", "execution": "manual"}),
+            ),
+        ];
+        assert_eq!(settled_after(&manual).as_deref(), Some("APPROVED"));
+        assert!(!timeline_settled(&manual[..2]));
+        // A rejection or an expiry ends either kind.
+        for end in ["REJECTED", "EXPIRED", "CANCELLED"] {
+            let story = [
+                status("PENDING", Intake, json!({"command": "docker restart api"})),
+                status(end, Approvals, json!({})),
+            ];
+            assert!(timeline_settled(&story), "{end}");
+        }
     }
 
     fn audit_row(seq: i64, prev_hash: &str) -> AuditRow {

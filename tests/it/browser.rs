@@ -1,6 +1,6 @@
 //! Headless chromium driven through WebDriver (chromedriver), for the web console's tests
-//! (`web_console`): log in, read and click, vote, lay a page out at a phone's width, and save
-//! screenshots.
+//! (`web_console`): log in, read and click, vote, lay a page out at a phone's width, follow
+//! the live timeline, and save screenshots.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -287,6 +287,64 @@ impl Browser {
         self.reset_viewport().await;
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(format!("{dir}/{name}-{width}.png"), png).unwrap();
+    }
+
+    /// Counts the page's timeline requests from now on (`timeline_polls` reads the count).
+    pub async fn count_timeline_polls(&self) {
+        self.client
+            .execute(
+                "window.wingmanPolls = 0;
+                 const fetchBefore = window.fetch;
+                 window.fetch = function () { window.wingmanPolls += 1; return fetchBefore.apply(this, arguments); };",
+                vec![],
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn timeline_polls(&self) -> u64 {
+        self.client
+            .execute("return window.wingmanPolls;", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Marks the timeline's first step (a property, not an attribute: not in its HTML), so
+    /// `first_step_kept` tells whether the page kept that node or drew a new one.
+    pub async fn mark_first_step(&self) {
+        self.client
+            .execute(
+                "document.querySelector('#timeline > li').wingmanKept = true;",
+                vec![],
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn first_step_kept(&self) -> bool {
+        self.client
+            .execute(
+                "return document.querySelector('#timeline > li').wingmanKept === true;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            == json!(true)
+    }
+
+    /// Waits until the page stopped following the timeline (`data-settled`).
+    pub async fn wait_until_timeline_settled(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.exists("#timeline[data-settled=\"1\"]").await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page never stopped following the timeline: {}",
+                self.text("#timeline").await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub async fn close(self) {

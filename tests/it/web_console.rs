@@ -92,13 +92,21 @@ impl Console {
         command: &str,
         description: &str,
     ) -> String {
-        let body = json!({
-            "requester": "agent-web",
-            "environment": environment,
-            "command": command,
-            "title": format!("Web console check: {}", command.chars().take(60).collect::<String>()),
-            "description": description,
-        });
+        self.submit(
+            key,
+            json!({
+                "requester": "agent-web",
+                "environment": environment,
+                "command": command,
+                "title": format!("Web console check: {}", command.chars().take(60).collect::<String>()),
+                "description": description,
+            }),
+        )
+        .await
+    }
+
+    /// Submits `body` through the API with `key`; returns its id once it waits for a human.
+    pub async fn submit(&self, key: &str, body: Value) -> String {
         let (status, answer) = crate::api::call_with_key(
             "POST",
             &format!("{}/requests", self.base),
@@ -213,9 +221,17 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
     browser.vote("approve", "second pair of eyes").await;
     let flash = browser.wait_for_text(".flash", "Done").await;
     assert!(flash.contains("APPROVED by alice, bob"), "{flash}");
-    // The page is not reloaded: the timeline follows the status stream until the end.
+    // The page is not reloaded: the timeline follows the status stream until the end,
+    // appending the new steps and leaving the ones shown alone (a screen reader announces
+    // only what is new).
+    browser.mark_first_step().await;
     let timeline = browser.wait_for_text("#timeline", "SUCCEEDED").await;
     assert!(timeline.contains("APPROVED"), "{timeline}");
+    assert!(
+        browser.first_step_kept().await,
+        "the timeline was redrawn, not appended to"
+    );
+    browser.wait_until_timeline_settled().await;
     let (running, started_after) = docker::state(&name).await.unwrap();
     assert!(running);
     assert_ne!(
@@ -240,6 +256,52 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
             "{kind} missing from the audit trail: {audit}"
         );
     }
+    browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn an_instruction_is_approved_and_its_timeline_stops_at_the_decision() {
+    let console = Console::start(1, false).await;
+    let request_id = console
+        .submit(
+            CAROL,
+            json!({
+                "requester": "agent-web",
+                "environment": "dev",
+                "title": "Hand the on-call pager to Dana",
+                "description": "An instruction, nothing to execute. Rollback: hand it back. Verify: the rota shows Dana.",
+            }),
+        )
+        .await;
+    let page = format!("{}/console/requests/{request_id}", console.base);
+    let browser = Browser::start().await;
+    browser.login(&console.base, ALICE).await;
+    browser.goto(&page).await;
+    browser.wait_for_text("#decision-h", "Decision").await;
+
+    // While it waits, the page follows the timeline without redrawing steps that did not
+    // change (the list is a live region: a screen reader would read it all out again).
+    browser.count_timeline_polls().await;
+    browser.mark_first_step().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while browser.timeline_polls().await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page does not follow the timeline"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        browser.first_step_kept().await,
+        "an unchanged timeline was redrawn"
+    );
+
+    browser.vote("approve", "Checked with Dana.").await;
+    let flash = browser.wait_for_text(".flash", "Done").await;
+    assert!(flash.contains("APPROVED by alice"), "{flash}");
+    // An instruction has nothing to execute: its decision ends the timeline.
+    browser.wait_until_timeline_settled().await;
     browser.close().await;
     console.stop().await;
 }
