@@ -734,7 +734,18 @@ pub async fn decide(
                 ),
             },
         },
-        Err(error) => format!("Your vote was not applied: {error}"),
+        Err(error) => {
+            // Audited like the API's invalid votes (`message_rejected`).
+            crate::api::decide::audit_invalid(
+                &state.api,
+                "console",
+                request_id,
+                &session.key_name,
+                &error,
+            )
+            .await;
+            format!("Your vote was not applied: {error}")
+        }
     };
     crate::metrics::api_request("console_decide", 303);
     state.sessions.flash(&id, notice);

@@ -138,8 +138,20 @@ async fn forged_post(
     cookie: Option<&str>,
     csrf: Option<&str>,
 ) -> (u16, String) {
+    post_vote(base, request_id, cookie, csrf, "forged").await
+}
+
+/// Posts an approval of `request_id` with `reason`, the given cookie and token (following the
+/// redirect to the request's page).
+async fn post_vote(
+    base: &str,
+    request_id: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+    reason: &str,
+) -> (u16, String) {
     let client = reqwest::Client::new();
-    let mut form = vec![("verdict", "approve"), ("reason", "forged")];
+    let mut form = vec![("verdict", "approve"), ("reason", reason)];
     if let Some(csrf) = csrf {
         form.push(("csrf", csrf));
     }
@@ -297,6 +309,35 @@ async fn an_instruction_is_approved_and_its_timeline_stops_at_the_decision() {
         "an unchanged timeline was redrawn"
     );
 
+    // A reason the rules refuse (a control character) is refused and audited, as the API's
+    // are.
+    let (cookie, csrf) = browser.session().await;
+    let (status, body) = post_vote(
+        &console.base,
+        &request_id,
+        Some(&cookie),
+        Some(&csrf),
+        "fine\u{7}",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("Your vote was not applied: reason: contains control characters"),
+        "{body}"
+    );
+    let id = Uuid::parse_str(&request_id).unwrap();
+    console
+        .env
+        .wait_for_count(
+            "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'message_rejected'
+               AND data->>'source' = 'console' AND data->>'key_name' = 'alice'
+               AND data->>'field' = 'reason'",
+            Some(id),
+            1,
+        )
+        .await;
+
+    browser.goto(&page).await;
     browser.vote("approve", "Checked with Dana.").await;
     let flash = browser.wait_for_text(".flash", "Done").await;
     assert!(flash.contains("APPROVED by alice"), "{flash}");
