@@ -710,12 +710,16 @@ pub async fn decide(
             );
         }
     };
+    // A browser sends a textarea's line breaks as CRLF (the HTML form encoding): the reason
+    // keeps them as the LF a reason sent to the API has, so a two-line reason is no control
+    // character.
+    let reason = form.reason.replace("\r\n", "\n");
     let answer = crate::api::decide::cast(
         &state.api.bus,
         &session.key_name,
         request_id,
         verdict,
-        Some(form.reason.as_str()),
+        Some(reason.as_str()),
     )
     .await;
     let notice = match answer {

@@ -273,7 +273,8 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
 }
 
 #[tokio::test]
-async fn an_instruction_is_approved_and_its_timeline_stops_at_the_decision() {
+async fn an_instruction_is_approved_with_a_reason_on_two_lines_and_its_timeline_stops_at_the_decision()
+ {
     let console = Console::start(1, false).await;
     let request_id = console
         .submit(
@@ -337,12 +338,35 @@ async fn an_instruction_is_approved_and_its_timeline_stops_at_the_decision() {
         )
         .await;
 
+    // A reason typed on two lines (the browser sends the line break as CRLF) is accepted.
+    let reason = "Checked with Dana.\nThe rota is updated.";
     browser.goto(&page).await;
-    browser.vote("approve", "Checked with Dana.").await;
+    browser.vote("approve", reason).await;
     let flash = browser.wait_for_text(".flash", "Done").await;
     assert!(flash.contains("APPROVED by alice"), "{flash}");
     // An instruction has nothing to execute: its decision ends the timeline.
     browser.wait_until_timeline_settled().await;
+    let timeline = browser.text("#timeline").await;
+    assert!(timeline.contains("The rota is updated."), "{timeline}");
+    // Once recorded, the page shows the reason as typed, on two lines.
+    console
+        .env
+        .wait_for_count(
+            "SELECT count(*) FROM approval_requests WHERE request_id = $1 AND decided_by = 'alice'",
+            Some(id),
+            1,
+        )
+        .await;
+    let note: Option<String> =
+        sqlx::query_scalar("SELECT decision_note FROM approval_requests WHERE request_id = $1")
+            .bind(id)
+            .fetch_one(&console.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(note.as_deref(), Some(reason));
+    browser.goto(&page).await;
+    assert_eq!(browser.text(".decided .note").await, reason);
+    assert!(browser.exists("#timeline[data-settled=\"1\"]").await);
     browser.close().await;
     console.stop().await;
 }
