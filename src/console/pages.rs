@@ -388,6 +388,29 @@ async fn roster_of(state: &ConsoleState) -> anyhow::Result<Roster> {
     Ok(RosterStore::open(bus).await?.load().await?.0)
 }
 
+/// The approvers whose approval of a waiting request is counted, and how many it needs, from
+/// the approvals stage's record ([`crate::approval::ApprovalRecord`]). Shown for information
+/// only: when the record cannot be read the page shows none (and logs why).
+async fn approvals_counted(
+    state: &ConsoleState,
+    request_id: RequestId,
+) -> (Vec<String>, Option<usize>) {
+    let bus = &state.api.bus;
+    let read = async {
+        let name = bus.subjects.localize_name(crate::approval::BUCKET);
+        let approvals = crate::bus::topology::open_bucket(&bus.js, &name).await?;
+        crate::approval::read_record(&approvals, request_id).await
+    };
+    match read.await {
+        Ok(Some((record, _))) => (record.votes, record.needed),
+        Ok(None) => (Vec::new(), None),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), %request_id, "the console cannot read the approvals counted");
+            (Vec::new(), None)
+        }
+    }
+}
+
 /// Every status event of a request, in order (the status stream keeps the last 64 of each).
 pub async fn status_events(
     bus: &crate::bus::Bus,
@@ -593,7 +616,12 @@ async fn request_page(
         ));
     };
     let roster = roster_of(state).await?;
-    let panel = view::decision_panel(&row, &roster, &session.key_name, session.can_decide);
+    let (votes, needed) = if view::waits_for_a_human(&row) {
+        approvals_counted(state, request_id).await
+    } else {
+        (Vec::new(), None)
+    };
+    let panel = view::decision_panel(&row, &roster, &votes, &session.key_name, session.can_decide);
     let audit_rows = audit::for_request(pool, request_id.as_uuid()).await?;
     let predecessors: Vec<i64> = audit_rows.iter().map(|row| row.seq - 1).collect();
     let links = store::hashes_at(pool, &predecessors).await?;
@@ -633,6 +661,8 @@ async fn request_page(
                 validators => view::validators(scores),
                 cohort => view::cohort(&row),
                 panel => panel,
+                approvals => view::approvals_so_far(&votes, needed),
+                needed => needed,
                 needs_reason => needs_reason,
                 timeline => timeline_items(&events),
                 timeline_settled => view::timeline_settled(&events),

@@ -39,8 +39,12 @@ pub fn countdown(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Strin
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecisionPanel {
-    /// Approve / Reject forms.
-    Vote { approver: String },
+    /// Approve / Reject forms; only Reject for an approver whose approval is counted already
+    /// (prd waiting for another approver).
+    Vote {
+        approver: String,
+        approved_already: bool,
+    },
     /// Decided already: by whom, when.
     Decided {
         status: String,
@@ -64,17 +68,45 @@ pub fn submitted_by_approver(approver: &Approver, row: &RequestRow) -> bool {
     }
 }
 
+/// Whether a human may still decide the request: it waits (PENDING), or the validators
+/// rejected it and nobody overrode them yet.
+pub fn waits_for_a_human(row: &RequestRow) -> bool {
+    row.status == "PENDING" || (row.status == "AUTO_REJECTED" && row.decided_by.is_none())
+}
+
+/// The approvals counted so far, where more than one is needed or one is counted: "1 of 2
+/// approvals: alice" (`votes`: the approvers counted, `needed`: how many the request needs,
+/// unknown in an approval record from before the field).
+pub fn approvals_so_far(votes: &[String], needed: Option<usize>) -> Option<String> {
+    match (votes, needed) {
+        ([], None | Some(0 | 1)) => None,
+        ([], Some(needed)) => Some(format!(
+            "0 of {needed} approvals: {needed} different approvers must approve"
+        )),
+        (votes, Some(needed)) => Some(format!(
+            "{} of {needed} approvals: {}",
+            votes.len(),
+            votes.join(", ")
+        )),
+        (votes, None) => Some(format!(
+            "{} approval(s) counted so far: {}",
+            votes.len(),
+            votes.join(", ")
+        )),
+    }
+}
+
 /// The decision panel of `row` for a visitor logged in with key `key_name`
-/// (`can_decide`: the key has the `decide` role).
+/// (`can_decide`: the key has the `decide` role); `votes`: the approvers whose approval is
+/// counted already.
 pub fn decision_panel(
     row: &RequestRow,
     roster: &Roster,
+    votes: &[String],
     key_name: &str,
     can_decide: bool,
 ) -> DecisionPanel {
-    let waiting =
-        row.status == "PENDING" || (row.status == "AUTO_REJECTED" && row.decided_by.is_none());
-    if !waiting {
+    if !waits_for_a_human(row) {
         return DecisionPanel::Decided {
             status: row.status.clone(),
             by: row
@@ -110,6 +142,7 @@ pub fn decision_panel(
     }
     DecisionPanel::Vote {
         approver: approver.name.clone(),
+        approved_already: votes.contains(&approver.name),
     }
 }
 
@@ -370,29 +403,58 @@ mod tests {
         let roster = roster();
         let pending = row("PENDING", "api:carol");
         assert_eq!(
-            decision_panel(&pending, &roster, "alice-key", true),
+            decision_panel(&pending, &roster, &[], "alice-key", true),
             DecisionPanel::Vote {
-                approver: "alice".into()
+                approver: "alice".into(),
+                approved_already: false,
             }
         );
         assert!(matches!(
-            decision_panel(&pending, &roster, "carol-key", true),
+            decision_panel(&pending, &roster, &[], "carol-key", true),
             DecisionPanel::Cannot { reason } if reason.contains("submitted this request")
         ));
         assert!(matches!(
-            decision_panel(&pending, &roster, "alice-key", false),
+            decision_panel(&pending, &roster, &[], "alice-key", false),
             DecisionPanel::Cannot { reason } if reason.contains("lacks the decide role")
         ));
         assert!(matches!(
-            decision_panel(&pending, &roster, "stranger", true),
+            decision_panel(&pending, &roster, &[], "stranger", true),
             DecisionPanel::Cannot { reason } if reason.contains("no approver")
         ));
         let mut decided = row("APPROVED", "api:carol");
         decided.decided_by = Some("alice".into());
         assert!(matches!(
-            decision_panel(&decided, &roster, "alice-key", true),
+            decision_panel(&decided, &roster, &[], "alice-key", true),
             DecisionPanel::Decided { by, .. } if by == "alice"
         ));
+    }
+
+    #[test]
+    fn an_approver_whose_approval_is_counted_may_only_reject_and_everyone_sees_the_count() {
+        let roster = roster();
+        let pending = row("PENDING", "api:carol");
+        let votes = ["alice".to_string()];
+        assert_eq!(
+            decision_panel(&pending, &roster, &votes, "alice-key", true),
+            DecisionPanel::Vote {
+                approver: "alice".into(),
+                approved_already: true,
+            }
+        );
+        assert_eq!(
+            approvals_so_far(&votes, Some(2)).as_deref(),
+            Some("1 of 2 approvals: alice")
+        );
+        assert_eq!(
+            approvals_so_far(&[], Some(2)).as_deref(),
+            Some("0 of 2 approvals: 2 different approvers must approve")
+        );
+        assert_eq!(approvals_so_far(&[], Some(1)), None);
+        assert_eq!(approvals_so_far(&[], None), None);
+        assert_eq!(
+            approvals_so_far(&votes, None).as_deref(),
+            Some("1 approval(s) counted so far: alice")
+        );
     }
 
     #[test]

@@ -219,6 +219,10 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
         "{operation}"
     );
     assert!(operation.contains("container_restart"), "{operation}");
+    assert_eq!(
+        browser.text("#approvals").await,
+        "0 of 2 approvals: 2 different approvers must approve"
+    );
     browser.assert_fits_a_phone("the request's page").await;
     browser.screenshot("request", 1280).await;
     browser.screenshot("request", PHONE_WIDTH).await;
@@ -226,10 +230,16 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
     browser.vote("approve", "config reviewed").await;
     let flash = browser.wait_for_text(".flash", "Counted").await;
     assert!(flash.contains("another approver is needed"), "{flash}");
+    // Alice's approval is counted: she may not approve again (she may still reject).
+    assert_eq!(browser.text("#approvals").await, "1 of 2 approvals: alice");
+    assert!(!browser.exists("button.approve").await);
+    assert!(browser.exists("button.reject").await);
     browser.logout().await;
 
+    // Bob sees that one approval is in, and whose.
     browser.login(&console.base, BOB).await;
     browser.goto(&page).await;
+    assert_eq!(browser.text("#approvals").await, "1 of 2 approvals: alice");
     browser.vote("approve", "second pair of eyes").await;
     let flash = browser.wait_for_text(".flash", "Done").await;
     assert!(flash.contains("APPROVED by alice, bob"), "{flash}");
