@@ -1,15 +1,46 @@
 //! Headless chromium driven through WebDriver (chromedriver), for the web console's tests
-//! (`web_console`): log in, read and click, vote, lay a page out at a phone's width, follow
-//! the live timeline, and save screenshots.
+//! (`web_console`): log in, read and click, vote, lay a page out at a phone's width, measure
+//! the focus ring, follow the live timeline, and save screenshots.
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 /// The width of a phone's screen in CSS pixels (an iPhone 12 to 15).
 pub const PHONE_WIDTH: u32 = 390;
+
+/// Measures the focused element's ring: whether `:focus-visible` draws a solid outline of 2 px
+/// or more, and the contrast ratio of its colour against the first opaque background behind
+/// the element (WCAG 2 relative luminance).
+const FOCUS_RING_CONTRAST: &str = "
+  const element = document.activeElement;
+  const style = getComputedStyle(element);
+  const rgb = (color) => color.match(/[\\d.]+/g).map(Number);
+  const luminance = (color) => {
+    const [r, g, b] = rgb(color).slice(0, 3).map((value) => {
+      const channel = value / 255;
+      return channel <= 0.04045 ? channel / 12.92 : Math.pow((channel + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  let behind = element.parentElement;
+  while (behind && (rgb(getComputedStyle(behind).backgroundColor)[3] === 0)) {
+    behind = behind.parentElement;
+  }
+  const background = behind ? getComputedStyle(behind).backgroundColor : 'rgb(255, 255, 255)';
+  const [light, dark] = [luminance(style.outlineColor), luminance(background)].sort((a, b) => b - a);
+  return {
+    visible: element.matches(':focus-visible') && style.outlineStyle === 'solid'
+      && parseFloat(style.outlineWidth) >= 2,
+    outline: style.outlineColor,
+    background: background,
+    contrast: (light + 0.05) / (dark + 0.05),
+  };
+";
 
 /// A Chrome DevTools Protocol command, as chromedriver takes it at
 /// `POST /session/{id}/goog/cdp/execute`.
@@ -287,6 +318,41 @@ impl Browser {
         self.reset_viewport().await;
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(format!("{dir}/{name}-{width}.png"), png).unwrap();
+    }
+
+    /// Presses Tab until `selector` has the focus; returns the contrast ratio of its focus
+    /// ring against the background around it (WCAG's formula), having checked that the ring
+    /// is drawn (`:focus-visible`, a solid outline at least 2 px wide).
+    pub async fn focus_ring_contrast(&self, selector: &str) -> f64 {
+        for _ in 0..20 {
+            let focused = self
+                .client
+                .execute(
+                    "return document.activeElement.matches(arguments[0]);",
+                    vec![json!(selector)],
+                )
+                .await
+                .unwrap();
+            if focused == json!(true) {
+                let measured = self
+                    .client
+                    .execute(FOCUS_RING_CONTRAST, vec![])
+                    .await
+                    .unwrap();
+                assert_eq!(measured["visible"], json!(true), "{selector}: {measured}");
+                return measured["contrast"].as_f64().unwrap();
+            }
+            let tab = char::from(Key::Tab);
+            self.client
+                .perform_actions(
+                    KeyActions::new("keyboard".into())
+                        .then(KeyAction::Down { value: tab })
+                        .then(KeyAction::Up { value: tab }),
+                )
+                .await
+                .unwrap();
+        }
+        panic!("Tab never reached {selector}");
     }
 
     /// Counts the page's timeline requests from now on (`timeline_polls` reads the count).

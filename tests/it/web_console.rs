@@ -469,6 +469,15 @@ async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_n
             format!("/console/requests/{own}")
         ]
     );
+    // The keyboard focus is drawn in a colour that stands out (3:1 or more, WCAG 2.2) on the
+    // white page and on the dark header alike.
+    for selector in ["header.top a.brand", "table.list a"] {
+        let contrast = browser.focus_ring_contrast(selector).await;
+        assert!(
+            contrast >= 3.0,
+            "the focus ring of {selector} has a contrast of {contrast:.2}:1"
+        );
+    }
 
     // Bob opens the page while the request waits; Alice decides first, through the API.
     browser
