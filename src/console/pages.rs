@@ -852,13 +852,21 @@ async fn overview_page(
         .iter()
         .map(|day| {
             let day_rates = rates(&day.counts, Basis::Cohort);
+            // A day without validated requests has no rates (0 of 0 is not 0 %).
+            let rate = |value: f64| {
+                if day.counts.validated == 0 {
+                    "–".to_string()
+                } else {
+                    percent(value)
+                }
+            };
             DayItem {
                 day: day.day.format("%Y-%m-%d").to_string(),
                 validated: day.counts.validated,
-                auto_reject: percent(day_rates.auto_reject),
-                auto_approve: percent(day_rates.auto_approve),
-                manual_review: percent(day_rates.manual_review),
-                false_positive: percent(day_rates.false_positive),
+                auto_reject: rate(day_rates.auto_reject),
+                auto_approve: rate(day_rates.auto_approve),
+                manual_review: rate(day_rates.manual_review),
+                false_positive: rate(day_rates.false_positive),
             }
         })
         .collect();

@@ -298,6 +298,14 @@ impl Browser {
         );
     }
 
+    /// Runs `script` with the page laid out at a phone's width; returns what it returns.
+    pub async fn on_a_phone(&self, script: &str) -> Value {
+        self.viewport(PHONE_WIDTH, 844).await;
+        let value = self.client.execute(script, vec![]).await.unwrap();
+        self.reset_viewport().await;
+        value
+    }
+
     /// Saves a screenshot of the whole page laid out `width` px wide into
     /// `WINGMAN_SCREENSHOTS`, when set: the height is measured at that width.
     pub async fn screenshot(&self, name: &str, width: u32) {

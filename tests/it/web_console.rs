@@ -722,6 +722,8 @@ async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indet
     let days = browser.text("table.compact tbody").await;
     assert_eq!(days.matches("10.0 %").count(), 6, "{days}");
     assert_eq!(days.matches("70.0 %").count(), 6, "{days}");
+    // Today has no validated request (only the INDETERMINATE one): no rates, rather than 0 %.
+    assert_eq!(days.matches('–').count(), 4, "{days}");
     let flagged = browser.text("tr.indeterminate").await;
     assert!(flagged.contains("Restart the payment worker"), "{flagged}");
     assert!(flagged.contains("needs a human"), "{flagged}");
@@ -735,6 +737,25 @@ async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indet
         .unwrap();
     assert_eq!(chart_loaded, json!(true), "the rates chart did not load");
     browser.assert_fits_a_phone("the overview").await;
+    // On a phone the chart scrolls in its own box, and shows its newest days first.
+    let chart = browser
+        .on_a_phone(
+            "const wrap = document.querySelector('.chart-wrap');
+             const chart = document.querySelector('img.chart');
+             return { scrolls: wrap.scrollWidth > wrap.clientWidth,
+                      shown_right: wrap.getBoundingClientRect().right,
+                      chart_right: chart.getBoundingClientRect().right };",
+        )
+        .await;
+    assert_eq!(chart["scrolls"], json!(true), "{chart}");
+    let (shown, drawn) = (
+        chart["shown_right"].as_f64().unwrap(),
+        chart["chart_right"].as_f64().unwrap(),
+    );
+    assert!(
+        (shown - drawn).abs() < 2.0,
+        "the chart's newest days are out of sight: {chart}"
+    );
     browser.screenshot("overview", 1280).await;
     browser.screenshot("overview", PHONE_WIDTH).await;
     browser.close().await;
