@@ -50,6 +50,11 @@ pub struct ApprovalRecord {
     /// Approvers (roster names) who approved so far (prd may need two distinct ones).
     #[serde(default)]
     pub votes: Vec<String>,
+    /// How many distinct approvals the request needs ([`Rules::needed`]), as of when it was
+    /// recorded or last counted a vote; the web console shows "1 of 2 approvals". Absent in
+    /// records written before the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed: Option<usize>,
     /// What happened since the prompt (decision, expiry, execution), shown under it.
     #[serde(default)]
     pub outcomes: Vec<String>,
@@ -297,11 +302,7 @@ pub fn judge(
     if record.votes.contains(name) {
         return Err(Refusal::SameApprover(name.clone()));
     }
-    let need = if record.request.environment == Environment::Prd {
-        rules.prd_approvals.max(1)
-    } else {
-        1
-    };
+    let need = rules.needed(record.request.environment);
     let mut votes = record.votes.clone();
     votes.push(name.clone());
     if votes.len() < need {
@@ -383,23 +384,32 @@ pub fn own_request(approver: &Approver, request: &Request) -> bool {
     }
 }
 
+/// The record of a request waiting for a human in the approvals bucket, and its revision
+/// (`None` when there is none). The approvals stage writes it; the web console reads it too
+/// (the votes counted so far).
+pub async fn read_record(
+    approvals: &kv::Store,
+    request_id: RequestId,
+) -> anyhow::Result<Option<(ApprovalRecord, u64)>> {
+    let entry = approvals
+        .entry(format!("request.{request_id}"))
+        .await
+        .map_err(|error| anyhow::anyhow!("read the approval record: {error}"))?;
+    match entry.filter(|entry| entry.operation == kv::Operation::Put) {
+        None => Ok(None),
+        Some(entry) => Ok(Some((
+            serde_json::from_slice(&entry.value)?,
+            entry.revision,
+        ))),
+    }
+}
+
 impl Desk {
     pub async fn record(
         &self,
         request_id: RequestId,
     ) -> anyhow::Result<Option<(ApprovalRecord, u64)>> {
-        let entry = self
-            .approvals
-            .entry(format!("request.{request_id}"))
-            .await
-            .map_err(|error| anyhow::anyhow!("read the approval record: {error}"))?;
-        match entry.filter(|entry| entry.operation == kv::Operation::Put) {
-            None => Ok(None),
-            Some(entry) => Ok(Some((
-                serde_json::from_slice(&entry.value)?,
-                entry.revision,
-            ))),
-        }
+        read_record(&self.approvals, request_id).await
     }
 
     pub async fn request_for_nonce(&self, nonce: &str) -> anyhow::Result<Option<RequestId>> {
@@ -544,6 +554,7 @@ impl Desk {
             Judgement::Count { votes, need } => {
                 let have = votes.len();
                 record.votes = votes;
+                record.needed = Some(need);
                 // A concurrent vote makes this CAS fail: the caller's retry re-reads.
                 self.approvals
                     .update(
@@ -786,6 +797,15 @@ fn already_rejected_by_validators() -> Refusal {
 }
 
 impl Rules {
+    /// Distinct approvals a request in `environment` needs: prd's number, one elsewhere.
+    pub fn needed(&self, environment: Environment) -> usize {
+        if environment == Environment::Prd {
+            self.prd_approvals.max(1)
+        } else {
+            1
+        }
+    }
+
     /// `TELEGRAM_APPROVER_IDS` (Telegram user ids, comma-separated) and
     /// `WINGMAN_PRD_APPROVALS` (default 1). Console approvers are in the roster
     /// (`wingman approvers add`), not in the environment.

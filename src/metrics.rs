@@ -454,12 +454,18 @@ pub fn audit_recorded(kind: AuditKind) {
 }
 
 pub fn api_request(route: &'static str, status: u16) {
-    let class = match status {
+    counter!(API_REQUESTS, "route" => route, "class" => status_class(status)).increment(1);
+}
+
+/// The `class` label of an HTTP status: a redirect (the console's login and vote forms answer
+/// 303) is no server error.
+fn status_class(status: u16) -> &'static str {
+    match status {
         200..=299 => "2xx",
+        300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
-    };
-    counter!(API_REQUESTS, "route" => route, "class" => class).increment(1);
+    }
 }
 
 /// A caller was refused at `edge` (api, gateway, console for forged or sessionless forms,
@@ -652,6 +658,14 @@ mod tests {
             );
             assert!(seen.insert(*name), "{name} is catalogued twice");
         }
+    }
+
+    #[test]
+    fn a_redirect_is_counted_as_a_redirect_not_a_server_error() {
+        assert_eq!(status_class(200), "2xx");
+        assert_eq!(status_class(303), "3xx");
+        assert_eq!(status_class(404), "4xx");
+        assert_eq!(status_class(503), "5xx");
     }
 
     /// Tests start several stages in one process at once; each asks for the recorder. Before the

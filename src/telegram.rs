@@ -259,6 +259,7 @@ mod tests {
             nonce: "n1".into(),
             messages: vec![],
             votes: vec![],
+            needed: None,
             outcomes: vec![],
         }
     }

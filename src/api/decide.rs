@@ -144,30 +144,46 @@ pub(crate) async fn audited(
     key_name: &str,
     error: ApiError,
 ) -> ApiError {
-    if let ApiError::Invalid {
+    if matches!(error, ApiError::Invalid { .. }) {
+        crate::metrics::api_request(route, 400);
+        audit_invalid(state, "api", request_id, key_name, &error).await;
+    }
+    error
+}
+
+/// Publishes the `message_rejected` audit event of a vote or a withdrawal refused for bad
+/// input (an [`ApiError::Invalid`]; other errors are not audited here), best effort: `source`
+/// says which door it came through (`api`, or `console` for the web console's forms).
+pub(crate) async fn audit_invalid(
+    state: &ApiState,
+    source: &'static str,
+    request_id: RequestId,
+    key_name: &str,
+    error: &ApiError,
+) {
+    let ApiError::Invalid {
         field,
         code,
         message,
-    } = &error
-    {
-        crate::metrics::api_request(route, 400);
-        let data = json!({
-            "code": code, "field": field, "reason": message, "source": "api", "key_name": key_name,
-        });
-        let published = crate::bus::step::publish_audit(
-            &state.bus,
-            Some(request_id),
-            crate::events::AuditKind::MessageRejected,
-            crate::events::Stage::Api,
-            &state.actor,
-            data,
-        )
-        .await;
-        if let Err(problem) = published {
-            tracing::warn!(error = %format!("{problem:#}"), "could not audit an invalid vote");
-        }
+    } = error
+    else {
+        return;
+    };
+    let data = json!({
+        "code": code, "field": field, "reason": message, "source": source, "key_name": key_name,
+    });
+    let published = crate::bus::step::publish_audit(
+        &state.bus,
+        Some(request_id),
+        crate::events::AuditKind::MessageRejected,
+        crate::events::Stage::Api,
+        &state.actor,
+        data,
+    )
+    .await;
+    if let Err(problem) = published {
+        tracing::warn!(error = %format!("{problem:#}"), "could not audit an invalid vote");
     }
-    error
 }
 
 /// Asks the approvals worker to apply a vote in the name of `key_name` (a `decide` key the

@@ -42,6 +42,7 @@ fn record(environment: &str, status: Status, submitted_by: Principal) -> Approva
         nonce: "n".into(),
         messages: Vec::new(),
         votes: Vec::new(),
+        needed: None,
         outcomes: Vec::new(),
     }
 }

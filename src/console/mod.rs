@@ -8,8 +8,8 @@
 //!   role); the session is server-side ([`session`]), the cookie `HttpOnly; SameSite=Strict`.
 //! - `/console/pending`: requests waiting for a decision, oldest first.
 //! - `/console/requests/{id}`: the whole evidence (full command, parsed operation and the
-//!   policy's verdict, description, every validator's findings, cohort and shadow decision,
-//!   the live status timeline, the audit trail and its chain check) and Approve / Reject,
+//!   policy's verdict, description, every validator's findings, the cohort (outside it the
+//!   shadow decision is not shown: approvers decide unprimed), the live status timeline, the audit trail and its chain check) and Approve / Reject,
 //!   which vote through the same path as `POST /requests/{id}/approve` ([`crate::api::decide`]).
 //! - `/console/overview`: the rollout state and report, the rates chart ([`chart`]), the human
 //!   backlog and recent executions (INDETERMINATE ones flagged for a human).

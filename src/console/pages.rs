@@ -29,6 +29,9 @@ use crate::store::{audit, console as store, requests};
 /// How far back the overview's report and chart look.
 const REPORT_DAYS: i64 = 14;
 
+/// How many requests the pending list shows at most (the oldest; the page says how many wait).
+const PENDING_PAGE: i64 = 500;
+
 /// The peer of the connection (for the audit of refusals), when the server knows it.
 fn peer(connect: Option<&ConnectInfo<SocketAddr>>) -> String {
     connect.map_or_else(|| "unknown".to_string(), |info| info.0.ip().to_string())
@@ -340,10 +343,16 @@ pub async fn pending(State(state): State<ConsoleState>, headers: HeaderMap) -> R
     let Some((id, session)) = require(&state, &headers) else {
         return to_login("/console/pending");
     };
-    let rows = match store::waiting(&state.api.pool, 500).await {
-        Ok(rows) => rows,
-        Err(error) => return unavailable(&state, &error.into()),
-    };
+    let pool = &state.api.pool;
+    let (rows, backlog) =
+        match tokio::try_join!(store::waiting(pool, PENDING_PAGE), store::backlog(pool)) {
+            Ok(read) => read,
+            Err(error) => return unavailable(&state, &error.into()),
+        };
+    // A request may arrive between the two reads: never say fewer wait than are shown.
+    let waiting = backlog
+        .waiting
+        .max(i64::try_from(rows.len()).unwrap_or(i64::MAX));
     let now = Utc::now();
     let rows: Vec<PendingRow> = rows
         .into_iter()
@@ -366,7 +375,7 @@ pub async fn pending(State(state): State<ConsoleState>, headers: HeaderMap) -> R
         &state,
         "pending.html",
         StatusCode::OK,
-        context! { ..chrome(&id, &session, &state, "pending"), ..context! { rows => rows } },
+        context! { ..chrome(&id, &session, &state, "pending"), ..context! { rows => rows, waiting => waiting } },
     )
 }
 
@@ -377,6 +386,29 @@ fn parse_id(text: &str) -> Option<RequestId> {
 async fn roster_of(state: &ConsoleState) -> anyhow::Result<Roster> {
     let bus = &state.api.bus;
     Ok(RosterStore::open(bus).await?.load().await?.0)
+}
+
+/// The approvers whose approval of a waiting request is counted, and how many it needs, from
+/// the approvals stage's record ([`crate::approval::ApprovalRecord`]). Shown for information
+/// only: when the record cannot be read the page shows none (and logs why).
+async fn approvals_counted(
+    state: &ConsoleState,
+    request_id: RequestId,
+) -> (Vec<String>, Option<usize>) {
+    let bus = &state.api.bus;
+    let read = async {
+        let name = bus.subjects.localize_name(crate::approval::BUCKET);
+        let approvals = crate::bus::topology::open_bucket(&bus.js, &name).await?;
+        crate::approval::read_record(&approvals, request_id).await
+    };
+    match read.await {
+        Ok(Some((record, _))) => (record.votes, record.needed),
+        Ok(None) => (Vec::new(), None),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), %request_id, "the console cannot read the approvals counted");
+            (Vec::new(), None)
+        }
+    }
 }
 
 /// Every status event of a request, in order (the status stream keeps the last 64 of each).
@@ -458,14 +490,6 @@ fn timeline_items(events: &[StatusEvent]) -> Vec<TimelineItem> {
         .collect()
 }
 
-fn settled(events: &[StatusEvent]) -> bool {
-    events.last().is_some_and(|event| {
-        crate::bus::status_feed::is_settled(event, crate::bus::status_feed::Goal::Execution)
-            || event.status == Status::Rejected
-            || event.status == Status::Expired
-    })
-}
-
 /// The timeline fragment (`<li>` items), polled by the page's script while the request is
 /// not settled (`X-Timeline-Settled: 1` says it is).
 pub async fn timeline(
@@ -489,7 +513,7 @@ pub async fn timeline(
         StatusCode::OK,
         context! { timeline => timeline_items(&events) },
     );
-    if settled(&events) {
+    if view::timeline_settled(&events) {
         response
             .headers_mut()
             .insert("x-timeline-settled", HeaderValue::from_static("1"));
@@ -592,7 +616,12 @@ async fn request_page(
         ));
     };
     let roster = roster_of(state).await?;
-    let panel = view::decision_panel(&row, &roster, &session.key_name, session.can_decide);
+    let (votes, needed) = if view::waits_for_a_human(&row) {
+        approvals_counted(state, request_id).await
+    } else {
+        (Vec::new(), None)
+    };
+    let panel = view::decision_panel(&row, &roster, &votes, &session.key_name, session.can_decide);
     let audit_rows = audit::for_request(pool, request_id.as_uuid()).await?;
     let predecessors: Vec<i64> = audit_rows.iter().map(|row| row.seq - 1).collect();
     let links = store::hashes_at(pool, &predecessors).await?;
@@ -632,9 +661,11 @@ async fn request_page(
                 validators => view::validators(scores),
                 cohort => view::cohort(&row),
                 panel => panel,
+                approvals => view::approvals_so_far(&votes, needed),
+                needed => needed,
                 needs_reason => needs_reason,
                 timeline => timeline_items(&events),
-                timeline_settled => settled(&events),
+                timeline_settled => view::timeline_settled(&events),
                 chain_ok => chain.is_ok(),
                 chain => match &chain { Ok(text) | Err(text) => text.clone() },
                 audit => view::audit_lines(&audit_rows),
@@ -709,12 +740,16 @@ pub async fn decide(
             );
         }
     };
+    // A browser sends a textarea's line breaks as CRLF (the HTML form encoding): the reason
+    // keeps them as the LF a reason sent to the API has, so a two-line reason is no control
+    // character.
+    let reason = form.reason.replace("\r\n", "\n");
     let answer = crate::api::decide::cast(
         &state.api.bus,
         &session.key_name,
         request_id,
         verdict,
-        Some(form.reason.as_str()),
+        Some(reason.as_str()),
     )
     .await;
     let notice = match answer {
@@ -733,7 +768,18 @@ pub async fn decide(
                 ),
             },
         },
-        Err(error) => format!("Your vote was not applied: {error}"),
+        Err(error) => {
+            // Audited like the API's invalid votes (`message_rejected`).
+            crate::api::decide::audit_invalid(
+                &state.api,
+                "console",
+                request_id,
+                &session.key_name,
+                &error,
+            )
+            .await;
+            format!("Your vote was not applied: {error}")
+        }
     };
     crate::metrics::api_request("console_decide", 303);
     state.sessions.flash(&id, notice);
@@ -806,13 +852,21 @@ async fn overview_page(
         .iter()
         .map(|day| {
             let day_rates = rates(&day.counts, Basis::Cohort);
+            // A day without validated requests has no rates (0 of 0 is not 0 %).
+            let rate = |value: f64| {
+                if day.counts.validated == 0 {
+                    "–".to_string()
+                } else {
+                    percent(value)
+                }
+            };
             DayItem {
                 day: day.day.format("%Y-%m-%d").to_string(),
                 validated: day.counts.validated,
-                auto_reject: percent(day_rates.auto_reject),
-                auto_approve: percent(day_rates.auto_approve),
-                manual_review: percent(day_rates.manual_review),
-                false_positive: percent(day_rates.false_positive),
+                auto_reject: rate(day_rates.auto_reject),
+                auto_approve: rate(day_rates.auto_approve),
+                manual_review: rate(day_rates.manual_review),
+                false_positive: rate(day_rates.false_positive),
             }
         })
         .collect();

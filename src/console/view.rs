@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::bus::status_feed::{Goal, is_settled};
+use crate::events::StatusEvent;
 use crate::identity::roster::{Approver, Roster};
 use crate::principal::Principal;
 use crate::store::audit::AuditRow;
@@ -37,8 +39,12 @@ pub fn countdown(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Strin
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecisionPanel {
-    /// Approve / Reject forms.
-    Vote { approver: String },
+    /// Approve / Reject forms; only Reject for an approver whose approval is counted already
+    /// (prd waiting for another approver).
+    Vote {
+        approver: String,
+        approved_already: bool,
+    },
     /// Decided already: by whom, when.
     Decided {
         status: String,
@@ -62,17 +68,45 @@ pub fn submitted_by_approver(approver: &Approver, row: &RequestRow) -> bool {
     }
 }
 
+/// Whether a human may still decide the request: it waits (PENDING), or the validators
+/// rejected it and nobody overrode them yet.
+pub fn waits_for_a_human(row: &RequestRow) -> bool {
+    row.status == "PENDING" || (row.status == "AUTO_REJECTED" && row.decided_by.is_none())
+}
+
+/// The approvals counted so far, where more than one is needed or one is counted: "1 of 2
+/// approvals: alice" (`votes`: the approvers counted, `needed`: how many the request needs,
+/// unknown in an approval record from before the field).
+pub fn approvals_so_far(votes: &[String], needed: Option<usize>) -> Option<String> {
+    match (votes, needed) {
+        ([], None | Some(0 | 1)) => None,
+        ([], Some(needed)) => Some(format!(
+            "0 of {needed} approvals: {needed} different approvers must approve"
+        )),
+        (votes, Some(needed)) => Some(format!(
+            "{} of {needed} approvals: {}",
+            votes.len(),
+            votes.join(", ")
+        )),
+        (votes, None) => Some(format!(
+            "{} approval(s) counted so far: {}",
+            votes.len(),
+            votes.join(", ")
+        )),
+    }
+}
+
 /// The decision panel of `row` for a visitor logged in with key `key_name`
-/// (`can_decide`: the key has the `decide` role).
+/// (`can_decide`: the key has the `decide` role); `votes`: the approvers whose approval is
+/// counted already.
 pub fn decision_panel(
     row: &RequestRow,
     roster: &Roster,
+    votes: &[String],
     key_name: &str,
     can_decide: bool,
 ) -> DecisionPanel {
-    let waiting =
-        row.status == "PENDING" || (row.status == "AUTO_REJECTED" && row.decided_by.is_none());
-    if !waiting {
+    if !waits_for_a_human(row) {
         return DecisionPanel::Decided {
             status: row.status.clone(),
             by: row
@@ -108,7 +142,27 @@ pub fn decision_panel(
     }
     DecisionPanel::Vote {
         approver: approver.name.clone(),
+        approved_already: votes.contains(&approver.name),
     }
+}
+
+/// Whether a request's timeline is over for its kind, so the page stops following it: an
+/// instruction (no command) at its decision, a manual command at its minted token (its holder
+/// runs it whenever they choose), an automatic command at the end of its execution; a
+/// refusal, a rejection, an expiry or a withdrawal ends any. The kind is read from the events
+/// as `GET /requests/{id}/events` reads it ([`Goal::learn`]); the token's event says whether
+/// the command is manual.
+pub fn timeline_settled(events: &[StatusEvent]) -> bool {
+    let goal = events.iter().fold(Goal::FromEvents, |goal, event| {
+        let goal = goal.learn(event);
+        let manual = event.details.get("execution").and_then(Value::as_str) == Some("manual");
+        if goal == Goal::Execution && manual && event.details.contains_key("token_expires_at") {
+            Goal::Token
+        } else {
+            goal
+        }
+    });
+    events.last().is_some_and(|event| is_settled(event, goal))
 }
 
 /// One validator's verdict on the request.
@@ -348,29 +402,58 @@ mod tests {
         let roster = roster();
         let pending = row("PENDING", "api:carol");
         assert_eq!(
-            decision_panel(&pending, &roster, "alice-key", true),
+            decision_panel(&pending, &roster, &[], "alice-key", true),
             DecisionPanel::Vote {
-                approver: "alice".into()
+                approver: "alice".into(),
+                approved_already: false,
             }
         );
         assert!(matches!(
-            decision_panel(&pending, &roster, "carol-key", true),
+            decision_panel(&pending, &roster, &[], "carol-key", true),
             DecisionPanel::Cannot { reason } if reason.contains("submitted this request")
         ));
         assert!(matches!(
-            decision_panel(&pending, &roster, "alice-key", false),
+            decision_panel(&pending, &roster, &[], "alice-key", false),
             DecisionPanel::Cannot { reason } if reason.contains("lacks the decide role")
         ));
         assert!(matches!(
-            decision_panel(&pending, &roster, "stranger", true),
+            decision_panel(&pending, &roster, &[], "stranger", true),
             DecisionPanel::Cannot { reason } if reason.contains("no approver")
         ));
         let mut decided = row("APPROVED", "api:carol");
         decided.decided_by = Some("alice".into());
         assert!(matches!(
-            decision_panel(&decided, &roster, "alice-key", true),
+            decision_panel(&decided, &roster, &[], "alice-key", true),
             DecisionPanel::Decided { by, .. } if by == "alice"
         ));
+    }
+
+    #[test]
+    fn an_approver_whose_approval_is_counted_may_only_reject_and_everyone_sees_the_count() {
+        let roster = roster();
+        let pending = row("PENDING", "api:carol");
+        let votes = ["alice".to_string()];
+        assert_eq!(
+            decision_panel(&pending, &roster, &votes, "alice-key", true),
+            DecisionPanel::Vote {
+                approver: "alice".into(),
+                approved_already: true,
+            }
+        );
+        assert_eq!(
+            approvals_so_far(&votes, Some(2)).as_deref(),
+            Some("1 of 2 approvals: alice")
+        );
+        assert_eq!(
+            approvals_so_far(&[], Some(2)).as_deref(),
+            Some("0 of 2 approvals: 2 different approvers must approve")
+        );
+        assert_eq!(approvals_so_far(&[], Some(1)), None);
+        assert_eq!(approvals_so_far(&[], None), None);
+        assert_eq!(
+            approvals_so_far(&votes, None).as_deref(),
+            Some("1 approval(s) counted so far: alice")
+        );
     }
 
     #[test]
@@ -425,6 +508,70 @@ mod tests {
         assert_eq!(views[0].name, "code_scanner");
         assert_eq!(views[0].findings[0].reason, "<b>x</b>");
         assert_eq!(composite_reasons(Some(&scores)), vec!["r".to_string()]);
+    }
+
+    fn status(status: &str, stage: crate::events::Stage, details: Value) -> StatusEvent {
+        let Value::Object(details) = details else {
+            unreachable!("details are an object")
+        };
+        StatusEvent {
+            event_id: uuid::Uuid::now_v7(),
+            request_id: crate::envelope::RequestId::generate(),
+            status: crate::events::PublicStatus::parse(status).expect("a status word"),
+            at: Utc::now(),
+            stage,
+            details,
+        }
+    }
+
+    #[test]
+    fn a_timeline_is_followed_until_the_request_is_over_for_its_kind() {
+        use crate::events::Stage::{Approvals, Authority, Gateway, Intake};
+        let settled_after = |story: &[StatusEvent]| {
+            (1..=story.len())
+                .find(|&end| timeline_settled(&story[..end]))
+                .map(|end| story[end - 1].status.to_string())
+        };
+        assert!(!timeline_settled(&[]));
+        // An instruction: its decision ends it (it has nothing to execute).
+        let instruction = [
+            status("PENDING", Intake, json!({"title": "t"})),
+            status("APPROVED", Approvals, json!({"decided_by": "alice"})),
+        ];
+        assert_eq!(settled_after(&instruction).as_deref(), Some("APPROVED"));
+        // An automatic command: the end of its execution.
+        let command = [
+            status("PENDING", Intake, json!({"command": "docker restart api"})),
+            status("APPROVED", Approvals, json!({"decided_by": "alice"})),
+            status(
+                "APPROVED",
+                Authority,
+                json!({"token_expires_at": "2026-12-04T14:00:00Z", "execution": "automatic"}),
+            ),
+            status("EXECUTING", Gateway, json!({})),
+            status("SUCCEEDED", Gateway, json!({"exit_code": 0})),
+        ];
+        assert_eq!(settled_after(&command).as_deref(), Some("SUCCEEDED"));
+        // A manual command: its token (its holder runs it later).
+        let manual = [
+            status("PENDING", Intake, json!({"command": "docker restart api"})),
+            status("APPROVED", Approvals, json!({"decided_by": "alice"})),
+            status(
+                "APPROVED",
+                Authority,
+                json!({"token_expires_at": "2026-12-04T14:00:00Z", "execution": "manual"}),
+            ),
+        ];
+        assert_eq!(settled_after(&manual).as_deref(), Some("APPROVED"));
+        assert!(!timeline_settled(&manual[..2]));
+        // A rejection or an expiry ends either kind.
+        for end in ["REJECTED", "EXPIRED", "CANCELLED"] {
+            let story = [
+                status("PENDING", Intake, json!({"command": "docker restart api"})),
+                status(end, Approvals, json!({})),
+            ];
+            assert!(timeline_settled(&story), "{end}");
+        }
     }
 
     fn audit_row(seq: i64, prev_hash: &str) -> AuditRow {

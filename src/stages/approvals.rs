@@ -207,6 +207,7 @@ async fn record_and_prompt(
             .to_string(),
         messages: Vec::new(),
         votes: Vec::new(),
+        needed: Some(deps.desk.rules.needed(validated.request.environment)),
         outcomes: Vec::new(),
         request: validated.request,
     };

@@ -53,7 +53,8 @@ pub struct RequestRow {
     pub validation_error: bool,
 }
 
-const COLUMNS: &str = "request_id, status, execution_status, requester, submitted_by, environment, command, operation, title, description, \
+/// Every column of [`RequestRow`], for the queries that read whole rows.
+pub(crate) const COLUMNS: &str = "request_id, status, execution_status, requester, submitted_by, environment, command, operation, title, description, \
     risk_level, created_at, updated_at, validator_scores, profile, composite_score, validation_applied, \
     rollout_bucket, decided_by, decided_at, decision_note, false_positive, expires_at, validation_decision, \
     validation_error";

@@ -8,6 +8,7 @@ mod approvals;
 mod architecture;
 mod audit;
 mod audit_forgery;
+mod browser;
 mod cancel;
 mod check_observability;
 mod cli;

@@ -379,6 +379,15 @@ async fn only_the_api_may_ask_the_approvals_worker_to_vote_in_a_keys_name() {
             .is_err()
     );
     api.assert_violation("$KV.wingman_approvers.roster").await;
+    // The API may read a waiting request's approval record (the web console shows the
+    // approvals counted so far), never write it, nor read the Telegram buttons' nonces.
+    let approvals = api.js.get_key_value("wingman_approvals").await.unwrap();
+    assert!(approvals.get("request.x").await.is_ok());
+    assert!(approvals.get("nonce.x").await.is_err());
+    api.assert_violation("$KV.wingman_approvals.nonce.x").await;
+    assert!(approvals.put("request.x", "{}".into()).await.is_err());
+    api.assert_violation("$KV.wingman_approvals.request.x")
+        .await;
     env.stop().await;
 }
 

@@ -2,20 +2,21 @@
 //! (chromedriver), against the real pipeline (NATS, Postgres, the stages, and for the
 //! execution the real Docker Engine). `scripts/lib.sh ensure_chromium` installs both.
 //!
-//! With `WINGMAN_SCREENSHOTS=<dir>`, the first test also saves screenshots of the pending list
-//! and a request's page at desktop (1280) and phone (390) widths.
+//! With `WINGMAN_SCREENSHOTS=<dir>`, the tests also save full-page screenshots of the pending
+//! list, a request's page and the overview at desktop (1280) and phone (390) widths; every run
+//! checks that those pages do not scroll sideways on a phone.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wingman::access::{ApiKeys, Role};
 use wingman::cli::approvers::Credentials;
 use wingman::request::Environment;
 
+use crate::browser::{Browser, PHONE_WIDTH};
 use crate::docker;
 use crate::fake_telegram::FakeTelegram;
 use crate::helpers::TestEnv;
@@ -91,13 +92,21 @@ impl Console {
         command: &str,
         description: &str,
     ) -> String {
-        let body = json!({
-            "requester": "agent-web",
-            "environment": environment,
-            "command": command,
-            "title": format!("Web console check: {}", command.chars().take(60).collect::<String>()),
-            "description": description,
-        });
+        self.submit(
+            key,
+            json!({
+                "requester": "agent-web",
+                "environment": environment,
+                "command": command,
+                "title": format!("Web console check: {}", command.chars().take(60).collect::<String>()),
+                "description": description,
+            }),
+        )
+        .await
+    }
+
+    /// Submits `body` through the API with `key`; returns its id once it waits for a human.
+    pub async fn submit(&self, key: &str, body: Value) -> String {
         let (status, answer) = crate::api::call_with_key(
             "POST",
             &format!("{}/requests", self.base),
@@ -122,195 +131,6 @@ impl Console {
     }
 }
 
-/// Headless chromium behind its own chromedriver.
-struct Browser {
-    client: Client,
-    _driver: tokio::process::Child,
-}
-
-impl Browser {
-    async fn start() -> Self {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let driver = tokio::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver is missing: scripts/test installs it (ensure_chromium)");
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"] }),
-        );
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(capabilities.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(client) => break client,
-                Err(error) => {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "chromedriver did not start: {error}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        };
-        Self {
-            client,
-            _driver: driver,
-        }
-    }
-
-    async fn goto(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
-    }
-
-    /// Submits the login form with `key`, whatever comes of it.
-    async fn submit_login(&self, base: &str, key: &str) {
-        self.goto(&format!("{base}/console/login")).await;
-        self.client
-            .find(Locator::Css("input[name=key]"))
-            .await
-            .unwrap()
-            .send_keys(key)
-            .await
-            .unwrap();
-        self.client
-            .find(Locator::Css("main form button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    }
-
-    async fn login(&self, base: &str, key: &str) {
-        self.submit_login(base, key).await;
-        self.wait_for_text("header.top", "Signed in as").await;
-    }
-
-    async fn logout(&self) {
-        self.client
-            .find(Locator::Css("form.logout button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        self.wait_for_text("main", "Log in").await;
-    }
-
-    async fn text(&self, selector: &str) -> String {
-        match self.client.find(Locator::Css(selector)).await {
-            Ok(element) => element.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        }
-    }
-
-    async fn exists(&self, selector: &str) -> bool {
-        !self
-            .client
-            .find_all(Locator::Css(selector))
-            .await
-            .unwrap()
-            .is_empty()
-    }
-
-    /// Waits (without reloading) until `selector`'s text contains `needle`.
-    async fn wait_for_text(&self, selector: &str, needle: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = self.text(selector).await;
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "`{needle}` never appeared in {selector}: {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
-    /// Fills `reason` and presses the form's `button` (`approve` or `reject`).
-    async fn vote(&self, button: &str, reason: &str) {
-        let form = self
-            .client
-            .find(Locator::Css(&format!("form.vote:has(button.{button})")))
-            .await
-            .unwrap();
-        form.find(Locator::Css("textarea"))
-            .await
-            .unwrap()
-            .send_keys(reason)
-            .await
-            .unwrap();
-        form.find(Locator::Css(&format!("button.{button}")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    }
-
-    /// The session cookie and the CSRF token of the page's logout form.
-    async fn session(&self) -> (String, String) {
-        let cookie = self
-            .client
-            .get_named_cookie("wingman_session")
-            .await
-            .unwrap()
-            .value()
-            .to_string();
-        let csrf = self
-            .client
-            .find(Locator::Css("form.logout input[name=csrf]"))
-            .await
-            .unwrap()
-            .attr("value")
-            .await
-            .unwrap()
-            .unwrap();
-        (cookie, csrf)
-    }
-
-    /// Saves a screenshot at `width` into `WINGMAN_SCREENSHOTS`, when set.
-    async fn screenshot(&self, name: &str, width: u32) {
-        let Ok(dir) = std::env::var("WINGMAN_SCREENSHOTS") else {
-            return;
-        };
-        let height: u32 = self
-            .client
-            .execute("return document.documentElement.scrollHeight", vec![])
-            .await
-            .ok()
-            .and_then(|value| value.as_u64())
-            .map_or(900, |height| height.clamp(600, 4000) as u32);
-        self.client
-            .set_window_size(width, height + 140)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let png = self.client.screenshot().await.unwrap();
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(format!("{dir}/{name}-{width}.png"), png).unwrap();
-        self.client.set_window_size(1280, 900).await.unwrap();
-    }
-
-    async fn close(self) {
-        let _ = self.client.close().await;
-    }
-}
-
 /// Posts the vote form of `request_id` as a forger would: with the given cookie and token.
 async fn forged_post(
     base: &str,
@@ -318,8 +138,20 @@ async fn forged_post(
     cookie: Option<&str>,
     csrf: Option<&str>,
 ) -> (u16, String) {
+    post_vote(base, request_id, cookie, csrf, "forged").await
+}
+
+/// Posts an approval of `request_id` with `reason`, the given cookie and token (following the
+/// redirect to the request's page).
+async fn post_vote(
+    base: &str,
+    request_id: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+    reason: &str,
+) -> (u16, String) {
     let client = reqwest::Client::new();
-    let mut form = vec![("verdict", "approve"), ("reason", "forged")];
+    let mut form = vec![("verdict", "approve"), ("reason", reason)];
     if let Some(csrf) = csrf {
         form.push(("csrf", csrf));
     }
@@ -353,8 +185,9 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
         .wait_for_text("main", &format!("docker restart {name}"))
         .await;
     assert!(pending.contains("prd"), "{pending}");
+    browser.assert_fits_a_phone("the pending list").await;
     browser.screenshot("pending", 1280).await;
-    browser.screenshot("pending", 390).await;
+    browser.screenshot("pending", PHONE_WIDTH).await;
     browser
         .client
         .find(Locator::Css(&format!(
@@ -386,22 +219,41 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
         "{operation}"
     );
     assert!(operation.contains("container_restart"), "{operation}");
+    assert_eq!(
+        browser.text("#approvals").await,
+        "0 of 2 approvals: 2 different approvers must approve"
+    );
+    browser.assert_fits_a_phone("the request's page").await;
     browser.screenshot("request", 1280).await;
-    browser.screenshot("request", 390).await;
+    browser.screenshot("request", PHONE_WIDTH).await;
 
     browser.vote("approve", "config reviewed").await;
     let flash = browser.wait_for_text(".flash", "Counted").await;
     assert!(flash.contains("another approver is needed"), "{flash}");
+    // Alice's approval is counted: she may not approve again (she may still reject).
+    assert_eq!(browser.text("#approvals").await, "1 of 2 approvals: alice");
+    assert!(!browser.exists("button.approve").await);
+    assert!(browser.exists("button.reject").await);
     browser.logout().await;
 
+    // Bob sees that one approval is in, and whose.
     browser.login(&console.base, BOB).await;
     browser.goto(&page).await;
+    assert_eq!(browser.text("#approvals").await, "1 of 2 approvals: alice");
     browser.vote("approve", "second pair of eyes").await;
     let flash = browser.wait_for_text(".flash", "Done").await;
     assert!(flash.contains("APPROVED by alice, bob"), "{flash}");
-    // The page is not reloaded: the timeline follows the status stream until the end.
+    // The page is not reloaded: the timeline follows the status stream until the end,
+    // appending the new steps and leaving the ones shown alone (a screen reader announces
+    // only what is new).
+    browser.mark_first_step().await;
     let timeline = browser.wait_for_text("#timeline", "SUCCEEDED").await;
     assert!(timeline.contains("APPROVED"), "{timeline}");
+    assert!(
+        browser.first_step_kept().await,
+        "the timeline was redrawn, not appended to"
+    );
+    browser.wait_until_timeline_settled().await;
     let (running, started_after) = docker::state(&name).await.unwrap();
     assert!(running);
     assert_ne!(
@@ -431,6 +283,152 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
 }
 
 #[tokio::test]
+async fn an_instruction_is_approved_with_a_reason_on_two_lines_and_its_timeline_stops_at_the_decision()
+ {
+    let console = Console::start(1, false).await;
+    let request_id = console
+        .submit(
+            CAROL,
+            json!({
+                "requester": "agent-web",
+                "environment": "dev",
+                "title": "Hand the on-call pager to Dana",
+                "description": "An instruction, nothing to execute. Rollback: hand it back. Verify: the rota shows Dana.",
+            }),
+        )
+        .await;
+    let page = format!("{}/console/requests/{request_id}", console.base);
+    let browser = Browser::start().await;
+    browser.login(&console.base, ALICE).await;
+    browser.goto(&page).await;
+    browser.wait_for_text("#decision-h", "Decision").await;
+
+    // While it waits, the page follows the timeline without redrawing steps that did not
+    // change (the list is a live region: a screen reader would read it all out again).
+    browser.count_timeline_polls().await;
+    browser.mark_first_step().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while browser.timeline_polls().await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page does not follow the timeline"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        browser.first_step_kept().await,
+        "an unchanged timeline was redrawn"
+    );
+
+    // A reason the rules refuse (a control character) is refused and audited, as the API's
+    // are.
+    let (cookie, csrf) = browser.session().await;
+    let (status, body) = post_vote(
+        &console.base,
+        &request_id,
+        Some(&cookie),
+        Some(&csrf),
+        "fine\u{7}",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("Your vote was not applied: reason: contains control characters"),
+        "{body}"
+    );
+    let id = Uuid::parse_str(&request_id).unwrap();
+    console
+        .env
+        .wait_for_count(
+            "SELECT count(*) FROM audit_events WHERE request_id = $1 AND kind = 'message_rejected'
+               AND data->>'source' = 'console' AND data->>'key_name' = 'alice'
+               AND data->>'field' = 'reason'",
+            Some(id),
+            1,
+        )
+        .await;
+
+    // A reason typed on two lines (the browser sends the line break as CRLF) is accepted.
+    let reason = "Checked with Dana.\nThe rota is updated.";
+    browser.goto(&page).await;
+    browser.vote("approve", reason).await;
+    let flash = browser.wait_for_text(".flash", "Done").await;
+    assert!(flash.contains("APPROVED by alice"), "{flash}");
+    // An instruction has nothing to execute: its decision ends the timeline.
+    browser.wait_until_timeline_settled().await;
+    let timeline = browser.text("#timeline").await;
+    assert!(timeline.contains("The rota is updated."), "{timeline}");
+    // Once recorded, the page shows the reason as typed, on two lines.
+    console
+        .env
+        .wait_for_count(
+            "SELECT count(*) FROM approval_requests WHERE request_id = $1 AND decided_by = 'alice'",
+            Some(id),
+            1,
+        )
+        .await;
+    let note: Option<String> =
+        sqlx::query_scalar("SELECT decision_note FROM approval_requests WHERE request_id = $1")
+            .bind(id)
+            .fetch_one(&console.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(note.as_deref(), Some(reason));
+    browser.goto(&page).await;
+    assert_eq!(browser.text(".decided .note").await, reason);
+    assert!(browser.exists("#timeline[data-settled=\"1\"]").await);
+    browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn the_pending_list_shows_the_oldest_requests_first_however_long_the_backlog() {
+    let console = Console::start(1, false).await;
+    // 502 requests waiting, `waiting-502` the oldest: more than the list shows (500).
+    sqlx::query(
+        "INSERT INTO approval_requests (request_id, requester, environment, title, description, status,
+            created_at, updated_at)
+         SELECT gen_random_uuid(), 'seed', 'dev', 'waiting-' || i, 'd', 'PENDING',
+                now() - make_interval(mins => i), now() - make_interval(mins => i)
+         FROM generate_series(1, 502) AS i",
+    )
+    .execute(&console.env.pool)
+    .await
+    .unwrap();
+    let browser = Browser::start().await;
+    browser.login(&console.base, READER).await;
+    let count = browser.wait_for_text("#count", "waiting").await;
+    assert_eq!(
+        count,
+        "500 of 502 waiting, oldest first: the newer ones appear as these are decided."
+    );
+    let mut titles = Vec::new();
+    for link in browser
+        .client
+        .find_all(Locator::Css("table.list tbody tr td:first-child a"))
+        .await
+        .unwrap()
+    {
+        titles.push(link.text().await.unwrap());
+    }
+    assert_eq!(titles.len(), 500);
+    assert_eq!(
+        (titles[0].as_str(), titles[499].as_str()),
+        ("waiting-502", "waiting-3"),
+        "the 500 oldest, oldest first"
+    );
+    assert!(
+        titles.windows(2).all(|pair| {
+            let minutes = |title: &str| title["waiting-".len()..].parse::<u32>().unwrap();
+            minutes(&pair[0]) > minutes(&pair[1])
+        }),
+        "oldest first: {titles:?}"
+    );
+    browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test]
 async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_nor_forge_a_vote() {
     let console = Console::start(1, false).await;
     let first = console
@@ -450,9 +448,38 @@ async fn a_late_approver_is_told_who_decided_and_the_requester_can_neither_see_n
         )
         .await;
 
-    // Bob opens the page while the request waits; Alice decides first, through the API.
+    // Bob's pending list: oldest first, every waiting request counted.
     let browser = Browser::start().await;
     browser.login(&console.base, BOB).await;
+    let count = browser.wait_for_text("#count", "waiting").await;
+    assert_eq!(count, "2 of 2 waiting, oldest first.");
+    let mut listed = Vec::new();
+    for link in browser
+        .client
+        .find_all(Locator::Css("table.list tbody tr td:first-child a"))
+        .await
+        .unwrap()
+    {
+        listed.push(link.attr("href").await.unwrap().unwrap());
+    }
+    assert_eq!(
+        listed,
+        [
+            format!("/console/requests/{first}"),
+            format!("/console/requests/{own}")
+        ]
+    );
+    // The keyboard focus is drawn in a colour that stands out (3:1 or more, WCAG 2.2) on the
+    // white page and on the dark header alike.
+    for selector in ["header.top a.brand", "table.list a"] {
+        let contrast = browser.focus_ring_contrast(selector).await;
+        assert!(
+            contrast >= 3.0,
+            "the focus ring of {selector} has a contrast of {contrast:.2}:1"
+        );
+    }
+
+    // Bob opens the page while the request waits; Alice decides first, through the API.
     browser
         .goto(&format!("{}/console/requests/{first}", console.base))
         .await;
@@ -695,6 +722,8 @@ async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indet
     let days = browser.text("table.compact tbody").await;
     assert_eq!(days.matches("10.0 %").count(), 6, "{days}");
     assert_eq!(days.matches("70.0 %").count(), 6, "{days}");
+    // Today has no validated request (only the INDETERMINATE one): no rates, rather than 0 %.
+    assert_eq!(days.matches('–').count(), 4, "{days}");
     let flagged = browser.text("tr.indeterminate").await;
     assert!(flagged.contains("Restart the payment worker"), "{flagged}");
     assert!(flagged.contains("needs a human"), "{flagged}");
@@ -707,8 +736,28 @@ async fn the_overview_shows_the_rates_per_day_the_rollout_phases_and_flags_indet
         .await
         .unwrap();
     assert_eq!(chart_loaded, json!(true), "the rates chart did not load");
+    browser.assert_fits_a_phone("the overview").await;
+    // On a phone the chart scrolls in its own box, and shows its newest days first.
+    let chart = browser
+        .on_a_phone(
+            "const wrap = document.querySelector('.chart-wrap');
+             const chart = document.querySelector('img.chart');
+             return { scrolls: wrap.scrollWidth > wrap.clientWidth,
+                      shown_right: wrap.getBoundingClientRect().right,
+                      chart_right: chart.getBoundingClientRect().right };",
+        )
+        .await;
+    assert_eq!(chart["scrolls"], json!(true), "{chart}");
+    let (shown, drawn) = (
+        chart["shown_right"].as_f64().unwrap(),
+        chart["chart_right"].as_f64().unwrap(),
+    );
+    assert!(
+        (shown - drawn).abs() < 2.0,
+        "the chart's newest days are out of sight: {chart}"
+    );
     browser.screenshot("overview", 1280).await;
-    browser.screenshot("overview", 390).await;
+    browser.screenshot("overview", PHONE_WIDTH).await;
     browser.close().await;
     console.stop().await;
 }

@@ -21,6 +21,24 @@ function tickCountdowns() {
   });
 }
 
+// Brings the list (an aria-live region) up to date with the server's fragment, touching only
+// what changed, so a screen reader announces the new steps and nothing else: an unchanged list
+// is left alone, new steps are appended, and only a list that changed otherwise is replaced.
+function updateTimeline(list, html) {
+  // The fragment is rendered by the server with every value escaped.
+  const fresh = new DOMParser().parseFromString("<ol>" + html + "</ol>", "text/html").body.firstChild;
+  const items = Array.from(fresh.children);
+  const shown = Array.from(list.children);
+  const grows = shown.length <= items.length && shown.every(function (item, index) {
+    return item.outerHTML === items[index].outerHTML;
+  });
+  if (grows) {
+    items.slice(shown.length).forEach(function (item) { list.appendChild(item); });
+  } else {
+    list.replaceChildren.apply(list, items);
+  }
+}
+
 function pollTimeline() {
   const list = document.getElementById("timeline");
   if (!list || list.getAttribute("data-settled") === "1") { return; }
@@ -31,9 +49,7 @@ function pollTimeline() {
       return response.text().then(function (html) { return { html: html, settled: settled }; });
     })
     .then(function (result) {
-      // The fragment is rendered by the server with every value escaped.
-      const fresh = new DOMParser().parseFromString("<ol>" + result.html + "</ol>", "text/html").body.firstChild;
-      list.replaceChildren.apply(list, Array.from(fresh.childNodes));
+      updateTimeline(list, result.html);
       if (result.settled) {
         list.setAttribute("data-settled", "1");
       } else {
