@@ -564,6 +564,24 @@ impl Desk {
                     )
                     .await
                     .map_err(|error| anyhow::anyhow!("record the vote: {error}"))?;
+                // Every vote is on the record, not only the one that decides: who approved
+                // first, when, through what, and with which note.
+                crate::bus::step::publish_audit(
+                    &self.bus,
+                    Some(request_id),
+                    AuditKind::VoteCounted,
+                    Stage::Approvals,
+                    &self.actor,
+                    json!({
+                        "approver": ballot.approver.name,
+                        "credential": ballot.credential,
+                        "channel": ballot.channel.as_str(),
+                        "have": have,
+                        "need": need,
+                        "note": ballot.note.as_deref().map(str::trim).filter(|note| !note.is_empty()),
+                    }),
+                )
+                .await?;
                 return Ok(Ok(Decision::Counted { have, need }));
             }
             Judgement::Decide {

@@ -157,6 +157,9 @@ pub enum AuditKind {
     MessageRejected,
     RequestValidated,
     ApprovalDecided,
+    /// An approval that counted but did not decide yet (prd needs two distinct approvers):
+    /// who approved, through which credential and channel, with their note.
+    VoteCounted,
     DecisionRefused,
     RequestExpired,
     /// The principal that submitted a request withdrew it before a decision (`wingman cancel`).
@@ -170,11 +173,12 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 13] = [
+    pub const ALL: [AuditKind; 14] = [
         AuditKind::RequestReceived,
         AuditKind::MessageRejected,
         AuditKind::RequestValidated,
         AuditKind::ApprovalDecided,
+        AuditKind::VoteCounted,
         AuditKind::DecisionRefused,
         AuditKind::RequestExpired,
         AuditKind::RequestCancelled,
@@ -209,6 +213,7 @@ impl AuditKind {
                 &[Status::Succeeded, Status::Failed, Status::Indeterminate]
             }
             AuditKind::MessageRejected
+            | AuditKind::VoteCounted
             | AuditKind::DecisionRefused
             | AuditKind::TokenMinted
             | AuditKind::TokenRefused
@@ -223,6 +228,7 @@ impl AuditKind {
             AuditKind::MessageRejected => "message_rejected",
             AuditKind::RequestValidated => "request_validated",
             AuditKind::ApprovalDecided => "approval_decided",
+            AuditKind::VoteCounted => "vote_counted",
             AuditKind::DecisionRefused => "decision_refused",
             AuditKind::RequestExpired => "request_expired",
             AuditKind::RequestCancelled => "request_cancelled",
@@ -256,6 +262,7 @@ pub const AUDIT_OWNERS: &[(Stage, &[AuditKind])] = &[
         Stage::Approvals,
         &[
             AuditKind::ApprovalDecided,
+            AuditKind::VoteCounted,
             AuditKind::RequestCancelled,
             AuditKind::DecisionRefused,
             AuditKind::AccessDenied,

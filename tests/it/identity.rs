@@ -145,6 +145,27 @@ async fn a_two_person_prd_request_cannot_be_approved_by_one_principal_under_two_
     assert_eq!(env.status_of(request_id).await.as_deref(), Some("PENDING"));
     assert_eq!(count_audit(&env, request_id, "access_denied").await, 2);
     assert_eq!(count_audit(&env, request_id, "decision_refused").await, 1);
+    // The first approval did not decide, yet it is on the record: who, through what, 1 of 2.
+    let counted: (String, serde_json::Value) = sqlx::query_as(
+        "SELECT actor, data FROM audit_events WHERE request_id = $1 AND kind = 'vote_counted'",
+    )
+    .bind(request_id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(counted.1["approver"], "alice");
+    assert_eq!(counted.1["channel"], "cli");
+    assert_eq!(
+        (counted.1["have"].as_u64(), counted.1["need"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let shown = run_wingman(&env, &[], &["audit", "show", &id]).await;
+    assert!(
+        text(&shown.stdout).contains("vote_counted")
+            && text(&shown.stdout).contains("approver=alice"),
+        "{}",
+        text(&shown.stdout)
+    );
 
     let second = as_approver(&env, "bob", "bob", &["approve", &id]).await;
     assert!(second.status.success(), "{}", text(&second.stderr));

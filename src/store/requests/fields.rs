@@ -45,6 +45,7 @@ impl StatusFields {
             AuditKind::RequestExpired => RequestExpired::from_data(data)?.into(),
             AuditKind::RequestReceived
             | AuditKind::MessageRejected
+            | AuditKind::VoteCounted
             | AuditKind::DecisionRefused
             | AuditKind::TokenMinted
             | AuditKind::TokenRefused
