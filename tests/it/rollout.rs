@@ -460,19 +460,10 @@ async fn seed_shadow(env: &TestEnv, count: usize, shadow: &str, status: &str) {
 }
 
 /// The phase minimums of the phase test: 2 s of shadow, an hour at 10 %, 30 samples.
-const MINIMUMS: &str = "shadow=2s,10=1h,50=1h,100=1h";
-
-async fn rollout_cli(env: &TestEnv, args: &[&str]) -> Output {
-    run_wingman(env, &[("WINGMAN_ROLLOUT_MIN_DURATION", MINIMUMS)], args).await
-}
-
-fn phase_changes_query() -> &'static str {
-    "SELECT data FROM audit_events WHERE kind = 'rollout_changed' AND stage = 'watcher' ORDER BY seq"
-}
-
-#[tokio::test]
-async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_gate_or_a_forced_reason()
- {
+/// A pipeline for the phase tests: validation off at 100 % as the environment seeds it, the
+/// recorder, and the watcher (guard off) judging phases with `minimums`; returns once the
+/// first phase is on the record.
+async fn phased_run(minimums: &str) -> TestEnv {
     let mut env = TestEnv::start().await;
     env.rollout()
         .await
@@ -495,10 +486,27 @@ async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_g
         )
         .await;
     deps.phases
-        .apply_durations(MINIMUMS)
+        .apply_durations(minimums)
         .expect("the test's minimums parse");
     env.spawn_watcher_deps(deps);
     wait_for_phase_rows(&env, 1).await;
+    env
+}
+
+const MINIMUMS: &str = "shadow=2s,10=1h,50=1h,100=1h";
+
+async fn rollout_cli(env: &TestEnv, args: &[&str]) -> Output {
+    run_wingman(env, &[("WINGMAN_ROLLOUT_MIN_DURATION", MINIMUMS)], args).await
+}
+
+fn phase_changes_query() -> &'static str {
+    "SELECT data FROM audit_events WHERE kind = 'rollout_changed' AND stage = 'watcher' ORDER BY seq"
+}
+
+#[tokio::test]
+async fn each_phase_is_reported_with_its_exit_code_and_promote_passes_only_its_gate_or_a_forced_reason()
+ {
+    let env = phased_run(MINIMUMS).await;
 
     // Phase 1, shadow, on 3 requests: INSUFFICIENT DATA (exit 2), and promote is refused.
     seed_shadow(&env, 3, "PENDING", "PENDING").await;
@@ -840,33 +848,8 @@ async fn seed_agreeing_shadow(env: &TestEnv, rejected: usize, approved: usize, p
 /// its `rollout_changed` rows). Prints each report; `--nocapture` shows them.
 #[tokio::test]
 async fn a_seeded_run_from_shadow_to_50_prints_each_phase() {
-    let mut env = TestEnv::start().await;
-    env.rollout()
-        .await
-        .seed(&wingman::rollout::Rollout {
-            enabled: false,
-            percent: 100,
-            updated_by: "environment".into(),
-            updated_at: chrono::Utc::now(),
-        })
-        .await
-        .unwrap();
-    env.spawn_recorder();
-    let mut deps = env
-        .watcher_deps(
-            None,
-            GuardSettings {
-                enabled: false,
-                ..Default::default()
-            },
-        )
-        .await;
     // The CLI reads the same minimums from WINGMAN_ROLLOUT_MIN_DURATION (`operator_runs`).
-    deps.phases
-        .apply_durations(SHORT_MINIMUMS)
-        .expect("the run's minimums parse");
-    env.spawn_watcher_deps(deps);
-    wait_for_phase_rows(&env, 1).await;
+    let env = phased_run(SHORT_MINIMUMS).await;
 
     // Phase 1, shadow, four requests in: INSUFFICIENT DATA (2), and the gate refuses (1).
     seed_agreeing_shadow(&env, 0, 0, 4).await;
