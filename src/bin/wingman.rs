@@ -70,10 +70,7 @@ enum Command {
     /// rollout's cohort (read from the bus when reachable).
     Explain(cli::explain::ExplainArgs),
     /// Show or change the live validation rollout, or report on it (exit codes: see below).
-    #[command(
-        after_help = cli::rollout::EXIT_CODES,
-        after_long_help = cli::rollout::EXIT_CODES
-    )]
+    #[command(after_help = cli::rollout::EXIT_CODES)]
     Rollout {
         #[command(subcommand)]
         action: cli::rollout::RolloutAction,

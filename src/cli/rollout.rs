@@ -24,27 +24,27 @@ use crate::rollout::{ChangeRequest, Rollout, RolloutStore};
 #[derive(Debug, clap::Subcommand)]
 pub enum RolloutAction {
     /// The current flags.
-    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES)]
     Show {
         #[arg(long)]
         json: bool,
     },
     /// Validate this percent of requests (0, 10, 50, 100 …). A raise of the enforced percent
     /// passes the promote gate (see `promote`) or needs --force with --reason.
-    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES)]
     Set {
         percent: u8,
         #[command(flatten)]
         change: ChangeArgs,
     },
     /// Turn validation on (at the current percent); a raise, so it passes the promote gate.
-    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES)]
     Enable {
         #[command(flatten)]
         change: ChangeArgs,
     },
     /// Turn validation off: every request goes to a human (and is still scored: shadow mode).
-    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES)]
     Disable {
         #[command(flatten)]
         change: ChangeArgs,
@@ -53,7 +53,7 @@ pub enum RolloutAction {
     /// verdict is GO after its minimum duration (72 h at 10 %, 96 h at 50 %, 24 h of shadow;
     /// WINGMAN_ROLLOUT_MIN_DURATION) on at least 30 requests (WINGMAN_ROLLOUT_MIN_SAMPLES).
     /// The watcher judges it. --force --reason "…" promotes anyway, audited.
-    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES)]
     Promote {
         #[command(flatten)]
         change: ChangeArgs,
@@ -61,7 +61,7 @@ pub enum RolloutAction {
     /// The seed's rates, the verdict and the promote gate of the current phase (or --phase N,
     /// --all, or a --since window). Exit code: 0 GO, 1 NO-GO, 2 HOLD or INSUFFICIENT DATA,
     /// 4 no verdict (an error: the database unreachable, no such phase).
-    #[command(after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES)]
     Report {
         /// Report on phase N (1 = the first recorded; see --all).
         #[arg(long, conflicts_with_all = ["all", "since"])]

@@ -55,6 +55,10 @@ pub struct ConsoleState {
     /// request page shows before execution; `None` when the file does not load (the page
     /// says so rather than show another policy's verdict).
     pub policy: Option<Arc<Policy>>,
+    /// The approvals bucket (the votes counted on a waiting request), opened at the first
+    /// request page that needs it and kept; not at start, where a NATS user without the read
+    /// permission would stop the whole console for one line of it.
+    pub approvals: Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
 }
 
 /// The templates, autoescaped (their names end in `.html`).
@@ -96,6 +100,7 @@ pub fn router(api: ApiState) -> Router<ApiState> {
         sessions: Sessions::default(),
         templates: Arc::new(templates().expect("the console's templates parse")),
         policy: policy.map(Arc::new),
+        approvals: Arc::default(),
     };
     Router::new()
         .route("/console", get(pages::home))

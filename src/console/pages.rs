@@ -397,9 +397,14 @@ async fn approvals_counted(
 ) -> (Vec<String>, Option<usize>) {
     let bus = &state.api.bus;
     let read = async {
-        let name = bus.subjects.localize_name(crate::approval::BUCKET);
-        let approvals = crate::bus::topology::open_bucket(&bus.js, &name).await?;
-        crate::approval::read_record(&approvals, request_id).await
+        let approvals = state
+            .approvals
+            .get_or_try_init(|| {
+                let name = bus.subjects.localize_name(crate::approval::BUCKET);
+                async move { crate::bus::topology::open_bucket(&bus.js, &name).await }
+            })
+            .await?;
+        crate::approval::read_record(approvals, request_id).await
     };
     match read.await {
         Ok(Some((record, _))) => (record.votes, record.needed),

@@ -110,24 +110,12 @@ impl ComposeProject {
     }
 }
 
-/// The SHA-256 of the file at `path`, read in chunks.
+/// The SHA-256 of the file at `path` (a compose or env file: small, read whole).
 async fn digest(path: &str) -> FileDigest {
-    async fn sha256(path: &str) -> std::io::Result<String> {
-        let mut file = tokio::fs::File::open(path).await?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let read = file.read(&mut buffer).await?;
-            if read == 0 {
-                return Ok(hex::encode(hasher.finalize()));
-            }
-            hasher.update(&buffer[..read]);
-        }
-    }
-    match sha256(path).await {
-        Ok(hash) => FileDigest {
+    match tokio::fs::read(path).await {
+        Ok(content) => FileDigest {
             path: path.to_string(),
-            sha256: Some(hash),
+            sha256: Some(hex::encode(Sha256::digest(&content))),
             error: None,
         },
         Err(error) => FileDigest {

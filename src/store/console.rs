@@ -17,15 +17,12 @@ use crate::store::requests::RequestRow;
 /// Requests waiting for a decision (PENDING), oldest first: the `limit` that have waited
 /// longest, so a long backlog never hides its oldest requests ([`backlog`] counts them all).
 pub async fn waiting(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<RequestRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM approval_requests WHERE status = $1
-         ORDER BY created_at, request_id LIMIT $2",
-        crate::store::requests::COLUMNS
-    )))
-    .bind(crate::status::Status::Pending.as_str())
-    .bind(limit.clamp(1, 1000))
-    .fetch_all(pool)
-    .await
+    let filter = crate::store::requests::ListFilter {
+        status: Some(crate::status::Status::Pending),
+        since: None,
+        limit,
+    };
+    crate::store::requests::list_oldest_first(pool, &filter).await
 }
 
 /// How many requests wait for a human, and since when the oldest does.

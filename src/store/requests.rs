@@ -53,8 +53,7 @@ pub struct RequestRow {
     pub validation_error: bool,
 }
 
-/// Every column of [`RequestRow`], for the queries that read whole rows.
-pub(crate) const COLUMNS: &str = "request_id, status, execution_status, requester, submitted_by, environment, command, operation, title, description, \
+const COLUMNS: &str = "request_id, status, execution_status, requester, submitted_by, environment, command, operation, title, description, \
     risk_level, created_at, updated_at, validator_scores, profile, composite_score, validation_applied, \
     rollout_bucket, decided_by, decided_at, decision_note, false_positive, expires_at, validation_decision, \
     validation_error";
@@ -436,13 +435,31 @@ pub struct ListFilter {
 
 /// Newest first.
 pub async fn list(pool: &PgPool, filter: &ListFilter) -> sqlx::Result<Vec<RequestRow>> {
+    list_in_order(pool, filter, "DESC").await
+}
+
+/// Oldest first: the `limit` that have waited longest (the web console's pending list, where
+/// a long backlog must never hide its oldest requests).
+pub async fn list_oldest_first(
+    pool: &PgPool,
+    filter: &ListFilter,
+) -> sqlx::Result<Vec<RequestRow>> {
+    list_in_order(pool, filter, "ASC").await
+}
+
+/// `order` is `ASC` or `DESC`, spliced from the two callers above (never from input).
+async fn list_in_order(
+    pool: &PgPool,
+    filter: &ListFilter,
+    order: &'static str,
+) -> sqlx::Result<Vec<RequestRow>> {
     // The status filter is spliced as a column name from `Status::column` (a fixed set), so
     // each family uses its own index.
     let column = filter.status.map_or("status", Status::column);
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM approval_requests
          WHERE ($1::text IS NULL OR {column} = $1) AND ($2::timestamptz IS NULL OR created_at >= $2)
-         ORDER BY created_at DESC LIMIT $3"
+         ORDER BY created_at {order}, request_id {order} LIMIT $3"
     )))
     .bind(filter.status.map(|status| status.as_str()))
     .bind(filter.since)

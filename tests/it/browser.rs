@@ -123,6 +123,12 @@ impl Browser {
     /// Submits the login form with `key`, whatever comes of it.
     pub async fn submit_login(&self, base: &str, key: &str) {
         self.goto(&format!("{base}/console/login")).await;
+        self.fill_login(key).await;
+    }
+
+    /// Fills and submits the login form the browser shows now (the login page, or the page
+    /// a console link redirected to it).
+    pub async fn fill_login(&self, key: &str) {
         self.client
             .find(Locator::Css("input[name=key]"))
             .await

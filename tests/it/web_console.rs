@@ -798,22 +798,7 @@ async fn a_telegram_prompt_links_to_the_requests_page_which_opens_after_the_logi
     // On the phone: the link, the login, and straight back to the request's full evidence.
     let browser = Browser::start().await;
     browser.goto(&page).await;
-    browser
-        .client
-        .find(Locator::Css("input[name=key]"))
-        .await
-        .unwrap()
-        .send_keys(ALICE)
-        .await
-        .unwrap();
-    browser
-        .client
-        .find(Locator::Css("main form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.fill_login(ALICE).await;
     let shown = browser.wait_for_text("pre.command", "docker stop").await;
     assert_eq!(shown, command, "the page shows the whole command");
     assert!(browser.exists("button.approve").await);

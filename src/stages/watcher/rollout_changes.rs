@@ -178,14 +178,15 @@ async fn gate(deps: &WatcherDeps, request: &ChangeRequest) -> Result<ChangeNote,
 
 fn not_made(why: NotMade) -> Value {
     let (refused, error) = match why {
-        NotMade::Refused(error) => (true, error),
-        NotMade::Failed(error) => (false, error),
+        NotMade::Refused(error) => {
+            tracing::warn!(%error, "rollout change refused");
+            (true, error)
+        }
+        NotMade::Failed(error) => {
+            tracing::warn!(%error, "rollout change not made: the watcher could not decide");
+            (false, error)
+        }
     };
-    if refused {
-        tracing::warn!(%error, "rollout change refused");
-    } else {
-        tracing::warn!(%error, "rollout change not made: the watcher could not decide");
-    }
     json!({ "ok": false, "refused": refused, "error": error })
 }
 
