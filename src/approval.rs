@@ -823,38 +823,6 @@ impl Rules {
             1
         }
     }
-
-    /// `TELEGRAM_APPROVER_IDS` (Telegram user ids, comma-separated) and
-    /// `WINGMAN_PRD_APPROVALS` (default 1). Console approvers are in the roster
-    /// (`wingman approvers add`), not in the environment.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let mut telegram_ids = Vec::new();
-        for id in crate::config::var("TELEGRAM_APPROVER_IDS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-        {
-            telegram_ids.push(id.parse::<i64>().map_err(|_| {
-                anyhow::anyhow!("TELEGRAM_APPROVER_IDS: `{id}` is not a Telegram user id")
-            })?);
-        }
-        anyhow::ensure!(
-            crate::config::var("WINGMAN_CONSOLE_APPROVERS").is_none(),
-            "WINGMAN_CONSOLE_APPROVERS is gone: a name in the environment proves nobody. Register \
-             each console approver's key with `wingman approvers add <name> --console-key <k4.public…>`"
-        );
-        let prd_approvals =
-            crate::config::parse_var::<usize>("WINGMAN_PRD_APPROVALS")?.unwrap_or(1);
-        anyhow::ensure!(
-            (1..=5).contains(&prd_approvals),
-            "WINGMAN_PRD_APPROVALS must be 1 to 5, got {prd_approvals}"
-        );
-        Ok(Self {
-            telegram_ids,
-            prd_approvals,
-        })
-    }
 }
 
 #[cfg(test)]

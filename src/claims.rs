@@ -19,6 +19,17 @@ use uuid::Uuid;
 use crate::envelope::RequestId;
 use crate::status::Status;
 
+/// The claims bucket, as declared in `nats/kv/claims.json` (localised by the subject prefix).
+pub const BUCKET: &str = "wingman_claims";
+
+/// Opens the deployment's claims bucket.
+///
+/// # Errors
+/// When the bucket does not exist (no topology yet) or NATS cannot be reached.
+pub async fn open(bus: &crate::bus::Bus) -> anyhow::Result<kv::Store> {
+    crate::bus::topology::open_bucket(&bus.js, &bus.subjects.localize_name(BUCKET)).await
+}
+
 /// A key of the claims bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {

@@ -171,6 +171,15 @@ pub const DEFAULT_COMPOSE_BIN: &str = "docker-compose";
 /// The default bound on one compose run, below the gateway consumer's ack wait (120 s).
 pub const DEFAULT_COMPOSE_TIMEOUT: Duration = Duration::from_secs(100);
 
+impl Default for ComposeSettings {
+    fn default() -> Self {
+        Self {
+            command: vec![DEFAULT_COMPOSE_BIN.to_string()],
+            timeout: DEFAULT_COMPOSE_TIMEOUT,
+        }
+    }
+}
+
 impl ComposeSettings {
     pub fn from_env() -> anyhow::Result<Self> {
         let command = match var("WINGMAN_COMPOSE_BIN") {
@@ -253,6 +262,12 @@ pub fn console_url(text: &str) -> anyhow::Result<String> {
         "`{text}` must be a plain base URL (no spaces, quotes, query or fragment)"
     );
     Ok(text.trim_end_matches('/').to_string())
+}
+
+/// `WINGMAN_LOG_FORMAT=json`: one JSON object per log line (read before anything else, by
+/// [`crate::telemetry::init`]).
+pub fn log_json() -> bool {
+    var("WINGMAN_LOG_FORMAT").as_deref() == Some("json")
 }
 
 /// A non-empty environment variable.

@@ -45,6 +45,25 @@ pub struct GatewayHttp {
     pub guard: Guard,
 }
 
+/// Serves [`router`] on `listener` until `shutdown`; the peer address names the source of
+/// refused calls (their audit is rate-limited).
+///
+/// # Errors
+/// When serving fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: GatewayHttp,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+    .map_err(|error| anyhow::anyhow!("serve the gateway's HTTP: {error}"))
+}
+
 pub fn router(state: GatewayHttp) -> Router {
     let guard = state.guard.clone();
     let needs = |role: Role| from_fn_with_state(guard.with(role), check);

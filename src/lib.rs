@@ -40,6 +40,7 @@ pub mod readiness;
 pub mod report;
 pub mod request;
 pub mod rollout;
+pub mod settings;
 pub mod shutdown;
 pub mod stages;
 pub mod status;

@@ -376,26 +376,6 @@ impl Default for PhaseMinimums {
 }
 
 impl PhaseMinimums {
-    /// The defaults, changed by `WINGMAN_ROLLOUT_MIN_SAMPLES` and
-    /// `WINGMAN_ROLLOUT_MIN_DURATION`.
-    ///
-    /// # Errors
-    /// A value that does not parse, named with its variable and phase.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let mut minimums = Self::default();
-        if let Some(samples) = crate::config::parse_var::<i64>("WINGMAN_ROLLOUT_MIN_SAMPLES")? {
-            anyhow::ensure!(
-                samples >= 1,
-                "WINGMAN_ROLLOUT_MIN_SAMPLES: must be at least 1, got {samples}"
-            );
-            minimums.samples = samples;
-        }
-        if let Some(text) = crate::config::var("WINGMAN_ROLLOUT_MIN_DURATION") {
-            minimums.apply_durations(&text)?;
-        }
-        Ok(minimums)
-    }
-
     /// Applies `shadow=24h,10=72h,50=96h,100=7d` (any subset).
     ///
     /// # Errors

@@ -44,26 +44,6 @@ pub struct Cohort {
 }
 
 impl Rollout {
-    /// The seed's safe start: disabled, everything goes to a human.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let enabled = match crate::config::var("VALIDATION_ENABLED").as_deref() {
-            None | Some("0") | Some("false") => false,
-            Some("1") | Some("true") => true,
-            Some(other) => anyhow::bail!("VALIDATION_ENABLED: `{other}` is not 0/1/true/false"),
-        };
-        let percent = crate::config::parse_var::<u8>("VALIDATION_ROLLOUT_PERCENT")?.unwrap_or(100);
-        anyhow::ensure!(
-            percent <= 100,
-            "VALIDATION_ROLLOUT_PERCENT: {percent} is above 100"
-        );
-        Ok(Self {
-            enabled,
-            percent,
-            updated_by: "environment".into(),
-            updated_at: crate::envelope::now(),
-        })
-    }
-
     pub fn cohort(&self, request_id: RequestId) -> Cohort {
         let bucket = request_id.rollout_bucket();
         Cohort {

@@ -47,6 +47,18 @@ impl TelegramClient {
 
     /// Links every prompt to the request's page under `console_url` (a checked base URL,
     /// `crate::config::console_url`).
+    /// The bot of `settings` (`TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_ID`, `TELEGRAM_API_URL`).
+    ///
+    /// # Errors
+    /// When the API address is not a URL.
+    pub fn from_settings(settings: &crate::settings::TelegramSettings) -> anyhow::Result<Self> {
+        Self::new(
+            settings.token(),
+            settings.api_url.as_deref(),
+            settings.chats.clone(),
+        )
+    }
+
     pub fn with_console_url(mut self, console_url: Option<String>) -> Self {
         self.console_url = console_url;
         self

@@ -26,7 +26,7 @@ pub fn init(service: &str, default_filter: &str) {
             filter = filter.add_directive(directive);
         }
     }
-    let json = crate::config::var("WINGMAN_LOG_FORMAT").as_deref() == Some("json");
+    let json = crate::config::log_json();
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry

@@ -10,9 +10,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::bus::Bus;
 use crate::bus::consume::LoopOptions;
-use crate::config::{Settings, flag_var, parse_var};
+use crate::config::Settings;
 use crate::events::Stage;
 use crate::readiness::Readiness;
+use crate::settings::WorkerSettings;
 use crate::shutdown::Shutdown;
 
 /// A long-running worker. Its stage's word names everything else: the compose service, the
@@ -88,8 +89,7 @@ const STOP_DEADLINE: Duration = Duration::from_secs(20);
 /// # Errors
 /// When `WINGMAN_WORKER_THREADS` is not a positive number, or the runtime cannot start.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let threads = parse_var::<usize>("WINGMAN_WORKER_THREADS")?.unwrap_or(1);
-    anyhow::ensure!(threads >= 1, "WINGMAN_WORKER_THREADS must be at least 1");
+    let threads = crate::settings::worker_threads()?;
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -106,6 +106,8 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub struct Worker {
     pub stage: Stage,
     pub settings: Settings,
+    /// The knobs every worker shares (ops port, topology, consume batches).
+    pub worker_settings: WorkerSettings,
     pub bus: Bus,
     pub shutdown: Shutdown,
     pub metrics: PrometheusHandle,
@@ -129,11 +131,12 @@ impl Worker {
             .with_context(|| format!("{} is not a worker", stage.as_str()))?
             .ops_port;
         let settings = Settings::from_env()?;
+        let worker_settings = WorkerSettings::from_env(default_port)?;
         crate::telemetry::init(&format!("wingman-{}", stage.as_str()), "info");
         let metrics = crate::metrics::install()?;
         let shutdown = Shutdown::with_signals();
         let bus = Bus::connect(&settings.nats, &format!("wingman-{}", stage.as_str())).await?;
-        let ensure_topology = flag_var("WINGMAN_ENSURE_TOPOLOGY", true)?;
+        let ensure_topology = worker_settings.ensure_topology;
         if ensure_topology {
             bus.ensure_topology().await?;
         } else {
@@ -141,9 +144,8 @@ impl Worker {
                 "WINGMAN_ENSURE_TOPOLOGY=0: opening the topology `wingman setup-nats` created"
             );
         }
-        let port = parse_var::<u16>("METRICS_PORT")?.unwrap_or(default_port);
-        let host = crate::config::var("METRICS_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
-        let address: SocketAddr = format!("{host}:{port}")
+        let ops = &worker_settings.ops;
+        let address: SocketAddr = format!("{}:{}", ops.host, ops.port)
             .parse()
             .context("METRICS_HOST/METRICS_PORT")?;
         let readiness = Readiness::default();
@@ -159,8 +161,9 @@ impl Worker {
         });
         Ok(Self {
             stage,
-            actor: actor(stage),
+            actor: actor(stage, worker_settings.hostname.as_deref()),
             settings,
+            worker_settings,
             bus,
             shutdown,
             metrics,
@@ -171,20 +174,20 @@ impl Worker {
 
     /// Loop options: `batch` messages at a time, up to `in_flight` batches at once
     /// (`WINGMAN_CONSUME_BATCH` and `WINGMAN_CONSUME_IN_FLIGHT` override).
-    pub fn loop_options(&self, batch: usize, in_flight: usize) -> anyhow::Result<LoopOptions> {
-        let batch = parse_var::<usize>("WINGMAN_CONSUME_BATCH")?
-            .unwrap_or(batch)
-            .max(1);
-        let in_flight = parse_var::<usize>("WINGMAN_CONSUME_IN_FLIGHT")?
+    pub fn loop_options(&self, batch: usize, in_flight: usize) -> LoopOptions {
+        let batch = self.worker_settings.consume_batch.unwrap_or(batch).max(1);
+        let in_flight = self
+            .worker_settings
+            .consume_in_flight
             .unwrap_or(in_flight)
             .max(1);
-        Ok(LoopOptions {
+        LoopOptions {
             batch,
             double_ack: false,
             actor: self.actor.clone(),
             in_flight,
             linger: Duration::ZERO,
-        })
+        }
     }
 
     /// Runs the stage until it ends or a signal stops it, then waits for the other tasks.
@@ -199,9 +202,11 @@ impl Worker {
     }
 }
 
-/// `stage@host:pid`, unique enough to tell worker copies apart in the audit trail.
-pub fn actor(stage: Stage) -> String {
-    let host = crate::config::var("HOSTNAME")
+/// `stage@host:pid`, unique enough to tell worker copies apart in the audit trail; `hostname`
+/// is `HOSTNAME` ([`WorkerSettings::hostname`]), else `/etc/hostname`.
+pub fn actor(stage: Stage, hostname: Option<&str>) -> String {
+    let host = hostname
+        .map(str::to_string)
         .or_else(|| {
             std::fs::read_to_string("/etc/hostname")
                 .ok()

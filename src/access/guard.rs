@@ -42,6 +42,17 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// The guard of the HTTP edge of `stage` (`api` or `gateway`), as `actor`, with `keys`.
+    pub fn new(keys: ApiKeys, bus: Bus, stage: Stage, actor: String) -> Self {
+        Self {
+            keys,
+            bus,
+            stage,
+            actor,
+            throttle: AuditThrottle::default(),
+        }
+    }
+
     /// The state of [`check`] for a route that needs `role`:
     /// `route_layer(middleware::from_fn_with_state(guard.with(Role::Read), check))`.
     pub fn with(&self, role: Role) -> (Guard, Role) {

@@ -118,21 +118,6 @@ struct KeyFileEntry {
 }
 
 impl ApiKeys {
-    /// The keys of `WINGMAN_API_KEYS_FILE`.
-    ///
-    /// # Errors
-    /// When the variable is unset (the edge fails closed), or the file is unreadable, invalid
-    /// or holds no key.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let path = crate::config::var(KEYS_FILE_VAR).with_context(|| {
-            format!(
-                "{KEYS_FILE_VAR} must name the API key file (every HTTP call needs a key of the \
-                 right role; create keys with `wingman apikey`); refusing to start without keys"
-            )
-        })?;
-        Self::load(path.as_ref())
-    }
-
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{KEYS_FILE_VAR}: cannot read {}", path.display()))?;

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::bus::Bus;
 use crate::cli::ExitCode;
 use crate::config::Settings;
-use crate::report::{self, Basis, PhaseMinimums, PhaseReport, Verdict};
+use crate::report::{self, Basis, PhaseReport, Verdict};
 use crate::rollout::{ChangeRequest, Rollout, RolloutStore};
 
 /// `wingman rollout`'s subcommands.
@@ -328,7 +328,7 @@ pub async fn report(
     if let Some(since) = since {
         return window_report(pool, since, guard, json_output).await;
     }
-    let minimums = PhaseMinimums::from_env()?;
+    let minimums = crate::settings::phase_minimums()?;
     let phases = report::phases(pool, flags.as_ref()).await?;
     let chosen: Vec<report::Phase> = match which {
         Which::Current => phases.last().cloned().into_iter().collect(),
@@ -383,7 +383,7 @@ async fn window_report(
     guard: Option<crate::rollout::GuardAction>,
     json_output: bool,
 ) -> anyhow::Result<Verdict> {
-    let minimums = PhaseMinimums::from_env()?;
+    let minimums = crate::settings::phase_minimums()?;
     let report = report::report(pool, since, &minimums.criteria()).await?;
     if json_output {
         let mut value = serde_json::to_value(&report)?;

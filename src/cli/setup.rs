@@ -11,7 +11,7 @@
 use crate::bus::Bus;
 use crate::cli::ExitCode;
 use crate::config::Settings;
-use crate::rollout::{Rollout, RolloutStore};
+use crate::rollout::RolloutStore;
 
 /// `wingman setup-nats`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,9 @@ pub async fn run(args: SetupNatsArgs) -> anyhow::Result<ExitCode> {
 pub async fn setup(bus: &Bus, json: bool) -> anyhow::Result<()> {
     bus.ensure_topology().await?;
     let rollout = RolloutStore::open(bus).await?;
-    let applied = rollout.apply_environment(&Rollout::from_env()?).await?;
+    let applied = rollout
+        .apply_environment(&crate::settings::rollout()?)
+        .await?;
     let (current, _) = rollout.current().await?;
     if json {
         println!(

@@ -85,21 +85,12 @@ pub fn templates() -> anyhow::Result<Environment<'static>> {
 
 /// The console's routes, to merge into the API's router.
 pub fn router(api: ApiState) -> Router<ApiState> {
-    let policy = match crate::config::var("WINGMAN_POLICY_FILE") {
-        Some(path) => match Policy::load(path.as_ref()) {
-            Ok(policy) => Some(policy),
-            Err(error) => {
-                tracing::error!(error = %format!("{error:#}"), "the console cannot show policy verdicts");
-                None
-            }
-        },
-        None => Some(Policy::default_policy()),
-    };
+    let policy = api.policy.clone();
     let state = ConsoleState {
         api,
         sessions: Sessions::default(),
         templates: Arc::new(templates().expect("the console's templates parse")),
-        policy: policy.map(Arc::new),
+        policy,
         approvals: Arc::default(),
     };
     Router::new()

@@ -838,7 +838,7 @@ async fn overview_page(
     let counts = crate::report::counts(pool, since, None).await?;
     // The current phase, judged as `wingman rollout report` judges it (with its promote gate);
     // a misconfigured minimum shows as an error on the page, not a failed page.
-    let phase = match crate::report::PhaseMinimums::from_env() {
+    let phase = match crate::settings::phase_minimums() {
         Ok(minimums) => crate::report::current_phase(pool, flags.as_ref(), &minimums)
             .await
             .map(|phase| phase_view(&phase))

@@ -98,10 +98,19 @@ pub struct Engine {
     compose: ComposeBinary,
 }
 
+impl From<crate::config::ComposeSettings> for ComposeBinary {
+    fn from(settings: crate::config::ComposeSettings) -> Self {
+        Self {
+            command: settings.command,
+            timeout: settings.timeout,
+        }
+    }
+}
+
 impl Engine {
     /// Connects to `docker_host` (`unix:///path/to/docker.sock` or a bare socket path;
-    /// [`DEFAULT_DOCKER_HOST`] when `None`) and negotiates the API version with it. The
-    /// compose binary is the one `WINGMAN_COMPOSE_BIN` names ([`crate::config::ComposeSettings`]).
+    /// [`DEFAULT_DOCKER_HOST`] when `None`) and negotiates the API version with it. Compose
+    /// runs the default binary until [`with_compose`](Self::with_compose) names another.
     pub async fn connect(docker_host: Option<&str>) -> Result<Self, EngineError> {
         let host = docker_host.unwrap_or(DEFAULT_DOCKER_HOST).to_string();
         let is_unix = host
@@ -123,20 +132,18 @@ impl Engine {
                 .map_err(unreachable)?;
         let version = docker.client_version();
         tracing::debug!(%host, api = %format!("{}.{}", version.major_version, version.minor_version), "connected to docker engine");
-        let settings = crate::config::ComposeSettings::from_env().map_err(|error| {
-            EngineError::Unsupported {
-                what: format!("{error:#}"),
-            }
-        })?;
-        let compose = ComposeBinary {
-            command: settings.command,
-            timeout: settings.timeout,
-        };
         Ok(Engine {
             docker,
             host,
-            compose,
+            compose: ComposeBinary::from(crate::config::ComposeSettings::default()),
         })
+    }
+
+    /// The engine running `compose up` and `pull` with the binary and bound of `settings`
+    /// (`WINGMAN_COMPOSE_BIN`, `WINGMAN_COMPOSE_TIMEOUT`: the gateway's settings).
+    pub fn with_compose(mut self, settings: crate::config::ComposeSettings) -> Self {
+        self.compose = ComposeBinary::from(settings);
+        self
     }
 
     /// The same engine, running `compose up` and `pull` with `compose` instead.

@@ -21,11 +21,16 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::approval::{ApprovalRecord, Desk};
+use crate::bus::Bus;
 use crate::bus::consume::{self, Delivery, Handler, LoopOptions, Outcome, StageError};
 use crate::bus::topology::PROMPT_UPDATES;
+use crate::bus::topology::open_bucket;
+use crate::claims;
 use crate::events::{PublicStatus, Stage, StatusEvent, Validated};
 use crate::identity::api_vote::{ApiVote, VoteAnswer};
 use crate::identity::console_vote::SignedVote;
+use crate::identity::roster::RosterStore;
+use crate::settings::ApprovalsSettings;
 use crate::status::Status;
 use crate::telegram::TelegramClient;
 
@@ -35,6 +40,44 @@ pub struct ApprovalsDeps {
     pub telegram: Option<TelegramClient>,
     /// Read-only, for `/pending`, `/status` and `/stats`.
     pub pool: sqlx::PgPool,
+}
+
+impl ApprovalsDeps {
+    /// Approvals on `bus`, as `actor`: the claims, approvals and roster buckets, the rules
+    /// and the bot of `settings` (its prompts linking to the console), `pool` to read.
+    ///
+    /// # Errors
+    /// When a bucket cannot be opened or the bot's API address is invalid.
+    pub async fn open(
+        bus: Bus,
+        actor: String,
+        settings: &ApprovalsSettings,
+        pool: sqlx::PgPool,
+    ) -> anyhow::Result<Self> {
+        let telegram = match &settings.telegram {
+            None => None,
+            Some(bot) => Some(
+                TelegramClient::from_settings(bot)?.with_console_url(settings.console.url.clone()),
+            ),
+        };
+        let desk = Desk {
+            claims: claims::open(&bus).await?,
+            approvals: open_bucket(
+                &bus.js,
+                &bus.subjects.localize_name(crate::approval::BUCKET),
+            )
+            .await?,
+            roster: RosterStore::open(&bus).await?,
+            rules: settings.rules.clone(),
+            actor,
+            bus,
+        };
+        Ok(Self {
+            desk,
+            telegram,
+            pool,
+        })
+    }
 }
 
 pub struct FromIntake(pub Arc<ApprovalsDeps>);

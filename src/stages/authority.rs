@@ -34,6 +34,7 @@ use crate::events::{AuditKind, Decided, ExecJob, Stage, Validated};
 use crate::metrics;
 use crate::principal::Principal;
 use crate::request::{Execution, Request};
+use crate::settings::AuthoritySettings;
 use crate::status::Status;
 use crate::token::{self, Claims, SigningKey};
 
@@ -46,6 +47,26 @@ pub struct AuthorityDeps {
     /// How long a token is valid (`WINGMAN_TOKEN_TTL`, default 10 min).
     pub token_ttl: Duration,
     pub actor: String,
+}
+
+impl AuthorityDeps {
+    /// The authority on `bus`, as `actor`, with the key and token lifetime of `settings`.
+    ///
+    /// # Errors
+    /// When the claims bucket cannot be opened.
+    pub async fn open(
+        bus: Bus,
+        actor: String,
+        settings: &AuthoritySettings,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            claims: claims::open(&bus).await?,
+            signing_key: Arc::clone(&settings.signing_key),
+            token_ttl: settings.token_ttl,
+            bus,
+            actor,
+        })
+    }
 }
 
 /// A minted token as stored in the claims bucket.

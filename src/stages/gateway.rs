@@ -42,11 +42,13 @@ use crate::events::{AuditKind, ExecJob, ExecutionOutput, PublicStatus, Stage};
 use crate::metrics;
 use crate::policy::Policy;
 use crate::request::{Environment, Request};
+use crate::settings::GatewaySettings;
 use crate::status::Status;
 use crate::token::{self, Expected, Presenter, VerifyKey};
 
 /// The default of [`GatewayDeps::running_lease`]: above the gateway consumer's ack wait.
-pub const RUNNING_LEASE: Duration = Duration::from_secs(150);
+#[doc(inline)]
+pub use crate::settings::GATEWAY_RUNNING_LEASE as RUNNING_LEASE;
 
 pub struct GatewayDeps {
     pub bus: Bus,
@@ -82,6 +84,32 @@ pub struct ExecClaim {
 pub enum ClaimState {
     Started,
     Finished,
+}
+
+impl GatewayDeps {
+    /// The gateway on `bus`, as `actor`: the claims bucket, the Docker Engine of `settings`
+    /// (`DOCKER_HOST`), its policy and environments.
+    ///
+    /// # Errors
+    /// When the claims bucket cannot be opened or the Engine's address is invalid.
+    pub async fn open(bus: Bus, actor: String, settings: GatewaySettings) -> anyhow::Result<Self> {
+        let engine = Engine::connect(settings.docker_host.as_deref())
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("connect to the Docker Engine (DOCKER_HOST): {error}")
+            })?
+            .with_compose(settings.compose);
+        Ok(Self {
+            claims: claims::open(&bus).await?,
+            verify_key: settings.verify_key,
+            engine,
+            policy: settings.policy,
+            allowed_environments: settings.allowed_environments,
+            running_lease: settings.running_lease,
+            bus,
+            actor,
+        })
+    }
 }
 
 impl Handler for GatewayDeps {

@@ -35,8 +35,11 @@ use crate::events::payload::{Payload as _, RequestReceived};
 use crate::metrics;
 use crate::principal::Principal;
 use crate::request::{Request, parse_request};
+use crate::rollout::RolloutStore;
+use crate::settings::IntakeSettings;
 use crate::stages::validator::{Decided, Scoring};
 use crate::status::Status;
+use crate::validation::Validator;
 
 pub struct IntakeDeps {
     /// Subjects to publish on.
@@ -47,6 +50,36 @@ pub struct IntakeDeps {
     pub scoring: Scoring,
     /// Who we are, for the audit trail.
     pub actor: String,
+}
+
+impl IntakeDeps {
+    /// Intake on `bus`, as `actor`: the claims bucket, the validators of `settings` and the
+    /// live rollout flags, followed until `shutdown`. The worker's main and the tests build
+    /// it here alike.
+    ///
+    /// # Errors
+    /// A validation config that does not compile, or a bucket that cannot be opened.
+    pub async fn open(
+        bus: Bus,
+        actor: String,
+        settings: &IntakeSettings,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let validator = Validator::new(settings.validation.clone())
+            .map_err(|error| anyhow::anyhow!("validation config: {error}"))?;
+        let rollout = RolloutStore::open(&bus).await?;
+        Ok(Self {
+            claims: claims::open(&bus).await?,
+            scoring: Scoring {
+                validator: Arc::new(validator),
+                rollout: rollout.follow(shutdown).await,
+                approval_ttl: settings.approval_ttl,
+                timeout: settings.validation_timeout,
+            },
+            bus,
+            actor,
+        })
+    }
 }
 
 impl Handler for IntakeDeps {

@@ -24,6 +24,7 @@ use crate::envelope::Envelope;
 use crate::events::payload::{ExecutionEnd, ExecutionStarted, Payload as _, RequestReceived};
 use crate::events::{AuditKind, AuditRecord, Stage};
 use crate::metrics;
+use crate::settings::RecorderSettings;
 use crate::stages::admission;
 use crate::status::Status;
 use crate::store::{audit, executions, requests};
@@ -36,6 +37,19 @@ pub const RECORDER_LINGER: std::time::Duration = std::time::Duration::ZERO;
 pub struct RecorderDeps {
     /// The database the recorder alone writes.
     pub pool: PgPool,
+}
+
+impl RecorderDeps {
+    /// The recorder on `pool`; with `settings.migrate`, the migrations are applied first.
+    ///
+    /// # Errors
+    /// When a migration fails.
+    pub async fn open(pool: PgPool, settings: &RecorderSettings) -> anyhow::Result<Self> {
+        if settings.migrate {
+            crate::store::migrate(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
 }
 
 /// The recorder as the consume loop runs it: its deps and the subjects it reads the proven

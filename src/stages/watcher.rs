@@ -35,6 +35,7 @@ use crate::events::payload::RequestExpired;
 use crate::metrics;
 use crate::report;
 use crate::rollout::{GuardAction, RolloutStore};
+use crate::settings::WatcherSettings;
 use crate::status::Status;
 use crate::telegram::TelegramClient;
 
@@ -55,31 +56,35 @@ pub struct WatcherDeps {
     pub actor: String,
 }
 
-/// The rollout guard (`WINGMAN_GUARD_*`). At 0 % (shadow mode) it judges the shadow
-/// decisions instead: nothing to lower, but approvers are told when validation would have
-/// auto-approved what they reject, or rejected what they approve, too often.
-#[derive(Debug, Clone)]
-pub struct GuardSettings {
-    pub enabled: bool,
-    /// The window the false-positive rate is computed over (default 24 h).
-    pub window: Duration,
-    /// Auto-rejections needed before the rate is trusted (default 10).
-    pub min_auto_rejected: i64,
-    /// Above this false-positive rate (%) the rollout is lowered (default 10, the seed's critical).
-    pub critical_rate: f64,
-    /// How often the guard looks (default 60 s).
-    pub every: Duration,
-}
+pub use crate::settings::GuardSettings;
 
-impl Default for GuardSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            window: Duration::from_secs(24 * 3600),
-            min_auto_rejected: 10,
-            critical_rate: 10.0,
-            every: Duration::from_secs(60),
-        }
+impl WatcherDeps {
+    /// The watcher on `bus`, as `actor`: the claims and rollout buckets, the guard, bot,
+    /// phase minimums and interval of `settings`, `pool` to read.
+    ///
+    /// # Errors
+    /// When a bucket cannot be opened or the bot's API address is invalid.
+    pub async fn open(
+        bus: Bus,
+        actor: String,
+        settings: WatcherSettings,
+        pool: PgPool,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            claims: claims::open(&bus).await?,
+            rollout: RolloutStore::open(&bus).await?,
+            telegram: settings
+                .telegram
+                .as_ref()
+                .map(TelegramClient::from_settings)
+                .transpose()?,
+            guard: settings.guard,
+            phases: settings.phases,
+            interval: settings.interval,
+            pool,
+            bus,
+            actor,
+        })
     }
 }
 

@@ -218,7 +218,7 @@ async fn the_human_backlog_gauges_follow_what_waits_in_postgres() {
     // its deadline 20 minutes away (outside the 15-minute warning).
     env.spawn_intake_with_ttl(0, Duration::from_secs(20 * 60))
         .await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let workers = spawn_workers(&env, &["watcher"], &[("WINGMAN_WATCH_INTERVAL", "1")]).await;
     let metrics_url = format!("http://127.0.0.1:{}/metrics", workers[0].port);
     let scrape_until = |what: &'static str, wanted: (f64, f64)| {

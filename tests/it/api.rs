@@ -39,7 +39,7 @@ pub async fn call_with_key(
 async fn a_request_posted_to_the_api_is_accepted_recorded_and_readable() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let address = env.spawn_api().await;
     let mut body = request_json(Uuid::new_v4(), Some("docker stop api"));
     body.as_object_mut().unwrap().remove("request_id");
@@ -79,7 +79,7 @@ async fn a_request_posted_to_the_api_is_accepted_recorded_and_readable() {
 #[tokio::test]
 async fn invalid_input_gets_a_400_naming_the_field_and_is_audited() {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let address = env.spawn_api().await;
     let body = json!({"requester": "a", "environment": "prd", "title": "t"});
     let (status, error) = call("POST", &format!("http://{address}/requests"), Some(body)).await;
@@ -111,7 +111,7 @@ async fn invalid_input_gets_a_400_naming_the_field_and_is_audited() {
 async fn health_reports_both_dependencies_and_metrics_are_exposed() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let address = env.spawn_api().await;
     let (status, health) = call("GET", &format!("http://{address}/health"), None).await;
     assert_eq!(status, 200);
@@ -153,7 +153,7 @@ async fn denials(env: &TestEnv) -> Vec<(String, String, String)> {
 async fn calls_without_a_key_with_a_wrong_key_or_role_get_401_and_are_audited() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let address = env.spawn_api().await;
     let requests_url = format!("http://{address}/requests");
     let body = request_json(Uuid::new_v4(), Some("docker stop api"));
@@ -239,7 +239,7 @@ async fn calls_without_a_key_with_a_wrong_key_or_role_get_401_and_are_audited() 
 async fn the_right_key_works_for_each_role_and_health_needs_none() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let address = env.spawn_api().await;
     let body = request_json(Uuid::new_v4(), Some("docker stop api"));
     let request_id = body["request_id"].as_str().unwrap().to_string();
@@ -279,7 +279,7 @@ async fn the_right_key_works_for_each_role_and_health_needs_none() {
 #[tokio::test]
 async fn the_gateway_endpoints_need_a_submit_key_and_refusals_are_audited() {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let deps = std::sync::Arc::new(env.gateway_deps(&[]).await);
     let router = wingman::gateway_http::router(wingman::gateway_http::GatewayHttp {
         deps,
@@ -482,7 +482,7 @@ fn sse_statuses(body: &str) -> Vec<Value> {
 async fn a_client_follows_a_request_live_over_server_sent_events_until_it_settles() {
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let address = env.spawn_api().await;
     let request_id = Uuid::new_v4();
     let mut request =

@@ -52,7 +52,7 @@ async fn schemathesis(
 async fn the_api_answers_every_input_its_openapi_description_allows_without_a_server_error() {
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env.spawn_approvals(None, &["cli:ops"], 1).await;
     let address = env.spawn_api().await;
 

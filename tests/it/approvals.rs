@@ -68,7 +68,7 @@ async fn an_allow_listed_click_approves_a_prompted_request_and_the_real_containe
         .await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Prd]).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
 
     let request_id = Uuid::new_v4();
     submit(
@@ -174,7 +174,7 @@ async fn approve_and_reject_from_two_approvers_at_the_same_moment_make_exactly_o
     env.spawn_intake_validating(100).await;
     env.spawn_approvals(Some(&fake), &["telegram:42", "telegram:43"], 1)
         .await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     submit(&env, &prd_request(request_id, None, "agent-7")).await;
     let prompt = fake
@@ -228,7 +228,7 @@ async fn a_requester_cannot_approve_their_own_request() {
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
     env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     submit(&env, &prd_request(request_id, None, "telegram:42")).await;
     let prompt = fake
@@ -254,7 +254,7 @@ async fn a_request_nobody_decides_expires_and_its_prompt_says_so() {
     env.spawn_intake_with_ttl(100, Duration::from_secs(2)).await;
     env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
     env.spawn_watcher(None, Default::default()).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     submit(&env, &prd_request(request_id, None, "agent-7")).await;
     let prompt = fake
@@ -296,7 +296,7 @@ async fn overriding_an_auto_rejection_needs_a_reason_and_counts_as_a_false_posit
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
     env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let payload = json!({
         "request_id": request_id, "requester": "agent-7", "environment": "dev",
@@ -354,7 +354,7 @@ async fn a_bot_restart_neither_loses_nor_duplicates_prompts() {
     let fake = FakeTelegram::start().await;
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let stop_bot = env.spawn_approvals_stoppable(&fake, &["telegram:42"]).await;
     let first: Vec<Uuid> = (0..2).map(|_| Uuid::new_v4()).collect();
     for id in &first {

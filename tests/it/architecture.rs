@@ -443,3 +443,82 @@ fn stages_talk_only_through_nats() {
         crossings.join("\n")
     );
 }
+
+/// A read of one variable by name, as the library writes it (`var("X")`, `parse_var::<T>("X")`,
+/// `secret_var`, `duration_var`, `flag_var`, `std::env::var`).
+fn environment_read() -> regex::Regex {
+    regex::Regex::new(
+        r#"\b(var|parse_var(?:::<[^>]*>)?|secret_var|duration_var|flag_var|env::var(?:_os)?)\(\s*"([A-Z][A-Z0-9_]*)""#,
+    )
+    .unwrap()
+}
+
+/// Where a file may read an environment variable itself: the settings modules, the CLI's
+/// own files (a person's shell is its configuration), the compose runner passing `PATH` and
+/// `HOME` through to the binary it starts, the failpoint hook of the fault tests, and tests.
+fn may_read_the_environment(file: &str) -> bool {
+    matches!(
+        file,
+        "src/config.rs" | "src/settings.rs" | "src/failpoint.rs" | "src/engine/compose_cli.rs"
+    ) || file.starts_with("src/cli/")
+        || file.starts_with("src/bin/")
+        || file.contains("/tests/")
+        || file.ends_with("/tests.rs")
+}
+
+/// ARCHITECTURE.md: "A worker's settings are read once, in one place." No worker main and no
+/// module of the library outside `config`/`settings` (and the CLI) reads an environment
+/// variable: each worker reads its section of `wingman::settings` at start and hands it to
+/// its stage's builder, which the tests call with a section they build.
+#[test]
+fn settings_are_read_in_the_settings_modules_only() {
+    let read = environment_read();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut folders = vec![root.join("src"), root.join("workers")];
+    let (mut scanned, mut outside) = (0, Vec::new());
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|ext| ext != "rs") {
+                continue;
+            }
+            let file = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            scanned += 1;
+            if may_read_the_environment(&file) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for found in read.captures_iter(&text) {
+                outside.push(format!("{file}: {}", &found[0]));
+            }
+        }
+    }
+    assert!(scanned > 100, "the scan saw only {scanned} files");
+    assert!(
+        outside.is_empty(),
+        "variables read outside wingman::settings (add them to the worker's section):\n{}",
+        outside.join("\n")
+    );
+}
+
+#[test]
+fn the_settings_scan_sees_a_variable_read_in_a_stage() {
+    let read = environment_read();
+    let sample =
+        r#"let ttl = duration_var("WINGMAN_TOKEN_TTL")?; let x = parse_var::<u16>("API_PORT");"#;
+    let names: Vec<&str> = read
+        .captures_iter(sample)
+        .map(|found| found.get(2).unwrap().as_str())
+        .collect();
+    assert_eq!(names, ["WINGMAN_TOKEN_TTL", "API_PORT"]);
+    assert!(!may_read_the_environment("src/stages/authority.rs"));
+    assert!(!may_read_the_environment("workers/gateway/src/main.rs"));
+}

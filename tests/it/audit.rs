@@ -16,7 +16,7 @@ fn stdout(output: &Output) -> String {
 
 async fn record_requests(env: &mut TestEnv, count: usize) -> Vec<Uuid> {
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
     for id in &ids {
         env.publish_raw(

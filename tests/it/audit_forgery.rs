@@ -156,7 +156,7 @@ async fn no_principal_can_forge_plant_or_pre_empt_an_audit_event() {
     }
     // Rollout 0 %: the request waits for a human, and expires in 3 s.
     env.spawn_intake_with_ttl(0, Duration::from_secs(3)).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
 
     let request_id = Uuid::new_v4();
     let id = RequestId::from_uuid(request_id);

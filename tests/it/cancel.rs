@@ -29,7 +29,7 @@ async fn audit_rows(env: &TestEnv, request_id: Uuid, kind: &str) -> Vec<Value> {
 async fn the_requester_withdraws_a_pending_request_with_wingman_cancel_and_it_stays_withdrawn() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env.spawn_approvals(None, &["cli:ops"], 1).await;
     let submitted = run_wingman(
         &env,
@@ -137,7 +137,7 @@ async fn only_the_key_that_submitted_a_request_may_cancel_it_through_the_api() {
     .await;
     let address = env.spawn_api().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let telegram = FakeTelegram::start().await;
     env.spawn_approvals(Some(&telegram), &[], 1).await;
     let base = format!("http://{address}");

@@ -18,7 +18,7 @@ async fn wingman(env: &TestEnv, args: &[&str]) -> Output {
 async fn wingman_request_no_wait_then_status_and_list_show_the_request() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let output = wingman(
         &env,
         &[
@@ -124,7 +124,7 @@ async fn waiting_on_a_refused_request_ends_with_the_reason_and_a_denied_exit_cod
 async fn the_seeds_monitoring_queries_run_unchanged() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     for _ in 0..4 {
         env.publish_raw(
             &format!("{}.requests.submitted.anonymous", env.prefix),
@@ -203,7 +203,7 @@ async fn status_wait_on_an_approved_command_waits_until_its_execution_ends() {
     crate::docker::start_container(&name, None).await;
     env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let payload = well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
     env.publish_raw(
@@ -253,7 +253,7 @@ async fn status_wait_on_an_approved_command_waits_until_its_execution_ends() {
 async fn status_wait_on_an_instruction_approval_ends_at_its_decision() {
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let mut payload = well_explained(request_id, "dev", "docker restart api", "api");
     payload.as_object_mut().unwrap().remove("command");
@@ -355,7 +355,7 @@ async fn the_health_probe_answers_in_json_with_the_reason_when_nothing_listens()
 async fn quiet_prints_only_ids_and_a_unique_prefix_stands_for_the_whole_id() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let mut ids = Vec::new();
     for target in ["api", "worker"] {
         let output = wingman(

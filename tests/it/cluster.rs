@@ -82,7 +82,7 @@ async fn with_one_of_three_nats_nodes_lost_mid_run_every_request_completes_exact
     let claims = env.bus.js.get_stream("KV_wingman_claims").await.unwrap();
     assert_eq!(claims.cached_info().config.num_replicas, 3);
     env.spawn_intake_validating(100).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
 
     let request_ids: Vec<Uuid> = (0..REQUESTS).map(|_| Uuid::new_v4()).collect();
     let (before, after) = request_ids.split_at(REQUESTS / 2);

@@ -148,7 +148,7 @@ async fn pipeline(policy: Policy) -> TestEnv {
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
     env.spawn_authority().await;
     spawn_prd_gateway(&env, policy).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env
 }
 
@@ -419,7 +419,7 @@ async fn other_compose_files_undeclared_probes_and_an_up_of_wingmans_own_project
     let own = docker::unique("wt-own");
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     spawn_prd_gateway(&env, project.policy(&own)).await;
     // A container of the registered project (made directly, labelled as compose labels it),
     // and one of Wingman's own gateway.
@@ -617,7 +617,7 @@ async fn compose_pull_without_a_reachable_registry_fails_with_composes_own_messa
     let own = docker::unique("wt-own");
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     spawn_prd_gateway(&env, project.policy(&own)).await;
     let request_id =
         approved_prd_job(&env, &format!("docker compose -p {} pull", project.name)).await;

@@ -31,7 +31,7 @@ async fn pipeline() -> TestEnv {
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Prd]).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env
 }
 

@@ -565,9 +565,10 @@ async fn the_writer_role_records_and_the_reader_role_only_reads() {
         .await
         .unwrap();
     // The recorder, as the writer role, records a request.
-    let deps = wingman::stages::recorder::RecorderDeps {
-        pool: writer.clone(),
-    };
+    let settings = wingman::settings::RecorderSettings { migrate: false };
+    let deps = wingman::stages::recorder::RecorderDeps::open(writer.clone(), &settings)
+        .await
+        .unwrap();
     let recorder = tokio::spawn(wingman::stages::recorder::run(
         deps,
         env.bus.clone(),

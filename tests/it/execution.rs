@@ -25,7 +25,7 @@ async fn an_auto_approved_restart_restarts_the_real_container_once_and_is_record
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Dev, Environment::Test])
         .await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
 
     let request_id = Uuid::new_v4();
     let payload = well_explained(request_id, "dev", &format!("docker restart {name}"), &name);
@@ -174,7 +174,7 @@ async fn the_gateway_refuses_every_forged_stale_or_mismatched_job_with_its_reaso
     env.spawn_authority().await;
     docker::start_container(&name, None).await;
     let (_, started_before) = docker::state(&name).await.unwrap();
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let (_, stop_gateway) = env
         .spawn_gateway(&[Environment::Dev, Environment::Prd])
         .await;
@@ -343,7 +343,7 @@ async fn an_auto_approved_request_that_ran_still_counts_as_auto_approved_in_the_
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Dev, Environment::Test])
         .await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
 
     // One request auto-approved and run on the real Engine, one auto-rejected.
     let executed = Uuid::new_v4();

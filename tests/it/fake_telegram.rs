@@ -102,6 +102,16 @@ impl FakeTelegram {
         }
     }
 
+    /// The bot settings of a worker pointed at this fake, posting to the approvers' chat
+    /// (`crate::helpers::APPROVER_CHAT`).
+    pub fn settings(&self) -> wingman::settings::TelegramSettings {
+        wingman::settings::TelegramSettings::new(
+            self.token(),
+            vec![crate::helpers::APPROVER_CHAT],
+            Some(self.api_url()),
+        )
+    }
+
     pub fn api_url(&self) -> String {
         self.api_url.clone()
     }

@@ -15,29 +15,30 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wingman::access::guard::Guard;
 use wingman::access::{ApiKeys, Role};
-use wingman::approval::{Desk, Rules};
+use wingman::approval::Rules;
 use wingman::bus::Bus;
 use wingman::bus::consume::LoopOptions;
 use wingman::bus::topology::{TopologyOverrides, open_bucket};
-use wingman::config::{DatabaseSettings, NatsCredentials, NatsSettings, Settings};
-use wingman::engine::Engine;
+use wingman::config::{ConsoleSettings, DatabaseSettings, NatsCredentials, NatsSettings, Settings};
 use wingman::events::Stage;
 use wingman::identity::roster::RosterStore;
 use wingman::policy::Policy;
 use wingman::request::Environment;
 use wingman::rollout::{Rollout, RolloutStore};
+use wingman::settings::{
+    ApiSettings, ApprovalsSettings, AuthoritySettings, GatewaySettings, IntakeSettings, Listen,
+    RecorderSettings, WatcherSettings,
+};
 use wingman::stages;
 use wingman::stages::approvals::ApprovalsDeps;
 use wingman::stages::gateway::GatewayDeps;
 use wingman::stages::watcher::{GuardSettings, WatcherDeps};
-use wingman::telegram::TelegramClient;
 
 use crate::fake_telegram::FakeTelegram;
 
 /// The approvers' chat on the fake Telegram.
 pub const APPROVER_CHAT: i64 = -100_777;
 use wingman::token::{SigningKey, VerifyKey};
-use wingman::validation::Validator;
 
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
@@ -268,37 +269,28 @@ impl TestEnv {
         approval_ttl: Duration,
         shutdown: CancellationToken,
     ) -> JoinHandle<anyhow::Result<()>> {
-        let bus = self.bus_for("intake");
-        let claims = open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
-            .await
-            .unwrap();
-        let rollout = RolloutStore::new(
-            open_bucket(
-                &bus.js,
-                &bus.subjects.localize_name(wingman::rollout::BUCKET),
-            )
-            .await
-            .unwrap(),
-        );
-        let scoring = stages::validator::Scoring {
-            validator: Arc::new(Validator::with_defaults()),
-            rollout: rollout.follow(self.shutdown.clone()).await,
+        let settings = IntakeSettings {
             approval_ttl,
-            timeout: Duration::from_secs(5),
+            validation_timeout: Duration::from_secs(5),
+            ..IntakeSettings::default()
         };
-        let deps = stages::intake::IntakeDeps {
-            bus,
-            claims,
-            scoring,
-            actor: "intake@test".into(),
-        };
+        let deps = stages::intake::IntakeDeps::open(
+            self.bus_for("intake"),
+            "intake@test".into(),
+            &settings,
+            self.shutdown.clone(),
+        )
+        .await
+        .unwrap();
         tokio::spawn(stages::intake::run(deps, self.options("intake"), shutdown))
     }
 
-    pub fn spawn_recorder(&mut self) {
-        let deps = stages::recorder::RecorderDeps {
-            pool: self.pool.clone(),
-        };
+    pub async fn spawn_recorder(&mut self) {
+        // The test database was migrated when the test started.
+        let settings = RecorderSettings { migrate: false };
+        let deps = stages::recorder::RecorderDeps::open(self.pool.clone(), &settings)
+            .await
+            .unwrap();
         let task = tokio::spawn(stages::recorder::run(
             deps,
             self.bus_for("recorder"),
@@ -320,26 +312,21 @@ impl TestEnv {
     }
 
     pub async fn claims(&self) -> async_nats::jetstream::kv::Store {
-        open_bucket(
-            &self.bus.js,
-            &self.bus.subjects.localize_name("wingman_claims"),
-        )
-        .await
-        .unwrap()
+        wingman::claims::open(&self.bus).await.unwrap()
     }
 
     pub async fn spawn_authority(&mut self) {
-        let bus = self.bus_for("authority");
-        let claims = open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
-            .await
-            .unwrap();
-        let deps = stages::authority::AuthorityDeps {
-            bus,
-            claims,
+        let settings = AuthoritySettings {
             signing_key: Arc::clone(&self.signing_key),
             token_ttl: Duration::from_secs(600),
-            actor: "authority@test".into(),
         };
+        let deps = stages::authority::AuthorityDeps::open(
+            self.bus_for("authority"),
+            "authority@test".into(),
+            &settings,
+        )
+        .await
+        .unwrap();
         let task = tokio::spawn(stages::authority::run(
             deps,
             self.options("authority"),
@@ -366,15 +353,29 @@ impl TestEnv {
     }
 
     pub async fn gateway_deps(&self, allowed: &[Environment]) -> GatewayDeps {
-        GatewayDeps {
-            bus: self.bus.clone(),
-            claims: self.claims().await,
+        GatewayDeps::open(
+            self.bus.clone(),
+            "gateway@test".into(),
+            self.gateway_settings(allowed),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The gateway's settings in a test: this test's keys, the private Docker Engine, the
+    /// shipped policy, a short running lease.
+    pub fn gateway_settings(&self, allowed: &[Environment]) -> GatewaySettings {
+        GatewaySettings {
             verify_key: self.verify_key.clone(),
-            engine: docker_engine().await,
-            policy: Policy::default_policy(),
             allowed_environments: allowed.to_vec(),
-            actor: "gateway@test".into(),
+            policy: Policy::default_policy(),
+            docker_host: Some(docker_host()),
             running_lease: Duration::from_secs(3),
+            http: Listen {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            compose: Default::default(),
         }
     }
 
@@ -419,9 +420,6 @@ impl TestEnv {
         approvers: &[&str],
         prd_approvals: usize,
     ) -> ApprovalsDeps {
-        // On its own NATS user when the test connected one (`connect_stage_as("approvals")`).
-        let bus = self.bus_for("approvals");
-        let roster = RosterStore::open(&bus).await.unwrap();
         let mut telegram_ids = Vec::new();
         for approver in approvers {
             if let Some(id) = approver.strip_prefix("telegram:") {
@@ -432,34 +430,26 @@ impl TestEnv {
                     .await;
             }
         }
-        let desk = Desk {
-            claims: open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
-                .await
-                .unwrap(),
-            approvals: open_bucket(
-                &bus.js,
-                &bus.subjects.localize_name(wingman::approval::BUCKET),
-            )
-            .await
-            .unwrap(),
-            bus,
-            roster,
+        let settings = ApprovalsSettings {
             rules: Rules {
                 telegram_ids,
                 prd_approvals,
             },
-            actor: "approvals@test".into(),
+            telegram: telegram.map(FakeTelegram::settings),
+            console: ConsoleSettings {
+                url: self.console_url.clone(),
+                ..ConsoleSettings::default()
+            },
         };
-        let telegram = telegram.map(|fake| {
-            TelegramClient::new(fake.token(), Some(&fake.api_url()), vec![APPROVER_CHAT])
-                .unwrap()
-                .with_console_url(self.console_url.clone())
-        });
-        ApprovalsDeps {
-            desk,
-            telegram,
-            pool: self.pool.clone(),
-        }
+        // On its own NATS user when the test connected one (`connect_stage_as("approvals")`).
+        ApprovalsDeps::open(
+            self.bus_for("approvals"),
+            "approvals@test".into(),
+            &settings,
+            self.pool.clone(),
+        )
+        .await
+        .unwrap()
     }
 
     /// What request `request_id` printed when it ran (its submitter's output subject; this
@@ -522,33 +512,21 @@ impl TestEnv {
         telegram: Option<&FakeTelegram>,
         guard: GuardSettings,
     ) -> WatcherDeps {
-        // As the watcher's own NATS user when the test connected it (`connect_stage_as`).
-        let bus = self.bus_for("watcher");
-        let claims = open_bucket(&bus.js, &bus.subjects.localize_name("wingman_claims"))
-            .await
-            .unwrap();
-        let rollout = RolloutStore::new(
-            open_bucket(
-                &bus.js,
-                &bus.subjects.localize_name(wingman::rollout::BUCKET),
-            )
-            .await
-            .unwrap(),
-        );
-        WatcherDeps {
-            bus,
-            pool: self.pool.clone(),
-            claims,
-            rollout,
-            telegram: telegram.map(|fake| {
-                TelegramClient::new(fake.token(), Some(&fake.api_url()), vec![APPROVER_CHAT])
-                    .unwrap()
-            }),
+        let settings = WatcherSettings {
             guard,
+            telegram: telegram.map(FakeTelegram::settings),
             phases: wingman::report::PhaseMinimums::default(),
             interval: Duration::from_millis(200),
-            actor: "watcher@test".into(),
-        }
+        };
+        // As the watcher's own NATS user when the test connected it (`connect_stage_as`).
+        WatcherDeps::open(
+            self.bus_for("watcher"),
+            "watcher@test".into(),
+            settings,
+            self.pool.clone(),
+        )
+        .await
+        .unwrap()
     }
 
     /// Runs a watcher built by [`watcher_deps`](Self::watcher_deps) and changed by the test.
@@ -565,39 +543,30 @@ impl TestEnv {
 
     /// Serves the API on a free loopback port.
     pub async fn spawn_api(&mut self) -> SocketAddr {
-        let state = wingman::api::ApiState {
-            bus: self.bus.clone(),
-            pool: self.pool.clone(),
-            metrics: wingman::metrics::install().unwrap(),
-            actor: "api@test".into(),
-            guard: self.guard(Stage::Api),
-            console: Default::default(),
-        };
+        let state = wingman::api::ApiState::new(
+            self.bus.clone(),
+            self.pool.clone(),
+            self.guard(Stage::Api),
+            wingman::metrics::install().unwrap(),
+            "api@test".into(),
+            &ApiSettings::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let token = self.shutdown.clone();
-        self.tasks.push(tokio::spawn(async move {
-            let router = wingman::web::router(state);
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await?;
-            Ok(())
-        }));
+        self.tasks
+            .push(tokio::spawn(wingman::web::serve(listener, state, token)));
         address
     }
 
     /// The API-key guard of an HTTP edge of this test.
     pub fn guard(&self, stage: Stage) -> Guard {
-        Guard {
-            keys: self.api_keys.clone(),
-            bus: self.bus.clone(),
+        Guard::new(
+            self.api_keys.clone(),
+            self.bus.clone(),
             stage,
-            actor: format!("{}@test", stage.as_str()),
-            throttle: Default::default(),
-        }
+            format!("{}@test", stage.as_str()),
+        )
     }
 
     /// Publishes raw bytes with a plain core-NATS publish, as any client could.
@@ -839,12 +808,6 @@ pub fn test_api_keys() -> ApiKeys {
 pub fn docker_host() -> String {
     std::env::var("DOCKER_HOST")
         .unwrap_or_else(|_| "unix:///var/run/wingman-docker/docker.sock".into())
-}
-
-pub async fn docker_engine() -> Engine {
-    Engine::connect(Some(&docker_host()))
-        .await
-        .expect("no Docker Engine: start it with scripts/docker-engine.sh (scripts/test does)")
 }
 
 /// A request in the public JSON form.

@@ -68,7 +68,7 @@ async fn pipeline(approvers: &[&str], prd_approvals: usize) -> TestEnv {
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
     env.spawn_approvals(None, approvers, prd_approvals).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env
 }
 
@@ -252,7 +252,7 @@ async fn one_person_on_telegram_and_at_the_console_is_one_vote() {
     )
     .await;
     env.spawn_approvals(Some(&fake), &["cli:bob"], 2).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     submit_as(&env, "release-bot", &prd_request(request_id, "release-bot")).await;
     let id = request_id.to_string();
@@ -295,7 +295,7 @@ async fn a_publisher_cannot_submit_in_another_principals_name_on_the_production_
     env.connect_stage_as("recorder", credentials("recorder"))
         .await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let publisher = connect_as(&server, "publisher").await;
     for (subject, allowed) in [
         ("wingman.requests.submitted.publisher", true),
@@ -344,7 +344,7 @@ async fn an_operator_cannot_vote_as_an_approver_whose_key_they_do_not_hold() {
     }
     env.spawn_intake_validating(100).await;
     env.spawn_approvals(None, &["cli:alice"], 1).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let publisher = connect_as(&server, "publisher").await;
     stored(
@@ -435,7 +435,7 @@ async fn a_publisher_cannot_pre_empt_a_pipeline_event_with_a_message_id_it_choos
         env.connect_stage_as(stage, credentials(stage)).await;
     }
     env.spawn_intake_validating(100).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     // The real event was not suppressed: the request moves on to a decision.
     wait_for_status(&env, request_id, "PENDING").await;
     let validated = env

@@ -12,7 +12,7 @@ use crate::helpers::{TestEnv, request_json};
 async fn a_raw_json_request_is_recorded_with_its_decision_and_announced_on_its_status_subject() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let mut status = env
         .bus
@@ -78,7 +78,7 @@ async fn a_raw_json_request_is_recorded_with_its_decision_and_announced_on_its_s
 async fn the_same_request_published_three_times_is_one_request_with_one_audit_trail() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let payload = request_json(request_id, Some("docker restart api")).to_string();
     for _ in 0..3 {
@@ -111,7 +111,7 @@ async fn the_same_request_published_three_times_is_one_request_with_one_audit_tr
 async fn a_reused_request_id_with_other_content_is_refused_without_touching_the_first() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let subject = format!("{}.requests.submitted.anonymous", env.prefix);
     env.publish_raw(
@@ -146,7 +146,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_audited_and_the_st
 {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let subject = format!("{}.requests.submitted.anonymous", env.prefix);
     let mut unknown = request_json(Uuid::new_v4(), None);
     unknown["priority"] = json!("urgent");
@@ -220,7 +220,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_audited_and_the_st
 async fn a_command_the_gateway_cannot_run_is_refused_on_the_requests_status_subject() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let mut status = env
         .bus

@@ -43,7 +43,7 @@ async fn pipeline(env: &mut TestEnv) -> (SocketAddr, SocketAddr) {
     let (deps, _) = env
         .spawn_gateway(&[Environment::Dev, Environment::Test])
         .await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let api = env.spawn_api().await;
     let gateway = serve_gateway_http(env, deps).await;
     (api, gateway)

@@ -21,7 +21,7 @@ async fn every_stage_exports_valid_catalogued_metrics() {
     env.spawn_approvals(None, &["cli:ops"], 1).await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Dev]).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let address = env.spawn_api().await;
     let request_id = Uuid::new_v4();
     let payload = well_explained(request_id, "dev", &format!("docker restart {name}"), &name);

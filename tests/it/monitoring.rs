@@ -210,7 +210,7 @@ async fn the_readmes_monitoring_queries_give_known_rates_over_executed_expired_a
     assert_eq!(queries.len(), 8, "{:?}", queries.keys());
 
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Prd]).await;

@@ -244,7 +244,7 @@ async fn the_pipeline_runs_with_every_worker_on_its_own_nats_user() {
     }
     env.set_rollout(true, 100).await;
     env.spawn_authority().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
 
     let publisher = connect_as(&server, "publisher").await;
     let approved = Uuid::new_v4();
@@ -403,7 +403,7 @@ async fn only_the_nats_user_that_submitted_a_request_may_withdraw_it() {
         env.connect_stage_as(stage, credentials(stage)).await;
     }
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env.spawn_approvals(None, &[], 1).await;
 
     let publisher = connect_as(&server, "publisher").await;

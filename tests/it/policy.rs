@@ -198,7 +198,7 @@ async fn a_publisher_cannot_stop_the_control_plane_or_a_protected_project_by_any
     prd.protected_projects.push(ledger.clone());
     spawn_prd_gateway(&env, policy).await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
 
     let gateway_prefix = &container_id(&gateway).await[..12];
     let upgrade = "README \"Production → Upgrade\" says: `docker compose -f docker-compose.prd.yml";
@@ -322,7 +322,7 @@ async fn a_publisher_cannot_make_the_gateway_act_on_other_compose_files_or_a_pro
     containers.start(&api, Some((&wingman, "api"))).await;
     spawn_prd_gateway(&env, shipped_policy_for(&wingman)).await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
 
     let registered =
         format!("docker compose -f docker-compose.prd.yml -p {wingman} --env-file .env.prd");

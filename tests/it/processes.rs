@@ -41,7 +41,7 @@ async fn wait_for_stderr(child: &mut Child, needle: &str) {
 #[tokio::test]
 async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_once() {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let mut doomed = spawn_worker(
         &env,
         "wingman-intake",
@@ -84,7 +84,7 @@ async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_on
 #[tokio::test]
 async fn two_intake_workers_share_the_work_and_no_request_is_processed_twice() {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let small_batches = [("WINGMAN_CONSUME_BATCH", "2")];
     let _first = spawn_worker(&env, "wingman-intake", &small_batches);
     let _second = spawn_worker(&env, "wingman-intake", &small_batches);
@@ -144,7 +144,7 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
     let (_, started_before) = crate::docker::state(&name).await.unwrap();
     env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let gateway_env = [("ALLOWED_ENVIRONMENTS", "dev,test")];
     let mut doomed = spawn_worker(
         &env,

@@ -154,7 +154,7 @@ async fn the_readmes_try_it_auto_approves_the_dev_request_and_the_second_approve
     // Docker anything, so nothing touches a container named `demo-api` on the shared engine
     // (it may be a developer's own, from this very README).
     env.spawn_gateway(&[Environment::Test]).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let directory = tempfile::tempdir().unwrap();
     let directory = directory.path();
 

@@ -43,7 +43,7 @@ fn audit(
 async fn a_redelivered_audit_event_is_recorded_once() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     env.publish_raw(
         &format!("{}.requests.submitted.anonymous", env.prefix),
@@ -94,7 +94,7 @@ async fn a_redelivered_audit_event_is_recorded_once() {
 async fn an_event_that_overtakes_its_request_waits_for_it_and_a_move_against_the_state_machine_is_only_audited()
  {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let id = RequestId::from_uuid(request_id);
     let early = audit(
@@ -211,7 +211,7 @@ async fn a_backlog_of_many_requests_each_with_several_moves_is_recorded_in_order
     }
     // All 160 events wait in the stream before the recorder starts, so they come in batches.
     publish_all(&env.bus.js, &outgoing).await.unwrap();
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env.wait_for_count("SELECT count(*) FROM audit_events", None, 160)
         .await;
     type Row = (
@@ -250,7 +250,7 @@ async fn a_backlog_of_many_requests_each_with_several_moves_is_recorded_in_order
 async fn the_audit_log_refuses_updates_and_deletes() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     env.publish_raw(
         &format!("{}.requests.submitted.anonymous", env.prefix),
@@ -275,7 +275,7 @@ async fn the_audit_log_refuses_updates_and_deletes() {
 async fn an_execution_moves_only_its_own_column_and_only_after_an_approval() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let id = RequestId::from_uuid(request_id);
     env.publish_raw(

@@ -86,7 +86,7 @@ async fn an_inspect_of_a_container_with_a_password_shows_it_nowhere() {
     start_container_with_a_password(&name).await;
     env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let mut gateway = tokio::process::Command::new(worker_binary("wingman-gateway"))
         .envs(env.child_env())
         .env("ALLOWED_ENVIRONMENTS", "dev")

@@ -62,7 +62,7 @@ async fn a_rollout_change_through_the_cli_applies_to_the_next_request_and_a_requ
  {
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     // The watcher writes the flags for operators and audits each change.
     env.spawn_watcher(
         None,
@@ -303,7 +303,7 @@ async fn out_of_cohort_requests_carry_their_shadow_decision_and_a_shadow_auto_ap
     // Validation disabled: shadow mode, every request goes to a human and is still scored.
     env.spawn_intake().await;
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     env.spawn_watcher(
         None,
         GuardSettings {
@@ -475,7 +475,7 @@ async fn phased_run(minimums: &str) -> TestEnv {
         })
         .await
         .unwrap();
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let mut deps = env
         .watcher_deps(
             None,
@@ -665,7 +665,7 @@ async fn an_instruction_to_the_validator_reaches_the_approver_as_a_finding_and_e
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
     env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     let mut payload =
         crate::helpers::well_explained(request_id, "dev", "docker restart api", "api");

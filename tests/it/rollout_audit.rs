@@ -92,7 +92,7 @@ async fn an_operator_changes_the_rollout_only_through_the_watcher_and_is_proven_
         .await;
     env.connect_stage_as("recorder", credentials("recorder"))
         .await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let (_stop, _watcher) = start_watcher(&env).await;
 
     // `--by` names nobody when the operator is a NATS user: the author is the user.
@@ -257,7 +257,7 @@ async fn a_direct_admin_write_is_audited_as_unproven_and_a_restart_audits_nothin
         .unwrap();
     env.connect_stage_as("watcher", credentials("watcher"))
         .await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let (stop, watcher_task) = start_watcher(&env).await;
     let change = operator_cli(&env, &["rollout", "set", "50"]).await;
     assert!(change.status.success(), "{}", text(&change.stderr));

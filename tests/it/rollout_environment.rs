@@ -109,7 +109,7 @@ fn assert_deployment_change(row: &Value, old: (bool, u64), new: (bool, u64)) {
 #[tokio::test]
 async fn an_edited_environment_applies_at_the_next_start_and_is_audited_as_the_deployment() {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let _watcher = start_watcher(&env).await;
 
     // The first deploy: the seed's `.env.prd` (validation disabled) seeds the flags.
@@ -147,7 +147,7 @@ async fn an_edited_environment_applies_at_the_next_start_and_is_audited_as_the_d
 async fn an_unchanged_environment_keeps_a_live_rollout_set_and_an_edited_one_wins_at_the_next_start()
  {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let _watcher = start_watcher(&env).await;
     deploy_with(&env, "1", "10").await;
 
@@ -215,7 +215,7 @@ async fn start_local_intake(env: &TestEnv, enabled: &str, percent: &str) -> toki
 #[tokio::test]
 async fn a_local_intake_that_sets_up_the_topology_applies_an_edited_environment_too() {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let _watcher = start_watcher(&env).await;
     let mut intake = start_local_intake(&env, "1", "30").await;
     assert_eq!(live_flags(&env).await, (true, 30, "environment".into()));

@@ -319,7 +319,7 @@ async fn the_seeds_deployment_stages_checklist_and_rollback_run_through_wingman(
         env.options("gateway"),
         env.shutdown.child_token(),
     ));
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let api = env.spawn_api().await;
     let gateway_http = serve_gateway_http(&env, gateway).await;
 
@@ -792,7 +792,7 @@ async fn show(env: &TestEnv) -> String {
 async fn the_seeds_validation_rollout_by_editing_the_env_and_restarting_is_watched_with_its_four_queries()
  {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let _watcher = start_watcher(&env).await;
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
     env.spawn_authority().await;

@@ -69,7 +69,7 @@ async fn setup_nats_bounds_streams_and_buckets_that_were_created_unbounded() {
 async fn one_request_of_the_largest_valid_size_takes_a_bounded_number_of_bytes() {
     let mut env = TestEnv::start().await;
     env.spawn_intake_validating(100).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let request_id = Uuid::new_v4();
     // Random words, so neither JetStream nor Postgres (TOAST) can compress them away.
     const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

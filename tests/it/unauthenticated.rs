@@ -19,27 +19,20 @@ const FLOOD: usize = 20;
 
 /// The API with a guard whose audit window is short enough to see it close.
 async fn spawn_api_with(env: &mut TestEnv, limits: ThrottleLimits) -> SocketAddr {
-    let state = wingman::api::ApiState {
-        bus: env.bus.clone(),
-        pool: env.pool.clone(),
-        metrics: wingman::metrics::install().unwrap(),
-        actor: "api@test".into(),
-        guard: Guard {
+    let state = wingman::api::ApiState::new(
+        env.bus.clone(),
+        env.pool.clone(),
+        Guard {
             throttle: AuditThrottle::new(limits),
             ..env.guard(Stage::Api)
         },
-        console: Default::default(),
-    };
+        wingman::metrics::install().unwrap(),
+        "api@test".into(),
+        &wingman::settings::ApiSettings::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let token = env.shutdown.clone();
-    tokio::spawn(async move {
-        let router =
-            wingman::web::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
-    });
+    tokio::spawn(wingman::web::serve(listener, state, env.shutdown.clone()));
     address
 }
 
@@ -67,7 +60,7 @@ fn refused_count(scrape: &str, edge: &str, audited: &str) -> f64 {
 #[tokio::test]
 async fn a_flood_of_401s_writes_a_bounded_number_of_audit_rows_and_one_summary() {
     let mut env = TestEnv::start().await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let limits = ThrottleLimits {
         per_window: 3,
         window: Duration::from_secs(2),
@@ -139,7 +132,7 @@ async fn a_telegram_stranger_flooding_approve_is_audited_only_up_to_the_limit() 
     let fake = FakeTelegram::start().await;
     let mut env = TestEnv::start().await;
     env.spawn_approvals(Some(&fake), &["telegram:42"], 1).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let stranger = 99;
     let request_id = Uuid::new_v4();
     for _ in 0..FLOOD {

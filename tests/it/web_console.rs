@@ -71,7 +71,7 @@ impl Console {
         let address: SocketAddr = env.spawn_api().await;
         env.console_url = Some(format!("http://{address}"));
         env.spawn_intake().await;
-        env.spawn_recorder();
+        env.spawn_recorder().await;
         env.spawn_approvals(telegram, &[], prd_approvals).await;
         env.spawn_authority().await;
         if engine {

@@ -97,7 +97,7 @@ async fn a_destructive_command_with_a_reason_waits_for_approval_and_prints_the_g
     env.spawn_approvals(None, &["cli:ops-bob"], 1).await;
     env.spawn_authority().await;
     env.spawn_gateway(&[Environment::Dev]).await;
-    env.spawn_recorder();
+    env.spawn_recorder().await;
     let reason = format!(
         "The container {name} caches its config at start and we changed the log level, so restart only {name}. \
          Rollback: docker start {name}. Verify: docker inspect shows {name} running."

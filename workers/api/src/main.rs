@@ -1,12 +1,11 @@
-//! `wingman-api`: the HTTP API (see `wingman::api`). Listens on `API_PORT` (default 8080).
-//! Needs `WINGMAN_API_KEYS_FILE` (it refuses to start without API keys). Serves the web
-//! console under `/console` (`WINGMAN_CONSOLE_URL`, `WINGMAN_CONSOLE_SESSION_TTL`).
+//! `wingman-api`: the HTTP API and the web console under `/console` (see `wingman::api`,
+//! `wingman::console`; settings: `wingman::settings::ApiSettings`). Needs
+//! `WINGMAN_API_KEYS_FILE` (it refuses to start without API keys).
 
-use anyhow::Context as _;
-use wingman::access::ApiKeys;
 use wingman::access::guard::Guard;
 use wingman::api::ApiState;
 use wingman::events::Stage;
+use wingman::settings::ApiSettings;
 use wingman::worker::Worker;
 
 fn main() -> anyhow::Result<()> {
@@ -14,42 +13,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let keys = ApiKeys::from_env()?;
+    let keys = wingman::settings::api_keys()?;
     let worker = Worker::start(Stage::Api).await?;
+    // Read after the start, so a policy that cannot be read is logged (the console says so).
+    let settings = ApiSettings::from_env()?;
     let pool = worker.settings.database.pool()?;
     worker.readiness.postgres(&pool);
-    let state = ApiState {
-        guard: Guard {
-            keys,
-            bus: worker.bus.clone(),
-            stage: Stage::Api,
-            actor: worker.actor.clone(),
-            throttle: Default::default(),
-        },
-        bus: worker.bus.clone(),
-        pool,
-        metrics: worker.metrics.clone(),
-        actor: worker.actor.clone(),
-        console: wingman::config::ConsoleSettings::from_env()?,
-    };
-    let port = wingman::config::parse_var::<u16>("API_PORT")?.unwrap_or(8080);
-    let host = wingman::config::var("API_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
-    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-        .await
-        .with_context(|| format!("bind the API on {host}:{port}"))?;
+    let (bus, actor) = (worker.bus.clone(), worker.actor.clone());
+    let guard = Guard::new(keys, bus.clone(), Stage::Api, actor.clone());
+    let state = ApiState::new(bus, pool, guard, worker.metrics.clone(), actor, &settings);
+    let listener = settings.http.bind().await?;
     tracing::info!(address = %listener.local_addr()?, "API listening");
     let token = worker.shutdown.token();
     worker
-        .run(async move {
-            // The peer address names the source of refused calls (their audit is rate-limited).
-            let router = wingman::web::router(state);
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .context("serve the API")
-        })
+        .run(wingman::web::serve(listener, state, token))
         .await
 }
