@@ -176,42 +176,17 @@ pub async fn execute(
     };
     let refuse =
         |code: &'static str, reason: String| Ok(refusal(&step, code, &reason, job.token_id));
-    let Some(command) = &request.command else {
-        return refuse("no_command", "the request has no command to execute".into());
+    let Admitted { operation, claims } = match admit(
+        job,
+        presenter,
+        &deps.verify_key,
+        &deps.allowed_environments,
+        &deps.policy,
+        Utc::now(),
+    ) {
+        Ok(admitted) => admitted,
+        Err(Refusal { code, reason }) => return refuse(code, reason),
     };
-    let operation = match parse_command_line(&command.line) {
-        Ok(operation) => operation,
-        Err(error) => {
-            return refuse(
-                "unparseable_command",
-                format!("the command does not parse: {error}"),
-            );
-        }
-    };
-    if operation != command.operation {
-        return refuse(
-            "command_mismatch",
-            "the job's operation is not the one its command line describes".into(),
-        );
-    }
-    let expected = Expected {
-        request_id: request.request_id,
-        environment: request.environment,
-        argv_hash: &operation.argv_hash(),
-        allowed_environments: &deps.allowed_environments,
-        now: Utc::now(),
-        max_clock_skew: chrono::Duration::seconds(30),
-    };
-    let claims = match token::verify(&deps.verify_key, &job.token, &expected) {
-        Ok(claims) => claims,
-        Err(error) => return refuse(error.code(), error.to_string()),
-    };
-    if let Err(error) = token::check_presenter(&claims, presenter) {
-        return refuse(error.code(), error.to_string());
-    }
-    if let Err(refusal) = deps.policy.check_operation(request.environment, &operation) {
-        return refuse("policy", refusal.to_string());
-    }
     let key = Key::Exec(claims.token_id).to_string();
     if let Some((claim, _)) = read_claim(&deps.claims, &key).await? {
         return replay(
@@ -359,6 +334,122 @@ pub async fn execute(
     ))
 }
 
+/// Why the gateway refuses a job before it claims anything: a stable code (the
+/// `token_refused` audit event's `code`) and the reason, both shown to the requester.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A job the gateway admits: the operation its command line describes and the token's
+/// verified claims.
+#[derive(Debug)]
+pub struct Admitted {
+    pub operation: DockerOperation,
+    pub claims: token::Claims,
+}
+
+/// The gateway's admission of a job, a pure function of the job, who presents it, the keys
+/// and rules of this gateway and the time: the request carries a command that parses to the
+/// job's operation; the token verifies for exactly this request, environment (one this
+/// gateway may act on) and command, now; the presenter may run it (an automatic token only
+/// from the pipeline, a manual one only by its holder); the policy allows the operation in
+/// the environment. What Docker says the targets are is checked after, by
+/// [`Policy::admit`], on the resolved facts.
+///
+/// # Errors
+/// The first check that fails, as a [`Refusal`] with its code: `no_command`,
+/// `unparseable_command`, `command_mismatch`, a token code ([`token::TokenError::code`]),
+/// or `policy`.
+pub fn admit(
+    job: &ExecJob,
+    presenter: Presenter<'_>,
+    verify_key: &VerifyKey,
+    allowed_environments: &[Environment],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Admitted, Refusal> {
+    let request = &job.request;
+    let command = request
+        .command
+        .as_ref()
+        .ok_or_else(|| Refusal::new("no_command", "the request has no command to execute"))?;
+    let operation = parse_command_line(&command.line).map_err(|error| {
+        Refusal::new(
+            "unparseable_command",
+            format!("the command does not parse: {error}"),
+        )
+    })?;
+    if operation != command.operation {
+        return Err(Refusal::new(
+            "command_mismatch",
+            "the job's operation is not the one its command line describes",
+        ));
+    }
+    let expected = Expected {
+        request_id: request.request_id,
+        environment: request.environment,
+        argv_hash: &operation.argv_hash(),
+        allowed_environments,
+        now,
+        max_clock_skew: chrono::Duration::seconds(30),
+    };
+    let token_refusal = |error: token::TokenError| Refusal::new(error.code(), error.to_string());
+    let claims = token::verify(verify_key, &job.token, &expected).map_err(token_refusal)?;
+    token::check_presenter(&claims, presenter).map_err(token_refusal)?;
+    policy
+        .check_operation(request.environment, &operation)
+        .map_err(|refusal| Refusal::new("policy", refusal.to_string()))?;
+    Ok(Admitted { operation, claims })
+}
+
+/// What a job finds when its token's claim exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingClaim {
+    /// Another job used the token: refused (`token_reused`), it runs once.
+    Reused,
+    /// The same job redelivered after it finished: its outcome again, nothing run.
+    Finished,
+    /// The same job, started within the running lease: it may still be running in another
+    /// gateway; retry later.
+    MayStillRun,
+    /// The same job, started before the lease: the gateway stopped between claiming and
+    /// recording; INDETERMINATE, never run again.
+    Indeterminate,
+}
+
+/// The claim state machine, pure: what `job_id` does with the existing `claim` at `now`.
+pub fn existing_claim(
+    claim: &ExecClaim,
+    job_id: &str,
+    running_lease: Duration,
+    now: DateTime<Utc>,
+) -> ExistingClaim {
+    if claim.job != job_id {
+        return ExistingClaim::Reused;
+    }
+    match claim.state {
+        ClaimState::Finished => ExistingClaim::Finished,
+        ClaimState::Started
+            if now - claim.started_at
+                < chrono::Duration::from_std(running_lease).unwrap_or_default() =>
+        {
+            ExistingClaim::MayStillRun
+        }
+        ClaimState::Started => ExistingClaim::Indeterminate,
+    }
+}
+
 /// A claim exists: the same job redelivered gets its outcome again; any other use of the
 /// token is a replay.
 fn replay(
@@ -370,25 +461,18 @@ fn replay(
     token_id: Uuid,
     running_lease: Duration,
 ) -> Result<Vec<Outgoing>, StageError> {
-    if claim.job != job_id {
-        return Ok(refusal(
+    match existing_claim(claim, job_id, running_lease, Utc::now()) {
+        ExistingClaim::Reused => Ok(refusal(
             step,
             "token_reused",
             "this token was already used: a capability token runs once",
             token_id,
-        ));
-    }
-    match claim.state {
-        ClaimState::Finished => Ok(finished_events(step, claim, operation, request, token_id)),
-        ClaimState::Started
-            if Utc::now() - claim.started_at
-                < chrono::Duration::from_std(running_lease).unwrap_or_default() =>
-        {
-            Err(StageError::Transient(anyhow::anyhow!(
-                "the operation may still be running in another gateway"
-            )))
-        }
-        ClaimState::Started => {
+        )),
+        ExistingClaim::Finished => Ok(finished_events(step, claim, operation, request, token_id)),
+        ExistingClaim::MayStillRun => Err(StageError::Transient(anyhow::anyhow!(
+            "the operation may still be running in another gateway"
+        ))),
+        ExistingClaim::Indeterminate => {
             metrics::execution(
                 operation.name(),
                 request.environment.as_str(),
@@ -518,3 +602,6 @@ async fn read_claim(claims: &kv::Store, key: &str) -> Result<Option<(ExecClaim, 
         .await
         .map_err(StageError::Transient)
 }
+
+#[cfg(test)]
+mod tests;
