@@ -16,8 +16,9 @@ use serde::Serialize;
 use uuid::Uuid;
 use wingman::metrics;
 
+use crate::containers::{remove_container, start_container};
 use crate::harness::{self, Pipeline};
-use crate::load::{raw_calls, remove_container, start_container};
+use crate::load::raw_calls;
 use crate::openloop::Mix;
 use crate::report::{Latencies, percentiles};
 use crate::sweep::{self, Step};

@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use crate::WORKERS;
 use crate::args::Options;
+use crate::bodies::{instruction, restart};
+use crate::containers::{remove_container, start_container};
 use crate::harness::Pipeline;
-use crate::load::{instruction, remove_container, restart, start_container};
 
 const PORT: u16 = 14_222;
 

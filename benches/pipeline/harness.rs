@@ -80,7 +80,7 @@ impl Pipeline {
             .env("WINGMAN_ACK_WAIT_SECS", "5")
             .env("WINGMAN_GATEWAY_LEASE_SECS", "10")
             .env("WINGMAN_NATS_CONNECT_ATTEMPTS", "60")
-            .env("DOCKER_HOST", crate::load::docker_host())
+            .env("DOCKER_HOST", crate::containers::docker_host())
             .env(
                 "WINGMAN_SIGNING_KEY_FILE",
                 self.keys.path().join("wingman.key"),

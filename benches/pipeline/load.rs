@@ -1,17 +1,18 @@
 //! The load the benchmark drives through the pipeline: auto-decided instruction approvals as
 //! fast as JetStream takes them (full load), and restarts on the real engine one at a time.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::StreamExt;
 use serde::Deserialize as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 use wingman::events::PublicStatus;
 use wingman::status::Status;
 
+use crate::bodies::restart;
+use crate::containers::{docker_host, remove_container, start_container};
 use crate::harness::Pipeline;
 use crate::openloop::Mix;
 use crate::report::{Latencies, percentiles};
@@ -27,50 +28,6 @@ pub struct FullLoad {
     /// Submit → status event and submit → commit: at full load, these measure the backlog.
     pub visible: Latencies,
     pub durable: Latencies,
-}
-
-/// A well-explained instruction approval (no command): the validator auto-approves it.
-pub fn instruction(id: Uuid, requester: &str, environment: &str, container: &str) -> Value {
-    json!({
-        "request_id": id, "requester": requester, "environment": environment,
-        "title": format!("Restart the container {container} to reload its config"),
-        "description": format!("{container} caches its config at start and the log level changed, so it must restart. \
-            Only {container} is touched. Rollback: docker start {container}. Verify: docker inspect shows {container} running."),
-    })
-}
-
-/// The same request with the command: auto-approved in dev, then executed by the gateway.
-pub fn restart(id: Uuid, requester: &str, container: &str) -> Value {
-    let mut body = instruction(id, requester, "dev", container);
-    body["command"] = Value::String(format!("docker restart {container}"));
-    body
-}
-
-/// Starts a long-running test container on the private engine; returns its name.
-pub fn start_container(prefix: &str) -> anyhow::Result<String> {
-    let name = format!("{prefix}-{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let created = Command::new("docker")
-        .args(["-H", &docker_host(), "run", "-d", "--name", &name])
-        .args(["--network", "none", "--init", "wingman-test/busybox"])
-        .args(["sleep", "3600"])
-        .output()?;
-    anyhow::ensure!(
-        created.status.success(),
-        "start the container {name}: {}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    Ok(name)
-}
-
-pub fn remove_container(name: &str) {
-    let _ = Command::new("docker")
-        .args(["-H", &docker_host(), "rm", "-f", name])
-        .output();
-}
-
-pub fn docker_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .unwrap_or_else(|_| "unix:///var/run/wingman-docker/docker.sock".into())
 }
 
 /// Publishes `body` on `subject` with its request id as the message id; returns the ack to

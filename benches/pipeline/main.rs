@@ -24,8 +24,10 @@
 //! 127.0.0.1:5432, and the private Docker Engine with the test image.
 
 mod args;
+mod bodies;
 mod command;
 mod consumers;
+mod containers;
 mod cpu;
 mod faults;
 mod floor;

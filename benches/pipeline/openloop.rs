@@ -10,8 +10,8 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::bodies::instruction;
 use crate::harness::Pipeline;
-use crate::load::instruction;
 
 /// What the requests carry.
 #[derive(Debug, Clone, Default)]
