@@ -105,10 +105,10 @@ impl Validator {
             self,
             &facts,
             [
-                &code_scanner,
-                &content_quality,
-                &dependency_analyzer,
-                &semantic_analyzer,
+                (ValidatorName::CodeScanner, &code_scanner),
+                (ValidatorName::ContentQuality, &content_quality),
+                (ValidatorName::DependencyAnalyzer, &dependency_analyzer),
+                (ValidatorName::SemanticAnalyzer, &semantic_analyzer),
             ],
         );
         Validation {

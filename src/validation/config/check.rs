@@ -10,6 +10,7 @@ use crate::validation::config::check_validators::{
 };
 use crate::validation::config::sections::{OperationRule, ProfileWeights, operation_names};
 use crate::validation::config::{ConfigError, ValidationConfig};
+use crate::validation::report::ValidatorName;
 
 impl ValidationConfig {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
@@ -125,7 +126,8 @@ fn operation_rule(key: &str, rule: &OperationRule) -> Result<(), ConfigError> {
 
 fn weights(key: &str, weights: &ProfileWeights) -> Result<(), ConfigError> {
     let mut total = 0.0;
-    for (name, value) in weights.entries() {
+    for name in ValidatorName::ALL {
+        let value = weights.get(name);
         if !(0.0..=1.0).contains(&value) {
             return Err(invalid(
                 &format!("{key}.{name}"),
