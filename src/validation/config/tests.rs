@@ -1,4 +1,6 @@
-use crate::validation::{ConfigError, Profile, Severity, ValidationConfig, Validator};
+use crate::validation::{
+    ConfigError, Profile, Severity, ValidationConfig, Validator, ValidatorName,
+};
 
 fn with(from: &str, to: &str) -> String {
     let text = ValidationConfig::default_toml();
@@ -144,6 +146,50 @@ fn every_operation_has_points_and_the_shipped_file_documents_it() {
         assert!(
             rules_comment.contains(name),
             "the rules comment of config/validation.toml does not list {name}"
+        );
+    }
+}
+
+#[test]
+fn every_validator_has_weights_a_section_and_docs() {
+    let text = ValidationConfig::default_toml();
+    let headers: Vec<&str> = text.lines().filter(|line| line.starts_with('[')).collect();
+    // Each `[weights.<profile>]` table with its lines, up to the next header.
+    let weight_tables: Vec<(&str, Vec<&str>)> = text
+        .split("\n[")
+        .filter(|table| table.starts_with("weights."))
+        .map(|table| {
+            let mut lines = table.lines();
+            let header = lines.next().unwrap_or_default().trim_end_matches(']');
+            (header, lines.collect())
+        })
+        .collect();
+    assert!(
+        !weight_tables.is_empty(),
+        "config/validation.toml has no [weights.*] table"
+    );
+    let contracts = include_str!("../../../CONTRACTS.md");
+    let scores_section = contracts
+        .split("\n## Validation scores\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("CONTRACTS.md has a \"Validation scores\" section");
+    for name in ValidatorName::ALL {
+        assert!(
+            headers.contains(&format!("[{name}]").as_str()),
+            "config/validation.toml has no [{name}] section"
+        );
+        for (header, lines) in &weight_tables {
+            assert!(
+                lines
+                    .iter()
+                    .any(|line| line.starts_with(&format!("{name} ="))),
+                "config/validation.toml has no `{name} =` line in [{header}]"
+            );
+        }
+        assert!(
+            scores_section.contains(&format!("`{name}`")),
+            "CONTRACTS.md \"Validation scores\" does not name `{name}`"
         );
     }
 }
