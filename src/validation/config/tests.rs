@@ -1,5 +1,7 @@
+use crate::docker::OperationKind;
+use crate::request::Environment;
 use crate::validation::{
-    ConfigError, Profile, Severity, ValidationConfig, Validator, ValidatorName,
+    ConfigError, OperationRule, Profile, Severity, ValidationConfig, Validator, ValidatorName,
 };
 
 fn with(from: &str, to: &str) -> String {
@@ -192,4 +194,42 @@ fn every_validator_has_weights_a_section_and_docs() {
             "CONTRACTS.md \"Validation scores\" does not name `{name}`"
         );
     }
+}
+
+#[test]
+fn in_prd_only_read_only_operations_can_be_auto_approved() {
+    let rules = ValidationConfig::default_config().rules.never_auto_approve;
+    for name in super::sections::operation_names() {
+        if OperationKind::from_name(name).is_some_and(OperationKind::is_read_only) {
+            continue;
+        }
+        assert!(
+            rules.iter().any(|rule| blocks_in_prd(rule, name)),
+            "no rule of rules.never_auto_approve keeps every `{name}` in prd from auto-approval"
+        );
+    }
+}
+
+/// Whether the rule matches every request in prd for the operation `name`: it covers prd
+/// and the operation, and sets no criterion that narrows it further.
+fn blocks_in_prd(rule: &OperationRule, name: &str) -> bool {
+    // No `..`: a new criterion must be considered here.
+    let OperationRule {
+        name: _,
+        reason: _,
+        environments,
+        operations,
+        risk_levels,
+        volumes,
+        whole_project,
+        stateful,
+        max_targets,
+    } = rule;
+    (environments.is_empty() || environments.contains(&Environment::Prd))
+        && (operations.is_empty() || operations.iter().any(|operation| operation == name))
+        && risk_levels.is_empty()
+        && volumes.is_none()
+        && whole_project.is_none()
+        && stateful.is_none()
+        && max_targets.is_none()
 }
