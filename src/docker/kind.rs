@@ -6,7 +6,7 @@
 //! [`OperationKind::ALL`], so a new kind that one of them misses fails a test. The enum,
 //! `ALL` and `name` are declared from one list (`named_enum!`), so they cannot drift apart.
 
-use crate::docker::named::named_enum;
+use crate::named::named_enum;
 
 named_enum! {
     /// The kind of an operation: what its name says, without targets or options.
@@ -117,9 +117,9 @@ mod tests {
             "a name is listed twice"
         );
         for kind in OperationKind::ALL {
-            let line = example(*kind);
-            assert_eq!(parse(line).kind(), *kind, "{line}");
-            assert_eq!(OperationKind::from_name(kind.name()), Some(*kind));
+            let line = example(kind);
+            assert_eq!(parse(line).kind(), kind, "{line}");
+            assert_eq!(OperationKind::from_name(kind.name()), Some(kind));
         }
         // Every subcommand the parser accepts yields a listed kind.
         for word in ["stop", "start", "restart", "kill", "rm", "inspect", "logs"] {

@@ -14,8 +14,7 @@
 //! Layout:
 //! - `line`: command line to argv, refusing shell syntax
 //! - `command`: argv to operation, the top-level dispatch
-//! - `operation`: the typed operation; `kind`: [`OperationKind`], the one list of names;
-//!   `named`: `named_enum!`, which declares an enum, its `ALL` and names from one list
+//! - `operation`: the typed operation; `kind`: [`OperationKind`], the one list of names
 //! - `canonical`: its canonical argv, hash and display
 //! - `container`, `compose` and `exec`: the per-family argument parsers
 //! - `flags` and `values`: the shared flag reader and value checks
@@ -33,7 +32,6 @@ mod exec;
 mod flags;
 mod kind;
 mod line;
-mod named;
 mod operation;
 mod resolved;
 mod values;

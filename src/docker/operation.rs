@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::docker::kind::OperationKind;
-use crate::docker::named::named_enum;
+use crate::named::named_enum;
 
 /// One docker operation the gateway knows how to perform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,16 +14,25 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A scoring validator (the composite, which decides from their scores, is not one).
-///
-/// Its name is its key in [`ValidatorScores`], in [`Finding::validator`], in the weights and
-/// sections of `config/validation.toml` and in the `validator` metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ValidatorName {
-    CodeScanner,
-    ContentQuality,
-    DependencyAnalyzer,
-    SemanticAnalyzer,
+use crate::named::named_enum;
+
+named_enum! {
+    /// A scoring validator (the composite, which decides from their scores, is not one).
+    ///
+    /// Its name is its key in [`ValidatorScores`], in [`Finding::validator`], in the weights
+    /// and sections of `config/validation.toml` and in the `validator` metric label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ValidatorName {
+        CodeScanner => "code_scanner",
+        ContentQuality => "content_quality",
+        DependencyAnalyzer => "dependency_analyzer",
+        SemanticAnalyzer => "semantic_analyzer",
+    }
+    /// Every scoring validator, in the order of [`ValidatorScores`]' fields. A new one here
+    /// is a length mismatch in [`ValidatorScores::results`] until it has its field.
+    const ALL;
+    /// The key: `code_scanner`, `content_quality`, ….
+    fn as_str;
 }
 
 /// The validator names as `&str`, for the validators' own findings.
@@ -110,32 +119,6 @@ pub struct CompositeResult {
 pub enum Profile {
     Operational,
     Deployment,
-}
-
-impl ValidatorName {
-    /// Every scoring validator, in the order of [`ValidatorScores`]' fields.
-    ///
-    /// It cannot miss a variant that has a field: [`ValidatorScores::results`] returns an
-    /// array of [`ValidatorName::COUNT`] entries, one per field, so a missing name is a
-    /// length mismatch there.
-    pub const ALL: [ValidatorName; 4] = [
-        ValidatorName::CodeScanner,
-        ValidatorName::ContentQuality,
-        ValidatorName::DependencyAnalyzer,
-        ValidatorName::SemanticAnalyzer,
-    ];
-
-    pub const COUNT: usize = ValidatorName::ALL.len();
-
-    /// The key: `code_scanner`, `content_quality`, ….
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ValidatorName::CodeScanner => "code_scanner",
-            ValidatorName::ContentQuality => "content_quality",
-            ValidatorName::DependencyAnalyzer => "dependency_analyzer",
-            ValidatorName::SemanticAnalyzer => "semantic_analyzer",
-        }
-    }
 }
 
 impl fmt::Display for ValidatorName {
