@@ -15,7 +15,7 @@
 //! - [`token`]: capability tokens (PASETO v4.public): minted by the authority, verified by the gateway.
 //! - [`cli`]: the `wingman` command's subcommands.
 //! - [`config`], [`telemetry`], [`metrics`], [`shutdown`], [`worker`], [`failpoint`]:
-//!   cross-cutting plumbing.
+//!   cross-cutting plumbing; `named`: `named_enum!`, an enum declared with its list of names.
 
 pub mod access;
 pub mod api;
@@ -34,6 +34,7 @@ pub mod failpoint;
 pub mod gateway_http;
 pub mod identity;
 pub mod metrics;
+mod named;
 pub mod policy;
 pub mod principal;
 pub mod readiness;

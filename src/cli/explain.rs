@@ -171,13 +171,8 @@ pub fn explain(
     for reason in &composite.reasons {
         println!("  - {reason}");
     }
-    for (name, result) in [
-        ("code_scanner", &scores.code_scanner),
-        ("content_quality", &scores.content_quality),
-        ("dependency_analyzer", &scores.dependency_analyzer),
-        ("semantic_analyzer", &scores.semantic_analyzer),
-    ] {
-        print_validator(name, result);
+    for (name, result) in scores.results() {
+        print_validator(name.as_str(), result);
     }
     match &verdict {
         PolicyVerdict::Allowed { note } => println!("gateway policy: allowed ({note})"),

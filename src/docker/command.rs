@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn every_container_action_parses_in_short_and_long_form() {
-        for word in ["stop", "start", "restart", "kill", "rm", "inspect", "logs"] {
+        for word in ContainerAction::ALL.map(ContainerAction::as_str) {
             let short = parse_command_line(&format!("docker {word} api")).expect(word);
             let long = parse_command_line(&format!("docker container {word} api")).expect(word);
             assert_eq!(short, long, "{word}");

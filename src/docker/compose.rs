@@ -83,16 +83,10 @@ pub(crate) fn parse(args: &[String]) -> Result<ComposeOp, CommandError> {
 }
 
 fn action(word: &str) -> Option<ComposeAction> {
-    Some(match word {
-        "down" => ComposeAction::Down,
-        "stop" => ComposeAction::Stop,
-        "start" => ComposeAction::Start,
-        "restart" => ComposeAction::Restart,
-        "ps" => ComposeAction::Ps,
-        "up" => ComposeAction::Up,
-        "pull" => ComposeAction::Pull,
-        _ => return None,
-    })
+    ComposeAction::ALL
+        .iter()
+        .copied()
+        .find(|action| action.as_str() == word)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,16 +10,10 @@ use crate::docker::values;
 
 /// Maps a docker subcommand to a container action, if it is one.
 pub(crate) fn action(subcommand: &str) -> Option<ContainerAction> {
-    Some(match subcommand {
-        "stop" => ContainerAction::Stop,
-        "start" => ContainerAction::Start,
-        "restart" => ContainerAction::Restart,
-        "kill" => ContainerAction::Kill,
-        "rm" => ContainerAction::Rm,
-        "inspect" => ContainerAction::Inspect,
-        "logs" => ContainerAction::Logs,
-        _ => return None,
-    })
+    ContainerAction::ALL
+        .iter()
+        .copied()
+        .find(|action| action.as_str() == subcommand)
 }
 
 /// Parses the arguments after the subcommand. `label` is the subcommand as the user

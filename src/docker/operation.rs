@@ -24,6 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::docker::kind::OperationKind;
+use crate::named::named_enum;
 
 /// One docker operation the gateway knows how to perform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,16 +54,22 @@ pub struct ContainerOp {
     pub options: ContainerOptions,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ContainerAction {
-    Stop,
-    Start,
-    Restart,
-    Kill,
-    Rm,
-    Inspect,
-    Logs,
+named_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ContainerAction {
+        Stop => "stop",
+        Start => "start",
+        Restart => "restart",
+        Kill => "kill",
+        Rm => "rm",
+        Inspect => "inspect",
+        Logs => "logs",
+    }
+    /// Every action; `docker <subcommand>` is looked up here.
+    const ALL;
+    /// The docker subcommand, e.g. `stop`.
+    fn as_str;
 }
 
 /// The flags of a container operation; only those valid for its action are ever set.
@@ -103,18 +110,24 @@ pub struct ComposeOp {
     pub options: ComposeOptions,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComposeAction {
-    Down,
-    Stop,
-    Start,
-    Restart,
-    Ps,
-    /// Create or recreate the project's containers from its registered files (`up -d`).
-    Up,
-    /// Pull the images of the project's services from their registry.
-    Pull,
+named_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ComposeAction {
+        Down => "down",
+        Stop => "stop",
+        Start => "start",
+        Restart => "restart",
+        Ps => "ps",
+        /// Create or recreate the project's containers from its registered files (`up -d`).
+        Up => "up",
+        /// Pull the images of the project's services from their registry.
+        Pull => "pull",
+    }
+    /// Every action; `docker compose <subcommand>` is looked up here.
+    const ALL;
+    /// The docker compose subcommand, e.g. `down`.
+    fn as_str;
 }
 
 /// The flags of a compose operation; only those valid for its action are ever set.
@@ -218,35 +231,7 @@ impl DockerOperation {
     }
 }
 
-impl ContainerAction {
-    /// The docker subcommand, e.g. `stop`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContainerAction::Stop => "stop",
-            ContainerAction::Start => "start",
-            ContainerAction::Restart => "restart",
-            ContainerAction::Kill => "kill",
-            ContainerAction::Rm => "rm",
-            ContainerAction::Inspect => "inspect",
-            ContainerAction::Logs => "logs",
-        }
-    }
-}
-
 impl ComposeAction {
-    /// The docker compose subcommand, e.g. `down`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ComposeAction::Down => "down",
-            ComposeAction::Stop => "stop",
-            ComposeAction::Start => "start",
-            ComposeAction::Restart => "restart",
-            ComposeAction::Ps => "ps",
-            ComposeAction::Up => "up",
-            ComposeAction::Pull => "pull",
-        }
-    }
-
     /// Whether the action needs the project's compose model, so the gateway runs the compose
     /// binary with the registered files (`up`, `pull`); the others act on the project's
     /// containers by label, through the Engine API.

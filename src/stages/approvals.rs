@@ -317,13 +317,8 @@ fn strings(value: &Value) -> Vec<String> {
 fn top_findings(scores: &Value) -> Vec<String> {
     const ORDER: [&str; 5] = ["critical", "high", "medium", "low", "info"];
     let mut findings: Vec<(usize, String)> = Vec::new();
-    for validator in [
-        "code_scanner",
-        "content_quality",
-        "dependency_analyzer",
-        "semantic_analyzer",
-    ] {
-        for finding in scores[validator]["findings"]
+    for validator in crate::validation::ValidatorName::ALL {
+        for finding in scores[validator.as_str()]["findings"]
             .as_array()
             .into_iter()
             .flatten()

@@ -302,16 +302,9 @@ fn status_of(decision: Decision) -> Status {
 
 fn record_scores(validation: &Validation) {
     let scores = &validation.validator_scores;
-    metrics::validator_score("code_scanner", f64::from(scores.code_scanner.score));
-    metrics::validator_score("content_quality", f64::from(scores.content_quality.score));
-    metrics::validator_score(
-        "dependency_analyzer",
-        f64::from(scores.dependency_analyzer.score),
-    );
-    metrics::validator_score(
-        "semantic_analyzer",
-        f64::from(scores.semantic_analyzer.score),
-    );
+    for (name, result) in scores.results() {
+        metrics::validator_score(name.as_str(), f64::from(result.score));
+    }
     metrics::validator_score("composite", f64::from(scores.composite.score));
 }
 

@@ -16,16 +16,19 @@
 
 use crate::validation::facts::Facts;
 use crate::validation::lexicon::Category;
-use crate::validation::report::{CompositeResult, Decision, Finding, Profile, ValidatorResult};
+use crate::validation::report::{
+    CompositeResult, Decision, Finding, Profile, ValidatorName, ValidatorResult,
+};
 use crate::validation::{Validator, clamp_score, rules};
 
 /// At most this many findings are quoted in the reasons; the rest are in the scores.
 const MAX_QUOTED_FINDINGS: usize = 5;
 
+/// Decides from every scoring validator's result, each weighed by its name.
 pub(crate) fn decide(
     validator: &Validator,
     facts: &Facts<'_>,
-    results: [&ValidatorResult; 4],
+    results: [(ValidatorName, &ValidatorResult); ValidatorName::COUNT],
 ) -> CompositeResult {
     let config = &validator.config;
     let thresholds = &config.thresholds;
@@ -34,11 +37,9 @@ pub(crate) fn decide(
         Profile::Operational => &config.weights.operational,
         Profile::Deployment => &config.weights.deployment,
     };
-    let weighted: f64 = weights
-        .entries()
+    let weighted: f64 = results
         .iter()
-        .zip(results)
-        .map(|((_, weight), result)| weight * f64::from(result.score))
+        .map(|(name, result)| weights.get(*name) * f64::from(result.score))
         .sum();
     // Rounded to whole points; the weights sum to 1, so `weighted` is within 0..=100.
     let score = clamp_score(weighted.round() as i64);
@@ -46,8 +47,16 @@ pub(crate) fn decide(
         Profile::Operational => thresholds.operational_auto_approve,
         Profile::Deployment => thresholds.deployment_auto_approve,
     };
-    let findings = || results.iter().flat_map(|result| result.findings.iter());
-    let content_quality = i64::from(results[1].score);
+    let findings = || {
+        results
+            .iter()
+            .flat_map(|(_, result)| result.findings.iter())
+    };
+    // Always there (the caller passes every validator); absent, it would reject, never approve.
+    let content_quality = results
+        .iter()
+        .find(|(name, _)| *name == ValidatorName::ContentQuality)
+        .map_or(0, |(_, result)| i64::from(result.score));
 
     let mut reasons = Vec::with_capacity(4);
     let rejecting: Vec<&Finding> = findings()

@@ -74,15 +74,15 @@ fn validated() -> Vec<(Item, Request, Validation)> {
 
 fn describe(item: &Item, validation: &Validation) -> String {
     let scores = &validation.validator_scores;
+    let mut listed = String::new();
+    for (name, result) in scores.results() {
+        listed.push_str(&format!("{name} {} ", result.score));
+    }
     format!(
-        "`{}` ({:?}): {} [code {} content {} dependency {} semantic {} composite {}] {:?}",
+        "`{}` ({:?}): {} [{listed}composite {}] {:?}",
         item.name,
         item.label,
         validation.decision,
-        scores.code_scanner.score,
-        scores.content_quality.score,
-        scores.dependency_analyzer.score,
-        scores.semantic_analyzer.score,
         scores.composite.score,
         scores.composite.reasons,
     )

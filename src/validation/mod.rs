@@ -1,6 +1,6 @@
-//! Validation: five validators score a request, and the composite decides whether it is
-//! auto-approved, auto-rejected, or left to a human (the seed's Phase 1–2, CONTRACTS.md
-//! "Validation scores").
+//! Validation: the scoring validators ([`ValidatorName::ALL`]) score a request, and the
+//! composite decides whether it is auto-approved, auto-rejected, or left to a human (the
+//! seed's Phase 1–2, CONTRACTS.md "Validation scores").
 //!
 //! The validator stage calls [`Validator::validate`] on every accepted request and
 //! publishes the [`Validation`] on `wingman.requests.validated`; its `validator_scores`
@@ -12,7 +12,7 @@
 //! - `config`: [`ValidationConfig`], from `config/validation.toml`
 //! - `lexicon`, `facts`: what the validators need, worked out once per request
 //! - `code_scanner` (with `text_scan`), `content_quality` (with `framework`),
-//!   `dependency_analyzer`, `semantic_analyzer`: the four scoring validators
+//!   `dependency_analyzer`, `semantic_analyzer`: the scoring validators
 //! - `composite`: profile, weighted score and decision
 //! - `rules`: matching requests against the rules and the whitelist
 
@@ -49,7 +49,8 @@ pub use config::{
 };
 pub use report::{
     CODE_SCANNER, CONTENT_QUALITY, CompositeResult, DEPENDENCY_ANALYZER, Decision, Finding,
-    Profile, SEMANTIC_ANALYZER, Severity, Validation, ValidatorResult, ValidatorScores,
+    Profile, SEMANTIC_ANALYZER, Severity, Validation, ValidatorName, ValidatorResult,
+    ValidatorScores,
 };
 
 use facts::Facts;
@@ -104,10 +105,10 @@ impl Validator {
             self,
             &facts,
             [
-                &code_scanner,
-                &content_quality,
-                &dependency_analyzer,
-                &semantic_analyzer,
+                (ValidatorName::CodeScanner, &code_scanner),
+                (ValidatorName::ContentQuality, &content_quality),
+                (ValidatorName::DependencyAnalyzer, &dependency_analyzer),
+                (ValidatorName::SemanticAnalyzer, &semantic_analyzer),
             ],
         );
         Validation {

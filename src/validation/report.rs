@@ -2,20 +2,44 @@
 //!
 //! These types are stored in `approval_requests.validator_scores`, shown to approvers on
 //! Telegram and printed by `wingman explain --json`, so their serialized shape is a
-//! contract (CONTRACTS.md, "Validation scores"): the keys `code_scanner`, `content_quality`,
-//! `dependency_analyzer`, `semantic_analyzer`, each `{score, findings[]}`, and `composite`
-//! `{score, profile, decision, reasons[]}`.
+//! contract (CONTRACTS.md, "Validation scores"): one key per [`ValidatorName`], each
+//! `{score, findings[]}`, and `composite` `{score, profile, decision, reasons[]}`.
+//!
+//! [`ValidatorName`] is the one list of the scoring validators: the composite's weights,
+//! the config checks, the metrics, the approvals prompt and `wingman explain` all go
+//! through [`ValidatorName::ALL`] or [`ValidatorScores::results`].
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The validator names, as they appear in [`Finding::validator`] and as JSON keys.
-pub const CODE_SCANNER: &str = "code_scanner";
-pub const CONTENT_QUALITY: &str = "content_quality";
-pub const DEPENDENCY_ANALYZER: &str = "dependency_analyzer";
-pub const SEMANTIC_ANALYZER: &str = "semantic_analyzer";
+use crate::named::named_enum;
+
+named_enum! {
+    /// A scoring validator (the composite, which decides from their scores, is not one).
+    ///
+    /// Its name is its key in [`ValidatorScores`], in [`Finding::validator`], in the weights
+    /// and sections of `config/validation.toml` and in the `validator` metric label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ValidatorName {
+        CodeScanner => "code_scanner",
+        ContentQuality => "content_quality",
+        DependencyAnalyzer => "dependency_analyzer",
+        SemanticAnalyzer => "semantic_analyzer",
+    }
+    /// Every scoring validator, in the order of [`ValidatorScores`]' fields. A new one here
+    /// is a length mismatch in [`ValidatorScores::results`] until it has its field.
+    const ALL;
+    /// The key: `code_scanner`, `content_quality`, ….
+    fn as_str;
+}
+
+/// The validator names as `&str`, for the validators' own findings.
+pub const CODE_SCANNER: &str = ValidatorName::CodeScanner.as_str();
+pub const CONTENT_QUALITY: &str = ValidatorName::ContentQuality.as_str();
+pub const DEPENDENCY_ANALYZER: &str = ValidatorName::DependencyAnalyzer.as_str();
+pub const SEMANTIC_ANALYZER: &str = ValidatorName::SemanticAnalyzer.as_str();
 
 /// The outcome of validating one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,7 +59,8 @@ pub enum Decision {
     Pending,
 }
 
-/// The scores of the four validators and the composite, keyed as in CONTRACTS.md.
+/// Every scoring validator's result and the composite's, keyed as in CONTRACTS.md: a field
+/// per [`ValidatorName`], which [`ValidatorScores::results`] pairs with its name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidatorScores {
     pub code_scanner: ValidatorResult,
@@ -55,7 +80,7 @@ pub struct ValidatorResult {
 /// One thing a validator noticed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Which validator: one of the constants of this module.
+    /// Which validator: a [`ValidatorName`]'s key.
     pub validator: Cow<'static, str>,
     pub severity: Severity,
     /// A short fixed id such as `mass_removal` or `secret_aws_key`, for dashboards and
@@ -96,18 +121,40 @@ pub enum Profile {
     Deployment,
 }
 
-impl Validation {
-    /// Every finding of the four validators.
-    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        let scores = &self.validator_scores;
+impl fmt::Display for ValidatorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ValidatorScores {
+    /// Every scoring validator's result with its name, in the order of
+    /// [`ValidatorName::ALL`].
+    pub fn results(&self) -> [(ValidatorName, &ValidatorResult); ValidatorName::COUNT] {
+        // No `..`: a new field is a compile error here until it is paired with its name.
+        let ValidatorScores {
+            code_scanner,
+            content_quality,
+            dependency_analyzer,
+            semantic_analyzer,
+            composite: _,
+        } = self;
         [
-            &scores.code_scanner,
-            &scores.content_quality,
-            &scores.dependency_analyzer,
-            &scores.semantic_analyzer,
+            (ValidatorName::CodeScanner, code_scanner),
+            (ValidatorName::ContentQuality, content_quality),
+            (ValidatorName::DependencyAnalyzer, dependency_analyzer),
+            (ValidatorName::SemanticAnalyzer, semantic_analyzer),
         ]
-        .into_iter()
-        .flat_map(|result| result.findings.iter())
+    }
+}
+
+impl Validation {
+    /// Every finding of the scoring validators.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.validator_scores
+            .results()
+            .into_iter()
+            .flat_map(|(_, result)| result.findings.iter())
     }
 }
 

@@ -1,5 +1,5 @@
 use crate::validation::test_support::{GOOD_DESCRIPTION, request, validate};
-use crate::validation::{Decision, Profile, ValidationConfig, Validator};
+use crate::validation::{Decision, Profile, ValidationConfig, Validator, ValidatorName};
 
 const TITLE: &str = "Restart the api container after the memory leak";
 
@@ -157,16 +157,10 @@ fn the_scores_serialize_with_the_design_keys() {
     let scores = json["validator_scores"].as_object().unwrap();
     let mut keys: Vec<&str> = scores.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "code_scanner",
-            "composite",
-            "content_quality",
-            "dependency_analyzer",
-            "semantic_analyzer"
-        ]
-    );
+    let mut expected: Vec<&str> = ValidatorName::ALL.map(ValidatorName::as_str).to_vec();
+    expected.push("composite");
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
     let composite = &scores["composite"];
     assert_eq!(composite["profile"], "operational");
     assert_eq!(composite["decision"], "AUTO_APPROVED");
@@ -176,6 +170,38 @@ fn the_scores_serialize_with_the_design_keys() {
     assert_eq!(finding["severity"], "info");
     let back: crate::validation::Validation = serde_json::from_value(json).unwrap();
     assert_eq!(back, validation);
+}
+
+/// Each validator in turn weighs 1 and the others 0: the composite is then that validator's
+/// own score, so a weight paired with another validator's score shows.
+#[test]
+fn each_validator_score_is_weighed_by_its_own_name() {
+    let mut text = ValidationConfig::default_toml().to_string();
+    for profile in ["operational", "deployment"] {
+        let table = format!("[weights.{profile}]\n");
+        let start = text.find(&table).unwrap() + table.len();
+        let end = start + text[start..].find("\n\n").unwrap();
+        text.replace_range(start..end, "");
+    }
+    let value = request("dev", Some("docker restart api"), TITLE, GOOD_DESCRIPTION);
+    for only in ValidatorName::ALL {
+        let mut weighted = text.clone();
+        for name in ValidatorName::ALL {
+            let weight = if name == only { "1.0" } else { "0.0" };
+            for profile in ["operational", "deployment"] {
+                let table = format!("[weights.{profile}]\n");
+                weighted = weighted.replace(&table, &format!("{table}{name} = {weight}\n"));
+            }
+        }
+        let validator = Validator::new(ValidationConfig::from_toml(&weighted).unwrap()).unwrap();
+        let scores = validator.validate(&value).validator_scores;
+        let (_, result) = scores
+            .results()
+            .into_iter()
+            .find(|(name, _)| *name == only)
+            .unwrap();
+        assert_eq!(scores.composite.score, result.score, "{only}");
+    }
 }
 
 #[test]
@@ -204,12 +230,7 @@ fn odd_text_validates_without_panicking() {
             let value = request(environment, command, "ü title 🚀", text);
             let validation = validator.validate(&value);
             let scores = &validation.validator_scores;
-            for result in [
-                &scores.code_scanner,
-                &scores.content_quality,
-                &scores.dependency_analyzer,
-                &scores.semantic_analyzer,
-            ] {
+            for (_, result) in scores.results() {
                 assert!(result.score <= 100);
                 for finding in &result.findings {
                     assert!(

@@ -1,45 +1,46 @@
 //! Range and consistency checks of a parsed config, each error naming its key.
 //!
 //! Patterns are checked when [`crate::validation::Validator::new`] compiles them, so
-//! this file only looks at numbers, names and lists; the four validators' sections are
+//! this file only looks at numbers, names and lists; the scoring validators' sections are
 //! checked in `check_validators`.
 
 use crate::validation::config::bounds::{at_least, invalid, keywords, not_blank, percent};
-use crate::validation::config::check_validators::{
-    content_quality, dependency_analyzer, semantic_analyzer,
+use crate::validation::config::check_validators;
+use crate::validation::config::sections::{
+    OperationRule, ProfileWeights, Thresholds, Weights, operation_names,
 };
-use crate::validation::config::sections::{OperationRule, ProfileWeights, operation_names};
 use crate::validation::config::{ConfigError, ValidationConfig};
+use crate::validation::report::ValidatorName;
 
 impl ValidationConfig {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
-        let thresholds = &self.thresholds;
-        percent(
-            "thresholds.operational_auto_approve",
-            thresholds.operational_auto_approve,
-        )?;
-        percent(
-            "thresholds.deployment_auto_approve",
-            thresholds.deployment_auto_approve,
-        )?;
-        percent(
-            "thresholds.content_quality_floor",
-            thresholds.content_quality_floor,
-        )?;
-        weights("weights.operational", &self.weights.operational)?;
-        weights("weights.deployment", &self.weights.deployment)?;
+        // No `..`: a new section is a compile error here until it is checked (or explicitly
+        // skipped with `_`).
+        let ValidationConfig {
+            thresholds,
+            weights,
+            profiles,
+            rules,
+            whitelist,
+            code_scanner,
+            content_quality,
+            dependency_analyzer,
+            semantic_analyzer,
+        } = self;
+        check_thresholds(thresholds)?;
+        check_weights(weights)?;
         keywords(
             "profiles.deployment_keywords",
-            &self.profiles.deployment_keywords,
+            &profiles.deployment_keywords,
         )?;
         keywords(
             "profiles.operational_keywords",
-            &self.profiles.operational_keywords,
+            &profiles.operational_keywords,
         )?;
-        for (index, rule) in self.rules.never_auto_approve.iter().enumerate() {
+        for (index, rule) in rules.never_auto_approve.iter().enumerate() {
             operation_rule(&format!("rules.never_auto_approve[{index}]"), rule)?;
         }
-        for (index, entry) in self.whitelist.operations.iter().enumerate() {
+        for (index, entry) in whitelist.operations.iter().enumerate() {
             let key = format!("whitelist.operations[{index}]");
             operation_rule(&key, entry)?;
             if entry.operations.is_empty() {
@@ -49,56 +50,40 @@ impl ValidationConfig {
                 ));
             }
         }
-        self.check_code_scanner()?;
-        content_quality(&self.content_quality)?;
-        dependency_analyzer(&self.dependency_analyzer)?;
-        semantic_analyzer(&self.semantic_analyzer)
+        check_validators::code_scanner(code_scanner)?;
+        check_validators::content_quality(content_quality)?;
+        check_validators::dependency_analyzer(dependency_analyzer)?;
+        check_validators::semantic_analyzer(semantic_analyzer)
     }
+}
 
-    fn check_code_scanner(&self) -> Result<(), ConfigError> {
-        let scanner = &self.code_scanner;
-        let penalties = &scanner.penalties;
-        for (name, value) in [
-            ("info", penalties.info),
-            ("low", penalties.low),
-            ("medium", penalties.medium),
-            ("high", penalties.high),
-            ("critical", penalties.critical),
-        ] {
-            percent(&format!("code_scanner.penalties.{name}"), value)?;
-        }
-        at_least(
-            "code_scanner.mass_target_count",
-            scanner.mass_target_count,
-            2,
-        )?;
-        at_least(
-            "code_scanner.max_findings_per_pattern",
-            scanner.max_findings_per_pattern,
-            1,
-        )?;
-        for (index, pattern) in scanner.dangerous.iter().enumerate() {
-            not_blank(
-                &format!("code_scanner.dangerous[{index}].code"),
-                &pattern.code,
-            )?;
-            not_blank(
-                &format!("code_scanner.dangerous[{index}].reason"),
-                &pattern.reason,
-            )?;
-        }
-        for (index, pattern) in scanner.secrets.iter().enumerate() {
-            not_blank(
-                &format!("code_scanner.secrets[{index}].code"),
-                &pattern.code,
-            )?;
-            not_blank(
-                &format!("code_scanner.secrets[{index}].reason"),
-                &pattern.reason,
-            )?;
-        }
-        Ok(())
-    }
+fn check_thresholds(thresholds: &Thresholds) -> Result<(), ConfigError> {
+    let Thresholds {
+        operational_auto_approve,
+        deployment_auto_approve,
+        content_quality_floor,
+        // Severities: serde already refused anything but a severity word.
+        block_auto_approve_at: _,
+        auto_reject_at: _,
+    } = thresholds;
+    percent(
+        "thresholds.operational_auto_approve",
+        *operational_auto_approve,
+    )?;
+    percent(
+        "thresholds.deployment_auto_approve",
+        *deployment_auto_approve,
+    )?;
+    percent("thresholds.content_quality_floor", *content_quality_floor)
+}
+
+fn check_weights(weights: &Weights) -> Result<(), ConfigError> {
+    let Weights {
+        operational,
+        deployment,
+    } = weights;
+    profile_weights("weights.operational", operational)?;
+    profile_weights("weights.deployment", deployment)
 }
 
 fn operation_rule(key: &str, rule: &OperationRule) -> Result<(), ConfigError> {
@@ -123,9 +108,10 @@ fn operation_rule(key: &str, rule: &OperationRule) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn weights(key: &str, weights: &ProfileWeights) -> Result<(), ConfigError> {
+fn profile_weights(key: &str, weights: &ProfileWeights) -> Result<(), ConfigError> {
     let mut total = 0.0;
-    for (name, value) in weights.entries() {
+    for name in ValidatorName::ALL {
+        let value = weights.get(name);
         if !(0.0..=1.0).contains(&value) {
             return Err(invalid(
                 &format!("{key}.{name}"),

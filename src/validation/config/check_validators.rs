@@ -1,13 +1,57 @@
-//! Checks of the four validators' config sections, each error naming its key.
+//! Checks of the scoring validators' config sections, each error naming its key.
 
 use crate::validation::config::ConfigError;
 use crate::validation::config::bounds::{
-    at_least, between, env_points, invalid, keywords, percent,
+    at_least, between, env_points, invalid, keywords, not_blank, percent,
 };
 use crate::validation::config::sections::operation_names;
 use crate::validation::config::validator_sections::{
-    ContentQualityConfig, DependencyConfig, SemanticConfig,
+    CodeScannerConfig, ContentQualityConfig, DependencyConfig, SemanticConfig,
 };
+
+pub(super) fn code_scanner(scanner: &CodeScannerConfig) -> Result<(), ConfigError> {
+    let penalties = &scanner.penalties;
+    for (name, value) in [
+        ("info", penalties.info),
+        ("low", penalties.low),
+        ("medium", penalties.medium),
+        ("high", penalties.high),
+        ("critical", penalties.critical),
+    ] {
+        percent(&format!("code_scanner.penalties.{name}"), value)?;
+    }
+    at_least(
+        "code_scanner.mass_target_count",
+        scanner.mass_target_count,
+        2,
+    )?;
+    at_least(
+        "code_scanner.max_findings_per_pattern",
+        scanner.max_findings_per_pattern,
+        1,
+    )?;
+    for (index, pattern) in scanner.dangerous.iter().enumerate() {
+        not_blank(
+            &format!("code_scanner.dangerous[{index}].code"),
+            &pattern.code,
+        )?;
+        not_blank(
+            &format!("code_scanner.dangerous[{index}].reason"),
+            &pattern.reason,
+        )?;
+    }
+    for (index, pattern) in scanner.secrets.iter().enumerate() {
+        not_blank(
+            &format!("code_scanner.secrets[{index}].code"),
+            &pattern.code,
+        )?;
+        not_blank(
+            &format!("code_scanner.secrets[{index}].reason"),
+            &pattern.reason,
+        )?;
+    }
+    Ok(())
+}
 
 pub(super) fn content_quality(quality: &ContentQualityConfig) -> Result<(), ConfigError> {
     let points = &quality.points;

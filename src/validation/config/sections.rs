@@ -1,5 +1,5 @@
 //! The sections of the validation config, one struct per TOML table: here those of the
-//! composite (thresholds, weights, profiles, rules, whitelist); the four validators'
+//! composite (thresholds, weights, profiles, rules, whitelist); the scoring validators'
 //! sections are in `validator_sections`.
 //!
 //! Scores, points and penalties are `i64` so that an out-of-range value gets our message
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::docker::OperationKind;
 
 use crate::request::{Environment, RiskLevel};
-use crate::validation::report::{Profile, Severity};
+use crate::validation::report::{Profile, Severity, ValidatorName};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +29,7 @@ pub struct Weights {
     pub deployment: ProfileWeights,
 }
 
+/// One weight per scoring validator, read by name ([`ProfileWeights::get`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileWeights {
@@ -85,13 +86,14 @@ pub struct OperationRule {
 }
 
 impl ProfileWeights {
-    pub fn entries(&self) -> [(&'static str, f64); 4] {
-        [
-            ("code_scanner", self.code_scanner),
-            ("content_quality", self.content_quality),
-            ("dependency_analyzer", self.dependency_analyzer),
-            ("semantic_analyzer", self.semantic_analyzer),
-        ]
+    /// The weight of one validator's score in the composite.
+    pub fn get(&self, name: ValidatorName) -> f64 {
+        match name {
+            ValidatorName::CodeScanner => self.code_scanner,
+            ValidatorName::ContentQuality => self.content_quality,
+            ValidatorName::DependencyAnalyzer => self.dependency_analyzer,
+            ValidatorName::SemanticAnalyzer => self.semantic_analyzer,
+        }
     }
 }
 

@@ -1,4 +1,8 @@
-use crate::validation::{ConfigError, Profile, Severity, ValidationConfig, Validator};
+use crate::docker::OperationKind;
+use crate::request::Environment;
+use crate::validation::{
+    ConfigError, OperationRule, Profile, Severity, ValidationConfig, Validator, ValidatorName,
+};
 
 fn with(from: &str, to: &str) -> String {
     let text = ValidationConfig::default_toml();
@@ -146,4 +150,86 @@ fn every_operation_has_points_and_the_shipped_file_documents_it() {
             "the rules comment of config/validation.toml does not list {name}"
         );
     }
+}
+
+#[test]
+fn every_validator_has_weights_a_section_and_docs() {
+    let text = ValidationConfig::default_toml();
+    let headers: Vec<&str> = text.lines().filter(|line| line.starts_with('[')).collect();
+    // Each `[weights.<profile>]` table with its lines, up to the next header.
+    let weight_tables: Vec<(&str, Vec<&str>)> = text
+        .split("\n[")
+        .filter(|table| table.starts_with("weights."))
+        .map(|table| {
+            let mut lines = table.lines();
+            let header = lines.next().unwrap_or_default().trim_end_matches(']');
+            (header, lines.collect())
+        })
+        .collect();
+    assert!(
+        !weight_tables.is_empty(),
+        "config/validation.toml has no [weights.*] table"
+    );
+    let contracts = include_str!("../../../CONTRACTS.md");
+    let scores_section = contracts
+        .split("\n## Validation scores\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("CONTRACTS.md has a \"Validation scores\" section");
+    for name in ValidatorName::ALL {
+        assert!(
+            headers.contains(&format!("[{name}]").as_str()),
+            "config/validation.toml has no [{name}] section"
+        );
+        for (header, lines) in &weight_tables {
+            assert!(
+                lines
+                    .iter()
+                    .any(|line| line.starts_with(&format!("{name} ="))),
+                "config/validation.toml has no `{name} =` line in [{header}]"
+            );
+        }
+        assert!(
+            scores_section.contains(&format!("`{name}`")),
+            "CONTRACTS.md \"Validation scores\" does not name `{name}`"
+        );
+    }
+}
+
+#[test]
+fn in_prd_only_read_only_operations_can_be_auto_approved() {
+    let rules = ValidationConfig::default_config().rules.never_auto_approve;
+    for name in super::sections::operation_names() {
+        if OperationKind::from_name(name).is_some_and(OperationKind::is_read_only) {
+            continue;
+        }
+        assert!(
+            rules.iter().any(|rule| blocks_in_prd(rule, name)),
+            "no rule of rules.never_auto_approve keeps every `{name}` in prd from auto-approval"
+        );
+    }
+}
+
+/// Whether the rule matches every request in prd for the operation `name`: it covers prd
+/// and the operation, and sets no criterion that narrows it further.
+fn blocks_in_prd(rule: &OperationRule, name: &str) -> bool {
+    // No `..`: a new criterion must be considered here.
+    let OperationRule {
+        name: _,
+        reason: _,
+        environments,
+        operations,
+        risk_levels,
+        volumes,
+        whole_project,
+        stateful,
+        max_targets,
+    } = rule;
+    (environments.is_empty() || environments.contains(&Environment::Prd))
+        && (operations.is_empty() || operations.iter().any(|operation| operation == name))
+        && risk_levels.is_empty()
+        && volumes.is_none()
+        && whole_project.is_none()
+        && stateful.is_none()
+        && max_targets.is_none()
 }

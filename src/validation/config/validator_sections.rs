@@ -1,4 +1,4 @@
-//! The four validators' sections of the validation config, one struct per TOML table.
+//! The scoring validators' sections of the validation config, one struct per TOML table.
 
 use serde::{Deserialize, Serialize};
 
