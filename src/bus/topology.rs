@@ -317,17 +317,31 @@ async fn ensure_consumer(js: &jetstream::Context, def: &ConsumerDef) -> anyhow::
     Ok(())
 }
 
+/// Whether a bucket's reads may be served by any replica (JetStream's direct get). With one
+/// replica that is the leader itself; with more, a follower that has not applied the last
+/// write yet would answer "no such key" right after a create (a claim's winner, the rollout
+/// flags just seeded), so replicated buckets are read through their leader.
+fn direct_reads(replicas: usize) -> bool {
+    replicas <= 1
+}
+
 /// Creates a KV bucket's backing stream directly: async-nats 0.51's `create_key_value`
 /// calls an account-info API whose reply nats-server 2.9 shapes differently. An existing
-/// bucket gets the declared key lifetime and byte limit (and keeps everything else).
+/// bucket gets the declared key lifetime, byte limit and read path (and keeps everything
+/// else).
 async fn ensure_bucket(js: &jetstream::Context, def: &BucketDef) -> anyhow::Result<()> {
     let name = format!("KV_{}", def.bucket);
+    let allow_direct = direct_reads(def.replicas);
     if let Ok(mut existing) = js.get_stream(&name).await {
         let mut config = existing.info().await?.config.clone();
         let max_age = Duration::from_secs(def.max_age_secs);
-        if config.max_age != max_age || config.max_bytes != def.max_bytes {
+        if config.max_age != max_age
+            || config.max_bytes != def.max_bytes
+            || config.allow_direct != allow_direct
+        {
             config.max_age = max_age;
             config.max_bytes = def.max_bytes;
+            config.allow_direct = allow_direct;
             js.update_stream(config).await?;
         }
         return Ok(());
@@ -341,7 +355,7 @@ async fn ensure_bucket(js: &jetstream::Context, def: &BucketDef) -> anyhow::Resu
         storage: stream::StorageType::File,
         allow_rollup: true,
         deny_delete: true,
-        allow_direct: true,
+        allow_direct,
         discard: stream::DiscardPolicy::New,
         num_replicas: def.replicas,
         max_bytes: def.max_bytes,
@@ -377,6 +391,14 @@ mod tests {
                 _ => return false,
             }
         }
+    }
+
+    #[test]
+    fn a_replicated_bucket_is_read_through_its_leader() {
+        // One replica: the leader answers direct gets; three: a follower could answer with
+        // a key it has not applied yet.
+        assert!(direct_reads(1));
+        assert!(!direct_reads(3));
     }
 
     #[test]

@@ -194,8 +194,15 @@ async fn a_nats_server_without_the_route_password_cannot_join_the_cluster() {
         ),
     ] {
         let stranger = NatsServer::stranger(&route).await;
-        // Give it the time a route takes to form (the nodes above took well under this).
+        // Give it the time a route takes to form (the nodes above took well under this), and
+        // on a loaded machine the time to be told no (it retries every second).
         tokio::time::sleep(Duration::from_secs(3)).await;
+        let told_no = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !stranger.log().contains("Authorization Violation")
+            && tokio::time::Instant::now() < told_no
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         assert_eq!(
             stranger.routes().await,
             0,
