@@ -248,6 +248,53 @@ mod tests {
         parse_command_line(line).expect(line)
     }
 
+    /// The words of `doc` between `start` and the next `end`.
+    fn words_between<'a>(doc: &'a str, start: &str, end: &str) -> Vec<&'a str> {
+        let from = doc
+            .find(start)
+            .unwrap_or_else(|| panic!("`{start}` not found"))
+            + start.len();
+        let to = from + doc[from..].find(end).expect("the end of the list");
+        doc[from..to]
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .collect()
+    }
+
+    /// A publisher reads what the gateway supports in CONTRACTS.md and README.md: both lists
+    /// name every container and compose action the parser knows.
+    #[test]
+    fn the_contract_and_the_readme_name_every_operation_the_gateway_supports() {
+        use super::{ComposeAction, ContainerAction};
+        let contracts = include_str!("../../CONTRACTS.md");
+        let container = words_between(contracts, "operation the gateway supports (container", ";");
+        let compose = words_between(contracts, "exec of a probe; compose", ")");
+        let readme = include_str!("../../README.md");
+        let readme_container =
+            words_between(readme, "operation the gateway can perform (container", ",");
+        let readme_compose = words_between(readme, "-p <project>`", ";");
+        for action in ContainerAction::ALL.map(ContainerAction::as_str) {
+            assert!(
+                container.contains(&action),
+                "CONTRACTS.md lacks container {action}"
+            );
+            assert!(
+                readme_container.contains(&action),
+                "README.md lacks container {action}"
+            );
+        }
+        for action in ComposeAction::ALL.map(ComposeAction::as_str) {
+            assert!(
+                compose.contains(&action),
+                "CONTRACTS.md lacks compose {action}"
+            );
+            assert!(
+                readme_compose.contains(&action),
+                "README.md lacks compose {action}"
+            );
+        }
+    }
+
     #[test]
     fn names_are_small_fixed_labels() {
         let cases = [
