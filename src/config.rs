@@ -105,12 +105,21 @@ impl DatabaseSettings {
     }
 
     /// A lazily connecting pool: a worker starts even while Postgres is still coming up.
+    ///
+    /// Every statement is planned with its own parameters (`plan_cache_mode =
+    /// force_custom_plan`): a prepared statement's generic plan, made once while
+    /// `audit_events` was small, kept scanning the whole table for every batch as it grew
+    /// wherever statistics were not refreshed (autovacuum off: the 30-minute soak fell
+    /// behind after three minutes, one sequential scan of 350 000 rows per batch). Planned
+    /// each time, the recorder's duplicate check probes the unique index however stale the
+    /// statistics are.
     pub fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
         let options: sqlx::postgres::PgConnectOptions = self
             .url
             .expose_secret()
             .parse()
             .context("DATABASE_URL is not a valid postgres:// URL")?;
+        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         let options = match &self.password {
             Some(password) => options.password(password.expose_secret()),
             None => options,

@@ -391,3 +391,64 @@ async fn an_execution_moves_only_its_own_column_and_only_after_an_approval() {
     assert_eq!(state().await, ("APPROVED".into(), Some("FAILED".into())));
     env.stop().await;
 }
+
+/// How many times Postgres has read `audit_events` from end to end, once its backends have
+/// reported (they flush their counters at most every 10 s while busy or idle).
+async fn whole_table_scans(env: &TestEnv) -> i64 {
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    sqlx::query_scalar("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'audit_events'")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+async fn submit_and_record(env: &TestEnv, count: usize, recorded: i64) {
+    for _ in 0..count {
+        env.publish_raw(
+            &format!("{}.requests.submitted.anonymous", env.prefix),
+            request_json(Uuid::new_v4(), None).to_string(),
+        )
+        .await;
+    }
+    env.wait_for_count("SELECT count(*) FROM approval_requests", None, recorded)
+        .await;
+}
+
+/// Statistics that are never refreshed (autovacuum off, as on the CI machines, or a table
+/// restored without ANALYZE) must not turn the recorder's duplicate check into a scan of the
+/// whole audit table per batch: that is what made the 30-minute soak fall behind after three
+/// minutes. The recorder keeps probing the unique index as the table grows.
+#[tokio::test]
+async fn the_recorder_probes_the_index_as_the_audit_table_grows_without_fresh_statistics() {
+    let mut env = TestEnv::start().await;
+    sqlx::query("ALTER TABLE audit_events SET (autovacuum_enabled = false)")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.spawn_intake().await;
+    env.spawn_recorder().await;
+    // While the table is small, the recorder's statements are prepared and run many times.
+    for round in 1..=40 {
+        submit_and_record(&env, 1, round).await;
+    }
+    // Then 100 000 rows of history arrive with no ANALYZE after them (below the chain's
+    // sequence numbers, so the recorder's chain goes on from its own head).
+    sqlx::query(
+        "INSERT INTO audit_events (seq, event_id, kind, stage, actor, at, data, prev_hash, hash)
+         SELECT -g, gen_random_uuid(), 'request_received', 'intake', 'history', now(), '{}', '', ''
+         FROM generate_series(1, 100000) AS g",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let before = whole_table_scans(&env).await;
+    submit_and_record(&env, 20, 60).await;
+    let after = whole_table_scans(&env).await;
+    assert_eq!(
+        after - before,
+        0,
+        "the recorder scanned the whole audit table {} times for 20 requests",
+        after - before
+    );
+    env.stop().await;
+}
