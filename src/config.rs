@@ -315,11 +315,18 @@ pub fn secret_var(name: &str) -> anyhow::Result<Option<String>> {
 
 /// A yes/no variable: `1`/`true`/`yes` or `0`/`false`/`no`; `default` when unset.
 pub fn flag_var(name: &str, default: bool) -> anyhow::Result<bool> {
-    match var(name).map(|text| text.to_ascii_lowercase()).as_deref() {
-        None => Ok(default),
-        Some("1" | "true" | "yes") => Ok(true),
-        Some("0" | "false" | "no") => Ok(false),
-        Some(other) => anyhow::bail!("{name}: `{other}` is not 0 or 1"),
+    var(name).map_or(Ok(default), |text| parse_flag(name, &text))
+}
+
+/// The one yes/no dialect: `1`/`true`/`yes` or `0`/`false`/`no`, in any case.
+///
+/// # Errors
+/// Anything else, naming the variable and the value.
+pub fn parse_flag(name: &str, text: &str) -> anyhow::Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => anyhow::bail!("{name}: `{text}` is not yes or no (1/true/yes, 0/false/no)"),
     }
 }
 
@@ -357,6 +364,23 @@ pub fn login_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_yes_no_variable_speaks_one_dialect_and_anything_else_is_named() {
+        for yes in ["1", "true", "YES", "True"] {
+            assert!(parse_flag("WINGMAN_GUARD_ENABLED", yes).unwrap(), "{yes}");
+        }
+        for no in ["0", "false", "no", "NO"] {
+            assert!(!parse_flag("WINGMAN_GUARD_ENABLED", no).unwrap(), "{no}");
+        }
+        for bad in ["2", "off", "enabled", ""] {
+            let error = parse_flag("WINGMAN_MIGRATE", bad).unwrap_err().to_string();
+            assert!(
+                error.contains("WINGMAN_MIGRATE") && error.contains(&format!("`{bad}`")),
+                "{error}"
+            );
+        }
+    }
 
     #[test]
     fn a_console_url_is_a_plain_http_base_without_its_trailing_slash() {

@@ -522,3 +522,88 @@ fn the_settings_scan_sees_a_variable_read_in_a_stage() {
     assert!(!may_read_the_environment("src/stages/authority.rs"));
     assert!(!may_read_the_environment("workers/gateway/src/main.rs"));
 }
+
+/// The library's files with their path from the repository root (`src/...`), test files
+/// left out, and their text without comment lines.
+fn library_code() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut folders = vec![root.join("src")];
+    let mut files = Vec::new();
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let file = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if path.extension().is_none_or(|ext| ext != "rs")
+                || file.contains("/tests/")
+                || file.ends_with("/tests.rs")
+            {
+                continue;
+            }
+            let code: String = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("//"))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            files.push((file, code));
+        }
+    }
+    assert!(files.len() > 100, "the scan saw only {} files", files.len());
+    files
+}
+
+/// ARCHITECTURE.md: "Only `stages::gateway` (through `engine`) touches Docker." No file of
+/// the library outside `engine/` names the Docker client (`bollard`) or the `Engine` that
+/// wraps it, but the gateway's stage; the others use the engine's plain data types
+/// (`Probe`, `TargetResult`, …) at most.
+#[test]
+fn only_the_gateway_stage_touches_docker() {
+    let client = regex::Regex::new(r"\bbollard::|\bEngine\b").unwrap();
+    // "the Docker Engine" in a message is no use of it.
+    let strings = regex::Regex::new(r#""(?:[^"\\]|\\.)*""#).unwrap();
+    let outside: Vec<String> = library_code()
+        .into_iter()
+        .filter(|(file, _)| !file.starts_with("src/engine/") && file != "src/stages/gateway.rs")
+        .filter_map(|(file, code)| {
+            let code = strings.replace_all(&code, "\"\"");
+            client
+                .find(&code)
+                .map(|m| format!("{file}: {}", m.as_str()))
+        })
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "the Docker client named outside the engine and the gateway:\n{}",
+        outside.join("\n")
+    );
+    let gateway = library_code()
+        .into_iter()
+        .find(|(file, _)| file == "src/stages/gateway.rs")
+        .unwrap();
+    assert!(
+        client.is_match(&gateway.1),
+        "the scan no longer sees the gateway's engine"
+    );
+}
+
+/// ARCHITECTURE.md: "Only `bus/consume.rs` acks, and only after the stage's effect is
+/// durable." No other file of the library acknowledges a JetStream message.
+#[test]
+fn only_the_consume_loop_acks() {
+    let ack = regex::Regex::new(r"\.(ack|ack_with|double_ack)\s*\(").unwrap();
+    let files = library_code();
+    let acking: Vec<&String> = files
+        .iter()
+        .filter(|(_, code)| ack.is_match(code))
+        .map(|(file, _)| file)
+        .collect();
+    assert_eq!(acking, ["src/bus/consume.rs"], "files that ack a message");
+}

@@ -271,6 +271,28 @@ async fn the_audit_log_refuses_updates_and_deletes() {
     env.stop().await;
 }
 
+/// The append-only trigger also stands in the way of emptying the log in one statement.
+#[tokio::test]
+async fn the_audit_log_refuses_truncate_and_keeps_its_rows() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder().await;
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        request_json(Uuid::new_v4(), None).to_string(),
+    )
+    .await;
+    env.wait_for_count("SELECT count(*) FROM audit_events", None, 2)
+        .await;
+    let truncate = sqlx::query("TRUNCATE audit_events")
+        .execute(&env.pool)
+        .await;
+    assert!(truncate.unwrap_err().to_string().contains("append-only"));
+    env.wait_for_count("SELECT count(*) FROM audit_events", None, 2)
+        .await;
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn an_execution_moves_only_its_own_column_and_only_after_an_approval() {
     let mut env = TestEnv::start().await;
