@@ -87,18 +87,17 @@ pub enum ClaimState {
 }
 
 impl GatewayDeps {
-    /// The gateway on `bus`, as `actor`: the claims bucket, the Docker Engine of `settings`
-    /// (`DOCKER_HOST`), its policy and environments.
+    /// The gateway on `bus`, as `actor`: the claims bucket, `engine` (connected with
+    /// [`connect_engine`]), the policy and environments of `settings`.
     ///
     /// # Errors
-    /// When the claims bucket cannot be opened or the Engine's address is invalid.
-    pub async fn open(bus: Bus, actor: String, settings: GatewaySettings) -> anyhow::Result<Self> {
-        let engine = Engine::connect(settings.docker_host.as_deref())
-            .await
-            .map_err(|error| {
-                anyhow::anyhow!("connect to the Docker Engine (DOCKER_HOST): {error}")
-            })?
-            .with_compose(settings.compose);
+    /// When the claims bucket cannot be opened.
+    pub async fn open(
+        bus: Bus,
+        actor: String,
+        settings: GatewaySettings,
+        engine: Engine,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             claims: claims::open(&bus).await?,
             verify_key: settings.verify_key,
@@ -110,6 +109,18 @@ impl GatewayDeps {
             actor,
         })
     }
+}
+
+/// The Docker Engine of `settings` (`DOCKER_HOST`), running compose with its compose binary.
+/// The worker connects before it starts, so its readiness names Docker from the first answer.
+///
+/// # Errors
+/// When the address is not a unix socket or the Engine does not answer.
+pub async fn connect_engine(settings: &GatewaySettings) -> anyhow::Result<Engine> {
+    Ok(Engine::connect(settings.docker_host.as_deref())
+        .await
+        .map_err(|error| anyhow::anyhow!("connect to the Docker Engine (DOCKER_HOST): {error}"))?
+        .with_compose(settings.compose.clone()))
 }
 
 impl Handler for GatewayDeps {

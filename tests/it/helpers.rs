@@ -353,13 +353,13 @@ impl TestEnv {
     }
 
     pub async fn gateway_deps(&self, allowed: &[Environment]) -> GatewayDeps {
-        GatewayDeps::open(
-            self.bus.clone(),
-            "gateway@test".into(),
-            self.gateway_settings(allowed),
-        )
-        .await
-        .unwrap()
+        let settings = self.gateway_settings(allowed);
+        let engine = stages::gateway::connect_engine(&settings)
+            .await
+            .expect("no Docker Engine: start it with scripts/docker-engine.sh (scripts/test does)");
+        GatewayDeps::open(self.bus.clone(), "gateway@test".into(), settings, engine)
+            .await
+            .unwrap()
     }
 
     /// The gateway's settings in a test: this test's keys, the private Docker Engine, the

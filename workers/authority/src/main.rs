@@ -13,10 +13,10 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let settings = AuthoritySettings::from_env()?;
     let worker = Worker::start(Stage::Authority).await?;
-    let deps = AuthorityDeps::open(worker.bus.clone(), worker.actor.clone(), &settings).await?;
     worker
         .readiness
         .consumers(&worker.bus, authority::CONSUMERS);
+    let deps = AuthorityDeps::open(worker.bus.clone(), worker.actor.clone(), &settings).await?;
     let options = worker.loop_options(32, 4);
     let token = worker.shutdown.token();
     worker.run(authority::run(deps, options, token)).await

@@ -19,20 +19,17 @@ async fn run() -> anyhow::Result<()> {
     let settings = GatewaySettings::from_env()?;
     let keys = wingman::settings::api_keys()?;
     let http = settings.http.clone();
+    let engine = gateway::connect_engine(&settings).await?;
     let worker = Worker::start(Stage::Gateway).await?;
-    let (bus, actor) = (worker.bus.clone(), worker.actor.clone());
-    let deps = Arc::new(GatewayDeps::open(bus.clone(), actor.clone(), settings).await?);
+    // Everything /health checks is registered before the first await after the start.
     worker.readiness.consumers(&worker.bus, gateway::CONSUMERS);
-    let engine_deps = Arc::clone(&deps);
+    let probe = engine.clone();
     worker.readiness.add("docker", move || {
-        let deps = Arc::clone(&engine_deps);
-        async move {
-            deps.engine
-                .ping()
-                .await
-                .map_err(|error| format!("{error:#}"))
-        }
+        let engine = probe.clone();
+        async move { engine.ping().await.map_err(|error| format!("{error:#}")) }
     });
+    let (bus, actor) = (worker.bus.clone(), worker.actor.clone());
+    let deps = Arc::new(GatewayDeps::open(bus.clone(), actor.clone(), settings, engine).await?);
     let listener = http.bind().await?;
     tracing::info!(address = %listener.local_addr()?, "gateway HTTP listening");
     let edge = GatewayHttp {

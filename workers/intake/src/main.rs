@@ -17,6 +17,7 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let settings = IntakeSettings::from_env()?;
     let worker = Worker::start(Stage::Intake).await?;
+    worker.readiness.consumers(&worker.bus, intake::CONSUMERS);
     // With WINGMAN_ENSURE_TOPOLOGY=0, `wingman setup-nats` applied the environment and this
     // worker may only read the flags (it has no right to write the rollout bucket).
     if worker.ensure_topology {
@@ -29,7 +30,6 @@ async fn run() -> anyhow::Result<()> {
         worker.shutdown.token(),
     );
     let deps = IntakeDeps::open(bus, actor, &settings, token.clone()).await?;
-    worker.readiness.consumers(&worker.bus, intake::CONSUMERS);
     let options = worker.loop_options(64, 4);
     worker.run(intake::run(deps, options, token)).await
 }
