@@ -38,7 +38,7 @@ pub struct Listen {
 }
 
 impl Listen {
-    /// `<prefix>_HOST` (default `127.0.0.1`) and `<prefix>_PORT` (default `port`).
+    /// `host_var` (default `127.0.0.1`) and `port_var` (default `port`).
     fn from_env(host_var: &str, port_var: &str, port: u16) -> anyhow::Result<Self> {
         Ok(Self {
             host: var(host_var).unwrap_or_else(|| "127.0.0.1".to_string()),

@@ -16,13 +16,7 @@ pub async fn serve(
     state: ApiState,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
-    .map_err(|error| anyhow::anyhow!("serve the API: {error}"))
+    crate::access::guard::serve(listener, router(state), shutdown, "the API").await
 }
 
 /// Everything the API worker serves.

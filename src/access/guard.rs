@@ -41,6 +41,27 @@ pub struct Guard {
     pub throttle: AuditThrottle,
 }
 
+/// Serves `router`, whose routes sit behind the guard, on `listener` until `shutdown`, with
+/// each call's peer address (the guard names the source of refused calls by it and rate-limits
+/// their audit per source). `what` names the server in the error.
+///
+/// # Errors
+/// When serving fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: tokio_util::sync::CancellationToken,
+    what: &str,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+    .map_err(|error| anyhow::anyhow!("serve {what}: {error}"))
+}
+
 impl Guard {
     /// The guard of the HTTP edge of `stage` (`api` or `gateway`), as `actor`, with `keys`.
     pub fn new(keys: ApiKeys, bus: Bus, stage: Stage, actor: String) -> Self {

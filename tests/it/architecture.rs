@@ -473,35 +473,16 @@ fn may_read_the_environment(file: &str) -> bool {
 #[test]
 fn settings_are_read_in_the_settings_modules_only() {
     let read = environment_read();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut folders = vec![root.join("src"), root.join("workers")];
-    let (mut scanned, mut outside) = (0, Vec::new());
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|ext| ext != "rs") {
-                continue;
-            }
-            let file = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            scanned += 1;
-            if may_read_the_environment(&file) {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            for found in read.captures_iter(&text) {
-                outside.push(format!("{file}: {}", &found[0]));
-            }
-        }
-    }
-    assert!(scanned > 100, "the scan saw only {scanned} files");
+    let files = rust_files(&["src", "workers"]);
+    assert!(files.len() > 100, "the scan saw only {} files", files.len());
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|(file, _)| !may_read_the_environment(file))
+        .flat_map(|(file, text)| {
+            read.captures_iter(text)
+                .map(move |found| format!("{file}: {}", &found[0]))
+        })
+        .collect();
     assert!(
         outside.is_empty(),
         "variables read outside wingman::settings (add them to the worker's section):\n{}",
@@ -523,39 +504,44 @@ fn the_settings_scan_sees_a_variable_read_in_a_stage() {
     assert!(!may_read_the_environment("workers/gateway/src/main.rs"));
 }
 
-/// The library's files with their path from the repository root (`src/...`), test files
-/// left out, and their text without comment lines.
-fn library_code() -> Vec<(String, String)> {
+/// Every Rust file under `folders` (from the repository root), as its path from the root
+/// (`src/...`) and its text.
+fn rust_files(folders: &[&str]) -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut folders = vec![root.join("src")];
+    let mut folders: Vec<PathBuf> = folders.iter().map(|folder| root.join(folder)).collect();
     let mut files = Vec::new();
     while let Some(folder) = folders.pop() {
         for entry in std::fs::read_dir(&folder).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 folders.push(path);
-                continue;
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let file = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                files.push((file, std::fs::read_to_string(&path).unwrap()));
             }
-            let file = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            if path.extension().is_none_or(|ext| ext != "rs")
-                || file.contains("/tests/")
-                || file.ends_with("/tests.rs")
-            {
-                continue;
-            }
-            let code: String = std::fs::read_to_string(&path)
-                .unwrap()
+        }
+    }
+    files
+}
+
+/// The library's files (`src/`, test files left out) with their text without comment lines.
+fn library_code() -> Vec<(String, String)> {
+    let files: Vec<(String, String)> = rust_files(&["src"])
+        .into_iter()
+        .filter(|(file, _)| !file.contains("/tests/") && !file.ends_with("/tests.rs"))
+        .map(|(file, text)| {
+            let code = text
                 .lines()
                 .filter(|line| !line.trim_start().starts_with("//"))
                 .map(|line| format!("{line}\n"))
                 .collect();
-            files.push((file, code));
-        }
-    }
+            (file, code)
+        })
+        .collect();
     assert!(files.len() > 100, "the scan saw only {} files", files.len());
     files
 }
@@ -569,11 +555,12 @@ fn only_the_gateway_stage_touches_docker() {
     let client = regex::Regex::new(r"\bbollard::|\bEngine\b").unwrap();
     // "the Docker Engine" in a message is no use of it.
     let strings = regex::Regex::new(r#""(?:[^"\\]|\\.)*""#).unwrap();
-    let outside: Vec<String> = library_code()
-        .into_iter()
+    let files = library_code();
+    let outside: Vec<String> = files
+        .iter()
         .filter(|(file, _)| !file.starts_with("src/engine/") && file != "src/stages/gateway.rs")
         .filter_map(|(file, code)| {
-            let code = strings.replace_all(&code, "\"\"");
+            let code = strings.replace_all(code, "\"\"");
             client
                 .find(&code)
                 .map(|m| format!("{file}: {}", m.as_str()))
@@ -584,8 +571,8 @@ fn only_the_gateway_stage_touches_docker() {
         "the Docker client named outside the engine and the gateway:\n{}",
         outside.join("\n")
     );
-    let gateway = library_code()
-        .into_iter()
+    let gateway = files
+        .iter()
         .find(|(file, _)| file == "src/stages/gateway.rs")
         .unwrap();
     assert!(

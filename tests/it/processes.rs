@@ -198,3 +198,62 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
     crate::docker::remove(&name).await;
     env.stop().await;
 }
+
+/// What a worker says when its settings are wrong: it stops before it connects anywhere,
+/// naming the variable and the value. Approvals and the watcher read the bot's variables
+/// with the same rule (the watcher used to drop a chat id that was no number, and ignore a
+/// token without chats, and start).
+#[test]
+fn a_worker_with_a_wrong_setting_stops_at_start_naming_it() {
+    let cases: [(&str, &[(&str, &str)], &[&str]); 5] = [
+        (
+            "wingman-watcher",
+            &[
+                ("TELEGRAM_BOT_TOKEN", "123:abc"),
+                ("TELEGRAM_CHAT_ID", "ops"),
+            ],
+            &["TELEGRAM_CHAT_ID", "`ops`"],
+        ),
+        (
+            "wingman-approvals",
+            &[
+                ("TELEGRAM_BOT_TOKEN", "123:abc"),
+                ("TELEGRAM_CHAT_ID", "ops"),
+            ],
+            &["TELEGRAM_CHAT_ID", "`ops`"],
+        ),
+        (
+            "wingman-watcher",
+            &[("TELEGRAM_BOT_TOKEN", "123:abc")],
+            &["TELEGRAM_CHAT_ID"],
+        ),
+        (
+            "wingman-watcher",
+            &[("WINGMAN_GUARD_ENABLED", "off")],
+            &["WINGMAN_GUARD_ENABLED", "`off`"],
+        ),
+        (
+            "wingman-recorder",
+            &[("WINGMAN_MIGRATE", "2")],
+            &["WINGMAN_MIGRATE", "`2`"],
+        ),
+    ];
+    for (worker, settings, named) in cases {
+        let output = std::process::Command::new(crate::helpers::worker_binary(worker))
+            // Nothing to reach: a worker that got past its settings would fail on NATS.
+            .env("NATS_URL", "nats://127.0.0.1:1")
+            .env("WINGMAN_NATS_CONNECT_ATTEMPTS", "1")
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .env("METRICS_PORT", "0")
+            .env_remove("TELEGRAM_BOT_TOKEN")
+            .env_remove("TELEGRAM_CHAT_ID")
+            .envs(settings.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{worker} {settings:?} started");
+        for word in named {
+            assert!(stderr.contains(word), "{worker} {settings:?}: {stderr}");
+        }
+    }
+}
