@@ -203,9 +203,16 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
 /// naming the variable and the value. Approvals and the watcher read the bot's variables
 /// with the same rule (the watcher used to drop a chat id that was no number, and ignore a
 /// token without chats, and start).
+/// A worker, the variables it is started with, and the words its error must contain.
+type WrongSetting = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
 #[test]
 fn a_worker_with_a_wrong_setting_stops_at_start_naming_it() {
-    let cases: [(&str, &[(&str, &str)], &[&str]); 5] = [
+    let cases: [WrongSetting; 5] = [
         (
             "wingman-watcher",
             &[
