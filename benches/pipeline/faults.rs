@@ -208,6 +208,28 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     .await?;
     let chain = wingman::store::chain::verify(&run.pool).await?;
     let lost = submitted.len() as i64 - rows;
+    // What a request that never became final went through, to find where it stopped.
+    let stuck: Vec<(uuid::Uuid, String, Option<String>, Option<String>, String)> = sqlx::query_as(
+        "SELECT r.request_id, r.status, r.execution_status, r.command,
+                coalesce(string_agg(a.stage || ':' || a.kind, ' → ' ORDER BY a.seq), '')
+           FROM approval_requests r LEFT JOIN audit_events a ON a.request_id = r.request_id
+          WHERE NOT ((r.command IS NULL AND r.status <> 'RECEIVED')
+                     OR r.execution_status IN ('SUCCEEDED', 'FAILED', 'INDETERMINATE'))
+          GROUP BY 1, 2, 3, 4 LIMIT 20",
+    )
+    .fetch_all(&run.pool)
+    .await
+    .unwrap_or_else(|error| {
+        println!("could not list the requests that are not final: {error}");
+        Vec::new()
+    });
+    for (request_id, status, execution, command, trail) in &stuck {
+        println!(
+            "not final: {request_id} {status} {} {} — {trail}",
+            execution.as_deref().unwrap_or("-"),
+            command.as_deref().unwrap_or("(no command)")
+        );
+    }
     println!(
         "fault suite: submitted {}, final {final_count}, lost {lost}, duplicates {duplicates}, double executions {double_executions}, \
          indeterminate {indeterminate}, audit chain {} ({} rows)",
