@@ -80,6 +80,9 @@ async fn submit(js: &jetstream::Context, subject: &str, id: Uuid, body: &Value) 
     }
 }
 
+/// A request that never became final: id, decision, execution, command, its audit trail.
+type NotFinal = (uuid::Uuid, String, Option<String>, Option<String>, String);
+
 pub async fn run(options: &Options) -> anyhow::Result<()> {
     let quick = options.quick;
     let rate = f64::from(options.faults_rate);
@@ -209,7 +212,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let chain = wingman::store::chain::verify(&run.pool).await?;
     let lost = submitted.len() as i64 - rows;
     // What a request that never became final went through, to find where it stopped.
-    let stuck: Vec<(uuid::Uuid, String, Option<String>, Option<String>, String)> = sqlx::query_as(
+    let stuck: Vec<NotFinal> = sqlx::query_as(
         "SELECT r.request_id, r.status, r.execution_status, r.command,
                 coalesce(string_agg(a.stage || ':' || a.kind, ' → ' ORDER BY a.seq), '')
            FROM approval_requests r LEFT JOIN audit_events a ON a.request_id = r.request_id
