@@ -255,7 +255,7 @@ async fn project(
             .into_iter()
             .partition(|(event, _)| seen.insert(event.request_id));
         moves = later;
-        apply_round(connection, &round).await?;
+        apply_round(connection, &round, &moves).await?;
     }
     Ok(())
 }
@@ -277,10 +277,12 @@ fn move_of(event: &Envelope<AuditRecord>, status: Status) -> requests::Move {
 }
 
 /// One move per request: the decisions move `status`, the executions move `execution_status`
-/// (one statement each), then the `executions` rows they record.
+/// (one statement each), then the `executions` rows they record. `pending` are the moves of
+/// later rounds.
 async fn apply_round(
     connection: &mut PgConnection,
     round: &[(&Envelope<AuditRecord>, Status)],
+    pending: &[(&Envelope<AuditRecord>, Status)],
 ) -> Result<(), StageError> {
     let (executions_round, decisions_round): (Vec<_>, Vec<_>) = round
         .iter()
@@ -293,6 +295,7 @@ async fn apply_round(
     };
     let mut moved = requests::move_statuses(connection, &moves_of(&decisions_round)).await?;
     moved.extend(requests::move_executions(connection, &moves_of(&executions_round)).await?);
+    let mut started_now = Vec::new();
     for ((event, status), moved) in decisions_round.iter().chain(&executions_round).zip(moved) {
         let record = &event.body;
         match moved {
@@ -306,6 +309,11 @@ async fn apply_round(
                             event.at,
                         )
                         .await?;
+                        started_now.push((
+                            event.request_id.as_uuid(),
+                            started.token_id,
+                            crate::envelope::truncate_to_micros(event.at),
+                        ));
                     }
                     Err(error) => undecodable_execution(event, &error),
                 },
@@ -328,6 +336,80 @@ async fn apply_round(
                     event.request_id
                 )));
             }
+        }
+    }
+    apply_early_finishes(connection, &started_now, pending).await
+}
+
+/// Applies the finishes recorded before their start. The gateway publishes a start before
+/// its finish, but JetStream redelivers a message it was told to retry after the ones behind
+/// it: when the database failed under a batch, a start can be recorded after its finish,
+/// which found no execution to end and was audited only. Without this the row would stay
+/// EXECUTING for good; with it, the start (`started`: request, token, when the gateway
+/// stamped it) is followed by the earliest finish of the same token already in the log that
+/// the gateway stamped at or after the start (a finish stamped before it is no end of this
+/// start: it stays audited only). `pending` are this batch's moves still to come, which apply
+/// in their own round.
+async fn apply_early_finishes(
+    connection: &mut PgConnection,
+    started: &[(
+        uuid::Uuid,
+        Option<uuid::Uuid>,
+        chrono::DateTime<chrono::Utc>,
+    )],
+    pending: &[(&Envelope<AuditRecord>, Status)],
+) -> Result<(), StageError> {
+    if started.is_empty() {
+        return Ok(());
+    }
+    let request_ids: Vec<uuid::Uuid> = started
+        .iter()
+        .map(|(request_id, _, _)| *request_id)
+        .collect();
+    let pending: Vec<uuid::Uuid> = pending.iter().map(|(event, _)| event.event_id).collect();
+    let rows = audit::execution_finishes(connection, &request_ids, &pending).await?;
+    let mut moves = Vec::new();
+    let mut ends = Vec::new();
+    for row in rows {
+        let Some(request_id) = row.request_id else {
+            continue;
+        };
+        let Some((_, token_id, started_at)) = started
+            .iter()
+            .find(|(started_id, _, _)| *started_id == request_id)
+        else {
+            continue;
+        };
+        let Some(status) = row
+            .status
+            .as_deref()
+            .and_then(|status| status.parse::<Status>().ok())
+            .filter(|status| status.can_follow(Status::Executing))
+        else {
+            continue;
+        };
+        let Ok(end) = ExecutionEnd::from_record(status, &row.data.0) else {
+            continue;
+        };
+        let taken = moves
+            .iter()
+            .any(|taken: &requests::Move| taken.request_id == request_id);
+        if end.token_id() != *token_id || row.at < *started_at || taken {
+            continue;
+        }
+        moves.push(requests::Move {
+            request_id,
+            status,
+            at: row.at,
+            fields: requests::StatusFields::default(),
+        });
+        ends.push((row.event_id, status, end, row.at));
+    }
+    let moved = requests::move_executions(connection, &moves).await?;
+    for ((event_id, status, end, at), moved) in ends.iter().zip(moved) {
+        if matches!(moved, requests::Moved::Applied) {
+            tracing::info!(%event_id, %status, "a finish recorded before its start applied after it");
+            executions::finished(connection, *status, end, *at).await?;
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
-use crate::events::AuditRecord;
+use crate::events::{AuditKind, AuditRecord, Stage};
 
 /// The `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -173,6 +173,30 @@ async fn insert_rows(connection: &mut PgConnection, rows: &Rows<'_>) -> sqlx::Re
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// The gateway's `execution_finished` rows already recorded for these requests, in order,
+/// leaving out the events named in `pending` (recorded in this batch, still to be applied).
+/// A finish recorded before its start (a start redelivered after the finish, when the
+/// database failed under a batch) was audited but could not move the row; the recorder
+/// applies it once the start has.
+pub async fn execution_finishes(
+    connection: &mut PgConnection,
+    request_ids: &[Uuid],
+    pending: &[Uuid],
+) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as(
+        "SELECT seq, event_id, request_id, kind, stage, status, actor, at, data, prev_hash, hash
+         FROM audit_events
+         WHERE request_id = ANY($1) AND kind = $3 AND stage = $4 AND event_id <> ALL($2)
+         ORDER BY seq",
+    )
+    .bind(request_ids)
+    .bind(pending)
+    .bind(AuditKind::ExecutionFinished.as_str())
+    .bind(Stage::Gateway.as_str())
+    .fetch_all(connection)
+    .await
 }
 
 /// Every audit row of one request, in order.

@@ -414,6 +414,97 @@ async fn an_execution_moves_only_its_own_column_and_only_after_an_approval() {
     env.stop().await;
 }
 
+/// The gateway publishes a start before its finish, but JetStream redelivers a message it was
+/// told to retry (the database was down under its batch) after the messages behind it: the
+/// finish can be recorded first. Once the start is recorded the finish it was stamped before
+/// ends the execution; the row must not stay EXECUTING for good (the fault suite's stuck
+/// request).
+#[tokio::test]
+async fn a_finish_recorded_before_its_start_ends_the_execution_once_the_start_comes() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder().await;
+    let request_id = Uuid::new_v4();
+    let id = RequestId::from_uuid(request_id);
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        request_json(request_id, None).to_string(),
+    )
+    .await;
+    let count = "SELECT count(*) FROM audit_events WHERE request_id = $1";
+    env.wait_for_count(count, Some(request_id), 2).await;
+    let token_id = Uuid::new_v4();
+    let publish = |event: Envelope<AuditRecord>| {
+        let subject = env
+            .bus
+            .subjects
+            .audit(owner(event.body.kind), event.body.kind);
+        let js = env.bus.js.clone();
+        async move {
+            publish_all(
+                &js,
+                &[Outgoing::json(subject, event.event_id.to_string(), &event)],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let mut approved = audit(
+        id,
+        AuditKind::ApprovalDecided,
+        Some(Status::Approved),
+        json!({"decided_by": "alice"}),
+    );
+    approved.event_id = Uuid::now_v7();
+    publish(approved).await;
+    let mut started = audit(
+        id,
+        AuditKind::ExecutionStarted,
+        Some(Status::Executing),
+        json!({"token_id": token_id, "environment": "test", "operation": "container_restart", "argv": []}),
+    );
+    started.event_id = Uuid::now_v7();
+    let mut finished = audit(
+        id,
+        AuditKind::ExecutionFinished,
+        Some(Status::Succeeded),
+        json!({"token_id": token_id, "exit_code": 0, "duration_ms": 12}),
+    );
+    finished.event_id = Uuid::now_v7();
+    finished.at = started.at + chrono::Duration::milliseconds(15);
+
+    // The finish overtakes its start: audited, nothing to end yet.
+    publish(finished).await;
+    env.wait_for_count(count, Some(request_id), 4).await;
+    env.settle_all().await;
+    let state = || async {
+        sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+            "SELECT r.status, r.execution_status, e.status
+             FROM approval_requests r LEFT JOIN executions e USING (request_id)
+             WHERE r.request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(state().await, ("APPROVED".into(), None, None));
+
+    // The start comes: it starts the execution and the finish behind it in the log ends it.
+    publish(started).await;
+    env.wait_for_count(count, Some(request_id), 5).await;
+    env.settle_all().await;
+    assert_eq!(
+        state().await,
+        (
+            "APPROVED".into(),
+            Some("SUCCEEDED".into()),
+            Some("SUCCEEDED".into())
+        )
+    );
+    env.stop().await;
+}
+
 /// How many times Postgres has read `audit_events` from end to end, once its backends have
 /// reported (they flush their counters at most every 10 s while busy or idle).
 async fn whole_table_scans(env: &TestEnv) -> i64 {
