@@ -80,6 +80,37 @@ pub fn spec(stage: Stage) -> Option<WorkerSpec> {
 /// How long a stopping worker waits for its tasks (below compose's 30 s grace period).
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
 
+/// How often a worker hands the memory it freed back to the system.
+pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Returns freed heap memory to the system every [`TRIM_EVERY`], for the life of the process.
+///
+/// glibc's allocator keeps what it freed for the next allocation: after a backlog (a batch
+/// of 256 messages instead of 4, a slow commit) a worker's RSS stayed at its peak for good —
+/// in the 30-minute soak intake grew 16 % and the recorder 28 % in one step at a latency
+/// spike and never came back. `malloc_trim` releases the free pages of every arena; on an
+/// idle heap it takes microseconds. A plain thread, as for the metrics upkeep.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("malloc-trim".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(TRIM_EVERY);
+                    // SAFETY: malloc_trim only takes the allocator's own locks and releases
+                    // pages that hold no live allocation; it has no preconditions.
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "malloc-trim thread not started: freed memory stays with the worker");
+        }
+    }
+}
+
 /// The runtime a worker runs on: one thread (`WINGMAN_WORKER_THREADS`, default 1), which
 /// measured best on the 2-core machines Wingman targets, where six workers, NATS and Postgres
 /// share the cores and a multi-threaded runtime mostly hands wake-ups from thread to thread.
@@ -148,6 +179,7 @@ impl Worker {
         let address: SocketAddr = format!("{}:{}", ops.host, ops.port)
             .parse()
             .context("METRICS_HOST/METRICS_PORT")?;
+        give_back_memory();
         let readiness = Readiness::default();
         readiness.nats(&bus);
         let (ops_metrics, ops_readiness) = (metrics.clone(), readiness.clone());
