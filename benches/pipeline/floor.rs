@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::NATS;
+use crate::nats;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Floor {
@@ -18,7 +18,7 @@ pub struct Floor {
 }
 
 pub async fn measure(count: usize) -> anyhow::Result<Floor> {
-    let client = async_nats::connect(NATS).await?;
+    let client = async_nats::connect(nats()).await?;
     let js = jetstream::new(client);
     let name = format!("BENCH_FLOOR_{}", &Uuid::new_v4().simple().to_string()[..8]);
     let subject = format!("bench.{}", name.to_lowercase());

@@ -66,13 +66,28 @@ impl Pipeline {
         Ok(pipeline)
     }
 
+    /// Starts one worker. Its log goes nowhere, or with `WINGMAN_BENCH_LOGS=<dir>` to
+    /// `<dir>/wingman-<name>.log` (appended across restarts) at `WINGMAN_BENCH_RUST_LOG`
+    /// (default `error`).
     pub fn spawn_worker(&self, name: &str, port: u16) -> anyhow::Result<Child> {
+        let log = match std::env::var_os("WINGMAN_BENCH_LOGS") {
+            Some(dir) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(std::path::Path::new(&dir).join(format!("wingman-{name}.log")))?,
+            ),
+            None => Stdio::null(),
+        };
         let child = Command::new(bin_dir().join(format!("wingman-{name}")))
             .env("NATS_URL", &self.nats_url)
             .env("WINGMAN_SUBJECT_PREFIX", &self.prefix)
             .env("DATABASE_URL", format!("{}/{}", postgres(), self.database))
             .env("METRICS_PORT", port.to_string())
-            .env("RUST_LOG", "error")
+            .env(
+                "RUST_LOG",
+                std::env::var("WINGMAN_BENCH_RUST_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .env("VALIDATION_ENABLED", "1")
             .env("VALIDATION_ROLLOUT_PERCENT", "100")
             .env("ALLOWED_ENVIRONMENTS", "dev")
@@ -94,7 +109,7 @@ impl Pipeline {
                 self.keys.path().join("api_keys.toml"),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()?;
         Ok(child)
     }

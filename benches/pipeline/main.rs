@@ -20,7 +20,8 @@
 //! PostgreSQL for 20 s, so it is a command to run on purpose), `--soak 30m` the soak (see
 //! `soak`). `--json FILE` writes every figure.
 //!
-//! Needs what the tests need (scripts/test starts it): NATS on 127.0.0.1:4222, Postgres on
+//! Needs what the tests need (scripts/test starts it): NATS on 127.0.0.1:4222 (or
+//! `WINGMAN_BENCH_NATS`), Postgres on
 //! 127.0.0.1:5432, and the private Docker Engine with the test image.
 
 mod args;
@@ -49,7 +50,11 @@ use serde_json::json;
 use harness::Pipeline;
 use report::{Report, heading};
 
-const NATS: &str = "nats://127.0.0.1:4222";
+/// The NATS server: `WINGMAN_BENCH_NATS` (default the machine's, `nats://127.0.0.1:4222`), so
+/// a run can go to a server started for a profile (`nats-server --profile <port>`).
+fn nats() -> String {
+    std::env::var("WINGMAN_BENCH_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
 /// The Postgres server (no database name): `WINGMAN_TEST_POSTGRES`, like the tests; a
 /// password from the URL, `PGPASSWORD` or `~/.pgpass`.
 fn postgres() -> String {
@@ -100,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
     );
     report.put("floor", &floor);
 
-    let run = Pipeline::start(NATS).await?;
+    let run = Pipeline::start(&nats()).await?;
     let outcome = figures(&run, &options, cores, &floor, &mut report).await;
     run.stop().await;
     if let Some(path) = &options.json {

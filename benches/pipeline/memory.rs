@@ -18,7 +18,8 @@ pub struct Memory {
     pub nats_server_after: Option<f64>,
 }
 
-fn nats_rss(run: &Pipeline) -> Option<f64> {
+/// The RSS of the nats-server the run talks to, MiB.
+pub fn nats_rss(run: &Pipeline) -> Option<f64> {
     let port = run.nats_url.rsplit(':').next()?.parse().ok()?;
     procs::listening_pid(port).map(|pid| procs::status_mib(pid, "VmRSS:"))
 }

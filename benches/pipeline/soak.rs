@@ -15,7 +15,7 @@ use crate::harness::Pipeline;
 use crate::openloop::{self, Mix, Sent};
 use crate::report::{Latencies, Report, percentiles};
 use crate::watch::Watch;
-use crate::{NATS, procs};
+use crate::{memory, nats};
 
 #[derive(Debug, Clone, Serialize)]
 struct Sample {
@@ -29,7 +29,7 @@ struct Sample {
 }
 
 pub async fn run(options: &Options, duration: Duration) -> anyhow::Result<()> {
-    let mut run = Pipeline::start(NATS).await?;
+    let mut run = Pipeline::start(&nats()).await?;
     let outcome = soak(&mut run, options, duration).await;
     run.stop().await;
     outcome
@@ -157,7 +157,7 @@ async fn measure(
         .into_iter()
         .map(|(name, mib)| (name.to_string(), mib))
         .collect();
-    let nats_server_mib = procs::listening_pid(4222).map(|pid| procs::status_mib(pid, "VmRSS:"));
+    let nats_server_mib = memory::nats_rss(run);
     let sample = Sample {
         at_s: start.elapsed().as_secs_f64(),
         sent: interval.len(),
