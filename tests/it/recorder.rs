@@ -39,8 +39,35 @@ fn audit(
     )
 }
 
-#[tokio::test]
-async fn a_redelivered_audit_event_is_recorded_once() {
+/// An audit event of `kind` with an id of its own (the recorder keeps one row per id and
+/// stage).
+fn fresh_audit(
+    request_id: RequestId,
+    kind: AuditKind,
+    status: Option<Status>,
+    data: serde_json::Value,
+) -> Envelope<AuditRecord> {
+    let mut event = audit(request_id, kind, status, data);
+    event.event_id = Uuid::now_v7();
+    event
+}
+
+/// Publishes an audit event on the subject of the stage that owns its kind.
+async fn publish_audit(env: &TestEnv, event: &Envelope<AuditRecord>) {
+    let subject = env
+        .bus
+        .subjects
+        .audit(owner(event.body.kind), event.body.kind);
+    publish_all(
+        &env.bus.js,
+        &[Outgoing::json(subject, event.event_id.to_string(), event)],
+    )
+    .await
+    .unwrap();
+}
+
+/// Intake and the recorder running, and one anonymous request submitted: its id.
+async fn with_one_request() -> (TestEnv, Uuid) {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
     env.spawn_recorder().await;
@@ -50,6 +77,12 @@ async fn a_redelivered_audit_event_is_recorded_once() {
         request_json(request_id, None).to_string(),
     )
     .await;
+    (env, request_id)
+}
+
+#[tokio::test]
+async fn a_redelivered_audit_event_is_recorded_once() {
+    let (env, request_id) = with_one_request().await;
     env.settle_all().await;
 
     let event = audit(
@@ -295,32 +328,14 @@ async fn the_audit_log_refuses_truncate_and_keeps_its_rows() {
 
 #[tokio::test]
 async fn an_execution_moves_only_its_own_column_and_only_after_an_approval() {
-    let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_recorder().await;
-    let request_id = Uuid::new_v4();
+    let (env, request_id) = with_one_request().await;
     let id = RequestId::from_uuid(request_id);
-    env.publish_raw(
-        &format!("{}.requests.submitted.anonymous", env.prefix),
-        request_json(request_id, None).to_string(),
-    )
-    .await;
     let token_id = Uuid::new_v4();
     let mut audited = 2;
-    // Each event with its own id: the recorder keeps one row per (id, stage).
     let send = |kind: AuditKind, status: Status, data: serde_json::Value| {
-        let mut event = audit(id, kind, Some(status), data);
-        event.event_id = Uuid::now_v7();
-        let subject = env.bus.subjects.audit(owner(kind), kind);
-        let js = env.bus.js.clone();
-        async move {
-            publish_all(
-                &js,
-                &[Outgoing::json(subject, event.event_id.to_string(), &event)],
-            )
-            .await
-            .unwrap();
-        }
+        let event = fresh_audit(id, kind, Some(status), data);
+        let env = &env;
+        async move { publish_audit(env, &event).await }
     };
     let state = || async {
         sqlx::query_as::<_, (String, Option<String>)>(
@@ -421,60 +436,34 @@ async fn an_execution_moves_only_its_own_column_and_only_after_an_approval() {
 /// request).
 #[tokio::test]
 async fn a_finish_recorded_before_its_start_ends_the_execution_once_the_start_comes() {
-    let mut env = TestEnv::start().await;
-    env.spawn_intake().await;
-    env.spawn_recorder().await;
-    let request_id = Uuid::new_v4();
+    let (env, request_id) = with_one_request().await;
     let id = RequestId::from_uuid(request_id);
-    env.publish_raw(
-        &format!("{}.requests.submitted.anonymous", env.prefix),
-        request_json(request_id, None).to_string(),
-    )
-    .await;
     let count = "SELECT count(*) FROM audit_events WHERE request_id = $1";
     env.wait_for_count(count, Some(request_id), 2).await;
     let token_id = Uuid::new_v4();
-    let publish = |event: Envelope<AuditRecord>| {
-        let subject = env
-            .bus
-            .subjects
-            .audit(owner(event.body.kind), event.body.kind);
-        let js = env.bus.js.clone();
-        async move {
-            publish_all(
-                &js,
-                &[Outgoing::json(subject, event.event_id.to_string(), &event)],
-            )
-            .await
-            .unwrap();
-        }
-    };
-    let mut approved = audit(
+    let approved = fresh_audit(
         id,
         AuditKind::ApprovalDecided,
         Some(Status::Approved),
         json!({"decided_by": "alice"}),
     );
-    approved.event_id = Uuid::now_v7();
-    publish(approved).await;
-    let mut started = audit(
+    publish_audit(&env, &approved).await;
+    let started = fresh_audit(
         id,
         AuditKind::ExecutionStarted,
         Some(Status::Executing),
         json!({"token_id": token_id, "environment": "test", "operation": "container_restart", "argv": []}),
     );
-    started.event_id = Uuid::now_v7();
-    let mut finished = audit(
+    let mut finished = fresh_audit(
         id,
         AuditKind::ExecutionFinished,
         Some(Status::Succeeded),
         json!({"token_id": token_id, "exit_code": 0, "duration_ms": 12}),
     );
-    finished.event_id = Uuid::now_v7();
     finished.at = started.at + chrono::Duration::milliseconds(15);
 
     // The finish overtakes its start: audited, nothing to end yet.
-    publish(finished).await;
+    publish_audit(&env, &finished).await;
     env.wait_for_count(count, Some(request_id), 4).await;
     env.settle_all().await;
     let state = || async {
@@ -491,7 +480,7 @@ async fn a_finish_recorded_before_its_start_ends_the_execution_once_the_start_co
     assert_eq!(state().await, ("APPROVED".into(), None, None));
 
     // The start comes: it starts the execution and the finish behind it in the log ends it.
-    publish(started).await;
+    publish_audit(&env, &started).await;
     env.wait_for_count(count, Some(request_id), 5).await;
     env.settle_all().await;
     assert_eq!(
