@@ -88,8 +88,8 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// glibc's allocator keeps what it freed for the next allocation: after a backlog (a batch
 /// of 256 messages instead of 4, a slow commit) a worker's RSS stayed at its peak for good —
 /// in the 30-minute soak intake grew 16 % and the recorder 28 % in one step at a latency
-/// spike and never came back. `malloc_trim` releases the free pages of every arena; on an
-/// idle heap it takes microseconds. A plain thread, as for the metrics upkeep.
+/// spike and never came back. `malloc_trim` releases the free pages of every arena. A plain
+/// thread, as for the metrics upkeep.
 fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -473,7 +473,7 @@ fn may_read_the_environment(file: &str) -> bool {
 #[test]
 fn settings_are_read_in_the_settings_modules_only() {
     let read = environment_read();
-    let files = rust_files(&["src", "workers"]);
+    let files = crate::helpers::rust_files(&["src", "workers"]);
     assert!(files.len() > 100, "the scan saw only {} files", files.len());
     let outside: Vec<String> = files
         .iter()
@@ -504,33 +504,9 @@ fn the_settings_scan_sees_a_variable_read_in_a_stage() {
     assert!(!may_read_the_environment("workers/gateway/src/main.rs"));
 }
 
-/// Every Rust file under `folders` (from the repository root), as its path from the root
-/// (`src/...`) and its text.
-fn rust_files(folders: &[&str]) -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut folders: Vec<PathBuf> = folders.iter().map(|folder| root.join(folder)).collect();
-    let mut files = Vec::new();
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "rs") {
-                let file = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                files.push((file, std::fs::read_to_string(&path).unwrap()));
-            }
-        }
-    }
-    files
-}
-
 /// The library's files (`src/`, test files left out) with their text without comment lines.
 fn library_code() -> Vec<(String, String)> {
-    let files: Vec<(String, String)> = rust_files(&["src"])
+    let files: Vec<(String, String)> = crate::helpers::rust_files(&["src"])
         .into_iter()
         .filter(|(file, _)| !file.contains("/tests/") && !file.ends_with("/tests.rs"))
         .map(|(file, text)| {

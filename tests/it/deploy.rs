@@ -468,28 +468,18 @@ fn env_vars_read_by_the_code() -> BTreeSet<String> {
     let clap_env = regex::Regex::new(r#"\benv\s*=\s*"([A-Z][A-Z0-9_]*)""#).unwrap();
     let constant = regex::Regex::new(r#"_VAR: &str = "([A-Z][A-Z0-9_]*)""#).unwrap();
     let mut names = BTreeSet::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut folders = vec![root.join("src"), root.join("workers")];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for found in call.captures_iter(&text) {
-                    names.insert(found[2].to_string());
-                    if &found[1] == "secret_var" {
-                        names.insert(format!("{}_FILE", &found[2]));
-                    }
-                }
-                for found in clap_env
-                    .captures_iter(&text)
-                    .chain(constant.captures_iter(&text))
-                {
-                    names.insert(found[1].to_string());
-                }
+    for (_, text) in crate::helpers::rust_files(&["src", "workers"]) {
+        for found in call.captures_iter(&text) {
+            names.insert(found[2].to_string());
+            if &found[1] == "secret_var" {
+                names.insert(format!("{}_FILE", &found[2]));
             }
+        }
+        for found in clap_env
+            .captures_iter(&text)
+            .chain(constant.captures_iter(&text))
+        {
+            names.insert(found[1].to_string());
         }
     }
     // tracing's EnvFilter reads it by itself.

@@ -915,3 +915,28 @@ pub fn last_json_line(bytes: &[u8]) -> Value {
         .pop()
         .unwrap_or_else(|| panic!("no JSON line in: {}", text(bytes)))
 }
+
+/// Every Rust file under `folders` (from the repository root), as its path from the root
+/// (`src/...`) and its text.
+pub fn rust_files(folders: &[&str]) -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut folders: Vec<std::path::PathBuf> =
+        folders.iter().map(|folder| root.join(folder)).collect();
+    let mut files = Vec::new();
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let file = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                files.push((file, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    files
+}
