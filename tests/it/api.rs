@@ -537,3 +537,45 @@ async fn a_client_follows_a_request_live_over_server_sent_events_until_it_settle
     assert_eq!(status, 404, "an id nobody submitted: {body}");
     env.stop().await;
 }
+
+/// The attack: a call with no key to every route the API describes, whatever its method.
+/// Each is refused with `missing_api_key`; `/health` alone is open (`/openapi.json` is open
+/// and not described).
+#[tokio::test]
+async fn every_described_route_refuses_a_call_without_a_key() {
+    let mut env = TestEnv::start().await;
+    let address = env.spawn_api().await;
+    let (status, document) =
+        call_with_key("GET", &format!("http://{address}/openapi.json"), None, None).await;
+    assert_eq!(status, 200, "{document}");
+    let parameter = regex::Regex::new(r"\{[^}]+\}").unwrap();
+    let mut tried = Vec::new();
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        if path == "/health" {
+            continue;
+        }
+        let url = format!(
+            "http://{address}{}",
+            parameter.replace_all(path, Uuid::new_v4().to_string().as_str())
+        );
+        for method in methods.as_object().unwrap().keys() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            let body = (method != "get").then(|| json!({}));
+            let (status, error) = call_with_key(&method.to_uppercase(), &url, body, None).await;
+            assert_eq!(
+                (status, error["code"].as_str()),
+                (401, Some("missing_api_key")),
+                "{method} {path}: {error}"
+            );
+            tried.push(format!("{method} {path}"));
+        }
+    }
+    println!("refused without a key: {tried:?}");
+    assert!(
+        tried.len() >= 5,
+        "the description names too few routes: {tried:?}"
+    );
+    env.stop().await;
+}
