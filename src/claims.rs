@@ -9,6 +9,7 @@
 //! This module sits below the stages: it depends on the envelope ids and the status word only.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
@@ -28,6 +29,37 @@ pub const BUCKET: &str = "wingman_claims";
 /// When the bucket does not exist (no topology yet) or NATS cannot be reached.
 pub async fn open(bus: &crate::bus::Bus) -> anyhow::Result<kv::Store> {
     crate::bus::topology::open_bucket(&bus.js, &bus.subjects.localize_name(BUCKET)).await
+}
+
+/// How long a claim lives: the bucket's key lifetime as the server holds it (`None`: forever).
+/// A stage hands it to its consume loop ([`crate::bus::consume::LoopOptions::claims_life`]),
+/// which refuses a message redelivered after its first handling's claim may be gone.
+pub fn life(bucket: &kv::Store) -> Option<Duration> {
+    let max_age = bucket.stream.cached_info().config.max_age;
+    (!max_age.is_zero()).then_some(max_age)
+}
+
+/// Refuses to start a stage that would act on a claim after it may have expired: `wait` (how
+/// long the setting `what` lets a request wait before the stage acts on it) must end within
+/// the claims' redelivery horizon.
+///
+/// # Errors
+/// When the claims do not live long enough, naming the setting and both durations.
+pub fn ensure_outlives(bucket: &kv::Store, wait: Duration, what: &str) -> anyhow::Result<()> {
+    let Some(life) = life(bucket) else {
+        return Ok(());
+    };
+    let horizon = crate::bus::consume::redelivery_horizon(life);
+    anyhow::ensure!(
+        wait < horizon,
+        "{what} ({}) must be shorter than nine tenths of how long the claims bucket keeps a claim \
+         ({} of {}): lower {what}, or keep claims longer (`max_age_secs` in nats/kv/claims.json; \
+         WINGMAN_REQUEST_RETENTION, when set, caps it)",
+        crate::duration::show(wait),
+        crate::duration::show(horizon),
+        crate::duration::show(life),
+    );
+    Ok(())
 }
 
 /// A key of the claims bucket.

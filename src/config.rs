@@ -24,6 +24,11 @@ pub struct TopologyOverrides {
     /// reserves a stream's `max_bytes` in the server's store when it is created, so tests,
     /// which make many topologies on one shared server, make theirs small. Not for production.
     pub max_bytes: Option<i64>,
+    /// Caps how long the homes of per-request subjects keep them: the claims and approvals
+    /// buckets and the status stream (env `WINGMAN_REQUEST_RETENTION`, a duration; declared:
+    /// a day). Each request adds subjects there, and nats-server holds an index entry per
+    /// live subject in memory, so at a sustained rate r it holds about r × this many.
+    pub request_retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +150,7 @@ impl Settings {
                 ack_wait: parse_var::<u64>("WINGMAN_ACK_WAIT_SECS")?.map(Duration::from_secs),
                 replicas: parse_var::<usize>("WINGMAN_STREAM_REPLICAS")?,
                 max_bytes: parse_var::<i64>("WINGMAN_STREAM_MAX_BYTES")?,
+                request_retention: duration_var("WINGMAN_REQUEST_RETENTION")?,
             },
             credentials: match var("NATS_USER") {
                 None => None,

@@ -219,6 +219,7 @@ impl Worker {
             actor: self.actor.clone(),
             in_flight,
             linger: Duration::ZERO,
+            claims_life: None,
         }
     }
 

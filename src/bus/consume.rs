@@ -196,6 +196,60 @@ pub struct LoopOptions {
     /// one batch's publish round trips do not idle the next; the recorder overlaps two and
     /// orders their appends with [`Turn`].
     pub in_flight: usize,
+    /// How long the claims this stage's effects rest on live ([`crate::claims::life`]);
+    /// `None` for a stage without claims (the recorder is idempotent in Postgres). A message
+    /// older than [`redelivery_horizon`] of it is refused, never handled: a claim made when it
+    /// was handled before may have expired, and a second handling could repeat the effect
+    /// (mint a second token, run a command twice).
+    pub claims_life: Option<Duration>,
+}
+
+/// The age (since JetStream stored it) past which a message may have outlived the claim an
+/// earlier handling of it made: nine tenths of the claims' life. A claim is made at a handling,
+/// never before the message was stored, so it lives at least until `published + life`; the last
+/// tenth covers the handling itself and the clocks of worker and server.
+pub fn redelivery_horizon(claims_life: Duration) -> Duration {
+    claims_life - claims_life / 10
+}
+
+/// Why `delivery` must not be handled: stored longer ago than the horizon of `claims_life`.
+/// Its delivery count cannot tell a first handling: nats-server 2.9 was seen handing a worker
+/// that restarted a message another worker had handled (and claimed) as delivery 1 —
+/// `processes::a_message_redelivered_after_its_claim_expired_is_refused_not_handled_again`.
+fn outlived_claims(
+    delivery: &Delivery,
+    claims_life: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Option<Rejection> {
+    let life = claims_life?;
+    let age = (now - delivery.published).to_std().unwrap_or_default();
+    let horizon = redelivery_horizon(life);
+    if age < horizon {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        request_id: Option<RequestId>,
+    }
+    let request = serde_json::from_slice::<Ids>(&delivery.payload)
+        .ok()
+        .and_then(|ids| ids.request_id)
+        .map_or_else(String::new, |id| format!(" of request {id}"));
+    Some(Rejection {
+        code: "outlived_claims",
+        reason: format!(
+            "this message{request} was stored {} ago (delivery {}), past {} (nine tenths of \
+             the {} a claim lives): a claim made when it was handled before may be gone, so it \
+             is not handled again; the request's audit trail shows how far it got (submit it \
+             anew if it never got anywhere)",
+            crate::duration::show(age),
+            delivery.delivered,
+            crate::duration::show(horizon),
+            crate::duration::show(life),
+        ),
+        // No status event: an earlier handling may have moved the request on.
+        request_id: None,
+    })
 }
 
 /// Consumes until `shutdown` is cancelled. On cancellation no new batch is taken; the
@@ -308,7 +362,34 @@ async fn settle_batch<H: Handler>(
         );
     }
     let started = Instant::now();
-    let results = handle_guarded(handler, deliveries.clone(), turn).await;
+    let refused: Vec<Option<Rejection>> = deliveries
+        .iter()
+        .map(|delivery| outlived_claims(delivery, options.claims_life, taken))
+        .collect();
+    let results = if refused.iter().all(Option::is_none) {
+        handle_guarded(handler, deliveries.clone(), turn).await
+    } else {
+        let handled: Vec<Delivery> = deliveries
+            .iter()
+            .zip(&refused)
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(delivery, _)| delivery.clone())
+            .collect();
+        let mut handled = if handled.is_empty() {
+            drop(turn);
+            Vec::new()
+        } else {
+            handle_guarded(handler, handled, turn).await
+        }
+        .into_iter();
+        refused
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(rejection) => Err(StageError::Permanent(rejection)),
+                None => handled.next().unwrap_or_else(|| Err(panicked())),
+            })
+            .collect()
+    };
     metrics::batch_handled(H::STAGE, started.elapsed(), deliveries.len());
     let settling = Instant::now();
     let settles =
@@ -588,5 +669,41 @@ mod tests {
         );
         assert!(retry_delay(4) >= Duration::from_millis(1600));
         assert!(retry_delay(100) <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn only_a_message_older_than_nine_tenths_of_the_claims_life_is_refused() {
+        let now = Utc::now();
+        let day = Duration::from_secs(86_400);
+        let delivery = |delivered: u64, age_secs: i64| Delivery {
+            subject: "wingman.requests.validated.auto".into(),
+            payload: Bytes::from_static(
+                br#"{"request_id":"0191e5a0-0000-7000-8000-000000000001"}"#,
+            ),
+            stream_sequence: 7,
+            delivered,
+            published: now - chrono::Duration::seconds(age_secs),
+        };
+        // While any claim an earlier handling made surely lives: handled.
+        assert!(outlived_claims(&delivery(1, 0), Some(day), now).is_none());
+        assert!(outlived_claims(&delivery(2, 77_000), Some(day), now).is_none());
+        // Past 21.6 h of a day's claims: refused, naming the request, whatever the delivery
+        // count says (nats-server 2.9 may call a repeat delivery 1).
+        assert!(outlived_claims(&delivery(1, 78_000), Some(day), now).is_some());
+        let refused = outlived_claims(&delivery(2, 78_000), Some(day), now).unwrap();
+        assert_eq!(refused.code, "outlived_claims");
+        assert!(
+            refused
+                .reason
+                .contains("0191e5a0-0000-7000-8000-000000000001"),
+            "{}",
+            refused.reason
+        );
+        assert_eq!(
+            refused.request_id, None,
+            "no status event: the request may have moved on"
+        );
+        // A stage without claims (the recorder) handles every redelivery.
+        assert!(outlived_claims(&delivery(5, 30 * 86_400), None, now).is_none());
     }
 }

@@ -69,6 +69,12 @@ const BUCKETS: &[(&str, &str)] = &[
     ("approvers", include_str!("../../nats/kv/approvers.json")),
 ];
 
+/// The files whose subjects are one per request (`status.<id>`, `output.<principal>.<id>`,
+/// the claims' and approvals' keys): [`TopologyOverrides::request_retention`] caps their age,
+/// since nats-server keeps an index entry in memory for every live subject.
+const PER_REQUEST_STREAMS: &[&str] = &["status", "output"];
+const PER_REQUEST_BUCKETS: &[&str] = &["claims", "approvals"];
+
 /// A durable pull consumer declared in `nats/consumers/<name>.json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConsumerDef {
@@ -142,6 +148,13 @@ impl Topology {
                     config.num_replicas = replicas;
                 }
                 config.max_bytes = capped(config.max_bytes, overrides.max_bytes);
+                if PER_REQUEST_STREAMS.contains(name)
+                    && let Some(retention) = overrides.request_retention
+                {
+                    config.max_age = config.max_age.min(retention);
+                    // nats-server refuses a duplicate window longer than the messages live.
+                    config.duplicate_window = config.duplicate_window.min(config.max_age);
+                }
                 config
             })
             .collect();
@@ -168,6 +181,11 @@ impl Topology {
                     def.replicas = replicas;
                 }
                 def.max_bytes = capped(def.max_bytes, overrides.max_bytes);
+                if PER_REQUEST_BUCKETS.contains(name)
+                    && let Some(retention) = overrides.request_retention
+                {
+                    def.max_age_secs = def.max_age_secs.min(retention.as_secs().max(1));
+                }
                 def
             })
             .collect();
@@ -340,6 +358,10 @@ async fn ensure_bucket(js: &jetstream::Context, def: &BucketDef) -> anyhow::Resu
             || config.allow_direct != allow_direct
         {
             config.max_age = max_age;
+            if !max_age.is_zero() {
+                // nats-server refuses a duplicate window longer than the keys live.
+                config.duplicate_window = config.duplicate_window.min(max_age);
+            }
             config.max_bytes = def.max_bytes;
             config.allow_direct = allow_direct;
             js.update_stream(config).await?;
@@ -473,32 +495,71 @@ mod tests {
     }
 
     #[test]
-    fn claims_and_approvals_expire_after_every_message_that_could_repeat_their_effect() {
+    fn claims_outlive_every_wait_they_guard_and_per_request_subjects_expire_within_a_day() {
         let subjects = Subjects::new("wingman").unwrap();
         let topology = Topology::declared(&subjects, &TopologyOverrides::default());
-        // A claim must outlive every message whose replay could repeat the claimed effect:
-        // the requests, decisions and jobs the streams keep.
-        let longest_replay = topology
-            .streams
-            .iter()
-            .filter(|stream| {
-                ["WINGMAN_REQUESTS", "WINGMAN_APPROVALS", "WINGMAN_EXEC"]
-                    .contains(&stream.name.as_str())
-            })
-            .map(|stream| stream.max_age)
-            .max()
-            .unwrap();
+        // A claim must outlive the waits the workers check at start (a human's answer, a
+        // token's life: `claims::ensure_outlives`) within the redelivery horizon, at their
+        // defaults; a message redelivered later is refused (`bus::consume`), so the claims
+        // need not outlive the streams.
+        let defaults =
+            crate::settings::IntakeSettings::default().approval_ttl + Duration::from_secs(600);
         for declared in ["wingman_claims", "wingman_approvals"] {
             let bucket = topology.bucket(declared, &subjects).unwrap();
-            let max_age = Duration::from_secs(bucket.max_age_secs);
+            let horizon =
+                crate::bus::consume::redelivery_horizon(Duration::from_secs(bucket.max_age_secs));
             assert!(
-                max_age > longest_replay,
-                "{declared} expires after {max_age:?}, before the streams forget ({longest_replay:?})"
+                defaults < horizon,
+                "{declared} keeps a key {}s: the default waits ({defaults:?}) outlast it",
+                bucket.max_age_secs
+            );
+            assert!(
+                bucket.max_age_secs <= 86_400,
+                "{declared} keeps its per-request keys longer than a day"
+            );
+        }
+        for name in ["WINGMAN_STATUS", "WINGMAN_OUTPUT"] {
+            let stream = topology.streams.iter().find(|s| s.name == name).unwrap();
+            assert!(
+                stream.max_age <= Duration::from_secs(86_400),
+                "{name} keeps its per-request subjects longer than a day"
             );
         }
         // The live rollout flags never expire (a lost key would reset them).
         let rollout = topology.bucket("wingman_rollout", &subjects).unwrap();
         assert_eq!(rollout.max_age_secs, 0);
+    }
+
+    #[test]
+    fn request_retention_caps_only_the_homes_of_per_request_subjects() {
+        let subjects = Subjects::new("wingman").unwrap();
+        let declared = Topology::declared(&subjects, &TopologyOverrides::default());
+        let overrides = TopologyOverrides {
+            request_retention: Some(Duration::from_secs(300)),
+            ..TopologyOverrides::default()
+        };
+        let capped = Topology::declared(&subjects, &overrides);
+        for (before, after) in declared.streams.iter().zip(&capped.streams) {
+            if ["WINGMAN_STATUS", "WINGMAN_OUTPUT"].contains(&after.name.as_str()) {
+                assert_eq!(after.max_age, Duration::from_secs(300), "{}", after.name);
+                assert!(after.duplicate_window <= after.max_age, "{}", after.name);
+            } else {
+                assert_eq!(
+                    after.max_age, before.max_age,
+                    "{} keeps its age",
+                    after.name
+                );
+            }
+        }
+        for (before, after) in declared.buckets.iter().zip(&capped.buckets) {
+            let expected =
+                if after.bucket == "wingman_claims" || after.bucket == "wingman_approvals" {
+                    300
+                } else {
+                    before.max_age_secs
+                };
+            assert_eq!(after.max_age_secs, expected, "{}", after.bucket);
+        }
     }
 
     #[test]
@@ -508,6 +569,7 @@ mod tests {
             ack_wait: Some(Duration::from_secs(2)),
             replicas: Some(3),
             max_bytes: Some(1024),
+            request_retention: None,
         };
         let topology = Topology::declared(&subjects, &overrides);
         assert!(

@@ -34,7 +34,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .await?;
     let bus = crate::cli::connect(&Settings::from_env()?).await?;
     let Some(event) = last_status(&bus, request_id).await? else {
-        anyhow::bail!("no status for {request_id} yet (is it submitted? is intake running?)");
+        anyhow::bail!(
+            "no status for {request_id} in NATS: not submitted yet (is intake running?), or older than the status stream keeps (a day, or WINGMAN_REQUEST_RETENTION): `wingman audit show {request_id}` or GET /requests/{request_id} read the record"
+        );
     };
     if args.wait {
         // The latest event may not say whether there is a command: learn it from the

@@ -59,8 +59,11 @@ impl AuthorityDeps {
         actor: String,
         settings: &AuthoritySettings,
     ) -> anyhow::Result<Self> {
+        let claims = claims::open(&bus).await?;
+        // The gateway's claim of a token must outlive the token.
+        claims::ensure_outlives(&claims, settings.token_ttl, "WINGMAN_TOKEN_TTL")?;
         Ok(Self {
-            claims: claims::open(&bus).await?,
+            claims,
             signing_key: Arc::clone(&settings.signing_key),
             token_ttl: settings.token_ttl,
             bus,
@@ -147,6 +150,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let deps = Arc::new(deps);
     let bus = deps.bus.clone();
+    let options = LoopOptions {
+        claims_life: claims::life(&deps.claims),
+        ..options
+    };
     let auto = bus.consumer(CONSUMERS[0]).await?;
     let human = bus.consumer(CONSUMERS[1]).await?;
     let (first, second, third) = tokio::join!(

@@ -68,8 +68,11 @@ impl IntakeDeps {
         let validator = Validator::new(settings.validation.clone())
             .map_err(|error| anyhow::anyhow!("validation config: {error}"))?;
         let rollout = RolloutStore::open(&bus).await?;
+        let claims = claims::open(&bus).await?;
+        // A pending request's id stays claimed while a human may still answer it.
+        claims::ensure_outlives(&claims, settings.approval_ttl, "WINGMAN_APPROVAL_TTL")?;
         Ok(Self {
-            claims: claims::open(&bus).await?,
+            claims,
             scoring: Scoring {
                 validator: Arc::new(validator),
                 rollout: rollout.follow(shutdown).await,
@@ -107,6 +110,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let consumer = deps.bus.consumer(CONSUMERS[0]).await?;
     let bus = deps.bus.clone();
+    let options = LoopOptions {
+        claims_life: claims::life(&deps.claims),
+        ..options
+    };
     consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
 }
 

@@ -74,6 +74,7 @@ async fn with_one_of_three_nats_nodes_lost_mid_run_every_request_completes_exact
         prefix: Some("wingman".into()),
         credentials: Some(credentials("admin")),
         replicas: Some(3),
+        request_retention: None,
     })
     .await;
     let mut requests_stream = env.bus.js.get_stream("WINGMAN_REQUESTS").await.unwrap();

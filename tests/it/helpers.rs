@@ -61,6 +61,9 @@ pub struct BusOptions {
     pub credentials: Option<NatsCredentials>,
     /// Stream and bucket replicas (3 on a cluster).
     pub replicas: Option<usize>,
+    /// Caps how long per-request subjects live (`WINGMAN_REQUEST_RETENTION`), for the
+    /// workers this test spawns too.
+    pub request_retention: Option<Duration>,
 }
 
 pub struct TestEnv {
@@ -101,6 +104,7 @@ impl TestEnv {
             prefix: Some("wingman".into()),
             credentials: Some(crate::nats_server::credentials("admin")),
             replicas: None,
+            request_retention: None,
         })
         .await
     }
@@ -130,6 +134,7 @@ impl TestEnv {
                     ack_wait: Some(Duration::from_secs(2)),
                     replicas: options.replicas,
                     max_bytes: Some(TEST_STREAM_MAX_BYTES),
+                    request_retention: options.request_retention,
                 },
                 credentials: options.credentials.clone(),
                 connect_attempts: 3,
@@ -197,6 +202,7 @@ impl TestEnv {
             actor: format!("{stage}@test"),
             in_flight: 2,
             linger: Duration::ZERO,
+            claims_life: None,
         }
     }
 
@@ -690,44 +696,53 @@ impl TestEnv {
             .collect();
             std::fs::write(&api_keys_file, entries).unwrap();
         }
-        vec![
-            ("NATS_URL".into(), self.nats.url.clone()),
-            ("WINGMAN_SUBJECT_PREFIX".into(), self.prefix.clone()),
+        let retention = self.nats.overrides.request_retention.map(|retention| {
             (
-                "DATABASE_URL".into(),
-                format!("{}/{}", postgres_base(), self.database),
-            ),
-            ("WINGMAN_ACK_WAIT_SECS".into(), "2".into()),
-            (
-                "WINGMAN_STREAM_MAX_BYTES".into(),
-                TEST_STREAM_MAX_BYTES.to_string(),
-            ),
-            ("METRICS_PORT".into(), "0".into()),
-            ("RUST_LOG".into(), "warn".into()),
-            ("DOCKER_HOST".into(), docker_host()),
-            (
-                "WINGMAN_VERIFY_KEY_FILE".into(),
-                self.keys_dir
-                    .path()
-                    .join("wingman.pub")
-                    .display()
-                    .to_string(),
-            ),
-            (
-                "WINGMAN_SIGNING_KEY_FILE".into(),
-                self.keys_dir
-                    .path()
-                    .join("wingman.key")
-                    .display()
-                    .to_string(),
-            ),
-            ("WINGMAN_GATEWAY_LEASE_SECS".into(), "3".into()),
-            ("GATEWAY_PORT".into(), "0".into()),
-            (
-                "WINGMAN_API_KEYS_FILE".into(),
-                api_keys_file.display().to_string(),
-            ),
-        ]
+                "WINGMAN_REQUEST_RETENTION".to_string(),
+                format!("{}s", retention.as_secs()),
+            )
+        });
+        retention
+            .into_iter()
+            .chain([
+                ("NATS_URL".into(), self.nats.url.clone()),
+                ("WINGMAN_SUBJECT_PREFIX".into(), self.prefix.clone()),
+                (
+                    "DATABASE_URL".into(),
+                    format!("{}/{}", postgres_base(), self.database),
+                ),
+                ("WINGMAN_ACK_WAIT_SECS".into(), "2".into()),
+                (
+                    "WINGMAN_STREAM_MAX_BYTES".into(),
+                    TEST_STREAM_MAX_BYTES.to_string(),
+                ),
+                ("METRICS_PORT".into(), "0".into()),
+                ("RUST_LOG".into(), "warn".into()),
+                ("DOCKER_HOST".into(), docker_host()),
+                (
+                    "WINGMAN_VERIFY_KEY_FILE".into(),
+                    self.keys_dir
+                        .path()
+                        .join("wingman.pub")
+                        .display()
+                        .to_string(),
+                ),
+                (
+                    "WINGMAN_SIGNING_KEY_FILE".into(),
+                    self.keys_dir
+                        .path()
+                        .join("wingman.key")
+                        .display()
+                        .to_string(),
+                ),
+                ("WINGMAN_GATEWAY_LEASE_SECS".into(), "3".into()),
+                ("GATEWAY_PORT".into(), "0".into()),
+                (
+                    "WINGMAN_API_KEYS_FILE".into(),
+                    api_keys_file.display().to_string(),
+                ),
+            ])
+            .collect()
     }
 
     /// This test's database, connecting as `user` (an application role, say).

@@ -7,7 +7,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-use crate::helpers::{TestEnv, request_json, worker_binary};
+use wingman::bus::topology::open_bucket;
+
+use crate::helpers::{BusOptions, TestEnv, request_json, worker_binary};
 
 fn spawn_worker(env: &TestEnv, name: &str, extra: &[(&str, &str)]) -> Child {
     let mut command = Command::new(worker_binary(name));
@@ -77,6 +79,112 @@ async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_on
         decided.len(),
         1,
         "the republished decision was dropped as a duplicate"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_redelivered_after_its_claim_expired_is_refused_not_handled_again() {
+    // Claims live 4 s here (a day in production): the claim made by a handling that never
+    // acked is gone before JetStream hands the message to the next worker, which must not
+    // handle it again (for intake that would re-route the request; for the authority, mint a
+    // second token).
+    let mut env = TestEnv::start_with(BusOptions {
+        request_retention: Some(Duration::from_secs(4)),
+        ..BusOptions::default()
+    })
+    .await;
+    env.spawn_recorder().await;
+    let short_wait = ("WINGMAN_APPROVAL_TTL", "2s");
+    let mut doomed = spawn_worker(
+        &env,
+        "wingman-intake",
+        &[("WINGMAN_FAILPOINT", "before_ack:pause"), short_wait],
+    );
+    let request_id = Uuid::new_v4();
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        request_json(request_id, Some("docker stop api")).to_string(),
+    )
+    .await;
+    wait_for_stderr(&mut doomed, "failpoint before_ack reached").await;
+    doomed.kill().await.unwrap(); // handled and claimed, never acked
+    let claims = open_bucket(
+        &env.bus.js,
+        &env.bus.subjects.localize_name("wingman_claims"),
+    )
+    .await
+    .unwrap();
+    let key = format!("intake.{request_id}");
+    assert!(
+        claims.get(&key).await.unwrap().is_some(),
+        "the first handling claimed the id"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while claims.get(&key).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the claim never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // nats-server 2.9 hands this worker the message twice, once as delivery 1: only its age
+    // can tell that a claim may be gone.
+    let _survivor = spawn_worker(&env, "wingman-intake", &[short_wait]);
+    let letters = loop {
+        let letters = env
+            .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.intake", env.prefix))
+            .await;
+        if !letters.is_empty() {
+            break letters;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["code"], "outlived_claims");
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&request_id.to_string()) && reason.contains("not handled again"),
+        "{reason}"
+    );
+    // Refused, not handled: no claim was made again (not by a later delivery either), and the
+    // refusal is in the audit log.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = claims.entry(&key).await.unwrap();
+    assert!(
+        again.is_none(),
+        "the id was claimed a second time: {again:?}"
+    );
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE kind = 'message_rejected' \
+         AND data->>'code' = 'outlived_claims'",
+        None,
+        1,
+    )
+    .await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn intake_refuses_to_start_when_a_human_may_answer_after_the_claims_expire() {
+    let env = TestEnv::start().await;
+    // Claims live a day: an approval TTL of 23 h is past nine tenths of it.
+    let intake = spawn_worker(&env, "wingman-intake", &[("WINGMAN_APPROVAL_TTL", "23h")]);
+    let output = tokio::time::timeout(Duration::from_secs(60), intake.wait_with_output())
+        .await
+        .expect("intake kept running")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WINGMAN_APPROVAL_TTL (23h) must be shorter than nine tenths")
+            && stderr.contains("21h 36m of 1day"),
+        "{stderr}"
     );
     env.stop().await;
 }
