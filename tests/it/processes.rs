@@ -40,15 +40,12 @@ async fn wait_for_stderr(child: &mut Child, needle: &str) {
     assert_eq!(found, Ok(true), "the worker never printed `{needle}`");
 }
 
-#[tokio::test]
-async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_once() {
-    let mut env = TestEnv::start().await;
-    env.spawn_recorder().await;
-    let mut doomed = spawn_worker(
-        &env,
-        "wingman-intake",
-        &[("WINGMAN_FAILPOINT", "before_ack:pause")],
-    );
+/// Submits a request to an intake that handles it, publishes what it decided and is killed
+/// (SIGKILL) before it acks; returns the request's id.
+async fn submit_to_an_intake_killed_before_its_ack(env: &TestEnv, extra: &[(&str, &str)]) -> Uuid {
+    let failpoint = [("WINGMAN_FAILPOINT", "before_ack:pause")];
+    let env_vars: Vec<(&str, &str)> = failpoint.iter().chain(extra).copied().collect();
+    let mut doomed = spawn_worker(env, "wingman-intake", &env_vars);
     let request_id = Uuid::new_v4();
     env.publish_raw(
         &format!("{}.requests.submitted.anonymous", env.prefix),
@@ -56,7 +53,16 @@ async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_on
     )
     .await;
     wait_for_stderr(&mut doomed, "failpoint before_ack reached").await;
-    doomed.kill().await.unwrap(); // SIGKILL: the message was handled and published, never acked
+    doomed.kill().await.unwrap();
+    request_id
+}
+
+#[tokio::test]
+async fn an_intake_killed_between_receive_and_ack_records_the_request_exactly_once() {
+    let mut env = TestEnv::start().await;
+    env.spawn_recorder().await;
+    // SIGKILL: the message was handled and published, never acked.
+    let request_id = submit_to_an_intake_killed_before_its_ack(&env, &[]).await;
 
     let _survivor = spawn_worker(&env, "wingman-intake", &[]);
     env.settle_all().await;
@@ -96,19 +102,8 @@ async fn a_message_redelivered_after_its_claim_expired_is_refused_not_handled_ag
     .await;
     env.spawn_recorder().await;
     let short_wait = ("WINGMAN_APPROVAL_TTL", "2s");
-    let mut doomed = spawn_worker(
-        &env,
-        "wingman-intake",
-        &[("WINGMAN_FAILPOINT", "before_ack:pause"), short_wait],
-    );
-    let request_id = Uuid::new_v4();
-    env.publish_raw(
-        &format!("{}.requests.submitted.anonymous", env.prefix),
-        request_json(request_id, Some("docker stop api")).to_string(),
-    )
-    .await;
-    wait_for_stderr(&mut doomed, "failpoint before_ack reached").await;
-    doomed.kill().await.unwrap(); // handled and claimed, never acked
+    // Handled and claimed, never acked.
+    let request_id = submit_to_an_intake_killed_before_its_ack(&env, &[short_wait]).await;
     let claims = open_bucket(
         &env.bus.js,
         &env.bus.subjects.localize_name("wingman_claims"),
