@@ -61,7 +61,7 @@ async fn setup_nats_bounds_streams_and_buckets_that_were_created_unbounded() {
         .config
         .clone();
     assert_eq!(claims.max_bytes, TEST_STREAM_MAX_BYTES);
-    assert_eq!(claims.max_age, Duration::from_secs(8 * 24 * 3600));
+    assert_eq!(claims.max_age, Duration::from_secs(24 * 3600));
     env.stop().await;
 }
 
