@@ -309,11 +309,11 @@ async fn apply_round(
                             event.at,
                         )
                         .await?;
-                        started_now.push((
-                            event.request_id.as_uuid(),
-                            started.token_id,
-                            crate::envelope::truncate_to_micros(event.at),
-                        ));
+                        started_now.push(Start {
+                            request_id: event.request_id.as_uuid(),
+                            token_id: started.token_id,
+                            at: crate::envelope::truncate_to_micros(event.at),
+                        });
                     }
                     Err(error) => undecodable_execution(event, &error),
                 },
@@ -341,31 +341,31 @@ async fn apply_round(
     apply_early_finishes(connection, &started_now, pending).await
 }
 
+/// An execution start applied in this batch: whose, of which token, stamped when by the
+/// gateway (as the audit row keeps it, to the microsecond).
+struct Start {
+    request_id: uuid::Uuid,
+    token_id: Option<uuid::Uuid>,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Applies the finishes recorded before their start. The gateway publishes a start before
 /// its finish, but JetStream redelivers a message it was told to retry after the ones behind
 /// it: when the database failed under a batch, a start can be recorded after its finish,
 /// which found no execution to end and was audited only. Without this the row would stay
-/// EXECUTING for good; with it, the start (`started`: request, token, when the gateway
-/// stamped it) is followed by the earliest finish of the same token already in the log that
-/// the gateway stamped at or after the start (a finish stamped before it is no end of this
-/// start: it stays audited only). `pending` are this batch's moves still to come, which apply
-/// in their own round.
+/// EXECUTING for good; with it, each of the `started` is followed by the earliest finish of
+/// the same token already in the log that the gateway stamped at or after the start (a finish
+/// stamped before it is no end of this start: it stays audited only). `pending` are this
+/// batch's moves still to come, which apply in their own round.
 async fn apply_early_finishes(
     connection: &mut PgConnection,
-    started: &[(
-        uuid::Uuid,
-        Option<uuid::Uuid>,
-        chrono::DateTime<chrono::Utc>,
-    )],
+    started: &[Start],
     pending: &[(&Envelope<AuditRecord>, Status)],
 ) -> Result<(), StageError> {
     if started.is_empty() {
         return Ok(());
     }
-    let request_ids: Vec<uuid::Uuid> = started
-        .iter()
-        .map(|(request_id, _, _)| *request_id)
-        .collect();
+    let request_ids: Vec<uuid::Uuid> = started.iter().map(|start| start.request_id).collect();
     let pending: Vec<uuid::Uuid> = pending.iter().map(|(event, _)| event.event_id).collect();
     let rows = audit::execution_finishes(connection, &request_ids, &pending).await?;
     let mut moves = Vec::new();
@@ -374,10 +374,7 @@ async fn apply_early_finishes(
         let Some(request_id) = row.request_id else {
             continue;
         };
-        let Some((_, token_id, started_at)) = started
-            .iter()
-            .find(|(started_id, _, _)| *started_id == request_id)
-        else {
+        let Some(start) = started.iter().find(|start| start.request_id == request_id) else {
             continue;
         };
         let Some(status) = row
@@ -394,7 +391,7 @@ async fn apply_early_finishes(
         let taken = moves
             .iter()
             .any(|taken: &requests::Move| taken.request_id == request_id);
-        if end.token_id() != *token_id || row.at < *started_at || taken {
+        if end.token_id() != start.token_id || row.at < start.at || taken {
             continue;
         }
         moves.push(requests::Move {
