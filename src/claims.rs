@@ -6,7 +6,8 @@
 //! bucket holds, so no stage formats one by hand; [`DecisionClaim`] is the decision the
 //! approvals stage (or the watcher, on expiry) claims and the authority checks.
 //!
-//! This module sits below the stages: it depends on the envelope ids and the status word only.
+//! This module sits below the stages: it depends on the bus (to open the bucket and read the
+//! consume loop's horizon), the envelope ids and the status word only.
 
 use std::fmt;
 use std::time::Duration;
@@ -33,7 +34,7 @@ pub async fn open(bus: &crate::bus::Bus) -> anyhow::Result<kv::Store> {
 
 /// How long a claim lives: the bucket's key lifetime as the server holds it (`None`: forever).
 /// A stage hands it to its consume loop ([`crate::bus::consume::LoopOptions::claims_life`]),
-/// which refuses a message redelivered after its first handling's claim may be gone.
+/// which refuses a message old enough that a claim an earlier handling made may be gone.
 pub fn life(bucket: &kv::Store) -> Option<Duration> {
     let max_age = bucket.stream.cached_info().config.max_age;
     (!max_age.is_zero()).then_some(max_age)

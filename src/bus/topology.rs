@@ -500,8 +500,8 @@ mod tests {
         let topology = Topology::declared(&subjects, &TopologyOverrides::default());
         // A claim must outlive the waits the workers check at start (a human's answer, a
         // token's life: `claims::ensure_outlives`) within the redelivery horizon, at their
-        // defaults; a message redelivered later is refused (`bus::consume`), so the claims
-        // need not outlive the streams.
+        // defaults; a message older than that is refused (`bus::consume`), so the claims need
+        // not outlive the streams.
         let defaults =
             crate::settings::IntakeSettings::default().approval_ttl + Duration::from_secs(600);
         for declared in ["wingman_claims", "wingman_approvals"] {
