@@ -185,6 +185,25 @@ async fn intake_refuses_to_start_when_a_human_may_answer_after_the_claims_expire
 }
 
 #[tokio::test]
+async fn the_authority_refuses_to_start_when_a_token_could_outlive_its_gateway_claim() {
+    let env = TestEnv::start().await;
+    // Claims live a day: a token living 22 h could be presented again after the gateway's
+    // claim of it expired.
+    let authority = spawn_worker(&env, "wingman-authority", &[("WINGMAN_TOKEN_TTL", "22h")]);
+    let output = tokio::time::timeout(Duration::from_secs(60), authority.wait_with_output())
+        .await
+        .expect("the authority kept running")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WINGMAN_TOKEN_TTL (22h) must be shorter than nine tenths"),
+        "{stderr}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn two_intake_workers_share_the_work_and_no_request_is_processed_twice() {
     let mut env = TestEnv::start().await;
     env.spawn_recorder().await;
