@@ -41,6 +41,7 @@ mod procs;
 mod report;
 mod soak;
 mod sweep;
+mod trace;
 mod watch;
 
 use std::time::Duration;

@@ -10,6 +10,7 @@ use wingman::metrics;
 use crate::harness::{self, Pipeline};
 use crate::openloop::{self, Mix};
 use crate::report::{Latencies, percentiles};
+use crate::trace::{self, Trace};
 use crate::watch::{Marks, Watch};
 
 /// The bound the issue sets on durable p99.
@@ -29,10 +30,9 @@ pub struct Step {
     pub not_visible: usize,
     pub not_durable: usize,
     pub publish_errors: u64,
-    /// A cross-check of the durable mark: commit seen here − `recorded_at` of the request's
-    /// `request_validated` row (the recorder transaction's start, `now()`), wall clocks of
-    /// one machine. Large values mean the transaction (or the notification) took that long.
-    pub commit_after_transaction_start: Latencies,
+    /// Each request's durable latency cut into its hops ([`trace`]); its last hop (commit
+    /// seen − the recorder transaction's start) cross-checks the durable mark.
+    pub trace: Trace,
     /// Seconds it took every consumer to drain before the step.
     pub drain_s: f64,
     /// Where the time went, from the workers' histograms (stage, part, p50 / p99 bounds, s).
@@ -83,7 +83,7 @@ pub async fn step(
         .filter_map(|(sent, mark)| since(mark.durable, sent))
         .collect();
     let last_commit = marks.iter().filter_map(|mark| mark.durable).max();
-    let transaction = commit_after_transaction_start(run, window, &marks).await?;
+    let trace = trace::trace(run, window, &marks).await?;
     let recorded_span = last_commit.map_or(Duration::ZERO, |at| at - window_start);
     let sending_span = window
         .last()
@@ -107,7 +107,7 @@ pub async fn step(
         visible: percentiles(visible, sending_span),
         durable: percentiles(durable, sending_span),
         publish_errors: sending.errors,
-        commit_after_transaction_start: transaction,
+        trace,
         drain_s,
         path,
     };
@@ -159,11 +159,7 @@ pub async fn run(
         ),
     }
     for step in &steps {
-        println!(
-            "  at {}/s, commit seen − recorder transaction start (cross-check of durable): {}",
-            step.rate,
-            step.commit_after_transaction_start.cells()
-        );
+        step.trace.print(step.rate);
         println!(
             "  where it goes at {}/s (p50 / p99 bucket bounds, from the workers' histograms):",
             step.rate
@@ -177,36 +173,6 @@ pub async fn run(
         }
     }
     Ok(steps)
-}
-
-/// Commit (as seen here) − the recorder transaction's start, per request of the window.
-async fn commit_after_transaction_start(
-    run: &Pipeline,
-    window: &[openloop::Sent],
-    marks: &[Marks],
-) -> anyhow::Result<Latencies> {
-    let ids: Vec<uuid::Uuid> = window.iter().map(|sent| sent.id).collect();
-    let started: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "SELECT request_id, recorded_at FROM audit_events
-         WHERE kind = 'request_validated' AND request_id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(&run.pool)
-    .await?;
-    let started: std::collections::HashMap<_, _> = started.into_iter().collect();
-    // One reading of both clocks maps a monotonic instant to wall-clock time.
-    let (wall_now, instant_now) = (chrono::Utc::now(), Instant::now());
-    let millis = window
-        .iter()
-        .zip(marks)
-        .filter_map(|(sent, mark)| {
-            let committed = mark.durable?;
-            let begun = started.get(&sent.id)?;
-            let committed_wall = wall_now - (instant_now - committed);
-            Some((committed_wall - *begun).num_microseconds()? as f64 / 1e3)
-        })
-        .collect();
-    Ok(percentiles(millis, Duration::from_secs(1)))
 }
 
 /// The highest rate whose durable p99 stayed within the bound with nothing missing.

@@ -7,7 +7,10 @@
 //!   Two statement-level triggers, created in the bench's own database only, `pg_notify` the
 //!   ids whose `validation_decision` became set, 150 ids per notification; Postgres delivers a
 //!   notification only when the transaction commits, so its arrival here is the commit time
-//!   (plus a loopback hop), never a timestamp copied from an event.
+//!   (plus a loopback hop), never a timestamp copied from an event. Each notification starts
+//!   with the `clock_timestamp()` of the statement that wrote the decision (microseconds since
+//!   the epoch, then `;`): the per-request trace ([`crate::trace`]) tells the recorder's work
+//!   before that write from the commit after it.
 //!   What it costs the measured system: per recorder statement on `approval_requests`, a
 //!   transition table of the rows it touched and one query over it; per committed batch, a
 //!   few notifications through Postgres' queue to one listening connection. No polling query.
@@ -30,19 +33,20 @@ const CHANNEL: &str = "wb_decided";
 const TRIGGERS: &[&str] = &[
     "CREATE OR REPLACE FUNCTION wb_notify_decided() RETURNS trigger LANGUAGE plpgsql AS $$
      DECLARE chunk text;
+       written text := (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text;
      BEGIN
        IF TG_OP = 'INSERT' THEN
          FOR chunk IN SELECT string_agg(id, ',') FROM (
              SELECT n.request_id::text AS id, (row_number() OVER ()) / 150 AS part
              FROM wb_new n WHERE n.validation_decision IS NOT NULL) AS ids GROUP BY part
-         LOOP PERFORM pg_notify('wb_decided', chunk); END LOOP;
+         LOOP PERFORM pg_notify('wb_decided', written || ';' || chunk); END LOOP;
        ELSE
          FOR chunk IN SELECT string_agg(id, ',') FROM (
              SELECT n.request_id::text AS id, (row_number() OVER ()) / 150 AS part
              FROM wb_new n JOIN wb_old o USING (request_id)
              WHERE n.validation_decision IS NOT NULL AND o.validation_decision IS NULL) AS ids
            GROUP BY part
-         LOOP PERFORM pg_notify('wb_decided', chunk); END LOOP;
+         LOOP PERFORM pg_notify('wb_decided', written || ';' || chunk); END LOOP;
        END IF;
        RETURN NULL;
      END $$",
@@ -58,6 +62,8 @@ const TRIGGERS: &[&str] = &[
 pub struct Marks {
     pub visible: Option<Instant>,
     pub durable: Option<Instant>,
+    /// When the recorder's statement wrote the decision (Postgres' clock), before its commit.
+    pub written: Option<chrono::DateTime<chrono::Utc>>,
     pub executed: Option<Instant>,
 }
 
@@ -88,10 +94,22 @@ impl Watch {
             tokio::spawn(async move {
                 while let Ok(notification) = listener.recv().await {
                     let now = Instant::now();
+                    let (written, ids) = notification
+                        .payload()
+                        .split_once(';')
+                        .unwrap_or(("", notification.payload()));
+                    let written = written
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(chrono::DateTime::from_timestamp_micros);
                     let mut marks = marks.lock().expect("marks");
-                    for id in notification.payload().split(',') {
+                    for id in ids.split(',') {
                         if let Ok(id) = id.parse::<Uuid>() {
-                            marks.entry(id).or_default().durable.get_or_insert(now);
+                            let mark = marks.entry(id).or_default();
+                            if mark.durable.is_none() {
+                                mark.durable = Some(now);
+                                mark.written = written;
+                            }
                         }
                     }
                 }
