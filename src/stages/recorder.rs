@@ -174,11 +174,19 @@ async fn record_batch(
     turn: &mut Turn,
 ) -> Result<(), StageError> {
     let mut transaction = pool.begin().await?;
+    // What is recorded already is read while the batch before may still be appending; only
+    // the chain's head must be read under its lock (`audit::recorded`).
+    let recorded = audit::recorded(&mut transaction, events).await;
     turn.wait_previous().await;
-    let locked = audit::lock_chain(&mut transaction).await;
+    let locked = match recorded {
+        Ok(recorded) => audit::lock_chain(&mut transaction)
+            .await
+            .map(|head| (recorded, head)),
+        Err(error) => Err(error),
+    };
     turn.reached();
-    locked?;
-    let fresh = record(&mut transaction, events).await?;
+    let (recorded, head) = locked?;
+    let fresh = record(&mut transaction, events, recorded, head).await?;
     transaction.commit().await?;
     count(events, &fresh);
     Ok(())
@@ -195,8 +203,10 @@ fn count(events: &[Envelope<AuditRecord>], fresh: &[bool]) {
 async fn record(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
+    recorded: std::collections::HashSet<(uuid::Uuid, String)>,
+    head: audit::Head,
 ) -> Result<Vec<bool>, StageError> {
-    let fresh = audit::append(connection, events).await?;
+    let fresh = audit::append(connection, events, recorded, head).await?;
     let new_events: Vec<&Envelope<AuditRecord>> = events
         .iter()
         .zip(&fresh)

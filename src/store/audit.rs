@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, types::Json};
+use sqlx::{PgConnection, Row as _, types::Json};
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
@@ -18,7 +18,6 @@ use crate::events::{AuditKind, AuditRecord, Stage};
 
 /// The `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const CHAIN_LOCK: i64 = 0x5749_4e47_4155_4454; // "WINGAUDT"
 
 /// One stored audit row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
@@ -43,57 +42,93 @@ impl AuditRow {
     }
 }
 
-/// Takes the chain's lock for the rest of the transaction: appends are serialized by it, and
-/// the statements after it see every append committed before.
-pub async fn lock_chain(connection: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(CHAIN_LOCK)
-        .execute(&mut *connection)
+/// Takes the chain's lock for the rest of the transaction and reads the chain's head, in one
+/// round trip: the two statements travel as one simple query, each with its own snapshot, so
+/// the head is read after the lock was granted and sees every append committed before it.
+/// Appends are serialized by the lock; one round trip less inside it is a shorter wait for the
+/// appends queued behind.
+pub async fn lock_chain(connection: &mut PgConnection) -> sqlx::Result<Head> {
+    let rows = sqlx::raw_sql(LOCK_AND_READ_HEAD)
+        .fetch_all(&mut *connection)
         .await?;
-    Ok(())
+    // The lock's row has one (void) column; the head's row has two.
+    let head = rows.iter().find(|row| row.len() == 2);
+    Ok(match head {
+        Some(row) => Head {
+            seq: row.try_get(0)?,
+            hash: row.try_get(1)?,
+        },
+        None => Head::genesis(),
+    })
 }
 
-/// Appends the events not yet recorded (by id and stage), in order; returns which of them
-/// were new. The caller holds the chain lock ([`lock_chain`], this transaction) and has
-/// admitted each event: its body's stage is the subject's.
-pub async fn append(
+/// The chain's advisory lock, then the head: a constant, as simple queries carry no
+/// parameters. The lock's key is the bytes of "WINGAUDT" (a test reads them back): every
+/// recorder version must take the same key, or two of them side by side during an upgrade
+/// would append to the chain at once.
+const LOCK_AND_READ_HEAD: &str = "SELECT pg_advisory_xact_lock(6289644422545359956); \
+     SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1";
+
+/// The last row of the chain: what the next row follows, and what a verification ends on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl Head {
+    /// Before the first row.
+    pub fn genesis() -> Self {
+        Self {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        }
+    }
+}
+
+/// Which of these events are recorded already, by (`event_id`, `stage`). Read before the
+/// chain's lock is taken, so it overlaps the append before it: an event that append commits
+/// meanwhile is not seen here, and this batch's insert then fails on the unique key (the
+/// caller retries each message alone, and then sees it). The lookup joins on the whole unique
+/// key, one index probe per event: `event_id = ANY($1)` alone let the planner, without fresh
+/// statistics, estimate hundreds of rows per id and switch to a parallel scan of the whole
+/// table once it held ~1.8 M rows — seconds per batch, bigger batches behind it, and the
+/// 30-minute soak collapsed after 15 minutes.
+pub async fn recorded(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
-) -> sqlx::Result<Vec<bool>> {
+) -> sqlx::Result<HashSet<(Uuid, String)>> {
     let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
     let stages: Vec<&str> = events
         .iter()
         .map(|event| event.body.stage.as_str())
         .collect();
-    // One round trip: the events already recorded, and the chain's head. The lookup joins on
-    // the whole unique key (event_id, stage), one index probe per event: `event_id = ANY($1)`
-    // alone let the planner, without fresh statistics, estimate hundreds of rows per id and
-    // switch to a parallel scan of the whole table once it held ~1.8 M rows — seconds per
-    // batch, bigger batches behind it, and the 30-minute soak collapsed after 15 minutes.
-    type Found = (Option<Uuid>, Option<String>, Option<i64>, Option<String>);
-    let found: Vec<Found> = sqlx::query_as(
-        "SELECT a.event_id, a.stage, NULL::bigint, NULL::text
+    let found: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT a.event_id, a.stage
          FROM UNNEST($1::uuid[], $2::text[]) AS k(event_id, stage)
-         JOIN audit_events a ON a.event_id = k.event_id AND a.stage = k.stage
-         UNION ALL
-         (SELECT NULL::uuid, NULL::text, seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1)",
+         JOIN audit_events a ON a.event_id = k.event_id AND a.stage = k.stage",
     )
     .bind(&ids)
     .bind(&stages)
     .fetch_all(&mut *connection)
     .await?;
-    let mut seen: HashSet<(Uuid, String)> = HashSet::new();
-    let mut head = None;
-    for row in found {
-        match row {
-            (Some(event_id), Some(stage), _, _) => {
-                seen.insert((event_id, stage));
-            }
-            (_, _, Some(seq), Some(hash)) => head = Some((seq, hash)),
-            _ => {}
-        }
-    }
-    let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
+    Ok(found.into_iter().collect())
+}
+
+/// Appends the events not in `recorded` ([`recorded`]), in order, after `head`; returns which
+/// of them were new. The caller holds the chain lock ([`lock_chain`], which read `head`, this
+/// transaction) and has admitted each event: its body's stage is the subject's.
+pub async fn append(
+    connection: &mut PgConnection,
+    events: &[Envelope<AuditRecord>],
+    mut recorded: HashSet<(Uuid, String)>,
+    head: Head,
+) -> sqlx::Result<Vec<bool>> {
+    let seen = &mut recorded;
+    let Head {
+        mut seq,
+        hash: mut prev_hash,
+    } = head;
     let mut rows = Rows::default();
     let mut fresh = Vec::with_capacity(events.len());
     for event in events {
@@ -285,6 +320,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_chain_lock_key_is_the_one_every_recorder_version_takes() {
+        let key: i64 = LOCK_AND_READ_HEAD
+            .strip_prefix("SELECT pg_advisory_xact_lock(")
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|key| key.parse().ok())
+            .expect("the statement starts by taking the advisory lock");
+        assert_eq!(&key.to_be_bytes(), b"WINGAUDT");
+    }
 
     #[test]
     fn content_hash_is_the_canonical_json_of_the_row() {

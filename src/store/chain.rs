@@ -16,11 +16,7 @@ const PAGE: i64 = 5000;
 const PURPOSE: &str = "wingman-audit-checkpoint";
 
 /// The last row of the chain as verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Head {
-    pub seq: i64,
-    pub hash: String,
-}
+pub use crate::store::audit::Head;
 
 /// A signed statement "the log had this head at this time".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -554,3 +554,104 @@ async fn the_recorder_probes_the_index_as_the_audit_table_grows_without_fresh_st
     );
     env.stop().await;
 }
+
+/// Backends of this test's database: waiting for an advisory lock, and idle in a transaction
+/// whose last statement was the recorder's duplicate check.
+async fn chain_waiters(env: &TestEnv) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT
+           (SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+            WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()),
+           (SELECT count(*) FROM pg_stat_activity
+            WHERE datname = current_database() AND state = 'idle in transaction'
+              AND query LIKE '%UNNEST($1::uuid[], $2::text[])%')",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+async fn wait_for_waiters(env: &TestEnv, expected: (i64, i64)) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let seen = chain_waiters(env).await;
+        if seen == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected (lock waiters, checked and waiting) = {expected:?}, saw {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The recorder checks what is recorded already before it queues for the chain's lock, so a
+/// batch may make its check while the batch ahead of it is about to record the very same
+/// event (a copy republished while the first was still in flight). Played here: the chain's
+/// lock is held from outside, the first copy's batch queues for it, the second copy's batch
+/// makes its check behind it; then the lock goes. The event is one row, the request moves
+/// once, nothing is dead-lettered and the chain verifies.
+#[tokio::test]
+async fn an_event_in_two_batches_at_once_is_recorded_once() {
+    let (env, request_id) = with_one_request().await;
+    env.settle_all().await;
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        2,
+    )
+    .await;
+    let mut holder = env.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(i64::from_be_bytes(*b"WINGAUDT"))
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let event = audit(
+        RequestId::from_uuid(request_id),
+        AuditKind::ApprovalDecided,
+        Some(Status::Approved),
+        json!({"decided_by": "alice", "note": "checked"}),
+    );
+    let subject = env
+        .bus
+        .subjects
+        .audit(Stage::Approvals, AuditKind::ApprovalDecided);
+    let copy = |attempt: u8| {
+        Outgoing::json(
+            subject.clone(),
+            format!("{}-{attempt}", event.event_id),
+            &event,
+        )
+    };
+    publish_all(&env.bus.js, &[copy(0)]).await.unwrap();
+    wait_for_waiters(&env, (1, 0)).await;
+    publish_all(&env.bus.js, &[copy(1)]).await.unwrap();
+    wait_for_waiters(&env, (1, 1)).await;
+    holder.commit().await.unwrap();
+    env.settle_all().await;
+
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE request_id = $1",
+        Some(request_id),
+        3,
+    )
+    .await;
+    let copies: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE event_id = $1")
+        .bind(event.event_id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(copies, 1, "the event was recorded {copies} times");
+    assert_eq!(env.status_of(request_id).await.as_deref(), Some("APPROVED"));
+    let letters = env
+        .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.recorder", env.prefix))
+        .await;
+    assert!(letters.is_empty(), "dead-lettered: {letters:?}");
+    let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
+    assert_eq!(chain.broken, None);
+    assert_eq!(chain.rows, 3);
+    env.stop().await;
+}
