@@ -1,7 +1,9 @@
 //! Where the CPU goes: user + system time of every process that serves the pipeline (each
 //! worker, nats-server, the PostgreSQL processes, this bench as the publisher), read from
 //! `/proc/<pid>/stat` before and after a phase; the machine's busy time from `/proc/stat`,
-//! and so the CPU of everything else (busy time minus the listed processes').
+//! and so the CPU of everything else (busy time minus the listed processes'). Also how long
+//! their threads were runnable but waiting for a core (`/proc/<pid>/task/*/schedstat`, the
+//! scheduler's run-queue wait): on a 2-core machine, the share of latency no code path shows.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -12,6 +14,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
     groups: BTreeMap<String, f64>,
+    /// Seconds the group's threads waited on a run queue.
+    waits: BTreeMap<String, f64>,
     machine: (u64, u64),
     ticks_per_second: f64,
 }
@@ -39,6 +43,17 @@ fn process_ticks(pid: &str) -> Option<(String, u64)> {
     Some((comm, utime + stime))
 }
 
+/// Seconds the threads of a process (those alive now) have waited on a run queue.
+fn run_queue_wait(pid: &str) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let nanos: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    Some(nanos as f64 / 1e9)
+}
+
 fn machine_ticks() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else {
@@ -60,14 +75,19 @@ fn machine_ticks() -> (u64, u64) {
 pub fn sample(listed: &[(String, u32)]) -> Sample {
     let per_second = ticks_per_second();
     let mut groups = BTreeMap::new();
+    let mut waits = BTreeMap::new();
     let own = ("bench (publisher)".to_string(), std::process::id());
     for (group, pid) in listed.iter().chain(std::iter::once(&own)) {
         if let Some((_, ticks)) = process_ticks(&pid.to_string()) {
             *groups.entry(group.clone()).or_insert(0.0) += ticks as f64 / per_second;
         }
+        if let Some(wait) = run_queue_wait(&pid.to_string()) {
+            *waits.entry(group.clone()).or_insert(0.0) += wait;
+        }
     }
     Sample {
         groups,
+        waits,
         machine: machine_ticks(),
         ticks_per_second: per_second,
     }
@@ -79,6 +99,8 @@ pub struct Spent {
     /// CPU µs per request, by group, largest first.
     pub per_request_us: Vec<(String, f64)>,
     pub total_per_request_us: f64,
+    /// µs per request the listed processes' threads were runnable but waiting for a core.
+    pub run_queue_wait_per_request_us: f64,
     /// The machine's busy share of all its cores, percent.
     pub machine_busy_percent: f64,
     /// CPU of every process not listed (the machine's busy time minus the listed groups'),
@@ -104,8 +126,16 @@ pub fn spent(before: &Sample, after: &Sample, requests: usize, cores: usize) -> 
         after.machine.1.saturating_sub(before.machine.1).max(1) as f64 / after.ticks_per_second;
     let wall = all / cores.max(1) as f64;
     let per_request = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
+    let waited: f64 = after
+        .waits
+        .iter()
+        .map(|(group, seconds)| {
+            (seconds - before.waits.get(group).copied().unwrap_or(0.0)).max(0.0)
+        })
+        .sum();
     Spent {
         total_per_request_us: per_request(listed),
+        run_queue_wait_per_request_us: per_request(waited),
         per_request_us: groups
             .into_iter()
             .map(|(group, seconds)| (group, per_request(seconds)))
@@ -136,6 +166,27 @@ impl Spent {
             self.everything_else_cores,
             self.everything_else_cores * 100.0
         );
+        println!(
+            "  runnable but waiting for a core (run queue), summed over the pipeline's threads: {:.0} µs/request",
+            self.run_queue_wait_per_request_us
+        );
+    }
+
+    /// One line: the machine's load and the CPU per request at a rate.
+    pub fn line(&self) -> String {
+        let top: Vec<String> = self
+            .per_request_us
+            .iter()
+            .take(4)
+            .map(|(group, micros)| format!("{group} {micros:.0}"))
+            .collect();
+        format!(
+            "machine {:.0} % busy; {:.0} µs of CPU per request ({}); waiting for a core {:.0} µs/request",
+            self.machine_busy_percent,
+            self.total_per_request_us,
+            top.join(", "),
+            self.run_queue_wait_per_request_us
+        )
     }
 }
 

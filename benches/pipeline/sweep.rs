@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use wingman::metrics;
 
+use crate::cpu;
 use crate::harness::{self, Pipeline};
 use crate::openloop::{self, Mix};
 use crate::report::{Latencies, percentiles};
@@ -35,6 +36,8 @@ pub struct Step {
     pub trace: Trace,
     /// Seconds it took every consumer to drain before the step.
     pub drain_s: f64,
+    /// The CPU the step cost (warm-up and window, until the last commit), per request sent.
+    pub cpu: cpu::Spent,
     /// Where the time went, from the workers' histograms (stage, part, p50 / p99 bounds, s).
     pub path: Vec<(String, String, f64, f64)>,
 }
@@ -52,6 +55,8 @@ pub async fn step(
     let path_before = decision_path(run).await;
     let warm = (f64::from(rate) * warmup).round() as usize;
     let measured = (f64::from(rate) * seconds).round().max(1.0) as usize;
+    let groups = run.process_groups().await;
+    let cpu_before = cpu::sample(&groups);
     let start = Instant::now() + Duration::from_millis(20);
     let sending = openloop::send(run, f64::from(rate), start, 0, warm + measured, mix).await;
     let (warming, window) = sending.sent.split_at(warm.min(sending.sent.len()));
@@ -65,6 +70,12 @@ pub async fn step(
     watch
         .wait_executed(&commands, Duration::from_secs(30))
         .await;
+    let cpu = cpu::spent(
+        &cpu_before,
+        &cpu::sample(&groups),
+        sending.sent.len(),
+        std::thread::available_parallelism().map_or(1, usize::from),
+    );
     let path_after = decision_path(run).await;
     watch.take(&warming.iter().map(|sent| sent.id).collect::<Vec<_>>());
     let marks = watch.take(&ids);
@@ -109,6 +120,7 @@ pub async fn step(
         publish_errors: sending.errors,
         trace,
         drain_s,
+        cpu,
         path,
     };
     Ok((step, window.iter().copied().zip(marks).collect()))
@@ -159,6 +171,7 @@ pub async fn run(
         ),
     }
     for step in &steps {
+        println!("  at {}/s, CPU: {}", step.rate, step.cpu.line());
         step.trace.print(step.rate);
         println!(
             "  where it goes at {}/s (p50 / p99 bucket bounds, from the workers' histograms):",
