@@ -306,9 +306,16 @@ async fn apply_round(
     let mut moved = requests::move_statuses(connection, &moves_of(&decisions_round)).await?;
     moved.extend(requests::move_executions(connection, &moves_of(&executions_round)).await?);
     let mut started_now = Vec::new();
+    let mut to_run_now = Vec::new();
     for ((event, status), moved) in decisions_round.iter().chain(&executions_round).zip(moved) {
         let record = &event.body;
         match moved {
+            requests::Moved::Applied if Status::Executing.can_follow(*status) => {
+                to_run_now.push(Decision {
+                    request_id: event.request_id.as_uuid(),
+                    at: crate::envelope::truncate_to_micros(event.at),
+                });
+            }
             requests::Moved::Applied => match record.kind {
                 AuditKind::ExecutionStarted => match ExecutionStarted::from_data(&record.data) {
                     Ok(started) => {
@@ -348,7 +355,86 @@ async fn apply_round(
             }
         }
     }
+    started_now.extend(apply_early_starts(connection, &to_run_now, pending).await?);
     apply_early_finishes(connection, &started_now, pending).await
+}
+
+/// A decision to run (APPROVED, AUTO_APPROVED) applied in this batch: whose, stamped when by
+/// the stage that decided.
+struct Decision {
+    request_id: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Applies the starts recorded before their decision to run. The gateway runs a command only
+/// on a token minted after the decision, but when the database failed under the batch that
+/// held the decision, JetStream redelivers it after the gateway's start: the start found no
+/// approval and was audited only, and the request would never show that it ran. So each of
+/// `decided` is followed by the earliest start of the request already in the log that the
+/// gateway stamped at or after the decision; a start stamped before it is no execution of
+/// this decision and stays audited only. Returns the starts applied (their finishes follow in
+/// [`apply_early_finishes`]).
+async fn apply_early_starts(
+    connection: &mut PgConnection,
+    decided: &[Decision],
+    pending: &[(&Envelope<AuditRecord>, Status)],
+) -> Result<Vec<Start>, StageError> {
+    if decided.is_empty() {
+        return Ok(Vec::new());
+    }
+    let request_ids: Vec<uuid::Uuid> = decided.iter().map(|decision| decision.request_id).collect();
+    let pending: Vec<uuid::Uuid> = pending.iter().map(|(event, _)| event.event_id).collect();
+    let rows = audit::gateway_rows(
+        connection,
+        AuditKind::ExecutionStarted,
+        &request_ids,
+        &pending,
+    )
+    .await?;
+    let mut firsts: Vec<(requests::Move, ExecutionStarted)> = Vec::new();
+    for row in rows {
+        let Some(request_id) = row.request_id else {
+            continue;
+        };
+        let after_decision = decided
+            .iter()
+            .any(|decision| decision.request_id == request_id && row.at >= decision.at);
+        let taken = firsts
+            .iter()
+            .any(|(start, _)| start.request_id == request_id);
+        if !after_decision || taken {
+            continue;
+        }
+        let Ok(started) = ExecutionStarted::from_data(&row.data.0) else {
+            continue;
+        };
+        let fields = requests::StatusFields::of(AuditKind::ExecutionStarted, &row.data.0)
+            .unwrap_or_default();
+        firsts.push((
+            requests::Move {
+                request_id,
+                status: Status::Executing,
+                at: row.at,
+                fields,
+            },
+            started,
+        ));
+    }
+    let moves: Vec<requests::Move> = firsts.iter().map(|(start, _)| start.clone()).collect();
+    let moved = requests::move_executions(connection, &moves).await?;
+    let mut applied = Vec::new();
+    for ((start, started), moved) in firsts.iter().zip(moved) {
+        if matches!(moved, requests::Moved::Applied) {
+            tracing::info!(request_id = %start.request_id, "a start recorded before its approval applied after it");
+            executions::started(connection, start.request_id, started, start.at).await?;
+            applied.push(Start {
+                request_id: start.request_id,
+                token_id: started.token_id,
+                at: start.at,
+            });
+        }
+    }
+    Ok(applied)
 }
 
 /// An execution start applied in this batch: whose, of which token, stamped when by the
@@ -377,7 +463,13 @@ async fn apply_early_finishes(
     }
     let request_ids: Vec<uuid::Uuid> = started.iter().map(|start| start.request_id).collect();
     let pending: Vec<uuid::Uuid> = pending.iter().map(|(event, _)| event.event_id).collect();
-    let rows = audit::execution_finishes(connection, &request_ids, &pending).await?;
+    let rows = audit::gateway_rows(
+        connection,
+        AuditKind::ExecutionFinished,
+        &request_ids,
+        &pending,
+    )
+    .await?;
     let mut moves = Vec::new();
     let mut ends = Vec::new();
     for row in rows {

@@ -210,13 +210,15 @@ async fn insert_rows(connection: &mut PgConnection, rows: &Rows<'_>) -> sqlx::Re
     Ok(())
 }
 
-/// The gateway's `execution_finished` rows already recorded for these requests, in order,
-/// leaving out the events named in `pending` (recorded in this batch, still to be applied).
-/// A finish recorded before its start (a start redelivered after the finish, when the
-/// database failed under a batch) was audited but could not move the row; the recorder
-/// applies it once the start has.
-pub async fn execution_finishes(
+/// The gateway's rows of `kind` (`execution_started` or `execution_finished`) already
+/// recorded for these requests, in order, leaving out the events named in `pending` (recorded
+/// in this batch, still to be applied). A start recorded before its approval, or a finish
+/// before its start (the earlier event redelivered after the later one, when the database
+/// failed under a batch), was audited but could not move the row; the recorder applies it
+/// once the move it follows has.
+pub async fn gateway_rows(
     connection: &mut PgConnection,
+    kind: AuditKind,
     request_ids: &[Uuid],
     pending: &[Uuid],
 ) -> sqlx::Result<Vec<AuditRow>> {
@@ -228,7 +230,7 @@ pub async fn execution_finishes(
     )
     .bind(request_ids)
     .bind(pending)
-    .bind(AuditKind::ExecutionFinished.as_str())
+    .bind(kind.as_str())
     .bind(Stage::Gateway.as_str())
     .fetch_all(connection)
     .await

@@ -655,3 +655,96 @@ async fn an_event_in_two_batches_at_once_is_recorded_once() {
     assert_eq!(chain.rows, 3);
     env.stop().await;
 }
+
+/// The gateway runs a command only on a token minted after the approval, but JetStream
+/// redelivers a message the recorder could not record (the database down under its batch)
+/// after the messages behind it: the gateway's start and finish can be recorded before the
+/// approval, and were audited only. Once the approval is recorded, the start the gateway
+/// stamped after it, and that start's finish, move the execution; a start stamped before
+/// the approval is no execution of it and stays audited only.
+#[tokio::test]
+async fn a_start_recorded_before_its_approval_moves_the_execution_once_the_approval_comes() {
+    let (env, request_id) = with_one_request().await;
+    let id = RequestId::from_uuid(request_id);
+    let token_id = Uuid::new_v4();
+    let audited = |count: i64| {
+        let env = &env;
+        async move {
+            env.wait_for_count(
+                "SELECT count(*) FROM audit_events WHERE request_id = $1",
+                Some(request_id),
+                count,
+            )
+            .await;
+        }
+    };
+    let state = || async {
+        sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT status, execution_status FROM approval_requests WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+    };
+    audited(2).await;
+    let approval = fresh_audit(
+        id,
+        AuditKind::ApprovalDecided,
+        Some(Status::Approved),
+        json!({"decided_by": "alice"}),
+    );
+    let stamped = |mut event: Envelope<AuditRecord>, millis: i64| {
+        event.at = approval.at + chrono::Duration::milliseconds(millis);
+        event
+    };
+    let started = |token: Uuid| json!({"token_id": token, "environment": "test", "operation": "container_restart", "argv": []});
+    let before = stamped(
+        fresh_audit(
+            id,
+            AuditKind::ExecutionStarted,
+            Some(Status::Executing),
+            started(Uuid::new_v4()),
+        ),
+        -1000,
+    );
+    let start = stamped(
+        fresh_audit(
+            id,
+            AuditKind::ExecutionStarted,
+            Some(Status::Executing),
+            started(token_id),
+        ),
+        10,
+    );
+    let finish = stamped(
+        fresh_audit(
+            id,
+            AuditKind::ExecutionFinished,
+            Some(Status::Succeeded),
+            json!({"token_id": token_id, "exit_code": 0}),
+        ),
+        20,
+    );
+    for event in [&before, &start, &finish] {
+        publish_audit(&env, event).await;
+    }
+    audited(5).await;
+    env.settle_all().await;
+    assert_eq!(state().await, ("PENDING".into(), None));
+
+    publish_audit(&env, &approval).await;
+    audited(6).await;
+    env.settle_all().await;
+    assert_eq!(state().await, ("APPROVED".into(), Some("SUCCEEDED".into())));
+    let executions: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT token_id, status FROM executions WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(executions, [(token_id, "SUCCEEDED".to_string())]);
+    let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
+    assert_eq!(chain.broken, None);
+    env.stop().await;
+}
