@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::bus::consume::LoopOptions;
 use crate::envelope::RequestId;
 use crate::status::Status;
 
@@ -40,9 +41,18 @@ pub fn life(bucket: &kv::Store) -> Option<Duration> {
     (!max_age.is_zero()).then_some(max_age)
 }
 
+/// `options` for a stage whose effects rest on claims in `bucket`: its consume loop refuses a
+/// message older than the claims' horizon ([`crate::bus::consume::claims_horizon`]).
+pub fn guarding(options: LoopOptions, bucket: &kv::Store) -> LoopOptions {
+    LoopOptions {
+        claims_life: life(bucket),
+        ..options
+    }
+}
+
 /// Refuses to start a stage that would act on a claim after it may have expired: `wait` (how
 /// long the setting `what` lets a request wait before the stage acts on it) must end within
-/// the claims' redelivery horizon.
+/// the claims' horizon.
 ///
 /// # Errors
 /// When the claims do not live long enough, naming the setting and both durations.
@@ -50,7 +60,7 @@ pub fn ensure_outlives(bucket: &kv::Store, wait: Duration, what: &str) -> anyhow
     let Some(life) = life(bucket) else {
         return Ok(());
     };
-    let horizon = crate::bus::consume::redelivery_horizon(life);
+    let horizon = crate::bus::consume::claims_horizon(life);
     anyhow::ensure!(
         wait < horizon,
         "{what} ({}) must be shorter than nine tenths of how long the claims bucket keeps a claim \

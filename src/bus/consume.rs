@@ -198,7 +198,7 @@ pub struct LoopOptions {
     pub in_flight: usize,
     /// How long the claims this stage's effects rest on live ([`crate::claims::life`]);
     /// `None` for a stage without claims (the recorder is idempotent in Postgres). A message
-    /// older than [`redelivery_horizon`] of it is refused, never handled: a claim made when it
+    /// older than [`claims_horizon`] of it is refused, never handled: a claim made when it
     /// was handled before may have expired, and a second handling could repeat the effect
     /// (mint a second token, run a command twice).
     pub claims_life: Option<Duration>,
@@ -208,7 +208,7 @@ pub struct LoopOptions {
 /// earlier handling of it made: nine tenths of the claims' life. A claim is made at a handling,
 /// never before the message was stored, so it lives at least until `published + life`; the last
 /// tenth covers the handling itself and the clocks of worker and server.
-pub fn redelivery_horizon(claims_life: Duration) -> Duration {
+pub fn claims_horizon(claims_life: Duration) -> Duration {
     claims_life - claims_life / 10
 }
 
@@ -223,7 +223,7 @@ fn outlived_claims(
 ) -> Option<Rejection> {
     let life = claims_life?;
     let age = (now - delivery.published).to_std().unwrap_or_default();
-    let horizon = redelivery_horizon(life);
+    let horizon = claims_horizon(life);
     if age < horizon {
         return None;
     }

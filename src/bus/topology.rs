@@ -499,7 +499,7 @@ mod tests {
         let subjects = Subjects::new("wingman").unwrap();
         let topology = Topology::declared(&subjects, &TopologyOverrides::default());
         // A claim must outlive the waits the workers check at start (a human's answer, a
-        // token's life: `claims::ensure_outlives`) within the redelivery horizon, at their
+        // token's life: `claims::ensure_outlives`) within the claims' horizon, at their
         // defaults; a message older than that is refused (`bus::consume`), so the claims need
         // not outlive the streams.
         let defaults =
@@ -507,7 +507,7 @@ mod tests {
         for declared in ["wingman_claims", "wingman_approvals"] {
             let bucket = topology.bucket(declared, &subjects).unwrap();
             let horizon =
-                crate::bus::consume::redelivery_horizon(Duration::from_secs(bucket.max_age_secs));
+                crate::bus::consume::claims_horizon(Duration::from_secs(bucket.max_age_secs));
             assert!(
                 defaults < horizon,
                 "{declared} keeps a key {}s: the default waits ({defaults:?}) outlast it",

@@ -158,10 +158,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let deps = Arc::new(deps);
     let bus = deps.desk.bus.clone();
-    let options = LoopOptions {
-        claims_life: claims::life(&deps.desk.claims),
-        ..options
-    };
+    let options = claims::guarding(options, &deps.desk.claims);
     match deps.desk.roster().await {
         Ok(roster) if roster.approvers.is_empty() => tracing::error!(
             "no approvers: the roster is empty and TELEGRAM_APPROVER_IDS is unset, so nobody can approve (wingman approvers add)"

@@ -150,10 +150,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let deps = Arc::new(deps);
     let bus = deps.bus.clone();
-    let options = LoopOptions {
-        claims_life: claims::life(&deps.claims),
-        ..options
-    };
+    let options = claims::guarding(options, &deps.claims);
     let auto = bus.consumer(CONSUMERS[0]).await?;
     let human = bus.consumer(CONSUMERS[1]).await?;
     let (first, second, third) = tokio::join!(

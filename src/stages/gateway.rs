@@ -150,7 +150,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let consumer = deps.bus.consumer(CONSUMERS[0]).await?;
     let bus = deps.bus.clone();
-    let claims_life = claims::life(&deps.claims);
+    let options = claims::guarding(options, &deps.claims);
     consume::run(
         deps,
         bus,
@@ -160,7 +160,6 @@ pub async fn run(
             double_ack: true,
             batch: 1,
             in_flight: 1,
-            claims_life,
             ..options
         },
         shutdown,

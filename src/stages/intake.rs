@@ -110,10 +110,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let consumer = deps.bus.consumer(CONSUMERS[0]).await?;
     let bus = deps.bus.clone();
-    let options = LoopOptions {
-        claims_life: claims::life(&deps.claims),
-        ..options
-    };
+    let options = claims::guarding(options, &deps.claims);
     consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
 }
 
