@@ -115,38 +115,12 @@ async fn a_message_redelivered_after_its_claim_expired_is_refused_not_handled_ag
         claims.get(&key).await.unwrap().is_some(),
         "the first handling claimed the id"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while claims.get(&key).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the claim never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_expired(&claims, &key).await;
 
     // nats-server 2.9 hands this worker the message twice, once as delivery 1: only its age
     // can tell that a claim may be gone.
     let _survivor = spawn_worker(&env, "wingman-intake", &[short_wait]);
-    let letters = loop {
-        let letters = env
-            .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.intake", env.prefix))
-            .await;
-        if !letters.is_empty() {
-            break letters;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing was dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0]["code"], "outlived_claims");
-    let reason = letters[0]["reason"].as_str().unwrap();
-    assert!(
-        reason.contains(&request_id.to_string()) && reason.contains("not handled again"),
-        "{reason}"
-    );
+    refused_for_its_age(&env, "intake", request_id).await;
     // Refused, not handled: no claim was made again (not by a later delivery either), and the
     // refusal is in the audit log.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -158,6 +132,102 @@ async fn a_message_redelivered_after_its_claim_expired_is_refused_not_handled_ag
     env.wait_for_count(
         "SELECT count(*) FROM audit_events WHERE kind = 'message_rejected' \
          AND data->>'code' = 'outlived_claims'",
+        None,
+        1,
+    )
+    .await;
+    env.stop().await;
+}
+
+/// Waits until the claim `key` is gone from `claims` (its life ran out).
+async fn wait_until_expired(claims: &async_nats::jetstream::kv::Store, key: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while claims.get(key).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the claim {key} never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for `stage` to dead-letter a message of `request_id` as `outlived_claims`, the one
+/// dead letter of the stage, with a reason naming the request.
+async fn refused_for_its_age(env: &TestEnv, stage: &str, request_id: Uuid) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let letters = loop {
+        let letters = env
+            .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.{stage}", env.prefix))
+            .await;
+        if !letters.is_empty() {
+            break letters;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stage} dead-lettered nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["code"], "outlived_claims");
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&request_id.to_string()) && reason.contains("not handled again"),
+        "{reason}"
+    );
+}
+
+/// The authority's once-only effect is the one token it mints per request, claimed as
+/// `minted.<id>`. An authority killed after minting, before its ack, leaves the decision to
+/// be redelivered; once that claim has expired, the next authority must refuse the decision
+/// for its age — not mint a second token for a request that has one.
+#[tokio::test]
+async fn an_authority_refuses_a_decision_redelivered_after_its_minted_claim_expired() {
+    let mut env = TestEnv::start_with(BusOptions {
+        request_retention: Some(Duration::from_secs(4)),
+        ..BusOptions::default()
+    })
+    .await;
+    env.spawn_recorder().await;
+    env.spawn_intake_with_ttl(100, Duration::from_secs(2)).await;
+    let short_ttl = ("WINGMAN_TOKEN_TTL", "2s");
+    let mut doomed = spawn_worker(
+        &env,
+        "wingman-authority",
+        &[("WINGMAN_FAILPOINT", "before_ack:pause"), short_ttl],
+    );
+    let request_id = Uuid::new_v4();
+    env.publish_raw(
+        &format!("{}.requests.submitted.anonymous", env.prefix),
+        crate::helpers::well_explained(request_id, "dev", "docker restart wt-api", "wt-api")
+            .to_string(),
+    )
+    .await;
+    wait_for_stderr(&mut doomed, "failpoint before_ack reached").await;
+    doomed.kill().await.unwrap();
+    let jobs = || async {
+        env.stream_messages("WINGMAN_EXEC", &format!("{}.exec.jobs", env.prefix))
+            .await
+            .len()
+    };
+    assert_eq!(jobs().await, 1, "the doomed authority minted one token");
+    let claims = open_bucket(
+        &env.bus.js,
+        &env.bus.subjects.localize_name("wingman_claims"),
+    )
+    .await
+    .unwrap();
+    let key = format!("minted.{request_id}");
+    wait_until_expired(&claims, &key).await;
+
+    let _survivor = spawn_worker(&env, "wingman-authority", &[short_ttl]);
+    refused_for_its_age(&env, "authority", request_id).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(jobs().await, 1, "a second token was minted");
+    assert!(claims.entry(&key).await.unwrap().is_none());
+    env.wait_for_count(
+        "SELECT count(*) FROM audit_events WHERE kind = 'message_rejected' \
+         AND data->>'code' = 'outlived_claims' AND stage = 'authority'",
         None,
         1,
     )
