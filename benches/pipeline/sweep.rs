@@ -36,6 +36,9 @@ pub struct Step {
     pub trace: Trace,
     /// Seconds it took every consumer to drain before the step.
     pub drain_s: f64,
+    /// Seconds it took the machine to write the earlier phases' dirty pages to disk (`sync`)
+    /// before the step.
+    pub flush_s: f64,
     /// The CPU the step cost (warm-up and window, until the last commit), per request sent.
     pub cpu: cpu::Spent,
     /// Where the time went, from the workers' histograms (stage, part, p50 / p99 bounds, s).
@@ -52,6 +55,7 @@ pub async fn step(
     mix: &Mix,
 ) -> anyhow::Result<(Step, Vec<(openloop::Sent, Marks)>)> {
     let drain_s = run.drain(Duration::from_secs(300)).await?.as_secs_f64();
+    let flush_s = flush().await;
     let path_before = decision_path(run).await;
     let warm = (f64::from(rate) * warmup).round() as usize;
     let measured = (f64::from(rate) * seconds).round().max(1.0) as usize;
@@ -120,10 +124,25 @@ pub async fn step(
         publish_errors: sending.errors,
         trace,
         drain_s,
+        flush_s,
         cpu,
         path,
     };
     Ok((step, window.iter().copied().zip(marks).collect()))
+}
+
+/// Writes every dirty page of the machine to disk and returns how long it took. The phases
+/// before a step (the full load writes ~0.5 GB into JetStream's and Postgres' files in
+/// seconds) leave dirty pages the kernel writes back tens of seconds later, in the middle of
+/// the next step: the per-request trace showed the slowest 1 % at 500/s in 4–6 slices of
+/// 100 ms, all in the recorder's hops (its commits). A step measures its own rate, so it
+/// starts from a disk that holds what came before, as it starts from drained consumers.
+async fn flush() -> f64 {
+    let started = Instant::now();
+    if let Err(error) = tokio::process::Command::new("sync").status().await {
+        println!("WARNING: `sync` did not run ({error}); the step may see earlier phases' writes");
+    }
+    started.elapsed().as_secs_f64()
 }
 
 /// Runs every step of the sweep, printing each as it ends.
@@ -171,6 +190,10 @@ pub async fn run(
         ),
     }
     for step in &steps {
+        println!(
+            "  at {}/s, before the step: consumers drained in {:.1} s, earlier writes flushed to disk in {:.1} s",
+            step.rate, step.drain_s, step.flush_s
+        );
         println!("  at {}/s, CPU: {}", step.rate, step.cpu.line());
         step.trace.print(step.rate);
         println!(
