@@ -66,6 +66,15 @@ async fn publish_audit(env: &TestEnv, event: &Envelope<AuditRecord>) {
     .unwrap();
 }
 
+/// A request's decision and its execution's state (`status`, `execution_status`).
+async fn decision_and_execution(env: &TestEnv, request_id: Uuid) -> (String, Option<String>) {
+    sqlx::query_as("SELECT status, execution_status FROM approval_requests WHERE request_id = $1")
+        .bind(request_id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
 /// Intake and the recorder running, and one anonymous request submitted: its id.
 async fn with_one_request() -> (TestEnv, Uuid) {
     let mut env = TestEnv::start().await;
@@ -337,15 +346,7 @@ async fn an_execution_moves_only_its_own_column_and_only_after_an_approval() {
         let env = &env;
         async move { publish_audit(env, &event).await }
     };
-    let state = || async {
-        sqlx::query_as::<_, (String, Option<String>)>(
-            "SELECT status, execution_status FROM approval_requests WHERE request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap()
-    };
+    let state = || decision_and_execution(&env, request_id);
     env.wait_for_count(
         "SELECT count(*) FROM audit_events WHERE request_id = $1",
         Some(request_id),
@@ -678,15 +679,7 @@ async fn a_start_recorded_before_its_approval_moves_the_execution_once_the_appro
             .await;
         }
     };
-    let state = || async {
-        sqlx::query_as::<_, (String, Option<String>)>(
-            "SELECT status, execution_status FROM approval_requests WHERE request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap()
-    };
+    let state = || decision_and_execution(&env, request_id);
     audited(2).await;
     let approval = fresh_audit(
         id,
