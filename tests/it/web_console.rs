@@ -278,6 +278,7 @@ async fn two_approvers_approve_a_prd_request_in_the_browser_and_its_timeline_rea
             "{kind} missing from the audit trail: {audit}"
         );
     }
+    docker::remove(&name).await;
     browser.close().await;
     console.stop().await;
 }
