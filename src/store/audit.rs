@@ -124,7 +124,6 @@ pub async fn append(
     mut recorded: HashSet<(Uuid, String)>,
     head: Head,
 ) -> sqlx::Result<Vec<bool>> {
-    let seen = &mut recorded;
     let Head {
         mut seq,
         hash: mut prev_hash,
@@ -132,7 +131,7 @@ pub async fn append(
     let mut rows = Rows::default();
     let mut fresh = Vec::with_capacity(events.len());
     for event in events {
-        if !seen.insert((event.event_id, event.body.stage.as_str().to_string())) {
+        if !recorded.insert((event.event_id, event.body.stage.as_str().to_string())) {
             fresh.push(false);
             continue;
         }
