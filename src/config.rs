@@ -116,8 +116,8 @@ impl DatabaseSettings {
     /// `audit_events` was small, kept scanning the whole table for every batch as it grew
     /// wherever statistics were not refreshed (autovacuum off: the 30-minute soak fell
     /// behind after three minutes, one sequential scan of 350 000 rows per batch). Planned
-    /// each time, the recorder's duplicate check probes the unique index however stale the
-    /// statistics are.
+    /// each time, the recorder's lookup of events recorded already (after a batch met the
+    /// unique key) probes the unique index however stale the statistics are.
     pub fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
         let options: sqlx::postgres::PgConnectOptions = self
             .url

@@ -9,8 +9,8 @@
 //!   request was delivered, parsed, claimed in KV and scored, as it builds its outputs;
 //! - **transaction**: `recorded_at` of that row — `now()` of the recorder's transaction;
 //! - **written**: `clock_timestamp()` of the statement that wrote its decision into
-//!   `approval_requests`, carried by the commit notification (after the duplicate check, the
-//!   wait for the chain's lock, the audit rows; before the commit);
+//!   `approval_requests`, carried by the commit notification (after the wait for the chain's
+//!   lock and the audit rows; before the commit);
 //! - **commit seen**: the commit notification's arrival here ([`crate::watch`]).
 //!
 //! Monotonic instants are mapped to wall-clock time by one reading of both clocks.
@@ -32,7 +32,7 @@ pub const HOPS: [&str; 5] = [
     "intended → sent (the load's own lag)",
     "sent → decided (JetStream, intake: claim, score)",
     "decided → recorder transaction (publish, audit stream)",
-    "transaction → written (check, chain lock, audit rows)",
+    "transaction → written (chain lock, audit rows)",
     "written → commit seen (commit, notify)",
 ];
 

@@ -57,6 +57,7 @@ impl RecorderDeps {
 struct Recorder {
     pool: PgPool,
     subjects: Subjects,
+    known: KnownHead,
 }
 
 impl Recorder {
@@ -85,7 +86,7 @@ impl Handler for Recorder {
 
     async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
         let events = self.admitted(delivery)?;
-        record_batch(&self.pool, &events, &mut Turn::first()).await?;
+        record_batch(&self.pool, &events, &mut Turn::first(), &self.known).await?;
         Ok(Outcome::Done)
     }
 
@@ -116,7 +117,10 @@ impl Handler for Recorder {
                 .filter_map(|events| events.as_mut().ok())
                 .flat_map(std::mem::take)
                 .collect();
-            if record_batch(&self.pool, &events, &mut turn).await.is_ok() {
+            if record_batch(&self.pool, &events, &mut turn, &self.known)
+                .await
+                .is_ok()
+            {
                 return decoded
                     .into_iter()
                     .map(|events| events.map(|_| Outcome::Done))
@@ -133,7 +137,7 @@ impl Handler for Recorder {
         let mut results = Vec::with_capacity(decoded.len());
         for events in decoded {
             results.push(match events {
-                Ok(events) => record_batch(&self.pool, &events, &mut turn)
+                Ok(events) => record_batch(&self.pool, &events, &mut turn, &self.known)
                     .await
                     .map(|()| Outcome::Done),
                 Err(error) => Err(error),
@@ -164,30 +168,128 @@ pub async fn run(
     let recorder = Recorder {
         pool: deps.pool,
         subjects: bus.subjects.clone(),
+        known: KnownHead::default(),
     };
     consume::run(Arc::new(recorder), bus, consumer, options, shutdown).await
 }
 
+/// The chain's head as this recorder's last append left it, or `None` when not known (at
+/// start, after a failed transaction). Set before the commit, so the batch after it need not
+/// read it; an append checks it in its insert (`audit::append`), so a head that is wrong (the
+/// commit failed, another recorder appended) costs a read, never a broken chain.
+#[derive(Default)]
+struct KnownHead(std::sync::Mutex<Option<audit::Head>>);
+
+impl KnownHead {
+    fn get(&self) -> Option<audit::Head> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, head: Option<audit::Head>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+    }
+}
+
+/// Records the events in one transaction: appended on the assumption that they are all new,
+/// and if one is recorded already (a redelivery), appended again without the ones recorded.
 async fn record_batch(
     pool: &PgPool,
     events: &[Envelope<AuditRecord>],
     turn: &mut Turn,
+    known: &KnownHead,
 ) -> Result<(), StageError> {
-    let mut transaction = pool.begin().await?;
-    // What is recorded already is read while the batch before may still be appending; only
-    // the chain's head must be read under its lock (`audit::recorded`).
-    let recorded = audit::recorded(&mut transaction, events).await;
+    let mut connection = pool.acquire().await?;
+    let recorded = std::collections::HashSet::new();
+    match record_once(&mut connection, events, &recorded, turn, known).await {
+        Err(Attempt::RecordedAlready) => {
+            let recorded = audit::recorded(&mut connection, events).await?;
+            record_once(&mut connection, events, &recorded, turn, known)
+                .await
+                .map_err(Attempt::into_stage_error)
+        }
+        result => result.map_err(Attempt::into_stage_error),
+    }
+}
+
+/// Why one transaction did not record its batch.
+enum Attempt {
+    /// An event (not in the recorded set given) is recorded already.
+    RecordedAlready,
+    Failed(StageError),
+}
+
+impl Attempt {
+    fn into_stage_error(self) -> StageError {
+        match self {
+            Self::RecordedAlready => StageError::Transient(anyhow::anyhow!(
+                "an event of the batch is recorded already, though the lookup did not find it"
+            )),
+            Self::Failed(error) => error,
+        }
+    }
+}
+
+impl From<StageError> for Attempt {
+    fn from(error: StageError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl From<sqlx::Error> for Attempt {
+    fn from(error: sqlx::Error) -> Self {
+        if audit::is_recorded_already(&error) {
+            Self::RecordedAlready
+        } else {
+            Self::Failed(error.into())
+        }
+    }
+}
+
+/// One transaction: the chain's lock after the batch before took it, the append after the
+/// known head (or the head read, when it is not known or was wrong), the request tables, the
+/// commit.
+async fn record_once(
+    connection: &mut PgConnection,
+    events: &[Envelope<AuditRecord>],
+    recorded: &std::collections::HashSet<(uuid::Uuid, String)>,
+    turn: &mut Turn,
+    known: &KnownHead,
+) -> Result<(), Attempt> {
     turn.wait_previous().await;
-    let locked = match recorded {
-        Ok(recorded) => audit::lock_chain(&mut transaction)
-            .await
-            .map(|head| (recorded, head)),
-        Err(error) => Err(error),
-    };
+    let locked = audit::begin_locked(connection).await;
     turn.reached();
-    let (recorded, head) = locked?;
-    let fresh = record(&mut transaction, events, recorded, head).await?;
-    transaction.commit().await?;
+    let mut transaction = locked?;
+    let mut remembered = known.get();
+    known.set(None);
+    let (fresh, head) = loop {
+        let read = remembered.is_none();
+        let head = match remembered.take() {
+            Some(head) => head,
+            None => audit::head(&mut transaction).await?,
+        };
+        match audit::append(&mut transaction, events, recorded, &head).await? {
+            audit::Appended::Done { fresh, head } => break (fresh, head),
+            audit::Appended::NotAtHead if read => {
+                return Err(Attempt::Failed(StageError::Transient(anyhow::anyhow!(
+                    "the audit chain's head moved while this recorder held its lock"
+                ))));
+            }
+            audit::Appended::NotAtHead => {}
+        }
+    };
+    project_fresh(&mut transaction, events, &fresh).await?;
+    // The next batch takes the lock once this commit ends it; it finds the head here.
+    known.set(Some(head));
+    if let Err(error) = transaction.commit().await {
+        known.set(None);
+        return Err(error.into());
+    }
     count(events, &fresh);
     Ok(())
 }
@@ -200,20 +302,18 @@ fn count(events: &[Envelope<AuditRecord>], fresh: &[bool]) {
     }
 }
 
-async fn record(
+/// Projects the events the append found new into the request tables.
+async fn project_fresh(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
-    recorded: std::collections::HashSet<(uuid::Uuid, String)>,
-    head: audit::Head,
-) -> Result<Vec<bool>, StageError> {
-    let fresh = audit::append(connection, events, recorded, head).await?;
+    fresh: &[bool],
+) -> Result<(), StageError> {
     let new_events: Vec<&Envelope<AuditRecord>> = events
         .iter()
-        .zip(&fresh)
+        .zip(fresh)
         .filter_map(|(event, is_new)| is_new.then_some(event))
         .collect();
-    project(connection, &new_events).await?;
-    Ok(fresh)
+    project(connection, &new_events).await
 }
 
 /// Applies new audit events to the request tables, a few statements per batch: the received

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, Row as _, types::Json};
+use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
@@ -42,32 +42,40 @@ impl AuditRow {
     }
 }
 
-/// Takes the chain's lock for the rest of the transaction and reads the chain's head, in one
-/// round trip: the two statements travel as one simple query, each with its own snapshot, so
-/// the head is read after the lock was granted and sees every append committed before it.
-/// Appends are serialized by the lock; one round trip less inside it is a shorter wait for the
-/// appends queued behind.
-pub async fn lock_chain(connection: &mut PgConnection) -> sqlx::Result<Head> {
-    let rows = sqlx::raw_sql(LOCK_AND_READ_HEAD)
-        .fetch_all(&mut *connection)
-        .await?;
-    // The lock's row has one (void) column; the head's row has two.
-    let head = rows.iter().find(|row| row.len() == 2);
-    Ok(match head {
-        Some(row) => Head {
-            seq: row.try_get(0)?,
-            hash: row.try_get(1)?,
-        },
-        None => Head::genesis(),
-    })
+/// Begins a transaction that holds the chain's lock until it ends, in one round trip (the
+/// `BEGIN` and the lock travel as one simple query). Appends are serialized by the lock; the
+/// statements after it each take a snapshot of their own, so they see every append committed
+/// before the lock was granted.
+pub async fn begin_locked(
+    connection: &mut PgConnection,
+) -> sqlx::Result<sqlx::Transaction<'_, sqlx::Postgres>> {
+    sqlx::Connection::begin_with(connection, BEGIN_AND_LOCK).await
 }
 
-/// The chain's advisory lock, then the head: a constant, as simple queries carry no
-/// parameters. The lock's key is the bytes of "WINGAUDT" (a test reads them back): every
-/// recorder version must take the same key, or two of them side by side during an upgrade
-/// would append to the chain at once.
-const LOCK_AND_READ_HEAD: &str = "SELECT pg_advisory_xact_lock(6289644422545359956); \
-     SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1";
+/// The chain's head, read under its lock ([`begin_locked`]) when the recorder does not know
+/// it (first batch, or after [`Appended::NotAtHead`]).
+pub async fn head(connection: &mut PgConnection) -> sqlx::Result<Head> {
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(connection)
+            .await?;
+    Ok(head.map_or_else(Head::genesis, |(seq, hash)| Head { seq, hash }))
+}
+
+/// `BEGIN`, then the chain's advisory lock: a constant, as simple queries carry no parameters.
+/// The lock's key is the bytes of "WINGAUDT" (a test reads them back): every recorder version
+/// must take the same key, or two of them side by side during an upgrade would append to the
+/// chain at once.
+const BEGIN_AND_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(6289644422545359956)";
+
+/// Whether an append failed because one of its events is recorded already: the unique key
+/// (`event_id`, `stage`). The transaction is spoiled; the caller asks [`recorded`] which and
+/// appends the others in a new one.
+pub fn is_recorded_already(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|error| {
+        error.is_unique_violation() && error.constraint() == Some("audit_events_event_id_stage_key")
+    })
+}
 
 /// The last row of the chain: what the next row follows, and what a verification ends on.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -86,10 +94,9 @@ impl Head {
     }
 }
 
-/// Which of these events are recorded already, by (`event_id`, `stage`). Read before the
-/// chain's lock is taken, so it overlaps the append before it: an event that append commits
-/// meanwhile is not seen here, and this batch's insert then fails on the unique key (the
-/// caller retries each message alone, and then sees it). The lookup joins on the whole unique
+/// Which of these events are recorded already, by (`event_id`, `stage`): asked only after an
+/// append failed on that key ([`is_recorded_already`]: a redelivery, or a stage republishing
+/// an event), so the common batch, whose events are all new, pays no lookup. The lookup joins on the whole unique
 /// key, one index probe per event: `event_id = ANY($1)` alone let the planner, without fresh
 /// statistics, estimate hundreds of rows per id and switch to a parallel scan of the whole
 /// table once it held ~1.8 M rows — seconds per batch, bigger batches behind it, and the
@@ -115,19 +122,31 @@ pub async fn recorded(
     Ok(found.into_iter().collect())
 }
 
-/// Appends the events not in `recorded` ([`recorded`]), in order, after `head`; returns which
-/// of them were new. The caller holds the chain lock ([`lock_chain`], which read `head`, this
-/// transaction) and has admitted each event: its body's stage is the subject's.
+/// What an append did.
+#[derive(Debug)]
+pub enum Appended {
+    /// The rows follow `head`: which events were new (the others were in `recorded`, or an
+    /// earlier copy in the same batch), and the chain's head after them.
+    Done { fresh: Vec<bool>, head: Head },
+    /// The chain's head is not the one given: nothing was written. The caller reads the head
+    /// ([`head`]) and appends again.
+    NotAtHead,
+}
+
+/// Appends the events not in `recorded` ([`recorded`]), in order, after `head`, if `head` is
+/// still the chain's head: the insert checks it in the same statement, so a head the caller
+/// remembered from its last append (and no other recorder moved since) costs no read. The
+/// caller holds the chain lock ([`begin_locked`]) and has admitted each event: its body's
+/// stage is the subject's.
 pub async fn append(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
-    mut recorded: HashSet<(Uuid, String)>,
-    head: Head,
-) -> sqlx::Result<Vec<bool>> {
-    let Head {
-        mut seq,
-        hash: mut prev_hash,
-    } = head;
+    recorded: &HashSet<(Uuid, String)>,
+    head: &Head,
+) -> sqlx::Result<Appended> {
+    let mut recorded = recorded.clone();
+    let mut seq = head.seq;
+    let mut prev_hash = head.hash.clone();
     let mut rows = Rows::default();
     let mut fresh = Vec::with_capacity(events.len());
     for event in events {
@@ -165,10 +184,16 @@ pub async fn append(
             .push(std::mem::replace(&mut prev_hash, hash.clone()));
         rows.hashes.push(hash);
     }
-    if !rows.seqs.is_empty() {
-        insert_rows(connection, &rows).await?;
+    if !rows.seqs.is_empty() && insert_rows(connection, &rows, head).await? == 0 {
+        return Ok(Appended::NotAtHead);
     }
-    Ok(fresh)
+    Ok(Appended::Done {
+        fresh,
+        head: Head {
+            seq,
+            hash: prev_hash,
+        },
+    })
 }
 
 /// New rows, column by column, borrowing from the events they record.
@@ -187,11 +212,19 @@ struct Rows<'a> {
     hashes: Vec<String>,
 }
 
-async fn insert_rows(connection: &mut PgConnection, rows: &Rows<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+/// Inserts the rows if the chain's head is `head` (an empty chain's is [`Head::genesis`]);
+/// how many it inserted: all of them, or none.
+async fn insert_rows(
+    connection: &mut PgConnection,
+    rows: &Rows<'_>,
+    head: &Head,
+) -> sqlx::Result<u64> {
+    let inserted = sqlx::query(
         "INSERT INTO audit_events (seq, event_id, request_id, kind, stage, status, actor, at, data, prev_hash, hash)
          SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                              $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[], $11::text[])",
+                              $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[], $11::text[])
+         WHERE COALESCE((SELECT seq = $12 AND hash = $13 FROM audit_events ORDER BY seq DESC LIMIT 1),
+                        $12 = 0)",
     )
     .bind(&rows.seqs)
     .bind(&rows.event_ids)
@@ -204,9 +237,11 @@ async fn insert_rows(connection: &mut PgConnection, rows: &Rows<'_>) -> sqlx::Re
     .bind(&rows.datas)
     .bind(&rows.prev_hashes)
     .bind(&rows.hashes)
+    .bind(head.seq)
+    .bind(&head.hash)
     .execute(connection)
     .await?;
-    Ok(())
+    Ok(inserted.rows_affected())
 }
 
 /// The gateway's rows of `kind` (`execution_started` or `execution_finished`) already
@@ -324,8 +359,8 @@ mod tests {
 
     #[test]
     fn the_chain_lock_key_is_the_one_every_recorder_version_takes() {
-        let key: i64 = LOCK_AND_READ_HEAD
-            .strip_prefix("SELECT pg_advisory_xact_lock(")
+        let key: i64 = BEGIN_AND_LOCK
+            .strip_prefix("BEGIN; SELECT pg_advisory_xact_lock(")
             .and_then(|rest| rest.split(')').next())
             .and_then(|key| key.parse().ok())
             .expect("the statement starts by taking the advisory lock");

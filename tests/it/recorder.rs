@@ -556,43 +556,48 @@ async fn the_recorder_probes_the_index_as_the_audit_table_grows_without_fresh_st
     env.stop().await;
 }
 
-/// Backends of this test's database: waiting for an advisory lock, and idle in a transaction
-/// whose last statement was the recorder's duplicate check.
-async fn chain_waiters(env: &TestEnv) -> (i64, i64) {
-    sqlx::query_as(
-        "SELECT
-           (SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-            WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()),
-           (SELECT count(*) FROM pg_stat_activity
-            WHERE datname = current_database() AND state = 'idle in transaction'
-              AND query LIKE '%UNNEST($1::uuid[], $2::text[])%')",
+/// Backends of this test's database waiting for an advisory lock.
+async fn chain_waiters(env: &TestEnv) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+         WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()",
     )
     .fetch_one(&env.pool)
     .await
     .unwrap()
 }
 
-async fn wait_for_waiters(env: &TestEnv, expected: (i64, i64)) {
+/// The recorder's messages delivered and not yet acknowledged.
+async fn recorder_unacked(env: &TestEnv) -> usize {
+    let declared = env.bus.topology.consumer("recorder").unwrap();
+    let stream = env.bus.js.get_stream(&declared.stream).await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("recorder").await.unwrap();
+    consumer.info().await.unwrap().num_ack_pending
+}
+
+/// Polls until (lock waiters, recorder messages unacknowledged) is `expected`.
+async fn wait_for_waiters(env: &TestEnv, expected: (i64, usize)) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let seen = chain_waiters(env).await;
+        let seen = (chain_waiters(env).await, recorder_unacked(env).await);
         if seen == expected {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "expected (lock waiters, checked and waiting) = {expected:?}, saw {seen:?}"
+            "expected (lock waiters, unacked) = {expected:?}, saw {seen:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
-/// The recorder checks what is recorded already before it queues for the chain's lock, so a
-/// batch may make its check while the batch ahead of it is about to record the very same
-/// event (a copy republished while the first was still in flight). Played here: the chain's
-/// lock is held from outside, the first copy's batch queues for it, the second copy's batch
-/// makes its check behind it; then the lock goes. The event is one row, the request moves
-/// once, nothing is dead-lettered and the chain verifies.
+/// The recorder appends a batch as if all its events were new (no lookup first) and learns
+/// of a copy recorded already from the unique key; a copy of an event can then be in a batch
+/// queued behind the batch that records it (republished while the first was in flight).
+/// Played here: the chain's lock is held from outside, the first copy's batch queues for it,
+/// the second copy's batch is taken behind it; then the lock goes. The event is one row, the
+/// request moves once, nothing is dead-lettered or left unacknowledged, the chain verifies.
 #[tokio::test]
 async fn an_event_in_two_batches_at_once_is_recorded_once() {
     let (env, request_id) = with_one_request().await;
@@ -628,9 +633,9 @@ async fn an_event_in_two_batches_at_once_is_recorded_once() {
         )
     };
     publish_all(&env.bus.js, &[copy(0)]).await.unwrap();
-    wait_for_waiters(&env, (1, 0)).await;
-    publish_all(&env.bus.js, &[copy(1)]).await.unwrap();
     wait_for_waiters(&env, (1, 1)).await;
+    publish_all(&env.bus.js, &[copy(1)]).await.unwrap();
+    wait_for_waiters(&env, (1, 2)).await;
     holder.commit().await.unwrap();
     env.settle_all().await;
 
@@ -739,5 +744,93 @@ async fn a_start_recorded_before_its_approval_moves_the_execution_once_the_appro
     assert_eq!(executions, [(token_id, "SUCCEEDED".to_string())]);
     let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
     assert_eq!(chain.broken, None);
+    env.stop().await;
+}
+
+/// An append names the head it follows, and the insert checks it: an append after a head
+/// that is not the chain's — one a recorder remembered from a commit that then failed (ahead
+/// of the chain), or from before another recorder appended (behind it) — writes nothing, and
+/// the chain stays whole.
+#[tokio::test]
+async fn an_append_after_a_head_that_is_not_the_chains_writes_nothing() {
+    use std::collections::HashSet;
+    use wingman::store::audit::{self, Appended, Head};
+
+    let env = TestEnv::start().await;
+    let id = RequestId::from_uuid(Uuid::new_v4());
+    let first = audit(id, AuditKind::RequestReceived, None, json!({}));
+    let second = audit(id, AuditKind::RequestExpired, None, json!({}));
+    let mut connection = env.pool.acquire().await.unwrap();
+    let append = |head: Head, event: Envelope<AuditRecord>| {
+        let pool = env.pool.clone();
+        async move {
+            let mut connection = pool.acquire().await.unwrap();
+            let mut transaction = audit::begin_locked(&mut connection).await.unwrap();
+            let appended = audit::append(&mut transaction, &[event], &HashSet::new(), &head)
+                .await
+                .unwrap();
+            transaction.commit().await.unwrap();
+            appended
+        }
+    };
+
+    // Not empty, as a remembered head would have it: nothing written.
+    let ahead = Head {
+        seq: 1,
+        hash: "1".repeat(64),
+    };
+    assert!(matches!(
+        append(ahead, first.clone()).await,
+        Appended::NotAtHead
+    ));
+    let Appended::Done { head: one, .. } = append(Head::genesis(), first).await else {
+        panic!("the first row follows the genesis head");
+    };
+    assert_eq!(one.seq, 1);
+    // Behind the chain (the genesis head again), beside it (right seq, wrong hash) and ahead
+    // of it: nothing written.
+    let beside = Head {
+        seq: 1,
+        hash: "0".repeat(64),
+    };
+    let ahead = Head {
+        seq: 2,
+        hash: one.hash.clone(),
+    };
+    for head in [Head::genesis(), beside, ahead] {
+        let refused = append(head.clone(), second.clone()).await;
+        assert!(
+            matches!(refused, Appended::NotAtHead),
+            "appended after {head:?}: {refused:?}"
+        );
+    }
+    assert_eq!(audit::head(&mut connection).await.unwrap(), one);
+    drop(connection);
+    let Appended::Done { head: two, .. } = append(one, second).await else {
+        panic!("the second row follows the first");
+    };
+    assert_eq!(two.seq, 2);
+    let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
+    assert_eq!((chain.rows, chain.broken), (2, None));
+    env.stop().await;
+}
+
+/// Two recorders side by side (replicas sharing the consumer) append to one chain: each finds
+/// the head it remembered moved by the other and reads it again; every request is recorded
+/// once and the chain verifies.
+#[tokio::test]
+async fn two_recorders_side_by_side_keep_one_chain() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder().await;
+    env.spawn_recorder().await;
+    submit_and_record(&env, 60, 60).await;
+    env.settle_all().await;
+    let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
+    assert_eq!((chain.rows, chain.broken), (120, None));
+    let letters = env
+        .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.recorder", env.prefix))
+        .await;
+    assert!(letters.is_empty(), "dead-lettered: {letters:?}");
     env.stop().await;
 }
