@@ -139,7 +139,7 @@ pub async fn step(
 /// write-back is the cause is our reading of that change, not a trace of the disk. A step
 /// measures its own rate, so it starts from a disk that holds what came before, as it starts
 /// from drained consumers.
-async fn flush() -> f64 {
+pub async fn flush() -> f64 {
     let started = Instant::now();
     if let Err(error) = tokio::process::Command::new("sync").status().await {
         println!("WARNING: `sync` did not run ({error}); the step may see earlier phases' writes");
