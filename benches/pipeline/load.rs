@@ -62,11 +62,23 @@ impl Pipeline {
         Ok(usize::try_from(recorded).unwrap_or(0))
     }
 
+    /// How many of `ids` have a decision recorded in Postgres: one index probe each, so the
+    /// check costs the same whatever the table holds (a count of the whole table read 1.8 GB
+    /// twice inside the measured CPU of a run with 1 M rows preloaded).
+    pub async fn recorded_of(&self, ids: &[Uuid]) -> anyhow::Result<usize> {
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approval_requests WHERE request_id = ANY($1) AND status <> 'RECEIVED'",
+        )
+        .bind(ids)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(usize::try_from(recorded).unwrap_or(0))
+    }
+
     /// Submits `count` instruction approvals as fast as JetStream acks them (256 in flight,
     /// a closed loop: full load) and waits until each decision is committed in Postgres;
     /// throughput ends at the last commit. Its latencies measure the backlog, not latency.
     pub async fn decisions(&self, watch: &Watch, count: usize) -> anyhow::Result<FullLoad> {
-        let in_postgres = self.recorded_decisions().await?;
         let subject = self.submitted_subject();
         let mix = Mix::default();
         let mut sent = Vec::with_capacity(count);
@@ -87,7 +99,7 @@ impl Pipeline {
         let marks = watch.take(&ids);
         let last_commit = marks.iter().filter_map(|mark| mark.durable).max();
         let elapsed = last_commit.map_or(started.elapsed(), |at| at - started);
-        let recorded = self.recorded_decisions().await? - in_postgres;
+        let recorded = self.recorded_of(&ids).await?;
         let since = |at: Option<Instant>, sent: Instant| {
             at.map(|at| at.saturating_duration_since(sent).as_secs_f64() * 1e3)
         };
