@@ -1,7 +1,13 @@
 //! Where the CPU goes: user + system time of every process that serves the pipeline (each
 //! worker, nats-server, the PostgreSQL processes, this bench as the publisher), read from
-//! `/proc/<pid>/stat` before and after a phase; the machine's busy time from `/proc/stat`,
-//! and so the CPU of everything else (busy time minus the listed processes'). Also how long
+//! `/proc/<pid>/stat` before and after a phase (Linux scales those ticks to the scheduler's
+//! exact run time); the machine's busy time as the wall time of every core minus the idle time
+//! `/proc/stat` gives, and so the CPU of everything else (busy time minus the listed
+//! processes'). Not `/proc/stat`'s user and system columns: on a tickless kernel with tick
+//! accounting (this VM) they only count the busy time a 4 ms tick happens to land in, and at
+//! 500 requests/s, where cores wake for bursts far shorter than a tick, they missed about half
+//! of the machine's time (measured: the columns summed to 0.55 s of every 1.0 s of two cores'
+//! time while the pipeline's processes alone ran 0.95 cores). Also how long
 //! their threads were runnable but waiting for a core (`/proc/<pid>/task/*/schedstat`, the
 //! scheduler's run-queue wait): on a 2-core machine, the share of latency no code path shows.
 
@@ -10,13 +16,15 @@ use std::process::Command;
 
 use serde::Serialize;
 
-/// CPU seconds per process group, and the machine's (busy, total) jiffies.
-#[derive(Debug, Clone, Default)]
+/// CPU seconds per process group, and the machine's idle time when it was read.
+#[derive(Debug, Clone)]
 pub struct Sample {
     groups: BTreeMap<String, f64>,
     /// Seconds the group's threads waited on a run queue.
     waits: BTreeMap<String, f64>,
-    machine: (u64, u64),
+    /// Idle + iowait of all cores, in ticks (tickless kernels measure it exactly).
+    idle_ticks: u64,
+    at: std::time::Instant,
     ticks_per_second: f64,
 }
 
@@ -54,20 +62,18 @@ fn run_queue_wait(pid: &str) -> Option<f64> {
     Some(nanos as f64 / 1e9)
 }
 
-fn machine_ticks() -> (u64, u64) {
+/// Idle + iowait of all cores from `/proc/stat`, in ticks.
+fn idle_ticks() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else {
-        return (0, 0);
+        return 0;
     };
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|value| value.parse().ok())
-        .collect();
-    let total: u64 = values.iter().sum();
     // idle and iowait are the 4th and 5th columns.
-    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+    line.split_whitespace()
+        .skip(4)
+        .take(2)
+        .filter_map(|value| value.parse::<u64>().ok())
+        .sum()
 }
 
 /// Reads the CPU time of the listed processes, by group, of this process (the publisher),
@@ -88,7 +94,8 @@ pub fn sample(listed: &[(String, u32)]) -> Sample {
     Sample {
         groups,
         waits,
-        machine: machine_ticks(),
+        idle_ticks: idle_ticks(),
+        at: std::time::Instant::now(),
         ticks_per_second: per_second,
     }
 }
@@ -121,10 +128,14 @@ pub fn spent(before: &Sample, after: &Sample, requests: usize, cores: usize) -> 
         .collect();
     groups.sort_by(|a, b| b.1.total_cmp(&a.1));
     let listed: f64 = groups.iter().map(|(_, seconds)| seconds).sum();
-    let busy = after.machine.0.saturating_sub(before.machine.0) as f64 / after.ticks_per_second;
-    let all =
-        after.machine.1.saturating_sub(before.machine.1).max(1) as f64 / after.ticks_per_second;
-    let wall = all / cores.max(1) as f64;
+    let wall = after
+        .at
+        .saturating_duration_since(before.at)
+        .as_secs_f64()
+        .max(f64::MIN_POSITIVE);
+    let all = wall * cores.max(1) as f64;
+    let idle = after.idle_ticks.saturating_sub(before.idle_ticks) as f64 / after.ticks_per_second;
+    let busy = (all - idle).max(0.0);
     let per_request = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
     let waited: f64 = after
         .waits

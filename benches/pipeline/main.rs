@@ -2,7 +2,7 @@
 //! pipeline [-- --quick] [-- flags]` (every flag in `args`; the README explains each figure).
 //!
 //! 1. The raw floor on the same NATS server: JetStream publish with ack, then consume + ack,
-//!    of 512-byte messages.
+//!    of 512-byte messages; and the host's floor (see `host`): how late an idle core wakes.
 //! 2. The pipeline: real worker processes (intake, approvals, authority, gateway,
 //!    recorder) under a private subject prefix and a fresh database (optionally preloaded
 //!    with `--preload N` requests and their audit rows, see `preload`). The machine's idle
@@ -33,6 +33,7 @@ mod cpu;
 mod faults;
 mod floor;
 mod harness;
+mod host;
 mod load;
 mod memory;
 mod openloop;
@@ -105,6 +106,10 @@ async fn main() -> anyhow::Result<()> {
         floor.publish_per_s, floor.consume_per_s
     );
     report.put("floor", &floor);
+    let seconds = if options.quick { 2.0 } else { 10.0 };
+    let host = tokio::task::spawn_blocking(move || host::measure(seconds, cores)).await?;
+    host.print();
+    report.put("host_floor", &host);
 
     let run = Pipeline::start(&nats()).await?;
     let outcome = figures(&run, &options, cores, &floor, &mut report).await;
