@@ -55,6 +55,10 @@ impl Pipeline {
             children: Vec::new(),
             keys,
         };
+        // The schema first, as `wingman migrate` does before the workers in production: the
+        // recorder migrates too, but its health answers before that ends, and the bench's
+        // own triggers (`watch`) need the tables (the soak met them missing).
+        wingman::store::migrate(&pipeline.pool).await?;
         for (index, name) in WORKERS.iter().enumerate() {
             let port = 19_600 + index as u16;
             let child = pipeline.spawn_worker(name, port)?;
