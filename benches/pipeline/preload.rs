@@ -18,14 +18,11 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
-use wingman::store::audit::AuditRow;
+use wingman::store::audit::{AuditRow, CHAIN_LOCK};
 
 use crate::harness::Pipeline;
 use crate::openloop::Mix;
 
-/// The recorder's advisory lock on the chain (the key `store::audit::begin_locked` takes: the
-/// bytes of "WINGAUDT").
-const CHAIN_LOCK: i64 = 0x5749_4e47_4155_4454;
 const TEMPLATES: usize = 30;
 const CHUNK: usize = 20_000;
 

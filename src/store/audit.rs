@@ -62,10 +62,13 @@ pub async fn head(connection: &mut PgConnection) -> sqlx::Result<Head> {
     Ok(head.map_or_else(Head::genesis, |(seq, hash)| Head { seq, hash }))
 }
 
-/// `BEGIN`, then the chain's advisory lock: a constant, as simple queries carry no parameters.
-/// The lock's key is the bytes of "WINGAUDT" (a test reads them back): every recorder version
-/// must take the same key, or two of them side by side during an upgrade would append to the
-/// chain at once.
+/// The key of the chain's advisory lock: the bytes of "WINGAUDT". Every recorder version must
+/// take the same key, or two of them side by side during an upgrade would append to the chain
+/// at once; whoever else must hold the chain still (the bench's preload, tests) takes this.
+pub const CHAIN_LOCK: i64 = i64::from_be_bytes(*b"WINGAUDT");
+
+/// `BEGIN`, then the chain's advisory lock ([`CHAIN_LOCK`], written out: simple queries carry
+/// no parameters; a test reads the key back).
 const BEGIN_AND_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(6289644422545359956)";
 
 /// Whether an append failed because one of its events is recorded already: the unique key
@@ -254,8 +257,8 @@ async fn insert_rows(
 /// The requests' rows are read first (a few each, by `audit_events_request_id`), then
 /// filtered: left to choose, the planner without statistics (autovacuum off, or not yet run)
 /// ANDed that index with a scan of the whole (`event_id`, `stage`) index for `stage`, 4–11 ms
-/// on a table of 400 000 rows while the recorder held the chain's lock, on every execution
-/// move (seen with `auto_explain` in the bench's command mix).
+/// a lookup while the recorder held the chain's lock, on every approval and start (seen with
+/// `auto_explain` in the bench's command mix, after some 90 000 requests).
 pub async fn gateway_rows(
     connection: &mut PgConnection,
     kind: AuditKind,
@@ -374,6 +377,7 @@ mod tests {
             .and_then(|rest| rest.split(')').next())
             .and_then(|key| key.parse().ok())
             .expect("the statement starts by taking the advisory lock");
+        assert_eq!(key, CHAIN_LOCK);
         assert_eq!(&key.to_be_bytes(), b"WINGAUDT");
     }
 

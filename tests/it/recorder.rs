@@ -610,7 +610,7 @@ async fn an_event_in_two_batches_at_once_is_recorded_once() {
     .await;
     let mut holder = env.pool.begin().await.unwrap();
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(i64::from_be_bytes(*b"WINGAUDT"))
+        .bind(wingman::store::audit::CHAIN_LOCK)
         .execute(&mut *holder)
         .await
         .unwrap();
