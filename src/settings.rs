@@ -83,6 +83,14 @@ impl WorkerSettings {
     }
 }
 
+/// How many heaps a worker caps glibc's allocator at: one per runtime thread, unless
+/// `MALLOC_ARENA_MAX` (glibc's own variable, which it applies itself) is set: `None`.
+pub fn allocator_arenas(runtime_threads: usize) -> Option<usize> {
+    std::env::var_os("MALLOC_ARENA_MAX")
+        .is_none()
+        .then_some(runtime_threads)
+}
+
 /// `WINGMAN_WORKER_THREADS` (default 1): the worker runtime's threads.
 ///
 /// # Errors
