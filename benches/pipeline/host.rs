@@ -1,9 +1,9 @@
 //! The host's own floor, beside JetStream's: how long this machine's cores stop when nothing
 //! runs on them. One thread pinned to each core sleeps 0.5 ms again and again with the machine
-//! idle and records how much later than asked it woke: here 0.08 ms at the median, but a core
-//! of this virtual machine stops for 2–6 ms one to three times a second (its host takes it
-//! away; no steal time is reported to the guest), and every request with a step on that core
-//! at that moment waits it out. So these stalls bound from below what the
+//! idle and records how much later than asked it woke: on the virtual machines it was written
+//! on, ~0.06–0.08 ms at the median, but a core stopped for 2–6 ms up to three times a second
+//! (their host takes it away; no steal time is reported to the guest), and every request with
+//! a step on that core at that moment waits it out. So these stalls bound from below what the
 //! latency tail at light load can be, whatever the pipeline does.
 
 use std::time::{Duration, Instant};
