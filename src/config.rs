@@ -117,7 +117,9 @@ impl DatabaseSettings {
     /// wherever statistics were not refreshed (autovacuum off: the 30-minute soak fell
     /// behind after three minutes, one sequential scan of 350 000 rows per batch). Planned
     /// each time, the recorder's lookup of events recorded already (after a batch met the
-    /// unique key) probes the unique index however stale the statistics are.
+    /// unique key) probes the unique index however stale the statistics are. The one
+    /// exception is the recorder's two statements of every batch, whose plans cannot depend
+    /// on the tables' size ([`audit::begin_locked`](crate::store::audit::begin_locked)).
     pub fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
         let options: sqlx::postgres::PgConnectOptions = self
             .url

@@ -359,6 +359,11 @@ async fn project(
         }
     }
     requests::insert_received(connection, &received).await?;
+    if !moves.is_empty() {
+        // The appends and the insert above ran on generic plans; the moves join the requests
+        // table and are planned with their parameters (`audit::plan_with_parameters`).
+        audit::plan_with_parameters(connection).await?;
+    }
     while !moves.is_empty() {
         let mut seen = std::collections::HashSet::new();
         let (round, later): (Vec<_>, Vec<_>) = moves

@@ -46,6 +46,17 @@ impl AuditRow {
 /// `BEGIN` and the lock travel as one simple query). Appends are serialized by the lock; the
 /// statements after it each take a snapshot of their own, so they see every append committed
 /// before the lock was granted.
+///
+/// The transaction starts with generic plans (`plan_cache_mode = force_generic_plan`, local
+/// to it): the recorder's two statements of every batch, the append and the insert of the
+/// received requests, are then planned once per connection instead of once per batch (the
+/// connections' default is to plan each statement with its parameters,
+/// [`DatabaseSettings::pool`](crate::config::DatabaseSettings::pool)). Their plans cannot
+/// go stale as the tables grow: both read their rows from `UNNEST`, the append checks the
+/// head through the primary key's last entry, and the insert's conflicts go through the key
+/// (`recorder::the_recorders_cached_plans_do_not_scan_the_tables_they_were_made_on_when_small`).
+/// Whatever the transaction looks up after them goes back to planning with its parameters
+/// first ([`plan_with_parameters`]).
 pub async fn begin_locked(
     connection: &mut PgConnection,
 ) -> sqlx::Result<sqlx::Transaction<'_, sqlx::Postgres>> {
@@ -67,9 +78,23 @@ pub async fn head(connection: &mut PgConnection) -> sqlx::Result<Head> {
 /// at once; whoever else must hold the chain still (the bench's preload, tests) takes this.
 pub const CHAIN_LOCK: i64 = i64::from_be_bytes(*b"WINGAUDT");
 
-/// `BEGIN`, then the chain's advisory lock ([`CHAIN_LOCK`], written out: simple queries carry
-/// no parameters; a test reads the key back).
-const BEGIN_AND_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(6289644422545359956)";
+/// `BEGIN`, generic plans for the appends ([`begin_locked`]), then the chain's advisory lock
+/// ([`CHAIN_LOCK`], written out: simple queries carry no parameters; a test reads the key
+/// back).
+const BEGIN_AND_LOCK: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
+                              SELECT pg_advisory_xact_lock(6289644422545359956)";
+
+/// Ends the generic plans [`begin_locked`] starts: the rest of the transaction plans each
+/// statement with its parameters, as every connection does by default. A status move or a
+/// lookup by request joins its `UNNEST` to a table through a key; planned once while the
+/// table was small (or empty, at a new installation) and never again (autovacuum off, or not
+/// yet run), its plan scanned the whole table at every batch.
+pub async fn plan_with_parameters(connection: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::raw_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(connection)
+        .await?;
+    Ok(())
+}
 
 /// Whether an append failed because one of its events is recorded already: the unique key
 /// (`event_id`, `stage`). The transaction is spoiled; the caller asks [`recorded`] which and
@@ -373,7 +398,11 @@ mod tests {
     #[test]
     fn the_chain_lock_key_is_the_one_every_recorder_version_takes() {
         let key: i64 = BEGIN_AND_LOCK
-            .strip_prefix("BEGIN; SELECT pg_advisory_xact_lock(")
+            .strip_prefix("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; ")
+            .and_then(|rest| {
+                rest.trim_start()
+                    .strip_prefix("SELECT pg_advisory_xact_lock(")
+            })
             .and_then(|rest| rest.split(')').next())
             .and_then(|key| key.parse().ok())
             .expect("the statement starts by taking the advisory lock");

@@ -495,11 +495,12 @@ async fn a_finish_recorded_before_its_start_ends_the_execution_once_the_start_co
     env.stop().await;
 }
 
-/// How many times Postgres has read `audit_events` from end to end, once its backends have
+/// How many times Postgres has read `table` from end to end, once its backends have
 /// reported (they flush their counters at most every 10 s while busy or idle).
-async fn whole_table_scans(env: &TestEnv) -> i64 {
+async fn whole_table_scans(env: &TestEnv, table: &str) -> i64 {
     tokio::time::sleep(std::time::Duration::from_secs(11)).await;
-    sqlx::query_scalar("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'audit_events'")
+    sqlx::query_scalar("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = $1")
+        .bind(table)
         .fetch_one(&env.pool)
         .await
         .unwrap()
@@ -544,9 +545,9 @@ async fn the_recorder_probes_the_index_as_the_audit_table_grows_without_fresh_st
     .execute(&env.pool)
     .await
     .unwrap();
-    let before = whole_table_scans(&env).await;
+    let before = whole_table_scans(&env, "audit_events").await;
     submit_and_record(&env, 20, 60).await;
-    let after = whole_table_scans(&env).await;
+    let after = whole_table_scans(&env, "audit_events").await;
     assert_eq!(
         after - before,
         0,
@@ -554,6 +555,126 @@ async fn the_recorder_probes_the_index_as_the_audit_table_grows_without_fresh_st
         after - before
     );
     env.stop().await;
+}
+
+/// The recorder's two statements of every batch (the append, the insert of the received
+/// requests) run on plans made once per connection (`audit::begin_locked`), its status moves
+/// and lookups after them on plans made with their parameters. Made while the tables were
+/// empty and kept as the tables grow with no fresh statistics, none of them may scan a whole
+/// table at every batch: a move's plan made once on an empty requests table is a hash join
+/// over a scan of that table.
+#[tokio::test]
+async fn the_recorders_cached_plans_do_not_scan_the_tables_they_were_made_on_when_small() {
+    let mut env = TestEnv::start().await;
+    for statement in [
+        "ALTER TABLE audit_events SET (autovacuum_enabled = false)",
+        "ALTER TABLE approval_requests SET (autovacuum_enabled = false)",
+    ] {
+        sqlx::query(statement).execute(&env.pool).await.unwrap();
+    }
+    env.spawn_intake().await;
+    env.spawn_recorder().await;
+    // While the tables are empty or nearly: requests recorded, then each approved (a move).
+    submit_and_approve(&env, 10).await;
+    // Then 100 000 rows of history in each table, with no ANALYZE after them.
+    sqlx::query(
+        "INSERT INTO approval_requests
+            (request_id, requester, environment, title, description, status, created_at, updated_at)
+         SELECT gen_random_uuid(), 'history', 'dev', 'old', 'old', 'APPROVED', now(), now()
+         FROM generate_series(1, 100000)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (seq, event_id, kind, stage, actor, at, data, prev_hash, hash)
+         SELECT -g, gen_random_uuid(), 'request_received', 'intake', 'history', now(), '{}', '', ''
+         FROM generate_series(1, 100000) AS g",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let before = both_tables_scans(&env).await;
+    submit_and_approve(&env, 20).await;
+    let after = both_tables_scans(&env).await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (0, 0),
+        "whole-table scans of (audit_events, approval_requests) while 20 requests were \
+         recorded and approved"
+    );
+    env.stop().await;
+}
+
+/// (`audit_events`, `approval_requests`) whole-table scans so far (after the statistics
+/// flush, as [`whole_table_scans`]).
+async fn both_tables_scans(env: &TestEnv) -> (i64, i64) {
+    let audit = whole_table_scans(env, "audit_events").await;
+    let requests: i64 = sqlx::query_scalar(
+        "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'approval_requests'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    (audit, requests)
+}
+
+/// Submits `count` requests, waits until each is PENDING, approves each (an audit event of
+/// the approvals stage: a status move), and waits until each is APPROVED.
+async fn submit_and_approve(env: &TestEnv, count: usize) {
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        env.publish_raw(
+            &format!("{}.requests.submitted.anonymous", env.prefix),
+            request_json(*id, None).to_string(),
+        )
+        .await;
+    }
+    wait_for_statuses(env, &ids, "PENDING").await;
+    for id in &ids {
+        let approval = fresh_audit(
+            RequestId::from_uuid(*id),
+            AuditKind::ApprovalDecided,
+            Some(Status::Approved),
+            json!({"decided_by": "alice"}),
+        );
+        publish_audit(env, &approval).await;
+    }
+    wait_for_statuses(env, &ids, "APPROVED").await;
+}
+
+/// Polls until every request of `ids` has `status`, by the primary key (sequential scans
+/// off on the polling connection: the test counts the recorder's scans, not its own).
+async fn wait_for_statuses(env: &TestEnv, ids: &[Uuid], status: &str) {
+    let mut probe = env.pool.acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *probe)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let seen: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approval_requests WHERE request_id = ANY($1) AND status = $2",
+        )
+        .bind(ids)
+        .bind(status)
+        .fetch_one(&mut *probe)
+        .await
+        .unwrap();
+        if seen == ids.len() as i64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{seen} of {} requests {status} after 20 s",
+            ids.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sqlx::query("RESET enable_seqscan")
+        .execute(&mut *probe)
+        .await
+        .unwrap();
 }
 
 /// Backends of this test's database waiting for an advisory lock.
