@@ -4,7 +4,7 @@ use std::process::Output;
 
 use uuid::Uuid;
 
-use crate::helpers::{TestEnv, request_json, run_wingman};
+use crate::helpers::{TestEnv, run_wingman};
 
 async fn wingman(env: &TestEnv, args: &[&str]) -> Output {
     run_wingman(env, &[], args).await
@@ -18,13 +18,7 @@ async fn record_requests(env: &mut TestEnv, count: usize) -> Vec<Uuid> {
     env.spawn_intake().await;
     env.spawn_recorder().await;
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
-    for id in &ids {
-        env.publish_raw(
-            &format!("{}.requests.submitted.anonymous", env.prefix),
-            request_json(*id, None).to_string(),
-        )
-        .await;
-    }
+    env.submit_anonymous(&ids).await;
     env.settle_all().await;
     // Two rows per request: received, then intake's decision.
     env.wait_for_count("SELECT count(*) FROM audit_events", None, 2 * count as i64)

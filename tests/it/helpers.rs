@@ -575,6 +575,17 @@ impl TestEnv {
         )
     }
 
+    /// Submits one anonymous request of [`request_json`] (no command) per id.
+    pub async fn submit_anonymous(&self, ids: &[Uuid]) {
+        for id in ids {
+            self.publish_raw(
+                &format!("{}.requests.submitted.anonymous", self.prefix),
+                request_json(*id, None).to_string(),
+            )
+            .await;
+        }
+    }
+
     /// Publishes raw bytes with a plain core-NATS publish, as any client could.
     pub async fn publish_raw(&self, subject: &str, payload: impl Into<bytes::Bytes>) {
         self.bus

@@ -495,6 +495,19 @@ async fn a_finish_recorded_before_its_start_ends_the_execution_once_the_start_co
     env.stop().await;
 }
 
+/// 100 000 rows of history in the audit log, with no ANALYZE after them (below the chain's
+/// sequence numbers, so the recorder's chain goes on from its own head).
+async fn add_audit_history(env: &TestEnv) {
+    sqlx::query(
+        "INSERT INTO audit_events (seq, event_id, kind, stage, actor, at, data, prev_hash, hash)
+         SELECT -g, gen_random_uuid(), 'request_received', 'intake', 'history', now(), '{}', '', ''
+         FROM generate_series(1, 100000) AS g",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+}
+
 /// How many times Postgres has read `table` from end to end, once its backends have
 /// reported (they flush their counters at most every 10 s while busy or idle).
 async fn whole_table_scans(env: &TestEnv, table: &str) -> i64 {
@@ -535,16 +548,8 @@ async fn the_recorder_probes_the_index_as_the_audit_table_grows_without_fresh_st
     for round in 1..=40 {
         submit_and_record(&env, 1, round).await;
     }
-    // Then 100 000 rows of history arrive with no ANALYZE after them (below the chain's
-    // sequence numbers, so the recorder's chain goes on from its own head).
-    sqlx::query(
-        "INSERT INTO audit_events (seq, event_id, kind, stage, actor, at, data, prev_hash, hash)
-         SELECT -g, gen_random_uuid(), 'request_received', 'intake', 'history', now(), '{}', '', ''
-         FROM generate_series(1, 100000) AS g",
-    )
-    .execute(&env.pool)
-    .await
-    .unwrap();
+    // Then 100 000 rows of history arrive with no ANALYZE after them.
+    add_audit_history(&env).await;
     let before = whole_table_scans(&env, "audit_events").await;
     submit_and_record(&env, 20, 60).await;
     let after = whole_table_scans(&env, "audit_events").await;
@@ -586,14 +591,7 @@ async fn the_recorders_cached_plans_do_not_scan_the_tables_they_were_made_on_whe
     .execute(&env.pool)
     .await
     .unwrap();
-    sqlx::query(
-        "INSERT INTO audit_events (seq, event_id, kind, stage, actor, at, data, prev_hash, hash)
-         SELECT -g, gen_random_uuid(), 'request_received', 'intake', 'history', now(), '{}', '', ''
-         FROM generate_series(1, 100000) AS g",
-    )
-    .execute(&env.pool)
-    .await
-    .unwrap();
+    add_audit_history(&env).await;
     let before = both_tables_scans(&env).await;
     submit_and_approve(&env, 20).await;
     let after = both_tables_scans(&env).await;
@@ -623,13 +621,7 @@ async fn both_tables_scans(env: &TestEnv) -> (i64, i64) {
 /// the approvals stage: a status move), and waits until each is APPROVED.
 async fn submit_and_approve(env: &TestEnv, count: usize) {
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
-    for id in &ids {
-        env.publish_raw(
-            &format!("{}.requests.submitted.anonymous", env.prefix),
-            request_json(*id, None).to_string(),
-        )
-        .await;
-    }
+    env.submit_anonymous(&ids).await;
     wait_for_statuses(env, &ids, "PENDING").await;
     for id in &ids {
         let approval = fresh_audit(
