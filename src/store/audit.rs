@@ -405,7 +405,7 @@ mod tests {
             })
             .and_then(|rest| rest.split(')').next())
             .and_then(|key| key.parse().ok())
-            .expect("the statement starts by taking the advisory lock");
+            .expect("the statement begins, turns to generic plans, then takes the advisory lock");
         assert_eq!(key, CHAIN_LOCK);
         assert_eq!(&key.to_be_bytes(), b"WINGAUDT");
     }
