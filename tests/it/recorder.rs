@@ -520,13 +520,8 @@ async fn whole_table_scans(env: &TestEnv, table: &str) -> i64 {
 }
 
 async fn submit_and_record(env: &TestEnv, count: usize, recorded: i64) {
-    for _ in 0..count {
-        env.publish_raw(
-            &format!("{}.requests.submitted.anonymous", env.prefix),
-            request_json(Uuid::new_v4(), None).to_string(),
-        )
-        .await;
-    }
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+    env.submit_anonymous(&ids).await;
     env.wait_for_count("SELECT count(*) FROM approval_requests", None, recorded)
         .await;
 }
