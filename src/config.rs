@@ -118,8 +118,9 @@ impl DatabaseSettings {
     /// behind after three minutes, one sequential scan of 350 000 rows per batch). Planned
     /// each time, the recorder's lookup of events recorded already (after a batch met the
     /// unique key) probes the unique index however stale the statistics are. The one
-    /// exception is the recorder's two statements of every batch, whose plans cannot depend
-    /// on the tables' size ([`audit::begin_locked`](crate::store::audit::begin_locked)).
+    /// exception is the recorder's append and insert of received requests, whose plans cannot
+    /// depend on the tables' size ([`audit::begin_locked`](crate::store::audit::begin_locked),
+    /// and `wingman_record_received`, which sets its own mode).
     pub fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
         let options: sqlx::postgres::PgConnectOptions = self
             .url

@@ -251,8 +251,9 @@ impl From<sqlx::Error> for Attempt {
     }
 }
 
-/// One transaction: the chain's lock after the batch before took it, the append after the
-/// known head (or the head read, when it is not known or was wrong), the request tables, the
+/// The batch in one statement when it is the common kind ([`record_in_one_trip`]); else one
+/// transaction: the chain's lock after the batch before took it, the append after the known
+/// head (or the head read, when it is not known or was wrong), the request tables, the
 /// commit.
 async fn record_once(
     connection: &mut PgConnection,
@@ -262,6 +263,9 @@ async fn record_once(
     known: &KnownHead,
 ) -> Result<(), Attempt> {
     turn.wait_previous().await;
+    if recorded.is_empty() && record_in_one_trip(connection, events, turn, known).await? {
+        return Ok(());
+    }
     let locked = audit::begin_locked(connection).await;
     turn.reached();
     let mut transaction = locked?;
@@ -283,7 +287,9 @@ async fn record_once(
             audit::Appended::NotAtHead => {}
         }
     };
-    project_fresh(&mut transaction, events, &fresh).await?;
+    Projection::of(&fresh_events(events, &fresh))?
+        .apply(&mut transaction)
+        .await?;
     // The next batch takes the lock once this commit ends it; it finds the head here.
     known.set(Some(head));
     if let Err(error) = transaction.commit().await {
@@ -294,6 +300,41 @@ async fn record_once(
     Ok(())
 }
 
+/// The common batch in one round trip (`audit::Append::with_received`): when its new events
+/// are requests received (each with intake's decision, which travels in the same message) and
+/// nothing else moves, and this recorder knows the chain's head from its last append. The
+/// next batch goes on once the statement has committed. `Ok(false)` when the batch is not
+/// that, or the head was not the one remembered (nothing written): the caller records it in a
+/// transaction that takes the lock and reads the head.
+async fn record_in_one_trip(
+    connection: &mut PgConnection,
+    events: &[Envelope<AuditRecord>],
+    turn: &mut Turn,
+    known: &KnownHead,
+) -> Result<bool, Attempt> {
+    let Some(head) = known.get() else {
+        return Ok(false);
+    };
+    let append = audit::Append::after(events, &std::collections::HashSet::new(), &head);
+    let projection = Projection::of(&fresh_events(events, append.fresh()))?;
+    if !projection.moves.is_empty() {
+        return Ok(false);
+    }
+    known.set(None);
+    match append
+        .with_received(connection, &projection.received)
+        .await?
+    {
+        audit::Appended::Done { fresh, head } => {
+            known.set(Some(head));
+            turn.reached();
+            count(events, &fresh);
+            Ok(true)
+        }
+        audit::Appended::NotAtHead => Ok(false),
+    }
+}
+
 fn count(events: &[Envelope<AuditRecord>], fresh: &[bool]) {
     for (event, is_new) in events.iter().zip(fresh) {
         if *is_new {
@@ -302,77 +343,90 @@ fn count(events: &[Envelope<AuditRecord>], fresh: &[bool]) {
     }
 }
 
-/// Projects the events the append found new into the request tables.
-async fn project_fresh(
-    connection: &mut PgConnection,
-    events: &[Envelope<AuditRecord>],
+/// The events the append found new.
+fn fresh_events<'a>(
+    events: &'a [Envelope<AuditRecord>],
     fresh: &[bool],
-) -> Result<(), StageError> {
-    let new_events: Vec<&Envelope<AuditRecord>> = events
+) -> Vec<&'a Envelope<AuditRecord>> {
+    events
         .iter()
         .zip(fresh)
         .filter_map(|(event, is_new)| is_new.then_some(event))
-        .collect();
-    project(connection, &new_events).await
+        .collect()
 }
 
-/// Applies new audit events to the request tables, a few statements per batch: the received
-/// requests in one insert — each with its decision when intake's validation record came in
-/// the same batch (it travels in the same message), so the common request is one INSERT and
-/// no UPDATE — then the other status moves in rounds (the first move of each request, then
-/// the second, …) so each request's moves keep their order.
-async fn project(
-    connection: &mut PgConnection,
-    events: &[&Envelope<AuditRecord>],
-) -> Result<(), StageError> {
-    let mut received: Vec<requests::Received> = Vec::new();
-    let mut waiting: std::collections::HashMap<crate::envelope::RequestId, usize> =
-        std::collections::HashMap::new();
-    let mut moves: Vec<(&Envelope<AuditRecord>, Status)> = Vec::new();
-    for event in events {
-        if event.body.kind == AuditKind::RequestReceived {
-            let RequestReceived { request } = RequestReceived::from_data(&event.body.data)
-                .map_err(|error| {
-                    StageError::permanent(
-                        "undecodable",
-                        format!("request_received without a valid request: {error}"),
-                        Some(event.request_id),
-                    )
-                })?;
-            waiting.insert(event.request_id, received.len());
-            received.push(requests::Received {
-                request,
-                at: event.at,
-                first_move: None,
-            });
-        } else if let Some(status) = event.body.status {
-            // The decision that follows a receipt in this batch goes into the insert.
-            if event.body.kind == AuditKind::RequestValidated
-                && status.can_follow(Status::Received)
-                && let Some(index) = waiting.remove(&event.request_id)
-            {
-                received[index].first_move = Some(move_of(event, status));
-                continue;
+/// What new audit events do to the request tables: the received requests — each with its
+/// decision when intake's validation record came in the same batch (it travels in the same
+/// message), so the common request is one INSERT and no UPDATE — and the other status
+/// moves, in order.
+struct Projection<'a> {
+    received: Vec<requests::Received>,
+    moves: Vec<(&'a Envelope<AuditRecord>, Status)>,
+}
+
+impl<'a> Projection<'a> {
+    fn of(events: &[&'a Envelope<AuditRecord>]) -> Result<Self, StageError> {
+        let mut received: Vec<requests::Received> = Vec::new();
+        let mut waiting: std::collections::HashMap<crate::envelope::RequestId, usize> =
+            std::collections::HashMap::new();
+        let mut moves: Vec<(&Envelope<AuditRecord>, Status)> = Vec::new();
+        for &event in events {
+            if event.body.kind == AuditKind::RequestReceived {
+                let RequestReceived { request } = RequestReceived::from_data(&event.body.data)
+                    .map_err(|error| {
+                        StageError::permanent(
+                            "undecodable",
+                            format!("request_received without a valid request: {error}"),
+                            Some(event.request_id),
+                        )
+                    })?;
+                waiting.insert(event.request_id, received.len());
+                received.push(requests::Received {
+                    request,
+                    at: event.at,
+                    first_move: None,
+                });
+            } else if let Some(status) = event.body.status {
+                // The decision that follows a receipt in this batch goes into the insert.
+                if event.body.kind == AuditKind::RequestValidated
+                    && status.can_follow(Status::Received)
+                    && let Some(index) = waiting.remove(&event.request_id)
+                {
+                    received[index].first_move = Some(move_of(event, status));
+                    continue;
+                }
+                waiting.remove(&event.request_id);
+                moves.push((event, status));
             }
-            waiting.remove(&event.request_id);
-            moves.push((event, status));
         }
+        Ok(Self { received, moves })
     }
-    requests::insert_received(connection, &received).await?;
-    if !moves.is_empty() {
-        // The appends and the insert above ran on generic plans; the moves join the requests
-        // table and are planned with their parameters (`audit::plan_with_parameters`).
-        audit::plan_with_parameters(connection).await?;
+
+    /// Applies it, a few statements per batch: the received requests in one insert, then the
+    /// other status moves in rounds (the first move of each request, then the second, …) so
+    /// each request's moves keep their order.
+    async fn apply(self, connection: &mut PgConnection) -> Result<(), StageError> {
+        let Self {
+            received,
+            mut moves,
+        } = self;
+        requests::insert_received(connection, &received).await?;
+        if !moves.is_empty() {
+            // The appends and the insert above ran on generic plans; the moves join the
+            // requests table and are planned with their parameters
+            // (`audit::plan_with_parameters`).
+            audit::plan_with_parameters(connection).await?;
+        }
+        while !moves.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            let (round, later): (Vec<_>, Vec<_>) = moves
+                .into_iter()
+                .partition(|(event, _)| seen.insert(event.request_id));
+            moves = later;
+            apply_round(connection, &round, &moves).await?;
+        }
+        Ok(())
     }
-    while !moves.is_empty() {
-        let mut seen = std::collections::HashSet::new();
-        let (round, later): (Vec<_>, Vec<_>) = moves
-            .into_iter()
-            .partition(|(event, _)| seen.insert(event.request_id));
-        moves = later;
-        apply_round(connection, &round, &moves).await?;
-    }
-    Ok(())
 }
 
 /// The move an event makes. Data that does not read as its kind's payload (a key of another

@@ -48,8 +48,8 @@ impl AuditRow {
 /// before the lock was granted.
 ///
 /// The transaction starts with generic plans (`plan_cache_mode = force_generic_plan`, local
-/// to it): the recorder's two statements of every batch, the append and the insert of the
-/// received requests, are then planned once per connection instead of once per batch (the
+/// to it): the recorder's append and insert of the received requests are then planned once
+/// per connection instead of once per batch (the
 /// connections' default is to plan each statement with its parameters,
 /// [`DatabaseSettings::pool`](crate::config::DatabaseSettings::pool)). Their plans cannot
 /// go stale as the tables grow: both read their rows from `UNNEST`, the append checks the
@@ -172,56 +172,126 @@ pub async fn append(
     recorded: &HashSet<(Uuid, String)>,
     head: &Head,
 ) -> sqlx::Result<Appended> {
-    let mut recorded = recorded.clone();
-    let mut seq = head.seq;
-    let mut prev_hash = head.hash.clone();
-    let mut rows = Rows::default();
-    let mut fresh = Vec::with_capacity(events.len());
-    for event in events {
-        if !recorded.insert((event.event_id, event.body.stage.as_str().to_string())) {
-            fresh.push(false);
-            continue;
-        }
-        fresh.push(true);
-        seq += 1;
-        let at = crate::envelope::truncate_to_micros(event.at);
-        let request_id = Some(event.request_id.as_uuid()).filter(|id| !id.is_nil());
-        let hash = hash_of(&HashedContent {
-            actor: &event.body.actor,
-            at: at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            data: &event.body.data,
-            event_id: event.event_id,
-            kind: event.body.kind.as_str(),
-            prev_hash: &prev_hash,
-            request_id,
-            seq,
-            stage: event.body.stage.as_str(),
-            status: event.body.status.map(|status| status.as_str()),
-        });
-        rows.seqs.push(seq);
-        rows.event_ids.push(event.event_id);
-        rows.request_ids.push(request_id);
-        rows.kinds.push(event.body.kind.as_str());
-        rows.stages.push(event.body.stage.as_str());
-        rows.statuses
-            .push(event.body.status.map(|status| status.as_str()));
-        rows.actors.push(&event.body.actor);
-        rows.ats.push(at);
-        rows.datas.push(Json(&event.body.data));
-        rows.prev_hashes
-            .push(std::mem::replace(&mut prev_hash, hash.clone()));
-        rows.hashes.push(hash);
-    }
-    if !rows.seqs.is_empty() && insert_rows(connection, &rows, head).await? == 0 {
+    let append = Append::after(events, recorded, head);
+    if !append.rows.seqs.is_empty() && insert_rows(connection, &append.rows, head).await? == 0 {
         return Ok(Appended::NotAtHead);
     }
-    Ok(Appended::Done {
-        fresh,
-        head: Head {
-            seq,
-            hash: prev_hash,
-        },
-    })
+    Ok(append.done())
+}
+
+/// The rows that append `events` (less those in `recorded`, and later copies in the same
+/// batch) after `head`, hashed, before anything is written.
+pub struct Append<'a> {
+    rows: Rows<'a>,
+    fresh: Vec<bool>,
+    after: Head,
+    head: Head,
+}
+
+impl<'a> Append<'a> {
+    pub fn after(
+        events: &'a [Envelope<AuditRecord>],
+        recorded: &HashSet<(Uuid, String)>,
+        head: &Head,
+    ) -> Self {
+        let mut recorded = recorded.clone();
+        let mut seq = head.seq;
+        let mut prev_hash = head.hash.clone();
+        let mut rows = Rows::default();
+        let mut fresh = Vec::with_capacity(events.len());
+        for event in events {
+            if !recorded.insert((event.event_id, event.body.stage.as_str().to_string())) {
+                fresh.push(false);
+                continue;
+            }
+            fresh.push(true);
+            seq += 1;
+            let at = crate::envelope::truncate_to_micros(event.at);
+            let request_id = Some(event.request_id.as_uuid()).filter(|id| !id.is_nil());
+            let hash = hash_of(&HashedContent {
+                actor: &event.body.actor,
+                at: at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                data: &event.body.data,
+                event_id: event.event_id,
+                kind: event.body.kind.as_str(),
+                prev_hash: &prev_hash,
+                request_id,
+                seq,
+                stage: event.body.stage.as_str(),
+                status: event.body.status.map(|status| status.as_str()),
+            });
+            rows.seqs.push(seq);
+            rows.event_ids.push(event.event_id);
+            rows.request_ids.push(request_id);
+            rows.kinds.push(event.body.kind.as_str());
+            rows.stages.push(event.body.stage.as_str());
+            rows.statuses
+                .push(event.body.status.map(|status| status.as_str()));
+            rows.actors.push(&event.body.actor);
+            rows.ats.push(at);
+            rows.datas.push(Json(&event.body.data));
+            rows.prev_hashes
+                .push(std::mem::replace(&mut prev_hash, hash.clone()));
+            rows.hashes.push(hash);
+        }
+        Self {
+            rows,
+            fresh,
+            after: head.clone(),
+            head: Head {
+                seq,
+                hash: prev_hash,
+            },
+        }
+    }
+
+    /// Which events are new, in order.
+    pub fn fresh(&self) -> &[bool] {
+        &self.fresh
+    }
+
+    fn done(self) -> Appended {
+        Appended::Done {
+            fresh: self.fresh,
+            head: self.head,
+        }
+    }
+
+    /// The recorder's common batch in one round trip: these rows and the `received` requests
+    /// they project to (nothing else moves) in one statement outside any transaction, so the
+    /// batch commits with it. `wingman_record_received` (migration `20261206000001`) takes the
+    /// chain's lock, appends after `head` if it is still the chain's head — checked with a
+    /// snapshot taken under the lock, as [`append`] checks it — and inserts the requests as
+    /// [`insert_received`](crate::store::requests::insert_received) does; its statements keep
+    /// one plan per connection (the function sets `plan_cache_mode = force_generic_plan` for
+    /// itself, as [`begin_locked`] does for the same two statements). Its arguments are the
+    /// rows' 11 arrays, the head, then the requests' 21 arrays. [`Appended::NotAtHead`] when
+    /// the head was another: nothing was written.
+    pub async fn with_received(
+        self,
+        connection: &mut PgConnection,
+        received: &[crate::store::requests::Received],
+    ) -> sqlx::Result<Appended> {
+        if self.rows.seqs.is_empty() {
+            return Ok(self.done());
+        }
+        let query = sqlx::query(
+            "SELECT wingman_record_received($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                 $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28,
+                 $29, $30, $31, $32, $33, $34)",
+        );
+        let query = bind_rows(query, &self.rows)
+            .bind(self.after.seq)
+            .bind(&self.after.hash);
+        let row = crate::store::requests::bind_received(query, received)
+            .fetch_one(connection)
+            .await?;
+        if sqlx::Row::try_get::<bool, _>(&row, 0)? {
+            Ok(self.done())
+        } else {
+            Ok(Appended::NotAtHead)
+        }
+    }
 }
 
 /// New rows, column by column, borrowing from the events they record.
@@ -247,29 +317,39 @@ async fn insert_rows(
     rows: &Rows<'_>,
     head: &Head,
 ) -> sqlx::Result<u64> {
-    let inserted = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO audit_events (seq, event_id, request_id, kind, stage, status, actor, at, data, prev_hash, hash)
          SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                               $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[], $11::text[])
          WHERE COALESCE((SELECT seq = $12 AND hash = $13 FROM audit_events ORDER BY seq DESC LIMIT 1),
                         $12 = 0)",
-    )
-    .bind(&rows.seqs)
-    .bind(&rows.event_ids)
-    .bind(&rows.request_ids)
-    .bind(&rows.kinds)
-    .bind(&rows.stages)
-    .bind(&rows.statuses)
-    .bind(&rows.actors)
-    .bind(&rows.ats)
-    .bind(&rows.datas)
-    .bind(&rows.prev_hashes)
-    .bind(&rows.hashes)
-    .bind(head.seq)
-    .bind(&head.hash)
-    .execute(connection)
-    .await?;
+    );
+    let inserted = bind_rows(query, rows)
+        .bind(head.seq)
+        .bind(&head.hash)
+        .execute(connection)
+        .await?;
     Ok(inserted.rows_affected())
+}
+
+/// Binds the rows as 11 arrays, a column each, in the order of `audit_events`' columns (as
+/// [`insert_rows`] and `wingman_record_received` read them).
+fn bind_rows<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    rows: &Rows<'_>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&rows.seqs)
+        .bind(&rows.event_ids)
+        .bind(&rows.request_ids)
+        .bind(&rows.kinds)
+        .bind(&rows.stages)
+        .bind(&rows.statuses)
+        .bind(&rows.actors)
+        .bind(&rows.ats)
+        .bind(&rows.datas)
+        .bind(&rows.prev_hashes)
+        .bind(&rows.hashes)
 }
 
 /// The gateway's rows of `kind` (`execution_started` or `execution_finished`) already

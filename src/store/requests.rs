@@ -102,6 +102,42 @@ pub async fn insert_received(
     if received.is_empty() {
         return Ok(());
     }
+    bind_received(
+        sqlx::query(
+            "INSERT INTO approval_requests
+                (request_id, requester, environment, command, operation, title, description, risk_level,
+                 status, created_at, updated_at, submitted_by, validator_scores, profile,
+                 composite_score, validation_applied, rollout_bucket, expires_at, validation_decision,
+                 validation_error, shadow_decision)
+             SELECT r.request_id, r.requester, r.environment, r.command, r.operation, r.title,
+                    r.description, r.risk_level, r.status, r.at, r.updated_at, r.submitted_by,
+                    r.validator_scores, r.profile, r.composite_score, r.validation_applied,
+                    r.rollout_bucket, r.expires_at, r.validation_decision,
+                    COALESCE(r.validation_error, false), r.shadow_decision
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                         $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[],
+                         $12::timestamptz[], $13::jsonb[], $14::text[], $15::int[], $16::bool[],
+                         $17::smallint[], $18::timestamptz[], $19::text[], $20::bool[], $21::text[])
+                  AS r(request_id, requester, environment, command, operation, title, description,
+                       risk_level, at, submitted_by, status, updated_at, validator_scores, profile,
+                       composite_score, validation_applied, rollout_bucket, expires_at,
+                       validation_decision, validation_error, shadow_decision)
+             ON CONFLICT (request_id) DO NOTHING",
+        ),
+        received,
+    )
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Binds the received requests as 21 arrays, a column each, in the order
+/// [`insert_received`] reads them (and the recorder's one-round-trip batch,
+/// `wingman_record_received`, after its audit arrays).
+pub(crate) fn bind_received<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    received: &[Received],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let column = |f: fn(&Received) -> Option<String>| -> Vec<Option<String>> {
         received.iter().map(f).collect()
     };
@@ -122,72 +158,49 @@ pub async fn insert_received(
         .iter()
         .map(|item| item.first_move.as_ref().map_or(item.at, |m| m.at))
         .collect();
-    sqlx::query(
-        "INSERT INTO approval_requests
-            (request_id, requester, environment, command, operation, title, description, risk_level,
-             status, created_at, updated_at, submitted_by, validator_scores, profile,
-             composite_score, validation_applied, rollout_bucket, expires_at, validation_decision,
-             validation_error, shadow_decision)
-         SELECT r.request_id, r.requester, r.environment, r.command, r.operation, r.title,
-                r.description, r.risk_level, r.status, r.at, r.updated_at, r.submitted_by,
-                r.validator_scores, r.profile, r.composite_score, r.validation_applied,
-                r.rollout_bucket, r.expires_at, r.validation_decision,
-                COALESCE(r.validation_error, false), r.shadow_decision
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
-                     $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[],
-                     $12::timestamptz[], $13::jsonb[], $14::text[], $15::int[], $16::bool[],
-                     $17::smallint[], $18::timestamptz[], $19::text[], $20::bool[], $21::text[])
-              AS r(request_id, requester, environment, command, operation, title, description,
-                   risk_level, at, submitted_by, status, updated_at, validator_scores, profile,
-                   composite_score, validation_applied, rollout_bucket, expires_at,
-                   validation_decision, validation_error, shadow_decision)
-         ON CONFLICT (request_id) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(column(|item| Some(item.request.requester.clone())))
-    .bind(column(|item| {
-        Some(item.request.environment.as_str().to_string())
-    }))
-    .bind(column(|item| {
-        item.request
-            .command
-            .as_ref()
-            .map(|command| command.line.clone())
-    }))
-    .bind(&operations)
-    .bind(column(|item| Some(item.request.title.clone())))
-    .bind(column(|item| Some(item.request.description.clone())))
-    .bind(column(|item| {
-        item.request
-            .risk_level
-            .map(|risk| risk.as_str().to_string())
-    }))
-    .bind(&ats)
-    .bind(column(|item| Some(item.request.submitted_by.to_string())))
-    .bind(column(|item| {
-        Some(
-            item.first_move
+    query
+        .bind(&ids)
+        .bind(column(|item| Some(item.request.requester.clone())))
+        .bind(column(|item| {
+            Some(item.request.environment.as_str().to_string())
+        }))
+        .bind(column(|item| {
+            item.request
+                .command
                 .as_ref()
-                .map_or(Status::Received, |m| m.status)
-                .as_str()
-                .to_string(),
-        )
-    }))
-    .bind(&updated)
-    .bind(of_first_moves(received, |f| {
-        f.validator_scores.clone().map(Json)
-    }))
-    .bind(of_first_moves(received, |f| f.profile.clone()))
-    .bind(of_first_moves(received, |f| f.composite_score))
-    .bind(of_first_moves(received, |f| f.validation_applied))
-    .bind(of_first_moves(received, |f| f.rollout_bucket))
-    .bind(of_first_moves(received, |f| f.expires_at))
-    .bind(of_first_moves(received, |f| f.validation_decision.clone()))
-    .bind(of_first_moves(received, |f| f.validation_error))
-    .bind(of_first_moves(received, |f| f.shadow_decision.clone()))
-    .execute(connection)
-    .await?;
-    Ok(())
+                .map(|command| command.line.clone())
+        }))
+        .bind(&operations)
+        .bind(column(|item| Some(item.request.title.clone())))
+        .bind(column(|item| Some(item.request.description.clone())))
+        .bind(column(|item| {
+            item.request
+                .risk_level
+                .map(|risk| risk.as_str().to_string())
+        }))
+        .bind(&ats)
+        .bind(column(|item| Some(item.request.submitted_by.to_string())))
+        .bind(column(|item| {
+            Some(
+                item.first_move
+                    .as_ref()
+                    .map_or(Status::Received, |m| m.status)
+                    .as_str()
+                    .to_string(),
+            )
+        }))
+        .bind(&updated)
+        .bind(of_first_moves(received, |f| {
+            f.validator_scores.clone().map(Json)
+        }))
+        .bind(of_first_moves(received, |f| f.profile.clone()))
+        .bind(of_first_moves(received, |f| f.composite_score))
+        .bind(of_first_moves(received, |f| f.validation_applied))
+        .bind(of_first_moves(received, |f| f.rollout_bucket))
+        .bind(of_first_moves(received, |f| f.expires_at))
+        .bind(of_first_moves(received, |f| f.validation_decision.clone()))
+        .bind(of_first_moves(received, |f| f.validation_error))
+        .bind(of_first_moves(received, |f| f.shadow_decision.clone()))
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -675,6 +675,15 @@ async fn chain_waiters(env: &TestEnv) -> i64 {
     .unwrap()
 }
 
+/// How many deliveries the recorder's consumer has made, redeliveries included.
+async fn recorder_deliveries(env: &TestEnv) -> u64 {
+    let declared = env.bus.topology.consumer("recorder").unwrap();
+    let stream = env.bus.js.get_stream(&declared.stream).await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("recorder").await.unwrap();
+    consumer.info().await.unwrap().delivered.consumer_sequence
+}
+
 /// The recorder's messages delivered and not yet acknowledged.
 async fn recorder_unacked(env: &TestEnv) -> usize {
     let declared = env.bus.topology.consumer("recorder").unwrap();
@@ -920,6 +929,152 @@ async fn an_append_after_a_head_that_is_not_the_chains_writes_nothing() {
     assert_eq!(two.seq, 2);
     let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
     assert_eq!((chain.rows, chain.broken), (2, None));
+    env.stop().await;
+}
+
+/// The recorder's common batch (requests received with intake's decision) is one statement
+/// outside any transaction, which takes the chain's lock itself: played here with the lock
+/// held from outside by a holder that appends a row of its own, as another recorder would. The
+/// request's batch waits for the lock in that statement, then finds the head moved under it —
+/// not the head it remembered — and appends after the holder's row: on the first delivery (no
+/// retry, nothing dead-lettered), and the chain verifies.
+#[tokio::test]
+async fn a_request_batch_waits_for_the_chain_lock_and_appends_after_what_its_holder_wrote() {
+    use std::collections::HashSet;
+    use wingman::store::audit::{self, Appended};
+
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder().await;
+    // The recorder's first batch leaves it knowing the chain's head.
+    submit_and_record(&env, 1, 1).await;
+    env.settle_all().await;
+    let delivered = recorder_deliveries(&env).await;
+
+    let mut holder = env.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(audit::CHAIN_LOCK)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let head = audit::head(&mut holder).await.unwrap();
+    let outsider = fresh_audit(
+        RequestId::from_uuid(Uuid::new_v4()),
+        AuditKind::RequestExpired,
+        None,
+        json!({}),
+    );
+    let appended = audit::append(&mut holder, &[outsider], &HashSet::new(), &head)
+        .await
+        .unwrap();
+    assert!(matches!(appended, Appended::Done { .. }), "{appended:?}");
+
+    let id = Uuid::new_v4();
+    env.submit_anonymous(&[id]).await;
+    wait_for_waiters(&env, (1, 1)).await;
+    let waiting: String = sqlx::query_scalar(
+        "SELECT a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        waiting.contains("wingman_record_received("),
+        "the batch waits for the lock in one statement, not in: {waiting}"
+    );
+    holder.commit().await.unwrap();
+    env.wait_for_count("SELECT count(*) FROM approval_requests", None, 2)
+        .await;
+    env.settle_all().await;
+
+    let seqs: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM audit_events WHERE request_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        seqs,
+        vec![4, 5],
+        "the request's rows follow the holder's (seq 3)"
+    );
+    let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
+    assert_eq!((chain.rows, chain.broken), (5, None));
+    assert_eq!(
+        recorder_deliveries(&env).await - delivered,
+        1,
+        "the request's audit message was delivered again: recorded on a retry, not when the \
+         lock came"
+    );
+    let letters = env
+        .stream_messages("WINGMAN_DLQ", &format!("{}.dlq.recorder", env.prefix))
+        .await;
+    assert!(letters.is_empty(), "dead-lettered: {letters:?}");
+    env.stop().await;
+}
+
+/// The one-statement batch checks the head it is given, as the append in a transaction
+/// does: after a head that is not the chain's, it writes neither the audit rows nor the
+/// requests they project to.
+#[tokio::test]
+async fn a_one_statement_batch_after_a_head_that_is_not_the_chains_writes_nothing() {
+    use std::collections::HashSet;
+    use wingman::store::audit::{Append, Appended, Head};
+    use wingman::store::requests::Received;
+
+    let env = TestEnv::start().await;
+    let id = Uuid::new_v4();
+    let request =
+        wingman::request::parse_request(request_json(id, None).to_string().as_bytes(), || {
+            unreachable!("the request names its id")
+        })
+        .unwrap();
+    let events = [audit(
+        RequestId::from_uuid(id),
+        AuditKind::RequestReceived,
+        Some(Status::Received),
+        json!({}),
+    )];
+    let received = [Received {
+        request,
+        at: chrono::Utc::now(),
+        first_move: None,
+    }];
+    let mut connection = env.pool.acquire().await.unwrap();
+    let rows = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT (SELECT count(*) FROM audit_events), (SELECT count(*) FROM approval_requests)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+
+    let ahead = Head {
+        seq: 1,
+        hash: "1".repeat(64),
+    };
+    let refused = Append::after(&events, &HashSet::new(), &ahead)
+        .with_received(&mut connection, &received)
+        .await
+        .unwrap();
+    assert!(matches!(refused, Appended::NotAtHead), "{refused:?}");
+    assert_eq!(rows(env.pool.clone()).await, (0, 0));
+
+    let done = Append::after(&events, &HashSet::new(), &Head::genesis())
+        .with_received(&mut connection, &received)
+        .await
+        .unwrap();
+    let Appended::Done { head, .. } = done else {
+        panic!("the first row follows the genesis head: {done:?}");
+    };
+    assert_eq!(head.seq, 1);
+    assert_eq!(rows(env.pool.clone()).await, (1, 1));
+    assert_eq!(env.status_of(id).await.as_deref(), Some("RECEIVED"));
+    drop(connection);
+    let chain = wingman::store::chain::verify(&env.pool).await.unwrap();
+    assert_eq!((chain.rows, chain.broken), (1, None));
     env.stop().await;
 }
 
