@@ -148,11 +148,17 @@ pub trait Handler: Send + Sync + 'static {
 /// Where a batch stands among the batches in flight, in the order the loop took them: the
 /// handler waits for the batch before it to reach a point ([`Turn::wait_previous`]) and says
 /// when it has reached it ([`Turn::reached`], or by dropping the turn), so the rest of their
-/// work overlaps while that point is passed in stream order.
+/// work overlaps while that point is passed in stream order. A second, later point says the
+/// batch's effect has ended, done or failed ([`Turn::settled`], [`Turn::wait_previous_settled`]):
+/// the recorder sends a batch once the one before it has reached the point where its rows are
+/// known, and waits for it to settle only when its own append found the chain not yet where
+/// the one before it leaves it.
 #[derive(Debug)]
 pub struct Turn {
     previous: Option<tokio::sync::oneshot::Receiver<()>>,
     reached: Option<tokio::sync::oneshot::Sender<()>>,
+    previous_settled: Option<tokio::sync::oneshot::Receiver<()>>,
+    settled: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Turn {
@@ -161,6 +167,8 @@ impl Turn {
         Self {
             previous: None,
             reached: None,
+            previous_settled: None,
+            settled: None,
         }
     }
 
@@ -175,6 +183,22 @@ impl Turn {
     pub fn reached(&mut self) {
         if let Some(reached) = self.reached.take() {
             let _ = reached.send(());
+        }
+    }
+
+    /// Waits until the batch taken before this one settled (or gave up).
+    pub async fn wait_previous_settled(&mut self) {
+        self.wait_previous().await;
+        if let Some(previous) = self.previous_settled.take() {
+            let _ = previous.await;
+        }
+    }
+
+    /// Says that this batch's effect has ended; it has passed the point too.
+    pub fn settled(&mut self) {
+        self.reached();
+        if let Some(settled) = self.settled.take() {
+            let _ = settled.send(());
         }
     }
 }
@@ -269,6 +293,7 @@ pub async fn run<H: Handler>(
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut stream_errors = 0u32;
     let mut last_turn: Option<tokio::sync::oneshot::Receiver<()>> = None;
+    let mut last_settled: Option<tokio::sync::oneshot::Receiver<()>> = None;
     loop {
         let room = in_flight.len() < in_flight_limit;
         let next = tokio::select! {
@@ -313,9 +338,12 @@ pub async fn run<H: Handler>(
             }
         }
         let (reached, next) = tokio::sync::oneshot::channel();
+        let (settled, next_settled) = tokio::sync::oneshot::channel();
         let turn = Turn {
             previous: last_turn.replace(next),
             reached: Some(reached),
+            previous_settled: last_settled.replace(next_settled),
+            settled: Some(settled),
         };
         in_flight.push(settle_batch(
             &handler,

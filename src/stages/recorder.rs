@@ -157,9 +157,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer = bus.consumer(CONSUMERS[0]).await?;
-    // Two batches at a time, appended in stream order (each takes the chain lock after the one
-    // before it: `Turn`), so a request's `request_received` always comes before its moves and
-    // one batch decodes while the other commits.
+    // Two batches at a time, appended in stream order (a one-statement batch names the head
+    // the one before it leaves, a transaction starts once the one before it settled: `Turn`),
+    // so a request's `request_received` always comes before its moves, and one batch decodes
+    // and sends while the other commits.
     let options = LoopOptions {
         in_flight: 2,
         linger: options.linger.max(RECORDER_LINGER),
@@ -173,10 +174,11 @@ pub async fn run(
     consume::run(Arc::new(recorder), bus, consumer, options, shutdown).await
 }
 
-/// The chain's head as this recorder's last append left it, or `None` when not known (at
-/// start, after a failed transaction). Set before the commit, so the batch after it need not
-/// read it; an append checks it in its insert (`audit::append`), so a head that is wrong (the
-/// commit failed, another recorder appended) costs a read, never a broken chain.
+/// The chain's head as this recorder's last append left it, or as the one-statement batch in
+/// flight will leave it, or `None` when not known (at start, after a failed batch). Set before
+/// the commit, so the batch after it need not read it; an append checks it in its insert
+/// (`audit::append`, `wingman_record_received`), so a head that is wrong (the commit failed,
+/// another recorder appended) costs a read, never a broken chain.
 #[derive(Default)]
 struct KnownHead(std::sync::Mutex<Option<audit::Head>>);
 
@@ -206,15 +208,17 @@ async fn record_batch(
 ) -> Result<(), StageError> {
     let mut connection = pool.acquire().await?;
     let recorded = std::collections::HashSet::new();
-    match record_once(&mut connection, events, &recorded, turn, known).await {
-        Err(Attempt::RecordedAlready) => {
-            let recorded = audit::recorded(&mut connection, events).await?;
-            record_once(&mut connection, events, &recorded, turn, known)
+    let result = match record_once(&mut connection, events, &recorded, turn, known).await {
+        Err(Attempt::RecordedAlready) => match audit::recorded(&mut connection, events).await {
+            Ok(recorded) => record_once(&mut connection, events, &recorded, turn, known)
                 .await
-                .map_err(Attempt::into_stage_error)
-        }
+                .map_err(Attempt::into_stage_error),
+            Err(error) => Err(error.into()),
+        },
         result => result.map_err(Attempt::into_stage_error),
-    }
+    };
+    turn.settled();
+    result
 }
 
 /// Why one transaction did not record its batch.
@@ -252,8 +256,8 @@ impl From<sqlx::Error> for Attempt {
 }
 
 /// The batch in one statement when it is the common kind ([`record_in_one_trip`]); else one
-/// transaction: the chain's lock after the batch before took it, the append after the known
-/// head (or the head read, when it is not known or was wrong), the request tables, the
+/// transaction, once the batch before it settled: the chain's lock, the append after the
+/// known head (or the head read, when it is not known or was wrong), the request tables, the
 /// commit.
 async fn record_once(
     connection: &mut PgConnection,
@@ -266,6 +270,9 @@ async fn record_once(
     if recorded.is_empty() && record_in_one_trip(connection, events, turn, known).await? {
         return Ok(());
     }
+    // Once the batch before it settled: a one-statement batch still in flight holds no lock
+    // yet, and this transaction must not take it first.
+    turn.wait_previous_settled().await;
     let locked = audit::begin_locked(connection).await;
     turn.reached();
     let mut transaction = locked?;
@@ -302,10 +309,14 @@ async fn record_once(
 
 /// The common batch in one round trip (`audit::Append::with_received`): when its new events
 /// are requests received (each with intake's decision, which travels in the same message) and
-/// nothing else moves, and this recorder knows the chain's head from its last append. The
-/// next batch goes on once the statement has committed. `Ok(false)` when the batch is not
-/// that, or the head was not the one remembered (nothing written): the caller records it in a
-/// transaction that takes the lock and reads the head.
+/// nothing else moves, and this recorder knows the chain's head (from its last append, or the
+/// head the batch before this one will leave). The next batch may send its own as soon as this
+/// one's rows are known: each statement waits for the chain's lock and appends only after the
+/// head it names, so the batches append in turn whichever reaches Postgres first. One that
+/// found the chain not yet where the batch before leaves it waits for that batch to settle and
+/// tries once more. `Ok(false)` when the batch is not the common kind, or the head is still
+/// another (nothing written): the caller records it in a transaction that takes the lock and
+/// reads the head.
 async fn record_in_one_trip(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
@@ -320,18 +331,29 @@ async fn record_in_one_trip(
     if !projection.moves.is_empty() {
         return Ok(false);
     }
-    known.set(None);
-    match append
-        .with_received(connection, &projection.received)
-        .await?
-    {
-        audit::Appended::Done { fresh, head } => {
-            known.set(Some(head));
-            turn.reached();
-            count(events, &fresh);
-            Ok(true)
+    known.set(Some(append.head_after().clone()));
+    turn.reached();
+    let mut waited = false;
+    loop {
+        match append.with_received(connection, &projection.received).await {
+            Ok(audit::Appended::Done { fresh, .. }) => {
+                turn.settled();
+                count(events, &fresh);
+                return Ok(true);
+            }
+            Ok(audit::Appended::NotAtHead) if !waited => {
+                turn.wait_previous_settled().await;
+                waited = true;
+            }
+            Ok(audit::Appended::NotAtHead) => {
+                known.set(None);
+                return Ok(false);
+            }
+            Err(error) => {
+                known.set(None);
+                return Err(error.into());
+            }
         }
-        audit::Appended::NotAtHead => Ok(false),
     }
 }
 

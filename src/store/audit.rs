@@ -250,6 +250,11 @@ impl<'a> Append<'a> {
         &self.fresh
     }
 
+    /// The chain's head once these rows are appended.
+    pub fn head_after(&self) -> &Head {
+        &self.head
+    }
+
     fn done(self) -> Appended {
         Appended::Done {
             fresh: self.fresh,
@@ -268,12 +273,16 @@ impl<'a> Append<'a> {
     /// rows' 11 arrays, the head, then the requests' 21 arrays. [`Appended::NotAtHead`] when
     /// the head was another: nothing was written.
     pub async fn with_received(
-        self,
+        &self,
         connection: &mut PgConnection,
         received: &[crate::store::requests::Received],
     ) -> sqlx::Result<Appended> {
+        let done = || Appended::Done {
+            fresh: self.fresh.clone(),
+            head: self.head.clone(),
+        };
         if self.rows.seqs.is_empty() {
-            return Ok(self.done());
+            return Ok(done());
         }
         let query = sqlx::query(
             "SELECT wingman_record_received($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
@@ -287,7 +296,7 @@ impl<'a> Append<'a> {
             .fetch_one(connection)
             .await?;
         if sqlx::Row::try_get::<bool, _>(&row, 0)? {
-            Ok(self.done())
+            Ok(done())
         } else {
             Ok(Appended::NotAtHead)
         }
