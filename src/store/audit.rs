@@ -173,7 +173,7 @@ pub async fn append(
     head: &Head,
 ) -> sqlx::Result<Appended> {
     let append = Append::after(events, recorded, head);
-    if !append.rows.seqs.is_empty() && !insert_rows(connection, &append.rows, head).await? {
+    if !append.rows.seqs.is_empty() && insert_rows(connection, &append.rows, head).await? == 0 {
         return Ok(Appended::NotAtHead);
     }
     Ok(append.done())
@@ -319,27 +319,30 @@ struct Rows<'a> {
     hashes: Vec<String>,
 }
 
-/// Inserts the rows if the chain's head is `head` (an empty chain's is [`Head::genesis`]):
-/// `wingman_append` (migration `20261206000001`), which the recorder's one-statement batch
-/// calls too. Whether it inserted them (all of them, or none).
+/// Inserts the rows if the chain's head is `head` (an empty chain's is [`Head::genesis`]);
+/// how many it inserted: all of them, or none.
 async fn insert_rows(
     connection: &mut PgConnection,
     rows: &Rows<'_>,
     head: &Head,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<u64> {
     let query = sqlx::query(
-        "SELECT wingman_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "INSERT INTO audit_events (seq, event_id, request_id, kind, stage, status, actor, at, data, prev_hash, hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[], $11::text[])
+         WHERE COALESCE((SELECT seq = $12 AND hash = $13 FROM audit_events ORDER BY seq DESC LIMIT 1),
+                        $12 = 0)",
     );
-    let row = bind_rows(query, rows)
+    let inserted = bind_rows(query, rows)
         .bind(head.seq)
         .bind(&head.hash)
-        .fetch_one(connection)
+        .execute(connection)
         .await?;
-    sqlx::Row::try_get(&row, 0)
+    Ok(inserted.rows_affected())
 }
 
 /// Binds the rows as 11 arrays, a column each, in the order of `audit_events`' columns (as
-/// `wingman_append` and `wingman_record_received` read them).
+/// [`insert_rows`] and `wingman_record_received` read them).
 fn bind_rows<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     rows: &Rows<'_>,

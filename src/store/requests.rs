@@ -94,8 +94,9 @@ pub struct Received {
 }
 
 /// Inserts newly received requests in one statement (a request already there is left as
-/// it is), each at its first move when it has one: `wingman_insert_received` (migration
-/// `20261206000001`), which the recorder's one-statement batch calls too.
+/// it is), each at its first move when it has one. `wingman_record_received` (migration
+/// `20261206000001`) carries the same insert for the recorder's one-statement batch: a column
+/// added here must be added there (tests compare the rows the two write).
 pub async fn insert_received(
     connection: &mut PgConnection,
     received: &[Received],
@@ -105,8 +106,25 @@ pub async fn insert_received(
     }
     bind_received(
         sqlx::query(
-            "SELECT wingman_insert_received($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                 $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+            "INSERT INTO approval_requests
+                (request_id, requester, environment, command, operation, title, description, risk_level,
+                 status, created_at, updated_at, submitted_by, validator_scores, profile,
+                 composite_score, validation_applied, rollout_bucket, expires_at, validation_decision,
+                 validation_error, shadow_decision)
+             SELECT r.request_id, r.requester, r.environment, r.command, r.operation, r.title,
+                    r.description, r.risk_level, r.status, r.at, r.updated_at, r.submitted_by,
+                    r.validator_scores, r.profile, r.composite_score, r.validation_applied,
+                    r.rollout_bucket, r.expires_at, r.validation_decision,
+                    COALESCE(r.validation_error, false), r.shadow_decision
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                         $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[],
+                         $12::timestamptz[], $13::jsonb[], $14::text[], $15::int[], $16::bool[],
+                         $17::smallint[], $18::timestamptz[], $19::text[], $20::bool[], $21::text[])
+                  AS r(request_id, requester, environment, command, operation, title, description,
+                       risk_level, at, submitted_by, status, updated_at, validator_scores, profile,
+                       composite_score, validation_applied, rollout_bucket, expires_at,
+                       validation_decision, validation_error, shadow_decision)
+             ON CONFLICT (request_id) DO NOTHING",
         ),
         received,
     )
@@ -116,8 +134,8 @@ pub async fn insert_received(
 }
 
 /// Binds the received requests as 21 arrays, a column each, in the order
-/// `wingman_insert_received` reads them ([`insert_received`]; the recorder's one-statement
-/// batch, `wingman_record_received`, takes them after its audit arrays).
+/// [`insert_received`] reads them (and the recorder's one-round-trip batch,
+/// `wingman_record_received`, after its audit arrays).
 pub(crate) fn bind_received<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     received: &[Received],

@@ -1078,6 +1078,87 @@ async fn a_one_statement_batch_after_a_head_that_is_not_the_chains_writes_nothin
     env.stop().await;
 }
 
+/// The insert of a received request exists twice: in the one-statement batch
+/// (`wingman_record_received`) and in the transaction (`requests::insert_received`). The same
+/// request with the same decision, written each way, is the same row: every column, the
+/// decision's fields and the command included.
+#[tokio::test]
+async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or_in_a_transaction()
+{
+    use std::collections::HashSet;
+    use wingman::store::audit::{Append, Appended, Head};
+    use wingman::store::requests::{self, Move, Received, StatusFields};
+
+    let env = TestEnv::start().await;
+    let at = chrono::Utc::now();
+    let received = |id: Uuid| {
+        let mut request = wingman::request::parse_request(
+            request_json(id, Some("docker compose -p web down"))
+                .to_string()
+                .as_bytes(),
+            || unreachable!("the request names its id"),
+        )
+        .unwrap();
+        request.risk_level = Some(wingman::request::RiskLevel::High);
+        Received {
+            request,
+            at,
+            first_move: Some(Move {
+                request_id: id,
+                status: Status::AutoRejected,
+                at: at + chrono::Duration::milliseconds(3),
+                fields: StatusFields {
+                    validator_scores: Some(json!({"composite": {"score": 12}})),
+                    profile: Some("default".into()),
+                    composite_score: Some(12),
+                    validation_applied: Some(true),
+                    rollout_bucket: Some(42),
+                    expires_at: Some(at + chrono::Duration::hours(1)),
+                    validation_decision: Some("AUTO_REJECTED".into()),
+                    validation_error: Some(false),
+                    shadow_decision: Some("PENDING".into()),
+                    ..StatusFields::default()
+                },
+            }),
+        }
+    };
+    let (one, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let events = [audit(
+        RequestId::from_uuid(one),
+        AuditKind::RequestReceived,
+        Some(Status::Received),
+        json!({}),
+    )];
+    let mut connection = env.pool.acquire().await.unwrap();
+    let done = Append::after(&events, &HashSet::new(), &Head::genesis())
+        .with_received(&mut connection, &[received(one)])
+        .await
+        .unwrap();
+    assert!(matches!(done, Appended::Done { .. }), "{done:?}");
+    requests::insert_received(&mut connection, &[received(other)])
+        .await
+        .unwrap();
+    drop(connection);
+
+    let row = |id: Uuid| {
+        let pool = env.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, serde_json::Value>(
+                "SELECT to_jsonb(r) - 'request_id' FROM approval_requests r WHERE request_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (in_one_statement, in_a_transaction) = (row(one).await, row(other).await);
+    assert_eq!(in_one_statement["status"], "AUTO_REJECTED");
+    assert_eq!(in_one_statement["shadow_decision"], "PENDING");
+    assert_eq!(in_one_statement, in_a_transaction);
+    env.stop().await;
+}
+
 /// Two recorders side by side (replicas sharing the consumer) append to one chain: every
 /// request is recorded once and the chain verifies. (It does not prove the head check in the
 /// insert: without it a stale head meets the primary key and the batch is retried —
