@@ -267,7 +267,11 @@ async fn record_once(
     known: &KnownHead,
 ) -> Result<(), Attempt> {
     turn.wait_previous().await;
-    if recorded.is_empty() && record_in_one_trip(connection, events, turn, known).await? {
+    let projection = Projection::of(&fresh_events(events, &audit::fresh(events, recorded)))?;
+    if recorded.is_empty()
+        && projection.moves.is_empty()
+        && record_in_one_trip(connection, events, &projection.received, turn, known).await?
+    {
         return Ok(());
     }
     // Once the batch before it settled: a one-statement batch still in flight holds no lock
@@ -294,9 +298,7 @@ async fn record_once(
             audit::Appended::NotAtHead => {}
         }
     };
-    Projection::of(&fresh_events(events, &fresh))?
-        .apply(&mut transaction)
-        .await?;
+    projection.apply(&mut transaction).await?;
     // The next batch takes the lock once this commit ends it; it finds the head here.
     known.set(Some(head));
     if let Err(error) = transaction.commit().await {
@@ -309,7 +311,8 @@ async fn record_once(
 
 /// The common batch in one round trip (`audit::Append::with_received`): when its new events
 /// are requests received (each with intake's decision, which travels in the same message) and
-/// nothing else moves, and this recorder knows the chain's head (from its last append, or the
+/// nothing else moves (the caller asks its [`Projection`]: `received` is all it does), and this
+/// recorder knows the chain's head (from its last append, or the
 /// head the batch before this one will leave). The next batch may send its own as soon as this
 /// one's rows are known: each statement waits for the chain's lock and appends only after the
 /// head it names, so the batches append in turn whichever reaches Postgres first. One that
@@ -320,6 +323,7 @@ async fn record_once(
 async fn record_in_one_trip(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
+    received: &[requests::Received],
     turn: &mut Turn,
     known: &KnownHead,
 ) -> Result<bool, Attempt> {
@@ -327,15 +331,11 @@ async fn record_in_one_trip(
         return Ok(false);
     };
     let append = audit::Append::after(events, &std::collections::HashSet::new(), &head);
-    let projection = Projection::of(&fresh_events(events, append.fresh()))?;
-    if !projection.moves.is_empty() {
-        return Ok(false);
-    }
     known.set(Some(append.head_after().clone()));
     turn.reached();
     let mut waited = false;
     loop {
-        match append.with_received(connection, &projection.received).await {
+        match append.with_received(connection, received).await {
             Ok(audit::Appended::Done { fresh, .. }) => {
                 turn.settled();
                 count(events, &fresh);

@@ -179,8 +179,18 @@ pub async fn append(
     Ok(append.done())
 }
 
-/// The rows that append `events` (less those in `recorded`, and later copies in the same
-/// batch) after `head`, hashed, before anything is written.
+/// Which of `events` are new: not in `recorded`, and not a later copy of one earlier in the
+/// batch (by `event_id` and stage, the unique key).
+pub fn fresh(events: &[Envelope<AuditRecord>], recorded: &HashSet<(Uuid, String)>) -> Vec<bool> {
+    let mut seen = recorded.clone();
+    events
+        .iter()
+        .map(|event| seen.insert((event.event_id, event.body.stage.as_str().to_string())))
+        .collect()
+}
+
+/// The rows that append the [`fresh`] of `events` after `head`, hashed, before anything is
+/// written.
 pub struct Append<'a> {
     rows: Rows<'a>,
     fresh: Vec<bool>,
@@ -194,17 +204,11 @@ impl<'a> Append<'a> {
         recorded: &HashSet<(Uuid, String)>,
         head: &Head,
     ) -> Self {
-        let mut recorded = recorded.clone();
+        let fresh = fresh(events, recorded);
         let mut seq = head.seq;
         let mut prev_hash = head.hash.clone();
         let mut rows = Rows::default();
-        let mut fresh = Vec::with_capacity(events.len());
-        for event in events {
-            if !recorded.insert((event.event_id, event.body.stage.as_str().to_string())) {
-                fresh.push(false);
-                continue;
-            }
-            fresh.push(true);
+        for (event, _) in events.iter().zip(&fresh).filter(|(_, is_new)| **is_new) {
             seq += 1;
             let at = crate::envelope::truncate_to_micros(event.at);
             let request_id = Some(event.request_id.as_uuid()).filter(|id| !id.is_nil());
@@ -245,20 +249,15 @@ impl<'a> Append<'a> {
         }
     }
 
-    /// Which events are new, in order.
-    pub fn fresh(&self) -> &[bool] {
-        &self.fresh
-    }
-
     /// The chain's head once these rows are appended.
     pub fn head_after(&self) -> &Head {
         &self.head
     }
 
-    fn done(self) -> Appended {
+    fn done(&self) -> Appended {
         Appended::Done {
-            fresh: self.fresh,
-            head: self.head,
+            fresh: self.fresh.clone(),
+            head: self.head.clone(),
         }
     }
 
@@ -277,12 +276,8 @@ impl<'a> Append<'a> {
         connection: &mut PgConnection,
         received: &[crate::store::requests::Received],
     ) -> sqlx::Result<Appended> {
-        let done = || Appended::Done {
-            fresh: self.fresh.clone(),
-            head: self.head.clone(),
-        };
         if self.rows.seqs.is_empty() {
-            return Ok(done());
+            return Ok(self.done());
         }
         let query = sqlx::query(
             "SELECT wingman_record_received($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
@@ -296,7 +291,7 @@ impl<'a> Append<'a> {
             .fetch_one(connection)
             .await?;
         if sqlx::Row::try_get::<bool, _>(&row, 0)? {
-            Ok(done())
+            Ok(self.done())
         } else {
             Ok(Appended::NotAtHead)
         }
