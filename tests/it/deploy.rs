@@ -606,6 +606,60 @@ async fn the_writer_role_records_and_the_reader_role_only_reads() {
     }
     env.shutdown.cancel();
     let _ = recorder.await;
+    // The recorder's one-statement batch (`wingman_record_received`) is the writer's alone: the
+    // reader calling it to plant an audit row and a request is refused by name and writes
+    // nothing; the writer's own call, after the same head, appends.
+    let planted = Uuid::new_v4();
+    let events = [wingman::envelope::Envelope::derived(
+        wingman::envelope::RequestId::from_uuid(planted),
+        chrono::Utc::now(),
+        &format!("{planted}:planted"),
+        wingman::events::AuditRecord {
+            kind: wingman::events::AuditKind::RequestReceived,
+            stage: wingman::events::Stage::Intake,
+            status: Some(wingman::status::Status::Received),
+            actor: "planted".into(),
+            data: serde_json::json!({}),
+            then: Vec::new(),
+        },
+    )];
+    let received = [wingman::store::requests::Received {
+        request: wingman::request::parse_request(
+            crate::helpers::request_json(planted, None)
+                .to_string()
+                .as_bytes(),
+            || unreachable!("the request names its id"),
+        )
+        .unwrap(),
+        at: chrono::Utc::now(),
+        first_move: None,
+    }];
+    let mut as_reader = reader.acquire().await.unwrap();
+    let head = wingman::store::audit::head(&mut as_reader).await.unwrap();
+    let batch =
+        wingman::store::audit::Append::after(&events, &std::collections::HashSet::new(), &head);
+    let error = batch
+        .with_received(&mut as_reader, &received)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("permission denied for function wingman_record_received"),
+        "the reader called the recorder's function: {error}"
+    );
+    assert_eq!(env.status_of(planted).await, None);
+    let mut as_writer = writer.acquire().await.unwrap();
+    let appended = batch
+        .with_received(&mut as_writer, &received)
+        .await
+        .unwrap();
+    assert!(
+        matches!(appended, wingman::store::audit::Appended::Done { .. }),
+        "{appended:?}"
+    );
+    assert_eq!(env.status_of(planted).await.as_deref(), Some("RECEIVED"));
+    drop((as_reader, as_writer));
     writer.close().await;
     reader.close().await;
     env.stop().await;
