@@ -1,8 +1,75 @@
-//! The bench's command line: every flag, its default (full and `--quick`), and a clear error
-//! naming the flag when a value does not parse. `cargo bench` adds `--bench`; it is ignored.
+//! The bench's command line, read by clap: `--help` lists every flag with its default (full
+//! and `--quick`), and a value that does not parse stops the bench with the flag named.
+//! `cargo bench` adds `--bench`; it is accepted and ignored.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::Parser;
+
+/// The flags as typed. Those whose default depends on `--quick` are `Option`s here and get
+/// their default in [`Options::from`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "pipeline",
+    about = "Wingman's pipeline benchmark: the raw JetStream floor, full load, an open-loop rate \
+             sweep, the command path, memory; or the fault suite, or the soak.",
+    after_help = "Run it on an idle machine: `cargo build --release --workspace --bins && \
+                  cargo bench --bench pipeline -- [FLAGS]`. README.md, \"Tests\", says what \
+                  each phase prints; BENCHMARKS.md keeps earlier runs."
+)]
+struct Cli {
+    /// Shorter phases (a smoke run); the defaults below in brackets are --quick's.
+    #[arg(long)]
+    quick: bool,
+    /// Added by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Run the fault suite (SIGKILL each worker, restart NATS, stop PostgreSQL 20 s) instead
+    /// of the figures. It stops the machine's PostgreSQL: run it alone.
+    #[arg(long)]
+    faults: bool,
+    /// Requests per second of the fault suite's load [default: 1000; 200].
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_u32)]
+    faults_rate: Option<u32>,
+    /// Requests of the full-load (closed-loop) phase [default: 50000; 2000].
+    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    requests: Option<usize>,
+    /// Restarts one at a time on the real engine (the idle command path) [default: 20; 3].
+    #[arg(long, value_name = "N")]
+    executions: Option<usize>,
+    /// The open-loop rates of the sweep, per second, comma-separated.
+    #[arg(long, value_name = "RATES", value_delimiter = ',', value_parser = positive_u32,
+          default_value = "500,1000,2000,5000")]
+    sweep: Vec<u32>,
+    /// Measured seconds per sweep step and of the command phase [default: 20; 2].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    rate_seconds: Option<f64>,
+    /// Unmeasured seconds at each step's rate before it is measured [default: 5; 1].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    warmup_seconds: Option<f64>,
+    /// Requests (with their audit rows, hash chain included) inserted before the run.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    preload: usize,
+    /// Percent of the command phase's requests that carry `docker inspect` (0: no phase).
+    #[arg(long, value_name = "PERCENT", value_parser = percent, default_value_t = 5.0)]
+    command_share: f64,
+    /// The command phase's open-loop rate, per second [default: 1000; 200].
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_u32)]
+    command_rate: Option<u32>,
+    /// Run the soak instead of the figures, for this long (90s, 30m, 2h) at --rate.
+    #[arg(long, value_name = "DURATION", value_parser = wingman::duration::parse)]
+    soak: Option<Duration>,
+    /// The soak's rate, per second.
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_u32, default_value_t = 1000)]
+    rate: u32,
+    /// How often the soak samples RSS [default: 60s; 2s].
+    #[arg(long, value_name = "DURATION", value_parser = wingman::duration::parse)]
+    sample_every: Option<Duration>,
+    /// Where to write every figure as JSON, to compare runs.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -37,107 +104,66 @@ pub struct Options {
     pub json: Option<PathBuf>,
 }
 
-impl Options {
-    fn defaults(quick: bool) -> Self {
+impl From<Cli> for Options {
+    fn from(cli: Cli) -> Self {
+        let quick = cli.quick;
+        fn pick<T>(quick: bool, full: T, short: T) -> T {
+            if quick { short } else { full }
+        }
         Self {
             quick,
-            faults: false,
-            faults_rate: if quick { 200 } else { 1000 },
-            requests: if quick { 2_000 } else { 50_000 },
-            executions: if quick { 3 } else { 20 },
-            sweep: vec![500, 1000, 2000, 5000],
-            rate_seconds: if quick { 2.0 } else { 20.0 },
-            warmup_seconds: if quick { 1.0 } else { 5.0 },
-            preload: 0,
-            command_share: 5.0,
-            command_rate: if quick { 200 } else { 1000 },
-            soak: None,
-            rate: 1000,
-            sample_every: Duration::from_secs(if quick { 2 } else { 60 }),
-            json: None,
+            faults: cli.faults,
+            faults_rate: cli.faults_rate.unwrap_or(pick(quick, 1000, 200)),
+            requests: cli.requests.unwrap_or(pick(quick, 50_000, 2_000)),
+            executions: cli.executions.unwrap_or(pick(quick, 20, 3)),
+            sweep: cli.sweep,
+            rate_seconds: cli.rate_seconds.unwrap_or(pick(quick, 20.0, 2.0)),
+            warmup_seconds: cli.warmup_seconds.unwrap_or(pick(quick, 5.0, 1.0)),
+            preload: cli.preload,
+            command_share: cli.command_share,
+            command_rate: cli.command_rate.unwrap_or(pick(quick, 1000, 200)),
+            soak: cli.soak,
+            rate: cli.rate,
+            sample_every: cli
+                .sample_every
+                .unwrap_or(Duration::from_secs(pick(quick, 60, 2))),
+            json: cli.json,
         }
     }
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(args: &[String]) -> anyhow::Result<Options> {
-    let mut options = Options::defaults(args.iter().any(|arg| arg == "--quick"));
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let mut value = || {
-            rest.next()
-                .ok_or_else(|| anyhow::anyhow!("{flag}: a value is missing"))
-        };
-        match flag.as_str() {
-            "--quick" | "--bench" => {}
-            "--faults" => options.faults = true,
-            "--faults-rate" => options.faults_rate = positive(flag, value()?)?,
-            "--requests" => options.requests = positive(flag, value()?)?,
-            "--executions" => options.executions = number(flag, value()?)?,
-            "--sweep" => {
-                options.sweep = value()?
-                    .split(',')
-                    .map(|rate| positive(flag, rate))
-                    .collect::<anyhow::Result<_>>()?
-            }
-            "--rate-seconds" => options.rate_seconds = seconds(flag, value()?)?,
-            "--warmup-seconds" => options.warmup_seconds = seconds(flag, value()?)?,
-            "--preload" => options.preload = number(flag, value()?)?,
-            "--command-share" => {
-                let share: f64 = number(flag, value()?)?;
-                anyhow::ensure!(
-                    (0.0..=100.0).contains(&share),
-                    "{flag}: {share} is not a percentage (0 to 100)"
-                );
-                options.command_share = share;
-            }
-            "--command-rate" => options.command_rate = positive(flag, value()?)?,
-            "--soak" => options.soak = Some(duration(flag, value()?)?),
-            "--rate" => options.rate = positive(flag, value()?)?,
-            "--sample-every" => options.sample_every = duration(flag, value()?)?,
-            "--json" => options.json = Some(PathBuf::from(value()?)),
-            other => anyhow::bail!(
-                "{other}: unknown flag (the flags are listed in README.md, Benchmark)"
-            ),
-        }
+/// Parses the process's arguments; `--help` prints the flags and exits 0, a bad flag or value
+/// prints clap's error naming it and exits 2.
+pub fn parse() -> Options {
+    Cli::parse().into()
+}
+
+fn positive_u32(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(0) => Err(format!("`{value}` must be above 0")),
+        Ok(parsed) => Ok(parsed),
+        Err(_) => Err(format!("`{value}` is not a whole number")),
     }
-    Ok(options)
 }
 
-fn number<T: std::str::FromStr>(flag: &str, value: &str) -> anyhow::Result<T> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{flag}: `{value}` is not a number"))
+fn positive_usize(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err(format!("`{value}` must be above 0")),
+        Ok(parsed) => Ok(parsed),
+        Err(_) => Err(format!("`{value}` is not a whole number")),
+    }
 }
 
-fn positive<T: std::str::FromStr + Default + PartialOrd>(
-    flag: &str,
-    value: &str,
-) -> anyhow::Result<T> {
-    let parsed: T = number(flag, value)?;
-    anyhow::ensure!(parsed > T::default(), "{flag}: `{value}` must be above 0");
-    Ok(parsed)
+fn seconds(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(parsed) if parsed.is_finite() && parsed > 0.0 => Ok(parsed),
+        _ => Err(format!("`{value}` must be a number of seconds above 0")),
+    }
 }
 
-fn seconds(flag: &str, value: &str) -> anyhow::Result<f64> {
-    let parsed: f64 = number(flag, value)?;
-    anyhow::ensure!(
-        parsed.is_finite() && parsed > 0.0,
-        "{flag}: `{value}` must be a number of seconds above 0"
-    );
-    Ok(parsed)
-}
-
-/// `90`, `90s`, `30m` or `2h`.
-fn duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
-    let (digits, unit) = match value.trim().char_indices().last() {
-        Some((at, 's')) => (&value[..at], 1.0),
-        Some((at, 'm')) => (&value[..at], 60.0),
-        Some((at, 'h')) => (&value[..at], 3600.0),
-        _ => (value, 1.0),
-    };
-    let amount = seconds(flag, digits)
-        .map_err(|_| anyhow::anyhow!("{flag}: `{value}` is not a duration like 90s, 30m or 2h"))?;
-    Ok(Duration::from_secs_f64(amount * unit))
+fn percent(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(parsed) if (0.0..=100.0).contains(&parsed) => Ok(parsed),
+        _ => Err(format!("`{value}` is not a percentage (0 to 100)")),
+    }
 }

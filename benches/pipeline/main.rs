@@ -67,8 +67,7 @@ const WORKERS: [&str; 5] = ["intake", "approvals", "authority", "gateway", "reco
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let options = args::parse(&arguments)?;
+    let options = args::parse();
     if options.faults {
         return faults::run(&options).await;
     }
