@@ -278,10 +278,19 @@ async fn record_once(
     known: &KnownHead,
 ) -> Result<(), Attempt> {
     turn.wait_previous().await;
-    let projection = Projection::of(&fresh_events(events, &audit::fresh(events, recorded)))?;
+    let fresh = audit::fresh(events, recorded);
+    let projection = Projection::of(&fresh_events(events, &fresh))?;
     if recorded.is_empty()
         && projection.moves.is_empty()
-        && record_in_one_trip(connection, events, &projection.received, turn, known).await?
+        && record_in_one_trip(
+            connection,
+            events,
+            &fresh,
+            &projection.received,
+            turn,
+            known,
+        )
+        .await?
     {
         return Ok(());
     }
@@ -293,14 +302,14 @@ async fn record_once(
     let mut transaction = locked?;
     let mut remembered = known.get();
     known.set(None);
-    let (fresh, head) = loop {
+    let head = loop {
         let read = remembered.is_none();
         let head = match remembered.take() {
             Some(head) => head,
             None => audit::head(&mut transaction).await?,
         };
-        match audit::append(&mut transaction, events, recorded, &head).await? {
-            audit::Appended::Done { fresh, head } => break (fresh, head),
+        match audit::append(&mut transaction, events, &fresh, &head).await? {
+            audit::Appended::Done { head } => break head,
             audit::Appended::NotAtHead if read => {
                 return Err(Attempt::Failed(StageError::Transient(anyhow::anyhow!(
                     "the audit chain's head moved while this recorder held its lock"
@@ -334,6 +343,7 @@ async fn record_once(
 async fn record_in_one_trip(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
+    fresh: &[bool],
     received: &[requests::Received],
     turn: &mut Turn,
     known: &KnownHead,
@@ -341,15 +351,15 @@ async fn record_in_one_trip(
     let Some(head) = known.get() else {
         return Ok(false);
     };
-    let append = audit::Append::after(events, &std::collections::HashSet::new(), &head);
+    let append = audit::Append::after(events, fresh, &head);
     known.set(Some(append.head_after().clone()));
     turn.reached();
     let mut waited = false;
     loop {
         match append.with_received(connection, received).await {
-            Ok(audit::Appended::Done { fresh, .. }) => {
+            Ok(audit::Appended::Done { .. }) => {
                 turn.settled();
-                count(events, &fresh);
+                count(events, fresh);
                 return Ok(true);
             }
             Ok(audit::Appended::NotAtHead) if !waited => {

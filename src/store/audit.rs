@@ -153,15 +153,14 @@ pub async fn recorded(
 /// What an append did.
 #[derive(Debug)]
 pub enum Appended {
-    /// The rows follow `head`: which events were new (the others were in `recorded`, or an
-    /// earlier copy in the same batch), and the chain's head after them.
-    Done { fresh: Vec<bool>, head: Head },
+    /// The rows follow `head`: the chain's head after them.
+    Done { head: Head },
     /// The chain's head is not the one given: nothing was written. The caller reads the head
     /// ([`head`]) and appends again.
     NotAtHead,
 }
 
-/// Appends the events not in `recorded` ([`recorded`]), in order, after `head`, if `head` is
+/// Appends the [`fresh`] of `events`, in order, after `head`, if `head` is
 /// still the chain's head: the insert checks it in the same statement, so a head the caller
 /// remembered from its last append (and no other recorder moved since) costs no read. The
 /// caller holds the chain lock ([`begin_locked`]) and has admitted each event: its body's
@@ -169,18 +168,20 @@ pub enum Appended {
 pub async fn append(
     connection: &mut PgConnection,
     events: &[Envelope<AuditRecord>],
-    recorded: &HashSet<(Uuid, String)>,
+    fresh: &[bool],
     head: &Head,
 ) -> sqlx::Result<Appended> {
-    let append = Append::after(events, recorded, head);
+    let append = Append::after(events, fresh, head);
     if !append.rows.seqs.is_empty() && insert_rows(connection, &append.rows, head).await? == 0 {
         return Ok(Appended::NotAtHead);
     }
     Ok(append.done())
 }
 
-/// Which of `events` are new: not in `recorded`, and not a later copy of one earlier in the
-/// batch (by `event_id` and stage, the unique key).
+/// Which of `events` are new: not in `recorded` ([`recorded`]; empty until an append found
+/// one recorded already), and not a later copy of one earlier in the batch (by `event_id` and
+/// stage, the unique key). Computed once a batch: the recorder projects, appends and counts
+/// the same ones.
 pub fn fresh(events: &[Envelope<AuditRecord>], recorded: &HashSet<(Uuid, String)>) -> Vec<bool> {
     let mut seen = recorded.clone();
     events
@@ -193,22 +194,16 @@ pub fn fresh(events: &[Envelope<AuditRecord>], recorded: &HashSet<(Uuid, String)
 /// written.
 pub struct Append<'a> {
     rows: Rows<'a>,
-    fresh: Vec<bool>,
     after: Head,
     head: Head,
 }
 
 impl<'a> Append<'a> {
-    pub fn after(
-        events: &'a [Envelope<AuditRecord>],
-        recorded: &HashSet<(Uuid, String)>,
-        head: &Head,
-    ) -> Self {
-        let fresh = fresh(events, recorded);
+    pub fn after(events: &'a [Envelope<AuditRecord>], fresh: &[bool], head: &Head) -> Self {
         let mut seq = head.seq;
         let mut prev_hash = head.hash.clone();
         let mut rows = Rows::default();
-        for (event, _) in events.iter().zip(&fresh).filter(|(_, is_new)| **is_new) {
+        for (event, _) in events.iter().zip(fresh).filter(|(_, is_new)| **is_new) {
             seq += 1;
             let at = crate::envelope::truncate_to_micros(event.at);
             let request_id = Some(event.request_id.as_uuid()).filter(|id| !id.is_nil());
@@ -240,7 +235,6 @@ impl<'a> Append<'a> {
         }
         Self {
             rows,
-            fresh,
             after: head.clone(),
             head: Head {
                 seq,
@@ -256,7 +250,6 @@ impl<'a> Append<'a> {
 
     fn done(&self) -> Appended {
         Appended::Done {
-            fresh: self.fresh.clone(),
             head: self.head.clone(),
         }
     }

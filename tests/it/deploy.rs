@@ -636,8 +636,7 @@ async fn the_writer_role_records_and_the_reader_role_only_reads() {
     }];
     let mut as_reader = reader.acquire().await.unwrap();
     let head = wingman::store::audit::head(&mut as_reader).await.unwrap();
-    let batch =
-        wingman::store::audit::Append::after(&events, &std::collections::HashSet::new(), &head);
+    let batch = wingman::store::audit::Append::after(&events, &[true], &head);
     let error = batch
         .with_received(&mut as_reader, &received)
         .await

@@ -870,7 +870,6 @@ async fn a_start_recorded_before_its_approval_moves_the_execution_once_the_appro
 /// the chain stays whole.
 #[tokio::test]
 async fn an_append_after_a_head_that_is_not_the_chains_writes_nothing() {
-    use std::collections::HashSet;
     use wingman::store::audit::{self, Appended, Head};
 
     let env = TestEnv::start().await;
@@ -883,7 +882,7 @@ async fn an_append_after_a_head_that_is_not_the_chains_writes_nothing() {
         async move {
             let mut connection = pool.acquire().await.unwrap();
             let mut transaction = audit::begin_locked(&mut connection).await.unwrap();
-            let appended = audit::append(&mut transaction, &[event], &HashSet::new(), &head)
+            let appended = audit::append(&mut transaction, &[event], &[true], &head)
                 .await
                 .unwrap();
             transaction.commit().await.unwrap();
@@ -940,7 +939,6 @@ async fn an_append_after_a_head_that_is_not_the_chains_writes_nothing() {
 /// retry, nothing dead-lettered), and the chain verifies.
 #[tokio::test]
 async fn a_request_batch_waits_for_the_chain_lock_and_appends_after_what_its_holder_wrote() {
-    use std::collections::HashSet;
     use wingman::store::audit::{self, Appended};
 
     let mut env = TestEnv::start().await;
@@ -964,7 +962,7 @@ async fn a_request_batch_waits_for_the_chain_lock_and_appends_after_what_its_hol
         None,
         json!({}),
     );
-    let appended = audit::append(&mut holder, &[outsider], &HashSet::new(), &head)
+    let appended = audit::append(&mut holder, &[outsider], &[true], &head)
         .await
         .unwrap();
     assert!(matches!(appended, Appended::Done { .. }), "{appended:?}");
@@ -1019,7 +1017,6 @@ async fn a_request_batch_waits_for_the_chain_lock_and_appends_after_what_its_hol
 /// requests they project to.
 #[tokio::test]
 async fn a_one_statement_batch_after_a_head_that_is_not_the_chains_writes_nothing() {
-    use std::collections::HashSet;
     use wingman::store::audit::{Append, Appended, Head};
     use wingman::store::requests::Received;
 
@@ -1055,14 +1052,14 @@ async fn a_one_statement_batch_after_a_head_that_is_not_the_chains_writes_nothin
         seq: 1,
         hash: "1".repeat(64),
     };
-    let refused = Append::after(&events, &HashSet::new(), &ahead)
+    let refused = Append::after(&events, &[true], &ahead)
         .with_received(&mut connection, &received)
         .await
         .unwrap();
     assert!(matches!(refused, Appended::NotAtHead), "{refused:?}");
     assert_eq!(rows(env.pool.clone()).await, (0, 0));
 
-    let done = Append::after(&events, &HashSet::new(), &Head::genesis())
+    let done = Append::after(&events, &[true], &Head::genesis())
         .with_received(&mut connection, &received)
         .await
         .unwrap();
@@ -1085,7 +1082,6 @@ async fn a_one_statement_batch_after_a_head_that_is_not_the_chains_writes_nothin
 #[tokio::test]
 async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or_in_a_transaction()
 {
-    use std::collections::HashSet;
     use wingman::store::audit::{Append, Appended, Head};
     use wingman::store::requests::{self, Move, Received, StatusFields};
 
@@ -1130,7 +1126,7 @@ async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or
         json!({}),
     )];
     let mut connection = env.pool.acquire().await.unwrap();
-    let done = Append::after(&events, &HashSet::new(), &Head::genesis())
+    let done = Append::after(&events, &[true], &Head::genesis())
         .with_received(&mut connection, &[received(one)])
         .await
         .unwrap();
