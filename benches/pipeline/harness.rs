@@ -209,6 +209,11 @@ impl Pipeline {
         self.read_status("VmRSS:")
     }
 
+    /// The anonymous part of each worker's RSS (heap, stacks), MiB.
+    pub fn rss_anon(&self) -> HashMap<&'static str, f64> {
+        self.read_status("RssAnon:")
+    }
+
     pub fn rss_peak(&self) -> HashMap<&'static str, f64> {
         self.read_status("VmHWM:")
     }

@@ -3,6 +3,13 @@
 //! each sample with that interval's durable latency, then the RSS growth of each worker after
 //! the first 5 minutes (a sixth of the soak when it is shorter than 30 minutes), the errors,
 //! and whether every request is final in Postgres at the end.
+//!
+//! The growth is the last sample's RSS against the one at 5 minutes. A worker's RSS is mostly
+//! its binary's pages (file-backed, constant) plus a few MiB of heap that rise and fall with
+//! what is in flight at the instant of the sample, so two single samples differ by that much
+//! without any leak: the soak also prints the median of the last samples against the median
+//! of the first ones after settling, and the anonymous part (`RssAnon`: heap and stacks) of
+//! both, where a leak would show.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,6 +32,8 @@ struct Sample {
     durable: Latencies,
     not_durable: usize,
     rss_mib: BTreeMap<String, f64>,
+    /// The anonymous part of `rss_mib` (heap, stacks): what a leak would grow.
+    anon_mib: BTreeMap<String, f64>,
     nats_server_mib: Option<f64>,
 }
 
@@ -47,10 +56,11 @@ async fn soak(run: &mut Pipeline, options: &Options, duration: Duration) -> anyh
         settled_after.as_secs_f64()
     );
     println!(
-        "{:>7} {:>8} {:>6} | {:^34} | RSS MiB: {}  nats-server",
+        "{:>7} {:>8} {:>6} {:>6} | {:^34} | RSS MiB: {}  nats-server",
         "at s",
         "sent",
         "errors",
+        "late",
         "durable p50 / p99 / max",
         crate::WORKERS.join(" ")
     );
@@ -79,32 +89,11 @@ async fn soak(run: &mut Pipeline, options: &Options, duration: Duration) -> anyh
     )
     .fetch_one(&run.pool)
     .await?;
-    let settled = samples
-        .iter()
-        .find(|sample| sample.at_s >= settled_after.as_secs_f64())
-        .or(samples.first());
-    let last = samples.last();
-    let mut growth = BTreeMap::new();
-    if let (Some(settled), Some(last)) = (settled, last) {
-        for (name, mib) in &settled.rss_mib {
-            let end = last.rss_mib.get(name).copied().unwrap_or(0.0);
-            growth.insert(
-                name.clone(),
-                (end - mib) * 100.0 / mib.max(f64::MIN_POSITIVE),
-            );
-        }
-    }
+    let settled_at = settled_after.as_secs_f64();
+    let growth = Growth::of(&samples, settled_at);
     let publish_errors: u64 = samples.iter().map(|sample| sample.publish_errors).sum();
     let lost = sent_total as i64 - rows;
-    println!(
-        "RSS growth after {:.0} s: {}",
-        settled.map_or(0.0, |sample| sample.at_s),
-        growth
-            .iter()
-            .map(|(name, percent)| format!("{name} {percent:+.1} %"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    growth.print();
     println!(
         "errors: {publish_errors} publishes refused or not acked, {} worker exits {:?}, {lost} requests missing in Postgres",
         exits.len(),
@@ -124,7 +113,9 @@ async fn soak(run: &mut Pipeline, options: &Options, duration: Duration) -> anyh
             "soak",
             json!({
                 "rate": options.rate, "seconds": duration.as_secs_f64(), "sent": sent_total,
-                "samples": samples, "rss_growth_percent_after_settling": growth,
+                "samples": samples, "rss_growth_percent_after_settling": growth.single,
+                "rss_growth_percent_of_medians": growth.medians,
+                "anon_mib_medians": growth.anon,
                 "settled_after_s": settled_after.as_secs_f64(), "publish_errors": publish_errors,
                 "worker_exits": exits, "rows": rows, "not_final": not_final, "lost": lost,
             }),
@@ -152,11 +143,13 @@ async fn measure(
                 .map(|at| at.saturating_duration_since(sent.intended).as_secs_f64() * 1e3)
         })
         .collect();
-    let rss_mib: BTreeMap<String, f64> = run
-        .rss()
-        .into_iter()
-        .map(|(name, mib)| (name.to_string(), mib))
-        .collect();
+    let owned = |rss: std::collections::HashMap<&str, f64>| -> BTreeMap<String, f64> {
+        rss.into_iter()
+            .map(|(name, mib)| (name.to_string(), mib))
+            .collect()
+    };
+    let rss_mib = owned(run.rss());
+    let anon_mib = owned(run.rss_anon());
     let nats_server_mib = memory::nats_rss(run);
     let sample = Sample {
         at_s: start.elapsed().as_secs_f64(),
@@ -165,13 +158,15 @@ async fn measure(
         not_durable: interval.len() - durable.len(),
         durable: percentiles(durable, Duration::from_secs(1)),
         rss_mib,
+        anon_mib,
         nats_server_mib,
     };
     println!(
-        "{:>7.0} {:>8} {:>6} | {} | {} {}",
+        "{:>7.0} {:>8} {:>6} {:>6} | {} | {} {}",
         sample.at_s,
         sample.sent,
-        sample.publish_errors + sample.not_durable as u64,
+        sample.publish_errors,
+        sample.not_durable,
         sample.durable.cells(),
         crate::WORKERS
             .iter()
@@ -183,4 +178,97 @@ async fn measure(
             .map_or("?".into(), |mib| format!("{mib:.1}"))
     );
     sample
+}
+
+/// How many samples a median takes at each end.
+const MEDIAN_OF: usize = 5;
+
+/// Each worker's RSS growth after settling, in percent: the figure (the last sample
+/// against the first one at or after `settled_at`), and the median of the last
+/// [`MEDIAN_OF`] samples against the median of the first [`MEDIAN_OF`] from `settled_at`;
+/// with the anonymous MiB (medians) at both ends.
+struct Growth {
+    settled_at: f64,
+    single: BTreeMap<String, f64>,
+    medians: BTreeMap<String, f64>,
+    anon: BTreeMap<String, (f64, f64)>,
+}
+
+impl Growth {
+    fn of(samples: &[Sample], settled_at: f64) -> Self {
+        let from = samples
+            .iter()
+            .position(|sample| sample.at_s >= settled_at)
+            .unwrap_or(0);
+        let after = &samples[from.min(samples.len())..];
+        let window = MEDIAN_OF.min(after.len() / 2).max(1);
+        let (first, last) = (
+            &after[..window.min(after.len())],
+            &after[after.len().saturating_sub(window)..],
+        );
+        let percent = |from: f64, to: f64| (to - from) * 100.0 / from.max(f64::MIN_POSITIVE);
+        let mut growth = Self {
+            settled_at: after.first().map_or(0.0, |sample| sample.at_s),
+            single: BTreeMap::new(),
+            medians: BTreeMap::new(),
+            anon: BTreeMap::new(),
+        };
+        let (Some(settled), Some(end)) = (after.first(), after.last()) else {
+            return growth;
+        };
+        for (name, mib) in &settled.rss_mib {
+            let end_mib = end.rss_mib.get(name).copied().unwrap_or(0.0);
+            growth.single.insert(name.clone(), percent(*mib, end_mib));
+            let rss = |samples: &[Sample]| median(samples, |sample| &sample.rss_mib, name);
+            growth
+                .medians
+                .insert(name.clone(), percent(rss(first), rss(last)));
+            let anon = |samples: &[Sample]| median(samples, |sample| &sample.anon_mib, name);
+            growth.anon.insert(name.clone(), (anon(first), anon(last)));
+        }
+        growth
+    }
+
+    fn print(&self) {
+        let line = |values: &BTreeMap<String, f64>| {
+            values
+                .iter()
+                .map(|(name, percent)| format!("{name} {percent:+.1} %"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "RSS growth after {:.0} s (the last sample against the one at {:.0} s): {}",
+            self.settled_at,
+            self.settled_at,
+            line(&self.single)
+        );
+        println!(
+            "  median of the last {MEDIAN_OF} samples against the first {MEDIAN_OF} from {:.0} s: {}",
+            self.settled_at,
+            line(&self.medians)
+        );
+        println!(
+            "  anonymous memory (heap, stacks), the same medians: {}",
+            self.anon
+                .iter()
+                .map(|(name, (from, to))| format!("{name} {from:.1} → {to:.1} MiB"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+/// The median of one worker's figure over `samples` (the upper one of an even count).
+fn median(
+    samples: &[Sample],
+    figure: impl Fn(&Sample) -> &BTreeMap<String, f64>,
+    name: &str,
+) -> f64 {
+    let mut values: Vec<f64> = samples
+        .iter()
+        .filter_map(|sample| figure(sample).get(name).copied())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
