@@ -30,16 +30,16 @@ struct Cli {
     #[arg(long)]
     faults: bool,
     /// Requests per second of the fault suite's load [default: 1000; 200].
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_u32)]
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive::<u32>)]
     faults_rate: Option<u32>,
     /// Requests of the full-load (closed-loop) phase [default: 50000; 2000].
-    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    #[arg(long, value_name = "N", value_parser = positive::<usize>)]
     requests: Option<usize>,
     /// Restarts one at a time on the real engine (the idle command path) [default: 20; 3].
     #[arg(long, value_name = "N")]
     executions: Option<usize>,
     /// The open-loop rates of the sweep, per second, comma-separated.
-    #[arg(long, value_name = "RATES", value_delimiter = ',', value_parser = positive_u32,
+    #[arg(long, value_name = "RATES", value_delimiter = ',', value_parser = positive::<u32>,
           default_value = "500,1000,2000,5000")]
     sweep: Vec<u32>,
     /// Measured seconds per sweep step and of the command phase [default: 20; 2].
@@ -55,13 +55,13 @@ struct Cli {
     #[arg(long, value_name = "PERCENT", value_parser = percent, default_value_t = 5.0)]
     command_share: f64,
     /// The command phase's open-loop rate, per second [default: 1000; 200].
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_u32)]
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive::<u32>)]
     command_rate: Option<u32>,
     /// Run the soak instead of the figures, for this long (90s, 30m, 2h) at --rate.
     #[arg(long, value_name = "DURATION", value_parser = wingman::duration::parse)]
     soak: Option<Duration>,
     /// The soak's rate, per second.
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_u32, default_value_t = 1000)]
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive::<u32>, default_value_t = 1000)]
     rate: u32,
     /// How often the soak samples RSS [default: 60s; 2s].
     #[arg(long, value_name = "DURATION", value_parser = wingman::duration::parse)]
@@ -138,17 +138,9 @@ pub fn parse() -> Options {
     Cli::parse().into()
 }
 
-fn positive_u32(value: &str) -> Result<u32, String> {
-    match value.trim().parse::<u32>() {
-        Ok(0) => Err(format!("`{value}` must be above 0")),
-        Ok(parsed) => Ok(parsed),
-        Err(_) => Err(format!("`{value}` is not a whole number")),
-    }
-}
-
-fn positive_usize(value: &str) -> Result<usize, String> {
-    match value.trim().parse::<usize>() {
-        Ok(0) => Err(format!("`{value}` must be above 0")),
+fn positive<T: std::str::FromStr + Default + PartialEq>(value: &str) -> Result<T, String> {
+    match value.trim().parse::<T>() {
+        Ok(parsed) if parsed == T::default() => Err(format!("`{value}` must be above 0")),
         Ok(parsed) => Ok(parsed),
         Err(_) => Err(format!("`{value}` is not a whole number")),
     }

@@ -24,7 +24,8 @@ pub fn nats_rss(run: &Pipeline) -> Option<f64> {
     procs::listening_pid(port).map(|pid| procs::status_mib(pid, "VmRSS:"))
 }
 
-fn owned(rss: std::collections::HashMap<&'static str, f64>) -> BTreeMap<String, f64> {
+/// Each worker's figure, keyed by its name, in name order.
+pub fn owned(rss: std::collections::HashMap<&'static str, f64>) -> BTreeMap<String, f64> {
     rss.into_iter()
         .map(|(name, mib)| (name.to_string(), mib))
         .collect()

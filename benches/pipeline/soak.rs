@@ -143,13 +143,8 @@ async fn measure(
                 .map(|at| at.saturating_duration_since(sent.intended).as_secs_f64() * 1e3)
         })
         .collect();
-    let owned = |rss: std::collections::HashMap<&str, f64>| -> BTreeMap<String, f64> {
-        rss.into_iter()
-            .map(|(name, mib)| (name.to_string(), mib))
-            .collect()
-    };
-    let rss_mib = owned(run.rss());
-    let anon_mib = owned(run.rss_anon());
+    let rss_mib = memory::owned(run.rss());
+    let anon_mib = memory::owned(run.rss_anon());
     let nats_server_mib = memory::nats_rss(run);
     let sample = Sample {
         at_s: start.elapsed().as_secs_f64(),
@@ -189,6 +184,8 @@ const MEDIAN_OF: usize = 5;
 /// with the anonymous MiB (medians) at both ends.
 struct Growth {
     settled_at: f64,
+    /// How many samples each median took (fewer than [`MEDIAN_OF`] in a short soak).
+    window: usize,
     single: BTreeMap<String, f64>,
     medians: BTreeMap<String, f64>,
     anon: BTreeMap<String, (f64, f64)>,
@@ -200,15 +197,10 @@ impl Growth {
             .iter()
             .position(|sample| sample.at_s >= settled_at)
             .unwrap_or(0);
-        let after = &samples[from.min(samples.len())..];
-        let window = MEDIAN_OF.min(after.len() / 2).max(1);
-        let (first, last) = (
-            &after[..window.min(after.len())],
-            &after[after.len().saturating_sub(window)..],
-        );
-        let percent = |from: f64, to: f64| (to - from) * 100.0 / from.max(f64::MIN_POSITIVE);
+        let after = &samples[from..];
         let mut growth = Self {
             settled_at: after.first().map_or(0.0, |sample| sample.at_s),
+            window: 0,
             single: BTreeMap::new(),
             medians: BTreeMap::new(),
             anon: BTreeMap::new(),
@@ -216,6 +208,10 @@ impl Growth {
         let (Some(settled), Some(end)) = (after.first(), after.last()) else {
             return growth;
         };
+        let window = MEDIAN_OF.min(after.len() / 2).max(1);
+        growth.window = window;
+        let (first, last) = (&after[..window], &after[after.len() - window..]);
+        let percent = |from: f64, to: f64| (to - from) * 100.0 / from.max(f64::MIN_POSITIVE);
         for (name, mib) in &settled.rss_mib {
             let end_mib = end.rss_mib.get(name).copied().unwrap_or(0.0);
             growth.single.insert(name.clone(), percent(*mib, end_mib));
@@ -238,13 +234,13 @@ impl Growth {
                 .join(", ")
         };
         println!(
-            "RSS growth after {:.0} s (the last sample against the one at {:.0} s): {}",
-            self.settled_at,
+            "RSS growth after {:.0} s (the last sample against that one): {}",
             self.settled_at,
             line(&self.single)
         );
         println!(
-            "  median of the last {MEDIAN_OF} samples against the first {MEDIAN_OF} from {:.0} s: {}",
+            "  median of the last {0} samples against the first {0} from {1:.0} s: {2}",
+            self.window,
             self.settled_at,
             line(&self.medians)
         );
