@@ -200,7 +200,18 @@ pub async fn execute(
         Err(Refusal { code, reason }) => return refuse(code, reason),
     };
     let key = Key::Exec(claims.token_id).to_string();
-    if let Some((claim, _)) = read_claim(&deps.claims, &key).await? {
+    let admitted_at = Instant::now();
+    // Whether the token was used, and what Docker says the targets are, asked at once: both
+    // only read. A claim decides alone (a redelivered job gets its outcome again, any other
+    // use is refused) whatever the Engine answered; without one, Docker must be reachable
+    // before anything is claimed (if it is not, retry later). The policy decides on these
+    // facts, and the engine acts on exactly these containers, so resolving never changes
+    // what the token approved: an id prefix of two containers is refused, not guessed.
+    let (existing, (resolution, resolve_took)) = tokio::join!(
+        read_claim(&deps.claims, &key),
+        timed(deps.engine.resolve(&operation))
+    );
+    if let Some((claim, _)) = existing? {
         return replay(
             &step,
             &claim,
@@ -211,15 +222,9 @@ pub async fn execute(
             deps.running_lease,
         );
     }
-    // What Docker says the targets are (Docker must be reachable before anything is claimed:
-    // if it is not, retry later). The policy decides on these facts, and the engine acts on
-    // exactly these containers, so resolving never changes what the token approved: an id
-    // prefix of two containers is refused, not guessed.
-    let resolved = deps
-        .engine
-        .resolve(&operation)
-        .await
+    let resolved = resolution
         .map_err(|error| StageError::Transient(anyhow::anyhow!("docker engine: {error:#}")))?;
+    let resolved_at = Instant::now();
     // What the policy adds: the registered project `compose up` / `pull` run from, the
     // declared probe an exec runs (never the request's files or argv themselves).
     let admission = match deps
@@ -263,9 +268,11 @@ pub async fn execute(
             details(&[("operation", json!(operation.to_string()))]),
         ),
     ];
+    let publishing_at = Instant::now();
     publish_all(&deps.bus.js, &started)
         .await
         .map_err(StageError::Transient)?;
+    let published_at = Instant::now();
     let claim = ExecClaim {
         state: ClaimState::Started,
         request_id: request.request_id,
@@ -336,7 +343,25 @@ pub async fn execute(
     {
         tracing::error!(%error, %key, "could not record the finished claim");
     }
-    metrics::gateway_overhead(received.elapsed().saturating_sub(elapsed));
+    // Where a job's time went, beside the Engine call (`RUST_LOG=wingman::stages::gateway=debug`):
+    // what `wingman_gateway_overhead_seconds` sums, step by step.
+    let done = Instant::now();
+    let overhead = (done - received).saturating_sub(elapsed);
+    let us = |took: Duration| took.as_micros() as u64;
+    tracing::debug!(
+        request_id = %request.request_id,
+        overhead_us = us(overhead),
+        admit_us = us(admitted_at - received),
+        claim_read_and_resolve_us = us(resolved_at - admitted_at),
+        resolve_us = us(resolve_took),
+        policy_us = us(publishing_at - resolved_at),
+        publish_started_us = us(published_at - publishing_at),
+        claim_us = us(began - published_at),
+        engine_us = us(elapsed),
+        claim_update_us = us((done - began).saturating_sub(elapsed)),
+        "gateway job timings"
+    );
+    metrics::gateway_overhead(overhead);
     Ok(finished_events(
         &step,
         &finished,
@@ -607,6 +632,13 @@ fn to_bytes(claim: &ExecClaim) -> Result<Bytes, StageError> {
     serde_json::to_vec(claim)
         .map(Bytes::from)
         .map_err(|error| StageError::Transient(error.into()))
+}
+
+/// A future's output and how long it took.
+async fn timed<T>(future: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let began = Instant::now();
+    let output = future.await;
+    (output, began.elapsed())
 }
 
 async fn read_claim(claims: &kv::Store, key: &str) -> Result<Option<(ExecClaim, u64)>, StageError> {

@@ -111,3 +111,49 @@ pub fn unique(prefix: &str) -> String {
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
 }
+
+/// A Unix socket that forwards to the Docker Engine until [`Proxy::stop`]: then every
+/// connection through it is cut and a new one is refused, as when the Engine is down.
+pub struct Proxy {
+    dir: tempfile::TempDir,
+    connections: std::sync::Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
+    listening: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::UnixListener::bind(dir.path().join("docker.sock")).unwrap();
+        let engine = docker_host().trim_start_matches("unix://").to_string();
+        let connections = std::sync::Arc::new(tokio::sync::Mutex::new(tokio::task::JoinSet::new()));
+        let tracked = std::sync::Arc::clone(&connections);
+        let listening = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let engine = engine.clone();
+                tracked.lock().await.spawn(async move {
+                    if let Ok(mut upstream) = tokio::net::UnixStream::connect(&engine).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        });
+        Self {
+            dir,
+            connections,
+            listening,
+        }
+    }
+
+    /// `DOCKER_HOST` for a client that goes through this proxy.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    pub async fn stop(&mut self) {
+        self.listening.abort();
+        let _ = (&mut self.listening).await;
+        let mut connections = self.connections.lock().await;
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+}

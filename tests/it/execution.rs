@@ -418,3 +418,103 @@ async fn an_auto_approved_request_that_ran_still_counts_as_auto_approved_in_the_
     docker::remove(&name).await;
     env.stop().await;
 }
+
+/// The gateway asks whether a token was used and what Docker says its targets are at once;
+/// the claim decides alone. A job redelivered after it ran gets its outcome again while the
+/// Docker Engine does not answer, instead of retrying until the Engine is back, and a job
+/// never seen is retried later, not refused, not claimed.
+#[tokio::test]
+async fn a_job_that_ran_gets_its_outcome_again_while_the_engine_does_not_answer() {
+    let env = TestEnv::start().await;
+    let name = docker::unique("wt-replay");
+    docker::start_container(&name, None).await;
+    let mut engine_proxy = docker::Proxy::start().await;
+    let mut settings = env.gateway_settings(&[Environment::Dev]);
+    settings.docker_host = Some(engine_proxy.host());
+    let engine = stages::gateway::connect_engine(&settings).await.unwrap();
+    let deps = stages::gateway::GatewayDeps::open(
+        env.bus.clone(),
+        "gateway@test".into(),
+        settings,
+        engine,
+    )
+    .await
+    .unwrap();
+    let forge = Forge {
+        bus: env.bus.clone(),
+        key: std::sync::Arc::clone(&env.signing_key),
+    };
+    let inspect = format!("docker inspect {name}");
+    let job = |request_id: RequestId| {
+        let claims = forge.claims(request_id, Environment::Dev, &inspect);
+        ExecJob {
+            request: Request {
+                request_id,
+                requester: "ci".into(),
+                submitted_by: wingman::identity::Principal::Anonymous,
+                environment: Environment::Dev,
+                command: Some(Command {
+                    line: inspect.clone(),
+                    operation: parse_command_line(&inspect).unwrap(),
+                }),
+                title: "t".into(),
+                description: "d".into(),
+                risk_level: None,
+                execution: Default::default(),
+            },
+            token: token::mint(&forge.key, &claims).unwrap(),
+            token_id: claims.token_id,
+            expires_at: claims.expires_at,
+        }
+    };
+    let events = |outgoing: &[Outgoing]| -> Vec<Value> {
+        outgoing
+            .iter()
+            .map(|message| serde_json::from_slice::<Value>(&message.payload).unwrap())
+            .collect()
+    };
+    let statuses = |outgoing: &[Outgoing]| -> Vec<String> {
+        events(outgoing)
+            .iter()
+            .filter_map(|event| event["status"].as_str().map(str::to_string))
+            .collect()
+    };
+    let event_ids = |outgoing: &[Outgoing]| -> Vec<String> {
+        events(outgoing)
+            .iter()
+            .map(|event| event["event_id"].to_string())
+            .collect()
+    };
+    let ran = job(RequestId::generate());
+    // When the job's message was published: a redelivery carries the same.
+    let published = Utc::now();
+    let run = |job: ExecJob, job_id: &'static str| {
+        let deps = &deps;
+        async move {
+            stages::gateway::execute(deps, &job, job_id, token::Presenter::Pipeline, published)
+                .await
+        }
+    };
+    let first = run(ran.clone(), "job-1").await.expect("the job runs");
+    assert_eq!(statuses(&first), ["SUCCEEDED"]);
+
+    engine_proxy.stop().await;
+    let again = run(ran.clone(), "job-1")
+        .await
+        .expect("a redelivered job is answered from its claim, without the Engine");
+    assert_eq!(statuses(&again), ["SUCCEEDED"]);
+    assert_eq!(
+        event_ids(&again),
+        event_ids(&first),
+        "the same events again (ids derived from the job), so they are recorded once"
+    );
+    let unseen = run(job(RequestId::generate()), "job-2").await;
+    match unseen {
+        Err(wingman::bus::consume::StageError::Transient(error)) => {
+            assert!(format!("{error:#}").contains("docker engine"), "{error:#}")
+        }
+        other => panic!("a job never run waits for the Engine, got {other:?}"),
+    }
+    docker::remove(&name).await;
+    env.stop().await;
+}
