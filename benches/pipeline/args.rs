@@ -1,6 +1,8 @@
 //! The bench's command line, read by clap: `--help` lists every flag with its default (full
 //! and `--quick`), and a value that does not parse stops the bench with the flag named.
-//! `cargo bench` adds `--bench`; it is accepted and ignored.
+//! `cargo bench` adds `--bench`; it is accepted and ignored. Tested in
+//! `tests/it/bench_parts.rs`, which includes this file: a `harness = false` bench's own tests
+//! never run.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +14,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(
     name = "pipeline",
+    // `--faults-rate -5` is a bad value of that flag, not an unknown flag `-5`.
+    allow_negative_numbers = true,
     about = "Wingman's pipeline benchmark: the raw JetStream floor, full load, an open-loop rate \
              sweep, the command path, memory; or the fault suite, or the soak.",
     after_help = "Run it on an idle machine: `cargo build --release --workspace --bins && \
@@ -135,7 +139,17 @@ impl From<Cli> for Options {
 /// Parses the process's arguments; `--help` prints the flags and exits 0, a bad flag or value
 /// prints clap's error naming it and exits 2.
 pub fn parse() -> Options {
-    Cli::parse().into()
+    try_parse_from(std::env::args_os()).unwrap_or_else(|error| error.exit())
+}
+
+/// The options these arguments (the program's name first) ask for, or clap's error naming
+/// the flag.
+pub fn try_parse_from<I, T>(args: I) -> Result<Options, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(Options::from)
 }
 
 fn positive<T: std::str::FromStr + Default + PartialEq>(value: &str) -> Result<T, String> {

@@ -32,6 +32,7 @@ mod containers;
 mod cpu;
 mod faults;
 mod floor;
+mod growth;
 mod harness;
 mod host;
 mod load;

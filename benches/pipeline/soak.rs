@@ -11,13 +11,13 @@
 //! of the first ones after settling, and the anonymous part (`RssAnon`: heap and stacks) of
 //! both, where a leak would show.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::json;
 
 use crate::args::Options;
+use crate::growth::{Growth, Memory};
 use crate::harness::Pipeline;
 use crate::openloop::{self, Mix, Sent};
 use crate::report::{Latencies, Report, percentiles};
@@ -26,14 +26,12 @@ use crate::{memory, nats};
 
 #[derive(Debug, Clone, Serialize)]
 struct Sample {
-    at_s: f64,
+    #[serde(flatten)]
+    memory: Memory,
     sent: usize,
     publish_errors: u64,
     durable: Latencies,
     not_durable: usize,
-    rss_mib: BTreeMap<String, f64>,
-    /// The anonymous part of `rss_mib` (heap, stacks): what a leak would grow.
-    anon_mib: BTreeMap<String, f64>,
     nats_server_mib: Option<f64>,
 }
 
@@ -90,7 +88,8 @@ async fn soak(run: &mut Pipeline, options: &Options, duration: Duration) -> anyh
     .fetch_one(&run.pool)
     .await?;
     let settled_at = settled_after.as_secs_f64();
-    let growth = Growth::of(&samples, settled_at);
+    let memory: Vec<Memory> = samples.iter().map(|sample| sample.memory.clone()).collect();
+    let growth = Growth::of(&memory, settled_at);
     let publish_errors: u64 = samples.iter().map(|sample| sample.publish_errors).sum();
     let lost = sent_total as i64 - rows;
     growth.print();
@@ -147,25 +146,30 @@ async fn measure(
     let anon_mib = memory::owned(run.rss_anon());
     let nats_server_mib = memory::nats_rss(run);
     let sample = Sample {
-        at_s: start.elapsed().as_secs_f64(),
+        memory: Memory {
+            at_s: start.elapsed().as_secs_f64(),
+            rss_mib,
+            anon_mib,
+        },
         sent: interval.len(),
         publish_errors,
         not_durable: interval.len() - durable.len(),
         durable: percentiles(durable, Duration::from_secs(1)),
-        rss_mib,
-        anon_mib,
         nats_server_mib,
     };
     println!(
         "{:>7.0} {:>8} {:>6} {:>6} | {} | {} {}",
-        sample.at_s,
+        sample.memory.at_s,
         sample.sent,
         sample.publish_errors,
         sample.not_durable,
         sample.durable.cells(),
         crate::WORKERS
             .iter()
-            .map(|name| format!("{:.1}", sample.rss_mib.get(*name).copied().unwrap_or(0.0)))
+            .map(|name| format!(
+                "{:.1}",
+                sample.memory.rss_mib.get(*name).copied().unwrap_or(0.0)
+            ))
             .collect::<Vec<_>>()
             .join(" "),
         sample
@@ -173,98 +177,4 @@ async fn measure(
             .map_or("?".into(), |mib| format!("{mib:.1}"))
     );
     sample
-}
-
-/// How many samples a median takes at each end.
-const MEDIAN_OF: usize = 5;
-
-/// Each worker's RSS growth after settling, in percent: the figure (the last sample
-/// against the first one at or after `settled_at`), and the median of the last
-/// [`MEDIAN_OF`] samples against the median of the first [`MEDIAN_OF`] from `settled_at`;
-/// with the anonymous MiB (medians) at both ends.
-struct Growth {
-    settled_at: f64,
-    /// How many samples each median took (fewer than [`MEDIAN_OF`] in a short soak).
-    window: usize,
-    single: BTreeMap<String, f64>,
-    medians: BTreeMap<String, f64>,
-    anon: BTreeMap<String, (f64, f64)>,
-}
-
-impl Growth {
-    fn of(samples: &[Sample], settled_at: f64) -> Self {
-        let from = samples
-            .iter()
-            .position(|sample| sample.at_s >= settled_at)
-            .unwrap_or(0);
-        let after = &samples[from..];
-        let mut growth = Self {
-            settled_at: after.first().map_or(0.0, |sample| sample.at_s),
-            window: 0,
-            single: BTreeMap::new(),
-            medians: BTreeMap::new(),
-            anon: BTreeMap::new(),
-        };
-        let (Some(settled), Some(end)) = (after.first(), after.last()) else {
-            return growth;
-        };
-        let window = MEDIAN_OF.min(after.len() / 2).max(1);
-        growth.window = window;
-        let (first, last) = (&after[..window], &after[after.len() - window..]);
-        let percent = |from: f64, to: f64| (to - from) * 100.0 / from.max(f64::MIN_POSITIVE);
-        for (name, mib) in &settled.rss_mib {
-            let end_mib = end.rss_mib.get(name).copied().unwrap_or(0.0);
-            growth.single.insert(name.clone(), percent(*mib, end_mib));
-            let rss = |samples: &[Sample]| median(samples, |sample| &sample.rss_mib, name);
-            growth
-                .medians
-                .insert(name.clone(), percent(rss(first), rss(last)));
-            let anon = |samples: &[Sample]| median(samples, |sample| &sample.anon_mib, name);
-            growth.anon.insert(name.clone(), (anon(first), anon(last)));
-        }
-        growth
-    }
-
-    fn print(&self) {
-        let line = |values: &BTreeMap<String, f64>| {
-            values
-                .iter()
-                .map(|(name, percent)| format!("{name} {percent:+.1} %"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        println!(
-            "RSS growth after {:.0} s (the last sample against that one): {}",
-            self.settled_at,
-            line(&self.single)
-        );
-        println!(
-            "  median of the last {0} samples against the first {0} from {1:.0} s: {2}",
-            self.window,
-            self.settled_at,
-            line(&self.medians)
-        );
-        println!(
-            "  anonymous memory (heap, stacks), the same medians: {}",
-            self.anon
-                .iter()
-                .map(|(name, (from, to))| format!("{name} {from:.1} → {to:.1} MiB"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-}
-
-/// The median of one worker's figure over `samples` (the upper one of an even count).
-fn median(
-    samples: &[Sample],
-    figure: impl Fn(&Sample) -> &BTreeMap<String, f64>,
-    name: &str,
-) -> f64 {
-    let mut values: Vec<f64> = samples
-        .iter()
-        .filter_map(|sample| figure(sample).get(name).copied())
-        .collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }

@@ -8,6 +8,15 @@ mod approvals;
 mod architecture;
 mod audit;
 mod audit_forgery;
+// The pipeline bench's pure parts, tested in `bench_parts`: a `harness = false` bench's own
+// tests never run. Only what those tests call is used in this binary.
+#[allow(dead_code)]
+#[path = "../../benches/pipeline/args.rs"]
+mod bench_args;
+#[allow(dead_code)]
+#[path = "../../benches/pipeline/growth.rs"]
+mod bench_growth;
+mod bench_parts;
 mod browser;
 mod cancel;
 mod check_observability;
