@@ -104,16 +104,15 @@ impl Forge {
         }
     }
 
-    /// Publishes a job whose request says `environment`/`command`, carrying `claims` signed by
-    /// this forge's key; returns the request id.
-    async fn publish(
+    /// A job whose request says `environment`/`command` (parsed as `operation_of`), carrying
+    /// `claims` signed by this forge's key.
+    fn job(
         &self,
         claims: &Claims,
         environment: Environment,
         command: &str,
         operation_of: &str,
-    ) -> Uuid {
-        let token = token::mint(&self.key, claims).unwrap();
+    ) -> ExecJob {
         let request = Request {
             request_id: claims.request_id,
             requester: "mallory".into(),
@@ -128,12 +127,24 @@ impl Forge {
             risk_level: None,
             execution: Default::default(),
         };
-        let job = ExecJob {
+        ExecJob {
             request,
-            token,
+            token: token::mint(&self.key, claims).unwrap(),
             token_id: claims.token_id,
             expires_at: claims.expires_at,
-        };
+        }
+    }
+
+    /// Publishes a job whose request says `environment`/`command`, carrying `claims` signed by
+    /// this forge's key; returns the request id.
+    async fn publish(
+        &self,
+        claims: &Claims,
+        environment: Environment,
+        command: &str,
+        operation_of: &str,
+    ) -> Uuid {
+        let job = self.job(claims, environment, command, operation_of);
         let envelope = Envelope::derived(
             claims.request_id,
             Utc::now(),
@@ -447,25 +458,7 @@ async fn a_job_that_ran_gets_its_outcome_again_while_the_engine_does_not_answer(
     let inspect = format!("docker inspect {name}");
     let job = |request_id: RequestId| {
         let claims = forge.claims(request_id, Environment::Dev, &inspect);
-        ExecJob {
-            request: Request {
-                request_id,
-                requester: "ci".into(),
-                submitted_by: wingman::identity::Principal::Anonymous,
-                environment: Environment::Dev,
-                command: Some(Command {
-                    line: inspect.clone(),
-                    operation: parse_command_line(&inspect).unwrap(),
-                }),
-                title: "t".into(),
-                description: "d".into(),
-                risk_level: None,
-                execution: Default::default(),
-            },
-            token: token::mint(&forge.key, &claims).unwrap(),
-            token_id: claims.token_id,
-            expires_at: claims.expires_at,
-        }
+        forge.job(&claims, Environment::Dev, &inspect, &inspect)
     };
     let events = |outgoing: &[Outgoing]| -> Vec<Value> {
         outgoing
