@@ -10,8 +10,10 @@
 //! declared probe) comes in an [`Admission`].
 //!
 //! It also answers the question the gateway's policy decides on: what Docker says the
-//! targets are ([`Engine::resolve`]). [`Engine::perform_resolved`] then acts on exactly
-//! the containers that were resolved, by full id; [`Engine::perform`] does both at once.
+//! targets are ([`Engine::resolve`]; [`Engine::look`] for the gateway, which resolves an
+//! `inspect` by inspecting and keeps what it read). [`Engine::perform_resolved`] then acts
+//! on exactly the containers that were resolved, by full id; [`Engine::perform`] does both
+//! at once.
 //!
 //! Every target gets a [`TargetResult`]; a missing container or a refused removal is a
 //! failed target, not an [`EngineError`]. Targets are handled one at a time, in the order
@@ -25,7 +27,7 @@
 //! - `compose`: compose projects, found by their `com.docker.compose.*` labels
 //! - `compose_cli`: `compose up` and `pull` through the compose binary
 //! - `probe`: `docker exec` of a declared probe
-//! - `resolve`: the listing the typed targets are matched against
+//! - `resolve`: the listing the typed targets are matched against, and [`Lookup`]
 //! - `result`: [`ExecutionResult`], [`TargetResult`], [`Limits`] and bounded output
 //! - `since` and `template`: the client-side parts of `logs --since` and `inspect --format`
 //! - `error`: [`EngineError`]
@@ -49,6 +51,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
+use bollard::models::ContainerInspectResponse;
 
 use crate::docker::{ContainerAction, ContainerOp, DockerOperation, Resolution, Resolved};
 
@@ -58,6 +61,7 @@ pub use compose_cli::{
 };
 pub use error::EngineError;
 pub use probe::{PROBE_TIMEOUT, Probe};
+pub use resolve::Lookup;
 pub use result::{
     CUT_MARKER, DEFAULT_STOP_TIMEOUT_SECS, ExecutionResult, Limits, TargetResult, bounded,
 };
@@ -157,17 +161,19 @@ impl Engine {
         &self.compose
     }
 
-    /// Performs `operation` on what `resolved` found, with what the policy's `admission`
-    /// adds: the registered project for `compose up` / `pull`, the probe for an exec. Every
-    /// other operation is [`Engine::perform_resolved`].
+    /// Performs `operation` on what `lookup` found, with what the policy's `admission`
+    /// adds: the registered project for `compose up` / `pull`, the probe for an exec; an
+    /// `inspect` reports what `lookup` read of its targets (asking only for what it did not
+    /// read). Every other operation is [`Engine::perform_resolved`].
     #[tracing::instrument(skip_all, fields(operation = operation.name()))]
     pub async fn perform_admitted(
         &self,
         operation: &DockerOperation,
-        resolved: &Resolved,
+        lookup: &Lookup,
         admission: &Admission,
         limits: &Limits,
     ) -> Result<ExecutionResult, EngineError> {
+        let resolved = &lookup.resolved;
         match (operation, resolved) {
             (DockerOperation::Compose(op), _) if op.action.reads_compose_files() => {
                 let project =
@@ -208,7 +214,7 @@ impl Engine {
                 }
                 Ok(report.finish())
             }
-            _ => self.perform_resolved(operation, resolved, limits).await,
+            _ => self.perform_reading(operation, lookup, limits).await,
         }
     }
 
@@ -243,7 +249,18 @@ impl Engine {
         resolved: &Resolved,
         limits: &Limits,
     ) -> Result<ExecutionResult, EngineError> {
-        match (operation, resolved) {
+        self.perform_reading(operation, &Lookup::resolved(resolved.clone()), limits)
+            .await
+    }
+
+    /// [`Engine::perform_resolved`] on `lookup`'s targets, reporting what it already read.
+    async fn perform_reading(
+        &self,
+        operation: &DockerOperation,
+        lookup: &Lookup,
+        limits: &Limits,
+    ) -> Result<ExecutionResult, EngineError> {
+        match (operation, &lookup.resolved) {
             (DockerOperation::Container(op), Resolved::Containers(targets)) => {
                 let aims = targets
                     .iter()
@@ -258,7 +275,8 @@ impl Engine {
                         },
                     })
                     .collect::<Vec<_>>();
-                self.perform_container(op, &aims, limits).await
+                self.perform_container(op, &aims, &lookup.read, limits)
+                    .await
             }
             (DockerOperation::Compose(op), Resolved::Compose(members))
                 if !op.action.reads_compose_files() =>
@@ -279,6 +297,7 @@ impl Engine {
         &self,
         op: &ContainerOp,
         aims: &[Aim],
+        read: &[(String, ContainerInspectResponse)],
         limits: &Limits,
     ) -> Result<ExecutionResult, EngineError> {
         let heading = format!(
@@ -290,7 +309,7 @@ impl Engine {
         let options = &op.options;
         let change = match op.action {
             ContainerAction::Inspect => {
-                read::inspect(self, aims, options, &mut report).await?;
+                read::inspect(self, aims, options, read, &mut report).await?;
                 return Ok(report.finish());
             }
             ContainerAction::Logs => {

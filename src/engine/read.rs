@@ -8,6 +8,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bollard::container::LogOutput;
+use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
 use futures::StreamExt;
 use serde_json::{Map, Value};
@@ -32,11 +33,13 @@ const EXCERPT_FIELDS: &[&str] = &[
 ];
 
 /// Inspects each target: the rendered `--format` template, or a JSON excerpt of its
-/// identity, state and configuration.
+/// identity, state and configuration. A target already `read` (by full id, while the
+/// gateway resolved it: [`Engine::look`]) is reported from that answer, not asked again.
 pub(crate) async fn inspect(
     engine: &Engine,
     aims: &[Aim],
     options: &ContainerOptions,
+    read: &[(String, ContainerInspectResponse)],
     report: &mut Report,
 ) -> Result<(), EngineError> {
     let template = options.format.as_deref().map(Template::parse).transpose()?;
@@ -49,10 +52,15 @@ pub(crate) async fn inspect(
                 continue;
             }
         };
-        let inspected = engine
-            .docker
-            .inspect_container(id, Some(query.clone()))
-            .await;
+        let inspected = match read.iter().find(|(read_id, _)| read_id == id) {
+            Some((_, response)) => Ok(response.clone()),
+            None => {
+                engine
+                    .docker
+                    .inspect_container(id, Some(query.clone()))
+                    .await
+            }
+        };
         let text = match &inspected {
             Ok(response) => {
                 let mut value = serde_json::to_value(response).unwrap_or(Value::Null);

@@ -4,7 +4,8 @@
 //!    shell) when, and only when, the job's capability token verifies: signature, expiry,
 //!    environment (and `ALLOWED_ENVIRONMENTS`), request id and the hash of the operation it
 //!    parsed itself; the policy allows it on what Docker says the targets are (it resolves
-//!    them through the Engine: canonical names, full ids, compose labels); and the token id
+//!    them through the Engine: canonical names, full ids, compose labels; an `inspect` by
+//!    inspecting them, what it read released only after the claim); and the token id
 //!    was never used. It then acts on exactly the containers it resolved, by full id;
 //!    `compose up` / `pull` run the compose binary from the project's registration, and an
 //!    exec runs only the probe the policy declares.
@@ -206,10 +207,12 @@ pub async fn execute(
     // use is refused) whatever the Engine answered; without one, Docker must be reachable
     // before anything is claimed (if it is not, retry later). The policy decides on these
     // facts, and the engine acts on exactly these containers, so resolving never changes
-    // what the token approved: an id prefix of two containers is refused, not guessed.
-    let (existing, (resolution, resolve_took)) = tokio::join!(
+    // what the token approved: an id prefix of two containers is refused, not guessed. An
+    // `inspect` is resolved by the inspect itself ([`Engine::look`]): what it read leaves
+    // the gateway only below, once the policy allowed it and the claim is ours.
+    let (existing, (lookup, resolve_took)) = tokio::join!(
         read_claim(&deps.claims, &key),
-        timed(deps.engine.resolve(&operation))
+        timed(deps.engine.look(&operation))
     );
     if let Some((claim, _)) = existing? {
         return replay(
@@ -222,15 +225,13 @@ pub async fn execute(
             deps.running_lease,
         );
     }
-    let resolved = resolution
+    let lookup = lookup
         .map_err(|error| StageError::Transient(anyhow::anyhow!("docker engine: {error:#}")))?;
+    let resolved = &lookup.resolved;
     let resolved_at = Instant::now();
     // What the policy adds: the registered project `compose up` / `pull` run from, the
     // declared probe an exec runs (never the request's files or argv themselves).
-    let admission = match deps
-        .policy
-        .admit(request.environment, &operation, &resolved)
-    {
+    let admission = match deps.policy.admit(request.environment, &operation, resolved) {
         Ok(admission) => admission,
         Err(refusal) => return refuse("policy", refusal.to_string()),
     };
@@ -306,9 +307,10 @@ pub async fn execute(
     let began = Instant::now();
     let performed = deps
         .engine
-        .perform_admitted(&operation, &resolved, &admission, &limits)
+        .perform_admitted(&operation, &lookup, &admission, &limits)
         .await;
-    let elapsed = began.elapsed();
+    // The operation's Engine time: its call, and the reads it made while resolving.
+    let elapsed = began.elapsed() + lookup.read_took;
     let finished = match performed {
         Ok(result) => {
             metrics::docker_call(operation.name(), if result.ok { "ok" } else { "failed" });
@@ -358,7 +360,8 @@ pub async fn execute(
         publish_started_us = us(published_at - publishing_at),
         claim_us = us(began - published_at),
         engine_us = us(elapsed),
-        claim_update_us = us((done - began).saturating_sub(elapsed)),
+        read_while_resolving_us = us(lookup.read_took),
+        claim_update_us = us((done - began).saturating_sub(elapsed - lookup.read_took)),
         "gateway job timings"
     );
     metrics::gateway_overhead(overhead);

@@ -201,6 +201,7 @@ async fn a_publisher_cannot_stop_the_control_plane_or_a_protected_project_by_any
     env.spawn_recorder().await;
 
     let gateway_prefix = &container_id(&gateway).await[..12];
+    let ledger_prefix = &container_id(&ledger_app).await[..12];
     let upgrade = "README \"Production → Upgrade\" says: `docker compose -f docker-compose.prd.yml";
     let attacks = [
         // The compose name ends in `-1`: the old policy matched `…-postgres` only.
@@ -237,6 +238,15 @@ async fn a_publisher_cannot_stop_the_control_plane_or_a_protected_project_by_any
             "environments.prd.protected_projects",
             format!("container {ledger_app} belongs to compose project {ledger}"),
         ),
+        // An inspect is resolved by inspecting (one Engine call): a protected container read
+        // by id prefix is refused all the same, and nothing that was read leaves.
+        (
+            format!("docker inspect {ledger_prefix}"),
+            "environments.prd.protected_projects",
+            format!(
+                "container {ledger_app} (typed as `{ledger_prefix}`) belongs to compose project {ledger}"
+            ),
+        ),
     ];
     let mut refused = Vec::new();
     for (command, rule, says) in &attacks {
@@ -244,6 +254,12 @@ async fn a_publisher_cannot_stop_the_control_plane_or_a_protected_project_by_any
         assert_refused(&env, request_id, rule, says).await;
         refused.push(request_id);
     }
+    let read_refused = *refused.last().unwrap();
+    assert_eq!(
+        env.output_of(read_refused).await,
+        "",
+        "a refused inspect publishes no output"
+    );
 
     // Read-only operations on the control plane still run (the runbook inspects the
     // gateway's mounts), and so does a restart of an unprotected container.
