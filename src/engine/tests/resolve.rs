@@ -7,12 +7,18 @@ use super::{Fixture, operation};
 use crate::docker::{Resolution, Resolved};
 use crate::engine::Limits;
 
-#[tokio::test]
-async fn a_name_and_an_id_prefix_resolve_to_the_canonical_name_id_and_labels() {
-    let fixture = Fixture::start().await;
+/// A running container of service `db` in a compose project of this test: (project, name, id).
+async fn compose_db(fixture: &Fixture) -> (String, String, String) {
     let project = fixture.name("app");
     let name = fixture.service("app-db-1", &project, "db").await;
     let id = fixture.inspect(&name).await.unwrap().id.unwrap();
+    (project, name, id)
+}
+
+#[tokio::test]
+async fn a_name_and_an_id_prefix_resolve_to_the_canonical_name_id_and_labels() {
+    let fixture = Fixture::start().await;
+    let (project, name, id) = compose_db(&fixture).await;
 
     for typed in [name.clone(), id[..12].to_string(), id.clone()] {
         let resolved = fixture
@@ -123,9 +129,7 @@ fn shape(resolved: &Resolved) -> Vec<Resolution> {
 #[tokio::test]
 async fn an_inspect_resolved_by_inspecting_says_what_the_listing_says() {
     let fixture = Fixture::start().await;
-    let project = fixture.name("app");
-    let name = fixture.service("app-db-1", &project, "db").await;
-    let id = fixture.inspect(&name).await.unwrap().id.unwrap();
+    let (project, name, id) = compose_db(&fixture).await;
     let missing = fixture.name("nothing");
     // Containers of this test until two of their ids begin alike: that digit is ambiguous.
     let mut firsts: Vec<char> = vec![id.chars().next().unwrap()];
