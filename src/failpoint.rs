@@ -1,7 +1,9 @@
 //! Fault injection for the crash tests: `WINGMAN_FAILPOINT=<name>:<action>` makes a worker
 //! stop at a named point, so a test can kill it exactly there.
 //!
-//! Names: `before_ack` (the effect is durable, the message not yet acked).
+//! Names: `before_ack` (the effect is durable, the message not yet acked); the gateway's
+//! `gateway_before_executing` (the token being claimed, EXECUTING not yet published) and
+//! `gateway_after_claim` (the token claimed and EXECUTING recorded, Docker not yet called).
 //! Actions: `pause` (print `failpoint <name> reached` on stderr, then hang until killed) and
 //! `abort` (end the process at once). Unset in production; read once.
 

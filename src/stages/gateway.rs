@@ -38,7 +38,9 @@ use crate::bus::step::Step;
 use crate::claims::{self, Created, Key};
 use crate::docker::{DockerOperation, parse_command_line};
 use crate::engine::{ComposeFileDigests, Engine, ExecutionResult, Limits};
-use crate::events::payload::{ExecutionFinished, ExecutionIndeterminate, ExecutionStarted};
+use crate::events::payload::{
+    ExecutionFinished, ExecutionIndeterminate, ExecutionStarted, Payload as _,
+};
 use crate::events::{AuditKind, ExecJob, ExecutionOutput, PublicStatus, Stage};
 use crate::metrics;
 use crate::policy::Policy;
@@ -221,7 +223,7 @@ pub async fn execute(
             job_id,
             &operation,
             request,
-            claims.token_id,
+            &claims,
             deps.running_lease,
         );
     }
@@ -243,17 +245,10 @@ pub async fn execute(
         }
         _ => ComposeFileDigests::default(),
     };
-    // EXECUTING is durable before the claim and the Docker call (ids are derived: a
-    // redelivery republishes nothing new).
     let started = [
         step.record(
             Some(Status::Executing),
             &ExecutionStarted {
-                token_id: Some(claims.token_id),
-                operation: operation.name().to_string(),
-                argv: Some(operation.canonical_argv()),
-                environment: Some(request.environment),
-                approvers: claims.approvers.clone(),
                 resolved: json!(resolved),
                 probe: json!(admission.probe),
                 compose_project_directory: admission
@@ -262,6 +257,7 @@ pub async fn execute(
                     .map(|project| project.directory.display().to_string()),
                 compose_files: files.compose_files,
                 env_file: files.env_file,
+                ..started_record(&operation, request, &claims)
             },
         ),
         step.status(
@@ -269,11 +265,12 @@ pub async fn execute(
             details(&[("operation", json!(operation.to_string()))]),
         ),
     ];
-    let publishing_at = Instant::now();
-    publish_all(&deps.bus.js, &started)
-        .await
-        .map_err(StageError::Transient)?;
-    let published_at = Instant::now();
+    // EXECUTING and the claim, at once: both are durable before the Engine is called (one
+    // round trip in line, not two). EXECUTING's ids are derived: a redelivery republishes
+    // nothing new. When EXECUTING could not be recorded, the claim is given back so a retry
+    // runs the operation once; when even that fails, or the gateway stops between the two,
+    // the redelivery finds the claim and ends INDETERMINATE, recording EXECUTING first
+    // ([`indeterminate_after_restart`]): never a second run.
     let claim = ExecClaim {
         state: ClaimState::Started,
         request_id: request.request_id,
@@ -282,10 +279,19 @@ pub async fn execute(
         result: None,
         duration_ms: None,
     };
-    let revision = match claims::create_once(&deps.claims, &key, &claim, "the execution claim")
-        .await
-        .map_err(StageError::Transient)?
-    {
+    let publishing_at = Instant::now();
+    let ((published, published_at), (created, claimed_at)) = tokio::join!(
+        async {
+            crate::failpoint::hit("gateway_before_executing").await;
+            let published = publish_all(&deps.bus.js, &started).await;
+            (published, Instant::now())
+        },
+        async {
+            let created = claims::create_once(&deps.claims, &key, &claim, "the execution claim");
+            (created.await, Instant::now())
+        },
+    );
+    let revision = match created.map_err(StageError::Transient)? {
         Created::Ours(revision) => revision,
         Created::Theirs(claim, _) => {
             return replay(
@@ -294,11 +300,21 @@ pub async fn execute(
                 job_id,
                 &operation,
                 request,
-                claims.token_id,
+                &claims,
                 deps.running_lease,
             );
         }
     };
+    if let Err(error) = published {
+        if let Err(release) = deps
+            .claims
+            .delete_expect_revision(&key, Some(revision))
+            .await
+        {
+            tracing::error!(%release, %key, "EXECUTING was not recorded and the claim could not be given back: the redelivery ends INDETERMINATE");
+        }
+        return Err(StageError::Transient(error));
+    }
     crate::failpoint::hit("gateway_after_claim").await;
     let limits = Limits {
         max_stop_timeout_secs: deps.policy.max_stop_timeout(request.environment),
@@ -309,8 +325,9 @@ pub async fn execute(
         .engine
         .perform_admitted(&operation, &lookup, &admission, &limits)
         .await;
+    let performed_at = Instant::now();
     // The operation's Engine time: its call, and the reads it made while resolving.
-    let elapsed = began.elapsed() + lookup.read_took;
+    let elapsed = (performed_at - began) + lookup.read_took;
     let finished = match performed {
         Ok(result) => {
             metrics::docker_call(operation.name(), if result.ok { "ok" } else { "failed" });
@@ -357,11 +374,12 @@ pub async fn execute(
         claim_read_and_resolve_us = us(resolved_at - admitted_at),
         resolve_us = us(resolve_took),
         policy_us = us(publishing_at - resolved_at),
+        started_and_claim_us = us(began - publishing_at),
         publish_started_us = us(published_at - publishing_at),
-        claim_us = us(began - published_at),
+        claim_us = us(claimed_at - publishing_at),
         engine_us = us(elapsed),
         read_while_resolving_us = us(lookup.read_took),
-        claim_update_us = us((done - began).saturating_sub(elapsed - lookup.read_took)),
+        claim_update_us = us(done - performed_at),
         "gateway job timings"
     );
     metrics::gateway_overhead(overhead);
@@ -498,9 +516,10 @@ fn replay(
     job_id: &str,
     operation: &DockerOperation,
     request: &Request,
-    token_id: Uuid,
+    claims: &token::Claims,
     running_lease: Duration,
 ) -> Result<Vec<Outgoing>, StageError> {
+    let token_id = claims.token_id;
     match existing_claim(claim, job_id, running_lease, Utc::now()) {
         ExistingClaim::Reused => Ok(refusal(
             step,
@@ -519,13 +538,70 @@ fn replay(
                 "indeterminate",
                 Duration::ZERO,
             );
-            Ok(indeterminate(
+            Ok(indeterminate_after_restart(
                 step,
-                token_id,
+                operation,
+                request,
+                claims,
                 "the gateway stopped between claiming the token and recording the result: check the containers by hand; it will not be run again",
             ))
         }
     }
+}
+
+/// What EXECUTING records of every execution: the token, the operation as approved, who
+/// approved it. [`execute`] adds what Docker said the targets were and what the policy added.
+fn started_record(
+    operation: &DockerOperation,
+    request: &Request,
+    claims: &token::Claims,
+) -> ExecutionStarted {
+    ExecutionStarted {
+        token_id: Some(claims.token_id),
+        operation: operation.name().to_string(),
+        argv: Some(operation.canonical_argv()),
+        environment: Some(request.environment),
+        approvers: claims.approvers.clone(),
+        resolved: Value::Null,
+        probe: Value::Null,
+        compose_project_directory: None,
+        compose_files: Vec::new(),
+        env_file: None,
+    }
+}
+
+/// INDETERMINATE found on a redelivery: the claim is there, the result is not. EXECUTING
+/// may not be recorded (the gateway claims and records it at once, and may have stopped
+/// between the two), so it travels first in the same audit message: the request moves
+/// EXECUTING → INDETERMINATE either way. When it was recorded, its derived id makes this
+/// copy (which knows no resolved targets) a duplicate the recorder leaves out.
+fn indeterminate_after_restart(
+    step: &Step<'_>,
+    operation: &DockerOperation,
+    request: &Request,
+    claims: &token::Claims,
+    reason: &str,
+) -> Vec<Outgoing> {
+    let started = started_record(operation, request, claims);
+    let ended = ExecutionIndeterminate {
+        token_id: Some(claims.token_id),
+        error: Some(reason.to_string()),
+    };
+    vec![
+        step.audits(vec![
+            (
+                AuditKind::ExecutionStarted,
+                Some(Status::Executing),
+                started.to_data(),
+            ),
+            (
+                AuditKind::ExecutionFinished,
+                Some(Status::Indeterminate),
+                ended.to_data(),
+            ),
+        ]),
+        step.status(Status::Indeterminate, details(&[("error", json!(reason))])),
+    ]
 }
 
 /// The audit and status events of a finished execution, and its output for the requester.

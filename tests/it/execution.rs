@@ -511,3 +511,68 @@ async fn a_job_that_ran_gets_its_outcome_again_while_the_engine_does_not_answer(
     docker::remove(&name).await;
     env.stop().await;
 }
+
+/// The gateway records EXECUTING and claims the token at once. When EXECUTING cannot be
+/// recorded (here: the status stream is gone), the claim is given back and nothing runs, so
+/// the retry, once the stream is back, runs the operation once instead of ending
+/// INDETERMINATE.
+#[tokio::test]
+async fn a_job_whose_executing_cannot_be_recorded_gives_its_claim_back_and_runs_once_on_retry() {
+    let env = TestEnv::start().await;
+    let name = docker::unique("wt-release");
+    docker::start_container(&name, None).await;
+    let (_, started_before) = docker::state(&name).await.unwrap();
+    let deps = env.gateway_deps(&[Environment::Dev]).await;
+    let forge = Forge {
+        bus: env.bus.clone(),
+        key: std::sync::Arc::clone(&env.signing_key),
+    };
+    let restart = format!("docker restart {name}");
+    let claims = forge.claims(RequestId::generate(), Environment::Dev, &restart);
+    let job = forge.job(&claims, Environment::Dev, &restart, &restart);
+    let published = Utc::now();
+    let key = format!("exec.{}", claims.token_id);
+    let status = env.bus.stream("WINGMAN_STATUS").await.unwrap();
+    let status_stream = status.cached_info().config.name.clone();
+    env.bus.js.delete_stream(&status_stream).await.unwrap();
+
+    let refused =
+        stages::gateway::execute(&deps, &job, "job-1", token::Presenter::Pipeline, published).await;
+    match refused {
+        Err(wingman::bus::consume::StageError::Transient(_)) => {}
+        other => panic!("a job whose EXECUTING is not recorded is retried later, got {other:?}"),
+    }
+    let entry = deps.claims.entry(&key).await.unwrap();
+    assert!(
+        entry.is_none_or(|entry| entry.operation != async_nats::jetstream::kv::Operation::Put),
+        "the claim was given back"
+    );
+    let (_, started_now) = docker::state(&name).await.unwrap();
+    assert_eq!(started_now, started_before, "nothing ran");
+
+    env.bus.ensure_topology().await.unwrap();
+    let ran = stages::gateway::execute(&deps, &job, "job-1", token::Presenter::Pipeline, published)
+        .await
+        .expect("the retry runs");
+    let statuses: Vec<String> = ran
+        .iter()
+        .filter_map(|message| {
+            serde_json::from_slice::<Value>(&message.payload).unwrap()["status"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(statuses, ["SUCCEEDED"]);
+    let (_, started_after) = docker::state(&name).await.unwrap();
+    assert_ne!(started_after, started_before, "the retry restarted it");
+    let again =
+        stages::gateway::execute(&deps, &job, "job-2", token::Presenter::Pipeline, published)
+            .await
+            .expect("a second job with the token is answered");
+    assert!(
+        String::from_utf8_lossy(&again[0].payload).contains("token_reused"),
+        "the token ran once"
+    );
+    docker::remove(&name).await;
+    env.stop().await;
+}

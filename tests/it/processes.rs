@@ -330,6 +330,23 @@ async fn two_intake_workers_share_the_work_and_no_request_is_processed_twice() {
 #[tokio::test]
 async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterminate_and_never_reruns_it()
  {
+    gateway_killed_at("gateway_after_claim").await;
+}
+
+/// The gateway records EXECUTING and claims the token at once: killed with the claim stored
+/// and EXECUTING not, the request still moves EXECUTING → INDETERMINATE (the recorder
+/// refuses INDETERMINATE from AUTO_APPROVED) and the operation never runs.
+#[tokio::test]
+async fn a_gateway_killed_between_its_claim_and_executing_still_records_executing_then_indeterminate()
+ {
+    gateway_killed_at("gateway_before_executing").await;
+}
+
+/// A restart through the pipeline, the gateway killed at `failpoint` with the token claimed,
+/// a second gateway taking over: the request ends INDETERMINATE, its audit trail says
+/// EXECUTING once then INDETERMINATE, and the container was not restarted.
+async fn gateway_killed_at(failpoint: &str) {
+    use futures::StreamExt as _;
     let mut env = TestEnv::start().await;
     let name = crate::docker::unique("wt-crash");
     crate::docker::start_container(&name, None).await;
@@ -338,13 +355,11 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
     env.spawn_authority().await;
     env.spawn_recorder().await;
     let gateway_env = [("ALLOWED_ENVIRONMENTS", "dev,test")];
+    let paused = format!("{failpoint}:pause");
     let mut doomed = spawn_worker(
         &env,
         "wingman-gateway",
-        &[
-            gateway_env[0],
-            ("WINGMAN_FAILPOINT", "gateway_after_claim:pause"),
-        ],
+        &[gateway_env[0], ("WINGMAN_FAILPOINT", &paused)],
     );
     let request_id = Uuid::new_v4();
     let payload =
@@ -354,7 +369,25 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
         payload.to_string(),
     )
     .await;
-    wait_for_stderr(&mut doomed, "failpoint gateway_after_claim reached").await;
+    wait_for_stderr(&mut doomed, &format!("failpoint {failpoint} reached")).await;
+    // The claim is stored before the kill (before EXECUTING, it is on its way beside it).
+    let claims = env.claims().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut keys = claims.keys().await.unwrap();
+        let mut claimed = false;
+        while let Some(key) = keys.next().await {
+            claimed |= key.unwrap().starts_with("exec.");
+        }
+        if claimed {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the token was never claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     doomed.kill().await.unwrap();
 
     let _replacement = spawn_worker(&env, "wingman-gateway", &gateway_env);
@@ -376,10 +409,12 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
         env.status_of(request_id).await.as_deref(),
         Some("AUTO_APPROVED")
     );
-    assert_eq!(
-        env.execution_status_of(request_id).await.as_deref(),
-        Some("INDETERMINATE")
-    );
+    env.wait_for_count(
+        "SELECT count(*) FROM approval_requests WHERE execution_status = 'INDETERMINATE' AND request_id = $1",
+        Some(request_id),
+        1,
+    )
+    .await;
     let executions: Vec<String> =
         sqlx::query_scalar("SELECT status FROM executions WHERE request_id = $1")
             .bind(request_id)
@@ -387,6 +422,24 @@ async fn a_gateway_killed_between_claim_and_result_leaves_the_execution_indeterm
             .await
             .unwrap();
     assert_eq!(executions, ["INDETERMINATE"]);
+    let trail: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT kind, status FROM audit_events WHERE request_id = $1 AND stage = 'gateway' ORDER BY seq",
+    )
+    .bind(request_id)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let trail: Vec<(&str, Option<&str>)> = trail
+        .iter()
+        .map(|(kind, status)| (kind.as_str(), status.as_deref()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("execution_started", Some("EXECUTING")),
+            ("execution_finished", Some("INDETERMINATE")),
+        ]
+    );
     crate::docker::remove(&name).await;
     env.stop().await;
 }
