@@ -242,7 +242,7 @@ async fn execute_now(
     let presenter = Presenter::Client(&caller);
     let outgoing = match execute(&state.deps, &job, &call_id, presenter, chrono::Utc::now()).await {
         Ok(outgoing) => outgoing,
-        Err(StageError::Transient(cause)) => {
+        Err(StageError::Transient(cause) | StageError::Later { error: cause, .. }) => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

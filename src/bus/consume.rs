@@ -2,7 +2,8 @@
 //!
 //! Per message: decode (the stage does it, through [`Delivery`]), handle, publish what the
 //! stage produced with ids and await the acks, and only then ack. Transient errors nak with a
-//! growing, jittered delay; permanent ones (and transient ones past `max_deliver`) go to
+//! growing, jittered delay, an error that names when it can be decided (`Later`) with that
+//! delay; permanent ones (and the others past `max_deliver`) go to
 //! `wingman.dlq.<stage>` with the reason, are audited, and are termed so the stream keeps
 //! flowing. A handler that panics is treated as a transient error. This is the only module
 //! that acks.
@@ -45,6 +46,14 @@ pub enum StageError {
     /// Will never succeed: dead-letter, audit, term.
     #[error("{0}")]
     Permanent(Rejection),
+    /// Cannot be decided before `after` has passed (another copy's lease on the work runs
+    /// until then): nak with that delay, so the retries are not spent before it can succeed.
+    #[error("not before {}: {error:#}", crate::duration::show(*after))]
+    Later {
+        after: Duration,
+        #[source]
+        error: anyhow::Error,
+    },
 }
 
 /// A permanent refusal: a short fixed `code` (a metric label) and a sentence for humans.
@@ -524,7 +533,11 @@ async fn settle(
             tracing::warn!(error = %format!("{error:#}"), stage = stage.as_str(), delivered = delivery.delivered, "transient failure; will retry");
             nak(message, delivery.delivered).await.map(|()| "retried")
         }
-        Err(StageError::Transient(error)) => {
+        Err(StageError::Later { after, error }) if delivery.delivered < max_deliver => {
+            tracing::info!(error = %format!("{error:#}"), stage = stage.as_str(), delivered = delivery.delivered, after = %crate::duration::show(after), "not yet; will retry");
+            nak_after(message, after).await.map(|()| "retried")
+        }
+        Err(StageError::Transient(error) | StageError::Later { error, .. }) => {
             let rejection = Rejection {
                 code: "retries_exhausted",
                 reason: format!("gave up after {} deliveries: {error:#}", delivery.delivered),
@@ -663,10 +676,16 @@ async fn ack(message: &jetstream::Message, double: bool) -> anyhow::Result<()> {
 }
 
 async fn nak(message: &jetstream::Message, delivered: u64) -> anyhow::Result<()> {
+    nak_after(
+        message,
+        retry_delay(u32::try_from(delivered).unwrap_or(u32::MAX)),
+    )
+    .await
+}
+
+async fn nak_after(message: &jetstream::Message, delay: Duration) -> anyhow::Result<()> {
     message
-        .ack_with(AckKind::Nak(Some(retry_delay(
-            u32::try_from(delivered).unwrap_or(u32::MAX),
-        ))))
+        .ack_with(AckKind::Nak(Some(delay)))
         .await
         .map_err(|error| anyhow::anyhow!("nak: {error}"))
 }

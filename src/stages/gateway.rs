@@ -508,6 +508,14 @@ pub fn existing_claim(
     }
 }
 
+/// How long until a `started` claim's lease runs out, and a little more: the redelivery
+/// after it finds the claim past the lease (INDETERMINATE) instead of spending the consumer's
+/// deliveries on retries that can only find it running.
+fn lease_left(claim: &ExecClaim, running_lease: Duration, now: DateTime<Utc>) -> Duration {
+    let ends = claim.started_at + chrono::Duration::from_std(running_lease).unwrap_or_default();
+    (ends - now).to_std().unwrap_or_default() + Duration::from_millis(500)
+}
+
 /// A claim exists: the same job redelivered gets its outcome again; any other use of the
 /// token is a replay.
 fn replay(
@@ -528,9 +536,10 @@ fn replay(
             token_id,
         )),
         ExistingClaim::Finished => Ok(finished_events(step, claim, operation, request, token_id)),
-        ExistingClaim::MayStillRun => Err(StageError::Transient(anyhow::anyhow!(
-            "the operation may still be running in another gateway"
-        ))),
+        ExistingClaim::MayStillRun => Err(StageError::Later {
+            after: lease_left(claim, running_lease, Utc::now()),
+            error: anyhow::anyhow!("the operation may still be running in another gateway"),
+        }),
         ExistingClaim::Indeterminate => {
             metrics::execution(
                 operation.name(),

@@ -354,12 +354,22 @@ async fn gateway_killed_at(failpoint: &str) {
     env.spawn_intake_validating(100).await;
     env.spawn_authority().await;
     env.spawn_recorder().await;
-    let gateway_env = [("ALLOWED_ENVIRONMENTS", "dev,test")];
+    // The running lease longer than the consumer's redeliveries take (ack wait 2 s, then
+    // retries 0.2, 0.4, 0.8 s … apart, 5 deliveries in all), as in production (120 s, 150 s):
+    // the replacement must wait the lease out, not spend the deliveries inside it.
+    let gateway_env = [
+        ("ALLOWED_ENVIRONMENTS", "dev,test"),
+        ("WINGMAN_GATEWAY_LEASE_SECS", "8"),
+    ];
     let paused = format!("{failpoint}:pause");
     let mut doomed = spawn_worker(
         &env,
         "wingman-gateway",
-        &[gateway_env[0], ("WINGMAN_FAILPOINT", &paused)],
+        &[
+            gateway_env[0],
+            gateway_env[1],
+            ("WINGMAN_FAILPOINT", &paused),
+        ],
     );
     let request_id = Uuid::new_v4();
     let payload =

@@ -325,3 +325,32 @@ fn a_claimed_token_runs_once_whatever_presents_it_again() {
         ExistingClaim::Indeterminate
     );
 }
+
+#[test]
+fn a_retry_while_the_claim_may_still_run_comes_back_once_the_lease_is_over() {
+    let lease = Duration::from_secs(150);
+    let running = claim("job-1", ClaimState::Started, now());
+    // Redelivered after the consumer's ack wait (120 s): back once the lease has run out, and
+    // then past it, so that delivery decides.
+    let redelivered = now() + chrono::Duration::seconds(120);
+    let after = super::lease_left(&running, lease, redelivered);
+    assert!(
+        after > Duration::from_secs(30) && after <= Duration::from_secs(31),
+        "{after:?}"
+    );
+    assert_eq!(
+        existing_claim(
+            &running,
+            "job-1",
+            lease,
+            redelivered + chrono::Duration::from_std(after).unwrap()
+        ),
+        ExistingClaim::Indeterminate
+    );
+    // Past the lease already (a clock step): retried soon, not never.
+    let late = super::lease_left(&running, lease, now() + chrono::Duration::seconds(200));
+    assert!(
+        late > Duration::ZERO && late < Duration::from_secs(1),
+        "{late:?}"
+    );
+}
