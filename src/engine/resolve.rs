@@ -50,11 +50,6 @@ impl Lookup {
             read_took: Duration::ZERO,
         }
     }
-
-    /// How many targets were resolved by reading them (the rest from the listing).
-    pub fn targets_read(&self) -> usize {
-        self.read.len()
-    }
 }
 
 impl Engine {

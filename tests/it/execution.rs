@@ -145,23 +145,12 @@ impl Forge {
         operation_of: &str,
     ) -> Uuid {
         let job = self.job(claims, environment, command, operation_of);
-        let envelope = Envelope::derived(
-            claims.request_id,
-            Utc::now(),
-            &Uuid::new_v4().to_string(),
-            job,
-        );
-        let outgoing = Outgoing::json(
-            self.bus.subjects.exec_jobs(),
-            envelope.event_id.to_string(),
-            &envelope,
-        );
-        publish_all(&self.bus.js, &[outgoing]).await.unwrap();
+        self.enqueue(&job).await;
         claims.request_id.as_uuid()
     }
 
-    /// Publishes a copy of a real job as a new message.
-    async fn replay(&self, job: &ExecJob) {
+    /// Publishes `job` as a new message for the gateway (a copy of a real job, to replay it).
+    async fn enqueue(&self, job: &ExecJob) {
         let envelope = Envelope::derived(
             job.request.request_id,
             Utc::now(),
@@ -296,11 +285,11 @@ async fn the_gateway_refuses_every_forged_stale_or_mismatched_job_with_its_reaso
         token_id: minted.token_id,
         expires_at: minted.expires_at,
     };
-    ours.replay(&replay).await;
+    ours.enqueue(&replay).await;
     env.settle_all().await;
     stop_gateway.cancel();
     env.spawn_gateway(&[Environment::Dev]).await;
-    ours.replay(&replay).await;
+    ours.enqueue(&replay).await;
     env.settle_all().await;
     let (_, after_replays) = docker::state(&name).await.unwrap();
     assert_eq!(after_replays, restarted_at, "replays ran nothing");

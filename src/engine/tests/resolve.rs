@@ -163,7 +163,7 @@ async fn an_inspect_resolved_by_inspecting_says_what_the_listing_says() {
         let lookup = fixture.engine.look(&inspect).await.unwrap();
         let listed = fixture.engine.resolve(&inspect).await.unwrap();
         assert_eq!(shape(&lookup.resolved), shape(&listed), "{typed}");
-        assert_eq!(lookup.targets_read(), read, "{typed}: {lookup:?}");
+        assert_eq!(lookup.read.len(), read, "{typed}: {lookup:?}");
     }
     let Resolved::Containers(targets) = fixture
         .engine
@@ -188,7 +188,7 @@ async fn an_inspect_resolved_by_inspecting_says_what_the_listing_says() {
     let lookup = fixture.engine.look(&several).await.unwrap();
     let listed = fixture.engine.resolve(&several).await.unwrap();
     assert_eq!(shape(&lookup.resolved), shape(&listed));
-    assert_eq!(lookup.targets_read(), 1);
+    assert_eq!(lookup.read.len(), 1);
 }
 
 /// An inspect reports what was read when its targets were resolved (what the policy
