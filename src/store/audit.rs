@@ -5,7 +5,7 @@
 //! lock, and idempotent on (`event_id`, `stage`): the stage is the one the recorder proved
 //! from the subject, so another stage's planted copy of an id never suppresses the real event.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
@@ -256,14 +256,15 @@ impl<'a> Append<'a> {
 
     /// The recorder's common batch in one round trip: these rows and the `received` requests
     /// they project to (nothing else moves) in one statement outside any transaction, so the
-    /// batch commits with it. `wingman_record_received` (migration `20261206000001`) takes the
+    /// batch commits with it. `wingman_record_received` (migration `20261207000001`) takes the
     /// chain's lock, appends after `head` if it is still the chain's head — checked with a
     /// snapshot taken under the lock, as [`append`] checks it — and inserts the requests as
     /// [`insert_received`](crate::store::requests::insert_received) does; its statements keep
     /// one plan per connection (the function sets `plan_cache_mode = force_generic_plan` for
     /// itself, as [`begin_locked`] does for the same two statements). Its arguments are the
-    /// rows' 11 arrays, the head, then the requests' 21 arrays. [`Appended::NotAtHead`] when
-    /// the head was another: nothing was written.
+    /// rows' 11 arrays, the head, the requests' 21 arrays, then where each request's validator
+    /// scores are among the rows ([`Append::scores_from`]: those are not sent twice).
+    /// [`Appended::NotAtHead`] when the head was another: nothing was written.
     pub async fn with_received(
         &self,
         connection: &mut PgConnection,
@@ -275,12 +276,19 @@ impl<'a> Append<'a> {
         let query = sqlx::query(
             "SELECT wingman_record_received($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
                  $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28,
-                 $29, $30, $31, $32, $33, $34)",
+                 $29, $30, $31, $32, $33, $34, $35)",
         );
         let query = bind_rows(query, &self.rows)
             .bind(self.after.seq)
             .bind(&self.after.hash);
-        let row = crate::store::requests::bind_received(query, received)
+        let scores_from = self.scores_from(received);
+        let scores = crate::store::requests::scores_of(received)
+            .into_iter()
+            .zip(&scores_from)
+            .map(|(scores, from)| scores.filter(|_| from.is_none()))
+            .collect();
+        let row = crate::store::requests::bind_received(query, received, scores)
+            .bind(scores_from)
             .fetch_one(connection)
             .await?;
         if sqlx::Row::try_get::<bool, _>(&row, 0)? {
@@ -288,6 +296,36 @@ impl<'a> Append<'a> {
         } else {
             Ok(Appended::NotAtHead)
         }
+    }
+
+    /// Where each received request's validator scores are among these rows, as Postgres
+    /// counts (from 1): the new `request_validated` row of the request whose
+    /// `data.validator_scores` is the value its first move carries. `None` when no new row
+    /// holds it (the decision was recorded in an earlier batch) or there are no scores.
+    fn scores_from(&self, received: &[crate::store::requests::Received]) -> Vec<Option<i32>> {
+        let mut validated: HashMap<Uuid, Vec<usize>> = HashMap::new();
+        for (index, (kind, request_id)) in self
+            .rows
+            .kinds
+            .iter()
+            .zip(&self.rows.request_ids)
+            .enumerate()
+        {
+            if let (true, Some(id)) = (*kind == AuditKind::RequestValidated.as_str(), request_id) {
+                validated.entry(*id).or_default().push(index);
+            }
+        }
+        received
+            .iter()
+            .map(|item| {
+                let scores = item.first_move.as_ref()?.fields.validator_scores.as_ref()?;
+                let rows = validated.get(&item.request.request_id.as_uuid())?;
+                let index = rows.iter().find(|&&index| {
+                    self.rows.datas[index].0.get("validator_scores") == Some(scores)
+                })?;
+                i32::try_from(index + 1).ok()
+            })
+            .collect()
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool, types::Json};
 use uuid::Uuid;
 
+use crate::docker::DockerOperation;
 use crate::request::Request;
 use crate::status::Status;
 
@@ -72,9 +73,9 @@ pub enum Moved {
 }
 
 /// One column of the received requests' first moves (`None` where a request has none).
-fn of_first_moves<T>(
-    received: &[Received],
-    field: impl Fn(&StatusFields) -> Option<T>,
+fn of_first_moves<'a, T>(
+    received: &'a [Received],
+    field: impl Fn(&'a StatusFields) -> Option<T>,
 ) -> Vec<Option<T>> {
     received
         .iter()
@@ -95,7 +96,7 @@ pub struct Received {
 
 /// Inserts newly received requests in one statement (a request already there is left as
 /// it is), each at its first move when it has one. `wingman_record_received` (migration
-/// `20261206000001`) carries the same insert for the recorder's one-statement batch: a column
+/// `20261207000001`) carries the same insert for the recorder's one-statement batch: a column
 /// added here must be added there (tests compare the rows the two write).
 pub async fn insert_received(
     connection: &mut PgConnection,
@@ -127,32 +128,42 @@ pub async fn insert_received(
              ON CONFLICT (request_id) DO NOTHING",
         ),
         received,
+        scores_of(received),
     )
     .execute(connection)
     .await?;
     Ok(())
 }
 
+/// The decision's validator scores of each received request, as [`bind_received`] takes them.
+pub(crate) fn scores_of(received: &[Received]) -> Vec<Option<Json<&Value>>> {
+    of_first_moves(received, |f| f.validator_scores.as_ref().map(Json))
+}
+
 /// Binds the received requests as 21 arrays, a column each, in the order
 /// [`insert_received`] reads them (and the recorder's one-round-trip batch,
-/// `wingman_record_received`, after its audit arrays).
+/// `wingman_record_received`, after its audit arrays), the validator scores as `scores`
+/// ([`scores_of`], or fewer: that batch takes them from its audit rows where it can).
 pub(crate) fn bind_received<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    received: &[Received],
+    received: &'q [Received],
+    scores: Vec<Option<Json<&'q Value>>>,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    let column = |f: fn(&Received) -> Option<String>| -> Vec<Option<String>> {
+    // Borrowed, never cloned: the decision's scores are the largest value a batch binds.
+    let column = |f: fn(&'q Received) -> Option<&'q str>| -> Vec<Option<&'q str>> {
         received.iter().map(f).collect()
     };
     let ids: Vec<Uuid> = received
         .iter()
         .map(|item| item.request.request_id.as_uuid())
         .collect();
-    let operations: Vec<Option<Json<Value>>> = received
+    let operations: Vec<Option<Json<&DockerOperation>>> = received
         .iter()
         .map(|item| {
-            item.request.command.as_ref().map(|command| {
-                Json(serde_json::to_value(&command.operation).unwrap_or(Value::Null))
-            })
+            item.request
+                .command
+                .as_ref()
+                .map(|command| Json(&command.operation))
         })
         .collect();
     let ats: Vec<DateTime<Utc>> = received.iter().map(|item| item.at).collect();
@@ -160,49 +171,48 @@ pub(crate) fn bind_received<'q>(
         .iter()
         .map(|item| item.first_move.as_ref().map_or(item.at, |m| m.at))
         .collect();
+    let submitted_by: Vec<Option<String>> = received
+        .iter()
+        .map(|item| Some(item.request.submitted_by.to_string()))
+        .collect();
     query
         .bind(&ids)
-        .bind(column(|item| Some(item.request.requester.clone())))
-        .bind(column(|item| {
-            Some(item.request.environment.as_str().to_string())
-        }))
+        .bind(column(|item| Some(item.request.requester.as_str())))
+        .bind(column(|item| Some(item.request.environment.as_str())))
         .bind(column(|item| {
             item.request
                 .command
                 .as_ref()
-                .map(|command| command.line.clone())
+                .map(|command| command.line.as_str())
         }))
         .bind(&operations)
-        .bind(column(|item| Some(item.request.title.clone())))
-        .bind(column(|item| Some(item.request.description.clone())))
+        .bind(column(|item| Some(item.request.title.as_str())))
+        .bind(column(|item| Some(item.request.description.as_str())))
         .bind(column(|item| {
-            item.request
-                .risk_level
-                .map(|risk| risk.as_str().to_string())
+            item.request.risk_level.map(|risk| risk.as_str())
         }))
         .bind(&ats)
-        .bind(column(|item| Some(item.request.submitted_by.to_string())))
+        .bind(&submitted_by)
         .bind(column(|item| {
             Some(
                 item.first_move
                     .as_ref()
                     .map_or(Status::Received, |m| m.status)
-                    .as_str()
-                    .to_string(),
+                    .as_str(),
             )
         }))
         .bind(&updated)
-        .bind(of_first_moves(received, |f| {
-            f.validator_scores.clone().map(Json)
-        }))
-        .bind(of_first_moves(received, |f| f.profile.clone()))
+        .bind(scores)
+        .bind(of_first_moves(received, |f| f.profile.as_deref()))
         .bind(of_first_moves(received, |f| f.composite_score))
         .bind(of_first_moves(received, |f| f.validation_applied))
         .bind(of_first_moves(received, |f| f.rollout_bucket))
         .bind(of_first_moves(received, |f| f.expires_at))
-        .bind(of_first_moves(received, |f| f.validation_decision.clone()))
+        .bind(of_first_moves(received, |f| {
+            f.validation_decision.as_deref()
+        }))
         .bind(of_first_moves(received, |f| f.validation_error))
-        .bind(of_first_moves(received, |f| f.shadow_decision.clone()))
+        .bind(of_first_moves(received, |f| f.shadow_decision.as_deref()))
 }
 
 #[derive(Debug, Clone, PartialEq)]

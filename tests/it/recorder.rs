@@ -1078,7 +1078,8 @@ async fn a_one_statement_batch_after_a_head_that_is_not_the_chains_writes_nothin
 /// The insert of a received request exists twice: in the one-statement batch
 /// (`wingman_record_received`) and in the transaction (`requests::insert_received`). The same
 /// request with the same decision, written each way, is the same row: every column, the
-/// decision's fields and the command included.
+/// decision's fields and the command included — also when the one-statement batch takes the
+/// validator scores from the decision's audit row in the batch instead of their own copy.
 #[tokio::test]
 async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or_in_a_transaction()
 {
@@ -1118,16 +1119,30 @@ async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or
             }),
         }
     };
-    let (one, other) = (Uuid::new_v4(), Uuid::new_v4());
-    let events = [audit(
-        RequestId::from_uuid(one),
-        AuditKind::RequestReceived,
-        Some(Status::Received),
-        json!({}),
-    )];
+    let (one, other, from_rows) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let events = [
+        audit(
+            RequestId::from_uuid(one),
+            AuditKind::RequestReceived,
+            Some(Status::Received),
+            json!({}),
+        ),
+        audit(
+            RequestId::from_uuid(from_rows),
+            AuditKind::RequestReceived,
+            Some(Status::Received),
+            json!({}),
+        ),
+        audit(
+            RequestId::from_uuid(from_rows),
+            AuditKind::RequestValidated,
+            Some(Status::AutoRejected),
+            json!({"validator_scores": {"composite": {"score": 12}}}),
+        ),
+    ];
     let mut connection = env.pool.acquire().await.unwrap();
-    let done = Append::after(&events, &[true], &Head::genesis())
-        .with_received(&mut connection, &[received(one)])
+    let done = Append::after(&events, &[true, true, true], &Head::genesis())
+        .with_received(&mut connection, &[received(one), received(from_rows)])
         .await
         .unwrap();
     assert!(matches!(done, Appended::Done { .. }), "{done:?}");
@@ -1151,7 +1166,12 @@ async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or
     let (in_one_statement, in_a_transaction) = (row(one).await, row(other).await);
     assert_eq!(in_one_statement["status"], "AUTO_REJECTED");
     assert_eq!(in_one_statement["shadow_decision"], "PENDING");
+    assert_eq!(
+        in_one_statement["validator_scores"],
+        json!({"composite": {"score": 12}})
+    );
     assert_eq!(in_one_statement, in_a_transaction);
+    assert_eq!(row(from_rows).await, in_a_transaction);
     env.stop().await;
 }
 
