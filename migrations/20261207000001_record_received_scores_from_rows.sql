@@ -5,13 +5,8 @@
 -- at full load). `r_scores_from[i]` is the position (1-based) in the audit arrays of the row
 -- whose data holds request i's scores; NULL when they come in `r_validator_scores[i]` (the
 -- row is not new in this batch) or there are none. The rest is the function of migration
--- 20261206000001, which this one replaces.
-DROP FUNCTION wingman_record_received(
-    bigint[], uuid[], uuid[], text[], text[], text[], text[], timestamptz[], jsonb[], text[],
-    text[], bigint, text, uuid[], text[], text[], text[], jsonb[], text[], text[], text[],
-    timestamptz[], text[], text[], timestamptz[], jsonb[], text[], int[], bool[], smallint[],
-    timestamptz[], text[], bool[], text[]);
-
+-- 20261206000001. That one stays (an overload: another argument list), so a recorder of the
+-- version before this keeps recording until it is replaced; a later migration drops it.
 CREATE FUNCTION wingman_record_received(
     p_seqs bigint[], p_event_ids uuid[], p_request_ids uuid[], p_kinds text[], p_stages text[],
     p_statuses text[], p_actors text[], p_ats timestamptz[], p_datas jsonb[],
@@ -72,5 +67,13 @@ $$;
 
 -- Only the recorder's role calls it (it runs with the caller's rights: the reader could not
 -- insert through it anyway).
-REVOKE ALL ON FUNCTION wingman_record_received FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wingman_record_received TO wingman_writer;
+REVOKE ALL ON FUNCTION wingman_record_received(
+    bigint[], uuid[], uuid[], text[], text[], text[], text[], timestamptz[], jsonb[], text[],
+    text[], bigint, text, uuid[], text[], text[], text[], jsonb[], text[], text[], text[],
+    timestamptz[], text[], text[], timestamptz[], jsonb[], text[], int[], bool[], smallint[],
+    timestamptz[], text[], bool[], text[], int[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wingman_record_received(
+    bigint[], uuid[], uuid[], text[], text[], text[], text[], timestamptz[], jsonb[], text[],
+    text[], bigint, text, uuid[], text[], text[], text[], jsonb[], text[], text[], text[],
+    timestamptz[], text[], text[], timestamptz[], jsonb[], text[], int[], bool[], smallint[],
+    timestamptz[], text[], bool[], text[], int[]) TO wingman_writer;
