@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::AuditKind;
@@ -52,9 +53,24 @@ pub trait Payload: Serialize + DeserializeOwned {
         serde_json::to_value(self).expect("an audit payload serializes to JSON")
     }
 
+    /// The record's `data` as the JSON text a step publishes: written straight from the
+    /// struct, without building the [`Value`] tree [`Payload::to_data`] makes (the recorder
+    /// reads it back into the very tree `to_data` would have given, so the row and its hash
+    /// are the same: `bus::step`'s tests hold it to that).
+    ///
+    /// # Panics
+    /// Never for the payloads of this module (as [`Payload::to_data`]).
+    fn to_raw(&self) -> Box<RawValue> {
+        serde_json::value::to_raw_value(self).expect("an audit payload serializes to JSON")
+    }
+
     /// A record of this kind with `status`, for [`crate::bus::step::Step::audits`].
-    fn entry(&self, status: Option<Status>) -> (AuditKind, Option<Status>, Value) {
-        (Self::KIND, status, self.to_data())
+    fn entry(&self, status: Option<Status>) -> Entry {
+        Entry {
+            kind: Self::KIND,
+            status,
+            data: self.to_raw(),
+        }
     }
 
     /// Reads a record's `data`.
@@ -64,6 +80,15 @@ pub trait Payload: Serialize + DeserializeOwned {
     fn from_data(data: &Value) -> Result<Self, serde_json::Error> {
         Self::deserialize(data)
     }
+}
+
+/// One record of a step, its data already written as JSON text
+/// ([`crate::bus::step::Step::audits`] publishes several in one message).
+#[derive(Debug)]
+pub struct Entry {
+    pub kind: AuditKind,
+    pub status: Option<Status>,
+    pub data: Box<RawValue>,
 }
 
 /// `request_received`: the request as intake accepted it; the recorder inserts its row from it.

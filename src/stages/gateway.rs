@@ -598,16 +598,8 @@ fn indeterminate_after_restart(
     };
     vec![
         step.audits(vec![
-            (
-                AuditKind::ExecutionStarted,
-                Some(Status::Executing),
-                started.to_data(),
-            ),
-            (
-                AuditKind::ExecutionFinished,
-                Some(Status::Indeterminate),
-                ended.to_data(),
-            ),
+            started.entry(Some(Status::Executing)),
+            ended.entry(Some(Status::Indeterminate)),
         ]),
         step.status(Status::Indeterminate, details(&[("error", json!(reason))])),
     ]
