@@ -59,6 +59,8 @@ pub struct Sent {
     /// When its publish left this process's client.
     pub sent: Instant,
     pub command: bool,
+    /// Where JetStream stored it in the submissions stream (its ack), when acked.
+    pub sequence: Option<u64>,
 }
 
 pub struct Sending {
@@ -86,15 +88,20 @@ pub async fn send(
     let subject = format!("{}.requests.submitted.bench", run.prefix);
     let errors = Arc::new(AtomicU64::new(0));
     let (to_check, mut acks) =
-        tokio::sync::mpsc::unbounded_channel::<jetstream::context::PublishAckFuture>();
+        tokio::sync::mpsc::unbounded_channel::<(usize, jetstream::context::PublishAckFuture)>();
     let checker = {
         let errors = Arc::clone(&errors);
         tokio::spawn(async move {
-            while let Some(ack) = acks.recv().await {
-                if ack.await.is_err() {
-                    errors.fetch_add(1, Ordering::Relaxed);
+            let mut sequences = Vec::new();
+            while let Some((position, ack)) = acks.recv().await {
+                match ack.await {
+                    Ok(ack) => sequences.push((position, ack.sequence)),
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
+            sequences
         })
     };
     let pacer = {
@@ -120,7 +127,7 @@ pub async fn send(
                 );
                 match published {
                     Ok(ack) => {
-                        let _ = to_check.send(ack);
+                        let _ = to_check.send((sent.len(), ack));
                     }
                     Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -131,17 +138,22 @@ pub async fn send(
                     intended,
                     sent: Instant::now(),
                     command,
+                    sequence: None,
                 });
             }
             sent
         })
     };
-    let sent = tokio::task::spawn_blocking(move || pacer.join())
+    let mut sent: Vec<Sent> = tokio::task::spawn_blocking(move || pacer.join())
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let _ = checker.await;
+    for (position, sequence) in checker.await.unwrap_or_default() {
+        if let Some(sent) = sent.get_mut(position) {
+            sent.sequence = Some(sequence);
+        }
+    }
     Sending {
         sent,
         errors: errors.load(Ordering::Relaxed),

@@ -5,6 +5,9 @@
 //! The marks, all on this machine's clocks:
 //! - **intended**: when the schedule said to send it (this process);
 //! - **sent**: when the publish left this process's client (this process);
+//! - **stored**, for the slowest 1 % and a sample of the others: when nats-server stored it in
+//!   the submissions stream (read back by its sequence), which cuts "sent → decided" into the
+//!   load's client and nats-server, then intake;
 //! - **decided**: `at` of its `request_validated` audit row — intake stamps it after the
 //!   request was delivered, parsed, claimed in KV and scored, as it builds its outputs;
 //! - **transaction**: `recorded_at` of that row — `now()` of the recorder's transaction;
@@ -54,7 +57,18 @@ pub struct Trace {
     pub tail_slices_100ms: usize,
     /// Where those slices start, in seconds from the window's first request.
     pub tail_slices_at_s: Vec<f64>,
+    /// "sent → decided" cut at the time JetStream stored the request (the submissions
+    /// stream's own timestamp): (sent → stored, stored → decided), mean ms over the slowest
+    /// 1 % and over a sample of the others ([`STORED_SAMPLE`]); `None` when none was read.
+    pub tail_stored_split_ms: Option<(f64, f64)>,
+    pub body_stored_split_ms: Option<(f64, f64)>,
+    /// How many of the other 99 % the second split is over.
+    pub body_stored_sampled: usize,
 }
+
+/// At most this many of the other 99 % have their stored time read (one request to the server
+/// each): enough for a mean, few enough to take a second or two.
+pub const STORED_SAMPLE: usize = 1000;
 
 /// Reads the two audit marks of every request of the window and cuts each durable latency
 /// into its hops.
@@ -76,8 +90,14 @@ pub async fn trace(run: &Pipeline, window: &[Sent], marks: &[Marks]) -> anyhow::
     let millis = |from: DateTime<Utc>, to: DateTime<Utc>| {
         (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e3
     };
-    // (intended offset in the window, durable ms, hops ms)
-    let mut rows: Vec<(Duration, f64, [f64; 5])> = Vec::new();
+    // (intended offset in the window, durable ms, hops ms, (sent, decided, stream sequence))
+    type Row = (
+        Duration,
+        f64,
+        [f64; 5],
+        (DateTime<Utc>, DateTime<Utc>, Option<u64>),
+    );
+    let mut rows: Vec<Row> = Vec::new();
     let window_start = window
         .first()
         .map_or_else(Instant::now, |sent| sent.intended);
@@ -98,6 +118,7 @@ pub async fn trace(run: &Pipeline, window: &[Sent], marks: &[Marks]) -> anyhow::
                 millis(transaction, written),
                 millis(written, seen),
             ],
+            (sent_at, decided, sent.sequence),
         ));
     }
     let mut trace = Trace {
@@ -118,7 +139,7 @@ pub async fn trace(run: &Pipeline, window: &[Sent], marks: &[Marks]) -> anyhow::
     rows.sort_by(|a, b| b.1.total_cmp(&a.1));
     let tail_count = rows.len().div_ceil(100);
     let (tail, body) = rows.split_at(tail_count);
-    let mean = |rows: &[(Duration, f64, [f64; 5])], hop: usize| {
+    let mean = |rows: &[Row], hop: usize| {
         rows.iter().map(|row| row.2[hop]).sum::<f64>() / rows.len().max(1) as f64
     };
     trace.tail_count = tail_count;
@@ -130,6 +151,33 @@ pub async fn trace(run: &Pipeline, window: &[Sent], marks: &[Marks]) -> anyhow::
     slices.dedup();
     trace.tail_slices_100ms = slices.len();
     trace.tail_slices_at_s = slices.iter().map(|slice| *slice as f64 / 10.0).collect();
+    let stream = run
+        .js
+        .get_stream(
+            wingman::bus::subjects::Subjects::new(&run.prefix)?
+                .localize_name("WINGMAN_SUBMISSIONS"),
+        )
+        .await?;
+    let split = async |rows: &[&Row]| -> Option<(f64, f64)> {
+        let (mut to_stored, mut to_decided, mut count) = (0.0, 0.0, 0usize);
+        for (_, _, _, (sent_at, decided, sequence)) in rows {
+            let Some(sequence) = sequence else {
+                continue;
+            };
+            let Ok(stored) = stream.get_raw_message(*sequence).await else {
+                continue;
+            };
+            to_stored += millis(*sent_at, stored.time);
+            to_decided += millis(stored.time, *decided);
+            count += 1;
+        }
+        (count > 0).then(|| (to_stored / count as f64, to_decided / count as f64))
+    };
+    let step = body.len().div_ceil(STORED_SAMPLE).max(1);
+    let sampled: Vec<&Row> = body.iter().step_by(step).collect();
+    trace.tail_stored_split_ms = split(&tail.iter().collect::<Vec<_>>()).await;
+    trace.body_stored_split_ms = split(&sampled).await;
+    trace.body_stored_sampled = sampled.len();
     Ok(trace)
 }
 
@@ -161,6 +209,15 @@ impl Trace {
                 "    {name:<56} {} | slowest 1 % {tail:>7.2} ms, others {body:>6.2} ms",
                 all.cells()
             );
+            if hop == 1
+                && let (Some((tail_in, tail_out)), Some((body_in, body_out))) =
+                    (self.tail_stored_split_ms, self.body_stored_split_ms)
+            {
+                println!(
+                    "      of it, sent → stored in JetStream / stored → decided (means): slowest 1 % {tail_in:.2} / {tail_out:.2} ms, {} of the others {body_in:.2} / {body_out:.2} ms",
+                    self.body_stored_sampled
+                );
+            }
         }
     }
 }
