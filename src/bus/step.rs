@@ -174,14 +174,12 @@ pub async fn publish_audit(
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone as _;
-
     use super::*;
     use crate::events::payload::{
-        ExecutionIndeterminate, ExecutionStarted, RequestReceived, RequestValidated, Shadow,
+        ExecutionIndeterminate, ExecutionStarted, RequestReceived, RequestValidated,
     };
     use crate::validation::test_support::{GOOD_DESCRIPTION, request};
-    use crate::validation::{Profile, ValidationConfig, Validator};
+    use crate::validation::{ValidationConfig, Validator};
 
     /// What the recorder appends (rows, hashes, the request's columns) comes from the
     /// [`AuditRecord`] it decodes: a step's message must decode to the records the step was
@@ -201,25 +199,17 @@ mod tests {
         let received = RequestReceived {
             request: request.clone(),
         };
-        let validated = RequestValidated {
-            validator_scores: Some(scores),
-            profile: None,
-            composite_score: None,
-            reasons: None,
-            validation_applied: Some(false),
-            validation_decision: None,
-            validation_error: Some(false),
-            error: None,
-            rollout_bucket: Some(42),
-            rollout: "enabled, 10 %".into(),
-            expires_at: Some(Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap()),
-            shadow: Some(Shadow {
-                shadow_decision: Some(Status::AutoApproved),
-                shadow_score: Some(91),
-                shadow_profile: Some(Profile::Operational),
-                shadow_reasons: Some(vec!["score 91 ≥ 85 (operational)".into()]),
-            }),
-        };
+        // Outside the cohort, scored: every key, the shadow's four included.
+        let validated = RequestValidated::from_data(&serde_json::json!({
+            "validator_scores": scores, "profile": null, "composite_score": null,
+            "reasons": null, "validation_applied": false, "validation_decision": null,
+            "validation_error": false, "error": null, "rollout_bucket": 42,
+            "rollout": "enabled, 10 %", "expires_at": "2026-12-07T09:00:00Z",
+            "shadow_decision": "AUTO_APPROVED", "shadow_score": 91,
+            "shadow_profile": "operational", "shadow_reasons": ["score 91 ≥ 85 (operational)"],
+        }))
+        .unwrap();
+        assert!(validated.shadow.is_some());
         let step = Step {
             subjects: &subjects,
             stage: Stage::Intake,
