@@ -47,9 +47,18 @@ impl Outgoing {
     /// # Panics
     /// Never: an audit record serializes infallibly.
     pub fn audit(subjects: &Subjects, event: &Envelope<AuditRecord>) -> Self {
+        Self::audit_on(subjects.audit(event.body.stage, event.body.kind), event)
+    }
+
+    /// An audit event whose body is written as an [`AuditRecord`] reads
+    /// (`bus::step::Step::audits`), on `subject`, without a message id.
+    ///
+    /// # Panics
+    /// Never for an audit record's shape (string keys only).
+    pub fn audit_on<T: Serialize>(subject: String, event: &Envelope<T>) -> Self {
         let payload = serde_json::to_vec(event).expect("audit events serialize to JSON");
         Self {
-            subject: subjects.audit(event.body.stage, event.body.kind),
+            subject,
             msg_id: None,
             payload: Bytes::from(payload),
         }

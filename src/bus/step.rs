@@ -88,13 +88,7 @@ impl Step<'_> {
             &self.key(first.kind.as_str()),
             record,
         );
-        Outgoing {
-            subject: self.subjects.audit(self.stage, first.kind),
-            msg_id: None,
-            payload: serde_json::to_vec(&envelope)
-                .expect("audit events serialize to JSON")
-                .into(),
-        }
+        Outgoing::audit_on(self.subjects.audit(self.stage, first.kind), &envelope)
     }
 
     /// The audit event of this step with a typed payload: its kind is the payload's.
