@@ -114,8 +114,10 @@ pub async fn run(
     consume::run(Arc::new(deps), bus, consumer, options, shutdown).await
 }
 
-/// A batch: each message parsed and its id claimed (the claims concurrently), then the
-/// claimed requests decided together.
+/// A batch: each message parsed, then its id claimed and its request scored at once (the
+/// claims concurrently, the scores together off the async threads: neither waits for the
+/// other), then the requests claimed decided together. A duplicate's score is dropped
+/// uncounted.
 pub async fn handle_batch(
     deps: &IntakeDeps,
     deliveries: &[Delivery],
@@ -130,8 +132,46 @@ pub async fn handle_batch(
             })
             .collect();
     };
-    let admitted =
-        futures::future::join_all(deliveries.iter().map(|delivery| admit(deps, delivery))).await;
+    let parsed: Vec<Result<Request, StageError>> = deliveries
+        .iter()
+        .map(|delivery| parse(deps, delivery))
+        .collect();
+    let requests: Vec<&Request> = parsed
+        .iter()
+        .filter_map(|parsed| parsed.as_ref().ok())
+        .collect();
+    let claims = parsed
+        .iter()
+        .zip(deliveries)
+        .filter_map(|(parsed, delivery)| Some(admit(deps, parsed.as_ref().ok()?, delivery)));
+    let (claimed, scores) = tokio::join!(
+        futures::future::join_all(claims),
+        deps.scoring.validate_all(&requests),
+    );
+    let mut claimed = claimed.into_iter();
+    let mut scores = scores.into_iter();
+    // Per message: the request to decide, nothing to do (a duplicate), or why not; and the
+    // scores of the requests to decide, in the same order.
+    let mut kept_scores = Vec::new();
+    let admitted: Vec<Result<Option<Request>, StageError>> = parsed
+        .into_iter()
+        .map(|parsed| {
+            let request = parsed?;
+            let claim = claimed.next().unwrap_or_else(|| {
+                Err(StageError::Transient(anyhow::anyhow!(
+                    "a claim went missing"
+                )))
+            });
+            let score = scores
+                .next()
+                .unwrap_or_else(|| Err(("lost", "validation lost its result".into())));
+            if !claim? {
+                return Ok(None);
+            }
+            kept_scores.push(score);
+            Ok(Some(request))
+        })
+        .collect();
     let to_decide: Vec<(&Request, chrono::DateTime<chrono::Utc>)> = admitted
         .iter()
         .zip(deliveries)
@@ -142,8 +182,7 @@ pub async fn handle_batch(
         .collect();
     let mut decisions = deps
         .scoring
-        .decide_all(&rollout, &to_decide)
-        .await
+        .decide_validated(&rollout, &to_decide, kept_scores)
         .into_iter();
     admitted
         .into_iter()
@@ -160,10 +199,9 @@ pub async fn handle_batch(
         .collect()
 }
 
-/// Parses and claims one message: `Some(request)` to decide, `None` for a duplicate of a
-/// known request (nothing to do), an error for an invalid message or a taken id.
-#[tracing::instrument(level = "debug", skip_all, fields(stage = "intake", seq = delivery.stream_sequence, delivered = delivery.delivered))]
-async fn admit(deps: &IntakeDeps, delivery: &Delivery) -> Result<Option<Request>, StageError> {
+/// Reads one message: the request it carries, with who submitted it (the subject), or why it
+/// is invalid (counted, and dead-lettered by the consume loop).
+fn parse(deps: &IntakeDeps, delivery: &Delivery) -> Result<Request, StageError> {
     let fallback_id = || {
         RequestId::derive(
             delivery.published,
@@ -187,12 +225,22 @@ async fn admit(deps: &IntakeDeps, delivery: &Delivery) -> Result<Option<Request>
                 metrics::request_invalid("unknown_principal");
                 StageError::permanent("unknown_principal", problem, Some(request.request_id))
             })?;
-    tracing::Span::current().record("request_id", tracing::field::display(request.request_id));
-    match claim(deps, &request, delivery).await? {
+    Ok(request)
+}
+
+/// Claims one parsed request's id: `true` to decide it, `false` for a duplicate of a known
+/// request (nothing to do), an error for a taken id or a claim that could not be made.
+#[tracing::instrument(level = "debug", skip_all, fields(stage = "intake", seq = delivery.stream_sequence, delivered = delivery.delivered, request_id = %request.request_id))]
+async fn admit(
+    deps: &IntakeDeps,
+    request: &Request,
+    delivery: &Delivery,
+) -> Result<bool, StageError> {
+    match claim(deps, request, delivery).await? {
         Claim::Ours => {}
         Claim::Duplicate => {
             tracing::info!(request_id = %request.request_id, "duplicate submission of a known request; ignored");
-            return Ok(None);
+            return Ok(false);
         }
         Claim::Conflict => {
             return Err(StageError::permanent(
@@ -206,7 +254,7 @@ async fn admit(deps: &IntakeDeps, delivery: &Delivery) -> Result<Option<Request>
         }
     }
     metrics::request_received(request.environment.as_str());
-    Ok(Some(request))
+    Ok(true)
 }
 
 /// One audit message with both records, one status event with the decision, and the

@@ -29,6 +29,10 @@ use crate::rollout::{Cohort, Rollout, RolloutView};
 use crate::status::Status;
 use crate::validation::{Decision, Validation, Validator};
 
+/// One request's score, or why there is none (a short code and a sentence): a validator that
+/// panicked, or a batch that took too long.
+pub type Score = Result<Validation, (&'static str, String)>;
+
 /// What validation needs: the compiled validators, the live flags, the deadlines.
 pub struct Scoring {
     /// The compiled validators and their configuration.
@@ -65,20 +69,34 @@ impl Scoring {
         rollout: &Rollout,
         requests: &[(&Request, DateTime<Utc>)],
     ) -> Vec<Decided> {
-        let cohorts: Vec<Cohort> = requests
-            .iter()
-            .map(|(request, _)| rollout.cohort(request.request_id))
-            .collect();
-        // Every request is scored (shadow mode); only the cohort's decision is enforced.
-        let all: Vec<Request> = requests
-            .iter()
-            .map(|(request, _)| (*request).clone())
-            .collect();
-        let mut validations = self.validate_guarded(all).await.into_iter();
+        let all: Vec<&Request> = requests.iter().map(|(request, _)| *request).collect();
+        let validations = self.validate_all(&all).await;
+        self.decide_validated(rollout, requests, validations)
+    }
+
+    /// Scores each request (every one: outside the cohort too, for shadow mode), off the
+    /// async threads and bounded in time. Pure: nothing is counted until
+    /// [`Scoring::decide_validated`], so a batch may be scored while its ids are still being
+    /// claimed, and a duplicate's score dropped.
+    pub async fn validate_all(&self, requests: &[&Request]) -> Vec<Score> {
+        let all: Vec<Request> = requests.iter().map(|request| (*request).clone()).collect();
+        self.validate_guarded(all).await
+    }
+
+    /// Decides each request (with the publish time of the message that carried it) from its
+    /// score ([`Scoring::validate_all`], in the same order); only the cohort's decision is
+    /// enforced.
+    pub fn decide_validated(
+        &self,
+        rollout: &Rollout,
+        requests: &[(&Request, DateTime<Utc>)],
+        validations: Vec<Score>,
+    ) -> Vec<Decided> {
+        let mut validations = validations.into_iter();
         requests
             .iter()
-            .zip(cohorts)
-            .map(|((request, published), cohort)| {
+            .map(|(request, published)| {
+                let cohort = rollout.cohort(request.request_id);
                 let outcome = validations
                     .next()
                     .unwrap_or_else(|| Err(("lost", "validation lost its result".into())));
@@ -136,10 +154,7 @@ impl Scoring {
 
     /// Runs the validators off the async threads, bounded in time; a panic or a timeout is
     /// an error, never an approval.
-    async fn validate_guarded(
-        &self,
-        requests: Vec<Request>,
-    ) -> Vec<Result<Validation, (&'static str, String)>> {
+    async fn validate_guarded(&self, requests: Vec<Request>) -> Vec<Score> {
         if requests.is_empty() {
             return Vec::new();
         }
