@@ -485,6 +485,7 @@ fn move_of(event: &Envelope<AuditRecord>, status: Status) -> requests::Move {
         status,
         at: event.at,
         fields,
+        event_id: Some(event.event_id),
     }
 }
 
@@ -618,6 +619,7 @@ async fn apply_early_starts(
                 status: Status::Executing,
                 at: row.at,
                 fields,
+                event_id: Some(row.event_id),
             },
             started,
         ));
@@ -703,6 +705,7 @@ async fn apply_early_finishes(
             status,
             at: row.at,
             fields: requests::StatusFields::default(),
+            event_id: Some(row.event_id),
         });
         ends.push((row.event_id, status, end, row.at));
     }

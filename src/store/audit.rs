@@ -299,31 +299,29 @@ impl<'a> Append<'a> {
     }
 
     /// Where each received request's validator scores are among these rows, as Postgres
-    /// counts (from 1): the new `request_validated` row of the request whose
-    /// `data.validator_scores` is the value its first move carries. `None` when no new row
-    /// holds it (the decision was recorded in an earlier batch) or there are no scores.
+    /// counts (from 1): the new `request_validated` row its first move was made from (found by
+    /// that event's id, [`Move::event_id`](crate::store::requests::Move::event_id), and checked
+    /// to be the same request's). `None` when no new row is it (the decision was recorded in
+    /// an earlier batch) or there are no scores: the scores then travel on their own.
     fn scores_from(&self, received: &[crate::store::requests::Received]) -> Vec<Option<i32>> {
-        let mut validated: HashMap<Uuid, Vec<usize>> = HashMap::new();
-        for (index, (kind, request_id)) in self
+        let validated: HashMap<Uuid, usize> = self
             .rows
-            .kinds
+            .event_ids
             .iter()
-            .zip(&self.rows.request_ids)
+            .zip(&self.rows.kinds)
             .enumerate()
-        {
-            if let (true, Some(id)) = (*kind == AuditKind::RequestValidated.as_str(), request_id) {
-                validated.entry(*id).or_default().push(index);
-            }
-        }
+            .filter(|(_, (_, kind))| **kind == AuditKind::RequestValidated.as_str())
+            .map(|(index, (event_id, _))| (*event_id, index))
+            .collect();
         received
             .iter()
             .map(|item| {
-                let scores = item.first_move.as_ref()?.fields.validator_scores.as_ref()?;
-                let rows = validated.get(&item.request.request_id.as_uuid())?;
-                let index = rows.iter().find(|&&index| {
-                    self.rows.datas[index].0.get("validator_scores") == Some(scores)
-                })?;
-                i32::try_from(index + 1).ok()
+                let first = item.first_move.as_ref()?;
+                first.fields.validator_scores.as_ref()?;
+                let index = *validated.get(&first.event_id?)?;
+                let same_request =
+                    self.rows.request_ids[index] == Some(item.request.request_id.as_uuid());
+                same_request.then(|| i32::try_from(index + 1).ok())?
             })
             .collect()
     }
@@ -509,6 +507,69 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A request's first move names the `request_validated` event it was made from; the
+    /// scores are taken from that event's row, found by its id — never from another row of
+    /// the batch, nor from another request's row with the same id.
+    #[test]
+    fn a_first_move_takes_its_scores_from_the_row_of_its_own_event() {
+        use crate::envelope::RequestId;
+        use crate::events::{AuditRecord, Stage};
+        use crate::store::requests::{Move, Received, StatusFields};
+
+        let at = Utc::now();
+        let validated = |id: RequestId, score: i64| {
+            Envelope::derived(
+                id,
+                at,
+                &format!("{id}:intake:validated"),
+                AuditRecord {
+                    kind: AuditKind::RequestValidated,
+                    stage: Stage::Intake,
+                    status: Some(crate::status::Status::AutoApproved),
+                    actor: "intake@test".into(),
+                    data: json!({"validator_scores": {"composite": {"score": score}}}),
+                    then: Vec::new(),
+                },
+            )
+        };
+        let received = |id: RequestId, event_id: Option<Uuid>| Received {
+            request: crate::request::parse_request(
+                json!({"request_id": id.to_string(), "requester": "agent-7",
+                       "environment": "dev", "title": "t", "description": "d"})
+                .to_string()
+                .as_bytes(),
+                || unreachable!("the request names its id"),
+            )
+            .unwrap(),
+            at,
+            first_move: Some(Move {
+                request_id: id.as_uuid(),
+                status: crate::status::Status::AutoApproved,
+                at,
+                fields: StatusFields {
+                    validator_scores: Some(json!({"composite": {"score": 1}})),
+                    ..StatusFields::default()
+                },
+                event_id,
+            }),
+        };
+        let (one, two) = (RequestId::generate(), RequestId::generate());
+        let events = [validated(two, 2), validated(one, 1)];
+        let append = Append::after(&events, &[true, true], &Head::genesis());
+        assert_eq!(
+            append.scores_from(&[
+                received(one, Some(events[1].event_id)),
+                received(two, Some(events[0].event_id)),
+                // Its decision was recorded in an earlier batch: no row of this one.
+                received(RequestId::generate(), Some(Uuid::now_v7())),
+                // Another request's event: not its row.
+                received(RequestId::generate(), Some(events[0].event_id)),
+                received(one, None),
+            ]),
+            vec![Some(2), Some(1), None, None, None]
+        );
+    }
 
     #[test]
     fn the_chain_lock_key_is_the_one_every_recorder_version_takes() {

@@ -221,6 +221,10 @@ pub struct Move {
     pub status: Status,
     pub at: DateTime<Utc>,
     pub fields: StatusFields,
+    /// The audit event the move comes from, when the recorder holds it: a request's first
+    /// move takes its validator scores from that event's row when the row is new in the same
+    /// batch (`audit::Append::with_received`).
+    pub event_id: Option<Uuid>,
 }
 
 /// Applies decision moves of distinct requests in one statement (the `status` column); each

@@ -1088,7 +1088,7 @@ async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or
 
     let env = TestEnv::start().await;
     let at = chrono::Utc::now();
-    let received = |id: Uuid| {
+    let received = |id: Uuid, source: Option<Uuid>| {
         let mut request = wingman::request::parse_request(
             request_json(id, Some("docker compose -p web down"))
                 .to_string()
@@ -1116,6 +1116,7 @@ async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or
                     shadow_decision: Some("PENDING".into()),
                     ..StatusFields::default()
                 },
+                event_id: source,
             }),
         }
     };
@@ -1142,11 +1143,17 @@ async fn a_received_request_is_the_same_row_whether_recorded_in_one_statement_or
     ];
     let mut connection = env.pool.acquire().await.unwrap();
     let done = Append::after(&events, &[true, true, true], &Head::genesis())
-        .with_received(&mut connection, &[received(one), received(from_rows)])
+        .with_received(
+            &mut connection,
+            &[
+                received(one, None),
+                received(from_rows, Some(events[2].event_id)),
+            ],
+        )
         .await
         .unwrap();
     assert!(matches!(done, Appended::Done { .. }), "{done:?}");
-    requests::insert_received(&mut connection, &[received(other)])
+    requests::insert_received(&mut connection, &[received(other, None)])
         .await
         .unwrap();
     drop(connection);
