@@ -302,11 +302,23 @@ pub fn nats_server_binary() -> PathBuf {
         .expect("nats-server is missing: apt-get install nats-server (scripts/test does)")
 }
 
-/// A port free right now on loopback.
+/// A port free right now on loopback, and never one this test process handed out before: the
+/// kernel may give a released port again at once, and a server started with two equal ports
+/// (its client and its monitor port, say) stops with "address already in use".
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
