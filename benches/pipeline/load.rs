@@ -53,15 +53,6 @@ impl Pipeline {
         format!("{}.requests.submitted.bench", self.prefix)
     }
 
-    /// How many requests have a decision recorded in Postgres.
-    pub async fn recorded_decisions(&self) -> anyhow::Result<usize> {
-        let recorded: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM approval_requests WHERE status <> 'RECEIVED'")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(usize::try_from(recorded).unwrap_or(0))
-    }
-
     /// How many of `ids` have a decision recorded in Postgres: one index probe each, so the
     /// check costs the same whatever the table holds (a count of the whole table read 1.8 GB
     /// twice inside the measured CPU of a run with 1 M rows preloaded).

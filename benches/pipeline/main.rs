@@ -131,64 +131,34 @@ async fn figures(
     let mut memory = memory::Memory::idle(run);
     let idle = idle_machine(run, cores).await;
     report.put("idle_machine", json!({ "everything_else_cores": idle }));
-    if options.preload > 0 {
+    // With a preload, the same full load first runs on the empty database, on the same
+    // pipeline just before the preload: these shared hosts drift by a quarter from one minute
+    // to the next, so the comparison is made within one run, with the CPU of the processes
+    // whose work the tables cannot change beside it as the host's control.
+    let empty = if options.preload > 0 {
+        let watch = watch::Watch::start(run).await?;
+        heading("full load on the empty database, for comparison (closed loop, 256 in flight)");
+        let empty = full_load(run, &watch, options, cores, floor, idle).await;
+        watch.finish(run).await?;
+        let empty = empty?;
+        report.put("full_load_empty", &empty.report);
         heading("preload");
         report.put("preload", preload::run(run, options.preload).await?);
-    }
+        Some(empty)
+    } else {
+        None
+    };
     let watch = watch::Watch::start(run).await?;
 
     heading("full load (closed loop, 256 in flight)");
-    let consumers_before = run.consumers().await?;
-    let groups = run.process_groups().await;
-    let cpu_before = cpu::sample(&groups);
-    let (stored_before, delivered_before) = run.message_counts().await?;
-    let redelivered = tokio_util::sync::CancellationToken::new();
-    let (full, max_redelivered) = tokio::join!(
-        async {
-            let full = run.decisions(&watch, options.requests).await;
-            redelivered.cancel();
-            full
-        },
-        max_redelivered(run, &redelivered)
-    );
-    let full = full?;
-    let cpu_after = cpu::sample(&run.process_groups().await);
+    let full = full_load(run, &watch, options, cores, floor, idle).await?;
     memory.at_load(run);
-    let (stored, delivered) = run.message_counts().await?;
-    let consumers_after = run.consumers().await?;
-    let spent = cpu::spent(&cpu_before, &cpu_after, full.requests, cores);
-    println!(
-        "{:.0} decisions/s durably recorded ({} in {:.2} s); {:.1} % of the raw publish floor ({:.0}/s)",
-        full.decisions_per_s,
-        full.requests,
-        full.elapsed_s,
-        full.decisions_per_s * 100.0 / floor.publish_per_s,
-        floor.publish_per_s
-    );
-    let stored_each = (stored - stored_before) as f64 / full.requests as f64;
-    let delivered_each = (delivered - delivered_before) as f64 / full.requests as f64;
-    println!(
-        "JetStream work per request: {stored_each:.1} messages stored, {delivered_each:.1} deliveries; \
-         at the floor's rates that alone allows {:.0} requests/s",
-        1.0 / (stored_each / floor.publish_per_s + delivered_each / floor.consume_per_s)
-    );
-    println!(
-        "backlog at full load (not latency): visible p50/p99/max {} | durable {}",
-        full.visible.cells(),
-        full.durable.cells()
-    );
-    spent.print("the full-load phase");
-    cpu::warn_if_busy("before the run", idle);
-    cpu::warn_if_busy("during the full-load phase", spent.everything_else_cores);
-    let consumers = consumer_table(&consumers_before, &consumers_after, &max_redelivered);
-    report.put(
-        "full_load",
-        json!({
-            "figures": full, "cpu": spent, "stored_per_request": stored_each,
-            "delivered_per_request": delivered_each, "consumers": consumers,
-            "machine_not_idle": idle > cpu::NOT_IDLE_CORES || spent.everything_else_cores > cpu::NOT_IDLE_CORES,
-        }),
-    );
+    report.put("full_load", &full.report);
+    if let Some(empty) = &empty {
+        let comparison = TablesGrown::of(empty, &full);
+        comparison.print();
+        report.put("tables_grown", &comparison);
+    }
 
     heading("open-loop rate sweep (latency from the intended send time)");
     let steps = sweep::run(
@@ -275,6 +245,141 @@ async fn figures(
 }
 
 /// The CPU of everything else on the machine over 2 s with the pipeline idle, in cores.
+/// One full-load phase's figures: printed as it ends, kept for the report and the comparison.
+struct FullLoad {
+    decisions_per_s: f64,
+    spent: cpu::Spent,
+    report: serde_json::Value,
+}
+
+/// The full-load phase: `--requests` submitted as fast as JetStream takes them, each until
+/// its decision is committed; throughput, CPU per request by process, JetStream's work and
+/// each consumer's redeliveries.
+async fn full_load(
+    run: &Pipeline,
+    watch: &watch::Watch,
+    options: &args::Options,
+    cores: usize,
+    floor: &floor::Floor,
+    idle: f64,
+) -> anyhow::Result<FullLoad> {
+    let consumers_before = run.consumers().await?;
+    let groups = run.process_groups().await;
+    let cpu_before = cpu::sample(&groups);
+    let (stored_before, delivered_before) = run.message_counts().await?;
+    let redelivered = tokio_util::sync::CancellationToken::new();
+    let (full, max_redelivered) = tokio::join!(
+        async {
+            let full = run.decisions(watch, options.requests).await;
+            redelivered.cancel();
+            full
+        },
+        max_redelivered(run, &redelivered)
+    );
+    let full = full?;
+    let cpu_after = cpu::sample(&run.process_groups().await);
+    let (stored, delivered) = run.message_counts().await?;
+    let consumers_after = run.consumers().await?;
+    let spent = cpu::spent(&cpu_before, &cpu_after, full.requests, cores);
+    println!(
+        "{:.0} decisions/s durably recorded ({} in {:.2} s); {:.1} % of the raw publish floor ({:.0}/s)",
+        full.decisions_per_s,
+        full.requests,
+        full.elapsed_s,
+        full.decisions_per_s * 100.0 / floor.publish_per_s,
+        floor.publish_per_s
+    );
+    let stored_each = (stored - stored_before) as f64 / full.requests as f64;
+    let delivered_each = (delivered - delivered_before) as f64 / full.requests as f64;
+    println!(
+        "JetStream work per request: {stored_each:.1} messages stored, {delivered_each:.1} deliveries; \
+         at the floor's rates that alone allows {:.0} requests/s",
+        1.0 / (stored_each / floor.publish_per_s + delivered_each / floor.consume_per_s)
+    );
+    println!(
+        "backlog at full load (not latency): visible p50/p99/max {} | durable {}",
+        full.visible.cells(),
+        full.durable.cells()
+    );
+    spent.print("the full-load phase");
+    cpu::warn_if_busy("before the run", idle);
+    cpu::warn_if_busy("during the full-load phase", spent.everything_else_cores);
+    let consumers = consumer_table(&consumers_before, &consumers_after, &max_redelivered);
+    let report = json!({
+        "figures": full, "cpu": spent, "stored_per_request": stored_each,
+        "delivered_per_request": delivered_each, "consumers": consumers,
+        "machine_not_idle": idle > cpu::NOT_IDLE_CORES || spent.everything_else_cores > cpu::NOT_IDLE_CORES,
+    });
+    Ok(FullLoad {
+        decisions_per_s: full.decisions_per_s,
+        spent,
+        report,
+    })
+}
+
+/// The processes whose work per request the tables' size cannot change (no query of theirs
+/// reads or writes Postgres): what they spend moves only with the host's speed.
+const TABLE_BLIND: &[&str] = &["nats-server", "wingman-intake", "bench (publisher)"];
+/// The processes that write and index the rows.
+const TABLE_BOUND: &[&str] = &["postgres", "wingman-recorder"];
+
+/// The full load on the preloaded database against the same full load on the empty one just
+/// before the preload (same pipeline, same run).
+#[derive(serde::Serialize)]
+struct TablesGrown {
+    decisions_per_s: (f64, f64),
+    decisions_change_percent: f64,
+    table_blind_us: (f64, f64),
+    table_blind_change_percent: f64,
+    table_bound_us: (f64, f64),
+    table_bound_change_percent: f64,
+}
+
+impl TablesGrown {
+    fn of(empty: &FullLoad, preloaded: &FullLoad) -> Self {
+        let sum = |load: &FullLoad, names: &[&str]| -> f64 {
+            load.spent
+                .per_request_us
+                .iter()
+                .filter(|(group, _)| names.contains(&group.as_str()))
+                .map(|(_, micros)| micros)
+                .sum()
+        };
+        let change = |before: f64, after: f64| (after / before.max(f64::MIN_POSITIVE) - 1.0) * 100.0;
+        let blind = (sum(empty, TABLE_BLIND), sum(preloaded, TABLE_BLIND));
+        let bound = (sum(empty, TABLE_BOUND), sum(preloaded, TABLE_BOUND));
+        Self {
+            decisions_per_s: (empty.decisions_per_s, preloaded.decisions_per_s),
+            decisions_change_percent: change(empty.decisions_per_s, preloaded.decisions_per_s),
+            table_blind_us: blind,
+            table_blind_change_percent: change(blind.0, blind.1),
+            table_bound_us: bound,
+            table_bound_change_percent: change(bound.0, bound.1),
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "against the empty database just before the preload: {:.0} → {:.0} decisions/s ({:+.1} %)",
+            self.decisions_per_s.0, self.decisions_per_s.1, self.decisions_change_percent
+        );
+        println!(
+            "  CPU µs a request of what the tables cannot change ({}): {:.0} → {:.0} ({:+.1} %, the host's drift)",
+            TABLE_BLIND.join(", "),
+            self.table_blind_us.0,
+            self.table_blind_us.1,
+            self.table_blind_change_percent
+        );
+        println!(
+            "  CPU µs a request of what writes and indexes the rows ({}): {:.0} → {:.0} ({:+.1} %)",
+            TABLE_BOUND.join(", "),
+            self.table_bound_us.0,
+            self.table_bound_us.1,
+            self.table_bound_change_percent
+        );
+    }
+}
+
 async fn idle_machine(run: &Pipeline, cores: usize) -> f64 {
     let groups = run.process_groups().await;
     let before = cpu::sample(&groups);

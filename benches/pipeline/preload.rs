@@ -171,7 +171,7 @@ async fn templates(run: &Pipeline) -> anyhow::Result<Vec<Uuid>> {
         ids.push(id);
     }
     let started = Instant::now();
-    while run.recorded_decisions().await? < TEMPLATES {
+    while run.recorded_of(&ids).await? < TEMPLATES {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(60),
             "the preload's template requests were not recorded within a minute"

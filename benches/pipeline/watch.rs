@@ -203,4 +203,17 @@ impl Watch {
             task.abort();
         }
     }
+
+    /// Stops watching and drops the triggers, so a preload that follows notifies nobody and
+    /// a watch started after it creates them again.
+    pub async fn finish(self, run: &Pipeline) -> anyhow::Result<()> {
+        self.stop();
+        for statement in [
+            "DROP TRIGGER IF EXISTS wb_decided_on_insert ON approval_requests",
+            "DROP TRIGGER IF EXISTS wb_decided_on_update ON approval_requests",
+        ] {
+            sqlx::query(statement).execute(&run.pool).await?;
+        }
+        Ok(())
+    }
 }
