@@ -348,7 +348,8 @@ impl TablesGrown {
                 .map(|(_, micros)| micros)
                 .sum()
         };
-        let change = |before: f64, after: f64| (after / before.max(f64::MIN_POSITIVE) - 1.0) * 100.0;
+        let change =
+            |before: f64, after: f64| (after / before.max(f64::MIN_POSITIVE) - 1.0) * 100.0;
         let blind = (sum(empty, TABLE_BLIND), sum(preloaded, TABLE_BLIND));
         let bound = (sum(empty, TABLE_BOUND), sum(preloaded, TABLE_BOUND));
         Self {
@@ -358,10 +359,7 @@ impl TablesGrown {
             table_blind_change_percent: change(blind.0, blind.1),
             table_bound_us: bound,
             table_bound_change_percent: change(bound.0, bound.1),
-            table_bound_net_of_drift_percent: change(
-                bound.0 * blind.1,
-                bound.1 * blind.0,
-            ),
+            table_bound_net_of_drift_percent: change(bound.0 * blind.1, bound.1 * blind.0),
         }
     }
 
