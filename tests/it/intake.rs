@@ -107,6 +107,63 @@ async fn the_same_request_published_three_times_is_one_request_with_one_audit_tr
     env.stop().await;
 }
 
+/// The duplicates of a request are scored while their ids are being claimed, but only the
+/// request that won the claim is counted: the validation metrics of the real intake process
+/// (its own registry, its own scrape) count one outcome and one score per validator for a
+/// request published three times, as for a request published once.
+#[tokio::test]
+async fn a_request_published_three_times_is_counted_once_in_the_validation_metrics() {
+    let env = TestEnv::start().await;
+    let workers = crate::observability::spawn_workers(
+        &env,
+        &["intake"],
+        &[
+            ("VALIDATION_ENABLED", "1"),
+            ("VALIDATION_ROLLOUT_PERCENT", "100"),
+        ],
+    )
+    .await;
+    let once = Uuid::new_v4();
+    let thrice = Uuid::new_v4();
+    let subject = format!("{}.requests.submitted.anonymous", env.prefix);
+    env.publish_raw(
+        &subject,
+        request_json(once, Some("docker restart api")).to_string(),
+    )
+    .await;
+    let payload = request_json(thrice, Some("docker restart api")).to_string();
+    for _ in 0..3 {
+        env.publish_raw(&subject, payload.clone()).await;
+    }
+    env.settle_all().await;
+    let scrape = reqwest::get(format!("http://127.0.0.1:{}/metrics", workers[0].port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = |name: &str| -> Vec<f64> {
+        scrape
+            .lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")))
+            .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    let outcomes: f64 = series(wingman::metrics::VALIDATION_OUTCOMES).iter().sum();
+    assert_eq!(
+        outcomes, 2.0,
+        "two requests, two outcomes (the duplicates counted none):\n{scrape}"
+    );
+    let scores = series(&format!("{}_count", wingman::metrics::VALIDATOR_SCORE));
+    assert!(!scores.is_empty(), "no validator scores:\n{scrape}");
+    assert!(
+        scores.iter().all(|count| *count == 2.0),
+        "each validator scored two requests, not {scores:?}:\n{scrape}"
+    );
+    drop(workers);
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn a_reused_request_id_with_other_content_is_refused_without_touching_the_first() {
     let mut env = TestEnv::start().await;
