@@ -14,7 +14,8 @@
 
 use std::sync::Arc;
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
@@ -56,6 +57,7 @@ impl RecorderDeps {
 /// stage from.
 struct Recorder {
     pool: PgPool,
+    kept: Kept,
     subjects: Subjects,
     known: KnownHead,
 }
@@ -86,7 +88,7 @@ impl Handler for Recorder {
 
     async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
         let events = self.admitted(delivery)?;
-        record_batch(&self.pool, &events, &mut Turn::first(), &self.known).await?;
+        record_batch(&self.pool, &self.kept, &events, &mut Turn::first(), &self.known).await?;
         Ok(Outcome::Done)
     }
 
@@ -117,7 +119,7 @@ impl Handler for Recorder {
                 .filter_map(|events| events.as_mut().ok())
                 .flat_map(std::mem::take)
                 .collect();
-            if record_batch(&self.pool, &events, &mut turn, &self.known)
+            if record_batch(&self.pool, &self.kept, &events, &mut turn, &self.known)
                 .await
                 .is_ok()
             {
@@ -137,9 +139,11 @@ impl Handler for Recorder {
         let mut results = Vec::with_capacity(decoded.len());
         for events in decoded {
             results.push(match events {
-                Ok(events) => record_batch(&self.pool, &events, &mut turn, &self.known)
-                    .await
-                    .map(|()| Outcome::Done),
+                Ok(events) => {
+                    record_batch(&self.pool, &self.kept, &events, &mut turn, &self.known)
+                        .await
+                        .map(|()| Outcome::Done)
+                }
                 Err(error) => Err(error),
             });
         }
@@ -168,6 +172,7 @@ pub async fn run(
     };
     let recorder = Recorder {
         pool: deps.pool,
+        kept: Kept::default(),
         subjects: bus.subjects.clone(),
         known: KnownHead::default(),
     };
@@ -198,15 +203,53 @@ impl KnownHead {
     }
 }
 
+/// The recorder's connections, kept between its batches rather than given back to the pool.
+/// sqlx tests a pooled connection with a round trip to Postgres (`Sync`, `ReadyForQuery`)
+/// each time the pool hands it out and again each time it comes back, so a batch through
+/// the pool cost three round trips where its statement is one; at 500 requests/s a batch is
+/// a request, and the first of those trips was in line before every decision's commit.
+/// A connection is kept only after a batch that succeeded on it; after an error it goes back
+/// to the pool, whose checks close it if it is broken (a restarted Postgres).
+#[derive(Default)]
+struct Kept(std::sync::Mutex<Vec<PoolConnection<Postgres>>>);
+
+/// As many as the recorder has batches in flight ([`run`]).
+const KEPT_CONNECTIONS: usize = 2;
+
+impl Kept {
+    async fn take(&self, pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        let kept = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        match kept {
+            Some(connection) => Ok(connection),
+            None => pool.acquire().await,
+        }
+    }
+
+    fn keep(&self, connection: PoolConnection<Postgres>) {
+        let mut kept = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() < KEPT_CONNECTIONS {
+            kept.push(connection);
+        }
+    }
+}
+
 /// Records the events in one transaction: appended on the assumption that they are all new,
 /// and if one is recorded already (a redelivery), appended again without the ones recorded.
 async fn record_batch(
     pool: &PgPool,
+    kept: &Kept,
     events: &[Envelope<AuditRecord>],
     turn: &mut Turn,
     known: &KnownHead,
 ) -> Result<(), StageError> {
-    let mut connection = pool.acquire().await?;
+    let mut connection = kept.take(pool).await?;
     let recorded = std::collections::HashSet::new();
     let result = match record_once(&mut connection, events, &recorded, turn, known).await {
         Err(Attempt::RecordedAlready) => match audit::recorded(&mut connection, events).await {
@@ -224,6 +267,9 @@ async fn record_batch(
         // (large batches after a stall) left one more of them holding a large batch's
         // buffers: the recorder's RSS stepped up at each stall of a 30-minute soak.
         connection.shrink_buffers();
+    }
+    if result.is_ok() {
+        kept.keep(connection);
     }
     result
 }

@@ -526,6 +526,35 @@ async fn submit_and_record(env: &TestEnv, count: usize, recorded: i64) {
         .await;
 }
 
+/// The recorder keeps its connections between batches (no round trip to test them); one
+/// cut under it (a restarted Postgres, an administrator's `pg_terminate_backend`) costs the
+/// batch that meets it a retry, never a request, and is not kept.
+#[tokio::test]
+async fn a_recorder_whose_connections_are_cut_records_every_later_request_once() {
+    let mut env = TestEnv::start().await;
+    env.spawn_intake().await;
+    env.spawn_recorder().await;
+    submit_and_record(&env, 5, 5).await;
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS cut",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(cut >= 1, "no connection of the recorder's to cut");
+    for round in 1..=3 {
+        submit_and_record(&env, 5, 5 + 5 * round).await;
+    }
+    env.settle_all().await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 40, "20 requests, each received and validated once");
+    env.stop().await;
+}
+
 /// Statistics that are never refreshed (autovacuum off, as on the CI machines, or a table
 /// restored without ANALYZE) must not turn the recorder's duplicate check into a scan of the
 /// whole audit table per batch: that is what made the 30-minute soak fall behind after three
