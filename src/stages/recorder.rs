@@ -88,7 +88,14 @@ impl Handler for Recorder {
 
     async fn handle(&self, delivery: &Delivery) -> Result<Outcome, StageError> {
         let events = self.admitted(delivery)?;
-        record_batch(&self.pool, &self.kept, &events, &mut Turn::first(), &self.known).await?;
+        record_batch(
+            &self.pool,
+            &self.kept,
+            &events,
+            &mut Turn::first(),
+            &self.known,
+        )
+        .await?;
         Ok(Outcome::Done)
     }
 
@@ -139,11 +146,9 @@ impl Handler for Recorder {
         let mut results = Vec::with_capacity(decoded.len());
         for events in decoded {
             results.push(match events {
-                Ok(events) => {
-                    record_batch(&self.pool, &self.kept, &events, &mut turn, &self.known)
-                        .await
-                        .map(|()| Outcome::Done)
-                }
+                Ok(events) => record_batch(&self.pool, &self.kept, &events, &mut turn, &self.known)
+                    .await
+                    .map(|()| Outcome::Done),
                 Err(error) => Err(error),
             });
         }
