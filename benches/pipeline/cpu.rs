@@ -86,7 +86,7 @@ pub fn sample(listed: &[(String, u32)]) -> Sample {
     let per_second = ticks_per_second();
     let mut groups = BTreeMap::new();
     let mut waits = BTreeMap::new();
-    let own = ("bench (publisher)".to_string(), std::process::id());
+    let own = (PUBLISHER.to_string(), std::process::id());
     for (group, pid) in listed.iter().chain(std::iter::once(&own)) {
         if let Some((_, ticks)) = process_ticks(&pid.to_string()) {
             *groups.entry(group.clone()).or_insert(0.0) += ticks as f64 / per_second;
@@ -160,6 +160,13 @@ pub fn spent(before: &Sample, after: &Sample, requests: usize, cores: usize) -> 
         seconds: wall,
     }
 }
+
+/// The group names of the processes beside the workers (`wingman-<name>`): the bench's own
+/// process, the nats-server on the pipeline's port, the Postgres processes serving the
+/// bench's database.
+pub const PUBLISHER: &str = "bench (publisher)";
+pub const NATS_SERVER: &str = "nats-server";
+pub const POSTGRES: &str = "postgres";
 
 /// Above this share of one core, the rest of the machine was not idle.
 pub const NOT_IDLE_CORES: f64 = 0.05;

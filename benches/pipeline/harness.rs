@@ -177,7 +177,7 @@ impl Pipeline {
             .and_then(|port| port.parse().ok())
             .unwrap_or(4222);
         if let Some(pid) = crate::procs::listening_pid(port) {
-            groups.push(("nats-server".into(), pid));
+            groups.push((crate::cpu::NATS_SERVER.into(), pid));
         }
         let postgres: Vec<i32> = sqlx::query_scalar(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL",
@@ -192,7 +192,7 @@ impl Pipeline {
         groups.extend(
             postgres
                 .into_iter()
-                .map(|pid| ("postgres".to_string(), pid)),
+                .map(|pid| (crate::cpu::POSTGRES.to_string(), pid)),
         );
         groups
     }

@@ -244,7 +244,6 @@ async fn figures(
     Ok(())
 }
 
-/// The CPU of everything else on the machine over 2 s with the pipeline idle, in cores.
 /// One full-load phase's figures: printed as it ends, kept for the report and the comparison.
 struct FullLoad {
     decisions_per_s: f64,
@@ -319,9 +318,9 @@ async fn full_load(
 
 /// The processes whose work per request the tables' size cannot change (no query of theirs
 /// reads or writes Postgres): what they spend moves only with the host's speed.
-const TABLE_BLIND: &[&str] = &["nats-server", "wingman-intake", "bench (publisher)"];
+const TABLE_BLIND: &[&str] = &[cpu::NATS_SERVER, "wingman-intake", cpu::PUBLISHER];
 /// The processes that write and index the rows.
-const TABLE_BOUND: &[&str] = &["postgres", "wingman-recorder"];
+const TABLE_BOUND: &[&str] = &[cpu::POSTGRES, "wingman-recorder"];
 
 /// The full load on the preloaded database against the same full load on the empty one just
 /// before the preload (same pipeline, same run).
@@ -389,6 +388,7 @@ impl TablesGrown {
     }
 }
 
+/// The CPU of everything else on the machine over 2 s with the pipeline idle, in cores.
 async fn idle_machine(run: &Pipeline, cores: usize) -> f64 {
     let groups = run.process_groups().await;
     let before = cpu::sample(&groups);

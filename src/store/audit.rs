@@ -319,9 +319,10 @@ impl<'a> Append<'a> {
                 let first = item.first_move.as_ref()?;
                 first.fields.validator_scores.as_ref()?;
                 let index = *validated.get(&first.event_id?)?;
-                let same_request =
-                    self.rows.request_ids[index] == Some(item.request.request_id.as_uuid());
-                same_request.then(|| i32::try_from(index + 1).ok())?
+                if self.rows.request_ids[index] != Some(item.request.request_id.as_uuid()) {
+                    return None;
+                }
+                i32::try_from(index + 1).ok()
             })
             .collect()
     }
