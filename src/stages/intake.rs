@@ -37,7 +37,7 @@ use crate::principal::Principal;
 use crate::request::{Request, parse_request};
 use crate::rollout::RolloutStore;
 use crate::settings::IntakeSettings;
-use crate::stages::validator::{Decided, Scoring};
+use crate::stages::validator::{self, Decided, Scoring};
 use crate::status::Status;
 use crate::validation::Validator;
 
@@ -162,9 +162,7 @@ pub async fn handle_batch(
                     "a claim went missing"
                 )))
             });
-            let score = scores
-                .next()
-                .unwrap_or_else(|| Err(("lost", "validation lost its result".into())));
+            let score = scores.next().unwrap_or_else(validator::lost_score);
             if !claim? {
                 return Ok(None);
             }

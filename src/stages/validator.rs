@@ -33,6 +33,12 @@ use crate::validation::{Decision, Validation, Validator};
 /// panicked, or a batch that took too long.
 pub type Score = Result<Validation, (&'static str, String)>;
 
+/// The score of a request whose validation came back without it (fewer scores than
+/// requests): decided like a failed validation, never approved.
+pub fn lost_score() -> Score {
+    Err(("lost", "validation lost its result".into()))
+}
+
 /// What validation needs: the compiled validators, the live flags, the deadlines.
 pub struct Scoring {
     /// The compiled validators and their configuration.
@@ -97,9 +103,7 @@ impl Scoring {
             .iter()
             .map(|(request, published)| {
                 let cohort = rollout.cohort(request.request_id);
-                let outcome = validations
-                    .next()
-                    .unwrap_or_else(|| Err(("lost", "validation lost its result".into())));
+                let outcome = validations.next().unwrap_or_else(lost_score);
                 if cohort.applied {
                     self.decided(rollout, request, *published, cohort, Some(outcome))
                 } else {
