@@ -128,6 +128,12 @@ impl DatabaseSettings {
             .parse()
             .context("DATABASE_URL is not a valid postgres:// URL")?;
         let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        // Each connection tells `pg_stat_activity` which program holds it (`wingman-recorder`,
+        // `wingman`), unless the URL names it already.
+        let options = match (options.get_application_name(), program_name()) {
+            (None, Some(program)) => options.application_name(&program),
+            _ => options,
+        };
         let options = match &self.password {
             Some(password) => options.password(password.expose_secret()),
             None => options,
@@ -141,6 +147,13 @@ impl DatabaseSettings {
     pub fn url(&self) -> &str {
         self.url.expose_secret()
     }
+}
+
+/// The running program's file name (`wingman-recorder`), if it has one.
+fn program_name() -> Option<String> {
+    let program = std::env::args_os().next()?;
+    let name = std::path::Path::new(&program).file_name()?;
+    Some(name.to_string_lossy().into_owned())
 }
 
 impl Settings {

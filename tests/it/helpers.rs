@@ -292,9 +292,14 @@ impl TestEnv {
     }
 
     pub async fn spawn_recorder(&mut self) {
+        self.spawn_recorder_on(self.pool.clone()).await;
+    }
+
+    /// A recorder on its own pool (its connections told apart in `pg_stat_activity`).
+    pub async fn spawn_recorder_on(&mut self, pool: PgPool) {
         // The test database was migrated when the test started.
         let settings = RecorderSettings { migrate: false };
-        let deps = stages::recorder::RecorderDeps::open(self.pool.clone(), &settings)
+        let deps = stages::recorder::RecorderDeps::open(pool, &settings)
             .await
             .unwrap();
         let task = tokio::spawn(stages::recorder::run(
@@ -304,6 +309,11 @@ impl TestEnv {
             self.shutdown.clone(),
         ));
         self.tasks.push(task);
+    }
+
+    /// This test's database, as a `postgres://` URL.
+    pub fn database_url(&self) -> String {
+        format!("{}/{}", postgres_base(), self.database)
     }
 
     pub async fn rollout(&self) -> RolloutStore {

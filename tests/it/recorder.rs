@@ -533,16 +533,24 @@ async fn submit_and_record(env: &TestEnv, count: usize, recorded: i64) {
 async fn a_recorder_whose_connections_are_cut_records_every_later_request_once() {
     let mut env = TestEnv::start().await;
     env.spawn_intake().await;
-    env.spawn_recorder().await;
+    // The recorder's connections carry their own name, so the cut below is theirs.
+    let recorder_pool = wingman::config::DatabaseSettings::new(format!(
+        "{}?application_name=recorder-under-test",
+        env.database_url()
+    ))
+    .pool()
+    .unwrap();
+    env.spawn_recorder_on(recorder_pool).await;
     submit_and_record(&env, 5, 5).await;
     let cut: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS cut",
+         WHERE datname = current_database() AND application_name = 'recorder-under-test')
+         AS cut",
     )
     .fetch_one(&env.pool)
     .await
     .unwrap();
-    assert!(cut >= 1, "no connection of the recorder's to cut");
+    assert!(cut >= 1, "the recorder held no connection to cut");
     for round in 1..=3 {
         submit_and_record(&env, 5, 5 + 5 * round).await;
     }
@@ -552,6 +560,34 @@ async fn a_recorder_whose_connections_are_cut_records_every_later_request_once()
         .await
         .unwrap();
     assert_eq!(rows, 40, "20 requests, each received and validated once");
+    env.stop().await;
+}
+
+/// An operator reading `pg_stat_activity` sees which worker holds a connection: the real
+/// recorder process's connections are named `wingman-recorder`, and the test's own (this
+/// test binary's) are not.
+#[tokio::test]
+async fn the_recorders_connections_are_named_after_it_in_pg_stat_activity() {
+    let env = TestEnv::start().await;
+    let workers = crate::observability::spawn_workers(&env, &["intake", "recorder"], &[]).await;
+    submit_and_record(&env, 3, 3).await;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT application_name FROM pg_stat_activity
+         WHERE datname = current_database() ORDER BY 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        names.iter().any(|name| name == "wingman-recorder"),
+        "no connection named after the recorder: {names:?}"
+    );
+    let ours: String = sqlx::query_scalar("SELECT current_setting('application_name')")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(ours.starts_with("it"), "the test's own connection: {ours}");
+    drop(workers);
     env.stop().await;
 }
 
