@@ -9,7 +9,9 @@
 //! of the machine's time (measured: the columns summed to 0.55 s of every 1.0 s of two cores'
 //! time while the pipeline's processes alone ran 0.95 cores). Also how long
 //! their threads were runnable but waiting for a core (`/proc/<pid>/task/*/schedstat`, the
-//! scheduler's run-queue wait): on a 2-core machine, the share of latency no code path shows.
+//! scheduler's run-queue wait): on a 2-core machine, the share of latency no code path shows;
+//! and how many times they were put on a core (the same file's count of time slices: one per
+//! context switch in), the wake-ups a request costs each process when batches hold one.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -22,6 +24,8 @@ pub struct Sample {
     groups: BTreeMap<String, f64>,
     /// Seconds the group's threads waited on a run queue.
     waits: BTreeMap<String, f64>,
+    /// Times the group's threads were put on a core.
+    slices: BTreeMap<String, u64>,
     /// Idle + iowait of all cores, in ticks (tickless kernels measure it exactly).
     idle_ticks: u64,
     at: std::time::Instant,
@@ -55,15 +59,23 @@ fn process_ticks(pid: &str) -> Option<(String, u64)> {
     Some((comm, utime + stime))
 }
 
-/// Seconds the threads of a process (those alive now) have waited on a run queue.
-fn run_queue_wait(pid: &str) -> Option<f64> {
+/// Seconds the threads of a process (those alive now) have waited on a run queue, and the
+/// times they were put on a core (`schedstat`: run time, run-queue wait, time slices).
+fn run_queue_wait(pid: &str) -> Option<(f64, u64)> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let nanos: u64 = tasks
+    let (nanos, slices) = tasks
         .filter_map(Result::ok)
         .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum();
-    Some(nanos as f64 / 1e9)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            let waited = fields.next()?.parse::<u64>().ok()?;
+            let slices = fields.next()?.parse::<u64>().ok()?;
+            Some((waited, slices))
+        })
+        .fold((0, 0), |(nanos, slices), (waited, more)| {
+            (nanos + waited, slices + more)
+        });
+    Some((nanos as f64 / 1e9, slices))
 }
 
 /// Idle + iowait of all cores from `/proc/stat`, in ticks.
@@ -86,18 +98,21 @@ pub fn sample(listed: &[(String, u32)]) -> Sample {
     let per_second = ticks_per_second();
     let mut groups = BTreeMap::new();
     let mut waits = BTreeMap::new();
+    let mut slices = BTreeMap::new();
     let own = (PUBLISHER.to_string(), std::process::id());
     for (group, pid) in listed.iter().chain(std::iter::once(&own)) {
         if let Some((_, ticks)) = process_ticks(&pid.to_string()) {
             *groups.entry(group.clone()).or_insert(0.0) += ticks as f64 / per_second;
         }
-        if let Some(wait) = run_queue_wait(&pid.to_string()) {
+        if let Some((wait, put_on)) = run_queue_wait(&pid.to_string()) {
             *waits.entry(group.clone()).or_insert(0.0) += wait;
+            *slices.entry(group.clone()).or_insert(0) += put_on;
         }
     }
     Sample {
         groups,
         waits,
+        slices,
         idle_ticks: idle_ticks(),
         at: std::time::Instant::now(),
         ticks_per_second: per_second,
@@ -112,6 +127,9 @@ pub struct Spent {
     pub total_per_request_us: f64,
     /// µs per request the listed processes' threads were runnable but waiting for a core.
     pub run_queue_wait_per_request_us: f64,
+    /// Context switches per request (times a thread was put on a core), by group, most
+    /// first.
+    pub switches_per_request: Vec<(String, f64)>,
     /// The machine's busy share of all its cores, percent.
     pub machine_busy_percent: f64,
     /// CPU of every process not listed (the machine's busy time minus the listed groups'),
@@ -148,7 +166,20 @@ pub fn spent(before: &Sample, after: &Sample, requests: usize, cores: usize) -> 
             (seconds - before.waits.get(group).copied().unwrap_or(0.0)).max(0.0)
         })
         .sum();
+    let mut switches: Vec<(String, f64)> = after
+        .slices
+        .iter()
+        .map(|(group, count)| {
+            let earlier = before.slices.get(group).copied().unwrap_or(0);
+            (
+                group.clone(),
+                count.saturating_sub(earlier) as f64 / requests.max(1) as f64,
+            )
+        })
+        .collect();
+    switches.sort_by(|a, b| b.1.total_cmp(&a.1));
     Spent {
+        switches_per_request: switches,
         total_per_request_us: per_request(listed),
         run_queue_wait_per_request_us: per_request(waited),
         per_request_us: groups
@@ -192,6 +223,18 @@ impl Spent {
             "  runnable but waiting for a core (run queue), summed over the pipeline's threads: {:.0} µs/request",
             self.run_queue_wait_per_request_us
         );
+        println!("  context switches per request: {}", self.switches());
+    }
+
+    /// The groups' context switches per request, most first.
+    fn switches(&self) -> String {
+        let groups: Vec<String> = self
+            .switches_per_request
+            .iter()
+            .filter(|(_, count)| *count >= 0.05)
+            .map(|(group, count)| format!("{group} {count:.1}"))
+            .collect();
+        groups.join(", ")
     }
 
     /// One line: the machine's load and the CPU per request at a rate.
@@ -203,11 +246,12 @@ impl Spent {
             .map(|(group, micros)| format!("{group} {micros:.0}"))
             .collect();
         format!(
-            "machine {:.0} % busy; {:.0} µs of CPU per request ({}); waiting for a core {:.0} µs/request",
+            "machine {:.0} % busy; {:.0} µs of CPU per request ({}); waiting for a core {:.0} µs/request; context switches per request: {}",
             self.machine_busy_percent,
             self.total_per_request_us,
             top.join(", "),
-            self.run_queue_wait_per_request_us
+            self.run_queue_wait_per_request_us,
+            self.switches()
         )
     }
 }
