@@ -1,10 +1,12 @@
 //! The pipeline bench's pure parts, which `main.rs` includes from `benches/pipeline/`: its
-//! flags and the soak's memory figures (a `harness = false` bench's own tests never run).
+//! flags, the soak's memory figures and the CPU sampler's context switches (a `harness =
+//! false` bench's own tests never run).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::bench_args::{Options, try_parse_from};
+use crate::bench_cpu::{PUBLISHER, sample, spent};
 use crate::bench_growth::{Growth, MEDIAN_OF, Memory};
 
 fn parse(args: &[&str]) -> Result<Options, String> {
@@ -154,4 +156,38 @@ fn a_short_soak_says_which_window_it_measured() {
     );
     let empty = Growth::of(&[], 300.0);
     assert!(empty.single.is_empty() && empty.window == 0);
+}
+
+/// The CPU sampler counts the times a process's threads were put on a core: a thread of this
+/// process that naps 2 000 times between two samples (alive at the second, as the sampler
+/// reads the threads alive) is at least 2 000 context switches of its group (the bench's
+/// own, `PUBLISHER`), and a count, not the nanoseconds beside it in `schedstat`.
+#[test]
+fn the_cpu_sampler_counts_the_context_switches_of_a_thread_that_naps() {
+    const NAPS: u32 = 2_000;
+    let (napped, was_napped) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let before = sample(&[]);
+    let napper = std::thread::spawn(move || {
+        for _ in 0..NAPS {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        napped.send(()).unwrap();
+        let _ = released.recv();
+    });
+    was_napped.recv().unwrap();
+    let after = sample(&[]);
+    release.send(()).unwrap();
+    napper.join().unwrap();
+    let spent = spent(&before, &after, 1, 1);
+    let switches = spent
+        .switches_per_request
+        .iter()
+        .find(|(group, _)| group == PUBLISHER)
+        .map(|(_, count)| *count)
+        .unwrap_or(0.0);
+    assert!(
+        (f64::from(NAPS)..100_000.0).contains(&switches),
+        "{NAPS} naps counted as {switches} context switches"
+    );
 }

@@ -14,6 +14,9 @@ mod audit_forgery;
 #[path = "../../benches/pipeline/args.rs"]
 mod bench_args;
 #[allow(dead_code)]
+#[path = "../../benches/pipeline/cpu.rs"]
+mod bench_cpu;
+#[allow(dead_code)]
 #[path = "../../benches/pipeline/growth.rs"]
 mod bench_growth;
 mod bench_parts;
