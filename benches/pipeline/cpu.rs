@@ -61,7 +61,7 @@ fn process_ticks(pid: &str) -> Option<(String, u64)> {
 
 /// Seconds the threads of a process (those alive now) have waited on a run queue, and the
 /// times they were put on a core (`schedstat`: run time, run-queue wait, time slices).
-fn run_queue_wait(pid: &str) -> Option<(f64, u64)> {
+fn scheduled(pid: &str) -> Option<(f64, u64)> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let (nanos, slices) = tasks
         .filter_map(Result::ok)
@@ -104,7 +104,7 @@ pub fn sample(listed: &[(String, u32)]) -> Sample {
         if let Some((_, ticks)) = process_ticks(&pid.to_string()) {
             *groups.entry(group.clone()).or_insert(0.0) += ticks as f64 / per_second;
         }
-        if let Some((wait, put_on)) = run_queue_wait(&pid.to_string()) {
+        if let Some((wait, put_on)) = scheduled(&pid.to_string()) {
             *waits.entry(group.clone()).or_insert(0.0) += wait;
             *slices.entry(group.clone()).or_insert(0) += put_on;
         }

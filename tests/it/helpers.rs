@@ -728,10 +728,7 @@ impl TestEnv {
             .chain([
                 ("NATS_URL".into(), self.nats.url.clone()),
                 ("WINGMAN_SUBJECT_PREFIX".into(), self.prefix.clone()),
-                (
-                    "DATABASE_URL".into(),
-                    format!("{}/{}", postgres_base(), self.database),
-                ),
+                ("DATABASE_URL".into(), self.database_url()),
                 ("WINGMAN_ACK_WAIT_SECS".into(), "2".into()),
                 (
                     "WINGMAN_STREAM_MAX_BYTES".into(),
@@ -768,7 +765,7 @@ impl TestEnv {
 
     /// This test's database, connecting as `user` (an application role, say).
     pub fn database_as(&self, user: &str, password: &str) -> sqlx::postgres::PgConnectOptions {
-        format!("{}/{}", postgres_base(), self.database)
+        self.database_url()
             .parse::<sqlx::postgres::PgConnectOptions>()
             .unwrap()
             .username(user)

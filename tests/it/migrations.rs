@@ -127,3 +127,20 @@ async fn the_previous_version_migrates_a_database_a_newer_version_migrated() {
         .expect("migrate beside a newer version's migration");
     drop_database(admin, database, pool).await;
 }
+
+/// The recorder's one-statement batch exists once, with the argument list the recorder
+/// calls: the overload kept for the version before (migration 20261206000001) is dropped, so
+/// no second entry point into the chain's append remains to be granted or forgotten.
+#[tokio::test]
+async fn the_recorders_batch_function_has_one_signature_left() {
+    let (admin, database, pool) = fresh_database().await;
+    wingman::store::migrate(&pool).await.unwrap();
+    let signatures: Vec<i16> = sqlx::query_scalar(
+        "SELECT pronargs FROM pg_proc WHERE proname = 'wingman_record_received' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(signatures, vec![35], "the function's argument counts");
+    drop_database(admin, database, pool).await;
+}
