@@ -1,7 +1,5 @@
 //! Logging (tracing) and the small ops HTTP server every worker runs (`/health`, `/metrics`).
 
-use std::net::SocketAddr;
-
 use anyhow::Context as _;
 use axum::{Router, extract::State, response::IntoResponse, routing::get};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -47,16 +45,15 @@ pub fn init(service: &str, default_filter: &str) {
     }
 }
 
-/// Serves `/metrics` and `/health` on `address` until `shutdown`.
+/// Serves `/metrics` and `/health` on `listener` (bound at start, so a port already in use
+/// stops the worker instead of leaving its health to whichever process holds the port) until
+/// `shutdown`.
 pub async fn serve_ops(
-    address: SocketAddr,
+    listener: tokio::net::TcpListener,
     metrics: PrometheusHandle,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("bind the metrics port {address}"))?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics and /health");
     axum::serve(listener, ops_router(metrics, readiness))
         .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -2,7 +2,6 @@
 //! ops port, and a clean stop on SIGTERM.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -192,6 +191,13 @@ impl Worker {
         let worker_settings = WorkerSettings::from_env(default_port)?;
         crate::telemetry::init(&format!("wingman-{}", stage.as_str()), "info");
         let metrics = crate::metrics::install()?;
+        // Bound before anything else: a port another process holds would have that process
+        // answer this worker's health probe.
+        let ops_listener = worker_settings
+            .ops
+            .bind()
+            .await
+            .context("the ops port (/metrics, /health; METRICS_HOST, METRICS_PORT)")?;
         let shutdown = Shutdown::with_signals();
         let bus = Bus::connect(&settings.nats, &format!("wingman-{}", stage.as_str())).await?;
         let ensure_topology = worker_settings.ensure_topology;
@@ -202,10 +208,6 @@ impl Worker {
                 "WINGMAN_ENSURE_TOPOLOGY=0: opening the topology `wingman setup-nats` created"
             );
         }
-        let ops = &worker_settings.ops;
-        let address: SocketAddr = format!("{}:{}", ops.host, ops.port)
-            .parse()
-            .context("METRICS_HOST/METRICS_PORT")?;
         give_back_memory();
         let readiness = Readiness::default();
         readiness.nats(&bus);
@@ -213,7 +215,7 @@ impl Worker {
         let ops_token = shutdown.token();
         shutdown.tracker().spawn(async move {
             let serving =
-                crate::telemetry::serve_ops(address, ops_metrics, ops_readiness, ops_token);
+                crate::telemetry::serve_ops(ops_listener, ops_metrics, ops_readiness, ops_token);
             if let Err(error) = serving.await {
                 tracing::error!(error = %format!("{error:#}"), "ops server stopped");
             }

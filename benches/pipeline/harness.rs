@@ -24,6 +24,19 @@ pub struct Pipeline {
     pub keys: tempfile::TempDir,
 }
 
+/// Workers never outlive the bench: an error or a panic anywhere after the start would
+/// otherwise leave them running, holding the ops ports the next run's workers need.
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for (_, child, _) in &mut self.children {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
 impl Pipeline {
     pub async fn start(nats_url: &str) -> anyhow::Result<Self> {
         let id = Uuid::new_v4().simple().to_string();
@@ -64,9 +77,17 @@ impl Pipeline {
             let child = pipeline.spawn_worker(name, port)?;
             pipeline.children.push((name.to_string(), child, port));
         }
-        for (_, _, port) in &pipeline.children {
-            wait_healthy(*port).await?;
+        // On an error the pipeline is dropped here, and its workers with it (`Drop`).
+        for (name, child, port) in &mut pipeline.children {
+            wait_healthy(name, child, *port).await?;
         }
+        // A worker that exited cannot have answered: another process held its port.
+        let exited = pipeline.exited()?;
+        anyhow::ensure!(
+            exited.is_empty(),
+            "workers exited at start: {} (WINGMAN_BENCH_LOGS=<dir> keeps their logs)",
+            exited.join(", ")
+        );
         Ok(pipeline)
     }
 
@@ -334,16 +355,29 @@ async fn reqwest_get(port: u16) -> anyhow::Result<String> {
         .await?)
 }
 
-pub async fn wait_healthy(port: u16) -> anyhow::Result<()> {
+pub async fn wait_healthy(name: &str, child: &mut Child, port: u16) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{port}/health");
+    let mut last = String::from("no answer");
     for _ in 0..300 {
-        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
-            && response.status().is_success()
-        {
-            return Ok(());
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!(
+                "wingman-{name} exited at start ({status}); WINGMAN_BENCH_LOGS=<dir> keeps its log"
+            );
+        }
+        match reqwest::get(&url).await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) => {
+                last = format!(
+                    "{}: {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                );
+            }
+            Err(error) => last = error.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!("a worker on ops port {port} never became healthy")
+    anyhow::bail!("wingman-{name} never became healthy on {url} in 30 s; last answer: {last}")
 }
 
 /// Where the worker binaries are: next to this bench's profile directory.

@@ -216,3 +216,40 @@ async fn every_worker_is_not_ready_while_nats_is_down_and_ready_again_when_it_is
     }
     env.stop().await;
 }
+
+/// A worker whose ops port another process already holds stops at once, naming the port,
+/// instead of running without `/metrics` while the other process answers its health probe
+/// (which the pipeline bench met: workers left over from an aborted run answered a new run's
+/// probes, and the new run's histograms read as empty).
+#[tokio::test]
+async fn a_worker_whose_ops_port_is_taken_stops_and_names_it() {
+    let env = TestEnv::start().await;
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new(worker_binary("wingman-intake"))
+            .envs(env.child_env())
+            .env("METRICS_PORT", port.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("wingman-intake kept running with its ops port taken")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "it exited 0:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("bind 127.0.0.1:{port}")) && stderr.contains("in use"),
+        "the error does not name the port and the cause:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("METRICS_PORT"),
+        "the error does not name the variable to change:\n{stderr}"
+    );
+    drop(holder);
+    env.stop().await;
+}
