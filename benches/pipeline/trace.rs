@@ -57,6 +57,9 @@ pub struct Trace {
     pub tail_slices_100ms: usize,
     /// Where those slices start, in seconds from the window's first request.
     pub tail_slices_at_s: Vec<f64>,
+    /// When the window's first request was due, on the wall clock: to set the slices beside
+    /// another process's log (a nats-server's `GODEBUG=gctrace=1`, Postgres' checkpoints).
+    pub window_start: Option<DateTime<Utc>>,
     /// "sent → decided" cut at the time JetStream stored the request (the submissions
     /// stream's own timestamp): (sent → stored, stored → decided), mean ms over the slowest
     /// 1 % and over a sample of the others ([`STORED_SAMPLE`]); `None` when none was read.
@@ -122,6 +125,7 @@ pub async fn trace(run: &Pipeline, window: &[Sent], marks: &[Marks]) -> anyhow::
         ));
     }
     let mut trace = Trace {
+        window_start: Some(wall(window_start)),
         traced: rows.len(),
         hops: (0..HOPS.len())
             .map(|hop| {
@@ -193,8 +197,11 @@ impl Trace {
             .iter()
             .map(|at| format!("{at:.1}"))
             .collect();
+        let began = self.window_start.map_or_else(String::new, |at| {
+            format!(", which began at {}", at.format("%H:%M:%S%.3f UTC"))
+        });
         println!(
-            "    slices of the slowest 1 % (s into the window): {}",
+            "    slices of the slowest 1 % (s into the window{began}): {}",
             slices.join(" ")
         );
         for (hop, name) in HOPS.iter().enumerate() {
