@@ -1,11 +1,13 @@
 //! The fault-injection suite: under a steady load, SIGKILL each worker in turn (and restart
 //! it), restart nats-server, stop PostgreSQL for 20 s; then every submitted request must reach
 //! its final state exactly once and the audit chain must verify. The load is open-loop at
-//! `--faults-rate` requests per second (1 000 by default).
+//! `--faults-rate` requests per second (1 000 by default), on a nats-server of its own (run as
+//! the compose file runs it, [`crate::nats::AS_COMPOSE_RUNS_IT`]), which it kills and starts
+//! again on the same store.
 
 use std::sync::{Arc, Mutex};
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
@@ -19,28 +21,6 @@ use crate::containers::{remove_container, start_container};
 use crate::harness::Pipeline;
 
 const PORT: u16 = 14_222;
-
-fn start_nats(store: &std::path::Path) -> anyhow::Result<Child> {
-    Ok(Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &PORT.to_string(), "-js", "-sd"])
-        .arg(store)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?)
-}
-
-async fn wait_port(port: u16) -> anyhow::Result<()> {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("nothing listens on {port}")
-}
 
 fn postgres(action: &str) -> anyhow::Result<()> {
     let version = std::fs::read_dir("/etc/postgresql")?
@@ -94,8 +74,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         options.faults_rate
     );
     let store = tempfile::tempdir()?;
-    let mut nats = start_nats(store.path())?;
-    wait_port(PORT).await?;
+    let mut nats = crate::nats::spawn(PORT, store.path())?;
+    crate::nats::wait_port(PORT).await?;
     let url = format!("nats://127.0.0.1:{PORT}");
     let mut run = Pipeline::start(&url).await?;
     let container = start_container("wf")?;
@@ -150,8 +130,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     nats.kill()?;
     nats.wait()?;
     pause(1).await;
-    nats = start_nats(store.path())?;
-    wait_port(PORT).await?;
+    nats = crate::nats::spawn(PORT, store.path())?;
+    crate::nats::wait_port(PORT).await?;
     for _ in 0..5 {
         pause(1).await;
         run.revive()?;

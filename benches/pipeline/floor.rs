@@ -8,8 +8,6 @@ use futures::StreamExt;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::nats;
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Floor {
     pub messages: usize,
@@ -17,8 +15,8 @@ pub struct Floor {
     pub consume_per_s: f64,
 }
 
-pub async fn measure(count: usize) -> anyhow::Result<Floor> {
-    let client = async_nats::connect(nats()).await?;
+pub async fn measure(url: &str, count: usize) -> anyhow::Result<Floor> {
+    let client = async_nats::connect(url).await?;
     let js = jetstream::new(client);
     let name = format!("BENCH_FLOOR_{}", &Uuid::new_v4().simple().to_string()[..8]);
     let subject = format!("bench.{}", name.to_lowercase());

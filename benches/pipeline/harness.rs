@@ -104,38 +104,40 @@ impl Pipeline {
             ),
             None => Stdio::null(),
         };
-        let child = Command::new(bin_dir().join(format!("wingman-{name}")))
-            .env("NATS_URL", &self.nats_url)
-            .env("WINGMAN_SUBJECT_PREFIX", &self.prefix)
-            .env("DATABASE_URL", format!("{}/{}", postgres(), self.database))
-            .env("METRICS_PORT", port.to_string())
-            .env(
-                "RUST_LOG",
-                std::env::var("WINGMAN_BENCH_RUST_LOG").unwrap_or_else(|_| "error".into()),
-            )
-            .env("VALIDATION_ENABLED", "1")
-            .env("VALIDATION_ROLLOUT_PERCENT", "100")
-            .env("ALLOWED_ENVIRONMENTS", "dev")
-            .env("GATEWAY_PORT", "0")
-            .env("WINGMAN_ACK_WAIT_SECS", "5")
-            .env("WINGMAN_GATEWAY_LEASE_SECS", "10")
-            .env("WINGMAN_NATS_CONNECT_ATTEMPTS", "60")
-            .env("DOCKER_HOST", crate::containers::docker_host())
-            .env(
-                "WINGMAN_SIGNING_KEY_FILE",
-                self.keys.path().join("wingman.key"),
-            )
-            .env(
-                "WINGMAN_VERIFY_KEY_FILE",
-                self.keys.path().join("wingman.pub"),
-            )
-            .env(
-                "WINGMAN_API_KEYS_FILE",
-                self.keys.path().join("api_keys.toml"),
-            )
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
+        let child = crate::nats::dies_with_the_bench(&mut Command::new(
+            bin_dir().join(format!("wingman-{name}")),
+        ))
+        .env("NATS_URL", &self.nats_url)
+        .env("WINGMAN_SUBJECT_PREFIX", &self.prefix)
+        .env("DATABASE_URL", format!("{}/{}", postgres(), self.database))
+        .env("METRICS_PORT", port.to_string())
+        .env(
+            "RUST_LOG",
+            std::env::var("WINGMAN_BENCH_RUST_LOG").unwrap_or_else(|_| "error".into()),
+        )
+        .env("VALIDATION_ENABLED", "1")
+        .env("VALIDATION_ROLLOUT_PERCENT", "100")
+        .env("ALLOWED_ENVIRONMENTS", "dev")
+        .env("GATEWAY_PORT", "0")
+        .env("WINGMAN_ACK_WAIT_SECS", "5")
+        .env("WINGMAN_GATEWAY_LEASE_SECS", "10")
+        .env("WINGMAN_NATS_CONNECT_ATTEMPTS", "60")
+        .env("DOCKER_HOST", crate::containers::docker_host())
+        .env(
+            "WINGMAN_SIGNING_KEY_FILE",
+            self.keys.path().join("wingman.key"),
+        )
+        .env(
+            "WINGMAN_VERIFY_KEY_FILE",
+            self.keys.path().join("wingman.pub"),
+        )
+        .env(
+            "WINGMAN_API_KEYS_FILE",
+            self.keys.path().join("api_keys.toml"),
+        )
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
         Ok(child)
     }
 

@@ -1,6 +1,8 @@
 //! The pipeline benchmark: `cargo build --release --workspace --bins && cargo bench --bench
 //! pipeline [-- --quick] [-- flags]` (every flag in `args`; the README explains each figure).
 //!
+//! 0. The NATS server (see `nats`): one of the bench's own, run with the Go settings of the
+//!    compose file's `nats` service, unless `WINGMAN_BENCH_NATS` names one.
 //! 1. The raw floor on the same NATS server: JetStream publish with ack, then consume + ack,
 //!    of 512-byte messages; and the host's floor (see `host`): how late an idle core wakes.
 //! 2. The pipeline: real worker processes (intake, approvals, authority, gateway,
@@ -20,9 +22,9 @@
 //! PostgreSQL for 20 s, so it is a command to run on purpose), `--soak 30m` the soak (see
 //! `soak`). `--json FILE` writes every figure.
 //!
-//! Needs what the tests need (scripts/test starts it): NATS on 127.0.0.1:4222 (or
-//! `WINGMAN_BENCH_NATS`), Postgres on
-//! 127.0.0.1:5432, and the private Docker Engine with the test image.
+//! Needs what the tests need (scripts/test starts it): Debian's `nats-server` binary (or a
+//! server at `WINGMAN_BENCH_NATS`), Postgres on 127.0.0.1:5432, and the private Docker Engine
+//! with the test image.
 
 mod args;
 mod bodies;
@@ -37,6 +39,7 @@ mod harness;
 mod host;
 mod load;
 mod memory;
+mod nats;
 mod openloop;
 mod preload;
 mod procs;
@@ -53,11 +56,6 @@ use serde_json::json;
 use harness::Pipeline;
 use report::{Report, heading};
 
-/// The NATS server: `WINGMAN_BENCH_NATS` (default the machine's, `nats://127.0.0.1:4222`), so
-/// a run can go to a server started for a profile (`nats-server --profile <port>`).
-fn nats() -> String {
-    std::env::var("WINGMAN_BENCH_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
 /// The Postgres server (no database name): `WINGMAN_TEST_POSTGRES`, like the tests; a
 /// password from the URL, `PGPASSWORD` or `~/.pgpass`.
 fn postgres() -> String {
@@ -99,7 +97,13 @@ async fn main() -> anyhow::Result<()> {
         }),
     );
 
-    let floor = floor::measure(if options.quick { 5_000 } else { 50_000 }).await?;
+    let nats = nats::Server::start().await?;
+    println!("NATS: {}", nats.described);
+    report.put(
+        "nats",
+        json!({ "url": nats.url, "described": nats.described }),
+    );
+    let floor = floor::measure(&nats.url, if options.quick { 5_000 } else { 50_000 }).await?;
     heading("raw floor");
     println!(
         "JetStream, 512 B, same server: publish+ack {:.0} msg/s, consume+ack {:.0} msg/s",
@@ -111,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     host.print();
     report.put("host_floor", &host);
 
-    let run = Pipeline::start(&nats()).await?;
+    let run = Pipeline::start(&nats.url).await?;
     let outcome = figures(&run, &options, cores, &floor, &mut report).await;
     run.stop().await;
     if let Some(path) = &options.json {

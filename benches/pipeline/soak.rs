@@ -36,7 +36,9 @@ struct Sample {
 }
 
 pub async fn run(options: &Options, duration: Duration) -> anyhow::Result<()> {
-    let mut run = Pipeline::start(&nats()).await?;
+    let nats = nats::Server::start().await?;
+    println!("NATS: {}", nats.described);
+    let mut run = Pipeline::start(&nats.url).await?;
     let outcome = soak(&mut run, options, duration).await;
     run.stop().await;
     outcome

@@ -379,6 +379,43 @@ fn every_worker_of_the_one_list_is_built_deployed_scraped_and_checked() {
     }
 }
 
+/// The pipeline bench measures nats-server as compose runs it: the Go runtime settings it
+/// starts its own server with (`benches/pipeline/nats.rs`) are the defaults of the `nats`
+/// service's environment, and of every node of the three-node cluster.
+#[test]
+fn the_benchs_nats_server_runs_with_the_compose_files_go_settings() {
+    let default_of = |set: &str| -> String {
+        // `${NATS_GOGC:-off}` → `off`; a plain value is its own default.
+        set.strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .and_then(|inner| inner.split_once(":-"))
+            .map_or(set, |(_, default)| default)
+            .to_string()
+    };
+    let cluster: Value = serde_yaml_ng::from_str(&repo_file("docker-compose.nats-cluster.yml"))
+        .expect("docker-compose.nats-cluster.yml is YAML");
+    let mut nodes = vec![("nats".to_string(), environment(&compose()["nats"]))];
+    for (name, service) in cluster["services"].as_mapping().expect("a services map") {
+        let name = name.as_str().unwrap();
+        if name.starts_with("nats-") {
+            nodes.push((name.to_string(), environment(service)));
+        }
+    }
+    assert_eq!(nodes.len(), 3, "the prd nats and two more cluster nodes");
+    for (node, environment) in &nodes {
+        for (name, value) in crate::bench_nats::AS_COMPOSE_RUNS_IT {
+            let set = environment
+                .get(name)
+                .unwrap_or_else(|| panic!("the {node} service does not set {name}"));
+            assert_eq!(
+                default_of(set),
+                value,
+                "{node} runs with {name}={set}, the bench with {value}"
+            );
+        }
+    }
+}
+
 #[test]
 fn prometheus_mounts_the_rule_file_and_grafana_its_provisioning() {
     let services = compose();

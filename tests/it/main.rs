@@ -19,6 +19,9 @@ mod bench_cpu;
 #[allow(dead_code)]
 #[path = "../../benches/pipeline/growth.rs"]
 mod bench_growth;
+#[allow(dead_code)]
+#[path = "../../benches/pipeline/nats.rs"]
+mod bench_nats;
 mod bench_parts;
 mod browser;
 mod cancel;

@@ -1,0 +1,112 @@
+//! The NATS server a run measures. By default one of the bench's own, started as
+//! `docker-compose.prd.yml` starts the `nats` service: the same Go runtime settings
+//! ([`AS_COMPOSE_RUNS_IT`]), JetStream in a fresh store on this machine's disk, loopback only.
+//! `WINGMAN_BENCH_NATS=<url>` measures a server that is already running instead, as it runs
+//! (the machine's Debian package listens on `nats://127.0.0.1:4222` with Go's defaults).
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The Go runtime settings the `nats` service runs with in `docker-compose.prd.yml` (the
+/// defaults of `NATS_GOMAXPROCS`, `NATS_GOGC` and `NATS_GOMEMLIMIT`); the test
+/// `deploy::the_benchs_nats_server_runs_with_the_compose_files_go_settings` holds the two
+/// equal. With Go's default (`GOGC=100`) nats-server collected every 1–3 s at 500
+/// requests/s, each collection 10–30 ms of both cores' marking (BENCHMARKS.md).
+pub const AS_COMPOSE_RUNS_IT: [(&str, &str); 3] =
+    [("GOMAXPROCS", "1"), ("GOGC", "off"), ("GOMEMLIMIT", "1GiB")];
+
+/// The server of a run.
+pub struct Server {
+    pub url: String,
+    /// One line for the report: which server, and how it runs.
+    pub described: String,
+    own: Option<(Child, tempfile::TempDir)>,
+}
+
+impl Server {
+    /// `WINGMAN_BENCH_NATS` when set, else a server of our own on a free port.
+    pub async fn start() -> anyhow::Result<Self> {
+        if let Ok(url) = std::env::var("WINGMAN_BENCH_NATS") {
+            return Ok(Self {
+                described: format!("the server at {url} (WINGMAN_BENCH_NATS), as it runs"),
+                url,
+                own: None,
+            });
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let store = tempfile::Builder::new()
+            .prefix("wingman-bench-nats")
+            .tempdir_in("/var/tmp")?;
+        let child = spawn(port, store.path())?;
+        wait_port(port).await?;
+        let settings: Vec<String> = AS_COMPOSE_RUNS_IT
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        Ok(Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            described: format!(
+                "nats-server of the bench's own on port {port}, as docker-compose.prd.yml runs it ({}); WINGMAN_BENCH_NATS=<url> measures another",
+                settings.join(" ")
+            ),
+            own: Some((child, store)),
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some((child, _)) = &mut self.own {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `nats-server` with JetStream on `127.0.0.1:port`, its store in `store`, with the Go
+/// runtime settings of the compose file.
+pub fn spawn(port: u16, store: &Path) -> anyhow::Result<Child> {
+    let child = dies_with_the_bench(&mut Command::new("nats-server"))
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store)
+        .envs(AS_COMPOSE_RUNS_IT)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    child.map_err(|error| {
+        anyhow::anyhow!("start nats-server (Debian's nats-server package): {error}")
+    })
+}
+
+/// Waits until something listens on `port` (10 s at most).
+pub async fn wait_port(port: u16) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("nothing listens on {port}")
+}
+
+/// `command`, whose process the kernel kills when the bench's process ends, however it ends
+/// (Ctrl-C, a kill, a panic): a worker or a nats-server left running would hold the ports
+/// the next run needs.
+pub fn dies_with_the_bench(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches only the child's own attributes.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
