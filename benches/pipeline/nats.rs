@@ -17,6 +17,11 @@ use std::time::Duration;
 pub const AS_COMPOSE_RUNS_IT: [(&str, &str); 3] =
     [("GOMAXPROCS", "1"), ("GOGC", "off"), ("GOMEMLIMIT", "1GiB")];
 
+/// Where a run's own server keeps its JetStream store: the machine's disk, like the
+/// machine's server (`/tmp` may be memory).
+const STORES: &str = "/var/tmp";
+const STORE_PREFIX: &str = "wingman-bench-nats";
+
 /// The server of a run.
 pub struct Server {
     pub url: String,
@@ -38,9 +43,10 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
+        remove_stale_stores();
         let store = tempfile::Builder::new()
-            .prefix("wingman-bench-nats")
-            .tempdir_in("/var/tmp")?;
+            .prefix(STORE_PREFIX)
+            .tempdir_in(STORES)?;
         let child = spawn(port, store.path())?;
         wait_port(port).await?;
         let settings: Vec<String> = AS_COMPOSE_RUNS_IT
@@ -108,5 +114,33 @@ pub fn dies_with_the_bench(command: &mut Command) -> &mut Command {
             }
             Ok(())
         })
+    }
+}
+
+/// Removes the stores of earlier runs whose server is gone: a run that ends normally removes
+/// its own, but one that was killed cannot, and a store is hundreds of MiB after a full run.
+/// A store some live process names on its command line (another run's server) is kept.
+fn remove_stale_stores() {
+    let Ok(entries) = std::fs::read_dir(STORES) else {
+        return;
+    };
+    let in_use: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|process| std::fs::read(process.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(STORE_PREFIX))
+        .collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(STORE_PREFIX)
+            && !in_use
+                .iter()
+                .any(|cmdline| cmdline.contains(&*path.to_string_lossy()))
+        {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
