@@ -73,7 +73,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         "fault suite under {}/s of load, one request in {every} a restart on the real engine",
         options.faults_rate
     );
-    let store = tempfile::tempdir()?;
+    let store = crate::nats::store()?;
     let mut nats = crate::nats::spawn(PORT, store.path())?;
     crate::nats::wait_port(PORT).await?;
     let url = format!("nats://127.0.0.1:{PORT}");

@@ -12,8 +12,8 @@ use std::time::Duration;
 /// The Go runtime settings the `nats` service runs with in `docker-compose.prd.yml` (the
 /// defaults of `NATS_GOMAXPROCS`, `NATS_GOGC` and `NATS_GOMEMLIMIT`); the test
 /// `deploy::the_benchs_nats_server_runs_with_the_compose_files_go_settings` holds the two
-/// equal. With Go's default (`GOGC=100`) nats-server collected every 1–3 s at 500
-/// requests/s, each collection 10–30 ms of both cores' marking (BENCHMARKS.md).
+/// equal. With Go's default (`GOGC=100`) nats-server collected every 2–5 s at 500
+/// requests/s, each collection 9–25 ms of both cores' marking (README.md, "Tests").
 pub const AS_COMPOSE_RUNS_IT: [(&str, &str); 3] =
     [("GOMAXPROCS", "1"), ("GOGC", "off"), ("GOMEMLIMIT", "1GiB")];
 
@@ -43,10 +43,7 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        remove_stale_stores();
-        let store = tempfile::Builder::new()
-            .prefix(STORE_PREFIX)
-            .tempdir_in(STORES)?;
+        let store = store()?;
         let child = spawn(port, store.path())?;
         wait_port(port).await?;
         let settings: Vec<String> = AS_COMPOSE_RUNS_IT
@@ -71,6 +68,15 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// A fresh JetStream store for a server of the bench's own, in [`STORES`], after removing
+/// those of earlier runs whose server is gone.
+pub fn store() -> anyhow::Result<tempfile::TempDir> {
+    remove_stale_stores();
+    Ok(tempfile::Builder::new()
+        .prefix(STORE_PREFIX)
+        .tempdir_in(STORES)?)
 }
 
 /// `nats-server` with JetStream on `127.0.0.1:port`, its store in `store`, with the Go
