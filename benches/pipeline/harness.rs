@@ -278,16 +278,19 @@ impl Pipeline {
         sum_of(&self.scrape(worker).await, series)
     }
 
-    /// Mean messages per batch of each worker's stage.
+    /// Mean messages per batch of each worker's stage since it started.
     pub async fn batch_sizes(&self) -> Vec<(String, f64)> {
+        crate::batches::mean_batches(&self.batch_totals().await, &[])
+    }
+
+    /// Each worker's (messages, batches) handled so far, from its batch histogram.
+    pub async fn batch_totals(&self) -> Vec<(String, f64, f64)> {
         let mut out = Vec::new();
         for (name, ..) in &self.children {
             let text = self.scrape(name).await;
             let sum = sum_of(&text, &format!("{}_sum", metrics::BATCH_MESSAGES));
             let count = sum_of(&text, &format!("{}_count", metrics::BATCH_MESSAGES));
-            if count > 0.0 {
-                out.push((name.clone(), sum / count));
-            }
+            out.push((name.clone(), sum, count));
         }
         out
     }

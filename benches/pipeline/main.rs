@@ -27,6 +27,7 @@
 //! with the test image.
 
 mod args;
+mod batches;
 mod bodies;
 mod command;
 mod consumers;

@@ -43,6 +43,9 @@ pub struct Step {
     pub cpu: cpu::Spent,
     /// Where the time went, from the workers' histograms (stage, part, p50 / p99 bounds, s).
     pub path: Vec<(String, String, f64, f64)>,
+    /// Mean messages per batch of each worker over the step (warm-up and window): how much
+    /// of a hop's per-batch work a request shares at this rate.
+    pub batches: Vec<(String, f64)>,
 }
 
 /// Sends `rate`/s for `warmup + seconds` and measures the part after the warm-up.
@@ -57,6 +60,7 @@ pub async fn step(
     let drain_s = run.drain(Duration::from_secs(300)).await?.as_secs_f64();
     let flush_s = flush().await;
     let path_before = decision_path(run).await;
+    let batches_before = run.batch_totals().await;
     let warm = (f64::from(rate) * warmup).round() as usize;
     let measured = (f64::from(rate) * seconds).round().max(1.0) as usize;
     let groups = run.process_groups().await;
@@ -81,6 +85,7 @@ pub async fn step(
         std::thread::available_parallelism().map_or(1, usize::from),
     );
     let path_after = decision_path(run).await;
+    let batches = crate::batches::mean_batches(&run.batch_totals().await, &batches_before);
     watch.take(&warming.iter().map(|sent| sent.id).collect::<Vec<_>>());
     let marks = watch.take(&ids);
     let window_start = window.first().map_or(start, |sent| sent.intended);
@@ -127,6 +132,7 @@ pub async fn step(
         flush_s,
         cpu,
         path,
+        batches,
     };
     Ok((step, window.iter().copied().zip(marks).collect()))
 }
@@ -197,6 +203,15 @@ pub async fn run(
             step.rate, step.drain_s, step.flush_s
         );
         println!("  at {}/s, CPU: {}", step.rate, step.cpu.line());
+        println!(
+            "  at {}/s, messages per batch (warm-up and window): {}",
+            step.rate,
+            step.batches
+                .iter()
+                .map(|(stage, mean)| format!("{stage} {mean:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         step.trace.print(step.rate);
         println!(
             "  where it goes at {}/s (p50 / p99 bucket bounds, from the workers' histograms):",

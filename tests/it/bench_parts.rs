@@ -1,11 +1,12 @@
 //! The pipeline bench's pure parts, which `main.rs` includes from `benches/pipeline/`: its
-//! flags, the soak's memory figures and the CPU sampler's context switches (a `harness =
+//! flags, the soak's memory figures, the CPU sampler's context switches and a step's batches (a `harness =
 //! false` bench's own tests never run).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::bench_args::{Options, try_parse_from};
+use crate::bench_batches::mean_batches;
 use crate::bench_cpu::{PUBLISHER, sample, spent};
 use crate::bench_growth::{Growth, MEDIAN_OF, Memory};
 
@@ -189,5 +190,31 @@ fn the_cpu_sampler_counts_the_context_switches_of_a_thread_that_naps() {
     assert!(
         (f64::from(NAPS)..100_000.0).contains(&switches),
         "{NAPS} naps counted as {switches} context switches"
+    );
+}
+
+#[test]
+fn a_steps_batches_are_the_messages_and_batches_of_that_step_alone() {
+    let totals = |intake: (f64, f64), recorder: (f64, f64)| {
+        vec![
+            ("intake".to_string(), intake.0, intake.1),
+            ("recorder".to_string(), recorder.0, recorder.1),
+        ]
+    };
+    // Before the step: a full load's big batches. In the step: intake 3 000 messages in
+    // 1 000 batches; the recorder handled nothing.
+    let before = totals((20_000.0, 400.0), (20_000.0, 100.0));
+    let after = totals((23_000.0, 1_400.0), (20_000.0, 100.0));
+    assert_eq!(
+        mean_batches(&after, &before),
+        vec![("intake".to_string(), 3.0)],
+        "the full load's batches must not count in the step's, and an idle worker shows no mean"
+    );
+    assert_eq!(
+        mean_batches(&after, &[]),
+        vec![
+            ("intake".to_string(), 23_000.0 / 1_400.0),
+            ("recorder".to_string(), 200.0)
+        ]
     );
 }

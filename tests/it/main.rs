@@ -13,6 +13,8 @@ mod audit_forgery;
 #[allow(dead_code)]
 #[path = "../../benches/pipeline/args.rs"]
 mod bench_args;
+#[path = "../../benches/pipeline/batches.rs"]
+mod bench_batches;
 #[allow(dead_code)]
 #[path = "../../benches/pipeline/cpu.rs"]
 mod bench_cpu;
