@@ -1,6 +1,6 @@
 //! The pipeline bench's pure parts, which `main.rs` includes from `benches/pipeline/`: its
-//! flags, the soak's memory figures, the CPU sampler's context switches and a step's batches (a `harness =
-//! false` bench's own tests never run).
+//! flags, the soak's memory figures, the CPU sampler's context switches and a step's batches
+//! (a `harness = false` bench's own tests never run).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
